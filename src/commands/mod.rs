@@ -1,0 +1,5 @@
+//! One module per subcommand. Each is a function over the library with an options struct, so
+//! tests and other front ends can call it without the CLI.
+
+pub mod schema;
+pub mod validate;

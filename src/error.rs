@@ -1,0 +1,47 @@
+//! The one error type of the library. Every variant says what failed, and `guidance` says what
+//! to do next. Problems *in* manifests are not errors but diagnostics (`manifest::Diagnostic`).
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("{} is not inside a git repository", path.display())]
+    NotAGitRepository { path: PathBuf },
+    #[error("revision `{rev}` does not exist in the git repository of {}", path.display())]
+    RevisionNotFound { rev: String, path: PathBuf },
+    #[error("the config directory `{}` does not exist at revision `{rev}`", path.display())]
+    NotInRevision { path: PathBuf, rev: String },
+    #[error("git failed in {}: {message}", path.display())]
+    Git { path: PathBuf, message: String },
+}
+
+impl Error {
+    /// What the user can do about it.
+    pub fn guidance(&self) -> String {
+        match self {
+            Error::Io { .. } => {
+                "check that the path exists and that you may read it".to_string()
+            }
+            Error::NotADirectory { .. } => {
+                "pass the directory that holds cairn.yaml, not a file in it".to_string()
+            }
+            Error::NotAGitRepository { .. } => {
+                "--rev reads manifests from git history; run it inside a git repository, or drop --rev to read the files on disk".to_string()
+            }
+            Error::RevisionNotFound { .. } => {
+                "give a branch, tag or commit that exists (see `git log --oneline`); in a shallow CI clone, fetch more history first".to_string()
+            }
+            Error::NotInRevision { .. } => {
+                "the config directory was added after that revision; pick a later one or validate the work tree".to_string()
+            }
+            Error::Git { .. } => "check the repository with `git fsck`".to_string(),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! cairn: backup-as-code for SaaS data, Salesforce first.
+//!
+//! The binary is a thin layer over this library: `commands` holds one function per subcommand,
+//! each taking an options struct; everything below follows the data flow in DESIGN.md.
+
+pub mod commands;
+pub mod error;
+pub mod manifest;
+
+pub use error::Error;

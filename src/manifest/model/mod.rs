@@ -1,0 +1,9 @@
+//! Typed manifests. They are deserialised from the JSON value *after* the schema has accepted
+//! it, so every user-facing error comes from the schema with a position; the model only adds
+//! types.
+
+mod repository;
+mod task;
+
+pub use repository::*;
+pub use task::*;
