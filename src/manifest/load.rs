@@ -95,7 +95,7 @@ pub fn load(tree: &ConfigTree) -> Result<LoadedConfig, Error> {
         templates_display: format!("{}/", tree.display(TEMPLATES_DIR)),
     };
     rules::check_all(&files, &context, &mut config.diagnostics);
-    hide_what_secrets_explain(&mut config);
+    one_diagnostic_per_node(&mut config);
 
     config.repository = files
         .iter()
@@ -212,9 +212,10 @@ fn point_at_tab(error: YamlError, text: &str) -> YamlError {
     match error {
         YamlError::Syntax { at, message } if message.contains("tab") => {
             let index = LineIndex::new(text);
-            let at = text[index.offset(at)..]
+            let line_start = index.line_range(at.line).start;
+            let at = text[line_start..]
                 .find('\t')
-                .map_or(at, |i| index.pos_of_offset(index.offset(at) + i));
+                .map_or(at, |i| index.pos_of_offset(line_start + i));
             YamlError::Syntax { at, message }
         }
         other => other,
@@ -297,10 +298,24 @@ fn yaml_diagnostic(error: YamlError, file: String) -> Diagnostic {
     }
 }
 
-/// A literal secret is the one thing to say about its node: schema complaints about the same
-/// node (its format, or the key being unknown) are dropped, and the secret's text is masked in
-/// every snippet of the file.
-fn hide_what_secrets_explain(config: &mut LoadedConfig) {
+/// One diagnostic per node, the most important first: a literal secret outranks schema
+/// complaints about the same node (its format, the key being unknown), and a schema error
+/// outranks semantic rules (a malformed template name need not also be reported missing).
+/// The secret's text is masked in every snippet of the file.
+fn one_diagnostic_per_node(config: &mut LoadedConfig) {
+    let schema_errors: Vec<(String, String)> = config
+        .diagnostics
+        .iter()
+        .filter(|d| d.rule.starts_with("schema/"))
+        .filter_map(|d| Some((d.file.clone(), d.pointer.clone()?)))
+        .collect();
+    config.diagnostics.retain(|d| {
+        d.rule.starts_with("schema/")
+            || d.rule == LITERAL_SECRET
+            || !schema_errors
+                .iter()
+                .any(|(file, pointer)| *file == d.file && d.pointer.as_ref() == Some(pointer))
+    });
     let secrets: Vec<(String, String, Option<Span>)> = config
         .diagnostics
         .iter()

@@ -148,6 +148,20 @@ struct Window {
 impl Window {
     fn new(source: &SourceText, span: Span, related: &[(Span, String)]) -> Self {
         let index = LineIndex::new(&source.text);
+        // A block scalar ends at the start of the line after it; show it ending where it ends.
+        let span = if span.end.col == 0 && span.end.line > span.start.line {
+            let line = span.end.line - 1;
+            let range = index.line_range(line);
+            Span {
+                end: Pos {
+                    line,
+                    col: source.text[range].chars().count(),
+                },
+                ..span
+            }
+        } else {
+            span
+        };
         let last_line = index.line_count();
         let lines = std::iter::once(span)
             .chain(related.iter().map(|(s, _)| *s))

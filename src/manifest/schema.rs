@@ -313,9 +313,17 @@ impl ErrorContext<'_> {
                 let expected = expected_types(kind);
                 let found = found_type(self.instance);
                 let message = format!("{subject} must be {expected}, not {found}");
+                let help = if self.pointer.is_empty() {
+                    Some(format!(
+                        "a manifest is a mapping of settings, starting with `apiVersion: cairn/v1` and `kind: {}`",
+                        self.kind.name()
+                    ))
+                } else {
+                    type_help(kind, self.instance).or_else(|| self.hint())
+                };
                 self.diagnostic("schema/type", message)
                     .label(format!("expected {expected}"))
-                    .help_opt(type_help(kind, self.instance).or_else(|| self.hint()))
+                    .help_opt(help)
             }
             ValidationErrorKind::Enum { options } => {
                 let options: Vec<&str> = options

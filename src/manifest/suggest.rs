@@ -27,7 +27,8 @@ pub fn did_you_mean<'a>(
             } else {
                 strsim::damerau_levenshtein(&wanted, &normal)
             };
-            (distance <= threshold).then_some((distance, candidate))
+            let similar = strsim::jaro_winkler(&wanted, &normal) >= 0.88;
+            (distance <= threshold || similar).then_some((distance, candidate))
         })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
@@ -55,6 +56,10 @@ mod tests {
         assert_eq!(did_you_mean("Auth", keys), Some("auth"));
         assert_eq!(did_you_mean("env", keys), Some("environment"));
         assert_eq!(did_you_mean("colour", keys), None);
+        assert_eq!(
+            did_you_mean("failed", ["success", "failure", "warning"]),
+            Some("failure")
+        );
         assert_eq!(did_you_mean("", keys), None);
     }
 }

@@ -34,6 +34,9 @@ pub fn parse(schedule: &str) -> Result<croner::Cron, String> {
             return Err(format!("has {fields} fields, expected 5"));
         }
     }
+    if let Some(problem) = out_of_range_field(trimmed) {
+        return Err(problem);
+    }
     CronParser::builder()
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
@@ -43,6 +46,28 @@ pub fn parse(schedule: &str) -> Result<croner::Cron, String> {
             croner::errors::CronError::EmptyPattern => "empty".to_string(),
             other => other.to_string().trim_end_matches('.').to_string(),
         })
+}
+
+/// The first number outside its field's range, named: croner only says "out of bounds".
+fn out_of_range_field(schedule: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
+    for (field, (name, low, high)) in schedule.split_whitespace().zip(FIELDS) {
+        for part in field.split(',') {
+            let range = part.split('/').next().unwrap_or_default();
+            for number in range.split('-').filter_map(|n| n.parse::<u32>().ok()) {
+                if number < low || number > high {
+                    return Some(format!("{name} {number} is outside {low}-{high}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -55,7 +80,11 @@ mod tests {
         assert!(parse("*/15 1-5 * * MON-FRI").is_ok());
         assert!(parse("@daily").is_ok());
         assert!(parse("0 0 3 * * *").is_err());
-        assert!(parse("61 3 * * *").is_err());
+        assert_eq!(
+            parse("61 3 * * *").unwrap_err(),
+            "minute 61 is outside 0-59"
+        );
+        assert_eq!(parse("0 3 * 13 *").unwrap_err(), "month 13 is outside 1-12");
         assert!(parse("daily").is_err());
         assert!(parse("").is_err());
     }

@@ -44,7 +44,9 @@ pub fn is_slug(id: &str) -> bool {
 fn slugify(text: &str) -> String {
     let mut slug = String::new();
     for c in text.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
+        if let Some(ascii) = fold_accent(c) {
+            slug.push_str(ascii);
+        } else if c.is_ascii_alphanumeric() {
             slug.push(c);
         } else if !slug.is_empty() && !slug.ends_with('-') {
             slug.push('-');
@@ -56,6 +58,23 @@ fn slugify(text: &str) -> String {
         slug.pop();
     }
     slug
+}
+
+/// Latin letters with accents, as the ASCII a slug can hold.
+fn fold_accent(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
+        'æ' => "ae",
+        'ç' => "c",
+        'è' | 'é' | 'ê' | 'ë' => "e",
+        'ì' | 'í' | 'î' | 'ï' => "i",
+        'ñ' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
+        'ù' | 'ú' | 'û' | 'ü' => "u",
+        'ý' | 'ÿ' => "y",
+        'ß' => "ss",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -73,5 +92,6 @@ mod tests {
         assert!(!is_slug("a"));
         assert_eq!(slugify("Acme Prod (EU)"), "acme-prod-eu");
         assert_eq!(slugify("2024_sandbox"), "sandbox");
+        assert_eq!(slugify("Café Zürich"), "cafe-zurich");
     }
 }

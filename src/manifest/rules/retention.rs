@@ -23,8 +23,8 @@ pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>)
             continue;
         };
         let keeps = KEEP_RULES.iter().any(|rule| match retention.get(*rule) {
-            Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n > 0.0),
-            // A wrong type is the schema's to report; don't pile on.
+            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+            // A wrong type or a negative number is the schema's to report; don't pile on.
             Some(_) => true,
             None => false,
         });
