@@ -128,8 +128,9 @@ impl Schemas {
         }
     }
 
-    /// The schema node that a validation error's schema path leads to, `$ref`s followed.
-    fn node_at(&self, kind: ManifestKind, schema_path: &str) -> Option<&Value> {
+    /// The schema node that a validation error's schema path leads to, `$ref`s followed, and
+    /// the schema it is in.
+    fn node_at(&self, kind: ManifestKind, schema_path: &str) -> Option<(SchemaDoc, &Value)> {
         let mut doc = SchemaDoc::from(kind);
         let mut node = self.doc(doc);
         for token in schema_path.split('/').skip(1) {
@@ -146,7 +147,7 @@ impl Schemas {
                 };
             }
         }
-        Some(node)
+        Some((doc, node))
     }
 
     /// Every property name in a schema, with the places (display paths) where it is valid.
@@ -218,7 +219,8 @@ pub fn check(kind: ManifestKind, doc: &Document, file: &str, out: &mut Vec<Diagn
             doc,
             file,
             pointer,
-            node: keyword_node,
+            schema_doc: keyword_node.map_or(kind.into(), |(d, _)| d),
+            node: keyword_node.map(|(_, n)| n),
             instance: doc.value.pointer(pointer),
         };
         context.diagnose(error.kind(), out);
@@ -230,6 +232,8 @@ struct ErrorContext<'a> {
     doc: &'a Document,
     file: &'a str,
     pointer: &'a str,
+    /// The schema file `node` is in.
+    schema_doc: SchemaDoc,
     /// The schema object holding the keyword that failed.
     node: Option<&'a Value>,
     instance: Option<&'a Value>,
@@ -293,7 +297,7 @@ impl ErrorContext<'_> {
                     .node
                     .and_then(|n| n.get("properties"))
                     .and_then(|p| p.get(property))
-                    .and_then(|p| describe(p, self.kind));
+                    .and_then(|p| describe(p, self.schema_doc));
                 let message = if self.pointer.is_empty() {
                     format!("missing the required key `{property}`")
                 } else {
@@ -344,7 +348,7 @@ impl ErrorContext<'_> {
                     format!("{subject} must be one of: {}", options.join(", ")),
                 )
                 .label(label)
-                .help_opt(self.node.and_then(|n| describe(n, self.kind)))
+                .help_opt(self.node.and_then(|n| describe(n, self.schema_doc)))
             }
             ValidationErrorKind::Constant { expected_value } => {
                 let expected = expected_value.as_str().unwrap_or_default();
@@ -359,7 +363,7 @@ impl ErrorContext<'_> {
                 let range = self.range_text();
                 self.diagnostic("schema/range", format!("{subject} must be {range}"))
                     .label("out of range")
-                    .help_opt(self.node.and_then(|n| describe(n, self.kind)))
+                    .help_opt(self.node.and_then(|n| describe(n, self.schema_doc)))
             }
             ValidationErrorKind::MinLength { limit } => {
                 let message = if *limit == 1 {
@@ -403,7 +407,7 @@ impl ErrorContext<'_> {
                     format!("{subject} is not in the expected format"),
                 )
                 .label("wrong format")
-                .help_opt(hint.or_else(|| self.node.and_then(|n| describe(n, self.kind))))
+                .help_opt(hint.or_else(|| self.node.and_then(|n| describe(n, self.schema_doc))))
             }
             ValidationErrorKind::MinProperties { .. }
             | ValidationErrorKind::MaxProperties { .. } => {
@@ -422,7 +426,7 @@ impl ErrorContext<'_> {
                     format!("{subject} must set exactly one of: {}", choices.join(", ")),
                 )
                 .label(label)
-                .help_opt(self.node.and_then(|n| describe(n, self.kind)))
+                .help_opt(self.node.and_then(|n| describe(n, self.schema_doc)))
             }
             other => self
                 .diagnostic("schema/invalid", format!("{subject} is not valid here"))
@@ -520,13 +524,13 @@ impl ErrorContext<'_> {
 }
 
 /// The first sentence of a schema node's description (following a `$ref` when it has none).
-fn describe(node: &Value, kind: ManifestKind) -> Option<String> {
+fn describe(node: &Value, doc: SchemaDoc) -> Option<String> {
     let description = node
         .get("description")
         .and_then(Value::as_str)
         .or_else(|| {
             let reference = node.get("$ref")?.as_str()?;
-            let (_, target) = schemas().resolve_ref(kind.into(), reference)?;
+            let (_, target) = schemas().resolve_ref(doc, reference)?;
             target.get("description")?.as_str()
         })?;
     let first = match description.find(". ") {
