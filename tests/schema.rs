@@ -259,12 +259,7 @@ fn the_examples_round_trip_through_schema_model_and_yaml() {
         "cairn.yaml",
         to_yaml(serde_json::to_value(&repository).expect("serialise repository")),
     );
-    for template in ["slack-alert.md.j2"] {
-        test = test.file(
-            &format!("templates/{template}"),
-            std::fs::read(example.join("templates").join(template)).expect("template"),
-        );
-    }
+    common::copy_dir(&example.join("templates"), &test.path().join("templates"));
     for loaded in &config.tasks {
         let value = serde_json::to_value(&loaded.task).expect("serialise task");
         assert_eq!(

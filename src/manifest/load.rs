@@ -184,7 +184,7 @@ fn read_manifest(
             return Ok(None);
         }
     };
-    let parsed = yaml::parse(&text).map_err(|e| point_at_tab(e, &text));
+    let parsed = yaml::parse(&text).map_err(|e| point_at_tab(clamp_to_text(e, &text), &text));
     config.sources.insert(
         display.clone(),
         SourceText {
@@ -203,6 +203,19 @@ fn read_manifest(
             config.diagnostics.push(yaml_diagnostic(error, display));
             Ok(None)
         }
+    }
+}
+
+/// The parser may report an error at end of input on a line past the last one; point at the end
+/// of the text instead.
+fn clamp_to_text(error: YamlError, text: &str) -> YamlError {
+    match error {
+        YamlError::Syntax { at, message } => {
+            let index = LineIndex::new(text);
+            let at = index.pos_of_offset(index.offset(at));
+            YamlError::Syntax { at, message }
+        }
+        other => other,
     }
 }
 
@@ -235,7 +248,7 @@ fn yaml_diagnostic(error: YamlError, file: String) -> Diagnostic {
                 .label(message)
                 .help(help)
         }
-        YamlError::Empty => Diagnostic::error("yaml/empty", file, "the file is empty")
+        YamlError::Empty => Diagnostic::error("yaml/empty", file, "the file holds no manifest")
             .at(Some(Span::point(Pos::START)))
             .help("write a manifest here (see examples/quickstart), or delete the file"),
         YamlError::MultipleDocuments { at } => Diagnostic::error(

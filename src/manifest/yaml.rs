@@ -129,6 +129,7 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
         root: None,
     };
     let mut documents = 0;
+    let text_end = end_of(text);
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| YamlError::Syntax {
             at: Pos {
@@ -137,7 +138,7 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
             },
             message: e.info().to_string(),
         })?;
-        let span = Span::from(span);
+        let span = clamp(Span::from(span), text_end);
         match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -168,11 +169,30 @@ pub fn parse(text: &str) -> Result<Document, YamlError> {
         }
     }
     match builder.root {
+        // `---` alone, or `~`: a document with nothing in it.
+        None | Some(Value::Null) => Err(YamlError::Empty),
         Some(value) => Ok(Document {
             value,
             spans: builder.spans,
         }),
-        None => Err(YamlError::Empty),
+    }
+}
+
+/// Where the text ends: the parser places implicit empty nodes at end of input one line past
+/// the last, and nothing may point outside the file.
+fn end_of(text: &str) -> Pos {
+    let line = text.matches('\n').count() + 1;
+    let last = text.rsplit('\n').next().unwrap_or_default();
+    Pos {
+        line,
+        col: last.chars().count(),
+    }
+}
+
+fn clamp(span: Span, end: Pos) -> Span {
+    Span {
+        start: span.start.min(end),
+        end: span.end.min(end),
     }
 }
 
@@ -581,5 +601,7 @@ mod tests {
     fn empty_and_comment_only_texts_are_empty() {
         assert_eq!(parse("").unwrap_err(), YamlError::Empty);
         assert_eq!(parse("# nothing\n\n").unwrap_err(), YamlError::Empty);
+        assert_eq!(parse("---").unwrap_err(), YamlError::Empty);
+        assert_eq!(parse("--- ~\n").unwrap_err(), YamlError::Empty);
     }
 }

@@ -72,20 +72,34 @@ fn out_of_range_field(schedule: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use rstest::rstest;
+
     use super::parse;
 
-    #[test]
-    fn accepts_five_fields_and_nicknames_only() {
-        assert!(parse("0 3 * * *").is_ok());
-        assert!(parse("*/15 1-5 * * MON-FRI").is_ok());
-        assert!(parse("@daily").is_ok());
-        assert!(parse("0 0 3 * * *").is_err());
-        assert_eq!(
-            parse("61 3 * * *").unwrap_err(),
-            "minute 61 is outside 0-59"
+    #[rstest]
+    #[case::daily("0 3 * * *")]
+    #[case::ranges_steps_and_names("*/15 1-5 * * MON-FRI")]
+    #[case::lists("0,30 8,20 1,15 * *")]
+    #[case::nickname("@daily")]
+    #[case::nickname_any_case("@Weekly")]
+    fn accepted(#[case] schedule: &str) {
+        assert!(
+            parse(schedule).is_ok(),
+            "{schedule}: {:?}",
+            parse(schedule).err()
         );
-        assert_eq!(parse("0 3 * 13 *").unwrap_err(), "month 13 is outside 1-12");
-        assert!(parse("daily").is_err());
-        assert!(parse("").is_err());
+    }
+
+    #[rstest]
+    #[case::empty("", "has 0 fields, expected 5")]
+    #[case::a_word("daily", "has 1 fields, expected 5")]
+    #[case::with_seconds("0 0 3 * * *", "has 6 fields, expected 5")]
+    #[case::minute("61 3 * * *", "minute 61 is outside 0-59")]
+    #[case::hour("0 24 * * *", "hour 24 is outside 0-23")]
+    #[case::day_zero("0 3 0 * *", "day of month 0 is outside 1-31")]
+    #[case::month("0 3 * 13 *", "month 13 is outside 1-12")]
+    #[case::weekday("0 3 * * 8", "day of week 8 is outside 0-7")]
+    fn refused(#[case] schedule: &str, #[case] problem: &str) {
+        assert_eq!(parse(schedule).err().as_deref(), Some(problem));
     }
 }
