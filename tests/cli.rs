@@ -48,7 +48,7 @@ fn paths_are_shown_as_the_user_named_the_directory() {
         .file("config/tasks/a.yaml", task("a-task", "prod"));
     test.run_with(&["validate", "config", "--format", "github"])
         .status(1)
-        .stdout_has("::error file=config/tasks/a.yaml,line=7,col=16,endLine=7,endColumn=20,title=schema/enum::");
+        .stdout_has("::error file=config/tasks/a.yaml,line=7,col=16,endLine=7,endColumn=19,title=schema/enum::");
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn json_output_has_positions_paths_and_a_summary() {
             diagnostic["endLine"].as_u64(),
             diagnostic["endColumn"].as_u64()
         ),
-        (Some(7), Some(20))
+        (Some(7), Some(19))
     );
     assert_eq!(diagnostic["label"], "did you mean `production`?");
 }

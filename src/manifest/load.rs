@@ -311,46 +311,41 @@ fn yaml_diagnostic(error: YamlError, file: String) -> Diagnostic {
     }
 }
 
-/// One diagnostic per node, the most important first: a literal secret outranks schema
-/// complaints about the same node (its format, the key being unknown), and a schema error
-/// outranks semantic rules (a malformed template name need not also be reported missing).
-/// The secret's text is masked in every snippet of the file.
+/// One diagnostic per node, the most important kept: a literal secret outranks everything
+/// else about its node (nothing else may quote it), and a schema error outranks semantic rules
+/// (a malformed template name need not also be reported missing). The secret's text is masked in
+/// every snippet of the file.
 fn one_diagnostic_per_node(config: &mut LoadedConfig) {
-    let schema_errors: Vec<(String, String)> = config
-        .diagnostics
-        .iter()
-        .filter(|d| d.rule.starts_with("schema/"))
-        .filter_map(|d| Some((d.file.clone(), d.pointer.clone()?)))
-        .collect();
-    config.diagnostics.retain(|d| {
-        d.rule.starts_with("schema/")
-            || d.rule == LITERAL_SECRET
-            || !schema_errors
-                .iter()
-                .any(|(file, pointer)| *file == d.file && d.pointer.as_ref() == Some(pointer))
+    fn rank(d: &Diagnostic) -> u8 {
+        if d.rule == LITERAL_SECRET {
+            2
+        } else if d.rule.starts_with("schema/") {
+            1
+        } else {
+            0
+        }
+    }
+    let mut best: std::collections::HashMap<(String, String), u8> =
+        std::collections::HashMap::new();
+    for d in &config.diagnostics {
+        if let Some(pointer) = &d.pointer {
+            let entry = best.entry((d.file.clone(), pointer.clone())).or_default();
+            *entry = (*entry).max(rank(d));
+        }
+    }
+    config.diagnostics.retain(|d| match &d.pointer {
+        Some(pointer) => best
+            .get(&(d.file.clone(), pointer.clone()))
+            .is_none_or(|&top| rank(d) >= top),
+        None => true,
     });
-    let secrets: Vec<(String, String, Option<Span>)> = config
+    for d in config
         .diagnostics
         .iter()
         .filter(|d| d.rule == LITERAL_SECRET)
-        .map(|d| {
-            (
-                d.file.clone(),
-                d.pointer.clone().unwrap_or_default(),
-                d.span,
-            )
-        })
-        .collect();
-    config.diagnostics.retain(|d| {
-        d.rule == LITERAL_SECRET
-            || !(d.rule.starts_with("schema/")
-                && secrets.iter().any(|(file, pointer, _)| {
-                    *file == d.file && d.pointer.as_deref() == Some(pointer.as_str())
-                }))
-    });
-    for (file, _, span) in secrets {
-        if let Some(source) = config.sources.get_mut(&file) {
-            source.redactions.extend(span);
+    {
+        if let (Some(source), Some(span)) = (config.sources.get_mut(&d.file), d.span) {
+            source.redactions.push(span);
         }
     }
 }

@@ -263,17 +263,15 @@ fn mask_secret_words(line: &str) -> String {
     out
 }
 
-/// Line and column (both 1-based, columns in characters) of a span's ends.
+/// Line and column (both 1-based, columns in characters) of a span's first and last character;
+/// an empty span covers the character it stands on.
 fn one_based(span: Span) -> (usize, usize, usize, usize) {
-    (
-        span.start.line,
-        span.start.col + 1,
-        span.end.line,
-        span.end
-            .col
-            .max(span.start.col + usize::from(span.end.line == span.start.line))
-            + 1,
-    )
+    let end_col = if span.end.line == span.start.line {
+        span.end.col.max(span.start.col + 1)
+    } else {
+        span.end.col.max(1)
+    };
+    (span.start.line, span.start.col + 1, span.end.line, end_col)
 }
 
 #[derive(Serialize)]

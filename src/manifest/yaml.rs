@@ -245,17 +245,24 @@ impl Builder {
             return self.key(text, style, span);
         };
         let value = resolve_scalar(text, style, tag, span)?;
-        self.count(1, span)?;
         if anchor != 0 {
             self.anchors.insert(anchor, (value.clone(), 1));
         }
-        self.spans.insert(
-            pointer,
-            NodeSpans {
-                key: key_span,
-                value: span,
-            },
-        );
+        self.place(pointer, key_span, value, 1, span)
+    }
+
+    /// Puts a finished node in its slot: counts it against the budget, records where it is,
+    /// and attaches it to its parent.
+    fn place(
+        &mut self,
+        pointer: String,
+        key: Option<Span>,
+        value: Value,
+        nodes: usize,
+        span: Span,
+    ) -> Result<(), YamlError> {
+        self.count(nodes, span)?;
+        self.spans.insert(pointer, NodeSpans { key, value: span });
         self.attach(value, span)
     }
 
@@ -289,15 +296,7 @@ impl Builder {
         let Some((pointer, key_span)) = self.next_slot() else {
             return Err(YamlError::ComplexKey { at: span });
         };
-        self.count(nodes, span)?;
-        self.spans.insert(
-            pointer,
-            NodeSpans {
-                key: key_span,
-                value: span,
-            },
-        );
-        self.attach(value, span)
+        self.place(pointer, key_span, value, nodes, span)
     }
 
     fn open(&mut self, container: Container, anchor: usize, span: Span) -> Result<(), YamlError> {
@@ -335,14 +334,8 @@ impl Builder {
             let nodes = self.nodes - frame.nodes_before;
             self.anchors.insert(frame.anchor, (value.clone(), nodes));
         }
-        self.spans.insert(
-            frame.pointer,
-            NodeSpans {
-                key: frame.key_span,
-                value: span,
-            },
-        );
-        self.attach(value, span)
+        // Counted when it was opened.
+        self.place(frame.pointer, frame.key_span, value, 0, span)
     }
 
     fn attach(&mut self, value: Value, span: Span) -> Result<(), YamlError> {
