@@ -6,5 +6,6 @@
 pub mod commands;
 pub mod error;
 pub mod manifest;
+pub mod sim;
 
 pub use error::Error;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use cairn::commands::schema::{SchemaKind, schema};
+use cairn::commands::sim::{ServeOptions, serve};
 use cairn::commands::validate::{ValidateOptions, validate};
 use cairn::manifest::Format;
 
@@ -48,6 +49,37 @@ enum Command {
     Schema {
         #[arg(value_enum)]
         kind: SchemaKind,
+    },
+    /// The built-in Salesforce simulator, a local org for trying cairn without an account.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve a generated org on 127.0.0.1 until interrupted, printing the URL and credentials.
+    Serve {
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// How many records to generate, spread across Account, Contact, Opportunity, Case,
+        /// Lead, Task and Invoice__c.
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+        /// Seed of the data generator: the same seed always gives the same org.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Make the org a sandbox (Organization.IsSandbox = true).
+        #[arg(long)]
+        sandbox: bool,
+        /// Milliseconds a Bulk API 2.0 query job takes to complete.
+        #[arg(long, default_value_t = 0)]
+        bulk_delay_ms: u64,
+        /// The org's daily API request allocation.
+        #[arg(long, default_value_t = 100_000)]
+        api_limit: u64,
     },
 }
 
@@ -111,6 +143,36 @@ fn main() -> ExitCode {
         Command::Schema { kind } => {
             print(schema(kind));
             ExitCode::SUCCESS
+        }
+        Command::Sim {
+            command:
+                SimCommand::Serve {
+                    port,
+                    records,
+                    seed,
+                    sandbox,
+                    bulk_delay_ms,
+                    api_limit,
+                },
+        } => {
+            let options = ServeOptions {
+                port,
+                records,
+                seed,
+                sandbox,
+                bulk_delay_ms,
+                api_limit,
+            };
+            let served = tokio::runtime::Runtime::new().and_then(|rt| rt.block_on(serve(options)));
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!(
+                        "error: the simulator could not serve on port {port}: {e}\n  help: pick another port with --port, or --port 0 for any free one"
+                    );
+                    ExitCode::from(EXIT_ERROR)
+                }
+            }
         }
     }
 }

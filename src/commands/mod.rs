@@ -2,4 +2,5 @@
 //! tests and other front ends can call it without the CLI.
 
 pub mod schema;
+pub mod sim;
 pub mod validate;

@@ -1,0 +1,62 @@
+//! `cairn sim serve`: run the Salesforce simulator in the foreground.
+
+use crate::sim::org::{OrgOptions, Population};
+use crate::sim::server::{SimOptions, Simulator};
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub records: usize,
+    pub seed: u64,
+    pub sandbox: bool,
+    pub bulk_delay_ms: u64,
+    pub api_limit: u64,
+}
+
+/// What to tell the user once the simulator listens.
+pub fn banner(sim: &Simulator, options: &ServeOptions) -> String {
+    let c = &sim.credentials;
+    let records = sim.state.org.read().map(|o| o.record_count()).unwrap_or(0);
+    format!(
+        "Salesforce simulator ({kind} org, {records} records, seed {seed}) listening.\n\
+         \n  instance URL   {url}\n  login URL      {url}  (OAuth: /services/oauth2/token)\n  \
+         client id      {client_id}\n  client secret  {client_secret}\n  username       {username}\n  \
+         access token   {access}\n  refresh token  {refresh}\n\
+         \nTry: curl -H 'Authorization: Bearer {access}' {url}/services/data/v62.0/limits\n\
+         Stop with Ctrl-C.\n",
+        kind = if options.sandbox {
+            "sandbox"
+        } else {
+            "production"
+        },
+        seed = options.seed,
+        url = c.instance_url,
+        client_id = c.client_id,
+        client_secret = c.client_secret,
+        username = c.username,
+        access = c.access_token,
+        refresh = c.refresh_token,
+    )
+}
+
+pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: options.seed,
+                population: Population::spread(options.records),
+                is_sandbox: options.sandbox,
+                api_max: options.api_limit,
+                ..OrgOptions::default()
+            },
+            bulk_delay_ms: options.bulk_delay_ms,
+        },
+        options.port,
+    )
+    .await?;
+    print!("{}", banner(&sim, &options));
+    tokio::signal::ctrl_c().await?;
+    sim.stop().await;
+    Ok(())
+}

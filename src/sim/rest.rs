@@ -1,0 +1,491 @@
+//! REST API handlers: versions, resources, limits, describe, query with cursors, and the
+//! replication resources (getUpdated / getDeleted).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query as UrlQuery, State as Shared};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::org::{self, Value};
+use super::render::json_record;
+use super::server::{ApiError, State, admit, json_response, poisoned, version, with_limit_info};
+use super::soql::{self, Query, Select};
+use super::time;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub async fn versions(Shared(_state): Shared<Arc<State>>) -> Response {
+    let labels = ["Winter", "Spring", "Summer"];
+    let list: Vec<serde_json::Value> = (super::server::MIN_VERSION..=super::server::MAX_VERSION)
+        .map(|v| {
+            // v62.0 is Winter '25; three releases a year.
+            let offset = v as i64 - 62;
+            let season = offset.rem_euclid(3) as usize;
+            let year = 25 + offset.div_euclid(3) + i64::from(season > 0);
+            json!({
+                "label": format!("{} '{year:02}", labels[season]),
+                "url": format!("/services/data/v{v}.0"),
+                "version": format!("{v}.0"),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, serde_json::Value::Array(list).to_string())
+}
+
+pub async fn resources(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let base = format!("/services/data/v{v}");
+    let map: serde_json::Map<String, serde_json::Value> = [
+        "sobjects",
+        "query",
+        "queryAll",
+        "limits",
+        "composite",
+        "jobs",
+        "tooling",
+        "search",
+        "recent",
+    ]
+    .iter()
+    .map(|r| (r.to_string(), json!(format!("{base}/{r}"))))
+    .collect();
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, serde_json::Value::Object(map).to_string()),
+        &info,
+    ))
+}
+
+pub async fn limits(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let jobs = state.jobs.lock().map(|j| j.created_today()).unwrap_or(0);
+    let body = json!({
+        "DailyApiRequests": {"Max": org.api.max, "Remaining": org.api.remaining()},
+        "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
+        "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000u64.saturating_sub(jobs)},
+        "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+        "DataStorageMB": {"Max": 1024, "Remaining": 1024u64.saturating_sub(org.record_count() as u64 * 2 / 1024)},
+        "FileStorageMB": {"Max": 2048, "Remaining": 2048},
+        "SingleEmail": {"Max": 5000, "Remaining": 5000},
+    });
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn describe_global(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let objects: Vec<serde_json::Value> = org
+        .catalog
+        .objects
+        .iter()
+        .map(|o| o.global_describe(&v))
+        .collect();
+    let body = json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": objects});
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn object_info(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let def = org
+        .catalog
+        .object(&object)
+        .ok_or_else(ApiError::not_found)?;
+    let body = json!({"objectDescribe": def.global_describe(&v), "recentItems": []});
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn describe(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let def = org
+        .catalog
+        .object(&object)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, def.describe(&v, &org.catalog).to_string()),
+        &info,
+    ))
+}
+
+/// An open query: the matching records in result order, read page by page.
+pub struct Cursor {
+    object: usize,
+    fields: Vec<soql::FieldPath>,
+    ids: Vec<[u8; 18]>,
+    batch: usize,
+}
+
+#[derive(Default)]
+pub struct Cursors {
+    open: HashMap<String, Cursor>,
+    counter: u64,
+}
+
+#[derive(Deserialize)]
+pub struct QueryParams {
+    q: Option<String>,
+}
+
+pub async fn query(
+    state: Shared<Arc<State>>,
+    v: Path<String>,
+    headers: HeaderMap,
+    params: UrlQuery<QueryParams>,
+) -> Result<Response> {
+    run(state, v, headers, params, false)
+}
+
+pub async fn query_all(
+    state: Shared<Arc<State>>,
+    v: Path<String>,
+    headers: HeaderMap,
+    params: UrlQuery<QueryParams>,
+) -> Result<Response> {
+    run(state, v, headers, params, true)
+}
+
+/// Page size from `Sforce-Query-Options: batchSize=N` (200 to 2000, default 2000).
+fn batch_size(headers: &HeaderMap) -> usize {
+    headers
+        .get("Sforce-Query-Options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix("batchSize="))
+        })
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .map_or(2000, |n| n.clamp(200, 2000))
+}
+
+/// Runs a query: the records it matches, in order, as Ids.
+pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<[u8; 18]> {
+    let table = &org.tables[query.object];
+    let mut rows: Vec<&org::Record> = table
+        .records
+        .iter()
+        .filter(|r| scan_all || r.values[org::IS_DELETED] != Value::Bool(true))
+        .filter(|r| {
+            query
+                .filter
+                .as_ref()
+                .is_none_or(|c| soql::matches(org, r, c))
+        })
+        .collect();
+    if !query.order.is_empty() {
+        rows.sort_by(|a, b| {
+            for (path, descending, nulls_last) in &query.order {
+                let va = soql::resolve(org, a, path);
+                let vb = soql::resolve(org, b, path);
+                let (va, vb) = (
+                    va.as_deref().unwrap_or(&Value::Null),
+                    vb.as_deref().unwrap_or(&Value::Null),
+                );
+                let ordering = match (va, vb) {
+                    (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
+                    (Value::Null, _) => {
+                        if *nulls_last {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Less
+                        }
+                    }
+                    (_, Value::Null) => {
+                        if *nulls_last {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    }
+                    _ => {
+                        let o = soql::order_values(va, vb);
+                        if *descending { o.reverse() } else { o }
+                    }
+                };
+                if ordering != std::cmp::Ordering::Equal {
+                    return ordering;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+    }
+    rows.into_iter()
+        .skip(query.offset)
+        .take(query.limit.unwrap_or(usize::MAX))
+        .map(|r| r.id)
+        .collect()
+}
+
+fn run(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<QueryParams>,
+    scan_all: bool,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let soql_text = params.q.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string has to be specified",
+        )
+    })?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let query = soql::parse(&soql_text, &org.catalog, org.clock.now())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
+    let ids = execute(&org, &query, scan_all);
+    let total = ids.len();
+    let fields = match query.select {
+        Select::Count => {
+            let body = json!({"totalSize": total, "done": true, "records": []});
+            return Ok(with_limit_info(
+                json_response(StatusCode::OK, body.to_string()),
+                &info,
+            ));
+        }
+        Select::Fields(fields) => fields,
+    };
+    let cursor = Cursor {
+        object: query.object,
+        fields,
+        ids,
+        batch: batch_size(&headers),
+    };
+    let body = page(&state, &org, cursor, 0, &v)?;
+    Ok(with_limit_info(json_response(StatusCode::OK, body), &info))
+}
+
+/// Renders the page of `cursor` starting at `offset`; keeps the cursor open when more remain.
+fn page(
+    state: &State,
+    org: &org::Org,
+    cursor: Cursor,
+    offset: usize,
+    version: &str,
+) -> Result<String> {
+    let end = (offset + cursor.batch).min(cursor.ids.len());
+    let table = &org.tables[cursor.object];
+    let mut body = String::with_capacity((end - offset) * 400 + 128);
+    body.push_str(&format!(
+        "{{\"totalSize\":{},\"done\":{}",
+        cursor.ids.len(),
+        end == cursor.ids.len()
+    ));
+    let mut next = None;
+    if end < cursor.ids.len() {
+        let mut cursors = state.cursors.lock().map_err(|_| poisoned())?;
+        cursors.counter += 1;
+        let id = super::ids::record_id("01g", cursors.counter)[..15].to_string();
+        next = Some(format!("/services/data/v{version}/query/{id}-{end}"));
+        body.push_str(&format!(
+            ",\"nextRecordsUrl\":\"/services/data/v{version}/query/{id}-{end}\""
+        ));
+        cursors.open.insert(id, cursor_clone(&cursor));
+    }
+    body.push_str(",\"records\":[");
+    let mut first = true;
+    for id in &cursor.ids[offset..end] {
+        let Some(index) = table.find(std::str::from_utf8(id).unwrap_or_default()) else {
+            // Purged since the query ran.
+            continue;
+        };
+        if !first {
+            body.push(',');
+        }
+        first = false;
+        json_record(
+            &mut body,
+            org,
+            cursor.object,
+            &table.records[index],
+            &cursor.fields,
+            version,
+        );
+    }
+    body.push_str("]}");
+    let _ = next;
+    Ok(body)
+}
+
+fn cursor_clone(cursor: &Cursor) -> Cursor {
+    Cursor {
+        object: cursor.object,
+        fields: cursor.fields.clone(),
+        ids: cursor.ids.clone(),
+        batch: cursor.batch,
+    }
+}
+
+pub async fn query_more(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, locator)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        )
+    };
+    let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
+    let offset: usize = offset.parse().map_err(|_| invalid())?;
+    let cursor = {
+        let mut cursors = state.cursors.lock().map_err(|_| poisoned())?;
+        cursors.open.remove(id).ok_or_else(invalid)?
+    };
+    if offset > cursor.ids.len() {
+        return Err(invalid());
+    }
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let body = page(&state, &org, cursor, offset, &v)?;
+    Ok(with_limit_info(json_response(StatusCode::OK, body), &info))
+}
+
+#[derive(Deserialize)]
+pub struct Window {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+/// getUpdated / getDeleted windows: UTC, truncated to the minute, start before end.
+fn window(params: &Window, back_days: i64, now: i64) -> Result<(i64, i64)> {
+    let bad = |m: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLICATION_DATE",
+            m.to_string(),
+        )
+    };
+    let parse = |s: &Option<String>, name: &str| {
+        s.as_deref()
+            .and_then(time::parse_datetime)
+            .map(|ms| ms - ms.rem_euclid(60_000))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MALFORMED_QUERY",
+                    format!("{name} is required: an ISO-8601 date and time"),
+                )
+            })
+    };
+    let start = parse(&params.start, "start")?;
+    let end = parse(&params.end, "end")?;
+    if start >= end {
+        return Err(bad("startDate must chronologically precede endDate"));
+    }
+    if start < now - back_days * 86_400_000 {
+        return Err(bad(&format!(
+            "startDate cannot be more than {back_days} days ago"
+        )));
+    }
+    Ok((start, end))
+}
+
+pub async fn updated(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<Window>,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let index = org.object_index(&object).ok_or_else(ApiError::not_found)?;
+    let (start, end) = window(&params, 30, org.clock.now())?;
+    let def = &org.catalog.objects[index];
+    let stamp = org::system_modstamp(def);
+    let ids: Vec<String> = org.tables[index]
+        .records
+        .iter()
+        .filter(|r| r.values[org::IS_DELETED] != Value::Bool(true))
+        .filter(|r| matches!(r.values[stamp], Value::DateTime(t) if t >= start && t < end))
+        .map(|r| r.id().to_string())
+        .collect();
+    if ids.len() > 600_000 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. narrow the time window",
+        ));
+    }
+    let latest = end.min(org.clock.now() - org.clock.now().rem_euclid(60_000));
+    let body = json!({"ids": ids, "latestDateCovered": time::format_datetime(latest)});
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn deleted(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<Window>,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let index = org.object_index(&object).ok_or_else(ApiError::not_found)?;
+    let now = org.clock.now();
+    let (start, end) = window(&params, 15, now)?;
+    let records: Vec<serde_json::Value> = org.tables[index]
+        .deleted
+        .iter()
+        .filter(|(_, at)| *at >= start && *at < end)
+        .map(|(id, at)| json!({"id": std::str::from_utf8(id).unwrap_or_default(), "deletedDate": time::format_datetime(*at)}))
+        .collect();
+    let latest = end.min(now - now.rem_euclid(60_000));
+    let body = json!({
+        "deletedRecords": records,
+        "earliestDateAvailable": time::format_datetime(now - 15 * 86_400_000 - (now - 15 * 86_400_000).rem_euclid(60_000)),
+        "latestDateCovered": time::format_datetime(latest),
+    });
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}

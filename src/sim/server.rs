@@ -1,0 +1,377 @@
+//! The simulator's HTTP server: one process stands for both the login host and the org's
+//! instance, on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::org::{Org, OrgOptions};
+use super::{bulk, oauth, rest};
+
+/// Oldest and newest API versions the simulated org serves.
+pub const MIN_VERSION: u32 = 31;
+pub const MAX_VERSION: u32 = 66;
+
+/// What a client needs to talk to a running simulator.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub instance_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub username: String,
+    /// A session that is valid from the start, for clients that take a session id.
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+#[derive(Default)]
+pub struct SimOptions {
+    pub org: OrgOptions,
+    /// How long a Bulk API 2.0 query job takes to complete, in milliseconds.
+    pub bulk_delay_ms: u64,
+}
+
+pub struct Session {
+    pub refresh_token: Option<String>,
+}
+
+pub struct State {
+    pub org: RwLock<Org>,
+    pub sessions: Mutex<HashMap<String, Session>>,
+    /// Refresh token -> still valid.
+    pub refresh_tokens: Mutex<HashMap<String, bool>>,
+    pub cursors: Mutex<rest::Cursors>,
+    pub jobs: Mutex<bulk::Jobs>,
+    pub client_id: String,
+    pub client_secret: String,
+    pub base_url: RwLock<String>,
+    pub bulk_delay_ms: u64,
+    counter: Mutex<u64>,
+}
+
+impl State {
+    /// A fresh opaque token, shaped like Salesforce's (`00D…!…` for sessions).
+    pub fn mint(&self, prefix: &str) -> String {
+        let mut counter = self.counter.lock().unwrap_or_else(|e| e.into_inner());
+        *counter += 1;
+        let mut rng = super::org::Rng::new(*counter ^ 0x5EED);
+        let tail: String = (0..40)
+            .map(|_| {
+                let chars = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
+                chars[rng.below(chars.len() as u64) as usize] as char
+            })
+            .collect();
+        format!("{prefix}{tail}")
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url.read().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+/// A REST error: a JSON array of `{message, errorCode}`, as every non-2xx REST body is.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )
+    }
+
+    pub fn invalid_session() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!([{ "message": self.message, "errorCode": self.code }]);
+        json_response(self.status, body.to_string())
+    }
+}
+
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    response
+}
+
+/// Checks the session and counts the call against the daily allocation, as every
+/// authenticated REST and Bulk request is counted. Returns the `Sforce-Limit-Info` value.
+pub fn admit(state: &State, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("OAuth "))
+        })
+        .ok_or_else(ApiError::invalid_session)?;
+    let known = state
+        .sessions
+        .lock()
+        .map(|s| s.contains_key(token.trim()))
+        .unwrap_or(false);
+    if !known {
+        return Err(ApiError::invalid_session());
+    }
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    if !org.charge_api_call() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        ));
+    }
+    Ok(org.limit_info())
+}
+
+pub fn poisoned() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "UNKNOWN_EXCEPTION",
+        "An unexpected error occurred. Please include this ErrorId if you contact support: 0000-sim",
+    )
+}
+
+/// Adds `Sforce-Limit-Info` to a response.
+pub fn with_limit_info(mut response: Response, info: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(info) {
+        response.headers_mut().insert("Sforce-Limit-Info", value);
+    }
+    response
+}
+
+/// `v62.0` -> `62.0`, when the org serves that version.
+pub fn version(segment: &str) -> Result<String, ApiError> {
+    let number = segment.strip_prefix('v').ok_or_else(ApiError::not_found)?;
+    let major: u32 = number
+        .strip_suffix(".0")
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(ApiError::not_found)?;
+    if (MIN_VERSION..=MAX_VERSION).contains(&major) {
+        Ok(number.to_string())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// A simulator serving on a port of 127.0.0.1; it stops when dropped.
+pub struct Simulator {
+    pub addr: SocketAddr,
+    pub credentials: Credentials,
+    pub state: Arc<State>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Generates the org and starts serving on `port` (0 picks a free one).
+    pub async fn start(options: SimOptions, port: u16) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let org = Org::generate(options.org);
+        let state = Arc::new(State {
+            org: RwLock::new(org),
+            sessions: Mutex::new(HashMap::new()),
+            refresh_tokens: Mutex::new(HashMap::new()),
+            cursors: Mutex::new(rest::Cursors::default()),
+            jobs: Mutex::new(bulk::Jobs::default()),
+            client_id: "3MVG9sim.cairn.connected.app".to_string(),
+            client_secret: "sim-consumer-secret".to_string(),
+            base_url: RwLock::new(format!("http://{addr}")),
+            bulk_delay_ms: options.bulk_delay_ms,
+            counter: Mutex::new(0),
+        });
+        let org_id15 = state
+            .org
+            .read()
+            .map(|o| o.org_id[..15].to_string())
+            .unwrap_or_default();
+        let access_token = state.mint(&format!("{org_id15}!AQ"));
+        let refresh_token = state.mint("5Aep861");
+        if let Ok(mut sessions) = state.sessions.lock() {
+            sessions.insert(
+                access_token.clone(),
+                Session {
+                    refresh_token: None,
+                },
+            );
+        }
+        if let Ok(mut tokens) = state.refresh_tokens.lock() {
+            tokens.insert(refresh_token.clone(), true);
+        }
+        let credentials = Credentials {
+            instance_url: state.base_url(),
+            client_id: state.client_id.clone(),
+            client_secret: state.client_secret.clone(),
+            username: state
+                .org
+                .read()
+                .map(|o| o.username.clone())
+                .unwrap_or_default(),
+            access_token,
+            refresh_token,
+        };
+        let app = router(state.clone());
+        let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = on_shutdown.await;
+                })
+                .await;
+        });
+        Ok(Simulator {
+            addr,
+            credentials,
+            state,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and waits until the server has shut down.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/services/data", get(rest::versions))
+        .route("/services/data/", get(rest::versions))
+        .route("/services/data/{version}", get(rest::resources))
+        .route("/services/data/{version}/", get(rest::resources))
+        .route("/services/data/{version}/limits", get(rest::limits))
+        .route("/services/data/{version}/limits/", get(rest::limits))
+        .route(
+            "/services/data/{version}/sobjects",
+            get(rest::describe_global),
+        )
+        .route(
+            "/services/data/{version}/sobjects/",
+            get(rest::describe_global),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}",
+            get(rest::object_info),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/",
+            get(rest::object_info),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/describe",
+            get(rest::describe),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/describe/",
+            get(rest::describe),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/updated",
+            get(rest::updated),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/updated/",
+            get(rest::updated),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/deleted",
+            get(rest::deleted),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/deleted/",
+            get(rest::deleted),
+        )
+        .route("/services/data/{version}/query", get(rest::query))
+        .route("/services/data/{version}/query/", get(rest::query))
+        .route("/services/data/{version}/queryAll", get(rest::query_all))
+        .route("/services/data/{version}/queryAll/", get(rest::query_all))
+        .route(
+            "/services/data/{version}/query/{locator}",
+            get(rest::query_more),
+        )
+        .route(
+            "/services/data/{version}/queryAll/{locator}",
+            get(rest::query_more),
+        )
+        .route(
+            "/services/data/{version}/jobs/query",
+            post(bulk::create).get(bulk::list),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{job}",
+            get(bulk::info).patch(bulk::abort).delete(bulk::delete),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{job}/results",
+            get(bulk::results),
+        )
+        .route("/services/oauth2/token", post(oauth::token))
+        .route(
+            "/services/oauth2/revoke",
+            post(oauth::revoke).get(oauth::revoke_get),
+        )
+        .route("/services/oauth2/userinfo", get(oauth::userinfo))
+        .route("/id/{org}/{user}", get(oauth::userinfo))
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(state)
+}
+
+/// A response body that is plain bytes with a content type.
+pub fn bytes_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

@@ -1,0 +1,129 @@
+//! Salesforce's date and time formats, without a calendar crate: days from civil dates and back
+//! (Howard Hinnant's algorithms).
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `2013-05-20`
+pub fn format_date(days: i32) -> String {
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `2013-05-20T20:49:32.000+0000`, the REST API's datetime.
+pub fn format_datetime(ms: i64) -> String {
+    let (date, time) = split(ms);
+    format!("{date}T{time}+0000")
+}
+
+/// `2013-05-20T20:49:32.000Z`, Bulk API 2.0's datetime.
+pub fn format_datetime_z(ms: i64) -> String {
+    let (date, time) = split(ms);
+    format!("{date}T{time}Z")
+}
+
+fn split(ms: i64) -> (String, String) {
+    let days = ms.div_euclid(86_400_000);
+    let rest = ms.rem_euclid(86_400_000);
+    let (h, mi, s, milli) = (
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000,
+    );
+    (
+        format_date(days as i32),
+        format!("{h:02}:{mi:02}:{s:02}.{milli:03}"),
+    )
+}
+
+/// `2024-01-01` as days since the epoch.
+pub fn parse_date(text: &str) -> Option<i32> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let y: i64 = text[..4].parse().ok()?;
+    let m: u32 = text[5..7].parse().ok()?;
+    let d: u32 = text[8..10].parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) as i32)
+}
+
+/// `2024-01-01T00:00:00Z`, `…00.000+0000`, `…+01:00`, as milliseconds since the epoch.
+pub fn parse_datetime(text: &str) -> Option<i64> {
+    let (date, rest) = text.split_once('T')?;
+    let days = parse_date(date)? as i64;
+    let (clock, offset_ms) = if let Some(clock) = rest.strip_suffix('Z') {
+        (clock, 0)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (clock, offset) = rest.split_at(at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let digits: String = offset[1..].chars().filter(char::is_ascii_digit).collect();
+        if digits.len() != 4 {
+            return None;
+        }
+        let hours: i64 = digits[..2].parse().ok()?;
+        let minutes: i64 = digits[2..].parse().ok()?;
+        (clock, sign * (hours * 3_600_000 + minutes * 60_000))
+    };
+    let (hms, millis) = match clock.split_once('.') {
+        Some((hms, frac)) => {
+            let frac: String = frac.chars().chain("000".chars()).take(3).collect();
+            (hms, frac.parse::<i64>().ok()?)
+        }
+        None => (clock, 0),
+    };
+    let mut parts = hms.split(':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let mi: i64 = parts.next()?.parse().ok()?;
+    let s: i64 = parts.next().unwrap_or("0").parse().ok()?;
+    if parts.next().is_some() || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + millis - offset_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_offsets() {
+        let ms = parse_datetime("2013-05-20T20:49:32.000+0000").expect("datetime");
+        assert_eq!(format_datetime(ms), "2013-05-20T20:49:32.000+0000");
+        assert_eq!(parse_datetime("2013-05-20T22:49:32+02:00"), Some(ms));
+        assert_eq!(parse_datetime("2013-05-20T20:49:32Z"), Some(ms));
+        assert_eq!(format_datetime_z(ms), "2013-05-20T20:49:32.000Z");
+        assert_eq!(
+            format_date(parse_date("2024-02-29").expect("leap day")),
+            "2024-02-29"
+        );
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2024-13-01"), None);
+    }
+}

@@ -1,0 +1,589 @@
+//! The simulator over real HTTP: the documented shapes, headers, status codes and error codes.
+
+use cairn::sim::org::{Clock, OrgOptions, Population};
+use cairn::sim::server::{SimOptions, Simulator};
+use serde_json::Value;
+
+const V: &str = "v62.0";
+/// 2025-06-15T12:00:00Z, so date windows are deterministic.
+const NOW: i64 = 1_749_988_800_000;
+
+async fn start(records: usize, api_max: u64) -> Simulator {
+    Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 42,
+                population: Population::spread(records),
+                api_max,
+                clock: Clock::fixed(NOW),
+                ..OrgOptions::default()
+            },
+            bulk_delay_ms: 0,
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts")
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(sim: &Simulator) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: sim.url(),
+            token: sim.credentials.access_token.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn json(&self, path: &str) -> (u16, Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+}
+
+/// A REST error body is an array of {message, errorCode}.
+fn error_code(body: &Value) -> &str {
+    body.as_array()
+        .and_then(|a| a.first())
+        .and_then(|e| e["errorCode"].as_str())
+        .unwrap_or_else(|| panic!("not a REST error array: {body}"))
+}
+
+#[tokio::test]
+async fn versions_need_no_session_and_are_not_counted() {
+    let sim = start(100, 1000).await;
+    let response = reqwest::get(format!("{}/services/data/", sim.url()))
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("Sforce-Limit-Info").is_none());
+    let versions: Value = response.json().await.expect("JSON");
+    let list = versions.as_array().expect("array");
+    assert!(list.iter().any(|v| v["version"] == "62.0"
+        && v["url"] == "/services/data/v62.0"
+        && v["label"] == "Winter '25"));
+    let client = Client::new(&sim);
+    let (_, limits) = client.json(&format!("/services/data/{V}/limits")).await;
+    assert_eq!(
+        limits["DailyApiRequests"]["Remaining"], 999,
+        "only the limits call counted"
+    );
+}
+
+#[tokio::test]
+async fn every_counted_call_moves_limits_and_the_limit_info_header_together() {
+    let sim = start(100, 5).await;
+    let client = Client::new(&sim);
+    for used in 1..=5u64 {
+        let response = client.get(&format!("/services/data/{V}/limits")).await;
+        assert_eq!(response.status(), 200);
+        let header = response.headers()["Sforce-Limit-Info"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert_eq!(header, format!("api-usage={used}/5"));
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["DailyApiRequests"]["Remaining"], 5 - used);
+    }
+    let (status, body) = client.json(&format!("/services/data/{V}/sobjects")).await;
+    assert_eq!(status, 403);
+    assert_eq!(error_code(&body), "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(body[0]["message"], "TotalRequests Limit exceeded.");
+}
+
+#[tokio::test]
+async fn a_bad_session_is_a_401_with_a_json_array() {
+    let sim = start(100, 100).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/services/data/{V}/limits", sim.url()))
+        .bearer_auth("00Dnope!nope")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json;charset=UTF-8"
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        serde_json::json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    );
+}
+
+#[tokio::test]
+async fn unknown_versions_objects_and_paths_are_not_found() {
+    let sim = start(100, 100).await;
+    let client = Client::new(&sim);
+    for path in [
+        "/services/data/v20.0/limits",
+        "/services/data/v99.0/limits",
+        "/services/data/v62.0/sobjects/Nope/describe",
+        "/services/data/v62.0/nothing",
+    ] {
+        let (status, body) = client.json(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(error_code(&body), "NOT_FOUND", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn describe_has_compound_polymorphic_and_master_detail_fields() {
+    let sim = start(100, 100).await;
+    let client = Client::new(&sim);
+    let (_, global) = client.json(&format!("/services/data/{V}/sobjects")).await;
+    let names: Vec<&str> = global["sobjects"]
+        .as_array()
+        .expect("sobjects")
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    for object in [
+        "Account",
+        "Contact",
+        "Opportunity",
+        "Case",
+        "Lead",
+        "User",
+        "Task",
+        "Invoice__c",
+    ] {
+        assert!(
+            names.contains(&object),
+            "{object} missing from describeGlobal"
+        );
+    }
+    let (_, account) = client
+        .json(&format!("/services/data/{V}/sobjects/Account/describe"))
+        .await;
+    let field = |describe: &Value, name: &str| {
+        describe["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no field {name}"))
+    };
+    assert_eq!(field(&account, "BillingAddress")["type"], "address");
+    assert_eq!(
+        field(&account, "BillingCity")["compoundFieldName"],
+        "BillingAddress"
+    );
+    let (_, task) = client
+        .json(&format!("/services/data/{V}/sobjects/task/describe"))
+        .await;
+    assert_eq!(field(&task, "WhatId")["polymorphicForeignKey"], true);
+    let (_, invoice) = client
+        .json(&format!("/services/data/{V}/sobjects/Invoice__c/describe"))
+        .await;
+    assert_eq!(field(&invoice, "Account__c")["cascadeDelete"], true);
+    assert_eq!(field(&invoice, "Invoice_Number__c")["externalId"], true);
+    let (_, organization) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+IsSandbox,OrganizationType+FROM+Organization"
+        ))
+        .await;
+    assert_eq!(organization["records"][0]["IsSandbox"], false);
+}
+
+#[tokio::test]
+async fn query_pages_follow_next_records_url_and_batch_size() {
+    let sim = start(10_000, 100_000).await;
+    let client = Client::new(&sim);
+    let (_, count) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+COUNT()+FROM+Contact"
+        ))
+        .await;
+    let total = count["totalSize"].as_u64().expect("count") as usize;
+    assert!(total > 2500, "{total}");
+    assert_eq!(count["records"], serde_json::json!([]));
+
+    let mut seen = std::collections::BTreeSet::new();
+    let first = client
+        .http
+        .get(format!("{}/services/data/{V}/query", client.base))
+        .query(&[(
+            "q",
+            "SELECT Id, Name, Account.Name FROM Contact ORDER BY Id",
+        )])
+        .header("Sforce-Query-Options", "batchSize=500")
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .expect("query");
+    let mut page: Value = first.json().await.expect("JSON");
+    let mut pages = 1;
+    loop {
+        assert_eq!(page["totalSize"].as_u64(), Some(total as u64));
+        for record in page["records"].as_array().expect("records") {
+            assert_eq!(record["attributes"]["type"], "Contact");
+            assert!(
+                seen.insert(record["Id"].as_str().expect("Id").to_string()),
+                "a record came twice"
+            );
+        }
+        if page["done"] == true {
+            assert!(page.get("nextRecordsUrl").is_none());
+            break;
+        }
+        assert_eq!(page["records"].as_array().map(Vec::len), Some(500));
+        let next = page["nextRecordsUrl"]
+            .as_str()
+            .expect("nextRecordsUrl")
+            .to_string();
+        assert!(next.starts_with(&format!("/services/data/{V}/query/01g")));
+        page = client.json(&next).await.1;
+        pages += 1;
+    }
+    assert_eq!(seen.len(), total);
+    assert_eq!(pages, total.div_ceil(500));
+    let (status, body) = client
+        .json(&format!("/services/data/{V}/query/01gNOPE-500"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&body), "INVALID_QUERY_LOCATOR");
+}
+
+#[tokio::test]
+async fn soql_errors_carry_the_documented_codes() {
+    let sim = start(100, 1000).await;
+    let client = Client::new(&sim);
+    let cases = [
+        ("SELECT Foo FROM Account", "INVALID_FIELD"),
+        ("SELECT Id FROM Nope__c", "INVALID_TYPE"),
+        ("SELECT Id FROM", "MALFORMED_QUERY"),
+        ("SELECT Id, Id FROM Account", "MALFORMED_QUERY"),
+    ];
+    for (soql, code) in cases {
+        let response = client
+            .http
+            .get(format!("{}/services/data/{V}/query", client.base))
+            .query(&[("q", soql)])
+            .bearer_auth(&client.token)
+            .send()
+            .await
+            .expect("query");
+        assert_eq!(response.status(), 400, "{soql}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(error_code(&body), code, "{soql}");
+    }
+}
+
+#[tokio::test]
+async fn where_order_and_limit_select_the_right_records() {
+    let sim = start(2000, 10_000).await;
+    let client = Client::new(&sim);
+    let (_, all) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+Id,AnnualRevenue,Industry+FROM+Account"
+        ))
+        .await;
+    let records = all["records"].as_array().expect("records").clone();
+    let expected: usize = records
+        .iter()
+        .filter(|r| {
+            r["Industry"] == "Energy"
+                && r["AnnualRevenue"]
+                    .as_f64()
+                    .is_some_and(|x| x > 100_000_000.0)
+        })
+        .count();
+    let (_, filtered) = client
+        .json(&format!("/services/data/{V}/query?q=SELECT+Id,AnnualRevenue+FROM+Account+WHERE+Industry+%3D+'energy'+AND+AnnualRevenue+%3E+100000000+ORDER+BY+AnnualRevenue+DESC"))
+        .await;
+    let got = filtered["records"].as_array().expect("records");
+    assert_eq!(got.len(), expected);
+    assert!(
+        got.windows(2)
+            .all(|w| w[0]["AnnualRevenue"].as_f64() >= w[1]["AnnualRevenue"].as_f64())
+    );
+    let (_, limited) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+Id+FROM+Account+ORDER+BY+Id+LIMIT+3+OFFSET+2"
+        ))
+        .await;
+    let ids: Vec<&Value> = limited["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| &r["Id"])
+        .collect();
+    let mut sorted: Vec<&Value> = records.iter().map(|r| &r["Id"]).collect();
+    sorted.sort_by_key(|v| v.as_str().map(str::to_string));
+    assert_eq!(ids, sorted[2..5].to_vec());
+}
+
+#[tokio::test]
+async fn get_updated_windows_follow_the_rules() {
+    let sim = start(1000, 10_000).await;
+    let client = Client::new(&sim);
+    let window = |start: &str, end: &str| {
+        format!(
+            "/services/data/{V}/sobjects/Account/updated/?start={}&end={}",
+            start.replace('+', "%2B").replace(':', "%3A"),
+            end.replace('+', "%2B").replace(':', "%3A")
+        )
+    };
+    let (status, body) = client
+        .json(&window(
+            "2025-05-17T00:00:00+00:00",
+            "2025-06-15T12:00:00+00:00",
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["latestDateCovered"], "2025-06-15T12:00:00.000+0000");
+    let mut updated: Vec<String> = body["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    // The same window as SOQL finds the same records.
+    let (_, same) = client
+        .json(&format!("/services/data/{V}/query?q=SELECT+Id+FROM+Account+WHERE+SystemModstamp+%3E%3D+2025-05-17T00:00:00Z+AND+SystemModstamp+%3C+2025-06-15T12:00:00Z+ORDER+BY+Id"))
+        .await;
+    let mut expected: Vec<String> = same["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["Id"].as_str().map(str::to_string))
+        .collect();
+    updated.sort();
+    expected.sort();
+    assert!(
+        !expected.is_empty(),
+        "the generated org has no recent changes to compare"
+    );
+    assert_eq!(updated, expected);
+    let (status, body) = client
+        .json(&window(
+            "2025-06-10T00:00:00+00:00",
+            "2025-06-01T00:00:00+00:00",
+        ))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "INVALID_REPLICATION_DATE")
+    );
+    let (status, body) = client
+        .json(&window(
+            "2025-01-01T00:00:00+00:00",
+            "2025-06-01T00:00:00+00:00",
+        ))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "INVALID_REPLICATION_DATE")
+    );
+    let deleted = format!(
+        "/services/data/{V}/sobjects/Account/deleted/?start=2025-06-10T00%3A00%3A00%2B00%3A00&end=2025-06-15T00%3A00%3A00%2B00%3A00"
+    );
+    let (status, body) = client.json(&deleted).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["deletedRecords"], serde_json::json!([]));
+    assert!(body["earliestDateAvailable"].is_string());
+}
+
+#[tokio::test]
+async fn bulk_query_pages_csv_by_locator_until_null() {
+    let sim = start(10_000, 100_000).await;
+    let client = Client::new(&sim);
+    let create = client
+        .http
+        .post(format!("{}/services/data/{V}/jobs/query", client.base))
+        .bearer_auth(&client.token)
+        .json(&serde_json::json!({"operation": "queryAll", "query": "SELECT Id, Name, Owner.Name, CreatedDate FROM Account"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(create.status(), 200);
+    let job: Value = create.json().await.expect("JSON");
+    assert_eq!(job["state"], "UploadComplete");
+    assert!(
+        job["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("750") && id.len() == 18)
+    );
+    let id = job["id"].as_str().expect("id").to_string();
+    let (_, info) = client
+        .json(&format!("/services/data/{V}/jobs/query/{id}"))
+        .await;
+    assert_eq!(info["state"], "JobComplete");
+    assert_eq!(info["jobType"], "V2Query");
+    let processed = info["numberRecordsProcessed"].as_u64().expect("processed");
+
+    let mut locator: Option<String> = None;
+    let mut rows = 0u64;
+    loop {
+        let mut url = format!("/services/data/{V}/jobs/query/{id}/results?maxRecords=700");
+        if let Some(l) = &locator {
+            url.push_str(&format!("&locator={l}"));
+        }
+        let response = client.get(&url).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/csv");
+        let count: u64 = response.headers()["Sforce-NumberOfRecords"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("number");
+        let next = response.headers()["Sforce-Locator"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        let body = response.text().await.expect("text");
+        let mut lines = body.lines();
+        assert_eq!(
+            lines.next(),
+            Some("\"Id\",\"Name\",\"Owner.Name\",\"CreatedDate\"")
+        );
+        let data: Vec<&str> = lines.collect();
+        assert_eq!(data.len() as u64, count);
+        assert!(
+            data.iter()
+                .all(|l| l.starts_with("\"001") && l.ends_with("Z\"")),
+            "{:?}",
+            data.first()
+        );
+        rows += count;
+        if next == "null" {
+            break;
+        }
+        locator = Some(next);
+    }
+    assert_eq!(rows, processed);
+    let (_, count) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+COUNT()+FROM+Account"
+        ))
+        .await;
+    assert_eq!(Some(rows), count["totalSize"].as_u64());
+
+    let results_v61 = client
+        .get(&format!("/services/data/v61.0/jobs/query/{id}/results"))
+        .await;
+    assert_eq!(results_v61.status(), 409);
+    let delete = client
+        .http
+        .delete(format!("{}/services/data/{V}/jobs/query/{id}", client.base))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(delete.status(), 204);
+    let (status, _) = client
+        .json(&format!("/services/data/{V}/jobs/query/{id}"))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bulk_refuses_what_bulk_cannot_do() {
+    let sim = start(100, 1000).await;
+    let client = Client::new(&sim);
+    for query in [
+        "SELECT COUNT() FROM Account",
+        "SELECT Id, BillingAddress FROM Account",
+        "SELECT Nope FROM Account",
+    ] {
+        let response = client
+            .http
+            .post(format!("{}/services/data/{V}/jobs/query", client.base))
+            .bearer_auth(&client.token)
+            .json(&serde_json::json!({"operation": "query", "query": query}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.expect("JSON");
+        assert!(body[0]["errorCode"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_mint_sessions_until_revoked() {
+    let sim = start(100, 1000).await;
+    let http = reqwest::Client::new();
+    let token = |refresh: &str| {
+        http.post(format!("{}/services/oauth2/token", sim.url()))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("client_id", sim.credentials.client_id.as_str()),
+            ])
+            .send()
+    };
+    let response = token(&sim.credentials.refresh_token).await.expect("token");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["instance_url"], sim.url());
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body.get("refresh_token").is_none());
+    let access = body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string();
+    assert!(access.starts_with("00D") && access.contains('!'));
+    let limits = http
+        .get(format!("{}/services/data/{V}/limits", sim.url()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("limits");
+    assert_eq!(limits.status(), 200);
+
+    let revoke = http
+        .post(format!("{}/services/oauth2/revoke", sim.url()))
+        .form(&[("token", sim.credentials.refresh_token.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoke.status(), 200);
+    let response = token(&sim.credentials.refresh_token).await.expect("token");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "invalid_grant", "error_description": "expired access/refresh token"})
+    );
+    let limits = http
+        .get(format!("{}/services/data/{V}/limits", sim.url()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("limits");
+    assert_eq!(
+        limits.status(),
+        401,
+        "sessions of a revoked refresh token end with it"
+    );
+
+    let unsupported = http
+        .post(format!("{}/services/oauth2/token", sim.url()))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(unsupported.status(), 400);
+    let body: Value = unsupported.json().await.expect("JSON");
+    assert_eq!(body["error"], "unsupported_grant_type");
+}
