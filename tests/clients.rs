@@ -1,0 +1,63 @@
+//! Real third-party clients against the simulator, unchanged but for pointing them at it.
+//! `.ci/run` installs them (tests/clients/requirements.txt).
+
+use std::process::Command;
+
+use cairn::sim::org::{OrgOptions, Population};
+use cairn::sim::server::{SimOptions, Simulator};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_salesforce_works_against_the_simulator() {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 3,
+                // 12,000 Accounts for the Bulk 2.0 check, 18,000 Contacts for query paging.
+                population: Population::spread(60_000),
+                api_max: 1_000_000,
+                ..OrgOptions::default()
+            },
+            bulk_delay_ms: 300,
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/simple_salesforce_check.py"
+    );
+    let url = sim.url();
+    let token = sim.credentials.access_token.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .arg(url)
+            .arg(token)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python3 runs (install Python 3 and `pip install -r tests/clients/requirements.txt`)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "simple-salesforce check failed (is it installed? `pip install -r tests/clients/requirements.txt`)\n{stdout}\n{stderr}"
+    );
+    for check in [
+        "limits",
+        "describeGlobal",
+        "query_all follows nextRecordsUrl",
+        "bulk2 query",
+        "getUpdated",
+        "getDeleted",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok   {check}")),
+            "{check} did not run:\n{stdout}"
+        );
+    }
+    println!("{stdout}");
+    sim.stop().await;
+}
