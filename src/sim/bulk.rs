@@ -36,7 +36,7 @@ pub struct Job {
     operation: String,
     object: usize,
     fields: Vec<soql::FieldPath>,
-    ids: Vec<[u8; 18]>,
+    ids: Vec<super::rest::Hit>,
     version: String,
     format: CsvFormat,
     line_ending: &'static str,
@@ -391,8 +391,8 @@ pub async fn results(
     csv_header(&mut body, &job.fields, job.format);
     let mut scratch = String::new();
     let mut rows = 0usize;
-    for id in &job.ids[start..end] {
-        if let Some(index) = table.find(std::str::from_utf8(id).unwrap_or_default()) {
+    for (id, hint) in &job.ids[start..end] {
+        if let Some(index) = table.find_near(*hint, id) {
             csv_row(
                 &mut body,
                 &org,

@@ -62,6 +62,15 @@ pub struct Table {
 }
 
 impl Table {
+    /// The record with this Id, looked for first where it was last seen.
+    pub fn find_near(&self, hint: u32, id: &[u8; 18]) -> Option<usize> {
+        let hint = hint as usize;
+        if self.records.get(hint).is_some_and(|r| &r.id == id) {
+            return Some(hint);
+        }
+        self.records.binary_search_by(|r| r.id.cmp(id)).ok()
+    }
+
     pub fn find(&self, id: &str) -> Option<usize> {
         self.records
             .binary_search_by(|r| r.id.as_slice().cmp(id.as_bytes()))

@@ -205,11 +205,15 @@ pub fn csv_header(out: &mut Vec<u8>, fields: &[FieldPath], format: CsvFormat) {
 
 fn csv_quoted(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
-    for &b in text {
-        if b == b'"' {
-            out.push(b'"');
+    if text.contains(&b'"') {
+        for &b in text {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
         }
-        out.push(b);
+    } else {
+        out.extend_from_slice(text);
     }
     out.push(b'"');
 }
@@ -228,21 +232,30 @@ pub fn csv_row(
             out.push(format.delimiter);
         }
         let value = resolve(org, record, field);
-        scratch.clear();
         match value.as_deref().unwrap_or(&Value::Null) {
-            Value::Null => continue,
-            Value::Bool(b) => scratch.push_str(if *b { "true" } else { "false" }),
-            Value::Int(n) => {
-                let _ = write!(scratch, "{n}");
+            Value::Null => {}
+            Value::Text(s) => csv_quoted(out, s.as_bytes()),
+            Value::DateTime(ms) => {
+                out.push(b'"');
+                time::write_datetime_z(out, *ms);
+                out.push(b'"');
             }
-            Value::Num(x) => {
-                let _ = write!(scratch, "{x}");
+            other => {
+                scratch.clear();
+                match other {
+                    Value::Bool(b) => scratch.push_str(if *b { "true" } else { "false" }),
+                    Value::Int(n) => {
+                        let _ = write!(scratch, "{n}");
+                    }
+                    Value::Num(x) => {
+                        let _ = write!(scratch, "{x}");
+                    }
+                    Value::Date(days) => scratch.push_str(&time::format_date(*days)),
+                    Value::Null | Value::Text(_) | Value::DateTime(_) => {}
+                }
+                csv_quoted(out, scratch.as_bytes());
             }
-            Value::Text(s) => scratch.push_str(s),
-            Value::DateTime(ms) => scratch.push_str(&time::format_datetime_z(*ms)),
-            Value::Date(days) => scratch.push_str(&time::format_date(*days)),
         }
-        csv_quoted(out, scratch.as_bytes());
     }
     format.end_line(out);
 }

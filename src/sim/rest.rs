@@ -151,7 +151,7 @@ pub async fn describe(
 pub struct Cursor {
     object: usize,
     fields: Vec<soql::FieldPath>,
-    ids: Vec<[u8; 18]>,
+    ids: Vec<Hit>,
     batch: usize,
 }
 
@@ -197,14 +197,19 @@ fn batch_size(headers: &HeaderMap) -> usize {
         .map_or(2000, |n| n.clamp(200, 2000))
 }
 
-/// Runs a query: the records it matches, in order, as Ids.
-pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<[u8; 18]> {
+/// A matched record: its Id, and where it was in its table when the query ran.
+pub type Hit = ([u8; 18], u32);
+
+/// Runs a query: the records it matches, in order.
+pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<Hit> {
     let table = &org.tables[query.object];
-    let mut rows: Vec<&org::Record> = table
+    let mut rows: Vec<(u32, &org::Record)> = table
         .records
         .iter()
-        .filter(|r| scan_all || r.values[org::IS_DELETED] != Value::Bool(true))
-        .filter(|r| {
+        .enumerate()
+        .map(|(i, r)| (i as u32, r))
+        .filter(|(_, r)| scan_all || r.values[org::IS_DELETED] != Value::Bool(true))
+        .filter(|(_, r)| {
             query
                 .filter
                 .as_ref()
@@ -212,7 +217,7 @@ pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<[u8; 18]> {
         })
         .collect();
     if !query.order.is_empty() {
-        rows.sort_by(|a, b| {
+        rows.sort_by(|(_, a), (_, b)| {
             for (path, descending, nulls_last) in &query.order {
                 let va = soql::resolve(org, a, path);
                 let vb = soql::resolve(org, b, path);
@@ -251,7 +256,7 @@ pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<[u8; 18]> {
     rows.into_iter()
         .skip(query.offset)
         .take(query.limit.unwrap_or(usize::MAX))
-        .map(|r| r.id)
+        .map(|(i, r)| (r.id, i))
         .collect()
 }
 
@@ -325,8 +330,8 @@ fn page(
     }
     body.push_str(",\"records\":[");
     let mut first = true;
-    for id in &cursor.ids[offset..end] {
-        let Some(index) = table.find(std::str::from_utf8(id).unwrap_or_default()) else {
+    for (id, hint) in &cursor.ids[offset..end] {
+        let Some(index) = table.find_near(*hint, id) else {
             // Purged since the query ran.
             continue;
         };

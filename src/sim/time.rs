@@ -58,6 +58,37 @@ fn split(ms: i64) -> (String, String) {
     )
 }
 
+/// Appends `2013-05-20T20:49:32.000Z` without allocating: Bulk results write millions of these.
+pub fn write_datetime_z(out: &mut Vec<u8>, ms: i64) {
+    let days = ms.div_euclid(86_400_000);
+    let rest = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    push_digits(out, y.rem_euclid(10_000) as u32, 4);
+    out.push(b'-');
+    push_digits(out, m, 2);
+    out.push(b'-');
+    push_digits(out, d, 2);
+    out.push(b'T');
+    push_digits(out, (rest / 3_600_000) as u32, 2);
+    out.push(b':');
+    push_digits(out, (rest / 60_000 % 60) as u32, 2);
+    out.push(b':');
+    push_digits(out, (rest / 1000 % 60) as u32, 2);
+    out.push(b'.');
+    push_digits(out, (rest % 1000) as u32, 3);
+    out.push(b'Z');
+}
+
+/// Appends `n` as exactly `width` decimal digits, zero-padded.
+fn push_digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let mut buf = [b'0'; 4];
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
+}
+
 /// `2024-01-01` as days since the epoch.
 pub fn parse_date(text: &str) -> Option<i32> {
     let bytes = text.as_bytes();
@@ -119,6 +150,9 @@ mod tests {
         assert_eq!(parse_datetime("2013-05-20T22:49:32+02:00"), Some(ms));
         assert_eq!(parse_datetime("2013-05-20T20:49:32Z"), Some(ms));
         assert_eq!(format_datetime_z(ms), "2013-05-20T20:49:32.000Z");
+        let mut out = Vec::new();
+        write_datetime_z(&mut out, ms + 7);
+        assert_eq!(out, b"2013-05-20T20:49:32.007Z");
         assert_eq!(
             format_date(parse_date("2024-02-29").expect("leap day")),
             "2024-02-29"
