@@ -587,3 +587,523 @@ async fn refresh_tokens_mint_sessions_until_revoked() {
     let body: Value = unsupported.json().await.expect("JSON");
     assert_eq!(body["error"], "unsupported_grant_type");
 }
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .request(method, format!("{}/__sim/{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("admin");
+        assert_eq!(response.status(), 200, "admin {path}");
+        response.json().await.expect("JSON")
+    }
+}
+
+fn first_id(page: &Value) -> String {
+    page["records"][0]["Id"]
+        .as_str()
+        .expect("a record")
+        .to_string()
+}
+
+#[tokio::test]
+async fn single_record_crud_with_the_documented_statuses() {
+    use reqwest::Method;
+    let sim = start(200, 10_000).await;
+    let client = Client::new(&sim);
+    let (status, created) = client
+        .send(
+            Method::POST,
+            &format!("/services/data/{V}/sobjects/Account"),
+            Some(serde_json::json!({"Name": "Restored Co", "Industry": "Energy"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["success"], true);
+    assert_eq!(created["errors"], serde_json::json!([]));
+    let id = created["id"].as_str().expect("id").to_string();
+    let (status, record) = client
+        .send(
+            Method::GET,
+            &format!("/services/data/{V}/sobjects/Account/{id}?fields=Name,Industry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            record["Name"].as_str(),
+            record["attributes"]["type"].as_str()
+        ),
+        (Some("Restored Co"), Some("Account"))
+    );
+    let (status, _) = client
+        .send(
+            Method::PATCH,
+            &format!("/services/data/{V}/sobjects/Account/{id}"),
+            Some(serde_json::json!({"Industry": null})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, record) = client
+        .send(
+            Method::GET,
+            &format!("/services/data/{V}/sobjects/Account/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(record["Industry"], Value::Null);
+    assert_ne!(record["CreatedDate"], Value::Null);
+
+    let (status, body) = client
+        .send(
+            Method::POST,
+            &format!("/services/data/{V}/sobjects/Account"),
+            Some(serde_json::json!({"Industry": "Energy"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        serde_json::json!([{"message": "Required fields are missing: [Name]", "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["Name"]}])
+    );
+    let (status, body) = client
+        .send(
+            Method::PATCH,
+            &format!("/services/data/{V}/sobjects/Account/{id}"),
+            Some(serde_json::json!({"CreatedDate": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "INVALID_FIELD_FOR_INSERT_UPDATE")
+    );
+    let response = client
+        .http
+        .post(format!(
+            "{}/services/data/{V}/sobjects/Account",
+            client.base
+        ))
+        .bearer_auth(&client.token)
+        .body("Name=x")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 415);
+    let response = client
+        .http
+        .post(format!(
+            "{}/services/data/{V}/sobjects/Account",
+            client.base
+        ))
+        .bearer_auth(&client.token)
+        .header("Content-Type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(error_code(&body), "JSON_PARSER_ERROR");
+
+    let (status, _) = client
+        .send(
+            Method::DELETE,
+            &format!("/services/data/{V}/sobjects/Account/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = client
+        .send(
+            Method::GET,
+            &format!("/services/data/{V}/sobjects/Account/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "ENTITY_IS_DELETED"));
+    let (status, body) = client
+        .send(
+            Method::DELETE,
+            &format!("/services/data/{V}/sobjects/Account/001000000000000AAA"),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"));
+    let (_, all) = client
+        .json(&format!(
+            "/services/data/{V}/queryAll?q=SELECT+Id,IsDeleted+FROM+Account+WHERE+Id+%3D+'{id}'"
+        ))
+        .await;
+    assert_eq!(
+        all["records"][0]["IsDeleted"], true,
+        "queryAll sees the recycle bin"
+    );
+    let (_, live) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+Id+FROM+Account+WHERE+Id+%3D+'{id}'"
+        ))
+        .await;
+    assert_eq!(live["totalSize"], 0, "query does not");
+}
+
+#[tokio::test]
+async fn upsert_by_external_id_creates_then_updates() {
+    use reqwest::Method;
+    let sim = start(200, 10_000).await;
+    let client = Client::new(&sim);
+    let (_, accounts) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+Id+FROM+Account+LIMIT+1"
+        ))
+        .await;
+    let account = first_id(&accounts);
+    let path = format!("/services/data/{V}/sobjects/Invoice__c/Invoice_Number__c/EXT-77");
+    let (status, body) = client
+        .send(
+            Method::PATCH,
+            &path,
+            Some(serde_json::json!({"Name": "INV-77", "Account__c": account})),
+        )
+        .await;
+    assert_eq!((status, &body["created"]), (201, &Value::Bool(true)));
+    let (status, again) = client
+        .send(
+            Method::PATCH,
+            &path,
+            Some(serde_json::json!({"Amount__c": 12.5})),
+        )
+        .await;
+    assert_eq!((status, &again["created"]), (200, &Value::Bool(false)));
+    assert_eq!(again["id"], body["id"]);
+}
+
+#[tokio::test]
+async fn collections_report_per_record_and_roll_back_all_or_none() {
+    use reqwest::Method;
+    let sim = start(200, 10_000).await;
+    let client = Client::new(&sim);
+    let path = format!("/services/data/{V}/composite/sobjects");
+    let records = serde_json::json!([
+        {"attributes": {"type": "Account"}, "Name": "One"},
+        {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
+        {"attributes": {"type": "Account"}, "Name": "Three"},
+    ]);
+    let (_, before) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+COUNT()+FROM+Account"
+        ))
+        .await;
+    let (status, results) = client
+        .send(
+            Method::POST,
+            &path,
+            Some(serde_json::json!({"allOrNone": true, "records": records})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        results[1]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    assert_eq!(
+        results[1]["errors"][0]["fields"],
+        serde_json::json!(["LastName"])
+    );
+    for i in [0, 2] {
+        assert_eq!(results[i]["success"], false);
+        assert_eq!(
+            results[i]["errors"][0]["statusCode"],
+            "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+        );
+    }
+    let (_, after) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+COUNT()+FROM+Account"
+        ))
+        .await;
+    assert_eq!(
+        before["totalSize"], after["totalSize"],
+        "nothing was committed"
+    );
+
+    let (_, results) = client
+        .send(
+            Method::POST,
+            &path,
+            Some(serde_json::json!({"allOrNone": false, "records": records})),
+        )
+        .await;
+    assert_eq!(
+        (
+            results[0]["success"].as_bool(),
+            results[1]["success"].as_bool(),
+            results[2]["success"].as_bool()
+        ),
+        (Some(true), Some(false), Some(true))
+    );
+    let id = results[0]["id"].as_str().expect("id").to_string();
+    let (_, updated) = client.send(Method::PATCH, &path, Some(serde_json::json!({"records": [{"attributes": {"type": "Account"}, "id": id, "Phone": "+1 555 0100"}]}))).await;
+    assert_eq!(updated[0]["success"], true);
+
+    let too_many: Vec<Value> = (0..201)
+        .map(|i| serde_json::json!({"attributes": {"type": "Account"}, "Name": format!("N{i}")}))
+        .collect();
+    let (status, body) = client
+        .send(
+            Method::POST,
+            &path,
+            Some(serde_json::json!({"records": too_many})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (400, "EXCEEDED_ID_LIMIT"));
+    let (status, deleted) = client
+        .send(
+            Method::DELETE,
+            &format!("{path}?ids={id},001000000000000AAA"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            deleted[0]["success"].as_bool(),
+            deleted[1]["success"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_changes_the_org_as_users_would() {
+    use reqwest::Method;
+    let sim = start(300, 10_000).await;
+    let client = Client::new(&sim);
+    let (_, page) = client.json(&format!("/services/data/{V}/query?q=SELECT+Id,Name,SystemModstamp+FROM+Account+ORDER+BY+Id+LIMIT+1")).await;
+    let id = first_id(&page);
+    client
+        .admin(
+            Method::POST,
+            "clock",
+            serde_json::json!({"advanceMs": 60_000}),
+        )
+        .await;
+    client
+        .admin(
+            Method::PATCH,
+            &format!("records/Account/{id}"),
+            serde_json::json!({"Name": "Renamed"}),
+        )
+        .await;
+    let (_, record) = client
+        .send(
+            Method::GET,
+            &format!("/services/data/{V}/sobjects/Account/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(record["Name"], "Renamed");
+    assert_eq!(
+        record["SystemModstamp"], "2025-06-15T12:01:00.000+0000",
+        "the write is stamped with the simulated clock"
+    );
+
+    client
+        .admin(
+            Method::DELETE,
+            &format!("records/Account/{id}"),
+            serde_json::json!({}),
+        )
+        .await;
+    let deleted = format!(
+        "/services/data/{V}/sobjects/Account/deleted/?start=2025-06-15T00%3A00%3A00%2B00%3A00&end=2025-06-15T13%3A00%3A00%2B00%3A00"
+    );
+    let (_, body) = client.json(&deleted).await;
+    assert_eq!(body["deletedRecords"][0]["id"], id.as_str());
+    client
+        .admin(
+            Method::POST,
+            &format!("records/Account/{id}/undelete"),
+            serde_json::json!({}),
+        )
+        .await;
+    let (_, body) = client.json(&deleted).await;
+    assert_eq!(body["deletedRecords"], serde_json::json!([]));
+
+    client
+        .admin(
+            Method::POST,
+            "fields/Account",
+            serde_json::json!({"name": "Region__c", "type": "string"}),
+        )
+        .await;
+    let (_, describe) = client
+        .json(&format!("/services/data/{V}/sobjects/Account/describe"))
+        .await;
+    assert!(
+        describe["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .any(|f| f["name"] == "Region__c" && f["custom"] == true)
+    );
+    let (status, _) = client
+        .send(
+            Method::PATCH,
+            &format!("/services/data/{V}/sobjects/Account/{id}"),
+            Some(serde_json::json!({"Region__c": "EMEA"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, region) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+Region__c+FROM+Account+WHERE+Region__c+!%3D+null"
+        ))
+        .await;
+    assert_eq!(region["totalSize"], 1);
+}
+
+#[tokio::test]
+async fn injected_faults_return_the_documented_errors() {
+    use reqwest::Method;
+    let sim = start(100, 10_000).await;
+    let client = Client::new(&sim);
+    let limits = format!("/services/data/{V}/limits");
+    for (kind, status, code) in [
+        ("REQUEST_LIMIT_EXCEEDED", 403, "REQUEST_LIMIT_EXCEEDED"),
+        ("SERVER_UNAVAILABLE", 503, "SERVER_UNAVAILABLE"),
+        ("INVALID_SESSION_ID", 401, "INVALID_SESSION_ID"),
+    ] {
+        client
+            .admin(
+                Method::PUT,
+                "faults",
+                serde_json::json!([{"kind": kind, "times": 1}]),
+            )
+            .await;
+        let (got, body) = client.json(&limits).await;
+        assert_eq!((got, error_code(&body)), (status, code), "{kind}");
+        let (got, _) = client.json(&limits).await;
+        assert_eq!(got, 200, "{kind} hit only once");
+    }
+    client
+        .admin(
+            Method::PUT,
+            "faults",
+            serde_json::json!([{"kind": "UNABLE_TO_LOCK_ROW"}]),
+        )
+        .await;
+    let (got, _) = client.json(&limits).await;
+    assert_eq!(got, 200, "reads are not locked");
+    let (got, body) = client
+        .send(
+            Method::POST,
+            &format!("/services/data/{V}/sobjects/Account"),
+            Some(serde_json::json!({"Name": "x"})),
+        )
+        .await;
+    assert_eq!((got, error_code(&body)), (400, "UNABLE_TO_LOCK_ROW"));
+
+    client
+        .admin(
+            Method::PUT,
+            "faults",
+            serde_json::json!([{"kind": "CONNECTION_RESET"}]),
+        )
+        .await;
+    let broken = client
+        .http
+        .get(format!("{}{limits}", client.base))
+        .bearer_auth(&client.token)
+        .send()
+        .await;
+    let failed = match broken {
+        Err(_) => true,
+        Ok(response) => response.bytes().await.is_err(),
+    };
+    assert!(failed, "the connection should drop mid-response");
+
+    client
+        .admin(
+            Method::PUT,
+            "faults",
+            serde_json::json!([{"kind": "SLOW", "delayMs": 300}]),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let (got, _) = client.json(&limits).await;
+    assert_eq!(got, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    client
+        .admin(Method::DELETE, "faults", serde_json::json!({}))
+        .await;
+
+    client
+        .admin(
+            Method::PUT,
+            "api-usage",
+            serde_json::json!({"used": 10_000}),
+        )
+        .await;
+    let (got, body) = client.json(&limits).await;
+    assert_eq!((got, error_code(&body)), (403, "REQUEST_LIMIT_EXCEEDED"));
+}
+
+#[tokio::test]
+async fn expired_sessions_revoked_tokens_and_a_deleted_org() {
+    use reqwest::Method;
+    let sim = start(100, 10_000).await;
+    let client = Client::new(&sim);
+    let limits = format!("/services/data/{V}/limits");
+    client
+        .admin(Method::POST, "sessions/expire", serde_json::json!({}))
+        .await;
+    let (got, body) = client.json(&limits).await;
+    assert_eq!((got, error_code(&body)), (401, "INVALID_SESSION_ID"));
+    let refresh = || {
+        client
+            .http
+            .post(format!("{}/services/oauth2/token", client.base))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", sim.credentials.refresh_token.as_str()),
+                ("client_id", sim.credentials.client_id.as_str()),
+            ])
+            .send()
+    };
+    assert_eq!(
+        refresh().await.expect("token").status(),
+        200,
+        "a refresh token outlives sessions"
+    );
+    client
+        .admin(Method::POST, "refresh-tokens/revoke", serde_json::json!({}))
+        .await;
+    let body: Value = refresh().await.expect("token").json().await.expect("JSON");
+    assert_eq!(body["error"], "invalid_grant");
+    client
+        .admin(Method::DELETE, "org", serde_json::json!({}))
+        .await;
+    let body: Value = refresh().await.expect("token").json().await.expect("JSON");
+    assert_eq!(
+        (body["error"].as_str(), body["error_description"].as_str()),
+        (Some("invalid_grant"), Some("inactive organization"))
+    );
+}

@@ -23,6 +23,26 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// The type of a field an admin may add.
+    pub fn from_name(name: &str) -> Option<FieldType> {
+        Some(match name {
+            "string" => FieldType::String,
+            "textarea" => FieldType::Textarea,
+            "boolean" => FieldType::Boolean,
+            "int" => FieldType::Int,
+            "double" => FieldType::Double,
+            "currency" => FieldType::Currency,
+            "percent" => FieldType::Percent,
+            "date" => FieldType::Date,
+            "datetime" => FieldType::Datetime,
+            "email" => FieldType::Email,
+            "phone" => FieldType::Phone,
+            "url" => FieldType::Url,
+            "picklist" => FieldType::Picklist,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             FieldType::Id => "id",
@@ -104,6 +124,11 @@ impl FieldDef {
             picklist: Vec::new(),
             custom: name.ends_with("__c"),
         }
+    }
+
+    /// A custom field an admin adds (`Region__c`).
+    pub fn custom(name: &str, field_type: FieldType) -> Self {
+        FieldDef::new(name, field_type)
     }
 
     /// System fields: set by the platform, never by a client.

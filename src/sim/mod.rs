@@ -1,13 +1,16 @@
 //! The Salesforce simulator: a faithful local org (see ../shared/reference/salesforce-api.md) for
 //! tests, benchmarks and the demo. Used only by tests, `cairn demo` and `cairn sim serve`.
 
+pub mod admin;
 pub mod bulk;
 pub mod catalog;
 pub mod ids;
 pub mod oauth;
 pub mod org;
+pub mod records;
 pub mod render;
 pub mod rest;
 pub mod server;
 pub mod soql;
 pub mod time;
+pub mod write;

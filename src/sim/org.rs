@@ -40,16 +40,10 @@ impl Record {
 pub const ID: usize = 0;
 pub const IS_DELETED: usize = 1;
 
-pub fn system_modstamp(def: &ObjectDef) -> usize {
-    def.fields.len() - 1
-}
-
-pub fn last_modified_date(def: &ObjectDef) -> usize {
-    def.fields.len() - 3
-}
-
-pub fn created_date(def: &ObjectDef) -> usize {
-    def.fields.len() - 5
+/// Position of a platform field every object has (custom fields are appended after them, so
+/// positions are looked up, not assumed).
+pub fn audit_field(def: &ObjectDef, name: &str) -> usize {
+    def.field(name).map_or(ID, |(i, _)| i)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -132,6 +126,8 @@ impl ApiUsage {
 }
 
 pub struct Org {
+    /// Set when the org has been deleted: logins and API calls fail from then on.
+    pub gone: bool,
     pub catalog: Catalog,
     pub tables: Vec<Table>,
     pub org_id: String,
@@ -282,6 +278,7 @@ impl Org {
         let now = options.clock.now();
         let org_id = ids::record_id("00D", 1 + options.seed % 1000);
         let mut org = Org {
+            gone: false,
             tables: vec![Table::default(); catalog.objects.len()],
             catalog,
             user_id: String::new(),

@@ -442,7 +442,7 @@ pub async fn updated(
     let index = org.object_index(&object).ok_or_else(ApiError::not_found)?;
     let (start, end) = window(&params, 30, org.clock.now())?;
     let def = &org.catalog.objects[index];
-    let stamp = org::system_modstamp(def);
+    let stamp = org::audit_field(def, "SystemModstamp");
     let ids: Vec<String> = org.tables[index]
         .records
         .iter()

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::org::{Org, OrgOptions};
-use super::{bulk, oauth, rest};
+use super::{admin, bulk, oauth, records, rest};
 
 /// Oldest and newest API versions the simulated org serves.
 pub const MIN_VERSION: u32 = 31;
@@ -48,6 +48,7 @@ pub struct State {
     pub refresh_tokens: Mutex<HashMap<String, bool>>,
     pub cursors: Mutex<rest::Cursors>,
     pub jobs: Mutex<bulk::Jobs>,
+    pub faults: admin::FaultState,
     pub client_id: String,
     pub client_secret: String,
     pub base_url: RwLock<String>,
@@ -81,6 +82,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Fields a record-level error is about (omitted when empty).
+    pub fields: Vec<String>,
 }
 
 impl ApiError {
@@ -89,6 +92,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            fields: Vec::new(),
         }
     }
 
@@ -111,7 +115,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!([{ "message": self.message, "errorCode": self.code }]);
+        let mut error = serde_json::json!({ "message": self.message, "errorCode": self.code });
+        if !self.fields.is_empty()
+            && let Some(map) = error.as_object_mut()
+        {
+            map.insert("fields".into(), serde_json::json!(self.fields));
+        }
+        let body = serde_json::Value::Array(vec![error]);
         json_response(self.status, body.to_string())
     }
 }
@@ -206,6 +216,7 @@ impl Simulator {
             refresh_tokens: Mutex::new(HashMap::new()),
             cursors: Mutex::new(rest::Cursors::default()),
             jobs: Mutex::new(bulk::Jobs::default()),
+            faults: Mutex::new(admin::Faults::default()),
             client_id: "3MVG9sim.cairn.connected.app".to_string(),
             client_secret: "sim-consumer-secret".to_string(),
             base_url: RwLock::new(format!("http://{addr}")),
@@ -301,11 +312,11 @@ fn router(state: Arc<State>) -> Router {
         )
         .route(
             "/services/data/{version}/sobjects/{object}",
-            get(rest::object_info),
+            get(rest::object_info).post(records::create),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/",
-            get(rest::object_info),
+            get(rest::object_info).post(records::create),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/describe",
@@ -344,6 +355,26 @@ fn router(state: Arc<State>) -> Router {
             get(rest::query_more),
         )
         .route(
+            "/services/data/{version}/sobjects/{object}/{id}",
+            get(records::read)
+                .patch(records::update)
+                .delete(records::delete),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/{field}/{value}",
+            axum::routing::patch(records::upsert),
+        )
+        .route(
+            "/services/data/{version}/composite/sobjects",
+            post(records::collection_create)
+                .patch(records::collection_update)
+                .delete(records::collection_delete),
+        )
+        .route(
+            "/services/data/{version}/composite/sobjects/{object}/{field}",
+            axum::routing::patch(records::collection_upsert),
+        )
+        .route(
             "/services/data/{version}/jobs/query",
             post(bulk::create).get(bulk::list),
         )
@@ -362,7 +393,12 @@ fn router(state: Arc<State>) -> Router {
         )
         .route("/services/oauth2/userinfo", get(oauth::userinfo))
         .route("/id/{org}/{user}", get(oauth::userinfo))
+        .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::inject,
+        ))
         .with_state(state)
 }
 
