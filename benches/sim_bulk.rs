@@ -42,6 +42,7 @@ async fn main() {
                 ..OrgOptions::default()
             },
             bulk_delay_ms: 0,
+            ..SimOptions::default()
         },
         0,
     )

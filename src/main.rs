@@ -80,6 +80,10 @@ enum SimCommand {
         /// The org's daily API request allocation.
         #[arg(long, default_value_t = 100_000)]
         api_limit: u64,
+        /// The connected app's certificate (or RSA public key) in PEM, for the JWT bearer
+        /// grant.
+        #[arg(long, value_name = "FILE")]
+        jwt_cert: Option<PathBuf>,
     },
 }
 
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
                     sandbox,
                     bulk_delay_ms,
                     api_limit,
+                    jwt_cert,
                 },
         } => {
             let options = ServeOptions {
@@ -162,13 +167,14 @@ fn main() -> ExitCode {
                 sandbox,
                 bulk_delay_ms,
                 api_limit,
+                jwt_certificate: jwt_cert,
             };
             let served = tokio::runtime::Runtime::new().and_then(|rt| rt.block_on(serve(options)));
             match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!(
-                        "error: the simulator could not serve on port {port}: {e}\n  help: pick another port with --port, or --port 0 for any free one"
+                        "error: the simulator could not start: {e}\n  help: if the port ({port}) is taken, pick another with --port (0 for any free one)"
                     );
                     ExitCode::from(EXIT_ERROR)
                 }

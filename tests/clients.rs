@@ -18,6 +18,7 @@ async fn simple_salesforce_works_against_the_simulator() {
                 ..OrgOptions::default()
             },
             bulk_delay_ms: 300,
+            ..SimOptions::default()
         },
         0,
     )

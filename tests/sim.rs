@@ -19,6 +19,7 @@ async fn start(records: usize, api_max: u64) -> Simulator {
                 ..OrgOptions::default()
             },
             bulk_delay_ms: 0,
+            ..SimOptions::default()
         },
         0,
     )

@@ -12,6 +12,8 @@ pub struct ServeOptions {
     pub sandbox: bool,
     pub bulk_delay_ms: u64,
     pub api_limit: u64,
+    /// The connected app's certificate (PEM), which JWT assertions are verified against.
+    pub jwt_certificate: Option<std::path::PathBuf>,
 }
 
 /// What to tell the user once the simulator listens.
@@ -20,11 +22,20 @@ pub fn banner(sim: &Simulator, options: &ServeOptions) -> String {
     let records = sim.state.org.read().map(|o| o.record_count()).unwrap_or(0);
     format!(
         "Salesforce simulator ({kind} org, {records} records, seed {seed}) listening.\n\
-         \n  instance URL   {url}\n  login URL      {url}  (OAuth: /services/oauth2/token)\n  \
+         \n  instance URL   {url}  (also its My Domain login host)\n  \
+         login hosts    {url}/login.salesforce.com  (production)\n                 \
+         {url}/test.salesforce.com  (sandbox)\n  \
+         JWT audience   {audience}{jwt}\n  \
          client id      {client_id}\n  client secret  {client_secret}\n  username       {username}\n  \
          access token   {access}\n  refresh token  {refresh}\n\
          \nTry: curl -H 'Authorization: Bearer {access}' {url}/services/data/v62.0/limits\n\
          Stop with Ctrl-C.\n",
+        audience = crate::sim::oauth::audience(options.sandbox),
+        jwt = if options.jwt_certificate.is_some() {
+            ""
+        } else {
+            "  (JWT bearer off: pass --jwt-cert)"
+        },
         kind = if options.sandbox {
             "sandbox"
         } else {
@@ -41,8 +52,18 @@ pub fn banner(sim: &Simulator, options: &ServeOptions) -> String {
 }
 
 pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
+    let jwt_certificate = match &options.jwt_certificate {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read the certificate {}: {e}", path.display()),
+            )
+        })?),
+        None => None,
+    };
     let sim = Simulator::start(
         SimOptions {
+            jwt_certificate,
             org: OrgOptions {
                 seed: options.seed,
                 population: Population::spread(options.records),

@@ -99,8 +99,8 @@ impl Faults {
 pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let api = path.starts_with("/services/data/v") || path.starts_with("/services/oauth2/userinfo");
-    if path.starts_with("/services/") && state.org.read().map(|o| o.gone).unwrap_or(false) {
-        return if path.starts_with("/services/oauth2/token") {
+    if path.contains("/services/") && state.org.read().map(|o| o.gone).unwrap_or(false) {
+        return if path.ends_with("/services/oauth2/token") {
             json_response(
                 StatusCode::BAD_REQUEST,
                 json!({"error": "invalid_grant", "error_description": "inactive organization"})

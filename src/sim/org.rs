@@ -588,6 +588,38 @@ impl Org {
         format!("api-usage={}/{}", self.api.used, self.api.max)
     }
 
+    /// Whether an active user has this username (case-insensitive, as logins are).
+    pub fn has_active_user(&self, username: &str) -> bool {
+        self.user_field_where(username, "IsActive") == Some(Value::Bool(true))
+    }
+
+    fn user_field_where(&self, username: &str, field: &str) -> Option<Value> {
+        let users = self.object_index("User")?;
+        let def = &self.catalog.objects[users];
+        let (name_at, _) = def.field("Username")?;
+        let (field_at, _) = def.field(field)?;
+        self.tables[users]
+            .records
+            .iter()
+            .find(|r| matches!(&r.values[name_at], Value::Text(u) if u.eq_ignore_ascii_case(username)))
+            .map(|r| r.values[field_at].clone())
+    }
+
+    /// The integration user's display name and email, for userinfo.
+    pub fn user_name(&self) -> String {
+        match self.user_field_where(&self.username, "Name") {
+            Some(Value::Text(name)) => name.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    pub fn user_email(&self) -> String {
+        match self.user_field_where(&self.username, "Email") {
+            Some(Value::Text(email)) => email.to_string(),
+            _ => String::new(),
+        }
+    }
+
     pub fn record_count(&self) -> usize {
         self.tables.iter().map(|t| t.records.len()).sum()
     }

@@ -33,6 +33,9 @@ pub struct Credentials {
 #[derive(Default)]
 pub struct SimOptions {
     pub org: OrgOptions,
+    /// The connected app's certificate (or RSA public key), PEM: what JWT assertions are
+    /// verified against. Without it the JWT bearer grant is refused.
+    pub jwt_certificate: Option<String>,
     /// How long a Bulk API 2.0 query job takes to complete, in milliseconds.
     pub bulk_delay_ms: u64,
 }
@@ -49,6 +52,8 @@ pub struct State {
     pub cursors: Mutex<rest::Cursors>,
     pub jobs: Mutex<bulk::Jobs>,
     pub faults: admin::FaultState,
+    pub codes: Mutex<oauth::Codes>,
+    pub jwt_key: Option<jsonwebtoken::DecodingKey>,
     pub client_id: String,
     pub client_secret: String,
     pub base_url: RwLock<String>,
@@ -209,6 +214,15 @@ impl Simulator {
     pub async fn start(options: SimOptions, port: u16) -> std::io::Result<Simulator> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
+        let jwt_key = match &options.jwt_certificate {
+            Some(pem) => Some(oauth::decoding_key(pem).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("the connected app certificate: {e}"),
+                )
+            })?),
+            None => None,
+        };
         let org = Org::generate(options.org);
         let state = Arc::new(State {
             org: RwLock::new(org),
@@ -217,6 +231,8 @@ impl Simulator {
             cursors: Mutex::new(rest::Cursors::default()),
             jobs: Mutex::new(bulk::Jobs::default()),
             faults: Mutex::new(admin::Faults::default()),
+            codes: Mutex::new(oauth::Codes::default()),
+            jwt_key,
             client_id: "3MVG9sim.cairn.connected.app".to_string(),
             client_secret: "sim-consumer-secret".to_string(),
             base_url: RwLock::new(format!("http://{addr}")),
@@ -386,13 +402,7 @@ fn router(state: Arc<State>) -> Router {
             "/services/data/{version}/jobs/query/{job}/results",
             get(bulk::results),
         )
-        .route("/services/oauth2/token", post(oauth::token))
-        .route(
-            "/services/oauth2/revoke",
-            post(oauth::revoke).get(oauth::revoke_get),
-        )
-        .route("/services/oauth2/userinfo", get(oauth::userinfo))
-        .route("/id/{org}/{user}", get(oauth::userinfo))
+        .merge(oauth::routes())
         .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn_with_state(
