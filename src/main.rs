@@ -84,6 +84,13 @@ enum SimCommand {
         /// grant.
         #[arg(long, value_name = "FILE")]
         jwt_cert: Option<PathBuf>,
+        /// Serve HTTPS, with a certificate from a CA minted at start (for clients that only
+        /// speak https); the CA certificate is written to --ca-file.
+        #[arg(long)]
+        tls: bool,
+        /// Where --tls writes the CA certificate clients must trust.
+        #[arg(long, value_name = "FILE", default_value = "cairn-sim-ca.pem")]
+        ca_file: PathBuf,
     },
 }
 
@@ -158,6 +165,8 @@ fn main() -> ExitCode {
                     bulk_delay_ms,
                     api_limit,
                     jwt_cert,
+                    tls,
+                    ca_file,
                 },
         } => {
             let options = ServeOptions {
@@ -168,6 +177,8 @@ fn main() -> ExitCode {
                 bulk_delay_ms,
                 api_limit,
                 jwt_certificate: jwt_cert,
+                tls,
+                ca_file,
             };
             let served = tokio::runtime::Runtime::new().and_then(|rt| rt.block_on(serve(options)));
             match served {

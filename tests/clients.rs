@@ -6,8 +6,7 @@ use std::process::Command;
 use cairn::sim::org::{OrgOptions, Population};
 use cairn::sim::server::{SimOptions, Simulator};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simple_salesforce_works_against_the_simulator() {
+async fn run_simple_salesforce(tls: bool) {
     let sim = Simulator::start(
         SimOptions {
             org: OrgOptions {
@@ -18,6 +17,7 @@ async fn simple_salesforce_works_against_the_simulator() {
                 ..OrgOptions::default()
             },
             bulk_delay_ms: 300,
+            tls,
             ..SimOptions::default()
         },
         0,
@@ -30,11 +30,18 @@ async fn simple_salesforce_works_against_the_simulator() {
     );
     let url = sim.url();
     let token = sim.credentials.access_token.clone();
+    let ca = tempfile::NamedTempFile::new().expect("a file for the CA");
+    if let Some(pem) = &sim.credentials.ca_certificate {
+        std::fs::write(ca.path(), pem).expect("write the CA");
+    }
+    let ca_path = ca.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)
             .arg(url)
             .arg(token)
+            // How requests is told which CA to trust, without a line of code.
+            .env("REQUESTS_CA_BUNDLE", ca_path)
             .output()
     })
     .await
@@ -61,4 +68,14 @@ async fn simple_salesforce_works_against_the_simulator() {
     }
     println!("{stdout}");
     sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_salesforce_works_unchanged_over_https() {
+    run_simple_salesforce(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_salesforce_works_over_http_with_a_session_adapter() {
+    run_simple_salesforce(false).await;
 }

@@ -1108,3 +1108,125 @@ async fn expired_sessions_revoked_tokens_and_a_deleted_org() {
         (Some("invalid_grant"), Some("inactive organization"))
     );
 }
+
+async fn start_with_bulk_delay(delay_ms: u64) -> Simulator {
+    Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 9,
+                population: Population::spread(500),
+                clock: Clock::fixed(NOW),
+                ..OrgOptions::default()
+            },
+            bulk_delay_ms: delay_ms,
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts")
+}
+
+#[tokio::test]
+async fn bulk_jobs_move_through_their_states_and_can_be_aborted() {
+    use reqwest::Method;
+    let sim = start_with_bulk_delay(400).await;
+    let client = Client::new(&sim);
+    let jobs = format!("/services/data/{V}/jobs/query");
+    let create = || {
+        client.send(Method::POST, &jobs, Some(serde_json::json!({"operation": "query", "query": "SELECT Id FROM Contact", "columnDelimiter": "PIPE", "lineEnding": "CRLF"})))
+    };
+    let (_, job) = create().await;
+    let id = job["id"].as_str().expect("id").to_string();
+    let (_, info) = client.json(&format!("{jobs}/{id}")).await;
+    assert!(
+        matches!(
+            info["state"].as_str(),
+            Some("UploadComplete" | "InProgress")
+        ),
+        "{info}"
+    );
+    let (status, body) = client.json(&format!("{jobs}/{id}/results")).await;
+    assert_eq!((status, error_code(&body)), (412, "JOB_NOT_COMPLETE"));
+    let mut states = vec![info["state"].as_str().unwrap_or_default().to_string()];
+    // Poll as clients do, until the job finishes.
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (_, info) = client.json(&format!("{jobs}/{id}")).await;
+        let state = info["state"].as_str().unwrap_or_default().to_string();
+        if states.last() != Some(&state) {
+            states.push(state.clone());
+        }
+        if state == "JobComplete" {
+            break;
+        }
+    }
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("JobComplete"),
+        "{states:?}"
+    );
+    assert!(states.contains(&"InProgress".to_string()), "{states:?}");
+    let response = client.get(&format!("{jobs}/{id}/results")).await;
+    let body = response.text().await.expect("CSV");
+    assert!(
+        body.starts_with("\"Id\"\r\n\"003"),
+        "CRLF line endings: {body:?}"
+    );
+
+    let (status, body) = client
+        .json(&format!("{jobs}/{id}/results?locator=!!!"))
+        .await;
+    assert_eq!((status, error_code(&body)), (400, "INVALID_LOCATOR"));
+
+    let (_, job) = create().await;
+    let id = job["id"].as_str().expect("id").to_string();
+    let (status, aborted) = client
+        .send(
+            Method::PATCH,
+            &format!("{jobs}/{id}"),
+            Some(serde_json::json!({"state": "Aborted"})),
+        )
+        .await;
+    assert_eq!((status, aborted["state"].as_str()), (200, Some("Aborted")));
+    let (_, info) = client.json(&format!("{jobs}/{id}")).await;
+    assert_eq!(info["state"], "Aborted");
+    let (status, _) = client.json(&format!("{jobs}/{id}/results")).await;
+    assert_eq!(status, 412);
+    let (_, listed) = client.json(&jobs).await;
+    assert_eq!(listed["records"].as_array().map(Vec::len), Some(2));
+
+    let response = client
+        .http
+        .post(format!("{}{jobs}", client.base))
+        .bearer_auth(&client.token)
+        .body("query=SELECT Id FROM Account")
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 415);
+    let (status, body) = client
+        .send(
+            Method::POST,
+            &jobs,
+            Some(serde_json::json!({"operation": "delete", "query": "SELECT Id FROM Account"})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (400, "INVALIDJOB"));
+}
+
+#[tokio::test]
+async fn wrong_methods_get_the_documented_405() {
+    use reqwest::Method;
+    let sim = start(100, 1000).await;
+    let client = Client::new(&sim);
+    let (status, body) = client
+        .send(Method::DELETE, &format!("/services/data/{V}/limits"), None)
+        .await;
+    assert_eq!((status, error_code(&body)), (405, "METHOD_NOT_ALLOWED"));
+    assert!(
+        body[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("HTTP Method 'DELETE' not allowed."))
+    );
+}

@@ -14,6 +14,9 @@ pub struct ServeOptions {
     pub api_limit: u64,
     /// The connected app's certificate (PEM), which JWT assertions are verified against.
     pub jwt_certificate: Option<std::path::PathBuf>,
+    /// Serve HTTPS; the CA certificate to trust is written to `ca_file`.
+    pub tls: bool,
+    pub ca_file: std::path::PathBuf,
 }
 
 /// What to tell the user once the simulator listens.
@@ -28,9 +31,19 @@ pub fn banner(sim: &Simulator, options: &ServeOptions) -> String {
          JWT audience   {audience}{jwt}\n  \
          client id      {client_id}\n  client secret  {client_secret}\n  username       {username}\n  \
          access token   {access}\n  refresh token  {refresh}\n\
-         \nTry: curl -H 'Authorization: Bearer {access}' {url}/services/data/v62.0/limits\n\
+         {tls}\nTry: curl {cacert}-H 'Authorization: Bearer {access}' {url}/services/data/v62.0/limits\n\
          Stop with Ctrl-C.\n",
         audience = crate::sim::oauth::audience(options.sandbox),
+        tls = if options.tls {
+            format!("  CA to trust    {}\n", options.ca_file.display())
+        } else {
+            String::new()
+        },
+        cacert = if options.tls {
+            format!("--cacert {} ", options.ca_file.display())
+        } else {
+            String::new()
+        },
         jwt = if options.jwt_certificate.is_some() {
             ""
         } else {
@@ -64,6 +77,7 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
     let sim = Simulator::start(
         SimOptions {
             jwt_certificate,
+            tls: options.tls,
             org: OrgOptions {
                 seed: options.seed,
                 population: Population::spread(options.records),
@@ -76,6 +90,17 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
         options.port,
     )
     .await?;
+    if let Some(ca) = &sim.credentials.ca_certificate {
+        std::fs::write(&options.ca_file, ca).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot write the CA certificate to {}: {e}",
+                    options.ca_file.display()
+                ),
+            )
+        })?;
+    }
     print!("{}", banner(&sim, &options));
     tokio::signal::ctrl_c().await?;
     sim.stop().await;

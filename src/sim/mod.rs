@@ -13,4 +13,5 @@ pub mod rest;
 pub mod server;
 pub mod soql;
 pub mod time;
+pub mod tls;
 pub mod write;

@@ -22,10 +22,10 @@ pub async fn versions(Shared(_state): Shared<Arc<State>>) -> Response {
     let labels = ["Winter", "Spring", "Summer"];
     let list: Vec<serde_json::Value> = (super::server::MIN_VERSION..=super::server::MAX_VERSION)
         .map(|v| {
-            // v62.0 is Winter '25; three releases a year.
+            // v62.0 is Winter '25, then Spring '25 and Summer '25: three releases a year.
             let offset = v as i64 - 62;
             let season = offset.rem_euclid(3) as usize;
-            let year = 25 + offset.div_euclid(3) + i64::from(season > 0);
+            let year = 25 + offset.div_euclid(3);
             json!({
                 "label": format!("{} '{year:02}", labels[season]),
                 "url": format!("/services/data/v{v}.0"),

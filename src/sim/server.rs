@@ -28,6 +28,8 @@ pub struct Credentials {
     /// A session that is valid from the start, for clients that take a session id.
     pub access_token: String,
     pub refresh_token: String,
+    /// With TLS: the CA certificate (PEM) clients must trust.
+    pub ca_certificate: Option<String>,
 }
 
 #[derive(Default)]
@@ -36,6 +38,8 @@ pub struct SimOptions {
     /// The connected app's certificate (or RSA public key), PEM: what JWT assertions are
     /// verified against. Without it the JWT bearer grant is refused.
     pub jwt_certificate: Option<String>,
+    /// Serve HTTPS with a certificate from a CA minted at start.
+    pub tls: bool,
     /// How long a Bulk API 2.0 query job takes to complete, in milliseconds.
     pub bulk_delay_ms: u64,
 }
@@ -223,6 +227,11 @@ impl Simulator {
             })?),
             None => None,
         };
+        let tls = if options.tls {
+            Some(super::tls::generate()?)
+        } else {
+            None
+        };
         let org = Org::generate(options.org);
         let state = Arc::new(State {
             org: RwLock::new(org),
@@ -235,7 +244,10 @@ impl Simulator {
             jwt_key,
             client_id: "3MVG9sim.cairn.connected.app".to_string(),
             client_secret: "sim-consumer-secret".to_string(),
-            base_url: RwLock::new(format!("http://{addr}")),
+            base_url: RwLock::new(format!(
+                "{}://{addr}",
+                if options.tls { "https" } else { "http" }
+            )),
             bulk_delay_ms: options.bulk_delay_ms,
             counter: Mutex::new(0),
         });
@@ -268,16 +280,31 @@ impl Simulator {
                 .unwrap_or_default(),
             access_token,
             refresh_token,
+            ca_certificate: tls.as_ref().map(|t| t.ca_pem.clone()),
         };
         let app = router(state.clone());
         let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = on_shutdown.await;
+        let until_shutdown = async {
+            let _ = on_shutdown.await;
+        };
+        let task = match tls {
+            Some(tls) => {
+                let listener = super::tls::TlsListener {
+                    tcp: listener,
+                    acceptor: tokio_rustls::TlsAcceptor::from(tls.config),
+                };
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(until_shutdown)
+                        .await;
                 })
-                .await;
-        });
+            }
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(until_shutdown)
+                    .await;
+            }),
+        };
         Ok(Simulator {
             addr,
             credentials,
@@ -288,7 +315,7 @@ impl Simulator {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.credentials.instance_url.clone()
     }
 
     /// Stops serving and waits until the server has shut down.
@@ -405,6 +432,15 @@ fn router(state: Arc<State>) -> Router {
         .merge(oauth::routes())
         .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                format!(
+                    "HTTP Method '{method}' not allowed. Allowed are HEAD,GET,PATCH,POST,DELETE"
+                ),
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::inject,

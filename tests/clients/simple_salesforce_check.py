@@ -2,9 +2,11 @@
 
     python3 simple_salesforce_check.py INSTANCE_URL ACCESS_TOKEN
 
-simple-salesforce always builds https:// URLs; the simulator serves plain HTTP on 127.0.0.1, so
-the only adaptation is a requests.Session that sends those URLs over http (the reference's
-"session adapter"). Every check prints one line; any failure exits non-zero.
+simple-salesforce always builds https:// URLs. Against the simulator's HTTPS (`--tls`) it runs
+exactly as against Salesforce, trusting the simulator's CA through REQUESTS_CA_BUNDLE (set by
+the caller); against plain HTTP the only adaptation is a requests.Session that sends those
+URLs over http (the reference's "session adapter"). Every check prints one line; any failure
+exits non-zero.
 """
 
 import csv
@@ -37,12 +39,15 @@ def check(name, condition, detail=""):
 def main():
     instance_url, token = sys.argv[1], sys.argv[2]
     host = urlparse(instance_url).netloc
+    # Over https the client makes its own session, as it does against Salesforce.
+    session = None if instance_url.startswith("https://") else PlainHttpToLocalhost(host)
     sf = Salesforce(
         instance_url=f"https://{host}",
         session_id=token,
         version="62.0",
-        session=PlainHttpToLocalhost(host),
+        session=session,
     )
+    check("transport", True, "https, client unchanged" if instance_url.startswith("https://") else "http via session adapter")
 
     limits = sf.limits()
     check("limits", limits["DailyApiRequests"]["Max"] > 0, str(limits["DailyApiRequests"]))
@@ -79,6 +84,31 @@ def main():
     deleted = sf.Account.deleted(now - datetime.timedelta(days=14), now)
     check("getDeleted", isinstance(deleted["deletedRecords"], list) and "earliestDateAvailable" in deleted,
           f"{len(deleted['deletedRecords'])} deleted")
+
+    created = sf.Contact.create({"FirstName": "Grace", "LastName": "Hopper", "Email": "grace@example.com"})
+    contact = sf.Contact.get(created["id"])
+    check("create and get", created["success"] and contact["Name"] == "Grace Hopper", created["id"])
+    status = sf.Contact.update(created["id"], {"Title": "Rear Admiral"})
+    check("update", status == 204 and sf.Contact.get(created["id"])["Title"] == "Rear Admiral")
+
+    inserted = sf.restful("composite/sobjects", method="POST", json={
+        "allOrNone": False,
+        "records": [{"attributes": {"type": "Account"}, "Name": f"Collection {i}"} for i in range(150)],
+    })
+    ids = [r["id"] for r in inserted if r["success"]]
+    check("collections insert", len(ids) == 150, f"{len(ids)} inserted")
+    updated_rows = sf.restful("composite/sobjects", method="PATCH", json={
+        "allOrNone": True,
+        "records": [{"attributes": {"type": "Account"}, "id": i, "Industry": "Energy"} for i in ids],
+    })
+    check("collections update", all(r["success"] for r in updated_rows), f"{len(updated_rows)} updated")
+    energy = sf.query(
+        "SELECT COUNT() FROM Account WHERE Industry = 'Energy' AND Name LIKE 'Collection %'")["totalSize"]
+    check("collections wrote what they said", energy == 150, f"{energy} rows")
+
+    sf.Contact.delete(created["id"])
+    gone = sf.query_all(f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{created['id']}'", include_deleted=True)
+    check("delete goes to the recycle bin", gone["records"][0]["IsDeleted"] is True)
 
 
 if __name__ == "__main__":
