@@ -278,3 +278,86 @@ fn every_example_manifest_names_its_schema_for_editors() {
         );
     }
 }
+
+#[test]
+fn sim_serve_prints_working_credentials_and_stops_on_interrupt() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "sim",
+            "serve",
+            "--port",
+            "0",
+            "--records",
+            "300",
+            "--seed",
+            "7",
+            "--sandbox",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the simulator");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let field = |name: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {name} in:\n{banner}"))
+            .to_string()
+    };
+    assert!(banner.contains("sandbox org"), "{banner}");
+    assert!(
+        banner.contains("JWT audience   https://test.salesforce.com"),
+        "{banner}"
+    );
+    let url = field("instance URL");
+    let token = field("access token");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let organization: serde_json::Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!(
+                "{url}/services/data/v62.0/query?q=SELECT+IsSandbox+FROM+Organization"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("JSON")
+    });
+    assert_eq!(organization["records"][0]["IsSandbox"], true);
+    // Ctrl-C stops it cleanly.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sim_serve_explains_a_port_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("address").port().to_string();
+    Test::new()
+        .run_with(&["sim", "serve", "--port", &port, "--records", "10"])
+        .status(1)
+        .stderr_has("the simulator could not start")
+        .stderr_has("help: if the port");
+}

@@ -1230,3 +1230,56 @@ async fn wrong_methods_get_the_documented_405() {
             .is_some_and(|m| m.starts_with("HTTP Method 'DELETE' not allowed."))
     );
 }
+
+#[tokio::test]
+async fn query_locators_can_be_read_again_and_the_oldest_cursors_expire() {
+    let sim = start(2000, 1_000_000).await;
+    let client = Client::new(&sim);
+    let query = |batch: &'static str| {
+        client
+            .http
+            .get(format!("{}/services/data/{V}/query", client.base))
+            .query(&[("q", "SELECT Id FROM Contact ORDER BY Id")])
+            .header("Sforce-Query-Options", batch)
+            .bearer_auth(&client.token)
+            .send()
+    };
+    let first: Value = query("batchSize=200")
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    let next = first["nextRecordsUrl"]
+        .as_str()
+        .expect("more pages")
+        .to_string();
+    let (_, once) = client.json(&next).await;
+    let (_, twice) = client.json(&next).await;
+    assert_eq!(
+        once["records"], twice["records"],
+        "a page reads the same twice"
+    );
+    let then = once["nextRecordsUrl"]
+        .as_str()
+        .expect("a third page")
+        .to_string();
+    let cursor = |url: &str| {
+        url.rsplit('/')
+            .next()
+            .and_then(|l| l.split('-').next())
+            .map(str::to_string)
+    };
+    assert_eq!(cursor(&next), cursor(&then), "one cursor id across pages");
+
+    for _ in 0..500 {
+        let response = query("batchSize=200").await.expect("query");
+        assert_eq!(response.status(), 200);
+    }
+    let (status, body) = client.json(&next).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "INVALID_QUERY_LOCATOR"),
+        "the oldest cursor was closed"
+    );
+}

@@ -485,3 +485,110 @@ async fn revoking_an_access_token_ends_the_session() {
     let body: Value = again.json().await.expect("JSON");
     assert_eq!(body["error"], "invalid_token");
 }
+
+#[tokio::test]
+async fn token_endpoint_errors_follow_the_catalogue() {
+    let sim = start(false, "connected-app.crt").await;
+    let (status, body) = token(&sim, "", &[("refresh_token", "x")]).await;
+    assert_eq!(
+        (
+            status,
+            body["error"].as_str(),
+            body["error_description"].as_str()
+        ),
+        (
+            400,
+            Some("invalid_request"),
+            Some("missing required parameter: grant_type")
+        )
+    );
+    let (_, body) = token(
+        &sim,
+        "",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &sim.credentials.refresh_token),
+            ("client_id", "3MVG9nope"),
+        ],
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_client_id");
+    let (_, body) = token(
+        &sim,
+        "",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &sim.credentials.refresh_token),
+            ("client_id", &sim.credentials.client_id),
+            ("client_secret", "wrong"),
+        ],
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_client");
+    let (_, body) = token(
+        &sim,
+        "",
+        &[
+            ("grant_type", "password"),
+            ("username", "u"),
+            ("password", "p"),
+        ],
+    )
+    .await;
+    assert_eq!(body["error"], "unsupported_grant_type");
+}
+
+#[tokio::test]
+async fn the_identity_url_and_userinfo_describe_the_user() {
+    let sim = start(false, "connected-app.crt").await;
+    let (_, body) = token(
+        &sim,
+        "",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &sim.credentials.refresh_token),
+            ("client_id", &sim.credentials.client_id),
+        ],
+    )
+    .await;
+    let access = body["access_token"].as_str().expect("token").to_string();
+    let identity_url = body["id"].as_str().expect("id").to_string();
+    let http = reqwest::Client::new();
+    for url in [
+        identity_url,
+        format!("{}/services/oauth2/userinfo", sim.url()),
+    ] {
+        let info: Value = http
+            .get(&url)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("userinfo")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(
+            info["preferred_username"],
+            sim.credentials.username.as_str(),
+            "{url}"
+        );
+        assert!(
+            info["organization_id"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("00D"))
+        );
+        assert!(
+            info["urls"]["rest"]
+                .as_str()
+                .is_some_and(|u| u.contains("{version}"))
+        );
+        assert!(info["name"].as_str().is_some_and(|n| !n.is_empty()));
+    }
+    let denied = http
+        .get(format!("{}/services/oauth2/userinfo", sim.url()))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(denied.status(), 403);
+}

@@ -44,13 +44,33 @@ pub struct Job {
     created: Instant,
     created_at: i64,
     stopped: Option<Terminal>,
-    query: String,
 }
+
+/// Jobs kept at most; the oldest go first (Salesforce deletes finished jobs after seven days),
+/// so a long-running simulator does not hold every result set it ever produced.
+const MAX_JOBS: usize = 200;
 
 #[derive(Default)]
 pub struct Jobs {
     jobs: HashMap<String, Job>,
     counter: u64,
+}
+
+impl Jobs {
+    fn add(&mut self, job: Job) {
+        self.jobs.insert(job.id.clone(), job);
+        while self.jobs.len() > MAX_JOBS {
+            let oldest = self
+                .jobs
+                .values()
+                .min_by_key(|j| j.created)
+                .map(|j| j.id.clone());
+            match oldest {
+                Some(id) => self.jobs.remove(&id),
+                None => break,
+            };
+        }
+    }
 }
 
 impl Jobs {
@@ -199,7 +219,7 @@ pub async fn create(
     jobs.counter += 1;
     let id = super::ids::record_id("750", jobs.counter);
     let job = Job {
-        id: id.clone(),
+        id,
         operation,
         object: query.object,
         fields,
@@ -214,14 +234,13 @@ pub async fn create(
         created: Instant::now(),
         created_at: now,
         stopped: None,
-        query: soql_text,
     };
     let mut body = job.info(&state, &user, false);
     if let Some(map) = body.as_object_mut() {
         // A new job is always queued first, however fast it then runs.
         map.insert("state".into(), json!("UploadComplete"));
     }
-    jobs.jobs.insert(id, job);
+    jobs.add(job);
     Ok(with_limit_info(
         json_response(StatusCode::OK, body.to_string()),
         &info,
@@ -409,7 +428,6 @@ pub async fn results(
     } else {
         "null".to_string()
     };
-    let _ = &job.query;
     let mut response = bytes_response(StatusCode::OK, "text/csv", body);
     let headers = response.headers_mut();
     headers.insert("Sforce-NumberOfRecords", HeaderValue::from(rows));

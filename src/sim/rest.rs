@@ -147,7 +147,8 @@ pub async fn describe(
     ))
 }
 
-/// An open query: the matching records in result order, read page by page.
+/// An open query: the matching records in result order, read page by page. Locators name it
+/// with an offset (`01g…-2000`), and any page can be read again until the cursor is evicted.
 pub struct Cursor {
     object: usize,
     fields: Vec<soql::FieldPath>,
@@ -155,10 +156,30 @@ pub struct Cursor {
     batch: usize,
 }
 
+/// Open cursors stay this many at most; the oldest go first, as Salesforce limits the cursors a
+/// user may hold open (a client then gets INVALID_QUERY_LOCATOR).
+const MAX_OPEN_CURSORS: usize = 500;
+
 #[derive(Default)]
 pub struct Cursors {
-    open: HashMap<String, Cursor>,
+    open: HashMap<String, Arc<Cursor>>,
+    order: std::collections::VecDeque<String>,
     counter: u64,
+}
+
+impl Cursors {
+    fn open(&mut self, cursor: Arc<Cursor>) -> String {
+        self.counter += 1;
+        let id = super::ids::record_id("01g", self.counter)[..15].to_string();
+        self.open.insert(id.clone(), cursor);
+        self.order.push_back(id.clone());
+        while self.order.len() > MAX_OPEN_CURSORS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.open.remove(&oldest);
+            }
+        }
+        id
+    }
 }
 
 #[derive(Deserialize)]
@@ -297,18 +318,22 @@ fn run(
         ids,
         batch: batch_size(&headers),
     };
-    let body = page(&state, &org, cursor, 0, &v)?;
+    let body = if cursor.ids.len() > cursor.batch {
+        let cursor = Arc::new(cursor);
+        let id = state
+            .cursors
+            .lock()
+            .map_err(|_| poisoned())?
+            .open(cursor.clone());
+        page(&org, &cursor, Some(&id), 0, &v)
+    } else {
+        page(&org, &cursor, None, 0, &v)
+    };
     Ok(with_limit_info(json_response(StatusCode::OK, body), &info))
 }
 
-/// Renders the page of `cursor` starting at `offset`; keeps the cursor open when more remain.
-fn page(
-    state: &State,
-    org: &org::Org,
-    cursor: Cursor,
-    offset: usize,
-    version: &str,
-) -> Result<String> {
+/// Renders the page of `cursor` starting at `offset`; `id` names the cursor for the next page.
+fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, version: &str) -> String {
     let end = (offset + cursor.batch).min(cursor.ids.len());
     let table = &org.tables[cursor.object];
     let mut body = String::with_capacity((end - offset) * 400 + 128);
@@ -317,21 +342,17 @@ fn page(
         cursor.ids.len(),
         end == cursor.ids.len()
     ));
-    let mut next = None;
-    if end < cursor.ids.len() {
-        let mut cursors = state.cursors.lock().map_err(|_| poisoned())?;
-        cursors.counter += 1;
-        let id = super::ids::record_id("01g", cursors.counter)[..15].to_string();
-        next = Some(format!("/services/data/v{version}/query/{id}-{end}"));
+    if end < cursor.ids.len()
+        && let Some(id) = id
+    {
         body.push_str(&format!(
             ",\"nextRecordsUrl\":\"/services/data/v{version}/query/{id}-{end}\""
         ));
-        cursors.open.insert(id, cursor_clone(&cursor));
     }
     body.push_str(",\"records\":[");
     let mut first = true;
-    for (id, hint) in &cursor.ids[offset..end] {
-        let Some(index) = table.find_near(*hint, id) else {
+    for (record_id, hint) in &cursor.ids[offset..end] {
+        let Some(index) = table.find_near(*hint, record_id) else {
             // Purged since the query ran.
             continue;
         };
@@ -349,17 +370,7 @@ fn page(
         );
     }
     body.push_str("]}");
-    let _ = next;
-    Ok(body)
-}
-
-fn cursor_clone(cursor: &Cursor) -> Cursor {
-    Cursor {
-        object: cursor.object,
-        fields: cursor.fields.clone(),
-        ids: cursor.ids.clone(),
-        batch: cursor.batch,
-    }
+    body
 }
 
 pub async fn query_more(
@@ -378,15 +389,19 @@ pub async fn query_more(
     };
     let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let offset: usize = offset.parse().map_err(|_| invalid())?;
-    let cursor = {
-        let mut cursors = state.cursors.lock().map_err(|_| poisoned())?;
-        cursors.open.remove(id).ok_or_else(invalid)?
-    };
-    if offset > cursor.ids.len() {
+    let cursor = state
+        .cursors
+        .lock()
+        .map_err(|_| poisoned())?
+        .open
+        .get(id)
+        .cloned()
+        .ok_or_else(invalid)?;
+    if offset >= cursor.ids.len() {
         return Err(invalid());
     }
     let org = state.org.read().map_err(|_| poisoned())?;
-    let body = page(&state, &org, cursor, offset, &v)?;
+    let body = page(&org, &cursor, Some(id), offset, &v);
     Ok(with_limit_info(json_response(StatusCode::OK, body), &info))
 }
 
