@@ -1283,3 +1283,42 @@ async fn query_locators_can_be_read_again_and_the_oldest_cursors_expire() {
         "the oldest cursor was closed"
     );
 }
+
+#[tokio::test]
+async fn a_bulk_job_can_fail() {
+    use reqwest::Method;
+    let sim = start(100, 10_000).await;
+    let client = Client::new(&sim);
+    client
+        .admin(
+            Method::PUT,
+            "faults",
+            serde_json::json!([{"kind": "BULK_JOB_FAILED", "times": 1}]),
+        )
+        .await;
+    let jobs = format!("/services/data/{V}/jobs/query");
+    let (_, job) = client
+        .send(
+            Method::POST,
+            &jobs,
+            Some(serde_json::json!({"operation": "query", "query": "SELECT Id FROM Account"})),
+        )
+        .await;
+    let id = job["id"].as_str().expect("id");
+    let (_, info) = client.json(&format!("{jobs}/{id}")).await;
+    assert_eq!(info["state"], "Failed");
+    assert!(info["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
+    let (status, body) = client.json(&format!("{jobs}/{id}/results")).await;
+    assert_eq!((status, error_code(&body)), (412, "JOB_NOT_COMPLETE"));
+    let (_, next) = client
+        .send(
+            Method::POST,
+            &jobs,
+            Some(serde_json::json!({"operation": "query", "query": "SELECT Id FROM Account"})),
+        )
+        .await;
+    let (_, info) = client
+        .json(&format!("{jobs}/{}", next["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(info["state"], "JobComplete", "the fault struck once");
+}

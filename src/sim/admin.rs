@@ -38,6 +38,8 @@ pub enum FaultKind {
     ConnectionReset,
     /// The response is delayed by `delayMs`.
     Slow,
+    /// Bulk API 2.0 query jobs created while set end in state Failed.
+    BulkJobFailed,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,7 +79,9 @@ impl Faults {
     fn draw(&mut self, write: bool) -> Vec<Fault> {
         let mut hits = Vec::new();
         for fault in &mut self.active {
-            if fault.kind == FaultKind::UnableToLockRow && !write {
+            if (fault.kind == FaultKind::UnableToLockRow && !write)
+                || fault.kind == FaultKind::BulkJobFailed
+            {
                 continue;
             }
             if fault.times == Some(0) {
@@ -92,6 +96,27 @@ impl Faults {
             }
         }
         hits
+    }
+}
+
+impl Faults {
+    /// Whether a fault of this kind hits now (counting it against its `times`).
+    pub fn strikes(&mut self, kind: FaultKind) -> bool {
+        let Some(fault) = self
+            .active
+            .iter_mut()
+            .find(|f| f.kind == kind && f.times != Some(0))
+        else {
+            return false;
+        };
+        let roll = (self.rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+        if roll >= fault.rate {
+            return false;
+        }
+        if let Some(times) = &mut fault.times {
+            *times -= 1;
+        }
+        true
     }
 }
 
@@ -161,7 +186,7 @@ pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: N
                     .body(Body::from_stream(broken))
                     .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
             }
-            FaultKind::Slow => {}
+            FaultKind::Slow | FaultKind::BulkJobFailed => {}
         }
     }
     next.run(request).await

@@ -44,6 +44,8 @@ pub struct Job {
     created: Instant,
     created_at: i64,
     stopped: Option<Terminal>,
+    /// The job will end in Failed (an injected fault).
+    fails: bool,
 }
 
 /// Jobs kept at most; the oldest go first (Salesforce deletes finished jobs after seven days),
@@ -85,7 +87,9 @@ impl Job {
             return "Aborted";
         }
         let elapsed = self.created.elapsed().as_millis() as u64;
-        if elapsed >= delay_ms {
+        if elapsed >= delay_ms && self.fails {
+            "Failed"
+        } else if elapsed >= delay_ms {
             "JobComplete"
         } else if elapsed * 2 >= delay_ms {
             "InProgress"
@@ -128,6 +132,13 @@ impl Job {
                 json!(if done { state.bulk_delay_ms } else { 0 }),
             );
             map.insert("isPkChunkingSupported".into(), json!(true));
+            if job_state == "Failed" {
+                map.insert(
+                    "errorMessage".into(),
+                    json!("InternalServerError: the query failed after 15 retries"),
+                );
+                map.insert("retries".into(), json!(15));
+            }
         }
         info
     }
@@ -234,6 +245,11 @@ pub async fn create(
         created: Instant::now(),
         created_at: now,
         stopped: None,
+        fails: state
+            .faults
+            .lock()
+            .map(|mut f| f.strikes(super::admin::FaultKind::BulkJobFailed))
+            .unwrap_or(false),
     };
     let mut body = job.info(&state, &user, false);
     if let Some(map) = body.as_object_mut() {
