@@ -16,7 +16,8 @@ use serde_json::json;
 use super::render::{CsvFormat, csv_header, csv_row};
 use super::rest::execute;
 use super::server::{
-    ApiError, State, admit, bytes_response, json_response, poisoned, version, with_limit_info,
+    ApiError, State, admit, bytes_response, json_body, json_response, poisoned, version,
+    with_limit_info,
 };
 use super::soql::{self, Select};
 use super::time;
@@ -166,18 +167,7 @@ pub async fn create(
 ) -> Result<Response> {
     let v = version(&v)?;
     let info = admit(&state, &headers)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|c| c.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "Content-Type must be application/json",
-        ));
-    }
-    let request: CreateJob = serde_json::from_slice(&body)
+    let request: CreateJob = serde_json::from_value(json_body(&headers, &body)?)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", format!("{e}")))?;
     let operation = request.operation.unwrap_or_else(|| "query".to_string());
     if operation != "query" && operation != "queryAll" {

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query as UrlQuery, State as Shared};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use super::org::{self, Value};
-use super::server::{ApiError, State, admit, json_response, poisoned, version, with_limit_info};
+use super::server::{
+    ApiError, State, admit, json_body, json_response, poisoned, version, with_limit_info,
+};
 use super::write::{self, Journal, WriteError};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -29,32 +31,6 @@ fn record_error(e: WriteError) -> ApiError {
         fields: e.fields,
         ..ApiError::new(status, e.code, e.message)
     }
-}
-
-/// Request bodies are JSON, or the call is refused with 415.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Json> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|c| c.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "Content-Type header specified in HTTP request is not supported: use application/json",
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            format!(
-                "Unexpected character at [line:{}, column:{}]",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
 }
 
 fn object_index(org: &org::Org, name: &str) -> Result<usize> {

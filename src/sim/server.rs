@@ -448,6 +448,32 @@ fn router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
+/// Request bodies are JSON, or the call is refused with 415.
+pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Content-Type header specified in HTTP request is not supported: use application/json",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            format!(
+                "Unexpected character at [line:{}, column:{}]",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
 /// A response body that is plain bytes with a content type.
 pub fn bytes_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
