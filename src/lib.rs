@@ -7,5 +7,7 @@ pub mod commands;
 pub mod error;
 pub mod manifest;
 pub mod sim;
+pub mod snapshot;
+pub mod store;
 
 pub use error::Error;

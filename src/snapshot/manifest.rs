@@ -1,0 +1,85 @@
+//! The snapshot manifest: what a snapshot holds and where. It is sealed in the store, and the
+//! sealed form is what gets committed to git.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A segment blob and what it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentRef {
+    pub blob: String,
+    pub records: u64,
+    pub first: String,
+    pub last: String,
+    /// Plaintext bytes.
+    pub bytes: u64,
+}
+
+/// Changes since the layer below: upserts and deletions, in Id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delta {
+    pub upserts: u64,
+    pub deletes: u64,
+    pub segments: Vec<SegmentRef>,
+}
+
+/// One object's records: a base plus deltas, oldest first. Reading merges them; compaction
+/// folds the deltas into a new base when there are too many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectEntry {
+    /// Records in the base.
+    pub base_records: u64,
+    pub base: Vec<SegmentRef>,
+    pub deltas: Vec<Delta>,
+}
+
+impl ObjectEntry {
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentRef> {
+        self.base
+            .iter()
+            .chain(self.deltas.iter().flat_map(|d| d.segments.iter()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum Outcome {
+    Complete,
+    /// Some data was not backed up (the API budget ran out, say); the reason says what.
+    Partial {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    pub org_id: String,
+    pub api_version: String,
+}
+
+/// The time span the data reflects (SystemModstamp window of an incremental).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    pub from: Option<String>,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotManifest {
+    pub version: u32,
+    pub task: String,
+    /// When the snapshot was taken, RFC 3339 UTC.
+    pub time: String,
+    pub parent: Option<String>,
+    pub source: Source,
+    pub window: Option<Window>,
+    pub outcome: Outcome,
+    pub objects: BTreeMap<String, ObjectEntry>,
+}

@@ -1,0 +1,124 @@
+//! Reading an object's records back: the base and its deltas merged in Id order, the newest
+//! layer winning, tombstones removing. One segment per layer is held at a time.
+
+use super::manifest::{ObjectEntry, SegmentRef};
+use super::segment::{self, Entry};
+use crate::store::{Store, StoreError};
+
+/// A layer (the base or one delta): its segments, read one at a time.
+struct Layer {
+    segments: Vec<SegmentRef>,
+    next_segment: usize,
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+    at: usize,
+}
+
+impl Layer {
+    fn new(segments: Vec<SegmentRef>) -> Self {
+        Layer {
+            segments,
+            next_segment: 0,
+            bytes: Vec::new(),
+            entries: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// The current entry, loading the next segment when this one is done.
+    fn head(&mut self, store: &Store) -> Result<Option<Entry>, StoreError> {
+        while self.at >= self.entries.len() {
+            let Some(segment) = self.segments.get(self.next_segment) else {
+                return Ok(None);
+            };
+            self.bytes = store.get_blob(&segment.blob)?;
+            self.entries = segment::index(&segment.blob, &self.bytes)?;
+            self.at = 0;
+            self.next_segment += 1;
+        }
+        Ok(Some(self.entries[self.at]))
+    }
+
+    fn id(&self, entry: Entry) -> &[u8] {
+        &self.bytes[entry.id.0..entry.id.1]
+    }
+}
+
+/// The records of one object in a snapshot, ascending by Id.
+pub struct ObjectReader<'s> {
+    store: &'s Store,
+    /// Oldest (base) first: later layers win.
+    layers: Vec<Layer>,
+    failed: bool,
+}
+
+impl<'s> ObjectReader<'s> {
+    pub fn new(store: &'s Store, _object: &str, entry: &ObjectEntry) -> Self {
+        let mut layers = vec![Layer::new(entry.base.clone())];
+        layers.extend(entry.deltas.iter().map(|d| Layer::new(d.segments.clone())));
+        ObjectReader {
+            store,
+            layers,
+            failed: false,
+        }
+    }
+
+    fn next_record(&mut self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        loop {
+            // The smallest Id among the layers' heads, and the newest layer that has it.
+            let mut best: Option<(usize, Entry)> = None;
+            for i in 0..self.layers.len() {
+                let Some(entry) = self.layers[i].head(self.store)? else {
+                    continue;
+                };
+                let newer_or_smaller = match best {
+                    None => true,
+                    Some((j, current)) => self.layers[i].id(entry) <= self.layers[j].id(current),
+                };
+                if newer_or_smaller {
+                    best = Some((i, entry));
+                }
+            }
+            let Some((winner, entry)) = best else {
+                return Ok(None);
+            };
+            let id = self.layers[winner].id(entry).to_vec();
+            let body = entry
+                .body
+                .map(|(s, e)| self.layers[winner].bytes[s..e].to_vec());
+            // Every layer holding this Id moves past it.
+            for layer in &mut self.layers {
+                if let Some(head) = layer.head(self.store)?
+                    && layer.id(head) == id.as_slice()
+                {
+                    layer.at += 1;
+                }
+            }
+            if let Some(body) = body {
+                let id = String::from_utf8(id).map_err(|_| StoreError::CorruptBlob {
+                    id: String::new(),
+                    reason: "a record id is not UTF-8".into(),
+                })?;
+                return Ok(Some((id, body)));
+            }
+        }
+    }
+}
+
+impl Iterator for ObjectReader<'_> {
+    type Item = Result<(String, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_record() {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

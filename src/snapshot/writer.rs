@@ -1,0 +1,208 @@
+//! Writing a snapshot: segments first, the manifest last, so a crash at any point leaves the
+//! previous snapshot intact and at worst some unreferenced blobs for `prune` to collect.
+
+use std::collections::BTreeMap;
+
+use super::manifest::{Delta, ObjectEntry, Outcome, SegmentRef, SnapshotManifest, Source, Window};
+use super::reader::ObjectReader;
+use super::segment::SegmentBuilder;
+use crate::store::{Store, StoreError};
+
+/// Deltas an object may carry before they are folded into a new base.
+pub const MAX_DELTAS: usize = 8;
+
+/// One change since the parent snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Upsert(String, Vec<u8>),
+    Delete(String),
+}
+
+pub struct SnapshotWriter<'s> {
+    store: &'s Store,
+    task: String,
+    parent: Option<String>,
+    objects: BTreeMap<String, ObjectEntry>,
+    max_deltas: usize,
+}
+
+/// Cuts ascending records into sealed segments.
+struct SegmentSink<'a> {
+    store: &'a Store,
+    object: &'a str,
+    builder: SegmentBuilder,
+    written: Vec<SegmentRef>,
+    previous: Option<String>,
+}
+
+impl<'a> SegmentSink<'a> {
+    fn new(store: &'a Store, object: &'a str) -> Self {
+        SegmentSink {
+            store,
+            object,
+            builder: SegmentBuilder::default(),
+            written: Vec::new(),
+            previous: None,
+        }
+    }
+
+    fn push(&mut self, id: &str, body: Option<&[u8]>) -> Result<(), StoreError> {
+        if let Some(previous) = &self.previous
+            && previous.as_str() >= id
+        {
+            return Err(StoreError::Unordered {
+                object: self.object.to_string(),
+                previous: previous.clone(),
+                id: id.to_string(),
+            });
+        }
+        self.previous = Some(id.to_string());
+        self.builder.push(id, body);
+        if self.builder.is_full() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let builder = std::mem::take(&mut self.builder);
+        if builder.is_empty() {
+            return Ok(());
+        }
+        let (bytes, records, first, last) = builder.finish();
+        let blob = self.store.put_blob("segment", &bytes)?;
+        self.written.push(SegmentRef {
+            blob,
+            records,
+            first,
+            last,
+            bytes: bytes.len() as u64,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<SegmentRef>, StoreError> {
+        self.flush()?;
+        Ok(self.written)
+    }
+}
+
+impl<'s> SnapshotWriter<'s> {
+    /// A snapshot of `task`; objects not written again keep what the parent had.
+    pub fn new(store: &'s Store, task: &str, parent: Option<(&str, &SnapshotManifest)>) -> Self {
+        SnapshotWriter {
+            store,
+            task: task.to_string(),
+            parent: parent.map(|(id, _)| id.to_string()),
+            objects: parent.map(|(_, m)| m.objects.clone()).unwrap_or_default(),
+            max_deltas: MAX_DELTAS,
+        }
+    }
+
+    pub fn max_deltas(mut self, max: usize) -> Self {
+        self.max_deltas = max.max(1);
+        self
+    }
+
+    /// Writes every record of an object (ascending Ids) as a new base.
+    pub fn full_object<I>(&mut self, object: &str, records: I) -> Result<u64, StoreError>
+    where
+        I: IntoIterator<Item = Result<(String, Vec<u8>), StoreError>>,
+    {
+        let mut sink = SegmentSink::new(self.store, object);
+        let mut count = 0;
+        for record in records {
+            let (id, body) = record?;
+            sink.push(&id, Some(&body))?;
+            count += 1;
+        }
+        let base = sink.finish()?;
+        self.objects.insert(
+            object.to_string(),
+            ObjectEntry {
+                base_records: count,
+                base,
+                deltas: Vec::new(),
+            },
+        );
+        Ok(count)
+    }
+
+    /// Writes the changes to an object since the parent (ascending Ids) as a delta; folds the
+    /// deltas into a new base when there are more than allowed.
+    pub fn changes<I>(&mut self, object: &str, changes: I) -> Result<(), StoreError>
+    where
+        I: IntoIterator<Item = Change>,
+    {
+        let mut sink = SegmentSink::new(self.store, object);
+        let (mut upserts, mut deletes) = (0, 0);
+        for change in changes {
+            match &change {
+                Change::Upsert(id, body) => {
+                    sink.push(id, Some(body))?;
+                    upserts += 1;
+                }
+                Change::Delete(id) => {
+                    sink.push(id, None)?;
+                    deletes += 1;
+                }
+            }
+        }
+        let segments = sink.finish()?;
+        let entry = self.objects.entry(object.to_string()).or_default();
+        if upserts + deletes > 0 {
+            entry.deltas.push(Delta {
+                upserts,
+                deletes,
+                segments,
+            });
+        }
+        if entry.deltas.len() > self.max_deltas {
+            self.compact(object)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites an object's base and deltas as one new base.
+    pub fn compact(&mut self, object: &str) -> Result<(), StoreError> {
+        let Some(entry) = self.objects.get(object).cloned() else {
+            return Ok(());
+        };
+        let records = ObjectReader::new(self.store, object, &entry);
+        self.full_object(object, records)?;
+        Ok(())
+    }
+
+    /// Seals the manifest (after every segment is stored) and returns the snapshot's id.
+    pub fn finish(
+        self,
+        time: &str,
+        source: Source,
+        window: Option<Window>,
+        outcome: Outcome,
+    ) -> Result<(String, SnapshotManifest), StoreError> {
+        let manifest = SnapshotManifest {
+            version: 1,
+            task: self.task,
+            time: time.to_string(),
+            parent: self.parent,
+            source,
+            window,
+            outcome,
+            objects: self.objects,
+        };
+        let json =
+            serde_json::to_vec(&manifest).map_err(|e| StoreError::Compression(e.to_string()))?;
+        let id = self.store.put_snapshot(&json)?;
+        Ok((id, manifest))
+    }
+}
+
+/// Reads a snapshot manifest from the store.
+pub fn load_manifest(store: &Store, id: &str) -> Result<SnapshotManifest, StoreError> {
+    let bytes = store.get_snapshot(id)?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
+        id: id.to_string(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,308 @@
+//! The encrypted store: the source of truth for backed-up data. Blobs and snapshot manifests
+//! are sealed with keys derived from one master key; key files wrap that key under
+//! passphrases. Layout in a backend:
+//!
+//! ```text
+//! config                 store id and a key check (no secrets)
+//! keys/<id>.key          key files
+//! data/<ab>/<blob id>    sealed blobs (segments of records)
+//! snapshots/<id>         sealed snapshot manifests
+//! ```
+
+pub mod backend;
+pub mod crypto;
+pub mod keys;
+
+use serde::{Deserialize, Serialize};
+
+use backend::Backend;
+use crypto::{BlobCipher, MasterKey, hex};
+use keys::{KdfParams, KeyFile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no cairn store at {location}")]
+    NotAStore { location: String },
+    #[error("a cairn store already exists at {location}")]
+    AlreadyExists { location: String },
+    #[error("the key does not open the store at {location}")]
+    WrongKey { location: String },
+    #[error("the passphrase does not open key file {key_file}")]
+    WrongPassphrase { key_file: String },
+    #[error("no key file of the store at {location} opens with this passphrase")]
+    NoKeyFileOpens { location: String },
+    #[error("the passphrase is empty")]
+    EmptyPassphrase,
+    #[error("the raw key is not base64 of 32 bytes")]
+    BadRawKey,
+    #[error("key file {id} is unreadable: {reason}")]
+    BadKeyFile { id: String, reason: String },
+    #[error("key file {id} is the store's last; removing it would lock everyone out")]
+    LastKeyFile { id: String },
+    #[error("no key file {id}")]
+    NoSuchKeyFile { id: String },
+    #[error("blob {id} is missing from the store")]
+    MissingBlob { id: String },
+    #[error("blob {id} is damaged: {reason}")]
+    CorruptBlob { id: String, reason: String },
+    #[error("snapshot {id} is missing from the store")]
+    MissingSnapshot { id: String },
+    #[error("snapshot manifest {id} is unreadable: {reason}")]
+    BadManifest { id: String, reason: String },
+    #[error(
+        "records of {object} must come in ascending Id order without repeats; {id} came after {previous}"
+    )]
+    Unordered {
+        object: String,
+        previous: String,
+        id: String,
+    },
+    #[error("storage at {location} failed: {message}")]
+    Backend { location: String, message: String },
+    #[error("compression failed: {0}")]
+    Compression(String),
+    #[error("the system's random number generator failed: {0}")]
+    Random(String),
+}
+
+impl StoreError {
+    /// What the user can do about it.
+    pub fn guidance(&self) -> String {
+        match self {
+            StoreError::NotAStore { .. } => "run `cairn init` to create the store, or check `store` in cairn.yaml".into(),
+            StoreError::AlreadyExists { .. } => "use the existing store, or point `store` in cairn.yaml elsewhere".into(),
+            StoreError::WrongKey { .. } => "the raw key (CAIRN_KEY) belongs to another store; use this store's key or a key file".into(),
+            StoreError::WrongPassphrase { .. } | StoreError::NoKeyFileOpens { .. } => {
+                "check the passphrase (CAIRN_PASSPHRASE); `cairn key list` shows the store's key files".into()
+            }
+            StoreError::EmptyPassphrase => "choose a passphrase; it is the only way to open the key file".into(),
+            StoreError::BadRawKey => "give the key exactly as `cairn init` printed it (base64 of 32 bytes)".into(),
+            StoreError::BadKeyFile { .. } => "restore the key file from a copy, or use another key file".into(),
+            StoreError::LastKeyFile { .. } => "add another key file first (`cairn key add`), then remove this one".into(),
+            StoreError::NoSuchKeyFile { .. } => "`cairn key list` shows the store's key files".into(),
+            StoreError::MissingBlob { .. } | StoreError::CorruptBlob { .. } | StoreError::MissingSnapshot { .. } | StoreError::BadManifest { .. } => {
+                "run `cairn check --read-data` to see every affected snapshot; restore the store's files from a copy, or forget the affected snapshots".into()
+            }
+            StoreError::Unordered { .. } => "this is a bug in the source connector; please report it".into(),
+            StoreError::Backend { .. } => "check that the storage is reachable and writable, then run again; nothing was lost".into(),
+            StoreError::Compression(_) | StoreError::Random(_) => "run again; if it persists, report it".into(),
+        }
+    }
+}
+
+/// The store's plaintext configuration: nothing in it is secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Config {
+    version: u32,
+    id: String,
+    key_check: String,
+}
+
+pub const CONFIG: &str = "config";
+
+/// An open store: a backend and the keys to read and write it.
+pub struct Store {
+    backend: Box<dyn Backend>,
+    master: MasterKey,
+    cipher: BlobCipher,
+    pub id: String,
+}
+
+pub fn blob_path(id: &str) -> String {
+    format!("data/{}/{id}", &id[..2.min(id.len())])
+}
+
+pub fn snapshot_path(id: &str) -> String {
+    format!("snapshots/{id}")
+}
+
+impl Store {
+    /// Creates a store with this master key.
+    pub fn init(backend: Box<dyn Backend>, master: MasterKey) -> Result<Store, StoreError> {
+        if backend.exists(CONFIG)? {
+            return Err(StoreError::AlreadyExists {
+                location: backend.location(),
+            });
+        }
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).map_err(|e| StoreError::Random(e.to_string()))?;
+        let id = hex(&raw);
+        let config = Config {
+            version: 1,
+            key_check: master.check_value(&id),
+            id: id.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&config)
+            .map_err(|e| StoreError::Compression(e.to_string()))?;
+        backend.put(CONFIG, &json)?;
+        Ok(Store {
+            cipher: BlobCipher::new(&master),
+            backend,
+            master,
+            id,
+        })
+    }
+
+    /// Opens a store with its master key (the raw key of CI).
+    pub fn open(backend: Box<dyn Backend>, master: MasterKey) -> Result<Store, StoreError> {
+        let config = read_config(backend.as_ref())?;
+        if master.check_value(&config.id) != config.key_check {
+            return Err(StoreError::WrongKey {
+                location: backend.location(),
+            });
+        }
+        Ok(Store {
+            cipher: BlobCipher::new(&master),
+            backend,
+            master,
+            id: config.id,
+        })
+    }
+
+    /// Opens a store with a passphrase: any key file it opens will do.
+    pub fn open_with_passphrase(
+        backend: Box<dyn Backend>,
+        passphrase: &str,
+    ) -> Result<Store, StoreError> {
+        read_config(backend.as_ref())?;
+        for file in key_files(backend.as_ref())? {
+            if let Ok(master) = file.open(passphrase) {
+                return Store::open(backend, master);
+            }
+        }
+        Err(StoreError::NoKeyFileOpens {
+            location: backend.location(),
+        })
+    }
+
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master
+    }
+
+    pub fn add_key_file(
+        &self,
+        passphrase: &str,
+        label: &str,
+        params: KdfParams,
+        created: &str,
+    ) -> Result<KeyFile, StoreError> {
+        let file = KeyFile::create(&self.master, passphrase, label, params, created)?;
+        self.backend
+            .put(&format!("keys/{}.key", file.id), &file.to_json())?;
+        Ok(file)
+    }
+
+    pub fn key_files(&self) -> Result<Vec<KeyFile>, StoreError> {
+        key_files(self.backend.as_ref())
+    }
+
+    pub fn remove_key_file(&self, id: &str) -> Result<(), StoreError> {
+        let files = self.key_files()?;
+        if !files.iter().any(|f| f.id == id) {
+            return Err(StoreError::NoSuchKeyFile { id: id.to_string() });
+        }
+        if files.len() == 1 {
+            return Err(StoreError::LastKeyFile { id: id.to_string() });
+        }
+        self.backend.delete(&format!("keys/{id}.key"))
+    }
+
+    /// Stores a blob, unless one with the same content is there already; returns its id.
+    pub fn put_blob(&self, kind: &str, plaintext: &[u8]) -> Result<String, StoreError> {
+        let id = self.cipher.blob_id(kind, plaintext);
+        let path = blob_path(&id);
+        if !self.backend.exists(&path)? {
+            let sealed = self.cipher.seal(&id, plaintext)?;
+            self.backend.put(&path, &sealed)?;
+        }
+        Ok(id)
+    }
+
+    pub fn get_blob(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let sealed = self
+            .backend
+            .get(&blob_path(id))?
+            .ok_or_else(|| StoreError::MissingBlob { id: id.to_string() })?;
+        self.cipher.open(id, &sealed)
+    }
+
+    pub fn blob_exists(&self, id: &str) -> Result<bool, StoreError> {
+        self.backend.exists(&blob_path(id))
+    }
+
+    /// Ids of every blob in the store.
+    pub fn list_blobs(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .backend
+            .list("data")?
+            .into_iter()
+            .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+
+    /// The raw sealed bytes of a blob, for tests and repair tools.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Seals and stores a snapshot manifest (after its blobs: the write order that keeps the
+    /// store valid after a crash). Its id is keyed to its content.
+    pub fn put_snapshot(&self, manifest: &[u8]) -> Result<String, StoreError> {
+        let id = self.cipher.blob_id("snapshot", manifest)[..16].to_string();
+        let sealed = self.cipher.seal(&id, manifest)?;
+        self.backend.put(&snapshot_path(&id), &sealed)?;
+        Ok(id)
+    }
+
+    pub fn get_snapshot(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let sealed = self
+            .backend
+            .get(&snapshot_path(id))?
+            .ok_or_else(|| StoreError::MissingSnapshot { id: id.to_string() })?;
+        self.cipher.open(id, &sealed).map_err(|e| match e {
+            StoreError::CorruptBlob { reason, .. } => StoreError::BadManifest {
+                id: id.to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    pub fn list_snapshots(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .backend
+            .list("snapshots")?
+            .into_iter()
+            .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+}
+
+fn read_config(backend: &dyn Backend) -> Result<Config, StoreError> {
+    let bytes = backend.get(CONFIG)?.ok_or_else(|| StoreError::NotAStore {
+        location: backend.location(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::Backend {
+        location: backend.location(),
+        message: format!("the store's config is damaged: {e}"),
+    })
+}
+
+fn key_files(backend: &dyn Backend) -> Result<Vec<KeyFile>, StoreError> {
+    let mut files = Vec::new();
+    for path in backend.list("keys")? {
+        if let Some(bytes) = backend.get(&path)? {
+            let id = path
+                .trim_start_matches("keys/")
+                .trim_end_matches(".key")
+                .to_string();
+            files.push(KeyFile::from_json(&id, &bytes)?);
+        }
+    }
+    Ok(files)
+}

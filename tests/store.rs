@@ -1,0 +1,377 @@
+//! The encrypted store and snapshots over a real directory: round trips, incremental chains
+//! with compaction against a model, keys, tampering, and writes cut off at any point.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cairn::sim::org::Rng;
+use cairn::snapshot::writer::load_manifest;
+use cairn::snapshot::{Change, ObjectReader, Outcome, SnapshotManifest, SnapshotWriter, Source};
+use cairn::store::backend::{Backend, LocalBackend};
+use cairn::store::crypto::MasterKey;
+use cairn::store::keys::KdfParams;
+use cairn::store::{Store, StoreError};
+
+fn record(id: &str, generation: u64) -> Vec<u8> {
+    format!("{{\"Id\":\"{id}\",\"Name\":\"Account {id}\",\"Generation\":{generation},\"Padding\":\"{}\"}}", "x".repeat(200)).into_bytes()
+}
+
+fn id(n: u64) -> String {
+    format!("001{n:012}AAA")
+}
+
+fn read_all(store: &Store, manifest: &SnapshotManifest, object: &str) -> BTreeMap<String, Vec<u8>> {
+    let entry = manifest.objects.get(object).cloned().unwrap_or_default();
+    ObjectReader::new(store, object, &entry)
+        .map(|r| r.expect("record"))
+        .collect()
+}
+
+fn local(dir: &std::path::Path) -> Box<dyn Backend> {
+    Box::new(LocalBackend::new(dir))
+}
+
+fn finish(writer: SnapshotWriter<'_>) -> (String, SnapshotManifest) {
+    writer
+        .finish(
+            "2026-01-01T00:00:00Z",
+            Source {
+                org_id: "00D000000000001AAA".into(),
+                api_version: "62.0".into(),
+            },
+            None,
+            Outcome::Complete,
+        )
+        .expect("snapshot")
+}
+
+#[test]
+fn a_full_snapshot_reads_back_byte_for_byte_and_nothing_is_plaintext() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
+    let records: BTreeMap<String, Vec<u8>> =
+        (0..20_000).map(|n| (id(n), record(&id(n), 0))).collect();
+    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    writer
+        .full_object("Account", records.clone().into_iter().map(Ok))
+        .expect("write");
+    let (snapshot, _) = finish(writer);
+    let manifest = load_manifest(&store, &snapshot).expect("manifest");
+    assert!(
+        manifest.objects["Account"].base.len() > 1,
+        "several segments"
+    );
+    assert_eq!(read_all(&store, &manifest, "Account"), records);
+    // Nothing readable on disk: no record Id, no field value.
+    for path in store.backend().list("").expect("list") {
+        let bytes = store.backend().get(&path).expect("get").expect("exists");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("001000000000") && !text.contains("Account 0"),
+            "{path} holds plaintext"
+        );
+    }
+}
+
+#[test]
+fn an_incremental_chain_with_compaction_matches_the_model_at_every_snapshot() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
+    let mut rng = Rng::new(11);
+    let mut model: BTreeMap<String, Vec<u8>> =
+        (0..3000).map(|n| (id(n), record(&id(n), 0))).collect();
+    let mut writer = SnapshotWriter::new(&store, "acme", None).max_deltas(3);
+    writer
+        .full_object("Account", model.clone().into_iter().map(Ok))
+        .expect("write");
+    let (mut parent_id, mut parent) = finish(writer);
+    let mut history = vec![(parent_id.clone(), model.clone())];
+    let mut next = 3000;
+    let mut compacted = false;
+    for generation in 1..=12u64 {
+        let mut changes: BTreeMap<String, Change> = BTreeMap::new();
+        for _ in 0..60 {
+            match rng.below(3) {
+                0 => {
+                    let key = id(next);
+                    next += 1;
+                    changes.insert(
+                        key.clone(),
+                        Change::Upsert(key.clone(), record(&key, generation)),
+                    );
+                }
+                1 => {
+                    let key = id(rng.below(next));
+                    changes.insert(
+                        key.clone(),
+                        Change::Upsert(key.clone(), record(&key, generation)),
+                    );
+                }
+                _ => {
+                    let key = id(rng.below(next));
+                    changes.insert(key.clone(), Change::Delete(key));
+                }
+            }
+        }
+        for change in changes.values() {
+            match change {
+                Change::Upsert(key, body) => {
+                    model.insert(key.clone(), body.clone());
+                }
+                Change::Delete(key) => {
+                    model.remove(key);
+                }
+            }
+        }
+        let mut writer =
+            SnapshotWriter::new(&store, "acme", Some((&parent_id, &parent))).max_deltas(3);
+        writer
+            .changes("Account", changes.into_values())
+            .expect("changes");
+        let (id_, manifest) = finish(writer);
+        compacted |= manifest.objects["Account"].deltas.is_empty();
+        assert!(
+            manifest.objects["Account"].deltas.len() <= 3,
+            "compaction bounds the deltas"
+        );
+        assert_eq!(manifest.parent.as_deref(), Some(parent_id.as_str()));
+        assert_eq!(
+            read_all(&store, &manifest, "Account"),
+            model,
+            "generation {generation}"
+        );
+        history.push((id_.clone(), model.clone()));
+        parent_id = id_;
+        parent = manifest;
+    }
+    assert!(compacted, "the chain was compacted at least once");
+    // Older snapshots are untouched by later ones.
+    for (snapshot, expected) in &history {
+        let manifest = load_manifest(&store, snapshot).expect("manifest");
+        assert_eq!(
+            &read_all(&store, &manifest, "Account"),
+            expected,
+            "snapshot {snapshot}"
+        );
+    }
+}
+
+#[test]
+fn keys_open_the_store_and_wrong_ones_say_so() {
+    let dir = tempfile::tempdir().expect("dir");
+    let master = MasterKey::generate().expect("key");
+    let store = Store::init(local(dir.path()), master.clone()).expect("init");
+    let params = KdfParams::insecure_for_tests();
+    let ops = store
+        .add_key_file("ops passphrase", "ops", params, "2026-01-01T00:00:00Z")
+        .expect("key file");
+    let ci = store
+        .add_key_file("ci passphrase", "ci", params, "2026-01-01T00:00:00Z")
+        .expect("key file");
+    assert_eq!(store.key_files().expect("list").len(), 2);
+    let blob = store.put_blob("segment", b"hello").expect("blob");
+
+    let by_ci = Store::open_with_passphrase(local(dir.path()), "ci passphrase").expect("ci opens");
+    assert_eq!(by_ci.get_blob(&blob).expect("read"), b"hello");
+    assert!(matches!(
+        Store::open_with_passphrase(local(dir.path()), "nope"),
+        Err(StoreError::NoKeyFileOpens { .. })
+    ));
+    assert!(matches!(
+        Store::open(local(dir.path()), MasterKey::generate().expect("key")),
+        Err(StoreError::WrongKey { .. })
+    ));
+    assert!(matches!(
+        Store::init(local(dir.path()), master.clone()),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let empty = tempfile::tempdir().expect("dir");
+    assert!(matches!(
+        Store::open(local(empty.path()), master.clone()),
+        Err(StoreError::NotAStore { .. })
+    ));
+
+    store.remove_key_file(&ops.id).expect("remove");
+    assert!(matches!(
+        Store::open_with_passphrase(local(dir.path()), "ops passphrase"),
+        Err(StoreError::NoKeyFileOpens { .. })
+    ));
+    assert!(matches!(
+        store.remove_key_file(&ci.id),
+        Err(StoreError::LastKeyFile { .. })
+    ));
+    for error in [
+        StoreError::WrongKey {
+            location: "x".into(),
+        },
+        StoreError::LastKeyFile { id: "x".into() },
+    ] {
+        assert!(!error.guidance().is_empty());
+    }
+}
+
+#[test]
+fn a_flipped_byte_anywhere_is_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
+    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    writer
+        .full_object("Account", (0..500).map(|n| Ok((id(n), record(&id(n), 0)))))
+        .expect("write");
+    let (snapshot, manifest) = finish(writer);
+    let segment = manifest.objects["Account"].base[0].blob.clone();
+    let path = cairn::store::blob_path(&segment);
+    let mut bytes = store.backend().get(&path).expect("get").expect("exists");
+    let original = bytes.clone();
+    for at in [3, 10, bytes.len() / 2, bytes.len() - 1] {
+        bytes.clone_from(&original);
+        bytes[at] ^= 0x40;
+        store.backend().put(&path, &bytes).expect("tamper");
+        let error = ObjectReader::new(&store, "Account", &manifest.objects["Account"])
+            .find_map(Result::err)
+            .expect("the damage is found");
+        assert!(
+            matches!(&error, StoreError::CorruptBlob { id, .. } if *id == segment),
+            "{error}"
+        );
+    }
+    store.backend().put(&path, &original).expect("restore");
+    let manifest_path = cairn::store::snapshot_path(&snapshot);
+    let mut sealed = store
+        .backend()
+        .get(&manifest_path)
+        .expect("get")
+        .expect("exists");
+    sealed[20] ^= 1;
+    store
+        .backend()
+        .put(&manifest_path, &sealed)
+        .expect("tamper");
+    assert!(
+        matches!(load_manifest(&store, &snapshot), Err(StoreError::BadManifest { id, .. }) if id == snapshot)
+    );
+}
+
+#[test]
+fn records_out_of_order_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
+    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    let result = writer.full_object(
+        "Account",
+        [
+            Ok((id(2), record(&id(2), 0))),
+            Ok((id(1), record(&id(1), 0))),
+        ],
+    );
+    assert!(matches!(result, Err(StoreError::Unordered { .. })));
+}
+
+/// A backend whose writes stop working after a number of them, as if the process died.
+struct Dying {
+    inner: LocalBackend,
+    writes_left: Arc<AtomicUsize>,
+}
+
+impl Backend for Dying {
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(StoreError::Backend {
+                location: "dying".into(),
+                message: "the process was killed".into(),
+            });
+        }
+        self.inner.put(path, bytes)
+    }
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(path)
+    }
+    fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        self.inner.exists(path)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        self.inner.delete(path)
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+#[test]
+fn a_write_cut_off_anywhere_leaves_the_last_snapshot_intact() {
+    let mut rng = Rng::new(5);
+    for trial in 0..24 {
+        let dir = tempfile::tempdir().expect("dir");
+        let master = MasterKey::generate().expect("key");
+        let store = Store::init(local(dir.path()), master.clone()).expect("init");
+        let records: BTreeMap<String, Vec<u8>> =
+            (0..8000).map(|n| (id(n), record(&id(n), 0))).collect();
+        let mut writer = SnapshotWriter::new(&store, "acme", None);
+        writer
+            .full_object("Account", records.clone().into_iter().map(Ok))
+            .expect("write");
+        let (good, good_manifest) = finish(writer);
+
+        let writes_left = Arc::new(AtomicUsize::new(rng.below(8) as usize));
+        let dying = Store::open(
+            Box::new(Dying {
+                inner: LocalBackend::new(dir.path()),
+                writes_left,
+            }),
+            master.clone(),
+        )
+        .expect("open");
+        let mut writer =
+            SnapshotWriter::new(&dying, "acme", Some((&good, &good_manifest))).max_deltas(1);
+        let changes = (0..4000)
+            .step_by(3)
+            .map(|n| Change::Upsert(id(n), record(&id(n), 1)));
+        let outcome = writer
+            .changes("Account", changes)
+            .and_then(|()| writer.changes("Account", [Change::Delete(id(1))]));
+        let snapshots_before = dying.list_snapshots().expect("list").len();
+        if outcome.is_ok() {
+            let _ = finish_result(writer);
+        }
+        // Whatever happened, the store opens and the good snapshot reads back whole.
+        let store = Store::open(local(dir.path()), master).expect("reopen");
+        let manifest = load_manifest(&store, &good).expect("the good manifest");
+        assert_eq!(
+            read_all(&store, &manifest, "Account"),
+            records,
+            "trial {trial}"
+        );
+        for snapshot in store.list_snapshots().expect("list") {
+            let manifest =
+                load_manifest(&store, &snapshot).expect("every manifest in the store reads");
+            for entry in manifest.objects.values() {
+                for segment in entry.segments() {
+                    assert!(
+                        store.blob_exists(&segment.blob).expect("exists"),
+                        "a manifest names a blob that was never written"
+                    );
+                }
+            }
+        }
+        assert!(snapshots_before <= 1);
+    }
+}
+
+fn finish_result(writer: SnapshotWriter<'_>) -> Result<(String, SnapshotManifest), StoreError> {
+    writer.finish(
+        "2026-01-02T00:00:00Z",
+        Source::default(),
+        None,
+        Outcome::Partial {
+            reason: "test".into(),
+        },
+    )
+}
