@@ -1,0 +1,176 @@
+//! The store on Salesforce-like records (issue 4):
+//!
+//!     cargo bench --bench store                                  # 1,000,000 Accounts
+//!     CAIRN_BENCH_RECORDS=10000000 cargo bench --bench store     # 10,000,000
+//!
+//! Reports ingest and read-back rates, bytes stored for a full snapshot and for an incremental
+//! with 1% of records changed at random places, and the process's peak resident memory. Records
+//! are generated on the fly, so the harness holds none of them.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use cairn::sim::org::Rng;
+use cairn::snapshot::{Change, ObjectReader, Outcome, SnapshotWriter, Source};
+use cairn::store::Store;
+use cairn::store::backend::LocalBackend;
+use cairn::store::crypto::MasterKey;
+
+fn id(n: u64) -> String {
+    format!("0015g{n:010}AAA")
+}
+
+/// An Account as canonical JSON, about 500 bytes.
+fn account(n: u64, generation: u64) -> Vec<u8> {
+    let cities = [
+        "Paris", "Lagos", "Osaka", "Lima", "Oslo", "Pune", "Austin", "Tartu",
+    ];
+    format!(
+        concat!(
+            "{{\"Id\":\"{id}\",\"Name\":\"Account {n} Holdings\",\"Type\":\"Customer - Direct\",\"Industry\":\"Energy\",",
+            "\"AnnualRevenue\":{rev},\"NumberOfEmployees\":{emp},\"Phone\":\"+1 555 {phone:04}\",",
+            "\"Website\":\"https://www.example.com/accounts/{n}\",\"BillingStreet\":\"{street} Main Street\",",
+            "\"BillingCity\":\"{city}\",\"BillingPostalCode\":\"{zip:05}\",\"BillingCountry\":\"FR\",",
+            "\"OwnerId\":\"0055g0000000001AAA\",\"CreatedDate\":\"2024-03-0{day}T10:11:12.000+0000\",",
+            "\"LastModifiedDate\":\"2025-06-1{day}T08:09:10.000+0000\",\"SystemModstamp\":\"2025-06-1{day}T08:09:10.000+0000\",",
+            "\"External_Key__c\":\"{key:016x}{key2:016x}\",",
+            "\"Description\":\"Key account in the {city} region, generation {generation}; renewal due next quarter.\"}}"
+        ),
+        id = id(n),
+        n = n,
+        rev = (n * 7919) % 90_000_000 + 100_000,
+        emp = n % 20_000,
+        phone = n % 10_000,
+        street = n % 999 + 1,
+        city = cities[(n % 8) as usize],
+        zip = n % 99_999,
+        day = n % 9 + 1,
+        generation = generation,
+        // Real records carry values that do not compress (keys, free text): 32 hex digits here.
+        key = Rng::new(n ^ generation.rotate_left(32)).next_u64(),
+        key2 = Rng::new(!n).next_u64(),
+    )
+    .into_bytes()
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                total += entry.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    total
+}
+
+fn main() {
+    let records: u64 = std::env::var("CAIRN_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
+        .expect("a directory under target/");
+    let store = Store::init(
+        Box::new(LocalBackend::new(dir.path())),
+        MasterKey::generate().expect("key"),
+    )
+    .expect("init");
+    let source = || Source {
+        org_id: "00D5g0000000001AAA".into(),
+        api_version: "62.0".into(),
+    };
+    let raw_bytes: u64 = (0..records).map(|n| account(n, 0).len() as u64).sum();
+
+    let started = Instant::now();
+    let mut writer = SnapshotWriter::new(&store, "bench", None);
+    writer
+        .full_object("Account", (0..records).map(|n| Ok((id(n), account(n, 0)))))
+        .expect("full snapshot");
+    let (full_id, full) = writer
+        .finish("2026-01-01T00:00:00Z", source(), None, Outcome::Complete)
+        .expect("manifest");
+    let ingest = started.elapsed().as_secs_f64();
+    let full_bytes = dir_bytes(dir.path());
+
+    let started = Instant::now();
+    let mut read = 0u64;
+    let mut read_bytes = 0u64;
+    for record in ObjectReader::new(&store, "Account", &full.objects["Account"]) {
+        let (_, body) = record.expect("record");
+        read += 1;
+        read_bytes += body.len() as u64;
+    }
+    let reading = started.elapsed().as_secs_f64();
+    assert_eq!(read, records);
+    assert_eq!(read_bytes, raw_bytes);
+
+    // 1% of the records changed, at random places.
+    let mut rng = Rng::new(42);
+    let changed: BTreeSet<u64> = std::iter::from_fn(|| Some(rng.below(records)))
+        .take((records / 100) as usize)
+        .collect();
+    let started = Instant::now();
+    let mut writer = SnapshotWriter::new(&store, "bench", Some((&full_id, &full)));
+    writer
+        .changes(
+            "Account",
+            changed
+                .iter()
+                .map(|&n| Change::Upsert(id(n), account(n, 1))),
+        )
+        .expect("incremental");
+    writer
+        .finish("2026-01-02T00:00:00Z", source(), None, Outcome::Complete)
+        .expect("manifest");
+    let incremental_time = started.elapsed().as_secs_f64();
+    let incremental_bytes = dir_bytes(dir.path()) - full_bytes;
+
+    println!(
+        "store benchmark: {records} Account records, {:.0} bytes each on average ({:.0} MiB of JSON)",
+        raw_bytes as f64 / records as f64,
+        raw_bytes as f64 / 1048576.0
+    );
+    println!("| measure | result | goal |");
+    println!("|---|---|---|");
+    println!(
+        "| ingest (full snapshot) | {:.0} records/s ({ingest:.2} s) | >= 400,000 records/s |",
+        records as f64 / ingest
+    );
+    println!(
+        "| read back (merge reader) | {:.0} records/s ({reading:.2} s) | >= 800,000 records/s |",
+        records as f64 / reading
+    );
+    println!(
+        "| bytes stored, full | {:.1} MiB ({:.1}% of the JSON) | |",
+        full_bytes as f64 / 1048576.0,
+        100.0 * full_bytes as f64 / raw_bytes as f64
+    );
+    println!(
+        "| bytes stored, incremental with 1% changed ({} records, {incremental_time:.2} s) | {:.2} MiB = {:.2}% of the full | <= 3% |",
+        changed.len(),
+        incremental_bytes as f64 / 1048576.0,
+        100.0 * incremental_bytes as f64 / full_bytes as f64
+    );
+    println!(
+        "| peak resident memory | {:.0} MiB | <= 150 MB |",
+        peak_rss_mib()
+    );
+}
