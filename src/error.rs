@@ -20,6 +20,19 @@ pub enum Error {
     NotInRevision { path: PathBuf, rev: String },
     #[error("git failed in {}: {message}", path.display())]
     Git { path: PathBuf, message: String },
+    #[error("the manifests in {} have errors", dir.display())]
+    InvalidConfig { dir: PathBuf },
+    #[error("the {backend} store backend is not available yet")]
+    UnsupportedStore { backend: String },
+    #[error("no key to open the store: neither {key_env} nor {passphrase_env} is set")]
+    NoKey {
+        key_env: String,
+        passphrase_env: String,
+    },
+    #[error("{name} is not set")]
+    MissingVariable { name: String, purpose: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Error {
@@ -42,6 +55,13 @@ impl Error {
                 "the config directory was added after that revision; pick a later one or validate the work tree".to_string()
             }
             Error::Git { .. } => "check the repository with `git fsck`".to_string(),
+            Error::InvalidConfig { dir } => format!("run `cairn validate {}` and fix what it reports", dir.display()),
+            Error::UnsupportedStore { .. } => "use `store: {local: {path: ...}}` in cairn.yaml for now".to_string(),
+            Error::NoKey { key_env, passphrase_env } => format!(
+                "set {passphrase_env} to the passphrase of one of the store's key files, or {key_env} to the store's raw key (`cairn key raw` prints it)"
+            ),
+            Error::MissingVariable { name, purpose } => format!("set {name} to {purpose}"),
+            Error::Store(e) => e.guidance(),
         }
     }
 }

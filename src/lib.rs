@@ -9,5 +9,6 @@ pub mod manifest;
 pub mod sim;
 pub mod snapshot;
 pub mod store;
+pub mod time;
 
 pub use error::Error;

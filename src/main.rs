@@ -6,10 +6,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use cairn::commands::check::{CheckOptions, check};
+use cairn::commands::init::{InitOptions, init};
+use cairn::commands::key;
 use cairn::commands::schema::{SchemaKind, schema};
 use cairn::commands::sim::{ServeOptions, serve};
+use cairn::commands::store_access::process_env;
 use cairn::commands::validate::{ValidateOptions, validate};
 use cairn::manifest::Format;
+use cairn::store::check::ReadData;
+use cairn::store::keys::KdfParams;
 
 /// Exit codes (DESIGN.md): 0 success, 1 error or invalid input, 2 plan has changes, 3 partial.
 const EXIT_ERROR: u8 = 1;
@@ -45,6 +51,35 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
     },
+    /// Create the encrypted store of a config repository and its first key file.
+    ///
+    /// The passphrase comes from the variable named by `encryption.passphraseEnv`
+    /// (CAIRN_PASSPHRASE); a raw key in `encryption.keyEnv` (CAIRN_KEY) becomes the master key.
+    Init {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// A name for the first key file, such as whose passphrase it is.
+        #[arg(long, default_value = "initial")]
+        label: String,
+    },
+    /// Manage the key files that open the store.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Verify the store: its structure, and with --read-data its data.
+    ///
+    /// Exits 0 when no errors are found, 1 otherwise.
+    Check {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Decrypt and verify blobs: all (the default), a share such as 10%, or a part n/m of
+        /// m runs that together read everything.
+        #[arg(long, value_name = "SUBSET", num_args = 0..=1, default_missing_value = "all")]
+        read_data: Option<String>,
+    },
     /// Print an embedded JSON Schema (for editors and other tools).
     Schema {
         #[arg(value_enum)]
@@ -54,6 +89,35 @@ enum Command {
     Sim {
         #[command(subcommand)]
         command: SimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Add a key file; its passphrase comes from CAIRN_NEW_PASSPHRASE.
+    Add {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// A name for the key file, such as whose passphrase it is.
+        #[arg(long)]
+        label: String,
+    },
+    /// List the key files.
+    List {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Remove a key file (never the last one).
+    Remove {
+        /// The key file's id, as `cairn key list` shows it.
+        id: String,
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print the raw master key, for a CI secret (CAIRN_KEY). Handle it like the passphrase.
+    Raw {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -151,6 +215,43 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Init { dir, label } => {
+            let options = InitOptions {
+                dir,
+                label,
+                kdf: KdfParams::default(),
+            };
+            report(init(&options, &process_env))
+        }
+        Command::Key { command } => report(match command {
+            KeyCommand::Add { dir, label } => {
+                key::add(&dir, &label, KdfParams::default(), &process_env)
+            }
+            KeyCommand::List { dir } => key::list(&dir, &process_env),
+            KeyCommand::Remove { id, dir } => key::remove(&dir, &id, &process_env),
+            KeyCommand::Raw { dir } => key::raw(&dir, &process_env),
+        }),
+        Command::Check { dir, read_data } => {
+            let read_data = match read_data.as_deref().map(str::parse::<ReadData>) {
+                None => ReadData::None,
+                Some(Ok(subset)) => subset,
+                Some(Err(problem)) => {
+                    eprintln!("error: --read-data {problem}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            };
+            match check(&CheckOptions { dir, read_data }, &process_env) {
+                Ok(outcome) => {
+                    print(&outcome.output);
+                    if outcome.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(EXIT_ERROR)
+                    }
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Schema { kind } => {
             print(schema(kind));
             ExitCode::SUCCESS
@@ -197,6 +298,17 @@ fn main() -> ExitCode {
 fn print(text: &str) {
     // A closed pipe (`cairn validate | head`) is not an error worth a panic.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Prints a command's output, or its error with what to do next.
+fn report(result: Result<String, cairn::Error>) -> ExitCode {
+    match result {
+        Ok(output) => {
+            print(&output);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 fn fail(error: &cairn::Error) -> ExitCode {

@@ -240,7 +240,10 @@ fn help_lists_only_commands_that_work() {
         .take_while(|l| l.starts_with("  "))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["validate", "schema", "sim", "help"]);
+    assert_eq!(
+        commands,
+        ["validate", "init", "key", "check", "schema", "sim", "help"]
+    );
 }
 
 #[test]

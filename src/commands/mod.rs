@@ -1,6 +1,10 @@
 //! One module per subcommand. Each is a function over the library with an options struct, so
 //! tests and other front ends can call it without the CLI.
 
+pub mod check;
+pub mod init;
+pub mod key;
 pub mod schema;
 pub mod sim;
+pub mod store_access;
 pub mod validate;

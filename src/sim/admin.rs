@@ -18,8 +18,8 @@ use serde_json::{Value as Json, json};
 use super::catalog::{FieldDef, FieldType};
 use super::org::{Rng, Value};
 use super::server::{ApiError, State, json_response, poisoned};
-use super::time;
 use super::write::{self, Journal};
+use crate::time;
 
 type Result<T> = std::result::Result<T, ApiError>;
 

@@ -20,7 +20,7 @@ use super::server::{
     with_limit_info,
 };
 use super::soql::{self, Select};
-use super::time;
+use crate::time;
 
 type Result<T> = std::result::Result<T, ApiError>;
 

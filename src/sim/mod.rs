@@ -12,6 +12,5 @@ pub mod render;
 pub mod rest;
 pub mod server;
 pub mod soql;
-pub mod time;
 pub mod tls;
 pub mod write;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::catalog::FieldType;
 use super::org::{Org, Record, Value};
 use super::soql::{FieldPath, resolve};
-use super::time;
+use crate::time;
 
 pub fn json_string(out: &mut String, text: &str) {
     out.push('"');

@@ -14,7 +14,7 @@ use super::org::{self, Value};
 use super::render::json_record;
 use super::server::{ApiError, State, admit, json_response, poisoned, version, with_limit_info};
 use super::soql::{self, Query, Select};
-use super::time;
+use crate::time;
 
 type Result<T> = std::result::Result<T, ApiError>;
 

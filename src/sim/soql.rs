@@ -4,7 +4,7 @@
 
 use super::catalog::{Catalog, FieldType, ObjectDef};
 use super::org::{Org, Value};
-use super::time;
+use crate::time;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {

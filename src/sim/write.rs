@@ -7,7 +7,7 @@ use serde_json::{Map, Value as Json};
 use super::catalog::{FieldDef, FieldType};
 use super::ids;
 use super::org::{self, Org, Record, Value, text};
-use super::time;
+use crate::time;
 
 /// A record-level failure, as collections report it (`statusCode`) and REST reports it
 /// (`errorCode`).

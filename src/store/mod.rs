@@ -10,6 +10,7 @@
 //! ```
 
 pub mod backend;
+pub mod check;
 pub mod crypto;
 pub mod keys;
 

@@ -76,6 +76,9 @@ impl Test {
             .args(args)
             .current_dir(self.path())
             .env_remove("NO_COLOR")
+            .env_remove("CAIRN_KEY")
+            .env_remove("CAIRN_PASSPHRASE")
+            .env_remove("CAIRN_NEW_PASSPHRASE")
             .env("CLICOLOR", "0");
         for (key, value) in &self.env {
             command.env(key, value);

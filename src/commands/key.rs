@@ -1,0 +1,52 @@
+//! `cairn key add|list|remove|raw`: the key files that open a store.
+
+use std::path::Path;
+
+use super::store_access::{self, Env};
+use crate::error::Error;
+use crate::store::keys::{self, KdfParams};
+
+/// The variable `cairn key add` reads the new passphrase from.
+pub const NEW_PASSPHRASE_ENV: &str = "CAIRN_NEW_PASSPHRASE";
+
+pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<String, Error> {
+    let repository = store_access::repository(dir)?;
+    let store = store_access::open(dir, &repository, env)?;
+    let passphrase = env(NEW_PASSPHRASE_ENV).ok_or_else(|| Error::MissingVariable {
+        name: NEW_PASSPHRASE_ENV.into(),
+        purpose: "the passphrase of the new key file".into(),
+    })?;
+    let created = crate::time::format_datetime_z(crate::time::now_ms());
+    let file = store.add_key_file(&passphrase, label, kdf, &created)?;
+    Ok(format!(
+        "Added key file keys/{}.key (\"{}\").\n",
+        file.id, file.label
+    ))
+}
+
+pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
+    let repository = store_access::repository(dir)?;
+    let store = store_access::open(dir, &repository, env)?;
+    let mut out = String::new();
+    for file in store.key_files()? {
+        out.push_str(&format!(
+            "{}  {}  created {}\n",
+            file.id, file.label, file.created
+        ));
+    }
+    Ok(out)
+}
+
+pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<String, Error> {
+    let repository = store_access::repository(dir)?;
+    let store = store_access::open(dir, &repository, env)?;
+    store.remove_key_file(id)?;
+    Ok(format!("Removed key file keys/{id}.key.\n"))
+}
+
+/// The raw master key, for a CI secret. It opens the store without any passphrase.
+pub fn raw(dir: &Path, env: Env<'_>) -> Result<String, Error> {
+    let repository = store_access::repository(dir)?;
+    let store = store_access::open(dir, &repository, env)?;
+    Ok(format!("{}\n", keys::encode_raw_key(store.master_key())))
+}

@@ -1,0 +1,173 @@
+//! `cairn init`, `cairn key` and `cairn check` as a user runs them.
+
+mod common;
+
+use cairn::snapshot::{Outcome, SnapshotWriter, Source};
+use cairn::store::Store;
+use cairn::store::backend::LocalBackend;
+use cairn::store::keys::raw_key;
+use common::Test;
+
+const REPOSITORY: &str =
+    "apiVersion: cairn/v1\nkind: Repository\nstore:\n  local:\n    path: .cairn/store\n";
+
+fn repo() -> Test {
+    Test::new().file("cairn.yaml", REPOSITORY)
+}
+
+#[test]
+fn init_creates_the_store_and_a_key_file_that_opens_it() {
+    let test = repo();
+    test.run_with(&["init"])
+        .status(1)
+        .stderr_has("CAIRN_PASSPHRASE is not set")
+        .stderr_has("help: set CAIRN_PASSPHRASE");
+    let test = test.env("CAIRN_PASSPHRASE", "first passphrase");
+    test.run_with(&["init", "--label", "ops"])
+        .status(0)
+        .stdout_has("Created the encrypted store at")
+        .stdout_has("(\"ops\")");
+    assert!(test.path().join(".cairn/store/config").is_file());
+    test.run_with(&["init"])
+        .status(1)
+        .stderr_has("a cairn store already exists");
+    test.run_with(&["key", "list"]).status(0).stdout_has("ops");
+    test.run_with(&["check"])
+        .status(0)
+        .stdout_has("checked 0 snapshots");
+
+    // From another directory, naming the repository, with the wrong passphrase.
+    let wrong = Test::new().env("CAIRN_PASSPHRASE", "not it");
+    wrong
+        .run_with(&["key", "list", test.path().to_str().expect("path")])
+        .status(1)
+        .stderr_has("no key file of the store")
+        .stderr_has("help: check the passphrase");
+    Test::new()
+        .run_with(&["key", "list", test.path().to_str().expect("path")])
+        .status(1)
+        .stderr_has("no key to open the store");
+}
+
+#[test]
+fn key_files_can_be_added_listed_and_removed_but_never_the_last() {
+    let test = repo()
+        .env("CAIRN_PASSPHRASE", "ops")
+        .env("CAIRN_NEW_PASSPHRASE", "ci");
+    test.run_with(&["init", "--label", "ops"]).status(0);
+    test.run_with(&["key", "add", "--label", "ci"])
+        .status(0)
+        .stdout_has("Added key file");
+    let dir = test.path().to_str().expect("path").to_string();
+    let listed = test.run_with(&["key", "list"]).status(0);
+    assert_eq!(listed.stdout.lines().count(), 2, "{}", listed.stdout);
+    let ops_id = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains("ops"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("ops id")
+        .to_string();
+    let ci_id = listed
+        .stdout
+        .lines()
+        .find(|l| l.contains("ci"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("ci id")
+        .to_string();
+
+    let as_ci = Test::new().env("CAIRN_PASSPHRASE", "ci");
+    as_ci.run_with(&["key", "list", &dir]).status(0);
+    test.run_with(&["key", "remove", &ops_id]).status(0);
+    Test::new()
+        .env("CAIRN_PASSPHRASE", "ops")
+        .run_with(&["key", "list", &dir])
+        .status(1);
+    as_ci
+        .run_with(&["key", "remove", &ci_id, &dir])
+        .status(1)
+        .stderr_has("the store's last")
+        .stderr_has("help: add another key file first");
+
+    let raw = as_ci
+        .run_with(&["key", "raw", &dir])
+        .status(0)
+        .stdout
+        .trim()
+        .to_string();
+    Test::new()
+        .env("CAIRN_KEY", &raw)
+        .run_with(&["check", &dir])
+        .status(0);
+    Test::new()
+        .env("CAIRN_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .run_with(&["check", &dir])
+        .status(1)
+        .stderr_has("the key does not open the store");
+}
+
+#[test]
+fn check_read_data_names_a_damaged_blob_and_its_snapshot() {
+    let test = repo().env("CAIRN_PASSPHRASE", "pw");
+    test.run_with(&["init"]).status(0);
+    let raw = test
+        .run_with(&["key", "raw"])
+        .status(0)
+        .stdout
+        .trim()
+        .to_string();
+    let store_dir = test.path().join(".cairn/store");
+    let store = Store::open(
+        Box::new(LocalBackend::new(&store_dir)),
+        raw_key(&raw).expect("raw key"),
+    )
+    .expect("open");
+    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    writer
+        .full_object(
+            "Account",
+            (0..3000u32).map(|n| {
+                Ok((
+                    format!("001{n:012}AAA"),
+                    format!("{{\"n\":{n},\"pad\":\"{}\"}}", "y".repeat(300)).into_bytes(),
+                ))
+            }),
+        )
+        .expect("write");
+    let (snapshot, manifest) = writer
+        .finish(
+            "2026-01-01T00:00:00Z",
+            Source::default(),
+            None,
+            Outcome::Complete,
+        )
+        .expect("finish");
+    test.run_with(&["check", "--read-data"])
+        .status(0)
+        .stdout_has("decrypted and verified")
+        .stdout_has("no errors");
+    test.run_with(&["check", "--read-data=50%"]).status(0);
+    test.run_with(&["check", "--read-data=1/2"]).status(0);
+    test.run_with(&["check", "--read-data=200%"])
+        .status(1)
+        .stderr_has("--read-data");
+
+    let blob = &manifest.objects["Account"].base[0].blob;
+    let path = store_dir.join(cairn::store::blob_path(blob));
+    let mut bytes = std::fs::read(&path).expect("blob");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&path, bytes).expect("damage");
+    test.run_with(&["check"])
+        .status(0)
+        .stdout_has("structure only");
+    test.run_with(&["check", "--read-data"])
+        .status(1)
+        .stdout_has(&format!("error: blob {blob} is damaged"))
+        .stdout_has(&format!("affects snapshot {snapshot} (Account)"))
+        .stdout_has("help: restore the blob");
+    std::fs::remove_file(&path).expect("lose it");
+    test.run_with(&["check"])
+        .status(1)
+        .stdout_has(&format!("error: blob {blob} is missing"));
+}
