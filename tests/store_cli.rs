@@ -28,6 +28,8 @@ fn init_creates_the_store_and_a_key_file_that_opens_it() {
         .stdout_has("Created the encrypted store at")
         .stdout_has("(\"ops\")");
     assert!(test.path().join(".cairn/store/config").is_file());
+    let ignore = std::fs::read_to_string(test.path().join(".gitignore")).expect(".gitignore");
+    assert_eq!(ignore, "/.cairn/store/\n", "the store is kept out of git");
     test.run_with(&["init"])
         .status(1)
         .stderr_has("a cairn store already exists");

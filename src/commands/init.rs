@@ -8,6 +8,36 @@ use crate::store::Store;
 use crate::store::crypto::MasterKey;
 use crate::store::keys::{self, KdfParams};
 
+/// A store inside the config repository is kept out of git: its `.gitignore` gets the store's
+/// path, unless it already lists it. Returns the entry added.
+fn ignore_store_in_git(
+    dir: &std::path::Path,
+    store: &std::path::Path,
+) -> Result<Option<String>, Error> {
+    let Ok(relative) = store.strip_prefix(dir) else {
+        return Ok(None);
+    };
+    let entry = format!("/{}/", relative.to_string_lossy().trim_end_matches('/'));
+    let path = dir.join(".gitignore");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    let bare = entry.trim_matches('/');
+    if existing.lines().any(|l| l.trim().trim_matches('/') == bare) {
+        return Ok(None);
+    }
+    let mut updated = existing;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str(&entry);
+    updated.push('\n');
+    std::fs::write(&path, updated).map_err(|source| Error::Io { path, source })?;
+    Ok(Some(entry))
+}
+
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     pub dir: PathBuf,
@@ -31,6 +61,10 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
         purpose: "the passphrase that will open the store's first key file".into(),
     })?;
     let store = Store::init(backend, master)?;
+    let ignored = ignore_store_in_git(
+        &options.dir,
+        &store_access::store_dir(&options.dir, &repository)?,
+    )?;
     let created = crate::time::format_datetime_z(crate::time::now_ms());
     let file = store.add_key_file(&passphrase, &options.label, options.kdf, &created)?;
     let mut out = format!(
@@ -46,6 +80,11 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
         out.push_str(&format!(
             "For CI, store the raw key as the secret {} (`cairn key raw` prints it), or the passphrase as {}.\n",
             encryption.key_env, encryption.passphrase_env
+        ));
+    }
+    if let Some(entry) = ignored {
+        out.push_str(&format!(
+            "Added {entry} to .gitignore: the store stays out of the config repository's history.\n"
         ));
     }
     out.push_str("Keep a copy of the passphrase or the raw key somewhere safe: without them the backups cannot be read.\n");
