@@ -100,7 +100,7 @@ fn main() {
     let raw_bytes: u64 = (0..records).map(|n| account(n, 0).len() as u64).sum();
 
     let started = Instant::now();
-    let mut writer = SnapshotWriter::new(&store, "bench", None);
+    let mut writer = SnapshotWriter::new(&store, "bench", None).expect("writer");
     writer
         .full_object("Account", (0..records).map(|n| Ok((id(n), account(n, 0)))))
         .expect("full snapshot");
@@ -128,7 +128,7 @@ fn main() {
         .take((records / 100) as usize)
         .collect();
     let started = Instant::now();
-    let mut writer = SnapshotWriter::new(&store, "bench", Some((&full_id, &full)));
+    let mut writer = SnapshotWriter::new(&store, "bench", Some((&full_id, &full))).expect("writer");
     writer
         .changes(
             "Account",

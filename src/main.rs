@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use cairn::commands::check::{CheckOptions, check};
+use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
-use cairn::commands::key;
 use cairn::commands::schema::{SchemaKind, schema};
 use cairn::commands::sim::{ServeOptions, serve};
 use cairn::commands::store_access::process_env;
 use cairn::commands::validate::{ValidateOptions, validate};
+use cairn::commands::{key, prune};
 use cairn::manifest::Format;
 use cairn::store::check::ReadData;
 use cairn::store::keys::KdfParams;
@@ -79,6 +80,35 @@ enum Command {
         /// m runs that together read everything.
         #[arg(long, value_name = "SUBSET", num_args = 0..=1, default_missing_value = "all")]
         read_data: Option<String>,
+    },
+    /// Apply each task's retention policy: forget the snapshots it does not keep.
+    Forget {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Only this task (repeatable).
+        #[arg(long = "task", value_name = "ID")]
+        tasks: Vec<String>,
+        /// List what would be kept and removed, and why, without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete the data no snapshot refers to any more (after forget, or an interrupted backup).
+    ///
+    /// Waits for no backup: it refuses while one holds the store.
+    Prune {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Count what would be deleted, without deleting.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove the store's locks, when the processes that took them are known to be gone.
+    Unlock {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// Print an embedded JSON Schema (for editors and other tools).
     Schema {
@@ -252,6 +282,20 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Forget {
+            dir,
+            tasks,
+            dry_run,
+        } => report(forget(
+            &ForgetOptions {
+                dir,
+                tasks,
+                dry_run,
+            },
+            &process_env,
+        )),
+        Command::Prune { dir, dry_run } => report(prune::prune(&dir, dry_run, &process_env)),
+        Command::Unlock { dir } => report(prune::unlock(&dir, &process_env)),
         Command::Schema { kind } => {
             print(schema(kind));
             ExitCode::SUCCESS

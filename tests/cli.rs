@@ -242,7 +242,10 @@ fn help_lists_only_commands_that_work() {
         .collect();
     assert_eq!(
         commands,
-        ["validate", "init", "key", "check", "schema", "sim", "help"]
+        [
+            "validate", "init", "key", "check", "forget", "prune", "unlock", "schema", "sim",
+            "help"
+        ]
     );
 }
 

@@ -52,7 +52,7 @@ fn a_full_snapshot_reads_back_byte_for_byte_and_nothing_is_plaintext() {
     let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
     let records: BTreeMap<String, Vec<u8>> =
         (0..20_000).map(|n| (id(n), record(&id(n), 0))).collect();
-    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
     writer
         .full_object("Account", records.clone().into_iter().map(Ok))
         .expect("write");
@@ -81,7 +81,9 @@ fn an_incremental_chain_with_compaction_matches_the_model_at_every_snapshot() {
     let mut rng = Rng::new(11);
     let mut model: BTreeMap<String, Vec<u8>> =
         (0..3000).map(|n| (id(n), record(&id(n), 0))).collect();
-    let mut writer = SnapshotWriter::new(&store, "acme", None).max_deltas(3);
+    let mut writer = SnapshotWriter::new(&store, "acme", None)
+        .expect("writer")
+        .max_deltas(3);
     writer
         .full_object("Account", model.clone().into_iter().map(Ok))
         .expect("write");
@@ -124,8 +126,9 @@ fn an_incremental_chain_with_compaction_matches_the_model_at_every_snapshot() {
                 }
             }
         }
-        let mut writer =
-            SnapshotWriter::new(&store, "acme", Some((&parent_id, &parent))).max_deltas(3);
+        let mut writer = SnapshotWriter::new(&store, "acme", Some((&parent_id, &parent)))
+            .expect("writer")
+            .max_deltas(3);
         writer
             .changes("Account", changes.into_values())
             .expect("changes");
@@ -215,7 +218,7 @@ fn keys_open_the_store_and_wrong_ones_say_so() {
 fn a_flipped_byte_anywhere_is_named() {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
-    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
     writer
         .full_object("Account", (0..500).map(|n| Ok((id(n), record(&id(n), 0)))))
         .expect("write");
@@ -257,7 +260,7 @@ fn a_flipped_byte_anywhere_is_named() {
 fn records_out_of_order_are_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
-    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
     let result = writer.full_object(
         "Account",
         [
@@ -314,7 +317,7 @@ fn a_write_cut_off_anywhere_leaves_the_last_snapshot_intact() {
         let store = Store::init(local(dir.path()), master.clone()).expect("init");
         let records: BTreeMap<String, Vec<u8>> =
             (0..8000).map(|n| (id(n), record(&id(n), 0))).collect();
-        let mut writer = SnapshotWriter::new(&store, "acme", None);
+        let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
         writer
             .full_object("Account", records.clone().into_iter().map(Ok))
             .expect("write");
@@ -329,17 +332,19 @@ fn a_write_cut_off_anywhere_leaves_the_last_snapshot_intact() {
             master.clone(),
         )
         .expect("open");
-        let mut writer =
-            SnapshotWriter::new(&dying, "acme", Some((&good, &good_manifest))).max_deltas(1);
-        let changes = (0..4000)
-            .step_by(3)
-            .map(|n| Change::Upsert(id(n), record(&id(n), 1)));
-        let outcome = writer
-            .changes("Account", changes)
-            .and_then(|()| writer.changes("Account", [Change::Delete(id(1))]));
         let snapshots_before = dying.list_snapshots().expect("list").len();
-        if outcome.is_ok() {
-            let _ = finish_result(writer);
+        // Even taking the backup lock is a write that can be cut off.
+        if let Ok(writer) = SnapshotWriter::new(&dying, "acme", Some((&good, &good_manifest))) {
+            let mut writer = writer.max_deltas(1);
+            let changes = (0..4000)
+                .step_by(3)
+                .map(|n| Change::Upsert(id(n), record(&id(n), 1)));
+            let outcome = writer
+                .changes("Account", changes)
+                .and_then(|()| writer.changes("Account", [Change::Delete(id(1))]));
+            if outcome.is_ok() {
+                let _ = finish_result(writer);
+            }
         }
         // Whatever happened, the store opens and the good snapshot reads back whole.
         let store = Store::open(local(dir.path()), master).expect("reopen");
@@ -374,4 +379,79 @@ fn finish_result(writer: SnapshotWriter<'_>) -> Result<(String, SnapshotManifest
             reason: "test".into(),
         },
     )
+}
+
+#[test]
+fn prune_frees_only_what_no_snapshot_uses_and_never_during_a_backup() {
+    use cairn::store::lock::LockKind;
+    use cairn::store::prune::prune;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
+    let records: BTreeMap<String, Vec<u8>> =
+        (0..6000).map(|n| (id(n), record(&id(n), 0))).collect();
+    let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
+    writer
+        .full_object("Account", records.clone().into_iter().map(Ok))
+        .expect("write");
+    let (first, first_manifest) = finish(writer);
+    let mut writer =
+        SnapshotWriter::new(&store, "acme", Some((&first, &first_manifest))).expect("writer");
+    writer
+        .changes("Account", [Change::Upsert(id(5), record(&id(5), 1))])
+        .expect("changes");
+    let (second, second_manifest) = finish(writer);
+    // Blobs of an interrupted backup: written, never named by a manifest.
+    store.put_blob("segment", b"CRS1 orphan").expect("orphan");
+
+    assert_eq!(
+        prune(&store, cairn::time::now_ms(), true)
+            .expect("dry run")
+            .deleted,
+        1
+    );
+    assert_eq!(
+        store.list_blobs().expect("list").len(),
+        first_manifest.objects["Account"].base.len() + 2
+    );
+    // Forget the first snapshot: the second still uses its base, so only the orphan goes.
+    store
+        .backend()
+        .delete(&cairn::store::snapshot_path(&first))
+        .expect("forget");
+    let report = prune(&store, cairn::time::now_ms(), false).expect("prune");
+    assert_eq!(report.deleted, 1);
+    let mut expected = records.clone();
+    expected.insert(id(5), record(&id(5), 1));
+    assert_eq!(
+        read_all(&store, &second_manifest, "Account"),
+        expected,
+        "the second snapshot is whole"
+    );
+    assert_eq!(store.list_snapshots().expect("list"), vec![second.clone()]);
+    assert_eq!(
+        load_manifest(&store, &second).expect("manifest"),
+        second_manifest
+    );
+
+    // A running backup holds the store against prune, and a prune against backups.
+    let writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
+    assert!(matches!(
+        prune(&store, cairn::time::now_ms(), false),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(writer);
+    let held = store
+        .lock(LockKind::Prune, cairn::time::now_ms())
+        .expect("prune lock");
+    assert!(matches!(
+        SnapshotWriter::new(&store, "acme", None),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(held);
+    // A lock older than an hour belongs to a dead process and is ignored.
+    let old = cairn::time::now_ms() - 2 * cairn::store::lock::STALE_AFTER_MS;
+    let stale = store.lock(LockKind::Backup, old).expect("old lock");
+    std::mem::forget(stale);
+    prune(&store, cairn::time::now_ms(), false).expect("a stale lock does not block");
+    assert_eq!(store.unlock_all().expect("unlock"), 1);
 }

@@ -124,7 +124,7 @@ fn check_read_data_names_a_damaged_blob_and_its_snapshot() {
         raw_key(&raw).expect("raw key"),
     )
     .expect("open");
-    let mut writer = SnapshotWriter::new(&store, "acme", None);
+    let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
     writer
         .full_object(
             "Account",
@@ -172,4 +172,94 @@ fn check_read_data_names_a_damaged_blob_and_its_snapshot() {
     test.run_with(&["check"])
         .status(1)
         .stdout_has(&format!("error: blob {blob} is missing"));
+}
+
+#[test]
+fn forget_applies_the_task_retention_and_prune_frees_the_data() {
+    let task = "apiVersion: cairn/v1\nkind: BackupTask\nid: acme\nname: Acme\nsource:\n  type: salesforce\n  environment: production\n  auth:\n    jwt:\n      clientIdEnv: SF_CLIENT_ID\n      username: backup@acme.example\n      privateKeyEnv: SF_PRIVATE_KEY\nretention:\n  keepLast: 2\n  keepAtLeastGood: 1\n";
+    let test = repo()
+        .file("tasks/acme.yaml", task)
+        .env("CAIRN_PASSPHRASE", "pw");
+    test.run_with(&["init"]).status(0);
+    let raw = test
+        .run_with(&["key", "raw"])
+        .status(0)
+        .stdout
+        .trim()
+        .to_string();
+    let store = Store::open(
+        Box::new(LocalBackend::new(test.path().join(".cairn/store"))),
+        raw_key(&raw).expect("raw key"),
+    )
+    .expect("open");
+    let mut snapshots = Vec::new();
+    for day in 1..=4u32 {
+        let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
+        writer
+            .full_object(
+                "Account",
+                (0..200u32).map(move |n| {
+                    Ok((
+                        format!("001{n:012}AAA"),
+                        format!("{{\"day\":{day},\"n\":{n}}}").into_bytes(),
+                    ))
+                }),
+            )
+            .expect("write");
+        let (id, _) = writer
+            .finish(
+                &format!("2026-01-0{day}T03:00:00Z"),
+                Source::default(),
+                None,
+                Outcome::Complete,
+            )
+            .expect("finish");
+        snapshots.push(id);
+    }
+    let dry = test.run_with(&["forget", "--dry-run"]).status(0);
+    assert!(
+        dry.stdout.contains(&format!(
+            "keep    {}  2026-01-04T03:00:00.000Z  last 1",
+            snapshots[3]
+        )),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains(&format!(
+            "keep    {}  2026-01-03T03:00:00.000Z  last 2",
+            snapshots[2]
+        )),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains(&format!("remove  {}", snapshots[0])),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("2 kept, 2 to remove (dry run"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        store.list_snapshots().expect("list").len(),
+        4,
+        "a dry run removes nothing"
+    );
+
+    test.run_with(&["forget"])
+        .status(0)
+        .stdout_has("2 kept, 2 removed");
+    assert_eq!(store.list_snapshots().expect("list").len(), 2);
+    test.run_with(&["prune", "--dry-run"])
+        .status(0)
+        .stdout_has("would delete 2 blobs");
+    test.run_with(&["prune"])
+        .status(0)
+        .stdout_has("deleted 2 blobs");
+    test.run_with(&["check", "--read-data"])
+        .status(0)
+        .stdout_has("no errors");
 }

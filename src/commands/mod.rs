@@ -2,8 +2,10 @@
 //! tests and other front ends can call it without the CLI.
 
 pub mod check;
+pub mod forget;
 pub mod init;
 pub mod key;
+pub mod prune;
 pub mod schema;
 pub mod sim;
 pub mod store_access;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::manifest::{Delta, ObjectEntry, Outcome, SegmentRef, SnapshotManifest, Source, Window};
 use super::reader::ObjectReader;
 use super::segment::SegmentBuilder;
+use crate::store::lock::{Lock, LockKind};
 use crate::store::{Store, StoreError};
 
 /// Deltas an object may carry before they are folded into a new base.
@@ -20,6 +21,8 @@ pub enum Change {
 
 pub struct SnapshotWriter<'s> {
     store: &'s Store,
+    /// Held while writing, so `prune` cannot delete the new blobs before the manifest names them.
+    _lock: Lock<'s>,
     task: String,
     parent: Option<String>,
     objects: BTreeMap<String, ObjectEntry>,
@@ -88,15 +91,21 @@ impl<'a> SegmentSink<'a> {
 }
 
 impl<'s> SnapshotWriter<'s> {
-    /// A snapshot of `task`; objects not written again keep what the parent had.
-    pub fn new(store: &'s Store, task: &str, parent: Option<(&str, &SnapshotManifest)>) -> Self {
-        SnapshotWriter {
+    /// A snapshot of `task`; objects not written again keep what the parent had. Fails when a
+    /// prune holds the store.
+    pub fn new(
+        store: &'s Store,
+        task: &str,
+        parent: Option<(&str, &SnapshotManifest)>,
+    ) -> Result<Self, StoreError> {
+        Ok(SnapshotWriter {
+            _lock: store.lock(LockKind::Backup, crate::time::now_ms())?,
             store,
             task: task.to_string(),
             parent: parent.map(|(id, _)| id.to_string()),
             objects: parent.map(|(_, m)| m.objects.clone()).unwrap_or_default(),
             max_deltas: MAX_DELTAS,
-        }
+        })
     }
 
     pub fn max_deltas(mut self, max: usize) -> Self {

@@ -13,6 +13,8 @@ pub mod backend;
 pub mod check;
 pub mod crypto;
 pub mod keys;
+pub mod lock;
+pub mod prune;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +60,12 @@ pub enum StoreError {
         previous: String,
         id: String,
     },
+    #[error("the store is locked by a {kind} ({holder}, {path})")]
+    Locked {
+        holder: String,
+        kind: String,
+        path: String,
+    },
     #[error("storage at {location} failed: {message}")]
     Backend { location: String, message: String },
     #[error("compression failed: {0}")]
@@ -85,6 +93,7 @@ impl StoreError {
                 "run `cairn check --read-data` to see every affected snapshot; restore the store's files from a copy, or forget the affected snapshots".into()
             }
             StoreError::Unordered { .. } => "this is a bug in the source connector; please report it".into(),
+            StoreError::Locked { .. } => "wait for it to finish; if no cairn process is running, `cairn unlock` removes the lock (locks older than an hour are ignored anyway)".into(),
             StoreError::Backend { .. } => "check that the storage is reachable and writable, then run again; nothing was lost".into(),
             StoreError::Compression(_) | StoreError::Random(_) => "run again; if it persists, report it".into(),
         }

@@ -1,0 +1,28 @@
+//! `cairn prune` and `cairn unlock`: free the data of forgotten snapshots and interrupted
+//! backups; clear the locks of processes that died.
+
+use std::path::Path;
+
+use super::store_access::{self, Env};
+use crate::error::Error;
+use crate::store::prune;
+
+pub fn prune(dir: &Path, dry_run: bool, env: Env<'_>) -> Result<String, Error> {
+    let repository = store_access::repository(dir)?;
+    let store = store_access::open(dir, &repository, env)?;
+    let report = prune::prune(&store, crate::time::now_ms(), dry_run)?;
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    Ok(format!(
+        "{verb} {} blobs that no snapshot refers to ({:.1} MiB); {} blobs are in use\n",
+        report.deleted,
+        report.freed_bytes as f64 / 1048576.0,
+        report.kept
+    ))
+}
+
+pub fn unlock(dir: &Path, env: Env<'_>) -> Result<String, Error> {
+    let repository = store_access::repository(dir)?;
+    let store = store_access::open(dir, &repository, env)?;
+    let removed = store.unlock_all()?;
+    Ok(format!("removed {removed} locks\n"))
+}

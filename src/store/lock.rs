@@ -1,0 +1,104 @@
+//! Locks that keep `prune` from deleting the blobs of a backup still being written. A backup
+//! holds a shared lock, prune an exclusive one. Taking a lock writes it, then looks for a
+//! conflicting one and backs off if there is: two that race both back off rather than both
+//! proceed. A lock older than its staleness limit is ignored (its holder died).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+
+/// A lock older than this belongs to a process that died.
+pub const STALE_AFTER_MS: i64 = 60 * 60 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    Backup,
+    Prune,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockInfo {
+    pub kind: LockKind,
+    pub holder: String,
+    pub created_ms: i64,
+}
+
+/// A held lock; released when dropped.
+pub struct Lock<'s> {
+    store: &'s Store,
+    path: String,
+}
+
+impl Drop for Lock<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.backend().delete(&self.path);
+    }
+}
+
+fn holder() -> String {
+    format!(
+        "pid {} on {}",
+        std::process::id(),
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into())
+    )
+}
+
+impl Store {
+    /// Takes a lock of this kind, or says who holds the conflicting one.
+    pub fn lock(&self, kind: LockKind, now_ms: i64) -> Result<Lock<'_>, StoreError> {
+        let mut raw = [0u8; 8];
+        getrandom::fill(&mut raw).map_err(|e| StoreError::Random(e.to_string()))?;
+        let kind_name = match kind {
+            LockKind::Backup => "backup",
+            LockKind::Prune => "prune",
+        };
+        let path = format!("locks/{kind_name}-{}", super::crypto::hex(&raw));
+        let info = LockInfo {
+            kind,
+            holder: holder(),
+            created_ms: now_ms,
+        };
+        let json = serde_json::to_vec(&info).map_err(|e| StoreError::Compression(e.to_string()))?;
+        self.backend().put(&path, &json)?;
+        let lock = Lock { store: self, path };
+        for (other_path, other) in self.locks()? {
+            if other_path == lock.path || now_ms - other.created_ms > STALE_AFTER_MS {
+                continue;
+            }
+            let conflicts = kind == LockKind::Prune || other.kind == LockKind::Prune;
+            if conflicts {
+                // Dropping `lock` removes ours.
+                return Err(StoreError::Locked {
+                    holder: other.holder,
+                    kind: format!("{:?}", other.kind).to_lowercase(),
+                    path: other_path,
+                });
+            }
+        }
+        Ok(lock)
+    }
+
+    /// Every lock in the store, stale or not.
+    pub fn locks(&self) -> Result<Vec<(String, LockInfo)>, StoreError> {
+        let mut locks = Vec::new();
+        for path in self.backend().list("locks")? {
+            if let Some(bytes) = self.backend().get(&path)?
+                && let Ok(info) = serde_json::from_slice::<LockInfo>(&bytes)
+            {
+                locks.push((path, info));
+            }
+        }
+        Ok(locks)
+    }
+
+    /// Removes every lock: for when their holders are known to be gone.
+    pub fn unlock_all(&self) -> Result<usize, StoreError> {
+        let locks = self.locks()?;
+        for (path, _) in &locks {
+            self.backend().delete(path)?;
+        }
+        Ok(locks.len())
+    }
+}
