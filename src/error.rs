@@ -56,7 +56,7 @@ impl Error {
             }
             Error::Git { .. } => "check the repository with `git fsck`".to_string(),
             Error::InvalidConfig { dir } => format!("run `cairn validate {}` and fix what it reports", dir.display()),
-            Error::UnsupportedStore { .. } => "use `store: {local: {path: ...}}` in cairn.yaml for now".to_string(),
+            Error::UnsupportedStore { .. } => "use `store: {local: {path: ...}}` or `store: {git: {}}` in cairn.yaml for now".to_string(),
             Error::NoKey { key_env, passphrase_env } => format!(
                 "set {passphrase_env} to the passphrase of one of the store's key files, or {key_env} to the store's raw key (`cairn key raw` prints it)"
             ),

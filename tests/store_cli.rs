@@ -263,3 +263,34 @@ fn forget_applies_the_task_retention_and_prune_frees_the_data() {
         .status(0)
         .stdout_has("no errors");
 }
+
+#[test]
+fn a_store_on_a_git_ref_of_the_config_repository() {
+    let test = Test::new()
+        .file(
+            "cairn.yaml",
+            "apiVersion: cairn/v1\nkind: Repository\nstore:\n  git: {}\n",
+        )
+        .env("CAIRN_PASSPHRASE", "pw");
+    test.run_with(&["init"])
+        .status(1)
+        .stderr_has("the git store needs a git repository");
+    git2::Repository::init(test.path()).expect("git init");
+    test.run_with(&["init"])
+        .status(0)
+        .stdout_has("refs/cairn/store");
+    assert!(
+        !test.path().join(".gitignore").exists(),
+        "nothing to ignore: the store is not in the work tree"
+    );
+    test.run_with(&["key", "list"]).status(0);
+    test.run_with(&["check", "--read-data"])
+        .status(0)
+        .stdout_has("no errors");
+    let repo = git2::Repository::open(test.path()).expect("repo");
+    let store_ref = repo
+        .find_reference("refs/cairn/store")
+        .expect("the store ref");
+    let tree = store_ref.peel_to_tree().expect("tree");
+    assert!(tree.get_path(std::path::Path::new("config")).is_ok());
+}

@@ -61,10 +61,11 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
         purpose: "the passphrase that will open the store's first key file".into(),
     })?;
     let store = Store::init(backend, master)?;
-    let ignored = ignore_store_in_git(
-        &options.dir,
-        &store_access::store_dir(&options.dir, &repository)?,
-    )?;
+    let ignored = match store_access::store_dir(&options.dir, &repository) {
+        Ok(local) => ignore_store_in_git(&options.dir, &local)?,
+        // A store that is not a local directory has nothing to keep out of git.
+        Err(_) => None,
+    };
     let created = crate::time::format_datetime_z(crate::time::now_ms());
     let file = store.add_key_file(&passphrase, &options.label, options.kdf, &created)?;
     let mut out = format!(

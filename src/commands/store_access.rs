@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::manifest::model::{Repository, Store as StoreSetting};
 use crate::manifest::{ConfigTree, load};
 use crate::store::backend::{Backend, LocalBackend};
+use crate::store::git::GitBackend;
 use crate::store::{Store, keys};
 
 /// Reads the environment; tests and embedders can supply their own.
@@ -27,7 +28,7 @@ pub fn repository(dir: &Path) -> Result<Repository, Error> {
     }
 }
 
-/// Where the store is: a local path is relative to the config directory.
+/// Where a local store is: its path is relative to the config directory.
 pub fn store_dir(dir: &Path, repository: &Repository) -> Result<PathBuf, Error> {
     match &repository.store {
         StoreSetting::Local(local) => Ok(dir.join(&local.path)),
@@ -41,7 +42,10 @@ pub fn store_dir(dir: &Path, repository: &Repository) -> Result<PathBuf, Error> 
 }
 
 pub fn backend(dir: &Path, repository: &Repository) -> Result<Box<dyn Backend>, Error> {
-    Ok(Box::new(LocalBackend::new(store_dir(dir, repository)?)))
+    match &repository.store {
+        StoreSetting::Git(git) => Ok(Box::new(GitBackend::open(dir, &git.reference)?)),
+        _ => Ok(Box::new(LocalBackend::new(store_dir(dir, repository)?))),
+    }
 }
 
 /// Opens the store with the raw key if one is set, else with the passphrase.

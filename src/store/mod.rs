@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod check;
 pub mod crypto;
+pub mod git;
 pub mod keys;
 pub mod lock;
 pub mod prune;
