@@ -22,8 +22,6 @@ pub enum Error {
     Git { path: PathBuf, message: String },
     #[error("the manifests in {} have errors", dir.display())]
     InvalidConfig { dir: PathBuf },
-    #[error("the {backend} store backend is not available yet")]
-    UnsupportedStore { backend: String },
     #[error("no key to open the store: neither {key_env} nor {passphrase_env} is set")]
     NoKey {
         key_env: String,
@@ -56,7 +54,6 @@ impl Error {
             }
             Error::Git { .. } => "check the repository with `git fsck`".to_string(),
             Error::InvalidConfig { dir } => format!("run `cairn validate {}` and fix what it reports", dir.display()),
-            Error::UnsupportedStore { .. } => "use `store: {local: {path: ...}}` or `store: {git: {}}` in cairn.yaml for now".to_string(),
             Error::NoKey { key_env, passphrase_env } => format!(
                 "set {passphrase_env} to the passphrase of one of the store's key files, or {key_env} to the store's raw key (`cairn key raw` prints it)"
             ),

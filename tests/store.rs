@@ -456,26 +456,103 @@ fn prune_frees_only_what_no_snapshot_uses_and_never_during_a_backup() {
     assert_eq!(store.unlock_all().expect("unlock"), 1);
 }
 
-/// A backend of each kind, in a fresh directory (the git one in a fresh repository).
-fn backend_of(kind: &str, dir: &std::path::Path) -> Box<dyn Backend> {
-    match kind {
-        "local" => Box::new(LocalBackend::new(dir.join("store"))),
-        "git" => {
-            git2::Repository::init(dir).expect("git init");
-            Box::new(
-                cairn::store::git::GitBackend::open(dir, "refs/cairn/store").expect("git backend"),
-            )
+/// A real S3-protocol server (s3s-fs), in-process on an ephemeral port, with one bucket.
+struct S3Server {
+    endpoint: String,
+    _runtime: tokio::runtime::Runtime,
+    _root: tempfile::TempDir,
+}
+
+const S3_KEY_ID: &str = "cairn-test-key-id";
+const S3_SECRET: &str = "cairn-test-secret";
+
+fn s3_server() -> S3Server {
+    let root = tempfile::tempdir().expect("dir");
+    std::fs::create_dir(root.path().join("backups")).expect("bucket");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
+    let endpoint = runtime.block_on(async {
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY_ID, S3_SECRET));
+        let service = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let http =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let connection = http
+                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+        });
+        format!("http://{address}")
+    });
+    S3Server {
+        endpoint,
+        _runtime: runtime,
+        _root: root,
+    }
+}
+
+/// Where a test store lives, for each kind of backend.
+struct Place {
+    kind: &'static str,
+    dir: tempfile::TempDir,
+    s3: Option<S3Server>,
+}
+
+impl Place {
+    fn new(kind: &'static str) -> Place {
+        let dir = tempfile::tempdir().expect("dir");
+        if kind == "git" {
+            git2::Repository::init(dir.path()).expect("git init");
         }
-        other => panic!("no backend {other}"),
+        let s3 = (kind == "s3").then(s3_server);
+        Place { kind, dir, s3 }
+    }
+
+    fn backend(&self) -> Box<dyn Backend> {
+        match self.kind {
+            "local" => Box::new(LocalBackend::new(self.dir.path().join("store"))),
+            "git" => Box::new(
+                cairn::store::git::GitBackend::open(self.dir.path(), "refs/cairn/store")
+                    .expect("git backend"),
+            ),
+            "s3" => {
+                let server = self.s3.as_ref().expect("server");
+                Box::new(
+                    cairn::store::s3::S3Backend::new(&cairn::store::s3::S3Settings {
+                        bucket: "backups".into(),
+                        prefix: "acme/".into(),
+                        region: None,
+                        endpoint: Some(server.endpoint.clone()),
+                        access_key_id: S3_KEY_ID.into(),
+                        secret_access_key: S3_SECRET.into(),
+                    })
+                    .expect("S3 backend"),
+                )
+            }
+            other => panic!("no backend {other}"),
+        }
     }
 }
 
 #[rstest::rstest]
-fn snapshots_round_trip_through_every_backend(#[values("local", "git")] kind: &str) {
+fn snapshots_round_trip_through_every_backend(#[values("local", "git", "s3")] kind: &'static str) {
     use cairn::store::prune::prune;
-    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::new(kind);
+    let dir = &place.dir;
     let master = MasterKey::generate().expect("key");
-    let store = Store::init(backend_of(kind, dir.path()), master.clone()).expect("init");
+    let store = Store::init(place.backend(), master.clone()).expect("init");
     store
         .add_key_file(
             "pw",
@@ -509,18 +586,7 @@ fn snapshots_round_trip_through_every_backend(#[values("local", "git")] kind: &s
     model.insert(id(9000), record(&id(9000), 1));
 
     // Reopened from scratch, with a passphrase: everything reads back.
-    let reopened = match kind {
-        "git" => Store::open_with_passphrase(
-            Box::new(
-                cairn::store::git::GitBackend::open(dir.path(), "refs/cairn/store").expect("git"),
-            ),
-            "pw",
-        ),
-        _ => {
-            Store::open_with_passphrase(Box::new(LocalBackend::new(dir.path().join("store"))), "pw")
-        }
-    }
-    .expect("reopen");
+    let reopened = Store::open_with_passphrase(place.backend(), "pw").expect("reopen");
     let manifest = load_manifest(&reopened, &second).expect("manifest");
     assert_eq!(read_all(&reopened, &manifest, "Account"), model);
     assert_eq!(reopened.list_snapshots().expect("list").len(), 2);
@@ -537,6 +603,14 @@ fn snapshots_round_trip_through_every_backend(#[values("local", "git")] kind: &s
     let report =
         cairn::store::check::check(&reopened, cairn::store::check::ReadData::All).expect("check");
     assert!(!report.has_errors(), "{:?}", report.findings);
+    if let Some(server) = &place.s3 {
+        let bucket = server._root.path().join("backups/acme");
+        assert!(
+            bucket.join("config").is_file(),
+            "the objects are in the S3 server's bucket, under the prefix"
+        );
+        assert!(bucket.join("snapshots").join(&second).is_file());
+    }
     if kind == "git" {
         let repo = git2::Repository::open(dir.path()).expect("repo");
         assert!(

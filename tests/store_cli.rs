@@ -294,3 +294,21 @@ fn a_store_on_a_git_ref_of_the_config_repository() {
     let tree = store_ref.peel_to_tree().expect("tree");
     assert!(tree.get_path(std::path::Path::new("config")).is_ok());
 }
+
+#[test]
+fn an_s3_store_needs_its_credentials_named_in_the_manifest() {
+    let test = Test::new()
+        .file("cairn.yaml", "apiVersion: cairn/v1\nkind: Repository\nstore:\n  s3:\n    bucket: acme-backups\n    endpoint: http://127.0.0.1:9\n    accessKeyIdEnv: BACKUP_S3_KEY\n    secretAccessKeyEnv: BACKUP_S3_SECRET\n")
+        .env("CAIRN_PASSPHRASE", "pw");
+    test.run_with(&["init"])
+        .status(1)
+        .stderr_has("BACKUP_S3_KEY is not set")
+        .stderr_has("help: set BACKUP_S3_KEY to the S3 access key id");
+    // Credentials given, nothing listening: a clear storage error, not a panic.
+    test.env("BACKUP_S3_KEY", "k")
+        .env("BACKUP_S3_SECRET", "s")
+        .run_with(&["init"])
+        .status(1)
+        .stderr_has("storage at s3://acme-backups/")
+        .stderr_has("help: check that the storage is reachable");
+}

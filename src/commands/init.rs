@@ -49,7 +49,7 @@ pub struct InitOptions {
 pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
     let repository = store_access::repository(&options.dir)?;
     let encryption = &repository.encryption;
-    let backend = store_access::backend(&options.dir, &repository)?;
+    let backend = store_access::backend(&options.dir, &repository, env)?;
     let location = backend.location();
     // A raw key given for CI becomes the master key; otherwise a new one is made.
     let (master, from_env) = match env(&encryption.key_env) {
@@ -61,10 +61,10 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
         purpose: "the passphrase that will open the store's first key file".into(),
     })?;
     let store = Store::init(backend, master)?;
-    let ignored = match store_access::store_dir(&options.dir, &repository) {
-        Ok(local) => ignore_store_in_git(&options.dir, &local)?,
-        // A store that is not a local directory has nothing to keep out of git.
-        Err(_) => None,
+    // A store that is not a local directory has nothing to keep out of git.
+    let ignored = match store_access::local_store_dir(&options.dir, &repository) {
+        Some(local) => ignore_store_in_git(&options.dir, &local)?,
+        None => None,
     };
     let created = crate::time::format_datetime_z(crate::time::now_ms());
     let file = store.add_key_file(&passphrase, &options.label, options.kdf, &created)?;

@@ -8,6 +8,7 @@ use crate::manifest::model::{Repository, Store as StoreSetting};
 use crate::manifest::{ConfigTree, load};
 use crate::store::backend::{Backend, LocalBackend};
 use crate::store::git::GitBackend;
+use crate::store::s3::{S3Backend, S3Settings};
 use crate::store::{Store, keys};
 
 /// Reads the environment; tests and embedders can supply their own.
@@ -28,29 +29,46 @@ pub fn repository(dir: &Path) -> Result<Repository, Error> {
     }
 }
 
-/// Where a local store is: its path is relative to the config directory.
-pub fn store_dir(dir: &Path, repository: &Repository) -> Result<PathBuf, Error> {
+/// Where a local store is (its path is relative to the config directory); None for the other
+/// backends, which have no directory.
+pub fn local_store_dir(dir: &Path, repository: &Repository) -> Option<PathBuf> {
     match &repository.store {
-        StoreSetting::Local(local) => Ok(dir.join(&local.path)),
-        StoreSetting::Git(_) => Err(Error::UnsupportedStore {
-            backend: "git".into(),
-        }),
-        StoreSetting::S3(_) => Err(Error::UnsupportedStore {
-            backend: "S3".into(),
-        }),
+        StoreSetting::Local(local) => Some(dir.join(&local.path)),
+        StoreSetting::Git(_) | StoreSetting::S3(_) => None,
     }
 }
 
-pub fn backend(dir: &Path, repository: &Repository) -> Result<Box<dyn Backend>, Error> {
+pub fn backend(
+    dir: &Path,
+    repository: &Repository,
+    env: Env<'_>,
+) -> Result<Box<dyn Backend>, Error> {
     match &repository.store {
         StoreSetting::Git(git) => Ok(Box::new(GitBackend::open(dir, &git.reference)?)),
-        _ => Ok(Box::new(LocalBackend::new(store_dir(dir, repository)?))),
+        StoreSetting::S3(s3) => {
+            let secret = |name: &str, purpose: &str| {
+                env(name).ok_or_else(|| Error::MissingVariable {
+                    name: name.to_string(),
+                    purpose: purpose.to_string(),
+                })
+            };
+            let settings = S3Settings {
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+                region: s3.region.clone().or_else(|| env("AWS_REGION")),
+                endpoint: s3.endpoint.clone(),
+                access_key_id: secret(&s3.access_key_id_env, "the S3 access key id")?,
+                secret_access_key: secret(&s3.secret_access_key_env, "the S3 secret access key")?,
+            };
+            Ok(Box::new(S3Backend::new(&settings)?))
+        }
+        StoreSetting::Local(local) => Ok(Box::new(LocalBackend::new(dir.join(&local.path)))),
     }
 }
 
 /// Opens the store with the raw key if one is set, else with the passphrase.
 pub fn open(dir: &Path, repository: &Repository, env: Env<'_>) -> Result<Store, Error> {
-    let backend = backend(dir, repository)?;
+    let backend = backend(dir, repository, env)?;
     let encryption = &repository.encryption;
     if let Some(raw) = env(&encryption.key_env) {
         return Ok(Store::open(backend, keys::raw_key(&raw)?)?);

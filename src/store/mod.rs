@@ -16,6 +16,7 @@ pub mod git;
 pub mod keys;
 pub mod lock;
 pub mod prune;
+pub mod s3;
 
 use serde::{Deserialize, Serialize};
 
