@@ -625,3 +625,50 @@ fn snapshots_round_trip_through_every_backend(#[values("local", "git", "s3")] ki
         );
     }
 }
+
+#[test]
+fn check_names_a_damaged_manifest_and_the_blobs_it_can_no_longer_vouch_for() {
+    use cairn::store::check::{ReadData, Severity, check};
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
+    let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
+    writer
+        .full_object("Account", (0..300).map(|n| Ok((id(n), record(&id(n), 0)))))
+        .expect("write");
+    let (snapshot, _) = finish(writer);
+    let path = cairn::store::snapshot_path(&snapshot);
+    let original = store.backend().get(&path).expect("get").expect("exists");
+    for at in [0, 8, original.len() / 2, original.len() - 1] {
+        let mut damaged = original.clone();
+        damaged[at] ^= 0x10;
+        store.backend().put(&path, &damaged).expect("damage");
+        let report = check(&store, ReadData::All).expect("check");
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.severity == Severity::Error)
+            .unwrap_or_else(|| panic!("byte {at}: no error in {:?}", report.findings));
+        assert!(
+            finding
+                .what
+                .contains(&format!("snapshot {snapshot} cannot be read")),
+            "{}",
+            finding.what
+        );
+        assert_eq!(finding.affects, vec![format!("snapshot {snapshot}")]);
+        // Its segments now belong to no readable snapshot: reported, never silently deleted.
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.what.contains("belong to no snapshot"))
+        );
+        let refused = cairn::store::prune::prune(&store, cairn::time::now_ms(), false);
+        assert!(
+            matches!(refused, Err(StoreError::BadManifest { .. })),
+            "prune must not guess what an unreadable manifest needs"
+        );
+    }
+    store.backend().put(&path, &original).expect("repair");
+    assert!(!check(&store, ReadData::All).expect("check").has_errors());
+}
