@@ -8,6 +8,7 @@ pub mod error;
 pub mod manifest;
 pub mod sim;
 pub mod snapshot;
+pub mod source;
 pub mod store;
 pub mod time;
 

@@ -1,0 +1,365 @@
+//! The Salesforce API client: one session at a time (minted again once on a 401), every call
+//! checked against the API budget before it is made and counted after, transient failures
+//! (503, UNABLE_TO_LOCK_ROW, connection resets, timeouts) retried with exponential backoff and
+//! jitter, permanent ones never.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::auth::{LoginConfig, TokenError, TokenResponse};
+use super::budget::Budget;
+use crate::source::{Connection, DisconnectReason};
+
+/// Attempts for a call that keeps failing transiently.
+const MAX_ATTEMPTS: u32 = 6;
+const FIRST_BACKOFF_MS: u64 = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("Salesforce refused the login ({error}: {description})")]
+    Disconnected {
+        reason: DisconnectReason,
+        error: String,
+        description: String,
+    },
+    #[error(
+        "the API budget is spent: the org has used {used} of {max} daily API calls and backups may use up to {limit_percent}%"
+    )]
+    BudgetExhausted {
+        used: u64,
+        max: u64,
+        limit_percent: u8,
+    },
+    #[error("Salesforce answered {status} {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("Salesforce could not be reached: {0}")]
+    Network(String),
+    #[error("the connector is misconfigured: {0}")]
+    Config(String),
+}
+
+impl SourceError {
+    pub fn guidance(&self) -> String {
+        match self {
+            SourceError::Disconnected { .. } => "log in again (`cairn auth login`) or check the connected app and the user's approval; other tasks go on".into(),
+            SourceError::BudgetExhausted { .. } => "the snapshot is kept as partial and the next run resumes; raise source.apiUsageLimitPercent to allow more".into(),
+            SourceError::Api { .. } => "see the Salesforce error above; if it persists, report it with the task's status".into(),
+            SourceError::Network(_) => "check the network and Salesforce's status page; the next run resumes".into(),
+            SourceError::Config(_) => "fix the task's source settings and secrets".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    access_token: String,
+    instance_url: String,
+}
+
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    login: LoginConfig,
+    session: Mutex<Option<Session>>,
+    budget: Mutex<Budget>,
+}
+
+fn disconnect_reason(error: &str, description: &str) -> DisconnectReason {
+    match (error, description) {
+        (_, d) if d.contains("inactive organization") => DisconnectReason::OrgGone,
+        ("invalid_grant", d) if d.contains("expired") || d.contains("revoked") => {
+            DisconnectReason::Expired
+        }
+        _ => DisconnectReason::Refused,
+    }
+}
+
+/// Errors worth trying again: the service is busy, a row is locked, the connection broke.
+fn transient(status: StatusCode, code: &str) -> bool {
+    status == StatusCode::SERVICE_UNAVAILABLE
+        || status == StatusCode::BAD_GATEWAY
+        || status == StatusCode::GATEWAY_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || code == "UNABLE_TO_LOCK_ROW"
+        || code == "SERVER_UNAVAILABLE"
+}
+
+impl SalesforceClient {
+    pub fn new(login: LoginConfig, limit_percent: u8, http: reqwest::Client) -> SalesforceClient {
+        SalesforceClient {
+            http,
+            login,
+            session: Mutex::new(None),
+            budget: Mutex::new(Budget::new(limit_percent)),
+        }
+    }
+
+    pub fn budget(&self) -> Budget {
+        self.budget.lock().map(|b| *b).unwrap_or(Budget::new(0))
+    }
+
+    fn backoff(attempt: u32) -> Duration {
+        let base = FIRST_BACKOFF_MS << attempt.min(6);
+        // Jitter spreads retries of many clients apart.
+        let mut nanos = [0u8; 2];
+        let _ = getrandom::fill(&mut nanos);
+        let jitter = u64::from(u16::from_le_bytes(nanos)) % base.max(1);
+        Duration::from_millis(base / 2 + jitter)
+    }
+
+    /// Obtains a session from the token endpoint.
+    async fn log_in(&self) -> Result<Session, SourceError> {
+        let form = self.login.token_request().map_err(SourceError::Config)?;
+        let url = format!("{}/services/oauth2/token", self.login.login_base());
+        let mut attempt = 0;
+        let response = loop {
+            match self.http.post(&url).form(&form).send().await {
+                Ok(r) if transient(r.status(), "") && attempt + 1 < MAX_ATTEMPTS => {}
+                Ok(r) => break r,
+                Err(e) if attempt + 1 >= MAX_ATTEMPTS => {
+                    return Err(SourceError::Network(e.to_string()));
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(Self::backoff(attempt)).await;
+            attempt += 1;
+        };
+        if response.status().is_success() {
+            let token: TokenResponse = response
+                .json()
+                .await
+                .map_err(|e| SourceError::Network(format!("unreadable token response: {e}")))?;
+            return Ok(Session {
+                access_token: token.access_token,
+                instance_url: token.instance_url.trim_end_matches('/').to_string(),
+            });
+        }
+        let status = response.status();
+        let refusal: TokenError = response.json().await.unwrap_or(TokenError {
+            error: format!("HTTP {status}"),
+            error_description: String::new(),
+        });
+        Err(SourceError::Disconnected {
+            reason: disconnect_reason(&refusal.error, &refusal.error_description),
+            error: refusal.error,
+            description: refusal.error_description,
+        })
+    }
+
+    async fn session(&self, fresh: bool) -> Result<Session, SourceError> {
+        if !fresh && let Some(session) = self.session.lock().ok().and_then(|s| s.clone()) {
+            return Ok(session);
+        }
+        let session = self.log_in().await?;
+        if let Ok(mut slot) = self.session.lock() {
+            *slot = Some(session.clone());
+        }
+        Ok(session)
+    }
+
+    /// A call to the REST API, as JSON. `path` starts at `/services/data/...` or is a
+    /// `nextRecordsUrl`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, SourceError> {
+        let response = self.request(method, path, body, &[]).await?;
+        if response.status() == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| SourceError::Network(format!("unreadable response: {e}")))
+    }
+
+    /// Makes a call: within the budget, with a session (minted again once on a 401), retrying
+    /// transient failures. Returns the successful response.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, SourceError> {
+        let mut session = self.session(false).await?;
+        let mut reminted = false;
+        let mut attempt = 0;
+        loop {
+            {
+                let budget = self
+                    .budget
+                    .lock()
+                    .map_err(|_| SourceError::Config("budget lock poisoned".into()))?;
+                if !budget.allows_call() {
+                    return Err(SourceError::BudgetExhausted {
+                        used: budget.used,
+                        max: budget.max,
+                        limit_percent: budget.limit_percent,
+                    });
+                }
+            }
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{path}", session.instance_url))
+                .bearer_auth(&session.access_token);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let sent = request.send().await;
+            if let Ok(mut budget) = self.budget.lock() {
+                budget.calls += 1;
+                if let Ok(response) = &sent
+                    && let Some(info) = response
+                        .headers()
+                        .get("Sforce-Limit-Info")
+                        .and_then(|v| v.to_str().ok())
+                {
+                    budget.observe(info);
+                }
+            }
+            let response = match sent {
+                Ok(response) => response,
+                Err(e) => {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(SourceError::Network(e.to_string()));
+                    }
+                    tokio::time::sleep(Self::backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            // Error bodies are an array of {message, errorCode}; read it (the connection may
+            // still break here, which is transient too).
+            let text = match response.text().await {
+                Ok(text) => text,
+                Err(e) => {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(SourceError::Network(e.to_string()));
+                    }
+                    tokio::time::sleep(Self::backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let first: Value = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get(0).cloned())
+                .unwrap_or(Value::Null);
+            let code = first["errorCode"].as_str().unwrap_or_default().to_string();
+            let message = first["message"].as_str().unwrap_or(&text).to_string();
+            if status == StatusCode::UNAUTHORIZED && !reminted {
+                reminted = true;
+                session = self.session(true).await?;
+                continue;
+            }
+            if code == "REQUEST_LIMIT_EXCEEDED" && message.starts_with("TotalRequests") {
+                let budget = self.budget();
+                return Err(SourceError::BudgetExhausted {
+                    used: budget.used.max(budget.max),
+                    max: budget.max,
+                    limit_percent: budget.limit_percent,
+                });
+            }
+            if transient(status, &code) && attempt + 1 < MAX_ATTEMPTS {
+                attempt += 1;
+                tokio::time::sleep(Self::backoff(attempt)).await;
+                continue;
+            }
+            return Err(SourceError::Api {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+    }
+
+    /// Reads the org's API usage from `/limits` (one call), so the budget is known before the
+    /// backup starts.
+    pub async fn refresh_budget(&self) -> Result<Budget, SourceError> {
+        let path = format!("/services/data/v{}/limits", self.login.api_version);
+        let limits = self.call(Method::GET, &path, None).await?;
+        if let (Some(max), Some(remaining)) = (
+            limits["DailyApiRequests"]["Max"].as_u64(),
+            limits["DailyApiRequests"]["Remaining"].as_u64(),
+        ) && let Ok(mut budget) = self.budget.lock()
+        {
+            budget.max = max;
+            budget.used = max.saturating_sub(remaining);
+        }
+        Ok(self.budget())
+    }
+
+    /// Connected or Disconnected, and why: a login and a userinfo call, neither of which
+    /// counts against the API allocation.
+    pub async fn check_connection(&self) -> Connection {
+        let session = match self.session(true).await {
+            Ok(session) => session,
+            Err(SourceError::Disconnected {
+                reason,
+                error,
+                description,
+            }) => {
+                return Connection::Disconnected {
+                    reason,
+                    detail: format!("{error}: {description}"),
+                };
+            }
+            Err(e) => {
+                return Connection::Disconnected {
+                    reason: DisconnectReason::Unreachable,
+                    detail: e.to_string(),
+                };
+            }
+        };
+        let info = self
+            .http
+            .get(format!("{}/services/oauth2/userinfo", session.instance_url))
+            .bearer_auth(&session.access_token)
+            .send()
+            .await;
+        match info {
+            Ok(response) if response.status().is_success() => {
+                match response.json::<Value>().await {
+                    Ok(info) => Connection::Connected {
+                        org_id: info["organization_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        username: info["preferred_username"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    },
+                    Err(e) => Connection::Disconnected {
+                        reason: DisconnectReason::Unreachable,
+                        detail: e.to_string(),
+                    },
+                }
+            }
+            Ok(response) => Connection::Disconnected {
+                reason: DisconnectReason::Expired,
+                detail: format!("userinfo answered {}", response.status()),
+            },
+            Err(e) => Connection::Disconnected {
+                reason: DisconnectReason::Unreachable,
+                detail: e.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The Salesforce connector: OAuth (JWT bearer, refresh token), an API client that stays inside
+//! the daily API budget, and (being built) discovery and fetch into the store.
+
+pub mod auth;
+pub mod budget;
+pub mod client;
+
+pub use auth::{Credentials, LoginConfig};
+pub use budget::Budget;
+pub use client::{SalesforceClient, SourceError};
