@@ -31,6 +31,10 @@ pub struct Delta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectEntry {
+    /// The fields the records hold, in order: when they change, the next backup of the object
+    /// is a full one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
     /// Records in the base.
     pub base_records: u64,
     pub base: Vec<SegmentRef>,

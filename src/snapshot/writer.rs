@@ -126,9 +126,15 @@ impl<'s> SnapshotWriter<'s> {
             count += 1;
         }
         let base = sink.finish()?;
+        let fields = self
+            .objects
+            .get(object)
+            .map(|e| e.fields.clone())
+            .unwrap_or_default();
         self.objects.insert(
             object.to_string(),
             ObjectEntry {
+                fields,
                 base_records: count,
                 base,
                 deltas: Vec::new(),
@@ -170,6 +176,16 @@ impl<'s> SnapshotWriter<'s> {
             self.compact(object)?;
         }
         Ok(())
+    }
+
+    /// Records which fields an object's records hold (the source's describe, in order).
+    pub fn set_fields(&mut self, object: &str, fields: Vec<String>) {
+        self.objects.entry(object.to_string()).or_default().fields = fields;
+    }
+
+    /// Leaves an object out of this snapshot (it is gone from the source, or no longer chosen).
+    pub fn drop_object(&mut self, object: &str) {
+        self.objects.remove(object);
     }
 
     /// Rewrites an object's base and deltas as one new base.

@@ -2,8 +2,10 @@
 //! the daily API budget, and (being built) discovery and fetch into the store.
 
 pub mod auth;
+pub mod backup;
 pub mod budget;
 pub mod client;
+pub mod discovery;
 
 pub use auth::{Credentials, LoginConfig};
 pub use budget::Budget;

@@ -1,0 +1,139 @@
+//! Which objects and fields to back up: describeGlobal, include/exclude globs, then describe of
+//! each chosen object. What cannot be backed up is skipped with the reason, for the coverage
+//! report.
+
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::{SalesforceClient, SourceError};
+
+/// A field as backups see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    pub name: String,
+    /// The describe `type`: string, boolean, int, double, currency, datetime, ...
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectPlan {
+    pub name: String,
+    /// Queryable fields in describe order; compound fields are left out (their components are
+    /// fields of their own).
+    pub fields: Vec<Field>,
+    /// Whether `SystemModstamp` exists: without it every backup of the object is a full one.
+    pub incremental: bool,
+    /// The normalised describe, for the schema document.
+    pub schema: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Coverage {
+    pub backed_up: Vec<String>,
+    /// (object, why it is not backed up)
+    pub skipped: Vec<(String, String)>,
+}
+
+/// `*` any run, `?` one character, case-insensitive (API names are).
+pub fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+pub async fn discover(
+    client: &SalesforceClient,
+    version: &str,
+    include: &[String],
+    exclude: &[String],
+) -> Result<(Vec<ObjectPlan>, Coverage), SourceError> {
+    let global = client
+        .call(
+            Method::GET,
+            &format!("/services/data/v{version}/sobjects"),
+            None,
+        )
+        .await?;
+    let mut plans = Vec::new();
+    let mut coverage = Coverage::default();
+    for object in global["sobjects"].as_array().cloned().unwrap_or_default() {
+        let name = object["name"].as_str().unwrap_or_default().to_string();
+        let chosen =
+            include.iter().any(|p| glob(p, &name)) && !exclude.iter().any(|p| glob(p, &name));
+        if !chosen {
+            continue;
+        }
+        if object["queryable"] != true || object["retrieveable"] != true {
+            coverage
+                .skipped
+                .push((name, "not queryable through the API".into()));
+            continue;
+        }
+        let describe = client
+            .call(
+                Method::GET,
+                &format!("/services/data/v{version}/sobjects/{name}/describe"),
+                None,
+            )
+            .await?;
+        let mut fields = Vec::new();
+        let mut schema_fields = Vec::new();
+        for field in describe["fields"].as_array().cloned().unwrap_or_default() {
+            let field_name = field["name"].as_str().unwrap_or_default().to_string();
+            let kind = field["type"].as_str().unwrap_or_default().to_string();
+            schema_fields.push(serde_json::json!({
+                "name": field_name,
+                "type": kind,
+                "length": field["length"],
+                "nillable": field["nillable"],
+                "createable": field["createable"],
+                "updateable": field["updateable"],
+                "referenceTo": field["referenceTo"],
+                "externalId": field["externalId"],
+                "unique": field["unique"],
+                "custom": field["custom"],
+            }));
+            if matches!(kind.as_str(), "address" | "location") {
+                continue;
+            }
+            fields.push(Field {
+                name: field_name,
+                kind,
+            });
+        }
+        schema_fields.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        let incremental = fields.iter().any(|f| f.name == "SystemModstamp");
+        coverage.backed_up.push(name.clone());
+        plans.push(ObjectPlan {
+            schema: serde_json::json!({"name": name, "label": describe["label"], "custom": describe["custom"], "fields": schema_fields}),
+            name,
+            fields,
+            incremental,
+        });
+    }
+    plans.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((plans, coverage))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs_match_api_names() {
+        assert!(glob("*", "Account"));
+        assert!(glob("*__c", "Invoice__c"));
+        assert!(!glob("*__c", "Account"));
+        assert!(glob("acc?unt", "Account"));
+        assert!(glob("*History", "AccountHistory"));
+        assert!(!glob("Account", "AccountHistory"));
+    }
+}
