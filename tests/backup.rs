@@ -302,3 +302,94 @@ async fn a_backup_that_runs_out_of_budget_is_partial_and_the_next_run_finishes_i
         "identical to a clean run"
     );
 }
+
+async fn simulator(seed: u64) -> Simulator {
+    Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed,
+                population: Population::spread(1500),
+                api_max: 1_000_000,
+                clock: Clock::fixed(T0),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator")
+}
+
+fn new_store(dir: &std::path::Path) -> Store {
+    Store::init(
+        Box::new(LocalBackend::new(dir)),
+        MasterKey::generate().expect("key"),
+    )
+    .expect("store")
+}
+
+#[tokio::test]
+async fn transient_faults_and_an_expiring_session_change_nothing_in_the_result() {
+    let sim = simulator(12).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let clean = backup(&client(&sim), &store, &options(), None, &at(T0))
+        .await
+        .expect("clean run");
+    // 5% of calls fail transiently, and the session expires three times during the run.
+    admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([
+            {"kind": "SERVER_UNAVAILABLE", "rate": 0.05},
+            {"kind": "CONNECTION_RESET", "rate": 0.05},
+            {"kind": "INVALID_SESSION_ID", "rate": 0.15, "times": 3},
+        ]),
+    )
+    .await;
+    let faulty = backup(&client(&sim), &store, &options(), None, &at(T0))
+        .await
+        .expect("the faults are survived");
+    assert_eq!(faulty.manifest.outcome, Outcome::Complete);
+    assert_eq!(
+        records(&store, &faulty.manifest),
+        records(&store, &clean.manifest)
+    );
+    assert!(
+        faulty.api_calls > clean.api_calls,
+        "retries happened ({} > {})",
+        faulty.api_calls,
+        clean.api_calls
+    );
+    admin(&sim, Method::DELETE, "faults", json!({})).await;
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_writes_nothing() {
+    let sim = simulator(13).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    admin(&sim, Method::POST, "refresh-tokens/revoke", json!({})).await;
+    let error = backup(&client(&sim), &store, &options(), None, &at(T0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            cairn::source::salesforce::backup::BackupError::Source(
+                cairn::source::salesforce::SourceError::Disconnected {
+                    reason: cairn::source::DisconnectReason::Expired,
+                    ..
+                }
+            )
+        ),
+        "{error}"
+    );
+    assert!(
+        store.list_snapshots().expect("list").is_empty(),
+        "no snapshot"
+    );
+    assert!(store.list_blobs().expect("list").is_empty(), "and no data");
+}
