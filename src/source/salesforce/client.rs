@@ -263,11 +263,21 @@ impl SalesforceClient {
                 .unwrap_or(Value::Null);
             let code = first["errorCode"].as_str().unwrap_or_default().to_string();
             let message = first["message"].as_str().unwrap_or(&text).to_string();
-            if status == StatusCode::UNAUTHORIZED && !reminted {
+            if status == StatusCode::UNAUTHORIZED {
+                // A fresh session that is refused straight away will not be accepted: fail.
+                // A 401 after the fresh session worked is a new expiry, and gets its own.
+                if reminted {
+                    return Err(SourceError::Api {
+                        status: status.as_u16(),
+                        code,
+                        message,
+                    });
+                }
                 reminted = true;
                 session = self.session(true).await?;
                 continue;
             }
+            reminted = false;
             if code == "REQUEST_LIMIT_EXCEEDED" && message.starts_with("TotalRequests") {
                 let budget = self.budget();
                 return Err(SourceError::BudgetExhausted {
