@@ -20,6 +20,8 @@ pub struct BackupOptions {
     pub exclude: Vec<String>,
     /// REST pages of this many records (200..2000).
     pub batch_size: u32,
+    /// Objects with more records than this go through Bulk API 2.0 ([`BULK_THRESHOLD`]).
+    pub bulk_threshold: u64,
 }
 
 #[derive(Debug)]
@@ -82,15 +84,43 @@ pub fn canonical(record: &Value, fields: &[super::discovery::Field]) -> Vec<u8> 
     bytes
 }
 
-/// Every record a SOQL query returns through queryAll, following nextRecordsUrl, in ascending
-/// byte order of Id: the store's order, whatever collation the org sorts with.
+/// Objects with more records than this go through Bulk API 2.0: a few calls for any size,
+/// where REST needs one per 2,000 records.
+pub const BULK_THRESHOLD: u64 = 10_000;
+/// Rows per Bulk results page.
+const BULK_PAGE: u32 = 250_000;
+
+/// Every record a SOQL query returns (through queryAll, so deleted records come too), in
+/// ascending byte order of Id: the store's order, whatever collation the org sorts with.
 async fn query_all(
     client: &SalesforceClient,
     version: &str,
     soql: &str,
     batch: u32,
+    plan: &ObjectPlan,
+    bulk_threshold: u64,
 ) -> Result<Vec<Value>, SourceError> {
-    let mut records = query_pages(client, version, soql, batch).await?;
+    let count_soql = match soql.find(" FROM ") {
+        Some(at) => format!("SELECT COUNT(){}", &soql[at..]).replace(" ORDER BY Id", ""),
+        None => soql.to_string(),
+    };
+    let count = client
+        .call(
+            Method::GET,
+            &format!(
+                "/services/data/v{version}/queryAll?q={}",
+                url_encode(&count_soql)
+            ),
+            None,
+        )
+        .await?["totalSize"]
+        .as_u64()
+        .unwrap_or(0);
+    let mut records = if count > bulk_threshold {
+        bulk_query(client, version, &soql.replace(" ORDER BY Id", ""), plan).await?
+    } else {
+        query_pages(client, version, soql, batch).await?
+    };
     records.sort_by(|a, b| {
         a["Id"]
             .as_str()
@@ -99,6 +129,114 @@ async fn query_all(
     });
     records.dedup_by(|a, b| a["Id"] == b["Id"]);
     Ok(records)
+}
+
+/// A Bulk API 2.0 queryAll job: create, poll until complete, read every CSV page.
+async fn bulk_query(
+    client: &SalesforceClient,
+    version: &str,
+    soql: &str,
+    plan: &ObjectPlan,
+) -> Result<Vec<Value>, SourceError> {
+    let jobs = format!("/services/data/v{version}/jobs/query");
+    let request = serde_json::json!({"operation": "queryAll", "query": soql, "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"});
+    let job = client.call(Method::POST, &jobs, Some(&request)).await?;
+    let id = job["id"]
+        .as_str()
+        .ok_or_else(|| SourceError::Network("the Bulk job has no id".into()))?
+        .to_string();
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        let info = client
+            .call(Method::GET, &format!("{jobs}/{id}"), None)
+            .await?;
+        match info["state"].as_str().unwrap_or_default() {
+            "JobComplete" => break,
+            "Failed" | "Aborted" => {
+                return Err(SourceError::Api {
+                    status: 200,
+                    code: "BULK_JOB_FAILED".into(),
+                    message: format!(
+                        "Bulk query job {id} ended {}: {}",
+                        info["state"],
+                        info["errorMessage"].as_str().unwrap_or("no reason given")
+                    ),
+                });
+            }
+            _ => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
+    let types: std::collections::HashMap<&str, &str> = plan
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.kind.as_str()))
+        .collect();
+    let mut records = Vec::new();
+    let mut locator: Option<String> = None;
+    loop {
+        let mut path = format!("{jobs}/{id}/results?maxRecords={BULK_PAGE}");
+        if let Some(l) = &locator {
+            path.push_str(&format!("&locator={l}"));
+        }
+        let response = client
+            .request(Method::GET, &path, None, &[("Accept", "text/csv")])
+            .await?;
+        let next = response
+            .headers()
+            .get("Sforce-Locator")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| SourceError::Network(format!("a Bulk results page broke off: {e}")))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(body.as_ref());
+        let headers = reader
+            .headers()
+            .map_err(|e| SourceError::Network(format!("unreadable CSV header: {e}")))?
+            .clone();
+        for row in reader.records() {
+            let row = row.map_err(|e| SourceError::Network(format!("unreadable CSV row: {e}")))?;
+            let mut record = Map::new();
+            for (name, cell) in headers.iter().zip(row.iter()) {
+                record.insert(
+                    name.to_string(),
+                    typed_cell(types.get(name).copied().unwrap_or("string"), cell),
+                );
+            }
+            records.push(Value::Object(record));
+        }
+        match next.as_deref() {
+            None | Some("null") | Some("") => return Ok(records),
+            Some(l) => locator = Some(l.to_string()),
+        }
+    }
+}
+
+/// A Bulk CSV cell as the JSON value REST would give: empty is null (CSV cannot tell null from
+/// empty, and Salesforce stores no empty text), numbers and booleans typed by describe.
+fn typed_cell(kind: &str, cell: &str) -> Value {
+    if cell.is_empty() {
+        return Value::Null;
+    }
+    match kind {
+        "boolean" => Value::Bool(cell == "true"),
+        "int" => cell
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(cell.to_string())),
+        "double" | "currency" | "percent" => cell
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| Value::String(cell.to_string()), Value::Number),
+        _ => Value::String(cell.to_string()),
+    }
 }
 
 async fn query_pages(
@@ -207,7 +345,16 @@ pub async fn backup(
                 "{} WHERE SystemModstamp > {from} AND SystemModstamp <= {now} ORDER BY Id",
                 select(plan)
             );
-            match query_all(client, &options.api_version, &soql, options.batch_size).await {
+            match query_all(
+                client,
+                &options.api_version,
+                &soql,
+                options.batch_size,
+                plan,
+                options.bulk_threshold,
+            )
+            .await
+            {
                 Ok(rows) => {
                     let changes = rows.into_iter().map(|row| {
                         let id = row["Id"].as_str().unwrap_or_default().to_string();
@@ -233,7 +380,16 @@ pub async fn backup(
             } else {
                 format!("{} ORDER BY Id", select(plan))
             };
-            match query_all(client, &options.api_version, &soql, options.batch_size).await {
+            match query_all(
+                client,
+                &options.api_version,
+                &soql,
+                options.batch_size,
+                plan,
+                options.bulk_threshold,
+            )
+            .await
+            {
                 Ok(rows) => {
                     let records = rows.into_iter().map(|row| {
                         Ok((
