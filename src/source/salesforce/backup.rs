@@ -84,6 +84,22 @@ pub fn canonical(record: &Value, fields: &[super::discovery::Field]) -> Vec<u8> 
     bytes
 }
 
+/// A fetched record as the store will keep it: converted the moment it arrives, so a large
+/// object is held as compact bytes rather than parsed JSON.
+pub struct Row {
+    pub id: String,
+    pub deleted: bool,
+    pub body: Vec<u8>,
+}
+
+fn to_row(record: &Value, plan: &ObjectPlan) -> Row {
+    Row {
+        id: record["Id"].as_str().unwrap_or_default().to_string(),
+        deleted: record["IsDeleted"] == true,
+        body: canonical(record, &plan.fields),
+    }
+}
+
 /// Objects with more records than this go through Bulk API 2.0: a few calls for any size,
 /// where REST needs one per 2,000 records.
 pub const BULK_THRESHOLD: u64 = 10_000;
@@ -99,7 +115,7 @@ async fn query_all(
     batch: u32,
     plan: &ObjectPlan,
     bulk_threshold: u64,
-) -> Result<Vec<Value>, SourceError> {
+) -> Result<Vec<Row>, SourceError> {
     let count_soql = match soql.find(" FROM ") {
         Some(at) => format!("SELECT COUNT(){}", &soql[at..]).replace(" ORDER BY Id", ""),
         None => soql.to_string(),
@@ -119,15 +135,10 @@ async fn query_all(
     let mut records = if count > bulk_threshold {
         bulk_query(client, version, &soql.replace(" ORDER BY Id", ""), plan).await?
     } else {
-        query_pages(client, version, soql, batch).await?
+        query_pages(client, version, soql, batch, plan).await?
     };
-    records.sort_by(|a, b| {
-        a["Id"]
-            .as_str()
-            .unwrap_or_default()
-            .cmp(b["Id"].as_str().unwrap_or_default())
-    });
-    records.dedup_by(|a, b| a["Id"] == b["Id"]);
+    records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    records.dedup_by(|a, b| a.id == b.id);
     Ok(records)
 }
 
@@ -137,7 +148,7 @@ async fn bulk_query(
     version: &str,
     soql: &str,
     plan: &ObjectPlan,
-) -> Result<Vec<Value>, SourceError> {
+) -> Result<Vec<Row>, SourceError> {
     let jobs = format!("/services/data/v{version}/jobs/query");
     let request = serde_json::json!({"operation": "queryAll", "query": soql, "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"});
     let job = client.call(Method::POST, &jobs, Some(&request)).await?;
@@ -169,10 +180,11 @@ async fn bulk_query(
             }
         }
     }
-    let types: std::collections::HashMap<&str, &str> = plan
+    // Each record's canonical bytes are written straight from its CSV cells: no JSON tree.
+    let quoted: Vec<String> = plan
         .fields
         .iter()
-        .map(|f| (f.name.as_str(), f.kind.as_str()))
+        .map(|f| serde_json::to_string(&f.name).unwrap_or_default())
         .collect();
     let mut records = Vec::new();
     let mut locator: Option<String> = None;
@@ -200,16 +212,37 @@ async fn bulk_query(
             .headers()
             .map_err(|e| SourceError::Network(format!("unreadable CSV header: {e}")))?
             .clone();
-        for row in reader.records() {
-            let row = row.map_err(|e| SourceError::Network(format!("unreadable CSV row: {e}")))?;
-            let mut record = Map::new();
-            for (name, cell) in headers.iter().zip(row.iter()) {
-                record.insert(
-                    name.to_string(),
-                    typed_cell(types.get(name).copied().unwrap_or("string"), cell),
+        let column = |name: &str| headers.iter().position(|h| h == name);
+        let columns: Vec<Option<usize>> = plan.fields.iter().map(|f| column(&f.name)).collect();
+        let (id_column, deleted_column) = (column("Id"), column("IsDeleted"));
+        let mut row = csv::StringRecord::new();
+        while reader
+            .read_record(&mut row)
+            .map_err(|e| SourceError::Network(format!("unreadable CSV row: {e}")))?
+        {
+            let mut out = Vec::with_capacity(row.as_slice().len() + 24 * quoted.len());
+            out.push(b'{');
+            for (i, field) in plan.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(quoted[i].as_bytes());
+                out.push(b':');
+                write_cell(
+                    &mut out,
+                    &field.kind,
+                    columns[i].and_then(|c| row.get(c)).unwrap_or(""),
                 );
             }
-            records.push(Value::Object(record));
+            out.push(b'}');
+            records.push(Row {
+                id: id_column
+                    .and_then(|c| row.get(c))
+                    .unwrap_or_default()
+                    .to_string(),
+                deleted: deleted_column.and_then(|c| row.get(c)) == Some("true"),
+                body: out,
+            });
         }
         match next.as_deref() {
             None | Some("null") | Some("") => return Ok(records),
@@ -218,24 +251,40 @@ async fn bulk_query(
     }
 }
 
-/// A Bulk CSV cell as the JSON value REST would give: empty is null (CSV cannot tell null from
-/// empty, and Salesforce stores no empty text), numbers and booleans typed by describe.
-fn typed_cell(kind: &str, cell: &str) -> Value {
+/// Writes a Bulk CSV cell as the canonical JSON that REST's value would give: empty is null
+/// (CSV cannot tell null from empty, and Salesforce stores no empty text), numbers and booleans
+/// typed by describe, datetimes in UTC with `Z`.
+fn write_cell(out: &mut Vec<u8>, kind: &str, cell: &str) {
+    let json = |out: &mut Vec<u8>, value: &Value| {
+        let _ = serde_json::to_writer(&mut *out, value);
+    };
     if cell.is_empty() {
-        return Value::Null;
+        out.extend_from_slice(b"null");
+        return;
     }
     match kind {
-        "boolean" => Value::Bool(cell == "true"),
-        "int" => cell
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(cell.to_string())),
-        "double" | "currency" | "percent" => cell
+        "boolean" => out.extend_from_slice(if cell == "true" { b"true" } else { b"false" }),
+        "int" => match cell.parse::<i64>() {
+            Ok(n) => json(out, &Value::from(n)),
+            Err(_) => json(out, &Value::String(cell.to_string())),
+        },
+        "double" | "currency" | "percent" => match cell
             .parse::<f64>()
             .ok()
             .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| Value::String(cell.to_string()), Value::Number),
-        _ => Value::String(cell.to_string()),
+        {
+            Some(n) => json(out, &Value::Number(n)),
+            None => json(out, &Value::String(cell.to_string())),
+        },
+        "datetime" => {
+            let normal = crate::time::parse_datetime(cell)
+                .map(crate::time::format_datetime_z)
+                .unwrap_or_else(|| cell.to_string());
+            json(out, &Value::String(normal));
+        }
+        _ => {
+            let _ = serde_json::to_writer(&mut *out, cell);
+        }
     }
 }
 
@@ -244,7 +293,8 @@ async fn query_pages(
     version: &str,
     soql: &str,
     batch: u32,
-) -> Result<Vec<Value>, SourceError> {
+    plan: &ObjectPlan,
+) -> Result<Vec<Row>, SourceError> {
     let batch_header = format!("batchSize={batch}");
     let mut path = format!("/services/data/v{version}/queryAll?q={}", url_encode(soql));
     let mut records = Vec::new();
@@ -261,7 +311,9 @@ async fn query_pages(
             .json()
             .await
             .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
-        records.extend(page["records"].as_array().cloned().unwrap_or_default());
+        if let Some(page_records) = page["records"].as_array() {
+            records.extend(page_records.iter().map(|r| to_row(r, plan)));
+        }
         match page["nextRecordsUrl"].as_str() {
             Some(next) if page["done"] != true => path = next.to_string(),
             _ => return Ok(records),
@@ -357,11 +409,10 @@ pub async fn backup(
             {
                 Ok(rows) => {
                     let changes = rows.into_iter().map(|row| {
-                        let id = row["Id"].as_str().unwrap_or_default().to_string();
-                        if row["IsDeleted"] == true {
-                            Change::Delete(id)
+                        if row.deleted {
+                            Change::Delete(row.id)
                         } else {
-                            Change::Upsert(id, canonical(&row, &plan.fields))
+                            Change::Upsert(row.id, row.body)
                         }
                     });
                     writer.changes(&plan.name, changes)?;
@@ -391,12 +442,7 @@ pub async fn backup(
             .await
             {
                 Ok(rows) => {
-                    let records = rows.into_iter().map(|row| {
-                        Ok((
-                            row["Id"].as_str().unwrap_or_default().to_string(),
-                            canonical(&row, &plan.fields),
-                        ))
-                    });
+                    let records = rows.into_iter().map(|row| Ok((row.id, row.body)));
                     writer.full_object(&plan.name, records)?;
                     full.push(plan.name.clone());
                     Ok(())
