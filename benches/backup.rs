@@ -6,6 +6,8 @@
 //! the incremental's time, API calls and bytes added. With `restic` installed (Debian package),
 //! the same records exported as JSONL are backed up with it too, for the ratio.
 
+mod common;
+
 use std::time::Instant;
 
 use cairn::manifest::model::Environment;
@@ -20,34 +22,6 @@ use cairn::store::crypto::MasterKey;
 use zeroize::Zeroizing;
 
 const T0: i64 = 1_749_988_800_000;
-
-fn status_kib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                total += entry.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    total
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -70,7 +44,7 @@ async fn main() {
     )
     .await
     .expect("simulator");
-    let rss_with_org = status_kib("VmRSS:") / 1024.0;
+    let rss_with_org = common::status_mib("VmRSS:");
     let work = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
         .expect("a directory under target/");
     let store_dir = work.path().join("store");
@@ -108,7 +82,7 @@ async fn main() {
         .await
         .expect("full backup");
     let full_time = started.elapsed().as_secs_f64();
-    let full_bytes = dir_bytes(&store_dir);
+    let full_bytes = common::dir_bytes(&store_dir);
     let backed_up = full.manifest.objects["Account"].base_records;
 
     // 1% of the Accounts change, at random, an hour later.
@@ -141,8 +115,8 @@ async fn main() {
     .await
     .expect("incremental");
     let incremental_time = started.elapsed().as_secs_f64();
-    let incremental_bytes = dir_bytes(&store_dir) - full_bytes;
-    let peak = status_kib("VmHWM:") / 1024.0;
+    let incremental_bytes = common::dir_bytes(&store_dir) - full_bytes;
+    let peak = common::status_mib("VmHWM:");
 
     println!(
         "backup benchmark: {backed_up} Accounts from the simulator (the process also holds the simulated org: {rss_with_org:.0} MiB resident before the backup)"

@@ -6,6 +6,8 @@
 //! Memory is the growth of the process's resident set while the org is generated; throughput is
 //! a real client (reqwest over loopback) creating the job and reading every CSV page.
 
+mod common;
+
 use std::time::Instant;
 
 use cairn::sim::org::{OrgOptions, Population};
@@ -17,21 +19,9 @@ const QUERY: &str = "SELECT Id, Name, Type, Industry, AnnualRevenue, NumberOfEmp
 BillingStreet, BillingCity, BillingPostalCode, BillingCountry, OwnerId, Owner.Name, CreatedDate, \
 LastModifiedDate, SystemModstamp FROM Account";
 
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let before = resident_bytes();
+    let before = (common::status_mib("VmRSS:") * 1048576.0) as u64;
     let generated = Instant::now();
     let sim = Simulator::start(
         SimOptions {
@@ -49,7 +39,7 @@ async fn main() {
     .await
     .expect("simulator starts");
     let generation = generated.elapsed();
-    let after = resident_bytes();
+    let after = (common::status_mib("VmRSS:") * 1048576.0) as u64;
     let records = sim.state.org.read().map(|o| o.record_count()).unwrap_or(0);
     println!(
         "org of {records} records generated in {:.2} s; resident memory grew {:.1} MiB = {:.0} bytes per record",

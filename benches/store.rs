@@ -7,6 +7,8 @@
 //! with 1% of records changed at random places, and the process's peak resident memory. Records
 //! are generated on the fly, so the harness holds none of them.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -53,34 +55,6 @@ fn account(n: u64, generation: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                total += entry.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    total
-}
-
 fn main() {
     let records: u64 = std::env::var("CAIRN_BENCH_RECORDS")
         .ok()
@@ -108,7 +82,7 @@ fn main() {
         .finish("2026-01-01T00:00:00Z", source(), None, Outcome::Complete)
         .expect("manifest");
     let ingest = started.elapsed().as_secs_f64();
-    let full_bytes = dir_bytes(dir.path());
+    let full_bytes = common::dir_bytes(dir.path());
 
     let started = Instant::now();
     let mut read = 0u64;
@@ -141,7 +115,7 @@ fn main() {
         .finish("2026-01-02T00:00:00Z", source(), None, Outcome::Complete)
         .expect("manifest");
     let incremental_time = started.elapsed().as_secs_f64();
-    let incremental_bytes = dir_bytes(dir.path()) - full_bytes;
+    let incremental_bytes = common::dir_bytes(dir.path()) - full_bytes;
 
     println!(
         "store benchmark: {records} Account records, {:.0} bytes each on average ({:.0} MiB of JSON)",
@@ -171,6 +145,6 @@ fn main() {
     );
     println!(
         "| peak resident memory | {:.0} MiB | <= 150 MB |",
-        peak_rss_mib()
+        common::status_mib("VmHWM:")
     );
 }

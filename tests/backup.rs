@@ -83,21 +83,7 @@ fn at(ms: i64) -> String {
 
 #[tokio::test]
 async fn an_incremental_after_changes_equals_a_fresh_full_backup() {
-    let sim = Simulator::start(
-        SimOptions {
-            org: OrgOptions {
-                seed: 8,
-                population: Population::spread(2500),
-                api_max: 1_000_000,
-                clock: Clock::fixed(T0),
-                ..OrgOptions::default()
-            },
-            ..SimOptions::default()
-        },
-        0,
-    )
-    .await
-    .expect("simulator");
+    let sim = simulator_of(8, 2500, 1_000_000).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::init(
         Box::new(LocalBackend::new(dir.path())),
@@ -242,21 +228,7 @@ async fn an_incremental_after_changes_equals_a_fresh_full_backup() {
 
 #[tokio::test]
 async fn a_backup_that_runs_out_of_budget_is_partial_and_the_next_run_finishes_it() {
-    let sim = Simulator::start(
-        SimOptions {
-            org: OrgOptions {
-                seed: 4,
-                population: Population::spread(1500),
-                api_max: 1000,
-                clock: Clock::fixed(T0),
-                ..OrgOptions::default()
-            },
-            ..SimOptions::default()
-        },
-        0,
-    )
-    .await
-    .expect("simulator");
+    let sim = simulator_of(4, 1500, 1000).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::init(
         Box::new(LocalBackend::new(dir.path())),
@@ -305,12 +277,17 @@ async fn a_backup_that_runs_out_of_budget_is_partial_and_the_next_run_finishes_i
 }
 
 async fn simulator(seed: u64) -> Simulator {
+    simulator_of(seed, 1500, 1_000_000).await
+}
+
+/// A simulated org of about `records` records with this daily API allocation, its clock at T0.
+async fn simulator_of(seed: u64, records: usize, api_max: u64) -> Simulator {
     Simulator::start(
         SimOptions {
             org: OrgOptions {
                 seed,
-                population: Population::spread(1500),
-                api_max: 1_000_000,
+                population: Population::spread(records),
+                api_max,
                 clock: Clock::fixed(T0),
                 ..OrgOptions::default()
             },
