@@ -107,7 +107,8 @@ pub const BULK_THRESHOLD: u64 = 10_000;
 const BULK_PAGE: u32 = 250_000;
 
 /// Every record a SOQL query returns (through queryAll, so deleted records come too), in
-/// ascending byte order of Id: the store's order, whatever collation the org sorts with.
+/// ascending byte order of Id: the store's order. The query asks for no order: sorting here is
+/// cheaper than asking the org to, and independent of its collation.
 async fn query_all(
     client: &SalesforceClient,
     version: &str,
@@ -116,26 +117,10 @@ async fn query_all(
     plan: &ObjectPlan,
     bulk_threshold: u64,
 ) -> Result<Vec<Row>, SourceError> {
-    let count_soql = match soql.find(" FROM ") {
-        Some(at) => format!("SELECT COUNT(){}", &soql[at..]).replace(" ORDER BY Id", ""),
-        None => soql.to_string(),
-    };
-    let count = client
-        .call(
-            Method::GET,
-            &format!(
-                "/services/data/v{version}/queryAll?q={}",
-                url_encode(&count_soql)
-            ),
-            None,
-        )
-        .await?["totalSize"]
-        .as_u64()
-        .unwrap_or(0);
-    let mut records = if count > bulk_threshold {
-        bulk_query(client, version, &soql.replace(" ORDER BY Id", ""), plan).await?
-    } else {
-        query_pages(client, version, soql, batch, plan).await?
+    // The first REST page says how many records match: past the threshold, Bulk takes over.
+    let mut records = match query_pages(client, version, soql, batch, plan, bulk_threshold).await? {
+        Some(rows) => rows,
+        None => bulk_query(client, version, soql, plan).await?,
     };
     records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     records.dedup_by(|a, b| a.id == b.id);
@@ -294,7 +279,8 @@ async fn query_pages(
     soql: &str,
     batch: u32,
     plan: &ObjectPlan,
-) -> Result<Vec<Row>, SourceError> {
+    bulk_threshold: u64,
+) -> Result<Option<Vec<Row>>, SourceError> {
     let batch_header = format!("batchSize={batch}");
     let mut path = format!("/services/data/v{version}/queryAll?q={}", url_encode(soql));
     let mut records = Vec::new();
@@ -311,12 +297,15 @@ async fn query_pages(
             .json()
             .await
             .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
+        if records.is_empty() && page["totalSize"].as_u64().unwrap_or(0) > bulk_threshold {
+            return Ok(None);
+        }
         if let Some(page_records) = page["records"].as_array() {
             records.extend(page_records.iter().map(|r| to_row(r, plan)));
         }
         match page["nextRecordsUrl"].as_str() {
             Some(next) if page["done"] != true => path = next.to_string(),
-            _ => return Ok(records),
+            _ => return Ok(Some(records)),
         }
     }
 }
@@ -394,7 +383,7 @@ pub async fn backup(
         let result = if can_increment {
             let from = since.clone().unwrap_or_default();
             let soql = format!(
-                "{} WHERE SystemModstamp > {from} AND SystemModstamp <= {now} ORDER BY Id",
+                "{} WHERE SystemModstamp > {from} AND SystemModstamp <= {now}",
                 select(plan)
             );
             match query_all(
@@ -423,14 +412,10 @@ pub async fn backup(
             }
         } else {
             let soql = format!(
-                "{} WHERE IsDeleted = false AND SystemModstamp <= {now} ORDER BY Id",
+                "{} WHERE IsDeleted = false AND SystemModstamp <= {now}",
                 select(plan)
             );
-            let soql = if plan.incremental {
-                soql
-            } else {
-                format!("{} ORDER BY Id", select(plan))
-            };
+            let soql = if plan.incremental { soql } else { select(plan) };
             match query_all(
                 client,
                 &options.api_version,
