@@ -19,8 +19,7 @@ pub struct CheckOutcome {
 }
 
 pub fn check(options: &CheckOptions, env: Env<'_>) -> Result<CheckOutcome, Error> {
-    let repository = store_access::repository(&options.dir)?;
-    let store = store_access::open(&options.dir, &repository, env)?;
+    let store = store_access::open_dir(&options.dir, env)?;
     let report = check::check(&store, options.read_data)?;
     let mut out = String::new();
     for finding in &report.findings {

@@ -10,8 +10,7 @@ use crate::store::keys::{self, KdfParams};
 pub const NEW_PASSPHRASE_ENV: &str = "CAIRN_NEW_PASSPHRASE";
 
 pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<String, Error> {
-    let repository = store_access::repository(dir)?;
-    let store = store_access::open(dir, &repository, env)?;
+    let store = store_access::open_dir(dir, env)?;
     let passphrase = env(NEW_PASSPHRASE_ENV).ok_or_else(|| Error::MissingVariable {
         name: NEW_PASSPHRASE_ENV.into(),
         purpose: "the passphrase of the new key file".into(),
@@ -25,8 +24,7 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<Stri
 }
 
 pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
-    let repository = store_access::repository(dir)?;
-    let store = store_access::open(dir, &repository, env)?;
+    let store = store_access::open_dir(dir, env)?;
     let mut out = String::new();
     for file in store.key_files()? {
         out.push_str(&format!(
@@ -38,15 +36,13 @@ pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
 }
 
 pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<String, Error> {
-    let repository = store_access::repository(dir)?;
-    let store = store_access::open(dir, &repository, env)?;
+    let store = store_access::open_dir(dir, env)?;
     store.remove_key_file(id)?;
     Ok(format!("Removed key file keys/{id}.key.\n"))
 }
 
 /// The raw master key, for a CI secret. It opens the store without any passphrase.
 pub fn raw(dir: &Path, env: Env<'_>) -> Result<String, Error> {
-    let repository = store_access::repository(dir)?;
-    let store = store_access::open(dir, &repository, env)?;
+    let store = store_access::open_dir(dir, env)?;
     Ok(format!("{}\n", keys::encode_raw_key(store.master_key())))
 }

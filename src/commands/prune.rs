@@ -8,8 +8,7 @@ use crate::error::Error;
 use crate::store::prune;
 
 pub fn prune(dir: &Path, dry_run: bool, env: Env<'_>) -> Result<String, Error> {
-    let repository = store_access::repository(dir)?;
-    let store = store_access::open(dir, &repository, env)?;
+    let store = store_access::open_dir(dir, env)?;
     let report = prune::prune(&store, crate::time::now_ms(), dry_run)?;
     let verb = if dry_run { "would delete" } else { "deleted" };
     Ok(format!(
@@ -21,8 +20,7 @@ pub fn prune(dir: &Path, dry_run: bool, env: Env<'_>) -> Result<String, Error> {
 }
 
 pub fn unlock(dir: &Path, env: Env<'_>) -> Result<String, Error> {
-    let repository = store_access::repository(dir)?;
-    let store = store_access::open(dir, &repository, env)?;
+    let store = store_access::open_dir(dir, env)?;
     let removed = store.unlock_all()?;
     Ok(format!("removed {removed} locks\n"))
 }

@@ -81,3 +81,8 @@ pub fn open(dir: &Path, repository: &Repository, env: Env<'_>) -> Result<Store, 
         passphrase_env: encryption.passphrase_env.clone(),
     })
 }
+
+/// The store of the config repository in `dir`, opened with the key from the environment.
+pub fn open_dir(dir: &Path, env: Env<'_>) -> Result<Store, Error> {
+    open(dir, &repository(dir)?, env)
+}

@@ -335,13 +335,7 @@ async fn remove(
     let index = object(&org, &name)?;
     let mut journal = Journal::new();
     write::delete(&mut org, index, &id, &mut journal).map_err(write_error)?;
-    Ok(ok(
-        json!({"id": id, "recordsDeleted": org_changes(&journal)}),
-    ))
-}
-
-fn org_changes(journal: &Journal) -> usize {
-    journal.len()
+    Ok(ok(json!({"id": id, "recordsDeleted": journal.len()})))
 }
 
 async fn undelete(

@@ -108,10 +108,6 @@ impl S3Backend {
     }
 }
 
-fn not_found(e: &StoreError) -> bool {
-    matches!(e, StoreError::Backend { message, .. } if message.contains("not found") || message.contains("NotFound") || message.contains("NoSuchKey"))
-}
-
 impl Backend for S3Backend {
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let key = self.key(path);
@@ -129,11 +125,7 @@ impl Backend for S3Backend {
                 Err(e) => Err(e),
             }
         });
-        match fetched {
-            Ok(bytes) => Ok(bytes.map(|b| b.to_vec())),
-            Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        fetched.map(|bytes| bytes.map(|b| b.to_vec()))
     }
 
     fn exists(&self, path: &str) -> Result<bool, StoreError> {

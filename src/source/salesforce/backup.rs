@@ -5,7 +5,7 @@
 //! data and the next run resumes.
 
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::client::{SalesforceClient, SourceError};
 use super::discovery::{Coverage, ObjectPlan, discover};
@@ -47,38 +47,24 @@ pub enum BackupError {
 /// A record as the store keeps it: the chosen fields in describe order, no `attributes`,
 /// values in one canonical form (datetimes in UTC with `Z`, numbers as numbers).
 pub fn canonical(record: &Value, fields: &[super::discovery::Field]) -> Vec<u8> {
-    let mut out = Map::new();
-    for field in fields {
-        let value = record.get(&field.name).cloned().unwrap_or(Value::Null);
-        let value = match (field.kind.as_str(), value) {
-            ("datetime", Value::String(s)) => Value::String(
-                crate::time::parse_datetime(&s)
-                    .map(crate::time::format_datetime_z)
-                    .unwrap_or(s),
-            ),
-            (_, other) => other,
-        };
-        out.insert(field.name.clone(), value);
-    }
-    // serde_json keeps insertion order only with preserve_order; write the fields in describe
-    // order by hand instead.
     let mut bytes = Vec::with_capacity(64 * fields.len());
     bytes.push(b'{');
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
             bytes.push(b',');
         }
-        bytes.extend_from_slice(
-            serde_json::to_string(&field.name)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        let _ = serde_json::to_writer(&mut bytes, &field.name);
         bytes.push(b':');
-        bytes.extend_from_slice(
-            serde_json::to_string(&out[&field.name])
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        let value = record.get(&field.name).unwrap_or(&Value::Null);
+        match (field.kind.as_str(), value) {
+            ("datetime", Value::String(s)) => {
+                let normal = crate::time::parse_datetime(s).map(crate::time::format_datetime_z);
+                let _ = serde_json::to_writer(&mut bytes, normal.as_deref().unwrap_or(s));
+            }
+            _ => {
+                let _ = serde_json::to_writer(&mut bytes, value);
+            }
+        }
     }
     bytes.push(b'}');
     bytes
@@ -380,60 +366,49 @@ pub async fn backup(
         let can_increment = plan.incremental
             && since.is_some()
             && previous.is_some_and(|p| p.fields == field_names);
-        let result = if can_increment {
+        let soql = if can_increment {
             let from = since.clone().unwrap_or_default();
-            let soql = format!(
+            format!(
                 "{} WHERE SystemModstamp > {from} AND SystemModstamp <= {now}",
                 select(plan)
-            );
-            match query_all(
-                client,
-                &options.api_version,
-                &soql,
-                options.batch_size,
-                plan,
-                options.bulk_threshold,
             )
-            .await
-            {
-                Ok(rows) => {
-                    let changes = rows.into_iter().map(|row| {
-                        if row.deleted {
-                            Change::Delete(row.id)
-                        } else {
-                            Change::Upsert(row.id, row.body)
-                        }
-                    });
-                    writer.changes(&plan.name, changes)?;
-                    incremental.push(plan.name.clone());
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
-        } else {
-            let soql = format!(
+        } else if plan.incremental {
+            format!(
                 "{} WHERE IsDeleted = false AND SystemModstamp <= {now}",
                 select(plan)
-            );
-            let soql = if plan.incremental { soql } else { select(plan) };
-            match query_all(
-                client,
-                &options.api_version,
-                &soql,
-                options.batch_size,
-                plan,
-                options.bulk_threshold,
             )
-            .await
-            {
-                Ok(rows) => {
-                    let records = rows.into_iter().map(|row| Ok((row.id, row.body)));
-                    writer.full_object(&plan.name, records)?;
-                    full.push(plan.name.clone());
-                    Ok(())
-                }
-                Err(e) => Err(e),
+        } else {
+            select(plan)
+        };
+        let fetched = query_all(
+            client,
+            &options.api_version,
+            &soql,
+            options.batch_size,
+            plan,
+            options.bulk_threshold,
+        )
+        .await;
+        let result = match fetched {
+            Ok(rows) if can_increment => {
+                let changes = rows.into_iter().map(|row| {
+                    if row.deleted {
+                        Change::Delete(row.id)
+                    } else {
+                        Change::Upsert(row.id, row.body)
+                    }
+                });
+                writer.changes(&plan.name, changes)?;
+                incremental.push(plan.name.clone());
+                Ok(())
             }
+            Ok(rows) => {
+                let records = rows.into_iter().map(|row| Ok((row.id, row.body)));
+                writer.full_object(&plan.name, records)?;
+                full.push(plan.name.clone());
+                Ok(())
+            }
+            Err(e) => Err(e),
         };
         match result {
             Ok(()) => writer.set_fields(&plan.name, field_names),
