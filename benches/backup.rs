@@ -14,7 +14,7 @@ use cairn::manifest::model::Environment;
 use cairn::sim::org::{Clock, OrgOptions, Population, Rng};
 use cairn::sim::server::{SimOptions, Simulator};
 use cairn::snapshot::ObjectReader;
-use cairn::source::salesforce::backup::{BULK_THRESHOLD, BackupOptions, backup};
+use cairn::source::salesforce::backup::{BackupOptions, backup};
 use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
@@ -68,12 +68,12 @@ async fn main() {
         reqwest::Client::new(),
     );
     let options = BackupOptions {
-        task: "bench".into(),
-        api_version: "62.0".into(),
         include: vec!["Account".into()],
-        exclude: vec![],
-        batch_size: 2000,
-        bulk_threshold: BULK_THRESHOLD,
+        sort_memory: std::env::var("SORT_MIB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(cairn::snapshot::sorter::DEFAULT_MEMORY, |m| m << 20),
+        ..BackupOptions::new("bench", "62.0")
     };
     let at = |ms: i64| cairn::time::format_datetime_z(ms);
 

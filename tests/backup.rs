@@ -50,12 +50,8 @@ fn client(sim: &Simulator) -> SalesforceClient {
 
 fn options() -> BackupOptions {
     BackupOptions {
-        task: "acme".into(),
-        api_version: "62.0".into(),
-        include: vec!["*".into()],
-        exclude: vec![],
         batch_size: 500,
-        bulk_threshold: cairn::source::salesforce::backup::BULK_THRESHOLD,
+        ..BackupOptions::new("acme", "62.0")
     }
 }
 
@@ -211,11 +207,12 @@ async fn an_incremental_after_changes_equals_a_fresh_full_backup() {
         after["Invoice__c"].len() < before["Invoice__c"].len(),
         "the master-detail children went with their account"
     );
-    // Metadata costs the same every run (describeGlobal, a describe per object); record pages
-    // follow the change.
+    // Metadata costs the same every run (describeGlobal, a describe per object), and the count
+    // check one call per incremental object; record pages follow the change.
+    let count_checks = second.incremental.len() as u64;
     assert!(
-        second.api_calls < first.api_calls,
-        "the incremental needed fewer calls ({} < {})",
+        second.api_calls - count_checks < first.api_calls,
+        "the incremental needed fewer calls ({} - {count_checks} < {})",
         second.api_calls,
         first.api_calls
     );
@@ -224,6 +221,146 @@ async fn an_incremental_after_changes_equals_a_fresh_full_backup() {
         first.api_calls, second.api_calls, fresh.api_calls
     );
     assert!(!second.coverage.backed_up.is_empty());
+    let account = second
+        .objects
+        .iter()
+        .find(|o| o.object == "Account")
+        .expect("Account ran");
+    assert_eq!(
+        (account.full, account.modified, account.deleted),
+        (false, 5, 1)
+    );
+    assert_eq!(account.records, Some(after["Account"].len() as u64));
+    let lead = second
+        .objects
+        .iter()
+        .find(|o| o.object == "Lead")
+        .expect("Lead");
+    assert_eq!(
+        (lead.added, lead.records),
+        (1, Some(after["Lead"].len() as u64))
+    );
+}
+
+/// Records purged from the recycle bin leave no tombstone for an incremental to see; the count
+/// check notices and fetches the object in full, in the same run.
+#[tokio::test]
+async fn a_count_mismatch_after_purged_deletions_triggers_a_full_fetch() {
+    let sim = simulator_of(11, 600, 1_000_000).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = client(&sim);
+    let first = backup(&client, &store, &options(), None, &at(T0))
+        .await
+        .expect("first");
+    let before = records(&store, &first.manifest);
+    let gone: Vec<String> = before["Lead"].keys().take(3).cloned().collect();
+    for id in &gone {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Lead/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": 60_000})).await;
+
+    let unchecked = BackupOptions {
+        count_check: false,
+        ..options()
+    };
+    let blind = backup(
+        &client,
+        &store,
+        &unchecked,
+        Some((&first.snapshot, &first.manifest)),
+        &at(T0 + 60_000),
+    )
+    .await
+    .expect("incremental without the check");
+    assert_eq!(
+        records(&store, &blind.manifest)["Lead"].len(),
+        before["Lead"].len(),
+        "without the check the purged records linger"
+    );
+
+    let checked = backup(
+        &client,
+        &store,
+        &options(),
+        Some((&first.snapshot, &first.manifest)),
+        &at(T0 + 60_000),
+    )
+    .await
+    .expect("incremental with the check");
+    let lead = checked
+        .objects
+        .iter()
+        .find(|o| o.object == "Lead")
+        .expect("Lead");
+    assert!(lead.full, "{lead:?}");
+    assert!(
+        lead.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("count check")),
+        "{lead:?}"
+    );
+    let after = records(&store, &checked.manifest);
+    assert_eq!(after["Lead"].len(), before["Lead"].len() - 3);
+    assert!(gone.iter().all(|id| !after["Lead"].contains_key(id)));
+    let account = checked
+        .objects
+        .iter()
+        .find(|o| o.object == "Account")
+        .expect("Account");
+    assert!(!account.full, "objects whose counts agree stay incremental");
+}
+
+/// The periodic full pass: after `full_every_days`, an object is fetched in full again.
+#[tokio::test]
+async fn the_periodic_full_fetch_comes_when_due() {
+    let sim = simulator_of(12, 300, 1_000_000).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = client(&sim);
+    let weekly = BackupOptions {
+        full_every_days: 7,
+        ..options()
+    };
+    let first = backup(&client, &store, &weekly, None, &at(T0))
+        .await
+        .expect("first");
+    let day = 86_400_000;
+    let second = backup(
+        &client,
+        &store,
+        &weekly,
+        Some((&first.snapshot, &first.manifest)),
+        &at(T0 + 6 * day),
+    )
+    .await
+    .expect("day 6");
+    assert!(second.full.is_empty(), "{:?}", second.full);
+    let third = backup(
+        &client,
+        &store,
+        &weekly,
+        Some((&second.snapshot, &second.manifest)),
+        &at(T0 + 7 * day),
+    )
+    .await
+    .expect("day 7");
+    assert!(third.incremental.is_empty(), "{:?}", third.incremental);
+    assert!(third.objects.iter().all(
+        |o| o.reason.as_deref().is_some_and(|r| r.contains("periodic"))
+            || o.object == "Organization" && o.reason.is_some()
+    ));
+    assert_eq!(
+        records(&store, &third.manifest),
+        records(&store, &second.manifest)
+    );
 }
 
 #[tokio::test]
@@ -433,4 +570,22 @@ async fn bulk_and_rest_give_the_same_records_byte_for_byte() {
         .flat_map(|e| e.segments().map(|s| s.blob.clone()))
         .collect();
     assert_eq!(rest_blobs, bulk_blobs);
+
+    // A sort budget far below the object's size spills runs to disk and merges them: the same
+    // records, one at a time, sequentially.
+    let spilled = backup(
+        &client(&sim),
+        &store,
+        &BackupOptions {
+            bulk_threshold: 0,
+            sort_memory: 16 * 1024,
+            concurrency: 1,
+            ..options()
+        },
+        None,
+        &at(T0),
+    )
+    .await
+    .expect("Bulk, spilling");
+    assert_eq!(records(&store, &spilled.manifest), bulk_records);
 }

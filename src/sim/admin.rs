@@ -225,6 +225,7 @@ pub fn routes() -> Router<Arc<State>> {
             axum::routing::patch(edit).delete(remove),
         )
         .route("/__sim/records/{object}/{id}/undelete", post(undelete))
+        .route("/__sim/recycle-bin/empty", post(empty_recycle_bin))
         .route("/__sim/fields/{object}", post(add_field))
         .route("/__sim/sessions/expire", post(expire_sessions))
         .route("/__sim/refresh-tokens/revoke", post(revoke_refresh_tokens))
@@ -346,6 +347,21 @@ async fn undelete(
     let index = object(&org, &name)?;
     write::undelete(&mut org, index, &id, &mut Journal::new()).map_err(write_error)?;
     Ok(ok(json!({"id": id})))
+}
+
+/// Empties the recycle bin, as Salesforce does after 15 days or on emptyRecycleBin(): deleted
+/// records are gone for good, and queryAll no longer returns them.
+async fn empty_recycle_bin(Shared(state): Shared<Arc<State>>) -> Result<Response> {
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let mut purged = 0;
+    for table in org.tables.iter_mut() {
+        let before = table.records.len();
+        table
+            .records
+            .retain(|r| r.values[super::org::IS_DELETED] != Value::Bool(true));
+        purged += before - table.records.len();
+    }
+    Ok(ok(json!({ "purged": purged })))
 }
 
 #[derive(Deserialize)]

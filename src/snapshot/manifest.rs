@@ -39,6 +39,16 @@ pub struct ObjectEntry {
     pub base_records: u64,
     pub base: Vec<SegmentRef>,
     pub deltas: Vec<Delta>,
+    /// Live records after the deltas, as the connector counted them; what the count check
+    /// compares with the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// The time up to which the object's records are current: the next incremental starts here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// When the object was last fetched in full (not compacted: fetched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_at: Option<String>,
 }
 
 impl ObjectEntry {

@@ -6,6 +6,7 @@ pub mod manifest;
 pub mod reader;
 pub mod retention;
 pub mod segment;
+pub mod sorter;
 pub mod writer;
 
 pub use manifest::{ObjectEntry, Outcome, SnapshotManifest, Source, Window};

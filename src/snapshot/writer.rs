@@ -126,25 +126,24 @@ impl<'s> SnapshotWriter<'s> {
             count += 1;
         }
         let base = sink.finish()?;
-        let fields = self
-            .objects
-            .get(object)
-            .map(|e| e.fields.clone())
-            .unwrap_or_default();
+        let previous = self.objects.remove(object).unwrap_or_default();
         self.objects.insert(
             object.to_string(),
             ObjectEntry {
-                fields,
+                fields: previous.fields,
                 base_records: count,
                 base,
                 deltas: Vec::new(),
+                records: Some(count),
+                until: previous.until,
+                full_at: previous.full_at,
             },
         );
         Ok(count)
     }
 
     /// Writes the changes to an object since the parent (ascending Ids) as a delta; folds the
-    /// deltas into a new base when there are more than allowed.
+    /// deltas into a new base at `finish` when there are more than allowed.
     pub fn changes<I>(&mut self, object: &str, changes: I) -> Result<(), StoreError>
     where
         I: IntoIterator<Item = Change>,
@@ -172,15 +171,35 @@ impl<'s> SnapshotWriter<'s> {
                 segments,
             });
         }
-        if entry.deltas.len() > self.max_deltas {
-            self.compact(object)?;
-        }
         Ok(())
     }
 
     /// Records which fields an object's records hold (the source's describe, in order).
     pub fn set_fields(&mut self, object: &str, fields: Vec<String>) {
         self.objects.entry(object.to_string()).or_default().fields = fields;
+    }
+
+    /// Notes that the object's records are current up to `time`, and whether they were just
+    /// fetched in full.
+    pub fn mark_synced(&mut self, object: &str, time: &str, full: bool) {
+        let entry = self.objects.entry(object.to_string()).or_default();
+        entry.until = Some(time.to_string());
+        if full {
+            entry.full_at = Some(time.to_string());
+        }
+    }
+
+    /// Adjusts the live record count after a delta: `added` records new to the object,
+    /// `removed` that were in it. Unknown counts stay unknown.
+    pub fn count_changes(&mut self, object: &str, added: u64, removed: u64) {
+        if let Some(entry) = self.objects.get_mut(object) {
+            entry.records = entry.records.map(|n| (n + added).saturating_sub(removed));
+        }
+    }
+
+    /// An object's live record count so far, when known.
+    pub fn records(&self, object: &str) -> Option<u64> {
+        self.objects.get(object).and_then(|e| e.records)
     }
 
     /// Leaves an object out of this snapshot (it is gone from the source, or no longer chosen).
@@ -200,12 +219,21 @@ impl<'s> SnapshotWriter<'s> {
 
     /// Seals the manifest (after every segment is stored) and returns the snapshot's id.
     pub fn finish(
-        self,
+        mut self,
         time: &str,
         source: Source,
         window: Option<Window>,
         outcome: Outcome,
     ) -> Result<(String, SnapshotManifest), StoreError> {
+        let crowded: Vec<String> = self
+            .objects
+            .iter()
+            .filter(|(_, entry)| entry.deltas.len() > self.max_deltas)
+            .map(|(object, _)| object.clone())
+            .collect();
+        for object in crowded {
+            self.compact(&object)?;
+        }
         let manifest = SnapshotManifest {
             version: 1,
             task: self.task,

@@ -33,6 +33,8 @@ pub struct BackupTask {
     #[serde(default)]
     pub search: Search,
     #[serde(default)]
+    pub full_backup: FullBackup,
+    #[serde(default)]
     pub retention: Retention,
     #[serde(default = "default_alerts")]
     pub alerts: Vec<Alert>,
@@ -153,6 +155,28 @@ pub struct Search {
 impl Default for Search {
     fn default() -> Self {
         Search { index: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FullBackup {
+    #[serde(default = "default_full_every_days")]
+    pub every_days: u32,
+    #[serde(default = "yes")]
+    pub count_check: bool,
+}
+
+fn default_full_every_days() -> u32 {
+    7
+}
+
+impl Default for FullBackup {
+    fn default() -> Self {
+        FullBackup {
+            every_days: default_full_every_days(),
+            count_check: true,
+        }
     }
 }
 

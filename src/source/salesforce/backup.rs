@@ -1,14 +1,22 @@
-//! A backup run: discover, then for each object a full pass (first backup, changed fields, or
-//! no SystemModstamp) or an incremental one (the SystemModstamp window since the parent, through
-//! queryAll so deletions arrive as tombstones), written into the store. When the API budget runs
-//! out the snapshot is kept as partial: finished objects are new, the others keep the parent's
-//! data and the next run resumes.
+//! A backup run: discover, then for each object a full pass (first backup, changed fields, no
+//! SystemModstamp, the periodic full pass, or a failed count check) or an incremental one (the
+//! SystemModstamp window since the object was last current, through queryAll so deletions
+//! arrive as tombstones), written into the store. Objects are fetched a few at a time; each
+//! one's rows go through a [`RowSorter`] into Id order with bounded memory, and Bulk CSV is
+//! parsed on a blocking thread while the next bytes arrive. When the API budget runs out the
+//! snapshot is kept as partial: finished objects are new, the others keep the parent's data and
+//! the next run resumes them.
 
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
 use reqwest::Method;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::client::{SalesforceClient, SourceError};
-use super::discovery::{Coverage, ObjectPlan, discover};
+use super::discovery::{Coverage, Field, ObjectPlan, discover};
+use crate::snapshot::sorter::{DEFAULT_MEMORY, Row, RowSorter, SortedRows};
 use crate::snapshot::{Change, Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
 use crate::store::{Store, StoreError};
 
@@ -22,6 +30,52 @@ pub struct BackupOptions {
     pub batch_size: u32,
     /// Objects with more records than this go through Bulk API 2.0 ([`BULK_THRESHOLD`]).
     pub bulk_threshold: u64,
+    /// Fetch an object in full when its last full fetch is this many days old (0: only when
+    /// needed).
+    pub full_every_days: u32,
+    /// Compare record counts with the org after each incremental.
+    pub count_check: bool,
+    /// Bytes of fetched rows one object holds in memory before sorting spills to disk.
+    pub sort_memory: usize,
+    /// Objects fetched at once.
+    pub concurrency: usize,
+}
+
+impl BackupOptions {
+    pub fn new(task: &str, api_version: &str) -> BackupOptions {
+        BackupOptions {
+            task: task.to_string(),
+            api_version: api_version.to_string(),
+            include: vec!["*".to_string()],
+            exclude: Vec::new(),
+            batch_size: 2000,
+            bulk_threshold: BULK_THRESHOLD,
+            full_every_days: 7,
+            count_check: true,
+            sort_memory: DEFAULT_MEMORY,
+            concurrency: 4,
+        }
+    }
+}
+
+/// What happened to one object in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRun {
+    pub object: String,
+    /// Fetched in full (else incrementally), and why.
+    pub full: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rows the org returned (records and tombstones).
+    pub fetched: u64,
+    /// For incrementals: records created, changed and deleted in the window.
+    pub added: u64,
+    pub modified: u64,
+    pub deleted: u64,
+    /// Live records after the run, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -32,6 +86,10 @@ pub struct BackupOutcome {
     /// Objects backed up in full this run, and incrementally.
     pub full: Vec<String>,
     pub incremental: Vec<String>,
+    /// Per object, in name order.
+    pub objects: Vec<ObjectRun>,
+    /// The normalised schema document of every object backed up.
+    pub schemas: BTreeMap<String, Value>,
     /// API calls this run made.
     pub api_calls: u64,
 }
@@ -42,6 +100,15 @@ pub enum BackupError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl BackupError {
+    pub fn guidance(&self) -> String {
+        match self {
+            BackupError::Source(e) => e.guidance(),
+            BackupError::Store(e) => e.guidance(),
+        }
+    }
 }
 
 /// A record as the store keeps it: the chosen fields in describe order, no `attributes`,
@@ -70,18 +137,21 @@ pub fn canonical(record: &Value, fields: &[super::discovery::Field]) -> Vec<u8> 
     bytes
 }
 
-/// A fetched record as the store will keep it: converted the moment it arrives, so a large
-/// object is held as compact bytes rather than parsed JSON.
-pub struct Row {
-    pub id: String,
-    pub deleted: bool,
-    pub body: Vec<u8>,
+/// Whether a record was created after the window's start: then it cannot be in the parent.
+fn created_after(created: Option<&str>, since_ms: Option<i64>) -> bool {
+    match (since_ms, created) {
+        (Some(since), Some(created)) => {
+            crate::time::parse_datetime(created).is_some_and(|created| created > since)
+        }
+        _ => false,
+    }
 }
 
-fn to_row(record: &Value, plan: &ObjectPlan) -> Row {
+fn to_row(record: &Value, plan: &ObjectPlan, since_ms: Option<i64>) -> Row {
     Row {
         id: record["Id"].as_str().unwrap_or_default().to_string(),
         deleted: record["IsDeleted"] == true,
+        created: created_after(record["CreatedDate"].as_str(), since_ms),
         body: canonical(record, &plan.fields),
     }
 }
@@ -91,35 +161,64 @@ fn to_row(record: &Value, plan: &ObjectPlan) -> Row {
 pub const BULK_THRESHOLD: u64 = 10_000;
 /// Rows per Bulk results page.
 const BULK_PAGE: u32 = 250_000;
+/// Attempts at a Bulk results page whose body breaks off.
+const PAGE_ATTEMPTS: u32 = 3;
 
 /// Every record a SOQL query returns (through queryAll, so deleted records come too), in
 /// ascending byte order of Id: the store's order. The query asks for no order: sorting here is
 /// cheaper than asking the org to, and independent of its collation.
-async fn query_all(
+async fn fetch(
     client: &SalesforceClient,
-    version: &str,
-    soql: &str,
-    batch: u32,
+    options: &BackupOptions,
     plan: &ObjectPlan,
-    bulk_threshold: u64,
-) -> Result<Vec<Row>, SourceError> {
+    soql: &str,
+    since_ms: Option<i64>,
+) -> Result<SortedRows, BackupError> {
+    let mut sorter = RowSorter::new(options.sort_memory);
     // The first REST page says how many records match: past the threshold, Bulk takes over.
-    let mut records = match query_pages(client, version, soql, batch, plan, bulk_threshold).await? {
-        Some(rows) => rows,
-        None => bulk_query(client, version, soql, plan).await?,
-    };
-    records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    records.dedup_by(|a, b| a.id == b.id);
-    Ok(records)
+    let batch_header = format!("batchSize={}", options.batch_size);
+    let mut path = format!(
+        "/services/data/v{}/queryAll?q={}",
+        options.api_version,
+        url_encode(soql)
+    );
+    let mut first = true;
+    loop {
+        let response = client
+            .request(
+                Method::GET,
+                &path,
+                None,
+                &[("Sforce-Query-Options", &batch_header)],
+            )
+            .await?;
+        let page: Value = response
+            .json()
+            .await
+            .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
+        if first && page["totalSize"].as_u64().unwrap_or(0) > options.bulk_threshold {
+            return bulk_query(client, &options.api_version, soql, plan, since_ms, sorter).await;
+        }
+        first = false;
+        for record in page["records"].as_array().into_iter().flatten() {
+            sorter.push(to_row(record, plan, since_ms))?;
+        }
+        match page["nextRecordsUrl"].as_str() {
+            Some(next) if page["done"] != true => path = next.to_string(),
+            _ => return Ok(sorter.finish()?),
+        }
+    }
 }
 
-/// A Bulk API 2.0 queryAll job: create, poll until complete, read every CSV page.
+/// A Bulk API 2.0 queryAll job: create, poll until complete, stream every CSV page.
 async fn bulk_query(
     client: &SalesforceClient,
     version: &str,
     soql: &str,
     plan: &ObjectPlan,
-) -> Result<Vec<Row>, SourceError> {
+    since_ms: Option<i64>,
+    mut sorter: RowSorter,
+) -> Result<SortedRows, BackupError> {
     let jobs = format!("/services/data/v{version}/jobs/query");
     let request = serde_json::json!({"operation": "queryAll", "query": soql, "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"});
     let job = client.call(Method::POST, &jobs, Some(&request)).await?;
@@ -143,7 +242,8 @@ async fn bulk_query(
                         info["state"],
                         info["errorMessage"].as_str().unwrap_or("no reason given")
                     ),
-                });
+                }
+                .into());
             }
             _ => {
                 tokio::time::sleep(wait).await;
@@ -151,75 +251,173 @@ async fn bulk_query(
             }
         }
     }
-    // Each record's canonical bytes are written straight from its CSV cells: no JSON tree.
-    let quoted: Vec<String> = plan
-        .fields
-        .iter()
-        .map(|f| serde_json::to_string(&f.name).unwrap_or_default())
-        .collect();
-    let mut records = Vec::new();
     let mut locator: Option<String> = None;
     loop {
         let mut path = format!("{jobs}/{id}/results?maxRecords={BULK_PAGE}");
         if let Some(l) = &locator {
             path.push_str(&format!("&locator={l}"));
         }
-        let response = client
-            .request(Method::GET, &path, None, &[("Accept", "text/csv")])
-            .await?;
-        let next = response
-            .headers()
-            .get("Sforce-Locator")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| SourceError::Network(format!("a Bulk results page broke off: {e}")))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(body.as_ref());
-        let headers = reader
-            .headers()
-            .map_err(|e| SourceError::Network(format!("unreadable CSV header: {e}")))?
-            .clone();
-        let column = |name: &str| headers.iter().position(|h| h == name);
-        let columns: Vec<Option<usize>> = plan.fields.iter().map(|f| column(&f.name)).collect();
-        let (id_column, deleted_column) = (column("Id"), column("IsDeleted"));
-        let mut row = csv::StringRecord::new();
-        while reader
-            .read_record(&mut row)
-            .map_err(|e| SourceError::Network(format!("unreadable CSV row: {e}")))?
-        {
-            let mut out = Vec::with_capacity(row.as_slice().len() + 24 * quoted.len());
-            out.push(b'{');
-            for (i, field) in plan.fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(quoted[i].as_bytes());
-                out.push(b':');
-                write_cell(
-                    &mut out,
-                    &field.kind,
-                    columns[i].and_then(|c| row.get(c)).unwrap_or(""),
-                );
+        let mut attempt = 0;
+        let next = loop {
+            attempt += 1;
+            let (returned, result) = bulk_page(client, &path, plan, since_ms, sorter).await;
+            sorter = returned;
+            match result {
+                Ok(next) => break next,
+                // Rows already taken from a broken page come again and replace themselves.
+                Err(BackupError::Source(SourceError::Network(_))) if attempt < PAGE_ATTEMPTS => {}
+                Err(e) => return Err(e),
             }
-            out.push(b'}');
-            records.push(Row {
-                id: id_column
-                    .and_then(|c| row.get(c))
-                    .unwrap_or_default()
-                    .to_string(),
-                deleted: deleted_column.and_then(|c| row.get(c)) == Some("true"),
-                body: out,
-            });
-        }
+        };
         match next.as_deref() {
-            None | Some("null") | Some("") => return Ok(records),
+            None | Some("null") | Some("") => return Ok(sorter.finish()?),
             Some(l) => locator = Some(l.to_string()),
         }
     }
+}
+
+/// One Bulk results page, parsed on a blocking thread as its bytes arrive. Returns the sorter
+/// (whatever happened) and the next page's locator.
+async fn bulk_page(
+    client: &SalesforceClient,
+    path: &str,
+    plan: &ObjectPlan,
+    since_ms: Option<i64>,
+    sorter: RowSorter,
+) -> (RowSorter, Result<Option<String>, BackupError>) {
+    let mut response = match client
+        .request(Method::GET, path, None, &[("Accept", "text/csv")])
+        .await
+    {
+        Ok(response) => response,
+        Err(e) => return (sorter, Err(e.into())),
+    };
+    let next = response
+        .headers()
+        .get("Sforce-Locator")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    let fields = plan.fields.clone();
+    let memory = sorter.memory();
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut sorter = sorter;
+        let result = parse_csv(
+            ChannelReader {
+                receiver,
+                current: bytes::Bytes::new(),
+            },
+            &fields,
+            since_ms,
+            &mut sorter,
+        );
+        (sorter, result)
+    });
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if sender.send(Ok(chunk)).await.is_err() {
+                    break; // the parser stopped; its error says why
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = sender
+                    .send(Err(format!("a Bulk results page broke off: {e}")))
+                    .await;
+                break;
+            }
+        }
+    }
+    drop(sender);
+    match parser.await {
+        Ok((sorter, result)) => (sorter, result.map(|()| next)),
+        Err(e) => (
+            RowSorter::new(memory),
+            Err(StoreError::Compression(format!("the CSV parser stopped: {e}")).into()),
+        ),
+    }
+}
+
+/// Bytes arriving from the network, readable as a stream; a broken connection is an error,
+/// never an early end, so a half-received row is never taken for a whole one.
+struct ChannelReader {
+    receiver: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(message)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        message,
+                    ));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Each record's canonical bytes, written straight from its CSV cells: no JSON tree.
+fn parse_csv(
+    input: impl std::io::Read,
+    fields: &[Field],
+    since_ms: Option<i64>,
+    sorter: &mut RowSorter,
+) -> Result<(), BackupError> {
+    let broken = |e: csv::Error| -> BackupError {
+        SourceError::Network(format!("unreadable Bulk CSV: {e}")).into()
+    };
+    let quoted: Vec<String> = fields
+        .iter()
+        .map(|f| serde_json::to_string(&f.name).unwrap_or_default())
+        .collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .buffer_capacity(256 * 1024)
+        .from_reader(input);
+    let headers = reader.headers().map_err(broken)?.clone();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let columns: Vec<Option<usize>> = fields.iter().map(|f| column(&f.name)).collect();
+    let (id_column, deleted_column, created_column) =
+        (column("Id"), column("IsDeleted"), column("CreatedDate"));
+    let mut row = csv::StringRecord::new();
+    while reader.read_record(&mut row).map_err(broken)? {
+        let mut out = Vec::with_capacity(row.as_slice().len() + 24 * quoted.len());
+        out.push(b'{');
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(quoted[i].as_bytes());
+            out.push(b':');
+            write_cell(
+                &mut out,
+                &field.kind,
+                columns[i].and_then(|c| row.get(c)).unwrap_or(""),
+            );
+        }
+        out.push(b'}');
+        sorter.push(Row {
+            id: id_column
+                .and_then(|c| row.get(c))
+                .unwrap_or_default()
+                .to_string(),
+            deleted: deleted_column.and_then(|c| row.get(c)) == Some("true"),
+            created: created_after(created_column.and_then(|c| row.get(c)), since_ms),
+            body: out,
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes a Bulk CSV cell as the canonical JSON that REST's value would give: empty is null
@@ -237,7 +435,7 @@ fn write_cell(out: &mut Vec<u8>, kind: &str, cell: &str) {
         "boolean" => out.extend_from_slice(if cell == "true" { b"true" } else { b"false" }),
         "int" => match cell.parse::<i64>() {
             Ok(n) => json(out, &Value::from(n)),
-            Err(_) => json(out, &Value::String(cell.to_string())),
+            Err(_) => write_string(out, cell),
         },
         "double" | "currency" | "percent" => match cell
             .parse::<f64>()
@@ -245,54 +443,46 @@ fn write_cell(out: &mut Vec<u8>, kind: &str, cell: &str) {
             .and_then(serde_json::Number::from_f64)
         {
             Some(n) => json(out, &Value::Number(n)),
-            None => json(out, &Value::String(cell.to_string())),
+            None => write_string(out, cell),
         },
-        "datetime" => {
-            let normal = crate::time::parse_datetime(cell)
-                .map(crate::time::format_datetime_z)
-                .unwrap_or_else(|| cell.to_string());
-            json(out, &Value::String(normal));
-        }
-        _ => {
-            let _ = serde_json::to_writer(&mut *out, cell);
-        }
+        "datetime" if is_canonical_datetime(cell) => write_string(out, cell),
+        "datetime" => match crate::time::parse_datetime(cell) {
+            Some(ms) => {
+                out.push(b'"');
+                crate::time::write_datetime_z(out, ms);
+                out.push(b'"');
+            }
+            None => write_string(out, cell),
+        },
+        _ => write_string(out, cell),
     }
 }
 
-async fn query_pages(
-    client: &SalesforceClient,
-    version: &str,
-    soql: &str,
-    batch: u32,
-    plan: &ObjectPlan,
-    bulk_threshold: u64,
-) -> Result<Option<Vec<Row>>, SourceError> {
-    let batch_header = format!("batchSize={batch}");
-    let mut path = format!("/services/data/v{version}/queryAll?q={}", url_encode(soql));
-    let mut records = Vec::new();
-    loop {
-        let response = client
-            .request(
-                Method::GET,
-                &path,
-                None,
-                &[("Sforce-Query-Options", &batch_header)],
-            )
-            .await?;
-        let page: Value = response
-            .json()
-            .await
-            .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
-        if records.is_empty() && page["totalSize"].as_u64().unwrap_or(0) > bulk_threshold {
-            return Ok(None);
-        }
-        if let Some(page_records) = page["records"].as_array() {
-            records.extend(page_records.iter().map(|r| to_row(r, plan)));
-        }
-        match page["nextRecordsUrl"].as_str() {
-            Some(next) if page["done"] != true => path = next.to_string(),
-            _ => return Ok(Some(records)),
-        }
+/// `2013-05-20T20:49:32.000Z`: already what the store keeps.
+fn is_canonical_datetime(cell: &str) -> bool {
+    let b = cell.as_bytes();
+    b.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+}
+
+/// A JSON string, exactly as serde_json writes it; text with nothing to escape (nearly all of
+/// it) is copied straight through.
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, text);
     }
 }
 
@@ -315,6 +505,192 @@ fn select(plan: &ObjectPlan) -> String {
     format!("SELECT {} FROM {}", names.join(", "), plan.name)
 }
 
+/// How one object is fetched this run.
+struct Job<'a> {
+    plan: &'a ObjectPlan,
+    /// Why in full; None for an incremental.
+    full_reason: Option<String>,
+    soql: String,
+    /// The incremental window's start.
+    since_ms: Option<i64>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn full_soql(plan: &ObjectPlan, now: &str) -> String {
+    if plan.incremental {
+        format!(
+            "{} WHERE IsDeleted = false AND SystemModstamp <= {now}",
+            select(plan)
+        )
+    } else {
+        select(plan)
+    }
+}
+
+fn plan_job<'a>(
+    plan: &'a ObjectPlan,
+    previous: Option<&crate::snapshot::ObjectEntry>,
+    snapshot_until: Option<&str>,
+    now: &str,
+    now_ms: i64,
+    options: &BackupOptions,
+) -> Job<'a> {
+    let field_names: Vec<&str> = plan.fields.iter().map(|f| f.name.as_str()).collect();
+    let since = previous.and_then(|p| p.until.as_deref().or(snapshot_until));
+    let since_ms = since.and_then(crate::time::parse_datetime);
+    let full_age_days = previous
+        .and_then(|p| p.full_at.as_deref())
+        .and_then(crate::time::parse_datetime)
+        .map(|at| (now_ms - at) / DAY_MS);
+    let full_reason = if !plan.incremental {
+        Some("the object has no SystemModstamp".to_string())
+    } else if previous.is_none() || since_ms.is_none() {
+        Some("first backup of the object".to_string())
+    } else if previous.is_some_and(|p| p.fields != field_names) {
+        Some("its fields changed".to_string())
+    } else if options.full_every_days > 0 {
+        match full_age_days {
+            None => Some("no full fetch on record".to_string()),
+            Some(days) if days >= i64::from(options.full_every_days) => Some(format!(
+                "the periodic full fetch is due (last one {days} days ago)"
+            )),
+            Some(_) => None,
+        }
+    } else {
+        None
+    };
+    match (full_reason, since) {
+        (None, Some(from)) => Job {
+            plan,
+            full_reason: None,
+            soql: format!(
+                "{} WHERE SystemModstamp > {from} AND SystemModstamp <= {now}",
+                select(plan)
+            ),
+            since_ms,
+        },
+        (reason, _) => Job {
+            plan,
+            full_reason: Some(reason.unwrap_or_else(|| "first backup of the object".into())),
+            soql: full_soql(plan, now),
+            since_ms: None,
+        },
+    }
+}
+
+fn write_full(
+    writer: &mut SnapshotWriter,
+    plan: &ObjectPlan,
+    rows: SortedRows,
+    reason: &str,
+) -> Result<ObjectRun, BackupError> {
+    let mut fetched = 0;
+    let records = rows
+        .inspect(|_| fetched += 1)
+        .filter(|row| !matches!(row, Ok(row) if row.deleted))
+        .map(|row| row.map(|row| (row.id, row.body)));
+    let count = writer.full_object(&plan.name, records)?;
+    Ok(ObjectRun {
+        object: plan.name.clone(),
+        full: true,
+        reason: Some(reason.to_string()),
+        fetched,
+        added: 0,
+        modified: 0,
+        deleted: 0,
+        records: Some(count),
+    })
+}
+
+fn write_incremental(
+    writer: &mut SnapshotWriter,
+    plan: &ObjectPlan,
+    rows: SortedRows,
+) -> Result<ObjectRun, BackupError> {
+    let (mut added, mut modified, mut deleted, mut removed) = (0, 0, 0, 0);
+    let mut failure = None;
+    let changes = rows.map_while(|row| match row {
+        Ok(row) if row.deleted => {
+            deleted += 1;
+            // A record created inside the window was never in the parent.
+            if !row.created {
+                removed += 1;
+            }
+            Some(Change::Delete(row.id))
+        }
+        Ok(row) => {
+            if row.created {
+                added += 1;
+            } else {
+                modified += 1;
+            }
+            Some(Change::Upsert(row.id, row.body))
+        }
+        Err(e) => {
+            failure = Some(e);
+            None
+        }
+    });
+    writer.changes(&plan.name, changes)?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    writer.count_changes(&plan.name, added, removed);
+    Ok(ObjectRun {
+        object: plan.name.clone(),
+        full: false,
+        reason: None,
+        fetched: added + modified + deleted,
+        added,
+        modified,
+        deleted,
+        records: writer.records(&plan.name),
+    })
+}
+
+/// Why the org's live record count as of `now` disagrees with the store's, if it does.
+async fn count_mismatch(
+    client: &SalesforceClient,
+    options: &BackupOptions,
+    plan: &ObjectPlan,
+    now: &str,
+    stored: Option<u64>,
+) -> Result<Option<String>, SourceError> {
+    let soql = format!(
+        "SELECT COUNT() FROM {} WHERE SystemModstamp <= {now}",
+        plan.name
+    );
+    let path = format!(
+        "/services/data/v{}/query?q={}",
+        options.api_version,
+        url_encode(&soql)
+    );
+    let answer = client.call(Method::GET, &path, None).await?;
+    let org = answer["totalSize"].as_u64();
+    Ok(match (org, stored) {
+        (Some(org), Some(stored)) if org == stored => None,
+        (Some(org), Some(stored)) => Some(format!(
+            "count check: the org has {org} records, the backup {stored}"
+        )),
+        (_, None) => Some("count check: the backup's record count is unknown".into()),
+        (None, _) => None,
+    })
+}
+
+fn budget_reason(error: &BackupError, object: &str) -> Option<String> {
+    match error {
+        BackupError::Source(SourceError::BudgetExhausted {
+            used,
+            max,
+            limit_percent,
+        }) => Some(format!(
+            "the API budget ran out at {used} of {max} daily calls ({limit_percent}% allowed) before {object} was backed up"
+        )),
+        _ => None,
+    }
+}
+
 pub async fn backup(
     client: &SalesforceClient,
     store: &Store,
@@ -322,6 +698,11 @@ pub async fn backup(
     parent: Option<(&str, &SnapshotManifest)>,
     now: &str,
 ) -> Result<BackupOutcome, BackupError> {
+    let now_ms = crate::time::parse_datetime(now).ok_or_else(|| {
+        SourceError::Config(format!(
+            "the backup time {now:?} is not an ISO 8601 datetime"
+        ))
+    })?;
     let calls_before = client.budget().calls;
     client.refresh_budget().await?;
     let (plans, coverage) = discover(
@@ -346,12 +727,10 @@ pub async fn backup(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let since = parent
+    let snapshot_until = parent
         .and_then(|(_, m)| m.window.as_ref())
-        .map(|w| w.to.clone());
+        .map(|w| w.to.as_str());
     let mut writer = SnapshotWriter::new(store, &options.task, parent)?;
-    let (mut full, mut incremental) = (Vec::new(), Vec::new());
-    let mut outcome = Outcome::Complete;
     // Objects no longer chosen or gone from the org leave the snapshot.
     if let Some((_, manifest)) = parent {
         for object in manifest.objects.keys() {
@@ -360,82 +739,77 @@ pub async fn backup(
             }
         }
     }
-    for plan in &plans {
-        let field_names: Vec<String> = plan.fields.iter().map(|f| f.name.clone()).collect();
-        let previous = parent.and_then(|(_, m)| m.objects.get(&plan.name));
-        let can_increment = plan.incremental
-            && since.is_some()
-            && previous.is_some_and(|p| p.fields == field_names);
-        let soql = if can_increment {
-            let from = since.clone().unwrap_or_default();
-            format!(
-                "{} WHERE SystemModstamp > {from} AND SystemModstamp <= {now}",
-                select(plan)
-            )
-        } else if plan.incremental {
-            format!(
-                "{} WHERE IsDeleted = false AND SystemModstamp <= {now}",
-                select(plan)
-            )
-        } else {
-            select(plan)
+    let jobs: Vec<Job> = plans
+        .iter()
+        .map(|plan| {
+            let previous = parent.and_then(|(_, m)| m.objects.get(&plan.name));
+            plan_job(plan, previous, snapshot_until, now, now_ms, options)
+        })
+        .collect();
+    let mut fetches = futures_util::stream::iter(
+        jobs.iter()
+            .map(|job| fetch(client, options, job.plan, &job.soql, job.since_ms)),
+    )
+    .buffered(options.concurrency.max(1));
+    let mut runs = Vec::new();
+    let mut out_of_budget: Option<String> = None;
+    let mut next_job = jobs.iter();
+    while let Some(result) = fetches.next().await {
+        let Some(job) = next_job.next() else { break };
+        let name = &job.plan.name;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) => match budget_reason(&e, name) {
+                Some(reason) => {
+                    out_of_budget.get_or_insert(reason);
+                    continue;
+                }
+                None => return Err(e),
+            },
         };
-        let fetched = query_all(
-            client,
-            &options.api_version,
-            &soql,
-            options.batch_size,
-            plan,
-            options.bulk_threshold,
-        )
-        .await;
-        let result = match fetched {
-            Ok(rows) if can_increment => {
-                let changes = rows.into_iter().map(|row| {
-                    if row.deleted {
-                        Change::Delete(row.id)
-                    } else {
-                        Change::Upsert(row.id, row.body)
+        let mut run = match &job.full_reason {
+            Some(reason) => write_full(&mut writer, job.plan, rows, reason)?,
+            None => write_incremental(&mut writer, job.plan, rows)?,
+        };
+        if !run.full && options.count_check && out_of_budget.is_none() {
+            let checked = match count_mismatch(client, options, job.plan, now, run.records).await {
+                Ok(None) => Ok(None),
+                Ok(Some(reason)) => {
+                    match fetch(client, options, job.plan, &full_soql(job.plan, now), None).await {
+                        Ok(rows) => write_full(&mut writer, job.plan, rows, &reason).map(Some),
+                        Err(e) => Err(e),
                     }
-                });
-                writer.changes(&plan.name, changes)?;
-                incremental.push(plan.name.clone());
-                Ok(())
+                }
+                Err(e) => Err(e.into()),
+            };
+            match checked {
+                Ok(Some(full)) => run = full,
+                Ok(None) => {}
+                Err(e) => match budget_reason(&e, name) {
+                    // The incremental stands; the next run checks again.
+                    Some(reason) => {
+                        out_of_budget.get_or_insert(reason);
+                    }
+                    None => return Err(e),
+                },
             }
-            Ok(rows) => {
-                let records = rows.into_iter().map(|row| Ok((row.id, row.body)));
-                writer.full_object(&plan.name, records)?;
-                full.push(plan.name.clone());
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => writer.set_fields(&plan.name, field_names),
-            Err(SourceError::BudgetExhausted {
-                used,
-                max,
-                limit_percent,
-            }) => {
-                outcome = Outcome::Partial {
-                    reason: format!(
-                        "the API budget ran out at {used} of {max} daily calls ({limit_percent}% allowed) before {} was backed up",
-                        plan.name
-                    ),
-                };
-                break;
-            }
-            Err(other) => return Err(other.into()),
         }
+        writer.set_fields(
+            name,
+            job.plan.fields.iter().map(|f| f.name.clone()).collect(),
+        );
+        writer.mark_synced(name, now, run.full);
+        runs.push(run);
     }
-    // A partial run keeps the parent's window, so the next run covers what this one missed.
-    let window = match &outcome {
-        Outcome::Complete => Some(Window {
-            from: since.clone(),
-            to: now.to_string(),
-        }),
-        Outcome::Partial { .. } => parent.and_then(|(_, m)| m.window.clone()),
+    drop(fetches);
+    let outcome = match out_of_budget {
+        None => Outcome::Complete,
+        Some(reason) => Outcome::Partial { reason },
     };
+    let window = Some(Window {
+        from: snapshot_until.map(str::to_string),
+        to: now.to_string(),
+    });
     let (snapshot, manifest) = writer.finish(
         now,
         Source {
@@ -449,8 +823,21 @@ pub async fn backup(
         snapshot,
         manifest,
         coverage,
-        full,
-        incremental,
+        full: runs
+            .iter()
+            .filter(|r| r.full)
+            .map(|r| r.object.clone())
+            .collect(),
+        incremental: runs
+            .iter()
+            .filter(|r| !r.full)
+            .map(|r| r.object.clone())
+            .collect(),
+        objects: runs,
+        schemas: plans
+            .iter()
+            .map(|p| (p.name.clone(), p.schema.clone()))
+            .collect(),
         api_calls: client.budget().calls - calls_before,
     })
 }
