@@ -111,7 +111,17 @@ impl BlobCipher {
     }
 
     pub fn seal(&self, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let compressed = zstd::bulk::compress(plaintext, ZSTD_LEVEL)
+        self.seal_at_level(id, plaintext, ZSTD_LEVEL)
+    }
+
+    /// Seals with a chosen zstd level: 1 for data that lives only minutes (sort runs).
+    pub fn seal_at_level(
+        &self,
+        id: &str,
+        plaintext: &[u8],
+        level: i32,
+    ) -> Result<Vec<u8>, StoreError> {
+        let compressed = zstd::bulk::compress(plaintext, level)
             .map_err(|e| StoreError::Compression(e.to_string()))?;
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| StoreError::Random(e.to_string()))?;
