@@ -29,8 +29,20 @@ pub enum Error {
     },
     #[error("{name} is not set")]
     MissingVariable { name: String, purpose: String },
+    #[error("no task `{id}` in {}", dir.display())]
+    NoSuchTask {
+        id: String,
+        dir: PathBuf,
+        known: Vec<String>,
+    },
+    #[error("login failed: {message}")]
+    Login { message: String, next: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Source(#[from] crate::source::salesforce::SourceError),
+    #[error(transparent)]
+    Backup(#[from] crate::source::salesforce::backup::BackupError),
 }
 
 impl Error {
@@ -58,7 +70,14 @@ impl Error {
                 "set {passphrase_env} to the passphrase of one of the store's key files, or {key_env} to the store's raw key (`cairn key raw` prints it)"
             ),
             Error::MissingVariable { name, purpose } => format!("set {name} to {purpose}"),
+            Error::NoSuchTask { known, .. } if known.is_empty() => {
+                "add a task under tasks/ (`cairn validate` lists what is wrong with the ones there)".to_string()
+            }
+            Error::NoSuchTask { known, .. } => format!("the tasks here are: {}", known.join(", ")),
+            Error::Login { next, .. } => next.clone(),
             Error::Store(e) => e.guidance(),
+            Error::Source(e) => e.guidance(),
+            Error::Backup(e) => e.guidance(),
         }
     }
 }

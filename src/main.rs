@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use cairn::commands::auth::{LoginOptions, login};
 use cairn::commands::check::{CheckOptions, check};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
@@ -110,6 +111,11 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Connect a task to its org.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Print an embedded JSON Schema (for editors and other tools).
     Schema {
         #[arg(value_enum)]
@@ -148,6 +154,31 @@ enum KeyCommand {
     Raw {
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Approve access in a browser (OAuth web flow with PKCE) and get the refresh token a
+    /// `source.auth.refreshToken` task needs, with how to store it as a secret.
+    ///
+    /// The connected app's callback URL must be http://127.0.0.1:<port>/callback.
+    Login {
+        /// The task to connect.
+        #[arg(long = "task", value_name = "ID")]
+        task: String,
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Port of the 127.0.0.1 callback listener; 0 picks a free one.
+        #[arg(long, default_value_t = cairn::commands::auth::DEFAULT_PORT)]
+        port: u16,
+        /// Print the URL only; do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Seconds to wait for the approval.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
 }
 
@@ -296,6 +327,37 @@ fn main() -> ExitCode {
         )),
         Command::Prune { dir, dry_run } => report(prune::prune(&dir, dry_run, &process_env)),
         Command::Unlock { dir } => report(prune::unlock(&dir, &process_env)),
+        Command::Auth {
+            command:
+                AuthCommand::Login {
+                    task,
+                    dir,
+                    port,
+                    no_browser,
+                    timeout,
+                },
+        } => {
+            let options = LoginOptions {
+                dir,
+                task,
+                port,
+                open_browser: !no_browser,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            let show = |url: &str| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Open this URL, sign in and choose Allow:\n\n  {url}\n\nWaiting for the approval..."
+                );
+            };
+            let result = tokio::runtime::Runtime::new()
+                .map_err(|e| cairn::Error::Io {
+                    path: PathBuf::from("tokio runtime"),
+                    source: e,
+                })
+                .and_then(|rt| rt.block_on(login(&options, &process_env, &show)));
+            report(result)
+        }
         Command::Schema { kind } => {
             print(schema(kind));
             ExitCode::SUCCESS
@@ -356,6 +418,11 @@ fn report(result: Result<String, cairn::Error>) -> ExitCode {
 }
 
 fn fail(error: &cairn::Error) -> ExitCode {
-    eprintln!("error: {error}\n  help: {}", error.guidance());
+    // Not eprintln: a closed stderr must not turn an error into a panic.
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: {error}\n  help: {}",
+        error.guidance()
+    );
     ExitCode::from(EXIT_ERROR)
 }

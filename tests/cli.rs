@@ -243,8 +243,8 @@ fn help_lists_only_commands_that_work() {
     assert_eq!(
         commands,
         [
-            "validate", "init", "key", "check", "forget", "prune", "unlock", "schema", "sim",
-            "help"
+            "validate", "init", "key", "check", "forget", "prune", "unlock", "auth", "schema",
+            "sim", "help"
         ]
     );
 }

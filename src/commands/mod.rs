@@ -1,6 +1,7 @@
 //! One module per subcommand. Each is a function over the library with an options struct, so
 //! tests and other front ends can call it without the CLI.
 
+pub mod auth;
 pub mod check;
 pub mod forget;
 pub mod init;

@@ -1,10 +1,11 @@
 //! The Salesforce connector: OAuth (JWT bearer, refresh token), an API client that stays inside
-//! the daily API budget, and (being built) discovery and fetch into the store.
+//! the daily API budget, discovery, and full and incremental fetches into the store.
 
 pub mod auth;
 pub mod backup;
 pub mod budget;
 pub mod client;
+pub mod connect;
 pub mod discovery;
 
 pub use auth::{Credentials, LoginConfig};
