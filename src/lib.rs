@@ -5,7 +5,10 @@
 
 pub mod commands;
 pub mod error;
+pub mod gitops;
 pub mod manifest;
+pub mod plan;
+pub mod reconcile;
 pub mod sim;
 pub mod snapshot;
 pub mod source;

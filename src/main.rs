@@ -6,16 +6,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use cairn::commands::apply::{ApplyOptions, apply};
 use cairn::commands::auth::{LoginOptions, login};
 use cairn::commands::check::{CheckOptions, check};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
 use cairn::commands::schema::{SchemaKind, schema};
 use cairn::commands::sim::{ServeOptions, serve};
+use cairn::commands::snapshots::{SnapshotsOptions, snapshots};
+use cairn::commands::status::{StatusOptions, status};
 use cairn::commands::store_access::process_env;
 use cairn::commands::validate::{ValidateOptions, validate};
 use cairn::commands::{key, prune};
 use cairn::manifest::Format;
+use cairn::plan::{PlanOptions, plan, render as plan_render};
 use cairn::store::check::ReadData;
 use cairn::store::keys::KdfParams;
 
@@ -52,6 +56,74 @@ enum Command {
         /// Colour the text output.
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
+    },
+    /// Show what `apply` would change; needs no credentials.
+    ///
+    /// Compares the manifests at a base revision with the work tree and the recorded state.
+    ///
+    /// Exits 0 with no changes, 2 with changes, 1 on errors or a refused change.
+    Plan {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The base revision (default: the merge base with the default branch).
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Judge what is due at this time (ISO 8601) instead of now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Back up the due tasks and commit the observed state to the state branch.
+    ///
+    /// Applies retention after each backup; one task failing never stops the others.
+    ///
+    /// Exits 0 when every task succeeded (or was not due), 3 when one was partial, 1 when one
+    /// failed.
+    Apply {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Only this task (repeatable).
+        #[arg(long = "task", value_name = "ID")]
+        tasks: Vec<String>,
+        /// Run the chosen tasks now, due or not.
+        #[arg(long)]
+        now: bool,
+        /// Say what would run, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Act as if it were this time (ISO 8601), for replays and tests.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// One row per task: connection, health, last backup, next due, API calls.
+    Status {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Only this task (repeatable).
+        #[arg(long = "task", value_name = "ID")]
+        tasks: Vec<String>,
+        /// Log in to each org now instead of showing the last recorded connection.
+        #[arg(long)]
+        check_connection: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// List snapshots with time, outcome and record count.
+    Snapshots {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Only this task (repeatable).
+        #[arg(long = "task", value_name = "ID")]
+        tasks: Vec<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Create the encrypted store of a config repository and its first key file.
     ///
@@ -219,6 +291,45 @@ enum SimCommand {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Text,
+    /// A pull-request comment (with a hidden marker; parts split by a line of `---`).
+    Markdown,
+    Json,
+    /// The due tasks as a GitHub Actions matrix.
+    Matrix,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, cairn::Error> {
+    tokio::runtime::Runtime::new().map_err(|e| cairn::Error::Io {
+        path: PathBuf::from("tokio runtime"),
+        source: e,
+    })
+}
+
+fn parse_at(at: Option<&str>) -> Result<Option<i64>, ExitCode> {
+    match at {
+        None => Ok(None),
+        Some(text) => match cairn::time::parse_datetime(text) {
+            Some(ms) => Ok(Some(ms)),
+            None => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: --at {text:?} is not an ISO 8601 time\n  help: write it like 2026-01-31T03:00:00Z"
+                );
+                Err(ExitCode::from(EXIT_ERROR))
+            }
+        },
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Color {
     /// Colour when writing to a terminal and NO_COLOR is unset.
@@ -276,6 +387,99 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Plan {
+            dir,
+            base,
+            format,
+            at,
+        } => {
+            let at = match parse_at(at.as_deref()) {
+                Ok(at) => at,
+                Err(code) => return code,
+            };
+            match plan(&PlanOptions { dir, base, at }) {
+                Ok((plan, config)) => {
+                    if config.has_errors() {
+                        let summary = cairn::manifest::render::Summary::count(
+                            &config.diagnostics,
+                            config.files,
+                            config.task_files,
+                        );
+                        let rendered = cairn::manifest::render::render(
+                            Format::Text,
+                            &config.diagnostics,
+                            &config.sources,
+                            summary,
+                            false,
+                        );
+                        print(&rendered);
+                        return ExitCode::from(EXIT_ERROR);
+                    }
+                    match format {
+                        PlanFormat::Text => print(&plan_render::text(&plan)),
+                        PlanFormat::Markdown => {
+                            print(&plan_render::markdown(&plan).join("\n---\n"))
+                        }
+                        PlanFormat::Json => print(&plan_render::json(&plan)),
+                        PlanFormat::Matrix => print(&plan_render::matrix(&plan)),
+                    }
+                    if format == PlanFormat::Matrix {
+                        return ExitCode::SUCCESS;
+                    }
+                    ExitCode::from(plan.exit_code())
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Apply {
+            dir,
+            tasks,
+            now,
+            dry_run,
+            at,
+            format,
+        } => {
+            let options = ApplyOptions {
+                dir,
+                tasks,
+                force: now,
+                dry_run,
+                at,
+            };
+            let result = runtime().and_then(|rt| rt.block_on(apply(&options, &process_env)));
+            match result {
+                Ok(outcome) => {
+                    match format {
+                        OutputFormat::Text => print(&outcome.render()),
+                        OutputFormat::Json => print(
+                            &(serde_json::to_string_pretty(&outcome).unwrap_or_default() + "\n"),
+                        ),
+                    }
+                    ExitCode::from(outcome.exit_code())
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Status {
+            dir,
+            tasks,
+            check_connection,
+            format,
+        } => {
+            let options = StatusOptions {
+                dir,
+                tasks,
+                check_connection,
+                json: format == OutputFormat::Json,
+                at: None,
+            };
+            report(runtime().and_then(|rt| rt.block_on(status(&options, &process_env))))
+        }
+        Command::Snapshots { dir, tasks, format } => report(snapshots(&SnapshotsOptions {
+            dir,
+            tasks,
+            json: format == OutputFormat::Json,
+        })),
         Command::Init { dir, label } => {
             let options = InitOptions {
                 dir,

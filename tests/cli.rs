@@ -243,8 +243,21 @@ fn help_lists_only_commands_that_work() {
     assert_eq!(
         commands,
         [
-            "validate", "init", "key", "check", "forget", "prune", "unlock", "auth", "schema",
-            "sim", "help"
+            "validate",
+            "plan",
+            "apply",
+            "status",
+            "snapshots",
+            "init",
+            "key",
+            "check",
+            "forget",
+            "prune",
+            "unlock",
+            "auth",
+            "schema",
+            "sim",
+            "help"
         ]
     );
 }

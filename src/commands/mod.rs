@@ -1,6 +1,7 @@
 //! One module per subcommand. Each is a function over the library with an options struct, so
 //! tests and other front ends can call it without the CLI.
 
+pub mod apply;
 pub mod auth;
 pub mod check;
 pub mod forget;
@@ -9,5 +10,7 @@ pub mod key;
 pub mod prune;
 pub mod schema;
 pub mod sim;
+pub mod snapshots;
+pub mod status;
 pub mod store_access;
 pub mod validate;

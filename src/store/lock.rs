@@ -10,11 +10,32 @@ use super::{Store, StoreError};
 /// A lock older than this belongs to a process that died.
 pub const STALE_AFTER_MS: i64 = 60 * 60 * 1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockKind {
     Backup,
     Prune,
+    /// One task's apply: two applies never write the same task at once.
+    Task(String),
+}
+
+impl LockKind {
+    fn name(&self) -> String {
+        match self {
+            LockKind::Backup => "backup".into(),
+            LockKind::Prune => "prune".into(),
+            LockKind::Task(task) => format!("task {task}"),
+        }
+    }
+
+    fn conflicts_with(&self, other: &LockKind) -> bool {
+        match (self, other) {
+            (LockKind::Prune, LockKind::Prune | LockKind::Backup)
+            | (LockKind::Backup, LockKind::Prune) => true,
+            (LockKind::Task(a), LockKind::Task(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,13 +71,14 @@ impl Store {
     pub fn lock(&self, kind: LockKind, now_ms: i64) -> Result<Lock<'_>, StoreError> {
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw).map_err(|e| StoreError::Random(e.to_string()))?;
-        let kind_name = match kind {
+        let kind_name = match &kind {
             LockKind::Backup => "backup",
             LockKind::Prune => "prune",
+            LockKind::Task(_) => "task",
         };
         let path = format!("locks/{kind_name}-{}", super::crypto::hex(&raw));
         let info = LockInfo {
-            kind,
+            kind: kind.clone(),
             holder: holder(),
             created_ms: now_ms,
         };
@@ -67,12 +89,11 @@ impl Store {
             if other_path == lock.path || now_ms - other.created_ms > STALE_AFTER_MS {
                 continue;
             }
-            let conflicts = kind == LockKind::Prune || other.kind == LockKind::Prune;
-            if conflicts {
+            if kind.conflicts_with(&other.kind) {
                 // Dropping `lock` removes ours.
                 return Err(StoreError::Locked {
                     holder: other.holder,
-                    kind: format!("{:?}", other.kind).to_lowercase(),
+                    kind: other.kind.name(),
                     path: other_path,
                 });
             }

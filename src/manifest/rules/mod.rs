@@ -9,7 +9,7 @@ use super::span::Span;
 use super::yaml::Document;
 
 mod alert_threshold;
-mod cron;
+pub mod cron;
 mod duplicate_id;
 mod full_api_budget;
 mod id_format;

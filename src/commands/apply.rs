@@ -1,0 +1,3 @@
+//! `cairn apply`: see [`crate::reconcile`].
+
+pub use crate::reconcile::{ApplyOptions, ApplyOutcome, apply};

@@ -1,0 +1,289 @@
+//! The state branch: observed state, committed by `cairn apply` to a branch of the config
+//! repository (`cairn-state`), never touching the work tree. Commits are built with git2 from
+//! path-level changes, so a push rejected because another job pushed first is fixed by
+//! replaying the same changes on the new tip (each task writes only `state/<task>/`). Fetch and
+//! push go through the `git` command, which knows the user's credentials and transports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use git2::{Oid, Repository, Signature};
+
+use crate::error::Error;
+
+/// One file of a state commit: written, or removed when `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub content: Option<Vec<u8>>,
+}
+
+impl Change {
+    pub fn write(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Change {
+        Change {
+            path: path.into(),
+            content: Some(content.into()),
+        }
+    }
+
+    pub fn remove(path: impl Into<String>) -> Change {
+        Change {
+            path: path.into(),
+            content: None,
+        }
+    }
+}
+
+/// How many times a rejected push is replayed on the new tip before giving up.
+const PUSH_ATTEMPTS: usize = 6;
+
+pub struct StateBranch {
+    repo: Repository,
+    workdir: PathBuf,
+    pub branch: String,
+    pub remote: String,
+}
+
+fn git_error(repo: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Git {
+        path: repo.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl StateBranch {
+    /// The state branch of the git repository that holds `dir`.
+    pub fn open(dir: &Path, branch: &str, remote: &str) -> Result<StateBranch, Error> {
+        let repo = Repository::discover(dir).map_err(|_| Error::NotAGitRepository {
+            path: dir.to_path_buf(),
+        })?;
+        let workdir = repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo.path().to_path_buf());
+        Ok(StateBranch {
+            repo,
+            workdir,
+            branch: branch.to_string(),
+            remote: remote.to_string(),
+        })
+    }
+
+    fn local_ref(&self) -> String {
+        format!("refs/heads/{}", self.branch)
+    }
+
+    fn tracking_ref(&self) -> String {
+        format!("refs/remotes/{}/{}", self.remote, self.branch)
+    }
+
+    pub fn has_remote(&self) -> bool {
+        self.repo.find_remote(&self.remote).is_ok()
+    }
+
+    /// The config repository's current commit, and whether the work tree differs from it.
+    pub fn config_revision(&self) -> Option<String> {
+        let head = self.repo.head().ok()?.peel_to_commit().ok()?;
+        Some(head.id().to_string())
+    }
+
+    fn git(&self, args: &[&str]) -> Result<std::process::Output, Error> {
+        Command::new("git")
+            .arg("-C")
+            .arg(&self.workdir)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .map_err(|e| {
+                git_error(
+                    &self.workdir,
+                    format!("cannot run git ({e}); install git, or set state.push: false"),
+                )
+            })
+    }
+
+    /// Brings the remote's state branch into the remote-tracking ref; a remote without the
+    /// branch yet (the first apply) is not an error.
+    pub fn fetch(&self) -> Result<(), Error> {
+        if !self.has_remote() {
+            return Ok(());
+        }
+        let refspec = format!("+{}:{}", self.local_ref(), self.tracking_ref());
+        let output = self.git(&["fetch", "--quiet", &self.remote, &refspec])?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() || stderr.contains("couldn't find remote ref") {
+            return Ok(());
+        }
+        Err(git_error(
+            &self.workdir,
+            format!("git fetch {} failed: {}", self.remote, stderr.trim()),
+        ))
+    }
+
+    fn commit_at(&self, reference: &str) -> Option<git2::Commit<'_>> {
+        self.repo
+            .find_reference(reference)
+            .ok()?
+            .peel_to_commit()
+            .ok()
+    }
+
+    /// The newest state: the local branch, unless the remote's is ahead of it.
+    pub fn tip(&self) -> Option<git2::Commit<'_>> {
+        let local = self.commit_at(&self.local_ref());
+        let remote = self.commit_at(&self.tracking_ref());
+        match (local, remote) {
+            (Some(local), Some(remote)) => {
+                let behind = local.id() != remote.id()
+                    && self
+                        .repo
+                        .graph_descendant_of(remote.id(), local.id())
+                        .unwrap_or(false);
+                Some(if behind { remote } else { local })
+            }
+            (local, remote) => local.or(remote),
+        }
+    }
+
+    /// A file on the state branch, if present.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        let Some(tip) = self.tip() else {
+            return Ok(None);
+        };
+        let tree = tip.tree().map_err(|e| git_error(&self.workdir, e))?;
+        let Ok(entry) = tree.get_path(Path::new(path)) else {
+            return Ok(None);
+        };
+        let blob = entry
+            .to_object(&self.repo)
+            .and_then(|o| o.peel_to_blob())
+            .map_err(|e| git_error(&self.workdir, e))?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    /// The names in a directory of the state branch.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>, Error> {
+        let Some(tip) = self.tip() else {
+            return Ok(Vec::new());
+        };
+        let tree = tip.tree().map_err(|e| git_error(&self.workdir, e))?;
+        let Ok(entry) = tree.get_path(Path::new(dir)) else {
+            return Ok(Vec::new());
+        };
+        let Ok(subtree) = entry.to_object(&self.repo).and_then(|o| o.peel_to_tree()) else {
+            return Ok(Vec::new());
+        };
+        Ok(subtree
+            .iter()
+            .filter_map(|e| e.name().ok().map(str::to_string))
+            .collect())
+    }
+
+    fn signature(&self) -> Result<Signature<'static>, Error> {
+        Signature::now("cairn", "cairn@localhost").map_err(|e| git_error(&self.workdir, e))
+    }
+
+    /// Applies the changes on top of `parent` (or as the first commit of the branch).
+    fn build_commit(
+        &self,
+        parent: Option<&git2::Commit<'_>>,
+        changes: &[Change],
+        message: &str,
+    ) -> Result<Oid, Error> {
+        let fail = |e: git2::Error| git_error(&self.workdir, e);
+        let base = match parent {
+            Some(parent) => parent.tree().map_err(fail)?,
+            None => {
+                let empty = self
+                    .repo
+                    .treebuilder(None)
+                    .map_err(fail)?
+                    .write()
+                    .map_err(fail)?;
+                self.repo.find_tree(empty).map_err(fail)?
+            }
+        };
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        for change in changes {
+            match &change.content {
+                Some(bytes) => {
+                    let blob = self.repo.blob(bytes).map_err(fail)?;
+                    update.upsert(&change.path, blob, git2::FileMode::Blob);
+                }
+                None => {
+                    update.remove(&change.path);
+                }
+            }
+        }
+        let tree_id = update.create_updated(&self.repo, &base).map_err(fail)?;
+        let tree = self.repo.find_tree(tree_id).map_err(fail)?;
+        let signature = self.signature()?;
+        let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
+        self.repo
+            .commit(None, &signature, &signature, message, &tree, &parents)
+            .map_err(fail)
+    }
+
+    /// Commits the changes on the state branch (the work tree is never touched) and returns
+    /// the commit id. Nothing changed, no commit.
+    pub fn commit(&self, changes: &[Change], message: &str) -> Result<Option<Oid>, Error> {
+        let tip = self.tip();
+        let oid = self.build_commit(tip.as_ref(), changes, message)?;
+        let fail = |e: git2::Error| git_error(&self.workdir, e);
+        let commit = self.repo.find_commit(oid).map_err(fail)?;
+        if let Some(tip) = &tip
+            && commit.tree_id() == tip.tree_id()
+        {
+            return Ok(None);
+        }
+        self.repo
+            .reference(&self.local_ref(), oid, true, "cairn apply")
+            .map_err(fail)?;
+        Ok(Some(oid))
+    }
+
+    /// Pushes the branch. A rejection (someone pushed first) fetches their state and replays
+    /// `changes` on it, then tries again.
+    pub fn push(&self, changes: &[Change], message: &str) -> Result<(), Error> {
+        if !self.has_remote() {
+            return Err(git_error(
+                &self.workdir,
+                format!(
+                    "there is no git remote `{}` to push the state branch to; add it, or set state.push: false",
+                    self.remote
+                ),
+            ));
+        }
+        let refspec = format!("{}:{}", self.local_ref(), self.local_ref());
+        let mut last = String::new();
+        for _ in 0..PUSH_ATTEMPTS {
+            let output = self.git(&["push", "--quiet", &self.remote, &refspec])?;
+            if output.status.success() {
+                let fail = |e: git2::Error| git_error(&self.workdir, e);
+                // The remote now has our tip: record it as seen.
+                if let Some(tip) = self.commit_at(&self.local_ref()) {
+                    self.repo
+                        .reference(&self.tracking_ref(), tip.id(), true, "cairn push")
+                        .map_err(fail)?;
+                }
+                return Ok(());
+            }
+            last = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            self.fetch()?;
+            let Some(theirs) = self.commit_at(&self.tracking_ref()) else {
+                break;
+            };
+            let oid = self.build_commit(Some(&theirs), changes, message)?;
+            self.repo
+                .reference(&self.local_ref(), oid, true, "cairn apply (replayed)")
+                .map_err(|e| git_error(&self.workdir, e))?;
+        }
+        Err(git_error(
+            &self.workdir,
+            format!(
+                "pushing {} to {} failed after {PUSH_ATTEMPTS} attempts: {last}",
+                self.branch, self.remote
+            ),
+        ))
+    }
+}

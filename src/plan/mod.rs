@@ -1,0 +1,405 @@
+//! `cairn plan`: the manifests at a base revision against the head (work tree), and both
+//! against the state recorded on the state branch, as a Terraform-style plan: create, update
+//! (with the changed fields), archive, or a refusal where an immutable field changed. Needs no
+//! Salesforce credentials and no store key: everything comes from git.
+
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::gitops::StateBranch;
+use crate::manifest::model::BackupTask;
+use crate::manifest::{ConfigTree, LoadedConfig, load};
+use crate::reconcile::schedule;
+use crate::reconcile::status::{Phase, TaskStatus};
+use crate::snapshot::retention::{self, Candidate};
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub dir: PathBuf,
+    /// The base revision; default: the merge base of HEAD with the default branch.
+    pub base: Option<String>,
+    /// The time to judge what is due at (default: now).
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChange {
+    /// Dotted path, such as `retention.keepDaily`.
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Archive,
+    /// An immutable field changed: apply would refuse it.
+    Refused,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskPlan {
+    pub id: String,
+    pub name: String,
+    pub action: Action,
+    pub changes: Vec<FieldChange>,
+    /// Changes that force a new lineage (why the task is refused).
+    pub refused: Vec<FieldChange>,
+    pub due: bool,
+    pub suspended: bool,
+    /// None: never checked.
+    pub connected: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnected_reason: Option<String>,
+    /// Snapshots the head's retention policy would forget, with their times.
+    pub would_forget: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub base: String,
+    pub head: String,
+    pub tasks: Vec<TaskPlan>,
+    /// Repository-level refusals (store or key changed).
+    pub repository_refused: Vec<FieldChange>,
+}
+
+impl Plan {
+    pub fn count(&self, action: Action) -> usize {
+        self.tasks.iter().filter(|t| t.action == action).count()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.tasks
+            .iter()
+            .any(|t| !matches!(t.action, Action::Unchanged))
+    }
+
+    pub fn refused(&self) -> bool {
+        !self.repository_refused.is_empty() || self.count(Action::Refused) > 0
+    }
+
+    /// 1 refused, 2 changes, 0 nothing to do.
+    pub fn exit_code(&self) -> u8 {
+        if self.refused() {
+            1
+        } else if self.has_changes() {
+            2
+        } else {
+            0
+        }
+    }
+
+    pub fn due(&self) -> Vec<&str> {
+        self.tasks
+            .iter()
+            .filter(|t| {
+                t.due && !t.suspended && !matches!(t.action, Action::Archive | Action::Refused)
+            })
+            .map(|t| t.id.as_str())
+            .collect()
+    }
+}
+
+/// The default branch to compare with, as the first of these refs that exists.
+const DEFAULT_BRANCHES: [&str; 5] = [
+    "origin/HEAD",
+    "origin/main",
+    "main",
+    "origin/master",
+    "master",
+];
+
+fn resolve_base(dir: &Path, base: Option<&str>) -> Result<Option<String>, Error> {
+    let repo = git2::Repository::discover(dir).map_err(|_| Error::NotAGitRepository {
+        path: dir.to_path_buf(),
+    })?;
+    let fail = |e: git2::Error| Error::Git {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    };
+    let head = match repo.head().ok().and_then(|h| h.peel_to_commit().ok()) {
+        Some(head) => head.id(),
+        None => return Ok(None), // no commits yet: everything is new
+    };
+    if let Some(base) = base {
+        let object = repo
+            .revparse_single(base)
+            .map_err(|_| Error::RevisionNotFound {
+                rev: base.to_string(),
+                path: dir.to_path_buf(),
+            })?;
+        let commit = object.peel_to_commit().map_err(fail)?;
+        return Ok(Some(commit.id().to_string()));
+    }
+    for candidate in DEFAULT_BRANCHES {
+        if let Ok(object) = repo.revparse_single(candidate)
+            && let Ok(commit) = object.peel_to_commit()
+        {
+            let merge_base = repo.merge_base(head, commit.id()).map_err(fail)?;
+            return Ok(Some(merge_base.to_string()));
+        }
+    }
+    Ok(Some(head.to_string()))
+}
+
+fn tasks_by_id(config: &LoadedConfig) -> BTreeMap<String, (String, BackupTask)> {
+    config
+        .tasks
+        .iter()
+        .map(|t| (t.task.id.clone(), (t.path.clone(), t.task.clone())))
+        .collect()
+}
+
+/// Every leaf that differs, as dotted paths.
+fn differences(prefix: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>) {
+    match (before, after) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                differences(
+                    &path,
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (a, b) if a != b => out.push(FieldChange {
+            field: prefix.to_string(),
+            before: a.clone(),
+            after: b.clone(),
+        }),
+        _ => {}
+    }
+}
+
+fn as_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The fields a task can never change: a change means a different backup lineage.
+const IMMUTABLE: [&str; 3] = ["id", "source.environment", "source.orgId"];
+
+pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
+    let head_config = load(&ConfigTree::work_tree(&options.dir)?)?;
+    let base_rev = resolve_base(&options.dir, options.base.as_deref())?;
+    let base_config = match &base_rev {
+        Some(rev) => match ConfigTree::at_revision(&options.dir, rev) {
+            Ok(tree) => Some(load(&tree)?),
+            // The config directory did not exist at the base: everything is new.
+            Err(Error::NotInRevision { .. }) => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let settings = head_config
+        .repository
+        .as_ref()
+        .map(|r| r.state.clone())
+        .unwrap_or_default();
+    let state = StateBranch::open(&options.dir, &settings.branch, &settings.remote)?;
+    let _ = state.fetch();
+    let now = options.at.unwrap_or_else(crate::time::now_ms);
+
+    let head_tasks = tasks_by_id(&head_config);
+    let base_tasks = base_config.as_ref().map(tasks_by_id).unwrap_or_default();
+    let mut recorded: BTreeMap<String, TaskStatus> = BTreeMap::new();
+    for id in state.list("state")? {
+        if let Some(bytes) = state.read(&TaskStatus::path(&id))?
+            && let Ok(status) = TaskStatus::parse(&bytes)
+        {
+            recorded.insert(id, status);
+        }
+    }
+
+    let mut repository_refused = Vec::new();
+    if let (Some(base), Some(head)) = (
+        base_config.as_ref().and_then(|c| c.repository.as_ref()),
+        head_config.repository.as_ref(),
+    ) {
+        differences(
+            "store",
+            &as_json(&base.store),
+            &as_json(&head.store),
+            &mut repository_refused,
+        );
+        differences(
+            "encryption",
+            &as_json(&base.encryption),
+            &as_json(&head.encryption),
+            &mut repository_refused,
+        );
+    }
+
+    let mut tasks = Vec::new();
+    for (id, (path, task)) in &head_tasks {
+        let status = recorded.get(id);
+        let known = status.is_some_and(|s| s.phase != Phase::Purged);
+        let mut changes = Vec::new();
+        // The file's previous id, when the id in it was edited.
+        let renamed_from = base_tasks
+            .iter()
+            .find(|(other, (other_path, _))| other_path == path && *other != id)
+            .map(|(other, _)| other.clone());
+        if let Some((_, before)) = base_tasks.get(id) {
+            differences("", &as_json(before), &as_json(task), &mut changes);
+        }
+        let mut refused: Vec<FieldChange> = changes
+            .iter()
+            .filter(|c| IMMUTABLE.contains(&c.field.as_str()))
+            .filter(|c| c.field != "source.orgId" || !c.before.is_null())
+            .cloned()
+            .collect();
+        if let Some(old) = &renamed_from {
+            refused.push(FieldChange {
+                field: "id".into(),
+                before: Value::String(old.clone()),
+                after: Value::String(id.clone()),
+            });
+        }
+        if let Some(status) = status {
+            let environment = match task.source.environment {
+                crate::manifest::model::Environment::Production => "production",
+                crate::manifest::model::Environment::Sandbox => "sandbox",
+            };
+            if !status.environment.is_empty()
+                && status.environment != environment
+                && !refused.iter().any(|c| c.field == "source.environment")
+            {
+                refused.push(FieldChange {
+                    field: "source.environment".into(),
+                    before: Value::String(status.environment.clone()),
+                    after: Value::String(environment.into()),
+                });
+            }
+        }
+        let action = if !refused.is_empty() {
+            Action::Refused
+        } else if !known {
+            // Never applied (new in this change, or merged and not yet run).
+            Action::Create
+        } else if !changes.is_empty() {
+            Action::Update
+        } else {
+            Action::Unchanged
+        };
+        let last = status.and_then(TaskStatus::last_applied_ms);
+        let due = schedule::is_due(&task.schedule, last, now);
+        let would_forget = match status {
+            Some(status) if task.retention.keeps_anything() => {
+                let candidates: Vec<Candidate> = status
+                    .snapshots
+                    .iter()
+                    .map(|s| Candidate {
+                        id: s.id.clone(),
+                        time: crate::time::parse_datetime(&s.time).unwrap_or(0),
+                        complete: s.complete,
+                    })
+                    .collect();
+                retention::decide(&task.retention, &candidates)
+                    .map(|decisions| {
+                        decisions
+                            .into_iter()
+                            .filter(|d| !d.keep)
+                            .map(|d| (d.id, crate::time::format_datetime_z(d.time)))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        tasks.push(TaskPlan {
+            id: id.clone(),
+            name: task.name.clone(),
+            action,
+            changes,
+            refused,
+            due,
+            suspended: task.suspend,
+            connected: status.and_then(TaskStatus::connected),
+            disconnected_reason: status
+                .and_then(|s| s.condition("Connected"))
+                .filter(|c| c.status != "True")
+                .map(|c| c.reason.clone()),
+            would_forget,
+            archive_days: task.retention.auto_archived_days,
+        });
+    }
+    // Removed tasks: in the base or with recorded state, gone from the head.
+    let mut removed: Vec<&String> = base_tasks
+        .keys()
+        .chain(
+            recorded
+                .iter()
+                .filter(|(_, s)| matches!(s.phase, Phase::Active | Phase::Suspended))
+                .map(|(id, _)| id),
+        )
+        .filter(|id| !head_tasks.contains_key(*id))
+        .collect();
+    removed.sort();
+    removed.dedup();
+    for id in removed {
+        // A file whose id was edited is a refusal above, not an archive.
+        let renamed = tasks.iter().any(|t| {
+            t.refused
+                .iter()
+                .any(|c| c.field == "id" && c.before == Value::String(id.clone()))
+        });
+        if renamed {
+            continue;
+        }
+        let status = recorded.get(id);
+        let base_task = base_tasks.get(id).map(|(_, t)| t);
+        tasks.push(TaskPlan {
+            id: id.clone(),
+            name: base_task
+                .map(|t| t.name.clone())
+                .or_else(|| status.map(|s| s.name.clone()))
+                .unwrap_or_default(),
+            action: Action::Archive,
+            changes: Vec::new(),
+            refused: Vec::new(),
+            due: false,
+            suspended: false,
+            connected: status.and_then(TaskStatus::connected),
+            disconnected_reason: None,
+            would_forget: Vec::new(),
+            archive_days: base_task
+                .and_then(|t| t.retention.auto_archived_days)
+                .or_else(|| status.and_then(|s| s.auto_archived_days)),
+        });
+    }
+    tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    let plan = Plan {
+        base: base_rev
+            .map(|r| r[..r.len().min(12)].to_string())
+            .unwrap_or_else(|| "(nothing)".into()),
+        head: "work tree".into(),
+        tasks,
+        repository_refused,
+    };
+    Ok((plan, head_config))
+}

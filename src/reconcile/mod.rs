@@ -1,0 +1,728 @@
+//! `cairn apply`: every task that is due is backed up, retention applied, and the observed
+//! state written to the state branch in one commit. One task failing never stops the others.
+
+pub mod schedule;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::gitops::{Change, StateBranch};
+use crate::manifest::model::{BackupTask, Environment, Repository};
+use crate::manifest::{ConfigTree, load};
+use crate::snapshot::retention::{self, Candidate};
+use crate::snapshot::writer::load_manifest;
+use crate::source::salesforce::backup::{BackupOutcome, backup};
+use crate::source::salesforce::connect;
+use crate::source::{Connection, DisconnectReason};
+use crate::store::{Store, StoreError};
+use status::{Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
+
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub dir: PathBuf,
+    /// Only these tasks (all when empty).
+    pub tasks: Vec<String>,
+    /// Run the chosen tasks whether or not they are due.
+    pub force: bool,
+    /// Say what would run; write nothing.
+    pub dry_run: bool,
+    /// The time to act at (default: now). Tests and replays set it.
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResult {
+    pub task: String,
+    /// None: not due, suspended, or a dry run.
+    pub outcome: Option<RunOutcome>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyOutcome {
+    pub results: Vec<TaskResult>,
+    /// The state commit, when one was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub pushed: bool,
+}
+
+impl ApplyOutcome {
+    /// 1 when a task failed, 3 when one was partial, else 0.
+    pub fn exit_code(&self) -> u8 {
+        let outcomes: Vec<RunOutcome> = self.results.iter().filter_map(|r| r.outcome).collect();
+        if outcomes.contains(&RunOutcome::Failed) {
+            1
+        } else if outcomes.contains(&RunOutcome::Partial) {
+            3
+        } else {
+            0
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for result in &self.results {
+            let word = match result.outcome {
+                Some(RunOutcome::Success) => "success",
+                Some(RunOutcome::Partial) => "partial",
+                Some(RunOutcome::Failed) => "FAILED ",
+                None => "skipped",
+            };
+            let _ = writeln!(out, "{word}  {:<24} {}", result.task, result.message);
+        }
+        match &self.commit {
+            Some(commit) => {
+                let _ = writeln!(
+                    out,
+                    "state committed: {}{}",
+                    &commit[..commit.len().min(12)],
+                    if self.pushed { " (pushed)" } else { "" }
+                );
+            }
+            None => out.push_str("state unchanged: nothing committed\n"),
+        }
+        out
+    }
+}
+
+/// A run's context: what every task shares.
+struct Context<'a> {
+    repository: &'a Repository,
+    store: &'a Store,
+    state: &'a StateBranch,
+    revision: Option<String>,
+    now: String,
+    now_ms: i64,
+    env: Env<'a>,
+}
+
+pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome, Error> {
+    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
+    let repository = match &config.repository {
+        Some(repository) if !config.has_errors() => repository.clone(),
+        _ => {
+            return Err(Error::InvalidConfig {
+                dir: options.dir.clone(),
+            });
+        }
+    };
+    let now_ms = match &options.at {
+        Some(at) => crate::time::parse_datetime(at).ok_or_else(|| Error::Login {
+            message: format!("--at {at:?} is not an ISO 8601 time"),
+            next: "write it like 2026-01-31T03:00:00Z".into(),
+        })?,
+        None => crate::time::now_ms(),
+    };
+    let now = crate::time::format_datetime_z(now_ms);
+    let state = StateBranch::open(
+        &options.dir,
+        &repository.state.branch,
+        &repository.state.remote,
+    )?;
+    state.fetch()?;
+    for id in &options.tasks {
+        if !config.tasks.iter().any(|t| &t.task.id == id) {
+            return Err(Error::NoSuchTask {
+                id: id.clone(),
+                dir: options.dir.clone(),
+                known: config.tasks.iter().map(|t| t.task.id.clone()).collect(),
+            });
+        }
+    }
+    let chosen = |id: &str| options.tasks.is_empty() || options.tasks.iter().any(|t| t == id);
+
+    let mut results = Vec::new();
+    if options.dry_run {
+        for loaded in config.tasks.iter().filter(|t| chosen(&t.task.id)) {
+            let status = read_status(&state, &loaded.task.id)?;
+            let due = options.force
+                || schedule::is_due(
+                    &loaded.task.schedule,
+                    status.as_ref().and_then(TaskStatus::last_applied_ms),
+                    now_ms,
+                );
+            results.push(TaskResult {
+                task: loaded.task.id.clone(),
+                outcome: None,
+                message: match (loaded.task.suspend, due) {
+                    (true, _) => "suspended".into(),
+                    (false, true) => "due: would back up (dry run)".into(),
+                    (false, false) => "not due".into(),
+                },
+                snapshot: None,
+            });
+        }
+        return Ok(ApplyOutcome {
+            results,
+            commit: None,
+            pushed: false,
+        });
+    }
+
+    let store = crate::commands::store_access::open(&options.dir, &repository, env)?;
+    let context = Context {
+        repository: &repository,
+        store: &store,
+        state: &state,
+        revision: state.config_revision(),
+        now: now.clone(),
+        now_ms,
+        env,
+    };
+    let mut changes = Vec::new();
+    for loaded in config.tasks.iter().filter(|t| chosen(&t.task.id)) {
+        let (result, task_changes) = apply_task(&context, &loaded.task, options.force).await;
+        changes.extend(task_changes);
+        results.push(result);
+    }
+    // Tasks whose manifests are gone: archive, then purge when their time comes.
+    if options.tasks.is_empty() {
+        for id in state.list("state")? {
+            if config.tasks.iter().any(|t| t.task.id == id) {
+                continue;
+            }
+            if let Some((result, task_changes)) = archive_removed(&context, &id)? {
+                changes.extend(task_changes);
+                results.push(result);
+            }
+        }
+    }
+    let message = commit_message(&results, &now);
+    let commit = state.commit(&changes, &message)?;
+    let mut pushed = false;
+    if commit.is_some() && repository.state.push && state.has_remote() {
+        state.push(&changes, &message)?;
+        pushed = true;
+    }
+    Ok(ApplyOutcome {
+        results,
+        commit: commit.map(|c| c.to_string()),
+        pushed,
+    })
+}
+
+fn commit_message(results: &[TaskResult], now: &str) -> String {
+    let count = |o: RunOutcome| results.iter().filter(|r| r.outcome == Some(o)).count();
+    let mut summary = Vec::new();
+    for (outcome, word) in [
+        (RunOutcome::Success, "backed up"),
+        (RunOutcome::Partial, "partial"),
+        (RunOutcome::Failed, "failed"),
+    ] {
+        let n = count(outcome);
+        if n > 0 {
+            summary.push(format!("{n} {word}"));
+        }
+    }
+    if summary.is_empty() {
+        summary.push("state updated".into());
+    }
+    let mut message = format!("cairn apply {now}: {}\n\n", summary.join(", "));
+    for result in results {
+        let _ = writeln!(message, "{}: {}", result.task, result.message);
+    }
+    message
+}
+
+fn read_status(state: &StateBranch, task: &str) -> Result<Option<TaskStatus>, Error> {
+    match state.read(&TaskStatus::path(task))? {
+        None => Ok(None),
+        Some(bytes) => TaskStatus::parse(&bytes).map(Some).map_err(|e| Error::Git {
+            path: PathBuf::from(TaskStatus::path(task)),
+            message: format!("the state branch's status file is unreadable: {e}"),
+        }),
+    }
+}
+
+fn environment_name(environment: Environment) -> &'static str {
+    match environment {
+        Environment::Production => "production",
+        Environment::Sandbox => "sandbox",
+    }
+}
+
+fn skipped(task: &str, message: impl Into<String>) -> TaskResult {
+    TaskResult {
+        task: task.to_string(),
+        outcome: None,
+        message: message.into(),
+        snapshot: None,
+    }
+}
+
+async fn apply_task(
+    context: &Context<'_>,
+    task: &BackupTask,
+    force: bool,
+) -> (TaskResult, Vec<Change>) {
+    let mut status = match read_status(context.state, &task.id) {
+        Ok(status) => status.unwrap_or_else(|| TaskStatus {
+            task: task.id.clone(),
+            environment: environment_name(task.source.environment).into(),
+            ..TaskStatus::default()
+        }),
+        Err(e) => return (failed(&task.id, &e.to_string()), Vec::new()),
+    };
+    status.name = task.name.clone();
+    status.auto_archived_days = task.retention.auto_archived_days;
+    let now = &context.now;
+    if task.suspend {
+        if status.phase == Phase::Suspended {
+            return (skipped(&task.id, "suspended"), Vec::new());
+        }
+        status.phase = Phase::Suspended;
+        status.set_condition(
+            "Ready",
+            false,
+            "Suspended",
+            "suspend: true in the manifest",
+            now,
+        );
+        return (skipped(&task.id, "suspended"), status_change(&status));
+    }
+    if matches!(status.phase, Phase::Suspended | Phase::Archived) {
+        status.phase = Phase::Active;
+        status.archived_at = None;
+        status.purge_after = None;
+    }
+    let due = force || schedule::is_due(&task.schedule, status.last_applied_ms(), context.now_ms);
+    if !due {
+        let next = status
+            .last_applied_ms()
+            .and_then(|last| schedule::next_after(&task.schedule, last))
+            .map(crate::time::format_datetime_z)
+            .unwrap_or_default();
+        return (
+            skipped(&task.id, format!("not due (next {next})")),
+            Vec::new(),
+        );
+    }
+    if !status.environment.is_empty()
+        && status.environment != environment_name(task.source.environment)
+    {
+        let message = format!(
+            "source.environment changed from {} to {}: that forces a new lineage; give the task a new id instead",
+            status.environment,
+            environment_name(task.source.environment)
+        );
+        return finish_failed(status, task, &message, context);
+    }
+
+    let run = run_backup(context, task, &mut status).await;
+    match run {
+        Ok((outcome, mut changes)) => {
+            let result = TaskResult {
+                task: task.id.clone(),
+                outcome: Some(
+                    if outcome.manifest.outcome == crate::snapshot::Outcome::Complete {
+                        RunOutcome::Success
+                    } else {
+                        RunOutcome::Partial
+                    },
+                ),
+                message: describe(&outcome),
+                snapshot: Some(outcome.snapshot.clone()),
+            };
+            changes.extend(status_change(&status));
+            (result, changes)
+        }
+        Err(message) => finish_failed(status, task, &message, context),
+    }
+}
+
+fn failed(task: &str, message: &str) -> TaskResult {
+    TaskResult {
+        task: task.to_string(),
+        outcome: Some(RunOutcome::Failed),
+        message: message.to_string(),
+        snapshot: None,
+    }
+}
+
+fn finish_failed(
+    mut status: TaskStatus,
+    task: &BackupTask,
+    message: &str,
+    context: &Context<'_>,
+) -> (TaskResult, Vec<Change>) {
+    status.set_condition("Ready", false, "Failed", message, &context.now);
+    status.record(Run {
+        time: context.now.clone(),
+        outcome: RunOutcome::Failed,
+        revision: context.revision.clone(),
+        snapshot: None,
+        api_calls: 0,
+        records: 0,
+        message: Some(message.to_string()),
+    });
+    (failed(&task.id, message), status_change(&status))
+}
+
+fn status_change(status: &TaskStatus) -> Vec<Change> {
+    vec![Change::write(
+        TaskStatus::path(&status.task),
+        status.to_yaml(),
+    )]
+}
+
+fn describe(outcome: &BackupOutcome) -> String {
+    let records: u64 = outcome.objects.iter().filter_map(|o| o.records).sum();
+    let mut text = format!(
+        "snapshot {}, {} objects ({} full, {} incremental), {records} records, {} API calls",
+        &outcome.snapshot[..outcome.snapshot.len().min(12)],
+        outcome.objects.len(),
+        outcome.full.len(),
+        outcome.incremental.len(),
+        outcome.api_calls
+    );
+    if let crate::snapshot::Outcome::Partial { reason } = &outcome.manifest.outcome {
+        let _ = write!(text, "; partial: {reason}");
+    }
+    text
+}
+
+/// Connects, backs up, applies retention; updates `status` and returns the state changes.
+async fn run_backup(
+    context: &Context<'_>,
+    task: &BackupTask,
+    status: &mut TaskStatus,
+) -> Result<(BackupOutcome, Vec<Change>), String> {
+    let now = context.now.clone();
+    let client =
+        connect::client(task, context.env).map_err(|e| format!("{e}; {}", e.guidance()))?;
+    match client.check_connection().await {
+        Connection::Connected { org_id, .. } => {
+            if let Some(pinned) = &task.source.org_id
+                && !org_id.starts_with(&pinned[..pinned.len().min(15)])
+            {
+                let message = format!(
+                    "the credentials reach org {org_id}, but the task is pinned to {pinned} (source.orgId)"
+                );
+                status.set_condition("Connected", false, "WrongOrg", &message, &now);
+                return Err(message);
+            }
+            if status.org_id.as_ref().is_some_and(|known| known != &org_id) {
+                let message = format!(
+                    "the credentials now reach org {org_id}, but this task backed up org {}: that forces a new lineage; give the task a new id",
+                    status.org_id.clone().unwrap_or_default()
+                );
+                status.set_condition("Connected", false, "WrongOrg", &message, &now);
+                return Err(message);
+            }
+            status.org_id = Some(org_id);
+            status.set_condition("Connected", true, "Connected", "", &now);
+        }
+        Connection::Disconnected { reason, detail } => {
+            let reason_name = format!("{reason:?}");
+            status.set_condition("Connected", false, &reason_name, &detail, &now);
+            if reason == DisconnectReason::OrgGone {
+                status.phase = Phase::Archived;
+                status.archived_at.get_or_insert_with(|| now.clone());
+                status.purge_after = purge_after(status);
+            }
+            return Err(format!(
+                "Disconnected ({reason_name}): {detail}; run `cairn auth login --task {}` or fix the connected app, then apply again",
+                task.id
+            ));
+        }
+    }
+    let _lock = lock_task(context.store, &task.id).map_err(|e| format!("{e}; {}", e.guidance()))?;
+    let parent_id = status
+        .last_applied
+        .as_ref()
+        .and_then(|r| r.snapshot.clone());
+    let parent = match &parent_id {
+        Some(id) => match load_manifest(context.store, id) {
+            Ok(manifest) => Some((id.clone(), manifest)),
+            // Forgotten or lost: the next backup is a full one.
+            Err(StoreError::MissingSnapshot { .. }) => None,
+            Err(e) => return Err(format!("{e}; {}", e.guidance())),
+        },
+        None => None,
+    };
+    let options = connect::backup_options(task);
+    let outcome = backup(
+        &client,
+        context.store,
+        &options,
+        parent.as_ref().map(|(id, m)| (id.as_str(), m)),
+        &now,
+    )
+    .await
+    .map_err(|e| {
+        if let crate::source::salesforce::backup::BackupError::Source(
+            crate::source::salesforce::SourceError::Disconnected { reason, .. },
+        ) = &e
+        {
+            status.set_condition(
+                "Connected",
+                false,
+                &format!("{reason:?}"),
+                &e.to_string(),
+                &now,
+            );
+        }
+        format!("{e}; {}", e.guidance())
+    })?;
+    let mut changes = Vec::new();
+    let dir = format!("state/{}", task.id);
+    let sealed = context
+        .store
+        .backend()
+        .get(&crate::store::snapshot_path(&outcome.snapshot))
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    changes.push(Change::write(
+        format!("{dir}/snapshots/{}.enc", outcome.snapshot),
+        sealed,
+    ));
+    changes.push(Change::write(
+        format!("{dir}/diffs/{}.md", outcome.snapshot),
+        change_summary(task, &outcome, context.repository.state.record_ids),
+    ));
+    for (object, schema) in &outcome.schemas {
+        let yaml = serde_yaml::to_string(schema).unwrap_or_default();
+        changes.push(Change::write(format!("{dir}/schema/{object}.yaml"), yaml));
+    }
+    let known_schemas = context
+        .state
+        .list(&format!("{dir}/schema"))
+        .map_err(|e| e.to_string())?;
+    for previous in known_schemas {
+        let object = previous.trim_end_matches(".yaml");
+        if !outcome.schemas.contains_key(object) {
+            changes.push(Change::remove(format!("{dir}/schema/{previous}")));
+        }
+    }
+    changes.push(Change::write(
+        format!("{dir}/coverage.yaml"),
+        coverage_yaml(&outcome),
+    ));
+
+    let complete = outcome.manifest.outcome == crate::snapshot::Outcome::Complete;
+    let records: u64 = outcome
+        .objects
+        .iter()
+        .filter_map(|o| o.records)
+        .sum::<u64>();
+    status.counts = outcome
+        .manifest
+        .objects
+        .iter()
+        .map(|(name, entry)| (name.clone(), entry.records.unwrap_or(entry.base_records)))
+        .collect();
+    let total: u64 = status.counts.values().sum();
+    status.snapshots.insert(
+        0,
+        SnapshotRow {
+            id: outcome.snapshot.clone(),
+            time: now.clone(),
+            complete,
+            records: total,
+        },
+    );
+    // Retention: forget what the policy no longer keeps.
+    if task.retention.keeps_anything() {
+        let candidates: Vec<Candidate> = status
+            .snapshots
+            .iter()
+            .map(|s| Candidate {
+                id: s.id.clone(),
+                time: crate::time::parse_datetime(&s.time).unwrap_or(0),
+                complete: s.complete,
+            })
+            .collect();
+        if let Ok(decisions) = retention::decide(&task.retention, &candidates) {
+            for decision in decisions.iter().filter(|d| !d.keep) {
+                context
+                    .store
+                    .backend()
+                    .delete(&crate::store::snapshot_path(&decision.id))
+                    .map_err(|e| e.to_string())?;
+                changes.push(Change::remove(format!(
+                    "{dir}/snapshots/{}.enc",
+                    decision.id
+                )));
+                status.snapshots.retain(|s| s.id != decision.id);
+            }
+        }
+    }
+    status.set_condition(
+        "Ready",
+        complete,
+        if complete { "Succeeded" } else { "Partial" },
+        if complete {
+            ""
+        } else {
+            "the last backup is partial; the next run resumes it"
+        },
+        &now,
+    );
+    status.set_condition("Stale", false, "Fresh", "", &now);
+    status.record(Run {
+        time: now.clone(),
+        outcome: if complete {
+            RunOutcome::Success
+        } else {
+            RunOutcome::Partial
+        },
+        revision: context.revision.clone(),
+        snapshot: Some(outcome.snapshot.clone()),
+        api_calls: outcome.api_calls,
+        records,
+        message: match &outcome.manifest.outcome {
+            crate::snapshot::Outcome::Partial { reason } => Some(reason.clone()),
+            crate::snapshot::Outcome::Complete => None,
+        },
+    });
+    Ok((outcome, changes))
+}
+
+fn purge_after(status: &TaskStatus) -> Option<String> {
+    let days = status.auto_archived_days?;
+    let at = crate::time::parse_datetime(status.archived_at.as_deref()?)?;
+    Some(crate::time::format_datetime_z(
+        at + i64::from(days) * 86_400_000,
+    ))
+}
+
+/// Archives a task whose manifest is gone; purges its snapshots once `autoArchivedDays` pass.
+fn archive_removed(
+    context: &Context<'_>,
+    id: &str,
+) -> Result<Option<(TaskResult, Vec<Change>)>, Error> {
+    let Some(mut status) = read_status(context.state, id)? else {
+        return Ok(None);
+    };
+    let now = &context.now;
+    match status.phase {
+        Phase::Purged => Ok(None),
+        Phase::Archived => {
+            let due = status
+                .purge_after
+                .as_deref()
+                .and_then(crate::time::parse_datetime)
+                .is_some_and(|at| at <= context.now_ms);
+            if !due {
+                return Ok(None);
+            }
+            let mut changes = Vec::new();
+            for snapshot in std::mem::take(&mut status.snapshots) {
+                context
+                    .store
+                    .backend()
+                    .delete(&crate::store::snapshot_path(&snapshot.id))?;
+                changes.push(Change::remove(format!(
+                    "state/{id}/snapshots/{}.enc",
+                    snapshot.id
+                )));
+            }
+            status.phase = Phase::Purged;
+            status.set_condition(
+                "Ready",
+                false,
+                "Purged",
+                "archived data removed from the store; `cairn prune` frees the space",
+                now,
+            );
+            changes.extend(status_change(&status));
+            Ok(Some((
+                skipped(
+                    id,
+                    "purged: its archived snapshots were removed from the store",
+                ),
+                changes,
+            )))
+        }
+        Phase::Active | Phase::Suspended => {
+            status.phase = Phase::Archived;
+            status.archived_at = Some(now.clone());
+            status.purge_after = purge_after(&status);
+            let kept = match &status.purge_after {
+                Some(at) => format!("its data is kept until {at}"),
+                None => "its data is kept (no autoArchivedDays)".to_string(),
+            };
+            status.set_condition(
+                "Ready",
+                false,
+                "Archived",
+                "the task's manifest was removed",
+                now,
+            );
+            Ok(Some((
+                skipped(id, format!("archived: the manifest was removed; {kept}")),
+                status_change(&status),
+            )))
+        }
+    }
+}
+
+/// Locks age by the wall clock, whatever time the run acts at.
+fn lock_task<'s>(store: &'s Store, task: &str) -> Result<crate::store::lock::Lock<'s>, StoreError> {
+    store.lock(
+        crate::store::lock::LockKind::Task(task.to_string()),
+        crate::time::now_ms(),
+    )
+}
+
+/// The committed change summary: counts per object, never record values (nor Ids unless the
+/// repository allows them).
+fn change_summary(task: &BackupTask, outcome: &BackupOutcome, _record_ids: bool) -> String {
+    let mut out = format!(
+        "# {} — snapshot {}\n\n{}\n\n| object | fetch | added | modified | deleted | records |\n|---|---|---:|---:|---:|---:|\n",
+        task.name,
+        &outcome.snapshot[..outcome.snapshot.len().min(12)],
+        outcome.manifest.time
+    );
+    for object in &outcome.objects {
+        let fetch = if object.full {
+            format!("full ({})", object.reason.as_deref().unwrap_or(""))
+        } else {
+            "incremental".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {fetch} | {} | {} | {} | {} |",
+            object.object,
+            object.added,
+            object.modified,
+            object.deleted,
+            object.records.map(|n| n.to_string()).unwrap_or_default()
+        );
+    }
+    if let crate::snapshot::Outcome::Partial { reason } = &outcome.manifest.outcome {
+        let _ = writeln!(out, "\nPartial: {reason}.");
+    }
+    out
+}
+
+fn coverage_yaml(outcome: &BackupOutcome) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Coverage<'a> {
+        backed_up: &'a [String],
+        skipped: BTreeMap<&'a str, &'a str>,
+    }
+    serde_yaml::to_string(&Coverage {
+        backed_up: &outcome.coverage.backed_up,
+        skipped: outcome
+            .coverage
+            .skipped
+            .iter()
+            .map(|(object, why)| (object.as_str(), why.as_str()))
+            .collect(),
+    })
+    .unwrap_or_default()
+}

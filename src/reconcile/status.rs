@@ -1,0 +1,189 @@
+//! `state/<task>/status.yaml`: a task's observed state, Flux-style conditions plus the facts a
+//! reviewer wants at a glance. Written only by `cairn apply`; read by plan, status and apply.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Runs kept in `history`.
+pub const HISTORY: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Phase {
+    #[default]
+    Active,
+    Suspended,
+    /// Its manifest was removed or its org is gone; data kept until `purgeAfter`.
+    Archived,
+    /// Archived and past its retention: its snapshots were removed from the store.
+    Purged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    Success,
+    Partial,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    pub last_transition_time: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub time: String,
+    pub outcome: RunOutcome,
+    /// The config repository commit whose manifests the run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default)]
+    pub api_calls: u64,
+    #[serde(default)]
+    pub records: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRow {
+    pub id: String,
+    pub time: String,
+    pub complete: bool,
+    pub records: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    pub task: String,
+    #[serde(default)]
+    pub name: String,
+    /// production or sandbox, as first backed up: fixed for the task's life.
+    #[serde(default)]
+    pub environment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    #[serde(default)]
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<String>,
+    /// From the last manifest's `retention.autoArchivedDays`; absent keeps archived data forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_archived_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_after: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted: Option<Run>,
+    /// The last run that stored a snapshot (complete or partial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied: Option<Run>,
+    /// Records per object in the latest snapshot.
+    #[serde(default)]
+    pub counts: BTreeMap<String, u64>,
+    /// The task's snapshots in the store, newest first.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotRow>,
+    /// The latest runs, newest first.
+    #[serde(default)]
+    pub history: Vec<Run>,
+}
+
+impl TaskStatus {
+    pub fn path(task: &str) -> String {
+        format!("state/{task}/status.yaml")
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<TaskStatus, String> {
+        serde_yaml::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let body = serde_yaml::to_string(self).unwrap_or_default();
+        format!("# Written by `cairn apply`; observed state, not configuration.\n{body}")
+    }
+
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    /// Sets a condition; its transition time moves only when its status changes.
+    pub fn set_condition(
+        &mut self,
+        kind: &str,
+        status: bool,
+        reason: &str,
+        message: &str,
+        now: &str,
+    ) {
+        let status = if status { "True" } else { "False" };
+        match self.conditions.iter_mut().find(|c| c.kind == kind) {
+            Some(condition) => {
+                if condition.status != status {
+                    condition.last_transition_time = now.to_string();
+                }
+                condition.status = status.to_string();
+                condition.reason = reason.to_string();
+                condition.message = message.to_string();
+            }
+            None => self.conditions.push(Condition {
+                kind: kind.to_string(),
+                status: status.to_string(),
+                reason: reason.to_string(),
+                message: message.to_string(),
+                last_transition_time: now.to_string(),
+            }),
+        }
+    }
+
+    pub fn record(&mut self, run: Run) {
+        if run.snapshot.is_some() {
+            self.last_applied = Some(run.clone());
+        }
+        self.last_attempted = Some(run.clone());
+        self.history.insert(0, run);
+        self.history.truncate(HISTORY);
+    }
+
+    pub fn last_applied_ms(&self) -> Option<i64> {
+        self.last_applied
+            .as_ref()
+            .and_then(|r| crate::time::parse_datetime(&r.time))
+    }
+
+    /// Connected, as of the last check; None when never checked.
+    pub fn connected(&self) -> Option<bool> {
+        self.condition("Connected").map(|c| c.status == "True")
+    }
+
+    /// Healthy, Degraded, Stale, Suspended, Archived or Purged, for people.
+    pub fn health(&self, stale: bool) -> &'static str {
+        match self.phase {
+            Phase::Suspended => "Suspended",
+            Phase::Archived => "Archived",
+            Phase::Purged => "Purged",
+            Phase::Active if stale => "Stale",
+            Phase::Active => match self.last_attempted.as_ref().map(|r| r.outcome) {
+                Some(RunOutcome::Success) => "Healthy",
+                None => "New",
+                Some(_) => "Degraded",
+            },
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! The GitOps loop end to end: a config repository with a bare "remote", the simulator as the
+//! org, and the real `cairn` binary running plan, apply, status and snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cairn::sim::org::{Clock, OrgOptions, Population};
+use cairn::sim::server::{SimOptions, Simulator};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// 2025-06-15T12:00:00Z, the simulated org's clock at start.
+const T0: i64 = 1_749_988_800_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+fn at(ms: i64) -> String {
+    cairn::time::format_datetime_z(ms)
+}
+
+async fn simulator(seed: u64) -> Simulator {
+    Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed,
+                population: Population::spread(400),
+                clock: Clock::fixed(T0),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator")
+}
+
+async fn admin(sim: &Simulator, method: Method, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}/__sim/{path}", sim.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("admin");
+    assert!(response.status().is_success(), "admin {path}");
+    response.json().await.expect("JSON")
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Admin")
+        .env("GIT_AUTHOR_EMAIL", "admin@example.com")
+        .env("GIT_COMMITTER_NAME", "Admin")
+        .env("GIT_COMMITTER_EMAIL", "admin@example.com")
+        .output()
+        .expect("git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+const REPOSITORY: &str =
+    "apiVersion: cairn/v1\nkind: Repository\nstore:\n  local:\n    path: ../store\n";
+
+fn task(id: &str, sim: &Simulator, extra: &str) -> String {
+    format!(
+        "apiVersion: cairn/v1\nkind: BackupTask\nid: {id}\nname: Task {id}\nschedule: \"0 3 * * *\"\nsource:\n  type: salesforce\n  environment: production\n  loginUrl: {}\n  auth:\n    refreshToken:\n      clientIdEnv: SF_CLIENT_ID\n      refreshTokenEnv: SF_REFRESH_TOKEN_{}\nretention:\n  keepLast: 10\n  autoArchivedDays: 30\n{extra}",
+        sim.url(),
+        id.replace('-', "_").to_uppercase()
+    )
+}
+
+/// A bare remote, a clone holding the config, and the environment cairn runs with.
+struct Fleet {
+    root: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Fleet {
+    fn new(sim: &Simulator) -> Fleet {
+        let root = tempfile::tempdir().expect("dir");
+        git(
+            root.path(),
+            &["init", "--quiet", "--bare", "-b", "main", "remote.git"],
+        );
+        git(root.path(), &["clone", "--quiet", "remote.git", "config"]);
+        let fleet = Fleet {
+            root,
+            env: vec![
+                ("CAIRN_PASSPHRASE".into(), "correct horse".into()),
+                ("SF_CLIENT_ID".into(), sim.credentials.client_id.clone()),
+            ],
+        };
+        fleet.write("cairn.yaml", REPOSITORY);
+        fleet
+    }
+
+    fn config(&self) -> PathBuf {
+        self.root.path().join("config")
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.config().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    fn secret(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    fn commit(&self, message: &str) {
+        git(&self.config(), &["add", "-A"]);
+        git(&self.config(), &["commit", "--quiet", "-m", message]);
+    }
+
+    fn cairn_in(&self, dir: &Path, args: &[&str]) -> Ran {
+        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .current_dir(dir)
+            .args(args)
+            .env_remove("CAIRN_KEY")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("cairn");
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn cairn(&self, args: &[&str]) -> Ran {
+        self.cairn_in(&self.config(), args)
+    }
+}
+
+/// Runs cairn on a blocking thread, so the simulator (on this runtime) keeps serving.
+async fn run(fleet: &Fleet, args: &[&str]) -> Ran {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let dir = fleet.config();
+    let env = fleet.env.clone();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .current_dir(&dir)
+            .args(&args)
+            .env_remove("CAIRN_KEY")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("cairn");
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}
+
+/// The fleet with one task "acme", initialised, committed and pushed.
+async fn fleet_with_acme(sim: &Simulator) -> Fleet {
+    let mut fleet = Fleet::new(sim);
+    fleet.secret("SF_REFRESH_TOKEN_ACME", &sim.credentials.refresh_token);
+    fleet.write("tasks/acme.yaml", &task("acme", sim, ""));
+    let init = fleet.cairn(&["init"]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    fleet.commit("Add acme");
+    git(&fleet.config(), &["push", "--quiet", "origin", "main"]);
+    fleet
+}
+
+fn state_file(fleet: &Fleet, path: &str) -> String {
+    git(&fleet.config(), &["show", &format!("cairn-state:{path}")])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_backs_up_commits_state_and_is_a_no_op_until_due() {
+    let sim = simulator(1).await;
+    let fleet = fleet_with_acme(&sim).await;
+
+    let plan = run(&fleet, &["plan", "--at", &at(T0)]).await;
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("+ create acme"), "{}", plan.stdout);
+
+    let first = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert!(first.stdout.contains("success  acme"), "{}", first.stdout);
+    assert!(first.stdout.contains("(pushed)"), "{}", first.stdout);
+    let remote_log = git(
+        &fleet.root.path().join("remote.git"),
+        &["log", "--oneline", "cairn-state"],
+    );
+    assert_eq!(remote_log.lines().count(), 1, "{remote_log}");
+
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(status.contains("type: Ready\n  status: 'True'"), "{status}");
+    assert!(
+        status.contains("type: Connected\n  status: 'True'"),
+        "{status}"
+    );
+
+    // An hour later: not due (daily at 03:00), nothing runs, nothing is committed.
+    let second = run(&fleet, &["apply", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(second.code, 0);
+    assert!(second.stdout.contains("not due"), "{}", second.stdout);
+    assert!(
+        second.stdout.contains("nothing committed"),
+        "{}",
+        second.stdout
+    );
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
+
+    // The next day after 03:00 it is due again: an incremental.
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+    let third = run(&fleet, &["apply", "--at", &at(T0 + DAY)]).await;
+    assert_eq!(third.code, 0, "{}{}", third.stdout, third.stderr);
+    assert!(third.stdout.contains("incremental"), "{}", third.stdout);
+    let snapshots = run(&fleet, &["snapshots"]).await;
+    assert!(
+        snapshots.stdout.contains("2 snapshots"),
+        "{}",
+        snapshots.stdout
+    );
+    let status = run(&fleet, &["status", "--format", "json"]).await;
+    let rows: Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(rows[0]["task"], "acme");
+    assert_eq!(rows[0]["connection"], "Connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_requests_are_planned_and_immutable_changes_refused() {
+    let sim = simulator(2).await;
+    let mut fleet = fleet_with_acme(&sim).await;
+    fleet.secret("SF_REFRESH_TOKEN_BETA", &sim.credentials.refresh_token);
+    let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+
+    // A PR that adds a task and changes acme's schedule.
+    git(&fleet.config(), &["checkout", "--quiet", "-b", "change"]);
+    fleet.write("tasks/beta.yaml", &task("beta", &sim, ""));
+    fleet.write(
+        "tasks/acme.yaml",
+        &task("acme", &sim, "").replace("0 3 * * *", "0 */6 * * *"),
+    );
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("+ create beta"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("~ update acme")
+            && plan
+                .stdout
+                .contains("~ schedule: \"0 3 * * *\" -> \"0 */6 * * *\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 1 to create, 1 to update, 0 to archive."),
+        "{}",
+        plan.stdout
+    );
+    let matrix = run(
+        &fleet,
+        &["plan", "--format", "matrix", "--at", &at(T0 + HOUR)],
+    )
+    .await;
+    let matrix: Value = serde_json::from_str(&matrix.stdout).expect("matrix");
+    assert_eq!(matrix, json!({"include": [{"task": "beta"}]}));
+    let markdown = run(
+        &fleet,
+        &["plan", "--format", "markdown", "--at", &at(T0 + HOUR)],
+    )
+    .await;
+    assert!(
+        markdown.stdout.starts_with("<!-- cairn-plan -->"),
+        "{}",
+        markdown.stdout
+    );
+    assert!(
+        markdown.stdout.contains("```diff\n~ update acme")
+            && markdown.stdout.contains("\n+ create beta"),
+        "{}",
+        markdown.stdout
+    );
+
+    // Flipping the environment is refused, with guidance; exit 1.
+    fleet.write(
+        "tasks/acme.yaml",
+        &task("acme", &sim, "").replace("environment: production", "environment: sandbox"),
+    );
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("! refused acme")
+            && plan.stdout.contains(
+                "~ source.environment: \"production\" -> \"sandbox\"   # forces new lineage"
+            ),
+        "{}",
+        plan.stdout
+    );
+    // apply refuses it too, and the other task still runs.
+    let apply = run(&fleet, &["apply", "--now", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(
+        apply.stdout.contains("FAILED   acme") && apply.stdout.contains("forces a new lineage"),
+        "{}",
+        apply.stdout
+    );
+    assert!(apply.stdout.contains("success  beta"), "{}", apply.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_task_is_archived_then_purged_after_its_days() {
+    let sim = simulator(3).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    std::fs::remove_file(fleet.config().join("tasks/acme.yaml")).expect("remove");
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("- archive acme"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("kept 30 days"), "{}", plan.stdout);
+
+    let archived = run(&fleet, &["apply", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(archived.code, 0, "{}{}", archived.stdout, archived.stderr);
+    assert!(archived.stdout.contains("archived"), "{}", archived.stdout);
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(status.contains("phase: Archived"), "{status}");
+    let store_snapshots = || {
+        std::fs::read_dir(fleet.root.path().join("store/snapshots"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(store_snapshots(), 1);
+
+    // 29 days on: still kept. 31 days on: purged.
+    let kept = run(&fleet, &["apply", "--at", &at(T0 + HOUR + 29 * DAY)]).await;
+    assert!(kept.stdout.contains("nothing committed"), "{}", kept.stdout);
+    assert_eq!(store_snapshots(), 1);
+    let purged = run(&fleet, &["apply", "--at", &at(T0 + HOUR + 31 * DAY)]).await;
+    assert_eq!(purged.code, 0, "{}", purged.stderr);
+    assert!(purged.stdout.contains("purged"), "{}", purged.stdout);
+    assert_eq!(store_snapshots(), 0);
+    assert!(state_file(&fleet, "state/acme/status.yaml").contains("phase: Purged"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_task_fails_alone_and_says_why() {
+    let sim = simulator(4).await;
+    let mut fleet = fleet_with_acme(&sim).await;
+    fleet.secret("SF_REFRESH_TOKEN_BROKEN", "5Aep-not-a-real-token");
+    fleet.write("tasks/broken.yaml", &task("broken", &sim, ""));
+    fleet.commit("Add broken");
+    let apply = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(apply.stdout.contains("success  acme"), "{}", apply.stdout);
+    assert!(
+        apply.stdout.contains("FAILED   broken") && apply.stdout.contains("Disconnected"),
+        "{}",
+        apply.stdout
+    );
+    let status = run(&fleet, &["status"]).await;
+    assert!(status.stdout.contains("Disconnected"), "{}", status.stdout);
+    let broken = state_file(&fleet, "state/broken/status.yaml");
+    assert!(
+        broken.contains("type: Connected\n  status: 'False'"),
+        "{broken}"
+    );
+    assert!(
+        !broken.contains("5Aep-not-a-real-token"),
+        "no secret in state"
+    );
+}
+
+/// Two matrix jobs of different tasks, from two clones, push at once: both land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_applies_of_different_tasks_both_land() {
+    let sim = simulator(5).await;
+    let mut fleet = fleet_with_acme(&sim).await;
+    fleet.secret("SF_REFRESH_TOKEN_BETA", &sim.credentials.refresh_token);
+    fleet.write("tasks/beta.yaml", &task("beta", &sim, ""));
+    fleet.commit("Add beta");
+    git(&fleet.config(), &["push", "--quiet", "origin", "main"]);
+    // A second job's checkout of the same repository.
+    git(
+        fleet.root.path(),
+        &["clone", "--quiet", "remote.git", "job2"],
+    );
+    let job2 = fleet.root.path().join("job2");
+    let when = at(T0);
+    let job1_args = ["apply", "--task", "acme", "--at", when.as_str()];
+    let (a, b) = tokio::join!(
+        run(&fleet, &job1_args),
+        tokio::task::spawn_blocking({
+            let env = fleet.env.clone();
+            let job2 = job2.clone();
+            let when = at(T0);
+            move || {
+                Command::new(env!("CARGO_BIN_EXE_cairn"))
+                    .current_dir(&job2)
+                    .args(["apply", "--task", "beta", "--at", &when])
+                    .env_remove("CAIRN_KEY")
+                    .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .output()
+                    .expect("cairn")
+            }
+        })
+    );
+    let b = b.expect("join");
+    assert_eq!(a.code, 0, "{}{}", a.stdout, a.stderr);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let remote = fleet.root.path().join("remote.git");
+    let files = git(&remote, &["ls-tree", "-r", "--name-only", "cairn-state"]);
+    assert!(files.contains("state/acme/status.yaml"), "{files}");
+    assert!(files.contains("state/beta/status.yaml"), "{files}");
+    assert_eq!(
+        git(&remote, &["log", "--oneline", "cairn-state"])
+            .lines()
+            .count(),
+        2
+    );
+}
+
+/// After three backups the state branch reads as a history of changes, and no record value
+/// seeded into the org appears anywhere in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_branch_holds_no_record_data_in_plaintext() {
+    let sim = simulator(6).await;
+    let fleet = fleet_with_acme(&sim).await;
+    let marker = "Zebra-Unicorn-Plaintext-4711";
+    admin(
+        &sim,
+        Method::POST,
+        "records/Account",
+        json!({"Name": marker, "Phone": "+1 555 4711"}),
+    )
+    .await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    for day in 1..=2 {
+        admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+        admin(
+            &sim,
+            Method::POST,
+            "records/Contact",
+            json!({"LastName": format!("{marker}-{day}")}),
+        )
+        .await;
+        let ran = run(&fleet, &["apply", "--at", &at(T0 + day * DAY)]).await;
+        assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    }
+    let log = git(&fleet.config(), &["log", "-p", "cairn-state"]);
+    assert_eq!(
+        git(&fleet.config(), &["log", "--oneline", "cairn-state"])
+            .lines()
+            .count(),
+        3
+    );
+    assert!(
+        log.contains("| Contact | incremental | 1 | 0 | 0 |"),
+        "{log}"
+    );
+    assert!(!log.contains(marker), "a record value reached git");
+    assert!(!log.contains("555 4711"), "a record value reached git");
+    // Nor in any blob, binary or not.
+    let objects = git(&fleet.config(), &["rev-list", "--objects", "cairn-state"]);
+    for line in objects.lines() {
+        let id = line.split_whitespace().next().expect("id");
+        let kind = git(&fleet.config(), &["cat-file", "-t", id]);
+        if kind.trim() == "blob" {
+            let output = Command::new("git")
+                .arg("-C")
+                .arg(fleet.config())
+                .args(["cat-file", "blob", id])
+                .output()
+                .expect("blob");
+            assert!(
+                !output
+                    .stdout
+                    .windows(marker.len())
+                    .any(|w| w == marker.as_bytes())
+            );
+        }
+    }
+}
