@@ -182,6 +182,9 @@ enum Command {
         /// The config repository.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Only this lock (its path, as a "locked by" error shows it).
+        #[arg(long, value_name = "ID")]
+        lock: Option<String>,
     },
     /// Connect a task to its org.
     Auth {
@@ -530,7 +533,7 @@ fn main() -> ExitCode {
             &process_env,
         )),
         Command::Prune { dir, dry_run } => report(prune::prune(&dir, dry_run, &process_env)),
-        Command::Unlock { dir } => report(prune::unlock(&dir, &process_env)),
+        Command::Unlock { dir, lock } => report(prune::unlock(&dir, lock.as_deref(), &process_env)),
         Command::Auth {
             command:
                 AuthCommand::Login {

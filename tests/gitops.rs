@@ -495,3 +495,75 @@ async fn the_state_branch_holds_no_record_data_in_plaintext() {
         }
     }
 }
+
+/// Another apply holding the task's lock: this one refuses the task and says who holds it;
+/// `cairn unlock --lock` breaks it by id; a lock older than an hour is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_locked_by_another_apply_is_refused_until_unlocked() {
+    let sim = simulator(7).await;
+    let fleet = fleet_with_acme(&sim).await;
+    let locks = fleet.root.path().join("store/locks");
+    std::fs::create_dir_all(&locks).expect("locks dir");
+    let now = cairn::time::now_ms();
+    std::fs::write(
+        locks.join("task-00aa11bb22cc33dd"),
+        json!({"kind": {"task": "acme"}, "holder": "pid 4242 on ci-runner-2", "createdMs": now})
+            .to_string(),
+    )
+    .expect("lock");
+    let refused = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stdout.contains("pid 4242 on ci-runner-2")
+            && refused
+                .stdout
+                .contains("cairn unlock --lock locks/task-00aa11bb22cc33dd"),
+        "{}",
+        refused.stdout
+    );
+    let unlock = run(&fleet, &["unlock", "--lock", "locks/task-00aa11bb22cc33dd"]).await;
+    assert_eq!(unlock.code, 0, "{}", unlock.stderr);
+    // A lock left by a process that died two hours ago does not block.
+    std::fs::write(
+        locks.join("task-99ee88ff77aa66bb"),
+        json!({"kind": {"task": "acme"}, "holder": "pid 1 on gone", "createdMs": now - 2 * HOUR})
+            .to_string(),
+    )
+    .expect("stale lock");
+    let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+}
+
+/// The API budget runs out mid-run: the task is partial (exit 3), the next run completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_exhausted_apply_is_partial_and_the_next_one_finishes() {
+    let sim = simulator(8).await;
+    let fleet = fleet_with_acme(&sim).await;
+    let state = admin(&sim, Method::GET, "state", json!({})).await;
+    let max = state["apiUsage"]["max"].as_u64().expect("max");
+    // 75% may be used by backups; other integrations already used all but 12 calls of it.
+    admin(
+        &sim,
+        Method::PUT,
+        "api-usage",
+        json!({"used": max * 3 / 4 - 12}),
+    )
+    .await;
+    let partial = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(partial.code, 3, "{}{}", partial.stdout, partial.stderr);
+    assert!(
+        partial.stdout.contains("partial  acme") && partial.stdout.contains("API budget"),
+        "{}",
+        partial.stdout
+    );
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(status.contains("reason: Partial"), "{status}");
+    admin(&sim, Method::PUT, "api-usage", json!({"used": 0})).await;
+    let finished = run(&fleet, &["apply", "--now", "--at", &at(T0)]).await;
+    assert_eq!(finished.code, 0, "{}{}", finished.stdout, finished.stderr);
+    assert!(
+        finished.stdout.contains("success  acme"),
+        "{}",
+        finished.stdout
+    );
+}

@@ -19,8 +19,17 @@ pub fn prune(dir: &Path, dry_run: bool, env: Env<'_>) -> Result<String, Error> {
     ))
 }
 
-pub fn unlock(dir: &Path, env: Env<'_>) -> Result<String, Error> {
+/// Removes one lock (`id`), or all of them.
+pub fn unlock(dir: &Path, id: Option<&str>, env: Env<'_>) -> Result<String, Error> {
     let store = store_access::open_dir(dir, env)?;
-    let removed = store.unlock_all()?;
-    Ok(format!("removed {removed} locks\n"))
+    match id {
+        Some(id) => {
+            store.unlock(id)?;
+            Ok(format!("removed lock {id}\n"))
+        }
+        None => {
+            let removed = store.unlock_all()?;
+            Ok(format!("removed {removed} locks\n"))
+        }
+    }
 }

@@ -229,3 +229,68 @@ pub fn matrix(plan: &Plan) -> String {
         .collect();
     serde_json::json!({ "include": include }).to_string() + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::FieldChange;
+
+    fn task(n: usize) -> TaskPlan {
+        TaskPlan {
+            id: format!("task-{n:05}"),
+            name: format!("Task {n}"),
+            action: Action::Update,
+            changes: vec![FieldChange {
+                field: "objects.exclude".into(),
+                before: Value::Null,
+                after: Value::String("x".repeat(200)),
+            }],
+            refused: Vec::new(),
+            due: n.is_multiple_of(2),
+            suspended: false,
+            connected: Some(true),
+            disconnected_reason: None,
+            would_forget: Vec::new(),
+            archive_days: None,
+        }
+    }
+
+    #[test]
+    fn a_long_plan_is_split_into_marked_comments_under_the_limit() {
+        let plan = Plan {
+            base: "abc".into(),
+            head: "work tree".into(),
+            tasks: (0..2000).map(task).collect(),
+            repository_refused: Vec::new(),
+        };
+        let parts = markdown(&plan);
+        assert!(parts.len() > 5, "{} parts", parts.len());
+        for part in &parts {
+            assert!(part.len() <= COMMENT_LIMIT, "{}", part.len());
+            assert!(part.starts_with(MARKER));
+        }
+        let updated: std::collections::BTreeSet<&str> = parts
+            .iter()
+            .flat_map(|p| p.lines())
+            .filter_map(|l| l.strip_prefix("~ update "))
+            .map(|l| l.split_whitespace().next().unwrap_or_default())
+            .collect();
+        assert_eq!(updated.len(), 2000, "every task in exactly one part");
+        assert!(parts[0].contains(&format!("part 1/{}", parts.len())));
+    }
+
+    #[test]
+    fn a_short_plan_is_one_comment_and_the_matrix_lists_due_tasks() {
+        let plan = Plan {
+            base: "abc".into(),
+            head: "work tree".into(),
+            tasks: (0..3).map(task).collect(),
+            repository_refused: Vec::new(),
+        };
+        assert_eq!(markdown(&plan).len(), 1);
+        assert_eq!(
+            matrix(&plan),
+            "{\"include\":[{\"task\":\"task-00000\"},{\"task\":\"task-00002\"}]}\n"
+        );
+    }
+}

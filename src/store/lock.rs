@@ -114,6 +114,17 @@ impl Store {
         Ok(locks)
     }
 
+    /// Removes one lock, named by its path (`locks/task-...`) or the last part of it.
+    pub fn unlock(&self, id: &str) -> Result<(), StoreError> {
+        let wanted = id.trim_start_matches("locks/");
+        for (path, _) in self.locks()? {
+            if path.rsplit('/').next() == Some(wanted) {
+                return self.backend().delete(&path);
+            }
+        }
+        Err(StoreError::NoSuchLock { id: id.to_string() })
+    }
+
     /// Removes every lock: for when their holders are known to be gone.
     pub fn unlock_all(&self) -> Result<usize, StoreError> {
         let locks = self.locks()?;

@@ -68,6 +68,8 @@ pub enum StoreError {
         kind: String,
         path: String,
     },
+    #[error("no lock {id} in the store")]
+    NoSuchLock { id: String },
     #[error("storage at {location} failed: {message}")]
     Backend { location: String, message: String },
     #[error("compression failed: {0}")]
@@ -95,7 +97,8 @@ impl StoreError {
                 "run `cairn check --read-data` to see every affected snapshot; restore the store's files from a copy, or forget the affected snapshots".into()
             }
             StoreError::Unordered { .. } => "this is a bug in the source connector; please report it".into(),
-            StoreError::Locked { .. } => "wait for it to finish; if no cairn process is running, `cairn unlock` removes the lock (locks older than an hour are ignored anyway)".into(),
+            StoreError::Locked { path, .. } => format!("wait for it to finish; if no cairn process is running, `cairn unlock --lock {path}` removes it (locks older than an hour are ignored anyway)"),
+            StoreError::NoSuchLock { .. } => "it was released already, or give the path the error showed (locks/...)".into(),
             StoreError::Backend { .. } => "check that the storage is reachable and writable, then run again; nothing was lost".into(),
             StoreError::Compression(_) | StoreError::Random(_) => "run again; if it persists, report it".into(),
         }
