@@ -4,6 +4,7 @@
 //! each taking an options struct; everything below follows the data flow in DESIGN.md.
 
 pub mod commands;
+pub mod diff;
 pub mod error;
 pub mod gitops;
 pub mod manifest;

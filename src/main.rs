@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use cairn::commands::apply::{ApplyOptions, apply};
 use cairn::commands::auth::{LoginOptions, login};
 use cairn::commands::check::{CheckOptions, check};
+use cairn::commands::diff::{DiffFormat, DiffOptions, diff};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
 use cairn::commands::schema::{SchemaKind, schema};
@@ -97,6 +98,9 @@ enum Command {
         /// Act as if it were this time (ISO 8601), for replays and tests.
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
+        /// Exit 1 when a data-loss alert fires (so a CI check fails).
+        #[arg(long)]
+        fail_on_alert: bool,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
@@ -113,6 +117,30 @@ enum Command {
         check_connection: bool,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+    },
+    /// What changed between two snapshots: + added, - deleted, M modified records.
+    ///
+    /// FROM and TO are snapshot ids (or prefixes), latest, latest~N, or dates; by default
+    /// latest~1 and latest. Data is decrypted here and written nowhere.
+    Diff {
+        /// The older snapshot (default latest~1).
+        from: Option<String>,
+        /// The newer snapshot (default latest).
+        to: Option<String>,
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The task (needed when several have snapshots).
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// Only this object.
+        #[arg(long, value_name = "NAME")]
+        object: Option<String>,
+        /// Show field values, before -> after.
+        #[arg(long)]
+        values: bool,
+        #[arg(long, value_enum, default_value_t = DiffFormatArg::Text)]
+        format: DiffFormatArg,
     },
     /// List snapshots with time, outcome and record count.
     Snapshots {
@@ -305,6 +333,14 @@ enum PlanFormat {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormatArg {
+    Text,
+    /// JSON lines: one per changed record, then the statistics.
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
     Text,
     Json,
@@ -440,6 +476,7 @@ fn main() -> ExitCode {
             now,
             dry_run,
             at,
+            fail_on_alert,
             format,
         } => {
             let options = ApplyOptions {
@@ -448,6 +485,7 @@ fn main() -> ExitCode {
                 force: now,
                 dry_run,
                 at,
+                fail_on_alert,
             };
             let result = runtime().and_then(|rt| rt.block_on(apply(&options, &process_env)));
             match result {
@@ -478,6 +516,30 @@ fn main() -> ExitCode {
             };
             report(runtime().and_then(|rt| rt.block_on(status(&options, &process_env))))
         }
+        Command::Diff {
+            from,
+            to,
+            dir,
+            task,
+            object,
+            values,
+            format,
+        } => report(diff(
+            &DiffOptions {
+                dir,
+                task,
+                from,
+                to,
+                object,
+                values,
+                format: match format {
+                    DiffFormatArg::Text => DiffFormat::Text,
+                    DiffFormatArg::Json => DiffFormat::Json,
+                    DiffFormatArg::Markdown => DiffFormat::Markdown,
+                },
+            },
+            &process_env,
+        )),
         Command::Snapshots { dir, tasks, format } => report(snapshots(&SnapshotsOptions {
             dir,
             tasks,

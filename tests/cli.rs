@@ -247,6 +247,7 @@ fn help_lists_only_commands_that_work() {
             "plan",
             "apply",
             "status",
+            "diff",
             "snapshots",
             "init",
             "key",

@@ -468,10 +468,7 @@ async fn the_state_branch_holds_no_record_data_in_plaintext() {
             .count(),
         3
     );
-    assert!(
-        log.contains("| Contact | incremental | 1 | 0 | 0 |"),
-        "{log}"
-    );
+    assert!(log.contains("| Contact | 1 | 0 | 0 |"), "{log}");
     assert!(!log.contains(marker), "a record value reached git");
     assert!(!log.contains("555 4711"), "a record value reached git");
     // Nor in any blob, binary or not.
@@ -565,5 +562,134 @@ async fn a_budget_exhausted_apply_is_partial_and_the_next_one_finishes() {
         finished.stdout.contains("success  acme"),
         "{}",
         finished.stdout
+    );
+}
+
+/// Deleting more than 5% of an object's records raises the default data-loss alert: in the
+/// run's output, in status, in the committed summary; `--fail-on-alert` fails the run. Then
+/// `cairn diff` shows what changed, with values on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mass_deletes_raise_an_alert_and_diff_shows_the_change() {
+    let sim = simulator(9).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let leads = admin(&sim, Method::GET, "state", json!({})).await;
+    let lead_count = leads["records"]["Lead"].as_u64().expect("lead count");
+    let query = |soql: &str| {
+        let url = format!("{}/services/data/v62.0/query", sim.url());
+        let token = sim.credentials.access_token.clone();
+        let soql = soql.to_string();
+        async move {
+            let page: Value = reqwest::Client::new()
+                .get(url)
+                .query(&[("q", soql)])
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("query")
+                .json()
+                .await
+                .expect("JSON");
+            page["records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .map(|r| r["Id"].as_str().expect("Id").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let doomed = (lead_count as usize / 10).max(2);
+    let lead_ids = query("SELECT Id FROM Lead").await;
+    for id in lead_ids.iter().take(doomed) {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Lead/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    let account = query("SELECT Id FROM Account").await.remove(0);
+    admin(
+        &sim,
+        Method::PATCH,
+        &format!("records/Account/{account}"),
+        json!({"Phone": "+1 555 0100"}),
+    )
+    .await;
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+
+    let apply = run(&fleet, &["apply", "--fail-on-alert", "--at", &at(T0 + DAY)]).await;
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    let expected = format!("ALERT  Lead: {doomed} of {lead_count} records deleted");
+    assert!(apply.stdout.contains(&expected), "{}", apply.stdout);
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(
+        status.contains("type: DataLossAlert\n  status: 'True'"),
+        "{status}"
+    );
+    let files = git(
+        &fleet.config(),
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "cairn-state",
+            "state/acme/diffs",
+        ],
+    );
+    let latest = files
+        .lines()
+        .map(str::to_string)
+        .find(|f| state_file(&fleet, f).contains("compared with"))
+        .expect("a summary against the parent");
+    let summary = state_file(&fleet, &latest);
+    assert!(
+        summary.contains("## Alerts") && summary.contains(&format!("| Lead | 0 | 0 | {doomed} |")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| Account | 0 | 1 | 0 | Phone (1)"),
+        "{summary}"
+    );
+    assert!(!summary.contains(&account), "no record Ids unless allowed");
+
+    let diff = run(&fleet, &["diff"]).await;
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    assert!(
+        diff.stdout.contains(&format!("- {}", lead_ids[0])),
+        "{}",
+        diff.stdout
+    );
+    let modified = diff
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("M {account}")))
+        .unwrap_or_default();
+    assert!(modified.contains("Phone"), "{}", diff.stdout);
+    assert!(
+        diff.stdout
+            .contains(&format!("Lead: 0 added, {doomed} deleted, 0 modified")),
+        "{}",
+        diff.stdout
+    );
+    let values = run(
+        &fleet,
+        &[
+            "diff", "latest~1", "latest", "--object", "Account", "--values",
+        ],
+    )
+    .await;
+    assert!(
+        values.stdout.contains("-> \"+1 555 0100\""),
+        "{}",
+        values.stdout
+    );
+    let json_lines = run(&fleet, &["diff", "--format", "json"]).await;
+    let first: Value =
+        serde_json::from_str(json_lines.stdout.lines().next().expect("a line")).expect("JSON line");
+    assert!(
+        first["change"].is_string() && first["id"].is_string(),
+        "{first}"
     );
 }

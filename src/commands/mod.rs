@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod auth;
 pub mod check;
+pub mod diff;
 pub mod forget;
 pub mod init;
 pub mod key;

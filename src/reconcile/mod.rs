@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::diff::summary::Triggered;
 use crate::error::Error;
 use crate::gitops::{Change, StateBranch};
 use crate::manifest::model::{BackupTask, Environment, Repository};
@@ -35,6 +36,8 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// The time to act at (default: now). Tests and replays set it.
     pub at: Option<String>,
+    /// Exit non-zero when a data-loss alert fires.
+    pub fail_on_alert: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +49,9 @@ pub struct TaskResult {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Data-loss thresholds this run crossed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,13 +62,17 @@ pub struct ApplyOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     pub pushed: bool,
+    #[serde(skip)]
+    pub fail_on_alert: bool,
 }
 
 impl ApplyOutcome {
-    /// 1 when a task failed, 3 when one was partial, else 0.
+    /// 1 when a task failed (or, with `--fail-on-alert`, raised an alert), 3 when one was
+    /// partial, else 0.
     pub fn exit_code(&self) -> u8 {
         let outcomes: Vec<RunOutcome> = self.results.iter().filter_map(|r| r.outcome).collect();
-        if outcomes.contains(&RunOutcome::Failed) {
+        let alerted = self.fail_on_alert && self.results.iter().any(|r| !r.alerts.is_empty());
+        if outcomes.contains(&RunOutcome::Failed) || alerted {
             1
         } else if outcomes.contains(&RunOutcome::Partial) {
             3
@@ -81,6 +91,9 @@ impl ApplyOutcome {
                 None => "skipped",
             };
             let _ = writeln!(out, "{word}  {:<24} {}", result.task, result.message);
+            for alert in &result.alerts {
+                let _ = writeln!(out, "  ALERT  {alert}");
+            }
         }
         match &self.commit {
             Some(commit) => {
@@ -162,12 +175,14 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
                     (false, false) => "not due".into(),
                 },
                 snapshot: None,
+                alerts: Vec::new(),
             });
         }
         return Ok(ApplyOutcome {
             results,
             commit: None,
             pushed: false,
+            fail_on_alert: options.fail_on_alert,
         });
     }
 
@@ -210,6 +225,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         results,
         commit: commit.map(|c| c.to_string()),
         pushed,
+        fail_on_alert: options.fail_on_alert,
     })
 }
 
@@ -259,6 +275,7 @@ fn skipped(task: &str, message: impl Into<String>) -> TaskResult {
         outcome: None,
         message: message.into(),
         snapshot: None,
+        alerts: Vec::new(),
     }
 }
 
@@ -322,7 +339,7 @@ async fn apply_task(
 
     let run = run_backup(context, task, &mut status).await;
     match run {
-        Ok((outcome, mut changes)) => {
+        Ok((outcome, mut changes, alerts)) => {
             let result = TaskResult {
                 task: task.id.clone(),
                 outcome: Some(
@@ -334,6 +351,7 @@ async fn apply_task(
                 ),
                 message: describe(&outcome),
                 snapshot: Some(outcome.snapshot.clone()),
+                alerts: alerts.into_iter().map(|a| a.message).collect(),
             };
             changes.extend(status_change(&status));
             (result, changes)
@@ -348,6 +366,7 @@ fn failed(task: &str, message: &str) -> TaskResult {
         outcome: Some(RunOutcome::Failed),
         message: message.to_string(),
         snapshot: None,
+        alerts: Vec::new(),
     }
 }
 
@@ -398,7 +417,7 @@ async fn run_backup(
     context: &Context<'_>,
     task: &BackupTask,
     status: &mut TaskStatus,
-) -> Result<(BackupOutcome, Vec<Change>), String> {
+) -> Result<(BackupOutcome, Vec<Change>, Vec<Triggered>), String> {
     let now = context.now.clone();
     let client =
         connect::client(task, context.env).map_err(|e| format!("{e}; {}", e.guidance()))?;
@@ -488,9 +507,10 @@ async fn run_backup(
         format!("{dir}/snapshots/{}.enc", outcome.snapshot),
         sealed,
     ));
+    let (summary, alerts) = summarise(context, task, &outcome, parent.as_ref())?;
     changes.push(Change::write(
         format!("{dir}/diffs/{}.md", outcome.snapshot),
-        change_summary(task, &outcome, context.repository.state.record_ids),
+        summary,
     ));
     for (object, schema) in &outcome.schemas {
         let yaml = serde_yaml::to_string(schema).unwrap_or_default();
@@ -571,6 +591,18 @@ async fn run_backup(
         &now,
     );
     status.set_condition("Stale", false, "Fresh", "", &now);
+    let alert_text: Vec<String> = alerts.iter().map(|a| a.message.clone()).collect();
+    status.set_condition(
+        "DataLossAlert",
+        !alerts.is_empty(),
+        if alerts.is_empty() {
+            "WithinThresholds"
+        } else {
+            "ThresholdCrossed"
+        },
+        &alert_text.join("; "),
+        &now,
+    );
     status.record(Run {
         time: now.clone(),
         outcome: if complete {
@@ -587,7 +619,72 @@ async fn run_backup(
             crate::snapshot::Outcome::Complete => None,
         },
     });
-    Ok((outcome, changes))
+    Ok((outcome, changes, alerts))
+}
+
+/// The change against the parent (read as a sorted merge-join that follows the change), as
+/// the committed summary, and the alerts it raises.
+fn summarise(
+    context: &Context<'_>,
+    task: &BackupTask,
+    outcome: &BackupOutcome,
+    parent: Option<&(String, crate::snapshot::SnapshotManifest)>,
+) -> Result<(String, Vec<Triggered>), String> {
+    let empty = crate::snapshot::SnapshotManifest {
+        objects: BTreeMap::new(),
+        ..outcome.manifest.clone()
+    };
+    let older = parent.map(|(_, m)| m).unwrap_or(&empty);
+    let record_ids = context.repository.state.record_ids;
+    let mut ids = Vec::new();
+    let stats = if parent.is_some() {
+        crate::diff::diff(
+            context.store,
+            older,
+            &outcome.manifest,
+            None,
+            false,
+            &mut |c| {
+                if record_ids {
+                    ids.push((c.object, c.id, c.change));
+                }
+            },
+        )
+        .map_err(|e| format!("{e}; {}", e.guidance()))?
+    } else {
+        // The first snapshot: everything is new; no need to read it back.
+        outcome
+            .manifest
+            .objects
+            .iter()
+            .map(|(name, entry)| {
+                (
+                    name.clone(),
+                    crate::diff::ObjectStats {
+                        added: entry.records.unwrap_or(entry.base_records),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect()
+    };
+    let schema_diff = match parent {
+        Some(_) => crate::diff::schema_diff(context.store, older, &outcome.manifest, None)
+            .map_err(|e| format!("{e}; {}", e.guidance()))?,
+        None => String::new(),
+    };
+    let alerts = crate::diff::summary::alerts(&task.alerts, &stats);
+    let text = crate::diff::summary::render(&crate::diff::summary::Summary {
+        title: &task.name,
+        snapshot: &outcome.snapshot,
+        time: &outcome.manifest.time,
+        previous: parent.map(|(id, _)| id.as_str()),
+        stats: &stats,
+        schema_diff: &schema_diff,
+        alerts: &alerts,
+        ids: (record_ids && parent.is_some()).then_some(ids.as_slice()),
+    });
+    Ok((text, alerts))
 }
 
 fn purge_after(status: &TaskStatus) -> Option<String> {
@@ -675,37 +772,6 @@ fn lock_task<'s>(store: &'s Store, task: &str) -> Result<crate::store::lock::Loc
         crate::store::lock::LockKind::Task(task.to_string()),
         crate::time::now_ms(),
     )
-}
-
-/// The committed change summary: counts per object, never record values (nor Ids unless the
-/// repository allows them).
-fn change_summary(task: &BackupTask, outcome: &BackupOutcome, _record_ids: bool) -> String {
-    let mut out = format!(
-        "# {} — snapshot {}\n\n{}\n\n| object | fetch | added | modified | deleted | records |\n|---|---|---:|---:|---:|---:|\n",
-        task.name,
-        &outcome.snapshot[..outcome.snapshot.len().min(12)],
-        outcome.manifest.time
-    );
-    for object in &outcome.objects {
-        let fetch = if object.full {
-            format!("full ({})", object.reason.as_deref().unwrap_or(""))
-        } else {
-            "incremental".to_string()
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {fetch} | {} | {} | {} | {} |",
-            object.object,
-            object.added,
-            object.modified,
-            object.deleted,
-            object.records.map(|n| n.to_string()).unwrap_or_default()
-        );
-    }
-    if let crate::snapshot::Outcome::Partial { reason } = &outcome.manifest.outcome {
-        let _ = writeln!(out, "\nPartial: {reason}.");
-    }
-    out
 }
 
 fn coverage_yaml(outcome: &BackupOutcome) -> String {

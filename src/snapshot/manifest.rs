@@ -46,12 +46,22 @@ pub struct ObjectEntry {
     /// The time up to which the object's records are current: the next incremental starts here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// The blob of the object's normalised schema document (fields, types), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     /// When the object was last fetched in full (not compacted: fetched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_at: Option<String>,
 }
 
 impl ObjectEntry {
+    /// Every blob the entry needs: its segments and its schema document.
+    pub fn blobs(&self) -> impl Iterator<Item = &str> {
+        self.segments()
+            .map(|s| s.blob.as_str())
+            .chain(self.schema.as_deref())
+    }
+
     pub fn segments(&self) -> impl Iterator<Item = &SegmentRef> {
         self.base
             .iter()

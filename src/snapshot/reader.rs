@@ -45,11 +45,16 @@ impl Layer {
 }
 
 /// The records of one object in a snapshot, ascending by Id.
+/// A record's Id and body; no body is a deletion.
+pub type Versioned = (String, Option<Vec<u8>>);
+
 pub struct ObjectReader<'s> {
     store: &'s Store,
     /// Oldest (base) first: later layers win.
     layers: Vec<Layer>,
     failed: bool,
+    /// Yield deletions (records without a body) too.
+    tombstones: bool,
 }
 
 impl<'s> ObjectReader<'s> {
@@ -60,10 +65,19 @@ impl<'s> ObjectReader<'s> {
             store,
             layers,
             failed: false,
+            tombstones: false,
         }
     }
 
-    fn next_record(&mut self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    /// Reads the layers of `entry` yielding deletions too, as records with no body: what a
+    /// delta says, rather than what the object holds.
+    pub fn changes(store: &'s Store, entry: &ObjectEntry) -> ChangeReader<'s> {
+        let mut reader = ObjectReader::new(store, "", entry);
+        reader.tombstones = true;
+        ChangeReader(reader)
+    }
+
+    fn next_record(&mut self) -> Result<Option<Versioned>, StoreError> {
         loop {
             // The smallest Id among the layers' heads, and the newest layer that has it.
             let mut best: Option<(usize, Entry)> = None;
@@ -94,7 +108,7 @@ impl<'s> ObjectReader<'s> {
                     layer.at += 1;
                 }
             }
-            if let Some(body) = body {
+            if body.is_some() || self.tombstones {
                 let id = String::from_utf8(id).map_err(|_| StoreError::CorruptBlob {
                     id: String::new(),
                     reason: "a record id is not UTF-8".into(),
@@ -113,10 +127,32 @@ impl Iterator for ObjectReader<'_> {
             return None;
         }
         match self.next_record() {
-            Ok(Some(record)) => Some(Ok(record)),
+            Ok(Some((id, Some(body)))) => Some(Ok((id, body))),
+            Ok(Some((_, None))) => unreachable!("tombstones only come through ChangeReader"),
             Ok(None) => None,
             Err(e) => {
                 self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Records and deletions of some layers, in Id order: `(id, None)` is a deletion.
+pub struct ChangeReader<'s>(ObjectReader<'s>);
+
+impl Iterator for ChangeReader<'_> {
+    type Item = Result<Versioned, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.failed {
+            return None;
+        }
+        match self.0.next_record() {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => None,
+            Err(e) => {
+                self.0.failed = true;
                 Some(Err(e))
             }
         }

@@ -21,6 +21,9 @@ pub struct Row {
     pub deleted: bool,
     /// Created inside the fetched window (so it cannot be in the parent snapshot).
     pub created: bool,
+    /// Last modified before the window began: fetched again only because windows overlap,
+    /// so probably unchanged.
+    pub revisit: bool,
     pub body: Vec<u8>,
 }
 
@@ -182,7 +185,7 @@ fn io_error(what: &str, e: std::io::Error) -> StoreError {
 fn encode(row: &Row, out: &mut Vec<u8>) {
     out.extend_from_slice(&(row.id.len() as u32).to_le_bytes());
     out.extend_from_slice(row.id.as_bytes());
-    out.push(u8::from(row.deleted) | (u8::from(row.created) << 1));
+    out.push(u8::from(row.deleted) | (u8::from(row.created) << 1) | (u8::from(row.revisit) << 2));
     out.extend_from_slice(&(row.body.len() as u32).to_le_bytes());
     out.extend_from_slice(&row.body);
 }
@@ -205,6 +208,7 @@ fn decode(bytes: &[u8]) -> Option<Vec<Row>> {
             id,
             deleted: flags & 1 != 0,
             created: flags & 2 != 0,
+            revisit: flags & 4 != 0,
             body,
         });
     }
@@ -334,6 +338,7 @@ mod tests {
             id: id.to_string(),
             deleted: body.is_empty(),
             created: body.len() % 2 == 1,
+            revisit: body.len() % 3 == 1,
             body: body.as_bytes().to_vec(),
         }
     }

@@ -135,6 +135,7 @@ impl<'s> SnapshotWriter<'s> {
                 base,
                 deltas: Vec::new(),
                 records: Some(count),
+                schema: previous.schema,
                 until: previous.until,
                 full_at: previous.full_at,
             },
@@ -195,6 +196,13 @@ impl<'s> SnapshotWriter<'s> {
         if let Some(entry) = self.objects.get_mut(object) {
             entry.records = entry.records.map(|n| (n + added).saturating_sub(removed));
         }
+    }
+
+    /// Records the object's schema document (stored once per distinct content).
+    pub fn set_schema(&mut self, object: &str, document: &[u8]) -> Result<(), StoreError> {
+        let blob = self.store.put_blob("schema", document)?;
+        self.objects.entry(object.to_string()).or_default().schema = Some(blob);
+        Ok(())
     }
 
     /// An object's live record count so far, when known.

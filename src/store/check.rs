@@ -103,6 +103,7 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
     let mut report = CheckReport::default();
     // blob -> (its segment description, where it is used)
     let mut referenced: BTreeMap<String, (SegmentRef, Vec<String>)> = BTreeMap::new();
+    let mut schemas: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for snapshot in store.list_snapshots()? {
         report.snapshots += 1;
         let manifest = match load_manifest(store, &snapshot) {
@@ -131,6 +132,12 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
             });
         }
         for (object, entry) in &manifest.objects {
+            if let Some(schema) = &entry.schema {
+                schemas
+                    .entry(schema.clone())
+                    .or_default()
+                    .push(format!("snapshot {snapshot} ({object} schema)"));
+            }
             for segment in entry.segments() {
                 referenced
                     .entry(segment.blob.clone())
@@ -166,9 +173,31 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
             });
         }
     }
+    for (blob, affects) in &schemas {
+        let problem = if !stored.contains(blob) {
+            Some("is missing".to_string())
+        } else if read_data.selects(blob) {
+            report.blobs_read += 1;
+            match store.get_blob(blob) {
+                Ok(bytes) if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() => None,
+                Ok(_) => Some("is not a schema document".to_string()),
+                Err(e) => Some(format!("is unreadable: {e}")),
+            }
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            report.findings.push(Finding {
+                severity: Severity::Warning,
+                what: format!("schema document {blob} {problem}"),
+                affects: affects.clone(),
+                next: "the records are unaffected; the next backup records the schema again".into(),
+            });
+        }
+    }
     let leftovers = stored
         .iter()
-        .filter(|b| !referenced.contains_key(*b))
+        .filter(|b| !referenced.contains_key(*b) && !schemas.contains_key(*b))
         .count();
     if leftovers > 0 {
         report.findings.push(Finding {

@@ -21,7 +21,7 @@ pub fn prune(store: &Store, now_ms: i64, dry_run: bool) -> Result<PruneReport, S
         // A manifest that cannot be read might need any blob: prune nothing then.
         let manifest = load_manifest(store, &id)?;
         for entry in manifest.objects.values() {
-            referenced.extend(entry.segments().map(|s| s.blob.clone()));
+            referenced.extend(entry.blobs().map(str::to_string));
         }
     }
     let mut report = PruneReport::default();

@@ -147,11 +147,21 @@ fn created_after(created: Option<&str>, since_ms: Option<i64>) -> bool {
     }
 }
 
+/// Whether a record's last modification is at or before the window's start: it came only
+/// because consecutive windows overlap.
+fn revisited(stamp: Option<&str>, since_ms: Option<i64>) -> bool {
+    match (since_ms, stamp.and_then(crate::time::parse_datetime)) {
+        (Some(since), Some(stamp)) => stamp <= since,
+        _ => false,
+    }
+}
+
 fn to_row(record: &Value, plan: &ObjectPlan, since_ms: Option<i64>) -> Row {
     Row {
         id: record["Id"].as_str().unwrap_or_default().to_string(),
         deleted: record["IsDeleted"] == true,
         created: created_after(record["CreatedDate"].as_str(), since_ms),
+        revisit: revisited(record["SystemModstamp"].as_str(), since_ms),
         body: canonical(record, &plan.fields),
     }
 }
@@ -388,8 +398,12 @@ fn parse_csv(
     let headers = reader.headers().map_err(broken)?.clone();
     let column = |name: &str| headers.iter().position(|h| h == name);
     let columns: Vec<Option<usize>> = fields.iter().map(|f| column(&f.name)).collect();
-    let (id_column, deleted_column, created_column) =
-        (column("Id"), column("IsDeleted"), column("CreatedDate"));
+    let (id_column, deleted_column, created_column, stamp_column) = (
+        column("Id"),
+        column("IsDeleted"),
+        column("CreatedDate"),
+        column("SystemModstamp"),
+    );
     let mut row = csv::StringRecord::new();
     while reader.read_record(&mut row).map_err(broken)? {
         let mut out = Vec::with_capacity(row.as_slice().len() + 24 * quoted.len());
@@ -414,6 +428,7 @@ fn parse_csv(
                 .to_string(),
             deleted: deleted_column.and_then(|c| row.get(c)) == Some("true"),
             created: created_after(created_column.and_then(|c| row.get(c)), since_ms),
+            revisit: revisited(stamp_column.and_then(|c| row.get(c)), since_ms),
             body: out,
         })?;
     }
@@ -516,6 +531,11 @@ struct Job<'a> {
 }
 
 const DAY_MS: i64 = 86_400_000;
+/// How far each incremental window reaches back into the previous one.
+pub const WINDOW_OVERLAP_MS: i64 = 5 * 60_000;
+/// Revisited records compared with the parent one by one; past this many they are simply
+/// written again (correct, only larger).
+const MAX_REVISITS: usize = 1000;
 
 fn full_soql(plan: &ObjectPlan, now: &str) -> String {
     if plan.incremental {
@@ -561,15 +581,22 @@ fn plan_job<'a>(
         None
     };
     match (full_reason, since) {
-        (None, Some(from)) => Job {
-            plan,
-            full_reason: None,
-            soql: format!(
-                "{} WHERE SystemModstamp > {from} AND SystemModstamp <= {now}",
-                select(plan)
-            ),
-            since_ms,
-        },
+        (None, Some(from)) => {
+            // Windows overlap: a change committed late with an earlier SystemModstamp, or in
+            // the very millisecond a window ended, is still seen.
+            let start = since_ms
+                .map(|ms| crate::time::format_datetime_z(ms - WINDOW_OVERLAP_MS))
+                .unwrap_or_else(|| from.to_string());
+            Job {
+                plan,
+                full_reason: None,
+                soql: format!(
+                    "{} WHERE SystemModstamp > {start} AND SystemModstamp <= {now}",
+                    select(plan)
+                ),
+                since_ms,
+            }
+        }
         (reason, _) => Job {
             plan,
             full_reason: Some(reason.unwrap_or_else(|| "first backup of the object".into())),
@@ -603,14 +630,58 @@ fn write_full(
     })
 }
 
+/// The parent's version of one record, reading only the segments that can hold it.
+fn parent_body(
+    store: &Store,
+    entry: &crate::snapshot::ObjectEntry,
+    id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let ids = [id.to_string()];
+    let narrowed = crate::diff::restricted(entry, &ids);
+    for record in crate::snapshot::ObjectReader::new(store, "", &narrowed) {
+        let (found, body) = record?;
+        if found == id {
+            return Ok(Some(body));
+        }
+    }
+    Ok(None)
+}
+
 fn write_incremental(
     writer: &mut SnapshotWriter,
+    store: &Store,
+    previous: Option<&crate::snapshot::ObjectEntry>,
     plan: &ObjectPlan,
     rows: SortedRows,
 ) -> Result<ObjectRun, BackupError> {
     let (mut added, mut modified, mut deleted, mut removed) = (0, 0, 0, 0);
     let mut failure = None;
-    let changes = rows.map_while(|row| match row {
+    let mut revisits = 0;
+    // A revisited record the parent already holds as it is (or a deletion it already has)
+    // is not a change.
+    let mut unchanged = |row: &Row| -> Result<bool, StoreError> {
+        let Some(entry) = previous else {
+            return Ok(false);
+        };
+        if !row.revisit || revisits >= MAX_REVISITS {
+            return Ok(false);
+        }
+        revisits += 1;
+        let known = parent_body(store, entry, &row.id)?;
+        Ok(match known {
+            None => row.deleted,
+            Some(body) => !row.deleted && body == row.body,
+        })
+    };
+    let changes = rows.filter_map(|row| match row {
+        Ok(row) => match unchanged(&row) {
+            Ok(true) => None,
+            Ok(false) => Some(Ok(row)),
+            Err(e) => Some(Err(e)),
+        },
+        Err(e) => Some(Err(e)),
+    });
+    let changes = changes.map_while(|row| match row {
         Ok(row) if row.deleted => {
             deleted += 1;
             // A record created inside the window was never in the parent.
@@ -769,7 +840,13 @@ pub async fn backup(
         };
         let mut run = match &job.full_reason {
             Some(reason) => write_full(&mut writer, job.plan, rows, reason)?,
-            None => write_incremental(&mut writer, job.plan, rows)?,
+            None => write_incremental(
+                &mut writer,
+                store,
+                parent.and_then(|(_, m)| m.objects.get(name)),
+                job.plan,
+                rows,
+            )?,
         };
         if !run.full && options.count_check && out_of_budget.is_none() {
             let checked = match count_mismatch(client, options, job.plan, now, run.records).await {
@@ -798,6 +875,10 @@ pub async fn backup(
             name,
             job.plan.fields.iter().map(|f| f.name.clone()).collect(),
         );
+        writer.set_schema(
+            name,
+            &serde_json::to_vec(&job.plan.schema).unwrap_or_default(),
+        )?;
         writer.mark_synced(name, now, run.full);
         runs.push(run);
     }

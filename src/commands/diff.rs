@@ -1,0 +1,257 @@
+//! `cairn diff`: what changed between two snapshots of a task, record by record, decrypted
+//! locally (nothing is written anywhere). Snapshots are named by id (or a prefix), `latest`,
+//! `latest~N`, or a date (the newest snapshot taken on or before it).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::store_access::{self, Env};
+use crate::diff::{self, Kind, ObjectStats};
+use crate::error::Error;
+use crate::gitops::StateBranch;
+use crate::manifest::{ConfigTree, load};
+use crate::reconcile::status::{SnapshotRow, TaskStatus};
+use crate::snapshot::writer::load_manifest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffFormat {
+    Text,
+    /// One JSON object per changed record, then one with the statistics.
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    pub dir: PathBuf,
+    pub task: Option<String>,
+    /// Default `latest~1`.
+    pub from: Option<String>,
+    /// Default `latest`.
+    pub to: Option<String>,
+    pub object: Option<String>,
+    pub values: bool,
+    pub format: DiffFormat,
+}
+
+fn usage(message: String, next: &str) -> Error {
+    Error::Login {
+        message,
+        next: next.to_string(),
+    }
+}
+
+/// Finds a snapshot in a task's list (newest first).
+pub fn resolve<'a>(snapshots: &'a [SnapshotRow], spec: &str) -> Result<&'a SnapshotRow, Error> {
+    let missing = || {
+        usage(
+            format!("no snapshot `{spec}` ({} snapshots known)", snapshots.len()),
+            "`cairn snapshots --task ID` lists them; use an id, latest, latest~N or a date such as 2026-01-31",
+        )
+    };
+    if spec == "latest" {
+        return snapshots.first().ok_or_else(missing);
+    }
+    if let Some(n) = spec.strip_prefix("latest~") {
+        let n: usize = n.parse().map_err(|_| missing())?;
+        return snapshots.get(n).ok_or_else(missing);
+    }
+    let until = if spec.len() == 10 {
+        crate::time::parse_date(spec).map(|days| (i64::from(days) + 1) * 86_400_000 - 1)
+    } else {
+        crate::time::parse_datetime(spec)
+    };
+    if let Some(until) = until {
+        return snapshots
+            .iter()
+            .find(|s| crate::time::parse_datetime(&s.time).is_some_and(|t| t <= until))
+            .ok_or_else(missing);
+    }
+    let matches: Vec<&SnapshotRow> = snapshots
+        .iter()
+        .filter(|s| s.id.starts_with(spec))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(missing()),
+        _ => Err(usage(
+            format!("`{spec}` matches {} snapshots", matches.len()),
+            "give more characters of the id",
+        )),
+    }
+}
+
+fn show(value: &Value) -> String {
+    value.to_string()
+}
+
+pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
+    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
+    let repository = match &config.repository {
+        Some(r) => r.clone(),
+        None => {
+            return Err(Error::InvalidConfig {
+                dir: options.dir.clone(),
+            });
+        }
+    };
+    let state = StateBranch::open(
+        &options.dir,
+        &repository.state.branch,
+        &repository.state.remote,
+    )?;
+    let _ = state.fetch();
+    let known = state.list("state")?;
+    let task = match (&options.task, known.as_slice()) {
+        (Some(task), _) => task.clone(),
+        (None, [only]) => only.clone(),
+        (None, _) => {
+            return Err(usage(
+                "more than one task has snapshots".into(),
+                &format!("choose one with --task: {}", known.join(", ")),
+            ));
+        }
+    };
+    let status = match state.read(&TaskStatus::path(&task))? {
+        Some(bytes) => TaskStatus::parse(&bytes).unwrap_or_default(),
+        None => {
+            return Err(Error::NoSuchTask {
+                id: task,
+                dir: options.dir.clone(),
+                known,
+            });
+        }
+    };
+    let from = resolve(
+        &status.snapshots,
+        options.from.as_deref().unwrap_or("latest~1"),
+    )?;
+    let to = resolve(&status.snapshots, options.to.as_deref().unwrap_or("latest"))?;
+    let store = store_access::open(&options.dir, &repository, env)?;
+    let older = load_manifest(&store, &from.id)?;
+    let newer = load_manifest(&store, &to.id)?;
+
+    let mut changes = Vec::new();
+    let stats = diff::diff(
+        &store,
+        &older,
+        &newer,
+        options.object.as_deref(),
+        options.values || options.format == DiffFormat::Json,
+        &mut |c| changes.push(c),
+    )?;
+    let schema = diff::schema_diff(&store, &older, &newer, options.object.as_deref())?;
+    let short = |id: &str| id[..id.len().min(12)].to_string();
+    let mut out = String::new();
+    match options.format {
+        DiffFormat::Json => {
+            for change in &changes {
+                let mut value = serde_json::to_value(change).unwrap_or(Value::Null);
+                if !options.values
+                    && let Some(fields) = value.get_mut("fields")
+                {
+                    // Names only: values stay on this machine unless asked for.
+                    *fields = Value::Array(
+                        change
+                            .fields
+                            .iter()
+                            .map(|f| Value::String(f.field.clone()))
+                            .collect(),
+                    );
+                }
+                let _ = writeln!(out, "{value}");
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::json!({"from": from.id, "to": to.id, "stats": stats, "schemaChanged": !schema.is_empty()})
+            );
+        }
+        DiffFormat::Text | DiffFormat::Markdown => {
+            let markdown = options.format == DiffFormat::Markdown;
+            let _ = writeln!(
+                out,
+                "{}diff {task}: {} ({}) -> {} ({})\n",
+                if markdown { "### " } else { "" },
+                short(&from.id),
+                from.time,
+                short(&to.id),
+                to.time
+            );
+            if markdown {
+                out.push_str("```diff\n");
+            }
+            let mut current = "";
+            for change in &changes {
+                if change.object != current {
+                    let _ = writeln!(out, "{}", change.object);
+                    current = &change.object;
+                }
+                let names: Vec<&str> = change.fields.iter().map(|f| f.field.as_str()).collect();
+                match change.change {
+                    Kind::Modified => {
+                        let _ = writeln!(out, "M {}  {}", change.id, names.join(", "));
+                    }
+                    kind => {
+                        let _ = writeln!(out, "{} {}", kind.marker(), change.id);
+                    }
+                }
+                if options.values {
+                    for field in &change.fields {
+                        match change.change {
+                            Kind::Modified => {
+                                let _ = writeln!(
+                                    out,
+                                    "      {}: {} -> {}",
+                                    field.field,
+                                    show(&field.before),
+                                    show(&field.after)
+                                );
+                            }
+                            Kind::Added if !field.after.is_null() => {
+                                let _ =
+                                    writeln!(out, "      {}: {}", field.field, show(&field.after));
+                            }
+                            Kind::Deleted if !field.before.is_null() => {
+                                let _ =
+                                    writeln!(out, "      {}: {}", field.field, show(&field.before));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            if markdown {
+                out.push_str("```\n");
+            }
+            out.push('\n');
+            for (object, s) in &stats {
+                if s.changed() > 0 || options.object.is_some() {
+                    let _ = writeln!(out, "{}", footer(object, s));
+                }
+            }
+            let unchanged = stats.values().filter(|s| s.changed() == 0).count();
+            if unchanged > 0 && options.object.is_none() {
+                let _ = writeln!(out, "{unchanged} objects unchanged");
+            }
+            if !schema.is_empty() {
+                let _ = write!(
+                    out,
+                    "\nSchema changes:\n{}{schema}{}",
+                    if markdown { "```diff\n" } else { "" },
+                    if markdown { "```\n" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn footer(object: &str, s: &ObjectStats) -> String {
+    format!(
+        "{object}: {} added, {} deleted, {} modified (of {} records)",
+        s.added, s.deleted, s.modified, s.before
+    )
+}

@@ -1,0 +1,412 @@
+//! What changed between two snapshots, record by record: a sorted merge-join by Id. When the
+//! newer snapshot extends the older (same base, the older one's deltas plus more: adjacent
+//! incrementals, or any two of a chain), only the extra deltas are read, and of the older one
+//! only the segments whose Id ranges hold a changed record; so the cost follows the change,
+//! not the size of the org. Otherwise (after a compaction or a full fetch) both are read in
+//! full. Schema changes come from the objects' schema documents, as a unified diff.
+
+pub mod summary;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::snapshot::manifest::{Delta, ObjectEntry, SegmentRef};
+use crate::snapshot::{ObjectReader, SnapshotManifest};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Added,
+    Deleted,
+    Modified,
+}
+
+impl Kind {
+    pub fn marker(self) -> char {
+        match self {
+            Kind::Added => '+',
+            Kind::Deleted => '-',
+            Kind::Modified => 'M',
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordChange {
+    pub object: String,
+    pub id: String,
+    pub change: Kind,
+    /// For a modification, the changed fields with both values; for an addition or deletion,
+    /// every field of the record (after, or before).
+    pub fields: Vec<FieldChange>,
+}
+
+/// Counts for one object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStats {
+    pub added: u64,
+    pub deleted: u64,
+    pub modified: u64,
+    /// Records in the older snapshot.
+    pub before: u64,
+    /// How often each field changed among modified records.
+    pub fields: BTreeMap<String, u64>,
+    /// The merge-join read only the change (not both snapshots in full).
+    pub incremental: bool,
+}
+
+impl ObjectStats {
+    pub fn changed(&self) -> u64 {
+        self.added + self.deleted + self.modified
+    }
+}
+
+fn parse(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+fn all_fields(body: &[u8], before: bool) -> Vec<FieldChange> {
+    match parse(body) {
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(field, value)| {
+                let (before_value, after_value) = if before {
+                    (value, Value::Null)
+                } else {
+                    (Value::Null, value)
+                };
+                FieldChange {
+                    field,
+                    before: before_value,
+                    after: after_value,
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn changed_fields(before: &[u8], after: &[u8]) -> Vec<FieldChange> {
+    let (Value::Object(a), Value::Object(b)) = (parse(before), parse(after)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (x, y) = (a.get(name), b.get(name));
+            (x != y).then(|| FieldChange {
+                field: name.clone(),
+                before: x.cloned().unwrap_or(Value::Null),
+                after: y.cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
+/// Whether `newer` is `older` plus more deltas on the same base.
+fn extends(older: &ObjectEntry, newer: &ObjectEntry) -> bool {
+    older.base == newer.base
+        && newer.deltas.len() >= older.deltas.len()
+        && newer.deltas[..older.deltas.len()] == older.deltas[..]
+}
+
+/// Only the segments (of the base and of each delta) whose Id range holds one of `ids`
+/// (sorted).
+pub fn restricted(entry: &ObjectEntry, ids: &[String]) -> ObjectEntry {
+    let touches = |segment: &SegmentRef| {
+        let start = ids.partition_point(|id| id.as_str() < segment.first.as_str());
+        ids.get(start)
+            .is_some_and(|id| id.as_str() <= segment.last.as_str())
+    };
+    ObjectEntry {
+        base: entry.base.iter().filter(|s| touches(s)).cloned().collect(),
+        deltas: entry
+            .deltas
+            .iter()
+            .map(|d| Delta {
+                upserts: d.upserts,
+                deletes: d.deletes,
+                segments: d.segments.iter().filter(|s| touches(s)).cloned().collect(),
+            })
+            .collect(),
+        ..entry.clone()
+    }
+}
+
+/// Diffs one object between two snapshots, calling `each` for every changed record (with
+/// field values when `values`, else with the changed field names and null values).
+pub fn diff_object(
+    store: &Store,
+    object: &str,
+    older: Option<&ObjectEntry>,
+    newer: Option<&ObjectEntry>,
+    values: bool,
+    each: &mut dyn FnMut(RecordChange),
+) -> Result<ObjectStats, StoreError> {
+    let mut stats = ObjectStats {
+        before: older
+            .map(|e| e.records.unwrap_or(e.base_records))
+            .unwrap_or(0),
+        ..ObjectStats::default()
+    };
+    let mut emit =
+        |id: String, before: Option<&[u8]>, after: Option<&[u8]>, stats: &mut ObjectStats| {
+            let (change, mut fields) = match (before, after) {
+                (None, Some(after)) => (
+                    Kind::Added,
+                    if values {
+                        all_fields(after, false)
+                    } else {
+                        Vec::new()
+                    },
+                ),
+                (Some(before), None) => (
+                    Kind::Deleted,
+                    if values {
+                        all_fields(before, true)
+                    } else {
+                        Vec::new()
+                    },
+                ),
+                (Some(before), Some(after)) => {
+                    if before == after {
+                        return;
+                    }
+                    let fields = changed_fields(before, after);
+                    if fields.is_empty() {
+                        return; // the same record written differently
+                    }
+                    (Kind::Modified, fields)
+                }
+                (None, None) => return,
+            };
+            match change {
+                Kind::Added => stats.added += 1,
+                Kind::Deleted => stats.deleted += 1,
+                Kind::Modified => {
+                    stats.modified += 1;
+                    for field in &fields {
+                        *stats.fields.entry(field.field.clone()).or_default() += 1;
+                    }
+                    if !values {
+                        for field in &mut fields {
+                            field.before = Value::Null;
+                            field.after = Value::Null;
+                        }
+                    }
+                }
+            }
+            each(RecordChange {
+                object: object.to_string(),
+                id,
+                change,
+                fields,
+            });
+        };
+    match (older, newer) {
+        (None, None) => {}
+        (None, Some(newer)) => {
+            for record in ObjectReader::new(store, object, newer) {
+                let (id, body) = record?;
+                emit(id, None, Some(&body), &mut stats);
+            }
+        }
+        (Some(older), None) => {
+            for record in ObjectReader::new(store, object, older) {
+                let (id, body) = record?;
+                emit(id, Some(&body), None, &mut stats);
+            }
+        }
+        (Some(older), Some(newer)) if older == newer => {}
+        (Some(older), Some(newer)) if extends(older, newer) => {
+            stats.incremental = true;
+            let extra = ObjectEntry {
+                base: Vec::new(),
+                deltas: newer.deltas[older.deltas.len()..].to_vec(),
+                ..newer.clone()
+            };
+            let changes: Vec<(String, Option<Vec<u8>>)> =
+                ObjectReader::changes(store, &extra).collect::<Result<_, _>>()?;
+            let ids: Vec<String> = changes.iter().map(|(id, _)| id.clone()).collect();
+            let mut previous =
+                ObjectReader::new(store, object, &restricted(older, &ids)).peekable();
+            for (id, after) in changes {
+                // Advance the older side to this Id.
+                let mut before = None;
+                while let Some(next) = previous.peek() {
+                    match next {
+                        Err(_) => {
+                            if let Some(Err(e)) = previous.next() {
+                                return Err(e);
+                            }
+                        }
+                        Ok((other, _)) if other.as_str() < id.as_str() => {
+                            previous.next();
+                        }
+                        Ok((other, _)) if *other == id => {
+                            before = previous.next().and_then(Result::ok).map(|(_, b)| b);
+                            break;
+                        }
+                        Ok(_) => break,
+                    }
+                }
+                emit(id, before.as_deref(), after.as_deref(), &mut stats);
+            }
+        }
+        (Some(older), Some(newer)) if extends(newer, older) => {
+            // Going back in time: the same walk, with the roles swapped.
+            let mut swapped = Vec::new();
+            let reverse = diff_object(store, object, Some(newer), Some(older), values, &mut |c| {
+                swapped.push(c)
+            })?;
+            stats.added = reverse.deleted;
+            stats.deleted = reverse.added;
+            stats.modified = reverse.modified;
+            stats.fields = reverse.fields;
+            stats.incremental = true;
+            for mut change in swapped {
+                change.change = match change.change {
+                    Kind::Added => Kind::Deleted,
+                    Kind::Deleted => Kind::Added,
+                    Kind::Modified => Kind::Modified,
+                };
+                for field in &mut change.fields {
+                    std::mem::swap(&mut field.before, &mut field.after);
+                }
+                each(change);
+            }
+        }
+        (Some(older), Some(newer)) => {
+            let mut a = ObjectReader::new(store, object, older).peekable();
+            let mut b = ObjectReader::new(store, object, newer).peekable();
+            loop {
+                let order = match (a.peek(), b.peek()) {
+                    (None, None) => break,
+                    (Some(Err(_)), _) => {
+                        if let Some(Err(e)) = a.next() {
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    (_, Some(Err(_))) => {
+                        if let Some(Err(e)) = b.next() {
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    (Some(Ok((x, _))), Some(Ok((y, _)))) => x.cmp(y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                };
+                match order {
+                    std::cmp::Ordering::Less => {
+                        if let Some(Ok((id, body))) = a.next() {
+                            emit(id, Some(&body), None, &mut stats);
+                        }
+                    }
+                    std::cmp::Ordering::Greater => {
+                        if let Some(Ok((id, body))) = b.next() {
+                            emit(id, None, Some(&body), &mut stats);
+                        }
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if let (Some(Ok((id, x))), Some(Ok((_, y)))) = (a.next(), b.next()) {
+                            emit(id, Some(&x), Some(&y), &mut stats);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Every object of two snapshots (or one object), in name order.
+pub fn diff(
+    store: &Store,
+    older: &SnapshotManifest,
+    newer: &SnapshotManifest,
+    only: Option<&str>,
+    values: bool,
+    each: &mut dyn FnMut(RecordChange),
+) -> Result<BTreeMap<String, ObjectStats>, StoreError> {
+    let mut names: Vec<&String> = older.objects.keys().chain(newer.objects.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut stats = BTreeMap::new();
+    for name in names {
+        if only.is_some_and(|o| !o.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let object_stats = diff_object(
+            store,
+            name,
+            older.objects.get(name),
+            newer.objects.get(name),
+            values,
+            each,
+        )?;
+        stats.insert(name.clone(), object_stats);
+    }
+    Ok(stats)
+}
+
+/// The schema document of an object, as YAML for reading and diffing.
+pub fn schema_text(store: &Store, entry: Option<&ObjectEntry>) -> Result<String, StoreError> {
+    let Some(blob) = entry.and_then(|e| e.schema.as_deref()) else {
+        return Ok(String::new());
+    };
+    let bytes = store.get_blob(blob)?;
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok(serde_yaml::to_string(&value).unwrap_or_default())
+}
+
+/// A unified diff of each object's schema document between two snapshots; empty when none
+/// changed.
+pub fn schema_diff(
+    store: &Store,
+    older: &SnapshotManifest,
+    newer: &SnapshotManifest,
+    only: Option<&str>,
+) -> Result<String, StoreError> {
+    let mut out = String::new();
+    let mut names: Vec<&String> = older.objects.keys().chain(newer.objects.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        if only.is_some_and(|o| !o.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let (a, b) = (older.objects.get(name), newer.objects.get(name));
+        if a.and_then(|e| e.schema.as_ref()) == b.and_then(|e| e.schema.as_ref()) {
+            continue;
+        }
+        let (before, after) = (schema_text(store, a)?, schema_text(store, b)?);
+        if before == after {
+            continue;
+        }
+        let diff = similar::TextDiff::from_lines(&before, &after);
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("a/{name}.yaml"), &format!("b/{name}.yaml"))
+                .to_string(),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,188 @@
+//! The change summary committed with each backup (`state/<task>/diffs/<snapshot>.md`), and the
+//! data-loss alerts the manifest's thresholds raise. Record values never appear; record Ids
+//! only when the repository allows them (`state.recordIds`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{Kind, ObjectStats};
+use crate::manifest::model::Alert;
+use crate::source::salesforce::discovery::glob;
+
+/// Fields listed per object as "most changed".
+const TOP_FIELDS: usize = 5;
+/// Fields Salesforce changes on every edit: listing them says nothing.
+const AUDIT_FIELDS: [&str; 5] = [
+    "SystemModstamp",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "LastViewedDate",
+    "LastReferencedDate",
+];
+/// Record Ids listed per object when allowed.
+const MAX_IDS: usize = 50;
+
+/// An alert threshold crossed by one object.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Triggered {
+    pub object: String,
+    pub message: String,
+}
+
+/// Every threshold of every alert rule that the change crosses.
+pub fn alerts(rules: &[Alert], stats: &BTreeMap<String, ObjectStats>) -> Vec<Triggered> {
+    let mut out = Vec::new();
+    for (object, s) in stats {
+        for rule in rules.iter().filter(|r| glob(&r.object, object)) {
+            let percent = |n: u64| {
+                if s.before == 0 {
+                    0.0
+                } else {
+                    n as f64 * 100.0 / s.before as f64
+                }
+            };
+            let mut crossed = Vec::new();
+            if let Some(limit) = rule.deleted_percent
+                && s.before > 0
+                && percent(s.deleted) > limit
+            {
+                crossed.push(format!(
+                    "{} of {} records deleted ({:.1}%, more than {limit}%)",
+                    s.deleted,
+                    s.before,
+                    percent(s.deleted)
+                ));
+            }
+            if let Some(limit) = rule.deleted_count
+                && s.deleted > limit
+            {
+                crossed.push(format!("{} records deleted (more than {limit})", s.deleted));
+            }
+            if let Some(limit) = rule.modified_percent
+                && s.before > 0
+                && percent(s.modified) > limit
+            {
+                crossed.push(format!(
+                    "{} of {} records modified ({:.1}%, more than {limit}%)",
+                    s.modified,
+                    s.before,
+                    percent(s.modified)
+                ));
+            }
+            if let Some(limit) = rule.modified_count
+                && s.modified > limit
+            {
+                crossed.push(format!(
+                    "{} records modified (more than {limit})",
+                    s.modified
+                ));
+            }
+            for message in crossed {
+                let triggered = Triggered {
+                    object: object.clone(),
+                    message: format!("{object}: {message}"),
+                };
+                if !out.contains(&triggered) {
+                    out.push(triggered);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub struct Summary<'a> {
+    pub title: &'a str,
+    pub snapshot: &'a str,
+    pub time: &'a str,
+    pub previous: Option<&'a str>,
+    pub stats: &'a BTreeMap<String, ObjectStats>,
+    pub schema_diff: &'a str,
+    pub alerts: &'a [Triggered],
+    /// (object, Id, change), present only when the repository allows Ids in git.
+    pub ids: Option<&'a [(String, String, Kind)]>,
+}
+
+pub fn render(summary: &Summary<'_>) -> String {
+    let mut out = format!(
+        "# {} — snapshot {}\n\n{}",
+        summary.title,
+        &summary.snapshot[..summary.snapshot.len().min(12)],
+        summary.time
+    );
+    match summary.previous {
+        Some(previous) => {
+            let _ = writeln!(
+                out,
+                ", compared with {}\n",
+                &previous[..previous.len().min(12)]
+            );
+        }
+        None => out.push_str(", the first snapshot\n\n"),
+    }
+    if !summary.alerts.is_empty() {
+        out.push_str("## Alerts\n\n");
+        for alert in summary.alerts {
+            let _ = writeln!(out, "- **{}**", alert.message);
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "| object | added | modified | deleted | most changed fields |\n|---|---:|---:|---:|---|\n",
+    );
+    let mut quiet = 0;
+    for (object, s) in summary.stats {
+        if s.changed() == 0 {
+            quiet += 1;
+            continue;
+        }
+        let mut fields: Vec<(&String, &u64)> = s
+            .fields
+            .iter()
+            .filter(|(name, _)| !AUDIT_FIELDS.contains(&name.as_str()))
+            .collect();
+        fields.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = fields
+            .iter()
+            .take(TOP_FIELDS)
+            .map(|(name, n)| format!("{name} ({n})"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {object} | {} | {} | {} | {} |",
+            s.added,
+            s.modified,
+            s.deleted,
+            top.join(", ")
+        );
+    }
+    if quiet > 0 {
+        let _ = writeln!(out, "\n{quiet} objects unchanged.");
+    }
+    if !summary.schema_diff.is_empty() {
+        let _ = write!(
+            out,
+            "\n## Schema changes\n\n```diff\n{}```\n",
+            summary.schema_diff
+        );
+    }
+    if let Some(ids) = summary.ids
+        && !ids.is_empty()
+    {
+        out.push_str("\n## Records\n\n");
+        let mut per_object: BTreeMap<&str, usize> = BTreeMap::new();
+        for (object, id, kind) in ids {
+            let n = per_object.entry(object).or_default();
+            *n += 1;
+            if *n <= MAX_IDS {
+                let _ = writeln!(out, "    {} {object} {id}", kind.marker());
+            }
+        }
+        for (object, n) in per_object {
+            if n > MAX_IDS {
+                let _ = writeln!(out, "    … and {} more in {object}", n - MAX_IDS);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,283 @@
+//! Diffs between snapshots on the simulator: edits, deletes, undeletes and a new field, across
+//! adjacent and non-adjacent snapshots, a compaction and a fresh full backup, always equal to a
+//! brute-force comparison of the two snapshots' records.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn::diff::{self, Kind, RecordChange};
+use cairn::sim::org::{Clock, OrgOptions, Population};
+use cairn::sim::server::{SimOptions, Simulator};
+use cairn::snapshot::{ObjectReader, SnapshotManifest};
+use cairn::source::salesforce::backup::{BackupOptions, backup};
+use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
+use cairn::store::Store;
+use cairn::store::backend::LocalBackend;
+use cairn::store::crypto::MasterKey;
+use reqwest::Method;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+const T0: i64 = 1_749_988_800_000;
+const HOUR: i64 = 3_600_000;
+
+async fn admin(sim: &Simulator, method: Method, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}/__sim/{path}", sim.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("admin");
+    assert!(response.status().is_success(), "admin {path}");
+    response.json().await.expect("JSON")
+}
+
+fn client(sim: &Simulator) -> SalesforceClient {
+    SalesforceClient::new(
+        LoginConfig {
+            environment: cairn::manifest::model::Environment::Production,
+            login_url: Some(sim.url()),
+            api_version: "62.0".into(),
+            credentials: Credentials::RefreshToken {
+                client_id: sim.credentials.client_id.clone(),
+                client_secret: None,
+                refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
+            },
+        },
+        90,
+        reqwest::Client::new(),
+    )
+}
+
+type Records = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+fn records(store: &Store, manifest: &SnapshotManifest) -> Records {
+    manifest
+        .objects
+        .iter()
+        .map(|(object, entry)| {
+            (
+                object.clone(),
+                ObjectReader::new(store, object, entry)
+                    .map(|r| r.expect("record"))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// (object, id, change, changed field names), compared the slow way.
+type Line = (String, String, Kind, Vec<String>);
+
+fn brute_force(a: &Records, b: &Records) -> BTreeSet<Line> {
+    let mut out = BTreeSet::new();
+    let objects: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let empty = BTreeMap::new();
+    for object in objects {
+        let (x, y) = (
+            a.get(object).unwrap_or(&empty),
+            b.get(object).unwrap_or(&empty),
+        );
+        for (id, body) in x {
+            match y.get(id) {
+                None => {
+                    out.insert((object.clone(), id.clone(), Kind::Deleted, vec![]));
+                }
+                Some(other) if other != body => {
+                    let (p, q): (Value, Value) = (
+                        serde_json::from_slice(body).expect("json"),
+                        serde_json::from_slice(other).expect("json"),
+                    );
+                    let mut names: Vec<String> = p
+                        .as_object()
+                        .expect("object")
+                        .keys()
+                        .chain(q.as_object().expect("object").keys())
+                        .filter(|k| p.get(*k) != q.get(*k))
+                        .cloned()
+                        .collect();
+                    names.sort();
+                    names.dedup();
+                    out.insert((object.clone(), id.clone(), Kind::Modified, names));
+                }
+                Some(_) => {}
+            }
+        }
+        for id in y.keys().filter(|id| !x.contains_key(*id)) {
+            out.insert((object.clone(), id.clone(), Kind::Added, vec![]));
+        }
+    }
+    out
+}
+
+fn fast(store: &Store, a: &SnapshotManifest, b: &SnapshotManifest) -> (BTreeSet<Line>, bool) {
+    let mut lines = BTreeSet::new();
+    let stats = diff::diff(store, a, b, None, false, &mut |c: RecordChange| {
+        let names = match c.change {
+            Kind::Modified => c.fields.iter().map(|f| f.field.clone()).collect(),
+            _ => vec![],
+        };
+        lines.insert((c.object, c.id, c.change, names));
+    })
+    .expect("diff");
+    let incremental = stats.values().any(|s| s.incremental);
+    (lines, incremental)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diffs_equal_a_brute_force_comparison() {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 31,
+                population: Population::spread(1500),
+                clock: Clock::fixed(T0),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(
+        Box::new(LocalBackend::new(dir.path())),
+        MasterKey::generate().expect("key"),
+    )
+    .expect("store");
+    let options = BackupOptions {
+        full_every_days: 0,
+        ..BackupOptions::new("acme", "62.0")
+    };
+    let at = |ms: i64| cairn::time::format_datetime_z(ms);
+    let client = client(&sim);
+    let s1 = backup(&client, &store, &options, None, &at(T0))
+        .await
+        .expect("s1");
+    let r1 = records(&store, &s1.manifest);
+
+    // Edits, deletes (with master-detail cascades) and a new Lead.
+    let accounts: Vec<&String> = r1["Account"].keys().collect();
+    for id in accounts.iter().take(6) {
+        admin(
+            &sim,
+            Method::PATCH,
+            &format!("records/Account/{id}"),
+            json!({"Phone": "+1 555 0100"}),
+        )
+        .await;
+    }
+    let contacts: Vec<&String> = r1["Contact"].keys().collect();
+    for id in contacts.iter().take(4) {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Contact/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    admin(
+        &sim,
+        Method::POST,
+        "records/Lead",
+        json!({"LastName": "New", "Company": "N", "Status": "Open - Not Contacted"}),
+    )
+    .await;
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let s2 = backup(
+        &client,
+        &store,
+        &options,
+        Some((&s1.snapshot, &s1.manifest)),
+        &at(T0 + HOUR),
+    )
+    .await
+    .expect("s2");
+    let r2 = records(&store, &s2.manifest);
+
+    // An undelete, more edits of the same records, and a new field (a schema change).
+    admin(
+        &sim,
+        Method::POST,
+        &format!("records/Contact/{}/undelete", contacts[0]),
+        json!({}),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::PATCH,
+        &format!("records/Account/{}", accounts[0]),
+        json!({"Name": "Renamed Inc."}),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::POST,
+        "fields/Lead",
+        json!({"name": "Region__c", "type": "string"}),
+    )
+    .await;
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let s3 = backup(
+        &client,
+        &store,
+        &options,
+        Some((&s2.snapshot, &s2.manifest)),
+        &at(T0 + 2 * HOUR),
+    )
+    .await
+    .expect("s3");
+    let r3 = records(&store, &s3.manifest);
+    // The same moment, as a fresh full backup (a different base for every object).
+    let full = backup(&client, &store, &options, None, &at(T0 + 2 * HOUR))
+        .await
+        .expect("fresh full");
+
+    for (name, a, ra, b, rb, expect_incremental) in [
+        ("s1 -> s2", &s1.manifest, &r1, &s2.manifest, &r2, true),
+        ("s2 -> s3", &s2.manifest, &r2, &s3.manifest, &r3, true),
+        (
+            "s1 -> s3 (non-adjacent)",
+            &s1.manifest,
+            &r1,
+            &s3.manifest,
+            &r3,
+            true,
+        ),
+        (
+            "s3 -> s1 (backwards)",
+            &s3.manifest,
+            &r3,
+            &s1.manifest,
+            &r1,
+            true,
+        ),
+        (
+            "s1 -> fresh full",
+            &s1.manifest,
+            &r1,
+            &full.manifest,
+            &r3,
+            false,
+        ),
+    ] {
+        let (lines, incremental) = fast(&store, a, b);
+        assert_eq!(lines, brute_force(ra, rb), "{name}");
+        assert!(!lines.is_empty(), "{name}");
+        if expect_incremental {
+            assert!(incremental, "{name} follows the change");
+        }
+    }
+    let (s2_s3, _) = fast(&store, &s2.manifest, &s3.manifest);
+    assert!(
+        s2_s3.contains(&("Contact".into(), contacts[0].clone(), Kind::Added, vec![])),
+        "the undeleted contact is back"
+    );
+    let schema = diff::schema_diff(&store, &s2.manifest, &s3.manifest, None).expect("schema diff");
+    assert!(
+        schema.contains("+++ b/Lead.yaml") && schema.contains("+  name: Region__c"),
+        "{schema}"
+    );
+    assert!(!schema.contains("Account.yaml"), "{schema}");
+}
