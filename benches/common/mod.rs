@@ -1,6 +1,8 @@
-//! Measuring helpers shared by the benchmarks.
+//! Measuring helpers and synthetic records shared by the benchmarks.
 
 #![allow(dead_code)]
+
+use cairn::sim::org::Rng;
 
 /// A field of /proc/self/status in MiB (`VmRSS:` now, `VmHWM:` the peak).
 pub fn status_mib(field: &str) -> f64 {
@@ -30,4 +32,42 @@ pub fn dir_bytes(path: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// A synthetic Account's Id.
+pub fn id(n: u64) -> String {
+    format!("0015g{n:010}AAA")
+}
+
+/// An Account as canonical JSON, about 500 bytes.
+pub fn account(n: u64, generation: u64) -> Vec<u8> {
+    let cities = [
+        "Paris", "Lagos", "Osaka", "Lima", "Oslo", "Pune", "Austin", "Tartu",
+    ];
+    format!(
+        concat!(
+            "{{\"Id\":\"{id}\",\"Name\":\"Account {n} Holdings\",\"Type\":\"Customer - Direct\",\"Industry\":\"Energy\",",
+            "\"AnnualRevenue\":{rev},\"NumberOfEmployees\":{emp},\"Phone\":\"+1 555 {phone:04}\",",
+            "\"Website\":\"https://www.example.com/accounts/{n}\",\"BillingStreet\":\"{street} Main Street\",",
+            "\"BillingCity\":\"{city}\",\"BillingPostalCode\":\"{zip:05}\",\"BillingCountry\":\"FR\",",
+            "\"OwnerId\":\"0055g0000000001AAA\",\"CreatedDate\":\"2024-03-0{day}T10:11:12.000+0000\",",
+            "\"LastModifiedDate\":\"2025-06-1{day}T08:09:10.000+0000\",\"SystemModstamp\":\"2025-06-1{day}T08:09:10.000+0000\",",
+            "\"External_Key__c\":\"{key:016x}{key2:016x}\",",
+            "\"Description\":\"Key account in the {city} region, generation {generation}; renewal due next quarter.\"}}"
+        ),
+        id = id(n),
+        n = n,
+        rev = (n * 7919) % 90_000_000 + 100_000,
+        emp = n % 20_000,
+        phone = n % 10_000,
+        street = n % 999 + 1,
+        city = cities[(n % 8) as usize],
+        zip = n % 99_999,
+        day = n % 9 + 1,
+        generation = generation,
+        // Real records carry values that do not compress (keys, free text): 32 hex digits here.
+        key = Rng::new(n ^ generation.rotate_left(32)).next_u64(),
+        key2 = Rng::new(!n).next_u64(),
+    )
+    .into_bytes()
 }
