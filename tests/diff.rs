@@ -281,3 +281,91 @@ async fn diffs_equal_a_brute_force_comparison() {
     );
     assert!(!schema.contains("Account.yaml"), "{schema}");
 }
+
+/// A chain of small deltas folded into a new base by compaction: diffs that cross the
+/// compaction (different bases) and diffs within the chain equal the brute-force comparison.
+#[test]
+fn diffs_across_a_compaction_equal_a_brute_force_comparison() {
+    use cairn::snapshot::{Change, Outcome, SnapshotWriter, Source};
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(
+        Box::new(LocalBackend::new(dir.path())),
+        MasterKey::generate().expect("key"),
+    )
+    .expect("store");
+    let source = || Source {
+        org_id: "00D".into(),
+        api_version: "62.0".into(),
+    };
+    let id = |n: u32| format!("001{n:015}");
+    let body = |n: u32, g: u32| {
+        format!("{{\"Id\":\"{}\",\"Name\":\"n{n}\",\"Gen\":{g}}}", id(n)).into_bytes()
+    };
+    let mut writer = SnapshotWriter::new(&store, "t", None)
+        .expect("writer")
+        .max_deltas(2);
+    writer
+        .full_object("Account", (0..3000).map(|n| Ok((id(n), body(n, 0)))))
+        .expect("full");
+    let (mut parent_id, mut parent) = writer
+        .finish("2026-01-01T00:00:00Z", source(), None, Outcome::Complete)
+        .expect("s0");
+    let mut chain = vec![parent.clone()];
+    for generation in 1..=4u32 {
+        let mut writer = SnapshotWriter::new(&store, "t", Some((&parent_id, &parent)))
+            .expect("writer")
+            .max_deltas(2);
+        let mut changes: Vec<Change> = (0..3000)
+            .filter(|n| n % (50 + generation) == 0)
+            .map(|n| Change::Upsert(id(n), body(n, generation)))
+            .collect();
+        changes.extend(
+            (0..3000)
+                .filter(|n| n % 997 == generation)
+                .map(|n| Change::Delete(id(n))),
+        );
+        changes.push(Change::Upsert(
+            id(5000 + generation),
+            body(5000 + generation, generation),
+        ));
+        changes.sort_by(|a, b| {
+            let key = |c: &Change| match c {
+                Change::Upsert(i, _) | Change::Delete(i) => i.clone(),
+            };
+            key(a).cmp(&key(b))
+        });
+        changes.dedup_by(|a, b| {
+            let key = |c: &Change| match c {
+                Change::Upsert(i, _) | Change::Delete(i) => i.clone(),
+            };
+            key(a) == key(b)
+        });
+        writer.changes("Account", changes).expect("delta");
+        let (id_next, next) = writer
+            .finish(
+                &format!("2026-01-0{}T00:00:00Z", generation + 1),
+                source(),
+                None,
+                Outcome::Complete,
+            )
+            .expect("snapshot");
+        chain.push(next.clone());
+        parent_id = id_next;
+        parent = next;
+    }
+    // max_deltas(2): the third delta compacted the object into a new base.
+    assert_ne!(
+        chain[0].objects["Account"].base,
+        chain[4].objects["Account"].base
+    );
+    let all: Vec<Records> = chain.iter().map(|m| records(&store, m)).collect();
+    for i in 0..chain.len() {
+        for j in 0..chain.len() {
+            if i == j {
+                continue;
+            }
+            let (lines, _) = fast(&store, &chain[i], &chain[j]);
+            assert_eq!(lines, brute_force(&all[i], &all[j]), "snapshot {i} -> {j}");
+        }
+    }
+}
