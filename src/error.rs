@@ -37,6 +37,9 @@ pub enum Error {
     },
     #[error("login failed: {message}")]
     Login { message: String, next: String },
+    /// A request the command cannot carry out as given.
+    #[error("{message}")]
+    Usage { message: String, next: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -74,7 +77,7 @@ impl Error {
                 "add a task under tasks/ (`cairn validate` lists what is wrong with the ones there)".to_string()
             }
             Error::NoSuchTask { known, .. } => format!("the tasks here are: {}", known.join(", ")),
-            Error::Login { next, .. } => next.clone(),
+            Error::Login { next, .. } | Error::Usage { next, .. } => next.clone(),
             Error::Store(e) => e.guidance(),
             Error::Source(e) => e.guidance(),
             Error::Backup(e) => e.guidance(),

@@ -10,6 +10,7 @@ use cairn::commands::apply::{ApplyOptions, apply};
 use cairn::commands::auth::{LoginOptions, login};
 use cairn::commands::check::{CheckOptions, check};
 use cairn::commands::diff::{DiffFormat, DiffOptions, diff};
+use cairn::commands::export::{ExportFormat, ExportOptions, export};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
 use cairn::commands::schema::{SchemaKind, schema};
@@ -141,6 +142,26 @@ enum Command {
         values: bool,
         #[arg(long, value_enum, default_value_t = DiffFormatArg::Text)]
         format: DiffFormatArg,
+    },
+    /// Write a snapshot's records to files, one per object, as CSV or JSON lines.
+    Export {
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The task (needed when several have snapshots).
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// The snapshot: id, latest (default), latest~N or a date.
+        #[arg(long, value_name = "S")]
+        snapshot: Option<String>,
+        /// Only this object.
+        #[arg(long, value_name = "NAME")]
+        object: Option<String>,
+        #[arg(long, value_enum)]
+        format: ExportFormatArg,
+        /// The directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// List snapshots with time, outcome and record count.
     Snapshots {
@@ -341,6 +362,12 @@ enum DiffFormatArg {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormatArg {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
     Text,
     Json,
@@ -537,6 +564,27 @@ fn main() -> ExitCode {
                     DiffFormatArg::Json => DiffFormat::Json,
                     DiffFormatArg::Markdown => DiffFormat::Markdown,
                 },
+            },
+            &process_env,
+        )),
+        Command::Export {
+            dir,
+            task,
+            snapshot,
+            object,
+            format,
+            out,
+        } => report(export(
+            &ExportOptions {
+                dir,
+                task,
+                snapshot,
+                object,
+                format: match format {
+                    ExportFormatArg::Csv => ExportFormat::Csv,
+                    ExportFormatArg::Jsonl => ExportFormat::Jsonl,
+                },
+                out,
             },
             &process_env,
         )),

@@ -693,3 +693,53 @@ async fn mass_deletes_raise_an_alert_and_diff_shows_the_change() {
         "{first}"
     );
 }
+
+/// `cairn export` writes the latest snapshot's records as CSV and JSON lines, one file per
+/// object, with every record the org holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_every_record_as_csv_and_jsonl() {
+    let sim = simulator(10).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let state = admin(&sim, Method::GET, "state", json!({})).await;
+    let accounts = state["records"]["Account"].as_u64().expect("accounts") as usize;
+    let out = fleet.root.path().join("export");
+    let out_text = out.to_string_lossy().to_string();
+    let jsonl = run(&fleet, &["export", "--format", "jsonl", "--out", &out_text]).await;
+    assert_eq!(jsonl.code, 0, "{}", jsonl.stderr);
+    let lines = std::fs::read_to_string(out.join("Account.jsonl")).expect("Account.jsonl");
+    assert_eq!(lines.lines().count(), accounts);
+    for line in lines.lines() {
+        let record: Value = serde_json::from_str(line).expect("a JSON record per line");
+        assert!(
+            record["Id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("001"))
+        );
+    }
+    let csv = run(
+        &fleet,
+        &[
+            "export", "--format", "csv", "--object", "Account", "--out", &out_text,
+        ],
+    )
+    .await;
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    let mut reader = csv::Reader::from_path(out.join("Account.csv")).expect("Account.csv");
+    assert_eq!(reader.headers().expect("header").get(0), Some("Id"));
+    assert_eq!(reader.records().count(), accounts);
+    let missing = run(
+        &fleet,
+        &[
+            "export", "--format", "csv", "--object", "Nope__c", "--out", &out_text,
+        ],
+    )
+    .await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("has no object Nope__c")
+            && missing.stderr.contains("its objects are: Account"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -7,12 +7,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::snapshot_access::{TaskSnapshots, resolve};
 use super::store_access::{self, Env};
 use crate::diff::{self, Kind, ObjectStats};
 use crate::error::Error;
-use crate::gitops::StateBranch;
-use crate::manifest::{ConfigTree, load};
-use crate::reconcile::status::{SnapshotRow, TaskStatus};
 use crate::snapshot::writer::load_manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,100 +34,22 @@ pub struct DiffOptions {
     pub format: DiffFormat,
 }
 
-fn usage(message: String, next: &str) -> Error {
-    Error::Login {
-        message,
-        next: next.to_string(),
-    }
-}
-
-/// Finds a snapshot in a task's list (newest first).
-pub fn resolve<'a>(snapshots: &'a [SnapshotRow], spec: &str) -> Result<&'a SnapshotRow, Error> {
-    let missing = || {
-        usage(
-            format!("no snapshot `{spec}` ({} snapshots known)", snapshots.len()),
-            "`cairn snapshots --task ID` lists them; use an id, latest, latest~N or a date such as 2026-01-31",
-        )
-    };
-    if spec == "latest" {
-        return snapshots.first().ok_or_else(missing);
-    }
-    if let Some(n) = spec.strip_prefix("latest~") {
-        let n: usize = n.parse().map_err(|_| missing())?;
-        return snapshots.get(n).ok_or_else(missing);
-    }
-    let until = if spec.len() == 10 {
-        crate::time::parse_date(spec).map(|days| (i64::from(days) + 1) * 86_400_000 - 1)
-    } else {
-        crate::time::parse_datetime(spec)
-    };
-    if let Some(until) = until {
-        return snapshots
-            .iter()
-            .find(|s| crate::time::parse_datetime(&s.time).is_some_and(|t| t <= until))
-            .ok_or_else(missing);
-    }
-    let matches: Vec<&SnapshotRow> = snapshots
-        .iter()
-        .filter(|s| s.id.starts_with(spec))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one),
-        [] => Err(missing()),
-        _ => Err(usage(
-            format!("`{spec}` matches {} snapshots", matches.len()),
-            "give more characters of the id",
-        )),
-    }
-}
-
 fn show(value: &Value) -> String {
     value.to_string()
 }
 
 pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
-    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
-    let repository = match &config.repository {
-        Some(r) => r.clone(),
-        None => {
-            return Err(Error::InvalidConfig {
-                dir: options.dir.clone(),
-            });
-        }
-    };
-    let state = StateBranch::open(
-        &options.dir,
-        &repository.state.branch,
-        &repository.state.remote,
-    )?;
-    let _ = state.fetch();
-    let known = state.list("state")?;
-    let task = match (&options.task, known.as_slice()) {
-        (Some(task), _) => task.clone(),
-        (None, [only]) => only.clone(),
-        (None, _) => {
-            return Err(usage(
-                "more than one task has snapshots".into(),
-                &format!("choose one with --task: {}", known.join(", ")),
-            ));
-        }
-    };
-    let status = match state.read(&TaskStatus::path(&task))? {
-        Some(bytes) => TaskStatus::parse(&bytes).unwrap_or_default(),
-        None => {
-            return Err(Error::NoSuchTask {
-                id: task,
-                dir: options.dir.clone(),
-                known,
-            });
-        }
-    };
+    let task = TaskSnapshots::open(&options.dir, options.task.as_deref())?;
     let from = resolve(
-        &status.snapshots,
+        &task.status.snapshots,
         options.from.as_deref().unwrap_or("latest~1"),
     )?;
-    let to = resolve(&status.snapshots, options.to.as_deref().unwrap_or("latest"))?;
-    let store = store_access::open(&options.dir, &repository, env)?;
+    let to = resolve(
+        &task.status.snapshots,
+        options.to.as_deref().unwrap_or("latest"),
+    )?;
+    let repository = &task.repository;
+    let store = store_access::open(&options.dir, repository, env)?;
     let older = load_manifest(&store, &from.id)?;
     let newer = load_manifest(&store, &to.id)?;
 
@@ -173,8 +93,9 @@ pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
             let markdown = options.format == DiffFormat::Markdown;
             let _ = writeln!(
                 out,
-                "{}diff {task}: {} ({}) -> {} ({})\n",
+                "{}diff {}: {} ({}) -> {} ({})\n",
                 if markdown { "### " } else { "" },
+                task.id,
                 short(&from.id),
                 from.time,
                 short(&to.id),

@@ -132,7 +132,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         }
     };
     let now_ms = match &options.at {
-        Some(at) => crate::time::parse_datetime(at).ok_or_else(|| Error::Login {
+        Some(at) => crate::time::parse_datetime(at).ok_or_else(|| Error::Usage {
             message: format!("--at {at:?} is not an ISO 8601 time"),
             next: "write it like 2026-01-31T03:00:00Z".into(),
         })?,
