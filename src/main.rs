@@ -13,6 +13,7 @@ use cairn::commands::diff::{DiffFormat, DiffOptions, diff};
 use cairn::commands::export::{ExportFormat, ExportOptions, export};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
+use cairn::commands::restore::{RestoreOptions, restore};
 use cairn::commands::schema::{SchemaKind, schema};
 use cairn::commands::sim::{ServeOptions, serve};
 use cairn::commands::snapshots::{SnapshotsOptions, snapshots};
@@ -142,6 +143,40 @@ enum Command {
         values: bool,
         #[arg(long, value_enum, default_value_t = DiffFormatArg::Text)]
         format: DiffFormatArg,
+    },
+    /// Put records from a snapshot back into an org: shows the plan, --apply carries it out.
+    ///
+    /// Choose records with --object (all of its records), --id, or --where FIELD=VALUE.
+    /// Existing records are updated field by field (only --fields, when given); deleted ones
+    /// are created again, parents first, with lookups remapped to the new Ids.
+    Restore {
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The task whose snapshot to restore from.
+        #[arg(long, value_name = "ID")]
+        task: String,
+        /// The snapshot: id, latest (default), latest~N or a date.
+        #[arg(long, value_name = "S")]
+        snapshot: Option<String>,
+        /// Only this object.
+        #[arg(long, value_name = "NAME")]
+        object: Option<String>,
+        /// A record by Id (repeatable).
+        #[arg(long = "id", value_name = "ID")]
+        ids: Vec<String>,
+        /// Records whose FIELD equals VALUE (repeatable: all must match).
+        #[arg(long = "where", value_name = "FIELD=VALUE")]
+        filters: Vec<String>,
+        /// Restore only these fields of existing records (comma-separated).
+        #[arg(long, value_delimiter = ',', value_name = "F,G")]
+        fields: Vec<String>,
+        /// Restore into this task's org (such as a sandbox) instead.
+        #[arg(long, value_name = "ID")]
+        to_task: Option<String>,
+        /// Carry out the plan.
+        #[arg(long, visible_alias = "yes")]
+        apply: bool,
     },
     /// Write a snapshot's records to files, one per object, as CSV or JSON lines.
     Export {
@@ -567,6 +602,36 @@ fn main() -> ExitCode {
             },
             &process_env,
         )),
+        Command::Restore {
+            dir,
+            task,
+            snapshot,
+            object,
+            ids,
+            filters,
+            fields,
+            to_task,
+            apply,
+        } => {
+            let options = RestoreOptions {
+                dir,
+                task,
+                snapshot,
+                object,
+                ids,
+                filters,
+                fields,
+                to_task,
+                apply,
+            };
+            match runtime().and_then(|rt| rt.block_on(restore(&options, &process_env))) {
+                Ok(outcome) => {
+                    print(&outcome.output);
+                    ExitCode::from(outcome.exit)
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Export {
             dir,
             task,

@@ -743,3 +743,371 @@ async fn export_writes_every_record_as_csv_and_jsonl() {
         missing.stderr
     );
 }
+
+/// SOQL against the simulated org with its own session: what a user would see.
+async fn soql(sim: &Simulator, query: &str) -> Vec<Value> {
+    let page: Value = reqwest::Client::new()
+        .get(format!("{}/services/data/v62.0/query", sim.url()))
+        .query(&[("q", query)])
+        .bearer_auth(&sim.credentials.access_token)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    page["records"].as_array().cloned().unwrap_or_default()
+}
+
+/// An account that has both contacts and opportunities.
+async fn family(sim: &Simulator) -> (String, Vec<String>, Vec<String>) {
+    for contact in soql(sim, "SELECT AccountId FROM Contact").await {
+        let Some(account) = contact["AccountId"].as_str() else {
+            continue;
+        };
+        let opportunities = soql(
+            sim,
+            &format!("SELECT Id FROM Opportunity WHERE AccountId = '{account}'"),
+        )
+        .await;
+        if !opportunities.is_empty() {
+            let contacts = soql(
+                sim,
+                &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'"),
+            )
+            .await;
+            let ids = |rows: Vec<Value>| {
+                rows.iter()
+                    .map(|r| r["Id"].as_str().expect("Id").to_string())
+                    .collect()
+            };
+            return (account.to_string(), ids(contacts), ids(opportunities));
+        }
+    }
+    panic!("no account with contacts and opportunities");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_comes_back_with_its_contacts_and_opportunities() {
+    let sim = simulator(11).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let (account, contacts, opportunities) = family(&sim).await;
+    for id in &contacts {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Contact/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    for id in &opportunities {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Opportunity/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Account/{account}"),
+        json!({}),
+    )
+    .await;
+
+    let selector = format!("AccountId={account}");
+    let plan = run(
+        &fleet,
+        &[
+            "restore", "--task", "acme", "--id", &account, "--where", &selector,
+        ],
+    )
+    .await;
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let creates = 1 + contacts.len() + opportunities.len();
+    assert!(
+        plan.stdout
+            .contains(&format!("Plan: {creates} to create, 0 to update")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("Nothing was changed"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        soql(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'")
+        )
+        .await
+        .is_empty()
+    );
+
+    let applied = run(
+        &fleet,
+        &[
+            "restore", "--task", "acme", "--id", &account, "--where", &selector, "--apply",
+        ],
+    )
+    .await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let new_account = applied
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("created Account {account} -> ")))
+        .expect("the account's new Id")
+        .to_string();
+    let restored_contacts = soql(
+        &sim,
+        &format!("SELECT Id FROM Contact WHERE AccountId = '{new_account}'"),
+    )
+    .await;
+    let restored_opportunities = soql(
+        &sim,
+        &format!("SELECT Id FROM Opportunity WHERE AccountId = '{new_account}'"),
+    )
+    .await;
+    assert_eq!(restored_contacts.len(), contacts.len());
+    assert_eq!(restored_opportunities.len(), opportunities.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_update_of_one_field_is_rolled_back_and_nothing_else_changes() {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 12,
+                population: Population::spread(5000),
+                clock: Clock::fixed(T0),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator");
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let accounts = soql(&sim, "SELECT Id, Phone FROM Account").await;
+    assert!(accounts.len() >= 1000, "{}", accounts.len());
+    let before: std::collections::BTreeMap<String, Value> = accounts
+        .iter()
+        .map(|a| {
+            (
+                a["Id"].as_str().expect("Id").to_string(),
+                a["Phone"].clone(),
+            )
+        })
+        .collect();
+    for id in before.keys().take(1000) {
+        admin(
+            &sim,
+            Method::PATCH,
+            &format!("records/Account/{id}"),
+            json!({"Phone": "000"}),
+        )
+        .await;
+    }
+    // A legitimate edit after the mass update must survive the rollback.
+    let kept = before.keys().next().expect("an account").clone();
+    admin(
+        &sim,
+        Method::PATCH,
+        &format!("records/Account/{kept}"),
+        json!({"Name": "Renamed After Backup"}),
+    )
+    .await;
+
+    let applied = run(
+        &fleet,
+        &[
+            "restore", "--task", "acme", "--object", "Account", "--fields", "Phone", "--apply",
+        ],
+    )
+    .await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied.stdout.contains("Plan: 0 to create, 1000 to update"),
+        "{}",
+        applied.stdout
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("Restored: 0 created, 1000 updated, 0 failed."),
+        "{}",
+        applied.stdout
+    );
+    let after = soql(&sim, "SELECT Id, Phone, Name FROM Account").await;
+    for account in &after {
+        let id = account["Id"].as_str().expect("Id");
+        assert_eq!(account["Phone"], before[id], "{id}");
+    }
+    let renamed = after
+        .iter()
+        .find(|a| a["Id"] == kept.as_str())
+        .expect("kept");
+    assert_eq!(renamed["Name"], "Renamed After Backup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_restore_into_a_sandbox_org() {
+    let sim = simulator(13).await;
+    let sandbox = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 99,
+                is_sandbox: true,
+                population: Population::spread(50),
+                clock: Clock::fixed(T0),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("sandbox");
+    let mut fleet = fleet_with_acme(&sim).await;
+    fleet.secret("SF_REFRESH_TOKEN_UAT", &sandbox.credentials.refresh_token);
+    fleet.write(
+        "tasks/uat.yaml",
+        &task("uat", &sandbox, "suspend: true\n")
+            .replace("environment: production", "environment: sandbox"),
+    );
+    assert_eq!(
+        run(&fleet, &["apply", "--task", "acme", "--at", &at(T0)])
+            .await
+            .code,
+        0
+    );
+    let (account, contacts, _) = family(&sim).await;
+    let selector = format!("AccountId={account}");
+    let applied = run(
+        &fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--object",
+            "Contact",
+            "--where",
+            &selector,
+            "--to-task",
+            "uat",
+            "--apply",
+        ],
+    )
+    .await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied
+            .stdout
+            .contains("another org: every record is created"),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(
+        applied.stdout.matches("created Contact").count(),
+        contacts.len(),
+        "{}",
+        applied.stdout
+    );
+    let names = soql(
+        &sim,
+        &format!("SELECT LastName FROM Contact WHERE AccountId = '{account}'"),
+    )
+    .await;
+    for name in names {
+        let last = name["LastName"].as_str().expect("LastName");
+        let found = soql(
+            &sandbox,
+            &format!(
+                "SELECT Id FROM Contact WHERE LastName = '{}'",
+                last.replace('\'', "\\'")
+            ),
+        )
+        .await;
+        assert!(!found.is_empty(), "{last} is in the sandbox");
+    }
+}
+
+/// Invoices whose master account is gone cannot be created; the contact restored with them
+/// can. The result names each failed record and why, and keeps what succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_partly_fails_reports_exactly_which_records() {
+    let sim = simulator(14).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let invoice = soql(&sim, "SELECT Id, Account__c FROM Invoice__c")
+        .await
+        .remove(0);
+    let master = invoice["Account__c"].as_str().expect("master").to_string();
+    let invoices = soql(
+        &sim,
+        &format!("SELECT Id FROM Invoice__c WHERE Account__c = '{master}'"),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Account/{master}"),
+        json!({}),
+    )
+    .await;
+    let contact = soql(&sim, "SELECT Id FROM Contact").await.remove(0)["Id"]
+        .as_str()
+        .expect("Id")
+        .to_string();
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Contact/{contact}"),
+        json!({}),
+    )
+    .await;
+
+    let selector = format!("Account__c={master}");
+    let applied = run(
+        &fleet,
+        &[
+            "restore", "--task", "acme", "--where", &selector, "--id", &contact, "--apply",
+        ],
+    )
+    .await;
+    assert_eq!(applied.code, 3, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied
+            .stdout
+            .contains(&format!("created Contact {contact} -> ")),
+        "{}",
+        applied.stdout
+    );
+    for row in &invoices {
+        let id = row["Id"].as_str().expect("Id");
+        let line = applied
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("FAILED  Invoice__c {id}: ")))
+            .unwrap_or_else(|| panic!("no failure line for {id}: {}", applied.stdout));
+        assert!(
+            line.contains("INVALID_CROSS_REFERENCE_KEY") || line.contains("ENTITY_IS_DELETED"),
+            "{line}"
+        );
+    }
+    assert!(
+        applied.stdout.contains(&format!(
+            "Restored: 1 created, 0 updated, {} failed.",
+            invoices.len()
+        )),
+        "{}",
+        applied.stdout
+    );
+}

@@ -10,6 +10,7 @@ pub mod forget;
 pub mod init;
 pub mod key;
 pub mod prune;
+pub mod restore;
 pub mod schema;
 pub mod sim;
 pub mod snapshot_access;

@@ -276,7 +276,7 @@ impl Org {
         let catalog = Catalog::standard();
         let mut rng = Rng::new(options.seed);
         let now = options.clock.now();
-        let org_id = ids::record_id("00D", 1 + options.seed % 1000);
+        let org_id = String::new(); // the Organization record's Id, set below
         let mut org = Org {
             gone: false,
             tables: vec![Table::default(); catalog.objects.len()],
@@ -324,6 +324,10 @@ impl Org {
             "Acme"
         };
         let is_sandbox = options.is_sandbox;
+        // Orgs of different seeds have different ids, as two real orgs do.
+        if let Some(index) = org.catalog.object_index("Organization") {
+            org.tables[index].next_counter = options.seed % 100_000;
+        }
         let org_record =
             org.insert_generated("Organization", now - 800 * DAY_MS, |name| match name {
                 "Name" => text(org_name),

@@ -1,0 +1,229 @@
+//! `cairn restore`: records from a snapshot back into an org. It always shows the plan first
+//! (create or update, field by field current -> restored); `--apply` carries it out.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::auth::find_task;
+use super::snapshot_access::{TaskSnapshots, resolve, usage};
+use super::store_access::{self, Env};
+use crate::error::Error;
+use crate::snapshot::ObjectReader;
+use crate::snapshot::writer::load_manifest;
+use crate::source::Connection;
+use crate::source::salesforce::connect;
+use crate::source::salesforce::restore::{self, Chosen, RestorePlan, Schemas, Step, field_infos};
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub dir: PathBuf,
+    pub task: String,
+    /// Default `latest`.
+    pub snapshot: Option<String>,
+    pub object: Option<String>,
+    /// Records by Id (any object).
+    pub ids: Vec<String>,
+    /// `FIELD=VALUE` filters; a record matching all of them is chosen.
+    pub filters: Vec<String>,
+    /// Restore only these fields of existing records.
+    pub fields: Vec<String>,
+    /// Restore into this task's org instead.
+    pub to_task: Option<String>,
+    pub apply: bool,
+}
+
+pub struct RestoreOutcome {
+    pub output: String,
+    /// 0 done (or planned), 3 some records failed, 1 all failed.
+    pub exit: u8,
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOutcome, Error> {
+    if options.object.is_none() && options.ids.is_empty() && options.filters.is_empty() {
+        return Err(usage(
+            "say which records to restore".into(),
+            "choose them with --object NAME (all of its records), --id ID, or --where FIELD=VALUE",
+        ));
+    }
+    let filters: Vec<(String, String)> = options
+        .filters
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    usage(
+                        format!("--where {f:?} is not FIELD=VALUE"),
+                        "write it like --where AccountId=001...",
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let source = TaskSnapshots::open(&options.dir, Some(&options.task))?;
+    let snapshot = resolve(
+        &source.status.snapshots,
+        options.snapshot.as_deref().unwrap_or("latest"),
+    )?;
+    let store = store_access::open(&options.dir, &source.repository, env)?;
+    let manifest = load_manifest(&store, &snapshot.id)?;
+
+    let mut chosen = Vec::new();
+    let mut schemas: Schemas = BTreeMap::new();
+    for (object, entry) in &manifest.objects {
+        if options
+            .object
+            .as_deref()
+            .is_some_and(|o| !o.eq_ignore_ascii_case(object))
+        {
+            continue;
+        }
+        if let Some(blob) = &entry.schema {
+            let document: Value =
+                serde_json::from_slice(&store.get_blob(blob)?).unwrap_or(Value::Null);
+            schemas.insert(object.clone(), field_infos(&document));
+        }
+        let every = options.ids.is_empty() && filters.is_empty();
+        for record in ObjectReader::new(&store, object, entry) {
+            let (id, body) = record?;
+            let listed = options.ids.iter().any(|i| i == &id);
+            let value: Value;
+            let matches = if !listed && !every && !filters.is_empty() {
+                value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                filters
+                    .iter()
+                    .all(|(field, wanted)| value.get(field).is_some_and(|v| text(v) == *wanted))
+            } else {
+                false
+            };
+            if (every || listed || matches)
+                && let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&body)
+            {
+                chosen.push(Chosen {
+                    object: object.clone(),
+                    id,
+                    record,
+                });
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(usage(
+            format!("no record of snapshot {} matches", &snapshot.id),
+            "check the Ids and filters; `cairn export` shows what the snapshot holds",
+        ));
+    }
+
+    let target_id = options
+        .to_task
+        .clone()
+        .unwrap_or_else(|| options.task.clone());
+    let target = find_task(&options.dir, &target_id)?;
+    let client = connect::client(&target, env)?;
+    let org = match client.check_connection().await {
+        Connection::Connected { org_id, .. } => org_id,
+        Connection::Disconnected { reason, detail } => {
+            return Err(usage(
+                format!("task {target_id} is Disconnected ({reason:?}): {detail}"),
+                &format!("run `cairn auth login --task {target_id}` or fix its connected app"),
+            ));
+        }
+    };
+    let same_org = org.get(..15) == manifest.source.org_id.get(..15);
+    let version = target.source.api_version.clone();
+    let only = (!options.fields.is_empty()).then_some(options.fields.as_slice());
+    let plan = restore::plan(&client, &version, &chosen, &schemas, only, !same_org).await?;
+
+    let mut out = format!(
+        "restore {} records from snapshot {} ({}) of {} into {target_id} (org {org}{})\n\n",
+        chosen.len(),
+        &snapshot.id[..snapshot.id.len().min(12)],
+        snapshot.time,
+        options.task,
+        if same_org {
+            ""
+        } else {
+            ", another org: every record is created"
+        }
+    );
+    render_plan(&plan, &mut out);
+    let mut exit = 0;
+    if options.apply {
+        let result = restore::apply(&client, &version, &plan, &schemas).await?;
+        out.push('\n');
+        for (object, old, new) in &result.created {
+            let _ = writeln!(out, "created {object} {old} -> {new}");
+        }
+        for (object, id) in &result.updated {
+            let _ = writeln!(out, "updated {object} {id}");
+        }
+        for (object, id, why) in &result.failed {
+            let _ = writeln!(out, "FAILED  {object} {id}: {why}");
+        }
+        let _ = writeln!(
+            out,
+            "Restored: {} created, {} updated, {} failed.",
+            result.created.len(),
+            result.updated.len(),
+            result.failed.len()
+        );
+        if !result.failed.is_empty() {
+            exit = if result.created.is_empty() && result.updated.is_empty() {
+                1
+            } else {
+                3
+            };
+        }
+    } else if plan.count("create") + plan.count("update") > 0 {
+        out.push_str("Nothing was changed. Run again with --apply to carry out this plan.\n");
+    }
+    Ok(RestoreOutcome { output: out, exit })
+}
+
+fn render_plan(plan: &RestorePlan, out: &mut String) {
+    for step in &plan.steps {
+        match step {
+            Step::Create { object, id, fields } => {
+                let name = fields
+                    .get("Name")
+                    .or_else(|| fields.get("LastName"))
+                    .or_else(|| fields.get("Subject"))
+                    .map(|v| format!("  ({})", text(v)))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "+ create {object} {id}{name}");
+            }
+            Step::Update {
+                object,
+                id,
+                changes,
+            } => {
+                let _ = writeln!(out, "~ update {object} {id}");
+                for change in changes {
+                    let _ = writeln!(
+                        out,
+                        "    {}: {} -> {}",
+                        change.field, change.current, change.restored
+                    );
+                }
+            }
+            Step::Unchanged { .. } => {}
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to create, {} to update, {} unchanged.",
+        plan.count("create"),
+        plan.count("update"),
+        plan.count("unchanged")
+    );
+}
