@@ -10,6 +10,7 @@ pub mod gitops;
 pub mod manifest;
 pub mod plan;
 pub mod reconcile;
+pub mod search;
 pub mod sim;
 pub mod snapshot;
 pub mod source;

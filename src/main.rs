@@ -15,6 +15,7 @@ use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
 use cairn::commands::restore::{RestoreOptions, restore};
 use cairn::commands::schema::{SchemaKind, schema};
+use cairn::commands::search::{SearchOptions, search};
 use cairn::commands::sim::{ServeOptions, serve};
 use cairn::commands::snapshots::{SnapshotsOptions, snapshots};
 use cairn::commands::status::{StatusOptions, status};
@@ -143,6 +144,34 @@ enum Command {
         values: bool,
         #[arg(long, value_enum, default_value_t = DiffFormatArg::Text)]
         format: DiffFormatArg,
+    },
+    /// Search every backup of a task, including records deleted since.
+    Search {
+        /// Words to find (tantivy query syntax: AND, OR, "phrases").
+        query: String,
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The task (needed when several have snapshots).
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// Only this object.
+        #[arg(long, value_name = "NAME")]
+        object: Option<String>,
+        /// Only matches in this field.
+        #[arg(long, value_name = "NAME")]
+        field: Option<String>,
+        /// Only this snapshot (id, latest, latest~N or a date).
+        #[arg(long, value_name = "S")]
+        snapshot: Option<String>,
+        /// Only records that were deleted since.
+        #[arg(long)]
+        deleted: bool,
+        /// At most this many hits.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Put records from a snapshot back into an org: shows the plan, --apply carries it out.
     ///
@@ -599,6 +628,30 @@ fn main() -> ExitCode {
                     DiffFormatArg::Json => DiffFormat::Json,
                     DiffFormatArg::Markdown => DiffFormat::Markdown,
                 },
+            },
+            &process_env,
+        )),
+        Command::Search {
+            query,
+            dir,
+            task,
+            object,
+            field,
+            snapshot,
+            deleted,
+            limit,
+            format,
+        } => report(search(
+            &SearchOptions {
+                dir,
+                task,
+                query,
+                object,
+                field,
+                snapshot,
+                deleted,
+                limit,
+                json: format == OutputFormat::Json,
             },
             &process_env,
         )),

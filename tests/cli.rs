@@ -248,6 +248,7 @@ fn help_lists_only_commands_that_work() {
             "apply",
             "status",
             "diff",
+            "search",
             "restore",
             "export",
             "snapshots",

@@ -1111,3 +1111,105 @@ async fn a_restore_that_partly_fails_reports_exactly_which_records() {
         applied.stdout
     );
 }
+
+/// Search finds records across backups, with snippets from the snapshots, including a record
+/// deleted since; a task with search.index: false says search is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_records_across_backups_including_deleted_ones() {
+    let sim = simulator(15).await;
+    let fleet = fleet_with_acme(&sim).await;
+    let created = admin(
+        &sim,
+        Method::POST,
+        "records/Account",
+        json!({"Name": "Quokka Logistics", "Phone": "+1 555 7777"}),
+    )
+    .await;
+    let quokka = created["id"].as_str().expect("id").to_string();
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Account/{quokka}"),
+        json!({}),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::POST,
+        "records/Account",
+        json!({"Name": "Wombat Freight"}),
+    )
+    .await;
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0 + DAY)]).await.code, 0);
+
+    let found = run(&fleet, &["search", "quokka"]).await;
+    assert_eq!(found.code, 0, "{}", found.stderr);
+    assert!(
+        found.stdout.contains(&format!("Account {quokka}")),
+        "{}",
+        found.stdout
+    );
+    assert!(
+        found.stdout.contains("Name: Quokka Logistics"),
+        "{}",
+        found.stdout
+    );
+    assert!(
+        found.stdout.contains("[deleted 2025-06-16"),
+        "{}",
+        found.stdout
+    );
+    assert!(found.stdout.contains("1 hit"), "{}", found.stdout);
+    let deleted_only = run(&fleet, &["search", "wombat", "--deleted"]).await;
+    assert!(
+        deleted_only.stdout.contains("0 hits"),
+        "{}",
+        deleted_only.stdout
+    );
+    let wombat = run(
+        &fleet,
+        &[
+            "search", "wombat", "--object", "Account", "--field", "Name", "--format", "json",
+        ],
+    )
+    .await;
+    let hits: Value = serde_json::from_str(&wombat.stdout).expect("JSON");
+    assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
+    assert_eq!(hits[0]["snippet"], "Wombat Freight");
+    // The index is in the store, sealed: no readable copy of the text.
+    let mut blobs = Vec::new();
+    for entry in walk(&fleet.root.path().join("store")) {
+        blobs.push(std::fs::read(entry).expect("blob"));
+    }
+    assert!(!blobs.iter().any(|b| b.windows(6).any(|w| w == b"Quokka")));
+
+    fleet.write(
+        "tasks/acme.yaml",
+        &task("acme", &sim, "search:\n  index: false\n"),
+    );
+    let off = run(&fleet, &["search", "quokka"]).await;
+    assert_eq!(off.code, 1);
+    assert!(
+        off.stderr.contains("search is off for task acme"),
+        "{}",
+        off.stderr
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}

@@ -12,6 +12,7 @@ pub mod key;
 pub mod prune;
 pub mod restore;
 pub mod schema;
+pub mod search;
 pub mod sim;
 pub mod snapshot_access;
 pub mod snapshots;

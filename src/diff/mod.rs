@@ -49,6 +49,9 @@ pub struct RecordChange {
     /// For a modification, the changed fields with both values; for an addition or deletion,
     /// every field of the record (after, or before).
     pub fields: Vec<FieldChange>,
+    /// The newer version of an added or modified record, as stored (for indexing).
+    #[serde(skip)]
+    pub body: Option<Vec<u8>>,
 }
 
 /// Counts for one object.
@@ -215,6 +218,7 @@ pub fn diff_object(
                 id,
                 change,
                 fields,
+                body: after.map(<[u8]>::to_vec),
             });
         };
     match (older, newer) {

@@ -637,6 +637,17 @@ fn summarise(
     let older = parent.map(|(_, m)| m).unwrap_or(&empty);
     let record_ids = context.repository.state.record_ids;
     let mut ids = Vec::new();
+    let fail = |e: StoreError| format!("{e}; {}", e.guidance());
+    // The search index takes the same change: one pass over it for both.
+    let index = if task.search.index {
+        let index = crate::search::SearchIndex::open(context.store, &task.id).map_err(fail)?;
+        let writer = index.writer().map_err(fail)?;
+        Some((index, writer))
+    } else {
+        None
+    };
+    let time = crate::time::parse_datetime(&outcome.manifest.time).unwrap_or(0);
+    let mut index_error = None;
     let stats = if parent.is_some() {
         crate::diff::diff(
             context.store,
@@ -645,13 +656,42 @@ fn summarise(
             None,
             false,
             &mut |c| {
+                if let Some((index, writer)) = &index {
+                    let added = match (&c.change, &c.body) {
+                        (crate::diff::Kind::Deleted, _) => {
+                            index.add_deletion(writer, &c.object, &c.id, &outcome.snapshot, time)
+                        }
+                        (_, Some(body)) => index.add_record(
+                            writer,
+                            &c.object,
+                            &c.id,
+                            &outcome.snapshot,
+                            time,
+                            body,
+                        ),
+                        (_, None) => Ok(()),
+                    };
+                    if let Err(e) = added {
+                        index_error.get_or_insert(e);
+                    }
+                }
                 if record_ids {
                     ids.push((c.object, c.id, c.change));
                 }
             },
         )
-        .map_err(|e| format!("{e}; {}", e.guidance()))?
+        .map_err(fail)?
     } else {
+        if let Some((index, writer)) = &index {
+            for (object, entry) in &outcome.manifest.objects {
+                for record in crate::snapshot::ObjectReader::new(context.store, object, entry) {
+                    let (id, body) = record.map_err(fail)?;
+                    index
+                        .add_record(writer, object, &id, &outcome.snapshot, time, &body)
+                        .map_err(fail)?;
+                }
+            }
+        }
         // The first snapshot: everything is new; no need to read it back.
         outcome
             .manifest
@@ -673,6 +713,12 @@ fn summarise(
             .map_err(|e| format!("{e}; {}", e.guidance()))?,
         None => String::new(),
     };
+    if let Some(e) = index_error {
+        return Err(fail(e));
+    }
+    if let Some((index, writer)) = index {
+        index.save(context.store, &task.id, writer).map_err(fail)?;
+    }
     let alerts = crate::diff::summary::alerts(&task.alerts, &stats);
     let text = crate::diff::summary::render(&crate::diff::summary::Summary {
         title: &task.name,

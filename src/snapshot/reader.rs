@@ -158,3 +158,23 @@ impl Iterator for ChangeReader<'_> {
         }
     }
 }
+
+/// One record of an object by Id, reading only the segments whose Id ranges can hold it.
+pub fn find_record(
+    store: &Store,
+    entry: &ObjectEntry,
+    id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let ids = [id.to_string()];
+    let narrowed = crate::diff::restricted(entry, &ids);
+    for record in ObjectReader::new(store, "", &narrowed) {
+        let (found, body) = record?;
+        if found == id {
+            return Ok(Some(body));
+        }
+        if found.as_str() > id {
+            break;
+        }
+    }
+    Ok(None)
+}

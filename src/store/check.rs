@@ -195,9 +195,23 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
             });
         }
     }
+    let index: std::collections::BTreeSet<String> = crate::search::referenced_blobs(store)?
+        .into_iter()
+        .collect();
+    for blob in index.iter().filter(|b| !stored.contains(*b)) {
+        report.findings.push(Finding {
+            severity: Severity::Warning,
+            what: format!("search index blob {blob} is missing"),
+            affects: Vec::new(),
+            next: "the backups are unaffected; the search index is rebuilt by the next apply"
+                .into(),
+        });
+    }
     let leftovers = stored
         .iter()
-        .filter(|b| !referenced.contains_key(*b) && !schemas.contains_key(*b))
+        .filter(|b| {
+            !referenced.contains_key(*b) && !schemas.contains_key(*b) && !index.contains(*b)
+        })
         .count();
     if leftovers > 0 {
         report.findings.push(Finding {

@@ -24,6 +24,7 @@ pub fn prune(store: &Store, now_ms: i64, dry_run: bool) -> Result<PruneReport, S
             referenced.extend(entry.blobs().map(str::to_string));
         }
     }
+    referenced.extend(crate::search::referenced_blobs(store)?);
     let mut report = PruneReport::default();
     for blob in store.list_blobs()? {
         if referenced.contains(&blob) {

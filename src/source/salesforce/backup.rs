@@ -630,23 +630,6 @@ fn write_full(
     })
 }
 
-/// The parent's version of one record, reading only the segments that can hold it.
-fn parent_body(
-    store: &Store,
-    entry: &crate::snapshot::ObjectEntry,
-    id: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let ids = [id.to_string()];
-    let narrowed = crate::diff::restricted(entry, &ids);
-    for record in crate::snapshot::ObjectReader::new(store, "", &narrowed) {
-        let (found, body) = record?;
-        if found == id {
-            return Ok(Some(body));
-        }
-    }
-    Ok(None)
-}
-
 fn write_incremental(
     writer: &mut SnapshotWriter,
     store: &Store,
@@ -667,7 +650,7 @@ fn write_incremental(
             return Ok(false);
         }
         revisits += 1;
-        let known = parent_body(store, entry, &row.id)?;
+        let known = crate::snapshot::reader::find_record(store, entry, &row.id)?;
         Ok(match known {
             None => row.deleted,
             Some(body) => !row.deleted && body == row.body,

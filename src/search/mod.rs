@@ -1,0 +1,307 @@
+//! "Index all data for search": a tantivy index per task of every record version the backups
+//! captured (object, Id, snapshot, time, and the text of every field), plus a marker for each
+//! deletion, so searches also find records deleted since. Each backup adds only its change.
+//!
+//! At rest the index is in the store like any data: every index file a sealed blob (keyed ids,
+//! so unchanged segment files are stored once), a sealed list of them, and a pointer
+//! `search/<task>` naming that list. It is unpacked for use into a private temporary directory
+//! that is removed afterwards; only Ids and pointers are stored in the index, never record
+//! text, which is read back from the snapshot for snippets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value as _,
+};
+use tantivy::{Index, IndexWriter, Term};
+
+use crate::store::{Store, StoreError};
+
+/// The index writer's memory budget (tantivy wants at least 15 MB per thread).
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend {
+        location: "search index".into(),
+        message: e.to_string(),
+    }
+}
+
+fn pointer(task: &str) -> String {
+    format!("search/{task}")
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    object: Field,
+    id: Field,
+    snapshot: Field,
+    time: Field,
+    kind: Field,
+    text: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let fields = Fields {
+        object: builder.add_text_field("object", STRING | STORED),
+        id: builder.add_text_field("id", STRING | STORED),
+        snapshot: builder.add_text_field("snapshot", STRING | STORED),
+        time: builder.add_i64_field("time", INDEXED | STORED),
+        kind: builder.add_text_field("kind", STRING | STORED),
+        text: builder.add_text_field("text", TEXT),
+    };
+    (builder.build(), fields)
+}
+
+/// The sealed list of a task's index files.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Packed {
+    files: BTreeMap<String, String>,
+}
+
+/// A task's index, unpacked into a private temporary directory.
+pub struct SearchIndex {
+    _dir: tempfile::TempDir,
+    index: Index,
+    fields: Fields,
+}
+
+/// One match.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hit {
+    pub object: String,
+    pub id: String,
+    pub snapshot: String,
+    /// The snapshot's time, ms since the epoch.
+    pub time: i64,
+    pub score: f32,
+    /// When the record was deleted after this version (the deleting snapshot's time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+}
+
+/// Every field value of a record as one text: what the index tokenizes.
+pub fn record_text(body: &[u8]) -> String {
+    let mut text = String::new();
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+        for value in map.values() {
+            match value {
+                Value::Null => continue,
+                Value::String(s) => text.push_str(s),
+                other => text.push_str(&other.to_string()),
+            }
+            text.push('\n');
+        }
+    }
+    text
+}
+
+impl SearchIndex {
+    /// Whether the task has an index in the store.
+    pub fn exists(store: &Store, task: &str) -> Result<bool, StoreError> {
+        store.backend().exists(&pointer(task))
+    }
+
+    /// The task's index from the store, or a new empty one.
+    pub fn open(store: &Store, task: &str) -> Result<SearchIndex, StoreError> {
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-search-")
+            .tempdir()
+            .map_err(failed)?;
+        let (schema, fields) = schema();
+        let index = match store.backend().get(&pointer(task))? {
+            Some(id) => {
+                let list = store.get_blob(String::from_utf8_lossy(&id).trim())?;
+                let packed: Packed = serde_json::from_slice(&list).map_err(failed)?;
+                for (name, blob) in &packed.files {
+                    let safe = Path::new(name)
+                        .file_name()
+                        .filter(|n| n.to_string_lossy() == *name)
+                        .ok_or_else(|| {
+                            failed(format!("an index file has an unsafe name: {name}"))
+                        })?;
+                    std::fs::write(dir.path().join(safe), store.get_blob(blob)?).map_err(failed)?;
+                }
+                Index::open_in_dir(dir.path()).map_err(failed)?
+            }
+            None => Index::create_in_dir(dir.path(), schema).map_err(failed)?,
+        };
+        Ok(SearchIndex {
+            _dir: dir,
+            index,
+            fields,
+        })
+    }
+
+    pub fn writer(&self) -> Result<IndexWriter, StoreError> {
+        self.index.writer(WRITER_MEMORY).map_err(failed)
+    }
+
+    pub fn add_record(
+        &self,
+        writer: &IndexWriter,
+        object: &str,
+        id: &str,
+        snapshot: &str,
+        time: i64,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.fields.object, object);
+        doc.add_text(self.fields.id, id);
+        doc.add_text(self.fields.snapshot, snapshot);
+        doc.add_i64(self.fields.time, time);
+        doc.add_text(self.fields.kind, "record");
+        doc.add_text(self.fields.text, record_text(body));
+        writer.add_document(doc).map_err(failed)?;
+        Ok(())
+    }
+
+    pub fn add_deletion(
+        &self,
+        writer: &IndexWriter,
+        object: &str,
+        id: &str,
+        snapshot: &str,
+        time: i64,
+    ) -> Result<(), StoreError> {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.fields.object, object);
+        doc.add_text(self.fields.id, id);
+        doc.add_text(self.fields.snapshot, snapshot);
+        doc.add_i64(self.fields.time, time);
+        doc.add_text(self.fields.kind, "deleted");
+        writer.add_document(doc).map_err(failed)?;
+        Ok(())
+    }
+
+    /// Commits the writer and seals every index file into the store; files already there
+    /// (unchanged segments) are not written again.
+    pub fn save(
+        self,
+        store: &Store,
+        task: &str,
+        mut writer: IndexWriter,
+    ) -> Result<(), StoreError> {
+        writer.commit().map_err(failed)?;
+        writer.wait_merging_threads().map_err(failed)?;
+        let mut packed = Packed::default();
+        for entry in std::fs::read_dir(self._dir.path()).map_err(failed)? {
+            let entry = entry.map_err(failed)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Lock files are the writer's, not the index's.
+            if name.ends_with(".lock") || !entry.path().is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).map_err(failed)?;
+            packed
+                .files
+                .insert(name, store.put_blob("search-file", &bytes)?);
+        }
+        let list = serde_json::to_vec(&packed).map_err(failed)?;
+        let id = store.put_blob("search-list", &list)?;
+        store.backend().put(&pointer(task), id.as_bytes())
+    }
+
+    /// The records matching `query`, best first: `limit` hits after the object and snapshot
+    /// filters. Deleted records carry the time of their deletion.
+    pub fn search(
+        &self,
+        query: &str,
+        object: Option<&str>,
+        snapshot: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let reader = self.index.reader().map_err(failed)?;
+        let searcher = reader.searcher();
+        let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
+        let (text_query, _) = parser.parse_query_lenient(query);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query)];
+        let term = |field: Field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
+        clauses.push((Occur::Must, term(self.fields.kind, "record")));
+        if let Some(object) = object {
+            clauses.push((Occur::Must, term(self.fields.object, object)));
+        }
+        if let Some(snapshot) = snapshot {
+            clauses.push((Occur::Must, term(self.fields.snapshot, snapshot)));
+        }
+        let combined = BooleanQuery::new(clauses);
+        let top = searcher
+            .search(
+                &combined,
+                &TopDocs::with_limit(limit.max(1)).order_by_score(),
+            )
+            .map_err(failed)?;
+        let mut hits = Vec::new();
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address).map_err(failed)?;
+            let text = |field: Field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let time = doc
+                .get_first(self.fields.time)
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            hits.push(Hit {
+                object: text(self.fields.object),
+                id: text(self.fields.id),
+                snapshot: text(self.fields.snapshot),
+                time,
+                score,
+                deleted_at: None,
+            });
+        }
+        // Was each record deleted after the version found?
+        for hit in &mut hits {
+            let deletions = BooleanQuery::new(vec![
+                (Occur::Must, term(self.fields.id, &hit.id)),
+                (Occur::Must, term(self.fields.kind, "deleted")),
+            ]);
+            let found = searcher
+                .search(&deletions, &TopDocs::with_limit(16).order_by_score())
+                .map_err(failed)?;
+            for (_, address) in found {
+                let doc: TantivyDocument = searcher.doc(address).map_err(failed)?;
+                let at = doc
+                    .get_first(self.fields.time)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(0);
+                if at > hit.time && hit.deleted_at.is_none_or(|d| at < d) {
+                    hit.deleted_at = Some(at);
+                }
+            }
+        }
+        Ok(hits)
+    }
+}
+
+/// Index blobs the store must keep: every task's list and files.
+pub fn referenced_blobs(store: &Store) -> Result<Vec<String>, StoreError> {
+    let mut blobs = Vec::new();
+    for path in store.backend().list("search")? {
+        let Some(id) = store.backend().get(&path)? else {
+            continue;
+        };
+        let id = String::from_utf8_lossy(&id).trim().to_string();
+        let list = store.get_blob(&id)?;
+        let packed: Packed = serde_json::from_slice(&list).map_err(failed)?;
+        blobs.push(id);
+        blobs.extend(packed.files.into_values());
+    }
+    Ok(blobs)
+}
