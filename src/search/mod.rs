@@ -22,8 +22,9 @@ use tantivy::{Index, IndexWriter, Term};
 
 use crate::store::{Store, StoreError};
 
-/// The index writer's memory budget (tantivy wants at least 15 MB per thread).
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+/// The index writer's memory budget (tantivy wants at least 15 MB per thread): fewer, larger
+/// segments index about 1.6x faster than at 64 MiB on 2 cores (benches/search.rs).
+const WRITER_MEMORY: usize = 256 * 1024 * 1024;
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend {
@@ -87,15 +88,23 @@ pub struct Hit {
     pub deleted_at: Option<i64>,
 }
 
-/// Every field value of a record as one text: what the index tokenizes.
+/// A value worth tokenizing: text people search for. Record Ids (18 characters, letters and
+/// digits) and timestamps are left out: Ids have their own field, and neither is words.
+fn searchable(text: &str) -> bool {
+    let id_like = text.len() == 18 && text.bytes().all(|b| b.is_ascii_alphanumeric());
+    let timestamp = text.len() >= 20 && crate::time::parse_datetime(text).is_some();
+    !id_like && !timestamp
+}
+
+/// The text values of a record as one text: what the index tokenizes.
 pub fn record_text(body: &[u8]) -> String {
     let mut text = String::new();
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
         for value in map.values() {
             match value {
-                Value::Null => continue,
-                Value::String(s) => text.push_str(s),
-                other => text.push_str(&other.to_string()),
+                Value::String(s) if searchable(s) => text.push_str(s),
+                Value::Number(n) => text.push_str(&n.to_string()),
+                _ => continue,
             }
             text.push('\n');
         }

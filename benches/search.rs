@@ -1,0 +1,105 @@
+//! The search index on 1,000,000 Accounts (issue 8):
+//!
+//!     cargo bench --bench search
+//!     CAIRN_BENCH_RECORDS=200000 cargo bench --bench search
+//!
+//! Reports the index build rate (records indexed, committed and sealed into the store), the
+//! latency of searches (p50, p99 over 200 queries), and the index's size against the data.
+
+mod common;
+
+use std::time::Instant;
+
+use cairn::search::SearchIndex;
+use cairn::sim::org::Rng;
+use cairn::store::Store;
+use cairn::store::backend::LocalBackend;
+use cairn::store::crypto::MasterKey;
+use common::{account, id};
+
+fn main() {
+    let records: u64 = std::env::var("CAIRN_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
+        .expect("a directory under target/");
+    let store = Store::init(
+        Box::new(LocalBackend::new(dir.path())),
+        MasterKey::generate().expect("key"),
+    )
+    .expect("init");
+    let raw_bytes: u64 = (0..records).map(|n| account(n, 0).len() as u64).sum();
+
+    let started = Instant::now();
+    let mut text_bytes = 0usize;
+    for n in 0..records {
+        text_bytes += cairn::search::record_text(&account(n, 0)).len();
+    }
+    let text_time = started.elapsed().as_secs_f64();
+    let before = common::dir_bytes(dir.path());
+    let started = Instant::now();
+    let index = SearchIndex::open(&store, "bench").expect("index");
+    let writer = index.writer().expect("writer");
+    for n in 0..records {
+        index
+            .add_record(&writer, "Account", &id(n), "snapshot1", 0, &account(n, 0))
+            .expect("add");
+    }
+    index.save(&store, "bench", writer).expect("save");
+    let build = started.elapsed().as_secs_f64();
+    let index_bytes = common::dir_bytes(dir.path()) - before;
+
+    let started = Instant::now();
+    let index = SearchIndex::open(&store, "bench").expect("reopen");
+    let open_time = started.elapsed().as_secs_f64();
+    let cities = [
+        "Paris", "Lagos", "Osaka", "Lima", "Oslo", "Pune", "Austin", "Tartu",
+    ];
+    let mut rng = Rng::new(7);
+    let mut times = Vec::new();
+    for q in 0..200 {
+        let query = match q % 3 {
+            0 => format!("\"Account {} Holdings\"", rng.below(records)),
+            1 => format!("{} AND renewal", cities[rng.below(8) as usize]),
+            _ => format!("{:04}", rng.below(10_000)),
+        };
+        let started = Instant::now();
+        let hits = index
+            .search(&query, Some("Account"), None, 20)
+            .expect("search");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(!hits.is_empty() || q % 3 == 2, "{query}");
+    }
+    times.sort_by(f64::total_cmp);
+    let percentile = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+
+    println!(
+        "search benchmark: {records} Accounts ({:.0} MiB of JSON)",
+        raw_bytes as f64 / 1048576.0
+    );
+    println!("| measure | result | goal |");
+    println!("|---|---|---|");
+    println!(
+        "| index build (index, commit, seal into the store) | {:.0} records/s ({build:.1} s) | >= 100,000 records/s |",
+        records as f64 / build
+    );
+    println!(
+        "| search latency, 200 queries (20 hits, with deletion check) | p50 {:.1} ms, p99 {:.1} ms | p50 <= 20 ms |",
+        percentile(0.5),
+        percentile(0.99)
+    );
+    println!(
+        "| of which making the text of each record (JSON parse; {:.0} MiB) | {text_time:.1} s | |",
+        text_bytes as f64 / 1048576.0
+    );
+    println!(
+        "| opening the index (unseal into a temporary directory) | {:.0} ms | |",
+        open_time * 1000.0
+    );
+    println!(
+        "| index size in the store | {:.1} MiB ({:.1}% of the JSON) | |",
+        index_bytes as f64 / 1048576.0,
+        100.0 * index_bytes as f64 / raw_bytes as f64
+    );
+}
