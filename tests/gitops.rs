@@ -1213,3 +1213,34 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// A push race made certain: job A reads the state, job B commits and pushes first, then A's
+/// push is rejected and must replay its change on B's tip. Both changes land, in order.
+#[test]
+fn a_rejected_state_push_is_replayed_on_the_new_tip() {
+    use cairn::gitops::{Change, StateBranch};
+    let root = tempfile::tempdir().expect("dir");
+    git(
+        root.path(),
+        &["init", "--quiet", "--bare", "-b", "main", "remote.git"],
+    );
+    for job in ["a", "b"] {
+        git(root.path(), &["clone", "--quiet", "remote.git", job]);
+    }
+    let a = StateBranch::open(&root.path().join("a"), "cairn-state", "origin").expect("a");
+    let b = StateBranch::open(&root.path().join("b"), "cairn-state", "origin").expect("b");
+    // Both start from the same (empty) state.
+    a.fetch().expect("a fetch");
+    b.fetch().expect("b fetch");
+    let b_change = [Change::write("state/beta/status.yaml", "task: beta\n")];
+    b.commit(&b_change, "beta").expect("b commit");
+    b.push(&b_change, "beta").expect("b push");
+    let a_change = [Change::write("state/acme/status.yaml", "task: acme\n")];
+    a.commit(&a_change, "acme").expect("a commit");
+    a.push(&a_change, "acme").expect("a push, after a replay");
+    let remote = root.path().join("remote.git");
+    let files = git(&remote, &["ls-tree", "-r", "--name-only", "cairn-state"]);
+    assert_eq!(files, "state/acme/status.yaml\nstate/beta/status.yaml\n");
+    let log = git(&remote, &["log", "--format=%s", "cairn-state"]);
+    assert_eq!(log, "acme\nbeta\n");
+}
