@@ -280,6 +280,31 @@ async fn diffs_equal_a_brute_force_comparison() {
         "{schema}"
     );
     assert!(!schema.contains("Account.yaml"), "{schema}");
+    // A field's type changes (Text to Long Text Area): the schema diff shows it, records stay.
+    admin(
+        &sim,
+        Method::PATCH,
+        "fields/Lead/Region__c",
+        json!({"type": "textarea"}),
+    )
+    .await;
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let s4 = backup(
+        &client,
+        &store,
+        &options,
+        Some((&s3.snapshot, &s3.manifest)),
+        &at(T0 + 3 * HOUR),
+    )
+    .await
+    .expect("s4");
+    let schema = diff::schema_diff(&store, &s3.manifest, &s4.manifest, None).expect("schema diff");
+    assert!(
+        schema.contains("-  type: string") && schema.contains("+  type: textarea"),
+        "{schema}"
+    );
+    let (lines, _) = fast(&store, &s3.manifest, &s4.manifest);
+    assert_eq!(lines, brute_force(&r3, &records(&store, &s4.manifest)));
 }
 
 /// A chain of small deltas folded into a new base by compaction: diffs that cross the

@@ -227,6 +227,10 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/__sim/records/{object}/{id}/undelete", post(undelete))
         .route("/__sim/recycle-bin/empty", post(empty_recycle_bin))
         .route("/__sim/fields/{object}", post(add_field))
+        .route(
+            "/__sim/fields/{object}/{field}",
+            axum::routing::patch(change_field_type),
+        )
         .route("/__sim/sessions/expire", post(expire_sessions))
         .route("/__sim/refresh-tokens/revoke", post(revoke_refresh_tokens))
         .route("/__sim/api-usage", put(api_usage))
@@ -410,6 +414,52 @@ async fn add_field(
         record.values = values.into_boxed_slice();
     }
     Ok(ok(json!({"object": name, "field": field.name})))
+}
+
+#[derive(Deserialize)]
+struct NewType {
+    #[serde(rename = "type")]
+    field_type: String,
+}
+
+/// Changes a custom text field to another text type (Text to Long Text Area, Phone, Email,
+/// URL), as Setup allows without losing data; values stay as they are.
+async fn change_field_type(
+    Shared(state): Shared<Arc<State>>,
+    Path((name, field)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let request: NewType = serde_json::from_slice(&body).map_err(|e| bad(format!("{e}")))?;
+    let text = |t: FieldType| {
+        matches!(
+            t,
+            FieldType::String
+                | FieldType::Textarea
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Url
+        )
+    };
+    let new_type = FieldType::from_name(&request.field_type)
+        .filter(|t| text(*t))
+        .ok_or_else(|| bad("a text field changes only to string, textarea, email, phone or url"))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let index = object(&org, &name)?;
+    let def = org.catalog.objects[index]
+        .fields
+        .iter_mut()
+        .find(|f| f.name == field && f.name.ends_with("__c"))
+        .ok_or_else(|| bad(format!("{name} has no custom field {field}")))?;
+    if !text(def.field_type) {
+        return Err(bad(format!("{field} is not a text field")));
+    }
+    def.field_type = new_type;
+    if new_type == FieldType::Textarea {
+        def.length = def.length.max(32_768);
+    }
+    Ok(ok(
+        json!({"object": name, "field": field, "type": request.field_type}),
+    ))
 }
 
 async fn expire_sessions(Shared(state): Shared<Arc<State>>) -> Result<Response> {
