@@ -8,6 +8,7 @@ pub mod diff;
 pub mod error;
 pub mod gitops;
 pub mod manifest;
+pub mod notify;
 pub mod plan;
 pub mod reconcile;
 pub mod search;

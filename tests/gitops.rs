@@ -1244,3 +1244,138 @@ fn a_rejected_state_push_is_replayed_on_the_new_tip() {
     let log = git(&remote, &["log", "--format=%s", "cairn-state"]);
     assert_eq!(log, "acme\nbeta\n");
 }
+
+/// What a test receiver got: (path, Authorization header, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
+
+/// A webhook receiver on 127.0.0.1: records every POST; `/fail` answers 500.
+async fn receiver() -> (String, Received) {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{HeaderMap, StatusCode};
+    let received: Received = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/{hook}",
+            axum::routing::post(
+                |State(log): State<Received>,
+                 UrlPath(hook): UrlPath<String>,
+                 headers: HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    log.lock().expect("log").push((hook.clone(), auth, value));
+                    if hook == "fail" {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// Notifications reach real receivers with the rendered template; channels that fail (refused
+/// connection, 500) are reported and change nothing in the backup's outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_their_channels_and_failing_ones_change_nothing() {
+    let sim = simulator(16).await;
+    let (url, received) = receiver().await;
+    let mut fleet = fleet_with_acme(&sim).await;
+    let summary = fleet.root.path().join("step-summary.md");
+    fleet.secret("SLACK_URL", &format!("{url}/slack"));
+    fleet.secret("HOOK_URL", &format!("{url}/hook"));
+    fleet.secret("HOOK_TOKEN", "hook-secret-token");
+    fleet.secret("DEAD_URL", "http://127.0.0.1:1/nothing-listens");
+    fleet.secret("FAIL_URL", &format!("{url}/fail"));
+    fleet.secret("GITHUB_STEP_SUMMARY", &summary.to_string_lossy());
+    fleet.write(
+        "templates/slack-run.md.j2",
+        "*{{ task.name }}*: backup {{ outcome }} ({{ run.records }} records)\n",
+    );
+    let notifications = "notifications:\n  - channel:\n      slack:\n        webhookUrlEnv: SLACK_URL\n    events: [success]\n    template: slack-run.md.j2\n  - channel:\n      webhook:\n        urlEnv: HOOK_URL\n        bearerTokenEnv: HOOK_TOKEN\n    events: [success]\n  - channel:\n      githubSummary: {}\n    events: [success]\n  - channel:\n      file:\n        path: reports/runs.md\n    events: [success]\n  - channel:\n      webhook:\n        urlEnv: DEAD_URL\n    events: [success]\n  - channel:\n      webhook:\n        urlEnv: FAIL_URL\n    events: [success]\n";
+    fleet.write("tasks/acme.yaml", &task("acme", &sim, notifications));
+    let validate = run(&fleet, &["validate"]).await;
+    assert_eq!(validate.code, 0, "{}", validate.stdout);
+
+    let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied.stdout.contains("success  acme"),
+        "{}",
+        applied.stdout
+    );
+    for channel in ["slack", "webhook", "githubSummary", "file"] {
+        assert!(
+            applied
+                .stdout
+                .contains(&format!("notified acme via {channel} (success)")),
+            "{channel}: {}",
+            applied.stdout
+        );
+    }
+    assert!(
+        applied.stdout.contains(
+            "NOT notified acme via webhook (success): could not connect after 3 attempts"
+        ),
+        "{}",
+        applied.stdout
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("the receiver answered 500 Internal Server Error after 3 attempts"),
+        "{}",
+        applied.stdout
+    );
+    assert!(
+        !applied.stdout.contains("nothing-listens"),
+        "the URL is a secret"
+    );
+
+    let log = received.lock().expect("log").clone();
+    let slack = log
+        .iter()
+        .find(|(hook, _, _)| hook == "slack")
+        .expect("slack post");
+    let records = slack.2["text"].as_str().expect("text");
+    assert!(
+        records.starts_with("*Task acme*: backup success (") && records.contains(" records)"),
+        "{records}"
+    );
+    let hook = log
+        .iter()
+        .find(|(hook, _, _)| hook == "hook")
+        .expect("webhook post");
+    assert_eq!(hook.1, "Bearer hook-secret-token");
+    assert_eq!(hook.2["event"], "success");
+    assert_eq!(hook.2["task"]["id"], "acme");
+    assert!(
+        hook.2["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("### cairn: Task acme — backup success"))
+    );
+    assert_eq!(
+        log.iter().filter(|(hook, _, _)| hook == "fail").count(),
+        3,
+        "retried"
+    );
+    let step = std::fs::read_to_string(&summary).expect("step summary");
+    assert!(
+        step.contains("### cairn: Task acme — backup success"),
+        "{step}"
+    );
+    let file =
+        std::fs::read_to_string(fleet.config().join("reports/runs.md")).expect("file channel");
+    assert!(file.contains("backup success"), "{file}");
+}

@@ -90,8 +90,17 @@ pub fn load(tree: &ConfigTree) -> Result<LoadedConfig, Error> {
         schema::check(file.kind, &file.doc, &file.display, &mut config.diagnostics);
     }
     let templates = tree.list_files(TEMPLATES_DIR)?;
+    let mut template_sources = std::collections::BTreeMap::new();
+    for name in &templates {
+        if let Some(FileContent::Bytes(bytes)) = tree.read(&format!("{TEMPLATES_DIR}/{name}"))?
+            && let Ok(text) = String::from_utf8(bytes)
+        {
+            template_sources.insert(name.clone(), text);
+        }
+    }
     let context = RuleContext {
         templates: &templates,
+        template_sources,
         templates_display: format!("{}/", tree.display(TEMPLATES_DIR)),
     };
     rules::check_all(&files, &context, &mut config.diagnostics);

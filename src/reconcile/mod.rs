@@ -64,6 +64,8 @@ pub struct ApplyOutcome {
     pub pushed: bool,
     #[serde(skip)]
     pub fail_on_alert: bool,
+    /// Notifications sent, and those that failed (never affecting the outcome).
+    pub deliveries: Vec<crate::notify::Delivery>,
 }
 
 impl ApplyOutcome {
@@ -93,6 +95,24 @@ impl ApplyOutcome {
             let _ = writeln!(out, "{word}  {:<24} {}", result.task, result.message);
             for alert in &result.alerts {
                 let _ = writeln!(out, "  ALERT  {alert}");
+            }
+        }
+        for delivery in &self.deliveries {
+            match &delivery.error {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "notified {} via {} ({})",
+                        delivery.task, delivery.channel, delivery.event
+                    );
+                }
+                Some(why) => {
+                    let _ = writeln!(
+                        out,
+                        "NOT notified {} via {} ({}): {why}; the backup is unaffected",
+                        delivery.task, delivery.channel, delivery.event
+                    );
+                }
             }
         }
         match &self.commit {
@@ -183,6 +203,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             commit: None,
             pushed: false,
             fail_on_alert: options.fail_on_alert,
+            deliveries: Vec::new(),
         });
     }
 
@@ -197,8 +218,22 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         env,
     };
     let mut changes = Vec::new();
+    let mut deliveries = Vec::new();
+    let http = connect::http_client().ok();
     for loaded in config.tasks.iter().filter(|t| chosen(&t.task.id)) {
         let (result, task_changes) = apply_task(&context, &loaded.task, options.force).await;
+        let status = task_changes
+            .iter()
+            .find(|c| c.path == TaskStatus::path(&loaded.task.id))
+            .and_then(|c| c.content.as_deref())
+            .and_then(|bytes| TaskStatus::parse(bytes).ok());
+        if let Some(http) = &http {
+            for context in notification_contexts(&loaded.task, &result, status.as_ref(), &now) {
+                deliveries.extend(
+                    crate::notify::notify(&options.dir, &loaded.task, &context, env, http).await,
+                );
+            }
+        }
         changes.extend(task_changes);
         results.push(result);
     }
@@ -226,7 +261,78 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         commit: commit.map(|c| c.to_string()),
         pushed,
         fail_on_alert: options.fail_on_alert,
+        deliveries,
     })
+}
+
+/// The events a task's run raises, each with the context its templates receive.
+fn notification_contexts(
+    task: &BackupTask,
+    result: &TaskResult,
+    status: Option<&TaskStatus>,
+    now: &str,
+) -> Vec<crate::notify::NotificationContext> {
+    use crate::notify::{AlertInfo, ConnectionInfo, NotificationContext, RunInfo, TaskInfo};
+    let disconnected = status.and_then(TaskStatus::connected) == Some(false);
+    let mut events = Vec::new();
+    let outcome = match result.outcome {
+        Some(RunOutcome::Success) => {
+            events.push("success");
+            "success"
+        }
+        Some(RunOutcome::Partial) => {
+            events.push("partial");
+            "partial"
+        }
+        Some(RunOutcome::Failed) if disconnected => {
+            events.push("disconnected");
+            if status.is_some_and(|s| s.phase == Phase::Archived) {
+                events.push("archived");
+            }
+            "failed"
+        }
+        Some(RunOutcome::Failed) => {
+            events.push("failure");
+            "failed"
+        }
+        None => return Vec::new(),
+    };
+    if !result.alerts.is_empty() {
+        events.push("warning");
+    }
+    let run = status.and_then(|s| s.last_attempted.clone());
+    let connection = status.and_then(|s| s.condition("Connected"));
+    events
+        .into_iter()
+        .map(|event| NotificationContext {
+            event: event.to_string(),
+            outcome: outcome.to_string(),
+            task: TaskInfo {
+                id: task.id.clone(),
+                name: task.name.clone(),
+                environment: environment_name(task.source.environment).to_string(),
+            },
+            run: RunInfo {
+                finished_at: now.to_string(),
+                snapshot: result.snapshot.clone(),
+                api_calls: run.as_ref().map_or(0, |r| r.api_calls),
+                records: run.as_ref().map_or(0, |r| r.records),
+                message: result.message.clone(),
+            },
+            alerts: result
+                .alerts
+                .iter()
+                .map(|a| AlertInfo {
+                    object: a.split(':').next().unwrap_or_default().to_string(),
+                    reason: a.clone(),
+                })
+                .collect(),
+            connection: ConnectionInfo {
+                connected: connection.is_some_and(|c| c.status == "True"),
+                reason: connection.map(|c| c.reason.clone()).unwrap_or_default(),
+            },
+        })
+        .collect()
 }
 
 fn commit_message(results: &[TaskResult], now: &str) -> String {

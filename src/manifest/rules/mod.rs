@@ -17,6 +17,7 @@ mod literal_secret;
 mod object_name;
 mod retention;
 mod template_exists;
+mod template_renders;
 
 pub use literal_secret::{RULE as LITERAL_SECRET, looks_like_secret};
 
@@ -73,6 +74,8 @@ impl ManifestFile {
 pub struct RuleContext<'a> {
     /// File names in templates/.
     pub templates: &'a [String],
+    /// Their texts (those that are UTF-8 and not too large).
+    pub template_sources: std::collections::BTreeMap<String, String>,
     /// How templates/ is shown to the user.
     pub templates_display: String,
 }
@@ -89,6 +92,7 @@ const RULES: &[Check] = &[
     alert_threshold::check,
     object_name::check,
     template_exists::check,
+    template_renders::check,
     full_api_budget::check,
 ];
 

@@ -1,0 +1,325 @@
+//! Notifications: a task's run rendered through a minijinja template (built in, or the config
+//! repository's own in `templates/`) and sent to its channels. A channel that fails is
+//! reported and retried, but never fails or loses the backup.
+//!
+//! The context every template receives (stable; add, never rename):
+//!
+//! ```text
+//! event       success | partial | failure | warning | disconnected | archived
+//! outcome     success | partial | failed | archived
+//! task        { id, name, environment }
+//! run         { finished_at, snapshot, api_calls, records, message }
+//! alerts      [ { object, reason } ]
+//! connection  { connected, reason }
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::manifest::model::{BackupTask, Channel, Event};
+
+/// Attempts per HTTP channel.
+const ATTEMPTS: u32 = 3;
+/// `$GITHUB_STEP_SUMMARY` takes at most 1 MiB per step.
+pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
+
+pub const BUILTIN: [(&str, &str); 5] = [
+    (
+        "run-summary.md.j2",
+        include_str!("templates/run-summary.md.j2"),
+    ),
+    ("failure.md.j2", include_str!("templates/failure.md.j2")),
+    (
+        "disconnected.md.j2",
+        include_str!("templates/disconnected.md.j2"),
+    ),
+    ("alert.md.j2", include_str!("templates/alert.md.j2")),
+    ("archived.md.j2", include_str!("templates/archived.md.j2")),
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskInfo {
+    pub id: String,
+    pub name: String,
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunInfo {
+    pub finished_at: String,
+    pub snapshot: Option<String>,
+    pub api_calls: u64,
+    pub records: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertInfo {
+    pub object: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionInfo {
+    pub connected: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationContext {
+    pub event: String,
+    pub outcome: String,
+    pub task: TaskInfo,
+    pub run: RunInfo,
+    pub alerts: Vec<AlertInfo>,
+    pub connection: ConnectionInfo,
+}
+
+impl NotificationContext {
+    /// A filled-in context, for checking templates before any run.
+    pub fn sample() -> NotificationContext {
+        NotificationContext {
+            event: "warning".into(),
+            outcome: "success".into(),
+            task: TaskInfo {
+                id: "acme-production".into(),
+                name: "Acme Production".into(),
+                environment: "production".into(),
+            },
+            run: RunInfo {
+                finished_at: "2026-01-31T03:04:05.000Z".into(),
+                snapshot: Some("0123456789abcdef".into()),
+                api_calls: 42,
+                records: 1000,
+                message: "snapshot 0123456789ab, 9 objects".into(),
+            },
+            alerts: vec![AlertInfo {
+                object: "Account".into(),
+                reason: "Account: 80 of 1000 records deleted (8.0%, more than 5%)".into(),
+            }],
+            connection: ConnectionInfo {
+                connected: true,
+                reason: "Connected".into(),
+            },
+        }
+    }
+}
+
+pub fn event_name(event: Event) -> &'static str {
+    match event {
+        Event::Success => "success",
+        Event::Partial => "partial",
+        Event::Failure => "failure",
+        Event::Warning => "warning",
+        Event::Disconnected => "disconnected",
+        Event::Archived => "archived",
+    }
+}
+
+/// The built-in template for an event.
+pub fn default_template(event: &str) -> &'static str {
+    match event {
+        "failure" => "failure.md.j2",
+        "disconnected" => "disconnected.md.j2",
+        "warning" => "alert.md.j2",
+        "archived" => "archived.md.j2",
+        _ => "run-summary.md.j2",
+    }
+}
+
+/// Renders a template: the config repository's `templates/<name>` when it exists, else the
+/// built-in one. Undefined variables are errors.
+pub fn render(
+    config_dir: &Path,
+    name: &str,
+    context: &NotificationContext,
+) -> Result<String, String> {
+    let own = config_dir.join("templates").join(name);
+    let source = match std::fs::read_to_string(&own) {
+        Ok(text) => text,
+        Err(_) => BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| text.to_string())
+            .ok_or_else(|| format!("no template {name} in templates/ nor built in"))?,
+    };
+    render_source(name, &source, context)
+}
+
+pub fn render_source(
+    name: &str,
+    source: &str,
+    context: &NotificationContext,
+) -> Result<String, String> {
+    let mut environment = Environment::new();
+    environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    environment
+        .add_template(name, source)
+        .map_err(|e| describe(&e))?;
+    let template = environment.get_template(name).map_err(|e| describe(&e))?;
+    template
+        .render(minijinja::value::Serde(context))
+        .map_err(|e| describe(&e))
+}
+
+/// A minijinja error with where it happened (`name:line`).
+fn describe(error: &minijinja::Error) -> String {
+    match (error.name(), error.line()) {
+        (Some(name), Some(line)) => format!(
+            "templates/{name}:{line}: {}",
+            error.detail().unwrap_or(&error.to_string())
+        ),
+        _ => error.to_string(),
+    }
+}
+
+/// What happened when sending to one channel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub task: String,
+    pub channel: String,
+    pub event: String,
+    /// None when delivered; else why not.
+    pub error: Option<String>,
+}
+
+fn channel_name(channel: &Channel) -> &'static str {
+    match channel {
+        Channel::Slack(_) => "slack",
+        Channel::Webhook(_) => "webhook",
+        Channel::Email(_) => "email",
+        Channel::GithubSummary(_) => "githubSummary",
+        Channel::File(_) => "file",
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    body: &serde_json::Value,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+        let mut request = http.post(url).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) if response.status().is_client_error() => {
+                return Err(format!("the receiver refused it ({})", response.status()));
+            }
+            Ok(response) => last = format!("the receiver answered {}", response.status()),
+            // The URL is a secret: never in the message.
+            Err(e) if e.is_connect() => last = "could not connect".into(),
+            Err(e) if e.is_timeout() => last = "timed out".into(),
+            Err(_) => last = "the request failed".into(),
+        }
+    }
+    Err(format!("{last} after {ATTEMPTS} attempts"))
+}
+
+/// Sends one event of one task to every notification that wants it.
+pub async fn notify(
+    config_dir: &Path,
+    task: &BackupTask,
+    context: &NotificationContext,
+    env: &dyn Fn(&str) -> Option<String>,
+    http: &reqwest::Client,
+) -> Vec<Delivery> {
+    let mut deliveries = Vec::new();
+    for notification in &task.notifications {
+        if !notification
+            .events
+            .iter()
+            .any(|e| event_name(*e) == context.event)
+        {
+            continue;
+        }
+        let name = notification
+            .template
+            .clone()
+            .unwrap_or_else(|| default_template(&context.event).to_string());
+        let sent = match render(config_dir, &name, context) {
+            Err(e) => Err(format!("the template failed: {e}")),
+            Ok(text) => send(config_dir, &notification.channel, &text, context, env, http).await,
+        };
+        deliveries.push(Delivery {
+            task: task.id.clone(),
+            channel: channel_name(&notification.channel).to_string(),
+            event: context.event.clone(),
+            error: sent.err(),
+        });
+    }
+    deliveries
+}
+
+async fn send(
+    config_dir: &Path,
+    channel: &Channel,
+    text: &str,
+    context: &NotificationContext,
+    env: &dyn Fn(&str) -> Option<String>,
+    http: &reqwest::Client,
+) -> Result<(), String> {
+    let secret = |name: &str| env(name).ok_or_else(|| format!("{name} is not set"));
+    match channel {
+        Channel::Slack(slack) => {
+            let url = secret(&slack.webhook_url_env)?;
+            post(http, &url, None, &serde_json::json!({ "text": text })).await
+        }
+        Channel::Webhook(webhook) => {
+            let url = secret(&webhook.url_env)?;
+            let token = match &webhook.bearer_token_env {
+                Some(name) => Some(secret(name)?),
+                None => None,
+            };
+            let mut body = serde_json::to_value(context).map_err(|e| e.to_string())?;
+            body["text"] = serde_json::Value::String(text.to_string());
+            post(http, &url, token.as_deref(), &body).await
+        }
+        Channel::GithubSummary(_) => {
+            let Some(path) = env("GITHUB_STEP_SUMMARY") else {
+                return Err("GITHUB_STEP_SUMMARY is not set (not running in GitHub Actions)".into());
+            };
+            append(Path::new(&path), text, STEP_SUMMARY_LIMIT)
+        }
+        Channel::File(file) => append(&config_dir.join(&file.path), text, usize::MAX),
+        Channel::Email(_) => Err("email delivery is not available in this version; use slack, webhook, githubSummary or file".into()),
+    }
+}
+
+/// Appends a section, keeping the file under `limit` bytes.
+fn append(path: &Path, text: &str, limit: usize) -> Result<(), String> {
+    use std::io::Write as _;
+    let used = std::fs::metadata(path).map_or(0, |m| m.len() as usize);
+    let mut section = format!("{text}\n");
+    if used + section.len() > limit {
+        let room = limit.saturating_sub(used + 64);
+        let mut cut = room.min(section.len());
+        while !section.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        section.truncate(cut);
+        section.push_str("\n\n… (cut: the summary limit was reached)\n");
+        if room == 0 {
+            return Err(format!("{} is full ({limit} bytes)", path.display()));
+        }
+    }
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(section.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
