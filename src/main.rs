@@ -13,6 +13,7 @@ use cairn::commands::diff::{DiffFormat, DiffOptions, diff};
 use cairn::commands::export::{ExportFormat, ExportOptions, export};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
+use cairn::commands::report::{ReportOptions, report as html_report};
 use cairn::commands::restore::{RestoreOptions, restore};
 use cairn::commands::schema::{SchemaKind, schema};
 use cairn::commands::search::{SearchOptions, search};
@@ -206,6 +207,18 @@ enum Command {
         /// Carry out the plan.
         #[arg(long, visible_alias = "yes")]
         apply: bool,
+    },
+    /// Write a self-contained HTML report of a task: records over time, changes, API calls.
+    Report {
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The task (needed when several have snapshots).
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Write a snapshot's records to files, one per object, as CSV or JSON lines.
     Export {
@@ -684,6 +697,9 @@ fn main() -> ExitCode {
                 }
                 Err(e) => fail(&e),
             }
+        }
+        Command::Report { dir, task, out } => {
+            report(html_report(&ReportOptions { dir, task, out }, &process_env))
         }
         Command::Export {
             dir,

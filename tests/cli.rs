@@ -250,6 +250,7 @@ fn help_lists_only_commands_that_work() {
             "diff",
             "search",
             "restore",
+            "report",
             "export",
             "snapshots",
             "init",

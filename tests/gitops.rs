@@ -1379,3 +1379,42 @@ async fn notifications_reach_their_channels_and_failing_ones_change_nothing() {
         std::fs::read_to_string(fleet.config().join("reports/runs.md")).expect("file channel");
     assert!(file.contains("backup success"), "{file}");
 }
+
+/// The HTML report: self-contained (no scripts, no network), one chart series per object, the
+/// latest change summary and the API calls of each run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_charts_one_series_per_object() {
+    let sim = simulator(17).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    admin(
+        &sim,
+        Method::POST,
+        "records/Lead",
+        json!({"LastName": "Later", "Company": "L", "Status": "Open - Not Contacted"}),
+    )
+    .await;
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0 + DAY)]).await.code, 0);
+    let out = fleet.root.path().join("out/report.html");
+    let made = run(&fleet, &["report", "--out", &out.to_string_lossy()]).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let html = std::fs::read_to_string(&out).expect("report");
+    let state = admin(&sim, Method::GET, "state", json!({})).await;
+    let objects = state["records"].as_object().expect("objects").len();
+    assert_eq!(
+        html.matches("<polyline class=\"series\"").count(),
+        objects,
+        "{html}"
+    );
+    assert!(html.contains("data-object=\"Lead\""));
+    assert!(!html.contains("<script"), "no scripts");
+    assert!(
+        !html
+            .replace("http://www.w3.org/2000/svg", "")
+            .contains("http"),
+        "no network references"
+    );
+    assert!(html.contains("| Lead | 1 | 0 | 0 |"), "the latest changes");
+    assert!(html.contains("<h2>API calls per run</h2>"));
+}

@@ -10,6 +10,7 @@ pub mod forget;
 pub mod init;
 pub mod key;
 pub mod prune;
+pub mod report;
 pub mod restore;
 pub mod schema;
 pub mod search;
