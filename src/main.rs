@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use cairn::commands::apply::{ApplyOptions, apply};
 use cairn::commands::auth::{LoginOptions, login};
 use cairn::commands::check::{CheckOptions, check};
+use cairn::commands::demo::{DemoOptions, demo};
 use cairn::commands::diff::{DiffFormat, DiffOptions, diff};
 use cairn::commands::export::{ExportFormat, ExportOptions, export};
 use cairn::commands::forget::{ForgetOptions, forget};
@@ -44,6 +45,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole loop on a simulated org; no account needed.
+    ///
+    /// A simulated org, apply, changes, apply, diff, search, restore.
+    Demo {
+        /// Records in the simulated org.
+        #[arg(long, default_value_t = 20_000)]
+        records: usize,
+        /// Keep the config repository and store in this (new or empty) directory.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
     /// Check a config repository's manifests against the schemas and rules.
     ///
     /// Exits 0 when every manifest is valid, 1 with diagnostics otherwise.
@@ -506,6 +518,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Demo { records, keep } => {
+            let options = DemoOptions { records, keep };
+            let mut stdout = std::io::stdout();
+            match runtime().and_then(|rt| rt.block_on(demo(&options, &mut stdout))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Validate {
             dir,
             rev,

@@ -243,6 +243,7 @@ fn help_lists_only_commands_that_work() {
     assert_eq!(
         commands,
         [
+            "demo",
             "validate",
             "plan",
             "apply",

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod auth;
 pub mod check;
+pub mod demo;
 pub mod diff;
 pub mod export;
 pub mod forget;
