@@ -16,6 +16,7 @@ use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
 use cairn::commands::report::{ReportOptions, report as html_report};
 use cairn::commands::restore::{RestoreOptions, restore};
+use cairn::commands::scaffold::{AddOptions, add_salesforce};
 use cairn::commands::schema::{SchemaKind, schema};
 use cairn::commands::search::{SearchOptions, search};
 use cairn::commands::sim::{ServeOptions, serve};
@@ -275,6 +276,11 @@ enum Command {
         #[arg(long, default_value = "initial")]
         label: String,
     },
+    /// Add a backup task to the config repository.
+    Add {
+        #[command(subcommand)]
+        source: AddCommand,
+    },
     /// Manage the key files that open the store.
     Key {
         #[command(subcommand)]
@@ -368,6 +374,31 @@ enum KeyCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AddCommand {
+    /// A Salesforce org: writes tasks/<id>.yaml with sensible defaults and comments.
+    Salesforce {
+        /// The task's display name, such as "Acme Production".
+        #[arg(long)]
+        name: String,
+        /// Production or sandbox; fixed for the task's life.
+        #[arg(long, value_enum)]
+        environment: EnvironmentArg,
+        /// The task's id (default: a slug of the name).
+        #[arg(long)]
+        id: Option<String>,
+        /// The config repository.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EnvironmentArg {
+    Production,
+    Sandbox,
 }
 
 #[derive(Subcommand)]
@@ -754,6 +785,26 @@ fn main() -> ExitCode {
                 kdf: KdfParams::default(),
             };
             report(init(&options, &process_env))
+        }
+        Command::Add {
+            source:
+                AddCommand::Salesforce {
+                    name,
+                    environment,
+                    id,
+                    dir,
+                },
+        } => {
+            let options = AddOptions {
+                dir,
+                name,
+                environment: match environment {
+                    EnvironmentArg::Production => cairn::manifest::model::Environment::Production,
+                    EnvironmentArg::Sandbox => cairn::manifest::model::Environment::Sandbox,
+                },
+                id,
+            };
+            report(add_salesforce(&options).map(|(_, next)| next))
         }
         Command::Key { command } => report(match command {
             KeyCommand::Add { dir, label } => {

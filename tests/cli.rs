@@ -255,6 +255,7 @@ fn help_lists_only_commands_that_work() {
             "export",
             "snapshots",
             "init",
+            "add",
             "key",
             "check",
             "forget",
@@ -385,4 +386,59 @@ fn sim_serve_explains_a_port_in_use() {
         .status(1)
         .stderr_has("the simulator could not start")
         .stderr_has("help: if the port");
+}
+
+/// `cairn init` in an empty directory scaffolds a config repository (valid as written), makes
+/// the store and key; `cairn add salesforce` writes a valid task, and refuses to overwrite one.
+#[test]
+fn init_scaffolds_a_repository_and_add_writes_a_valid_task() {
+    let test = Test::new().env("CAIRN_PASSPHRASE", "correct horse battery staple");
+    test.run_with(&["init"])
+        .status(0)
+        .stdout_has("Wrote ./cairn.yaml")
+        .stdout_has("Wrote ./.github/workflows/cairn-plan.yml")
+        .stdout_has("Created the encrypted store");
+    test.run_with(&[
+        "add",
+        "salesforce",
+        "--name",
+        "Acme Production",
+        "--environment",
+        "production",
+    ])
+    .status(0)
+    .stdout_has("Wrote ./tasks/acme-production.yaml")
+    .stdout_has("cairn auth login --task acme-production");
+    test.run_with(&[
+        "add",
+        "salesforce",
+        "--name",
+        "Acme UAT",
+        "--environment",
+        "sandbox",
+        "--id",
+        "acme-uat",
+    ])
+    .status(0);
+    test.run_with(&["validate"])
+        .status(0)
+        .stdout_has("valid: 3 files checked (2 tasks)");
+    let task = std::fs::read_to_string(test.path().join("tasks/acme-uat.yaml")).expect("task");
+    assert!(task.contains("environment: sandbox") && task.contains("SF_ACME_UAT_REFRESH_TOKEN"));
+    test.run_with(&[
+        "add",
+        "salesforce",
+        "--name",
+        "Acme UAT",
+        "--environment",
+        "sandbox",
+        "--id",
+        "acme-uat",
+    ])
+    .status(1)
+    .stderr_has("exists already");
+    // Initialising again keeps what is there.
+    test.run_with(&["init"])
+        .status(1)
+        .stderr_has("already exists");
 }

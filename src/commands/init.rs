@@ -47,6 +47,14 @@ pub struct InitOptions {
 }
 
 pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
+    // An empty (or new) directory becomes a config repository first.
+    let mut scaffolded = String::new();
+    if !options.dir.join("cairn.yaml").exists() {
+        for path in super::scaffold::scaffold_repository(&options.dir)? {
+            scaffolded.push_str(&format!("Wrote {}\n", path.display()));
+        }
+        scaffolded.push_str("Add a task with `cairn add salesforce --name \"Acme Production\" --environment production`.\n");
+    }
     let repository = store_access::repository(&options.dir)?;
     let encryption = &repository.encryption;
     let backend = store_access::backend(&options.dir, &repository, env)?;
@@ -89,5 +97,5 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
         ));
     }
     out.push_str("Keep a copy of the passphrase or the raw key somewhere safe: without them the backups cannot be read.\n");
-    Ok(out)
+    Ok(scaffolded + &out)
 }

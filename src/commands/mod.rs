@@ -13,6 +13,7 @@ pub mod key;
 pub mod prune;
 pub mod report;
 pub mod restore;
+pub mod scaffold;
 pub mod schema;
 pub mod search;
 pub mod sim;

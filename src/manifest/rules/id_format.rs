@@ -41,7 +41,7 @@ pub fn is_slug(id: &str) -> bool {
         && !id.contains("--")
 }
 
-fn slugify(text: &str) -> String {
+pub fn slugify(text: &str) -> String {
     let mut slug = String::new();
     for c in text.chars().flat_map(char::to_lowercase) {
         if let Some(ascii) = fold_accent(c) {

@@ -12,7 +12,7 @@ mod alert_threshold;
 pub mod cron;
 mod duplicate_id;
 mod full_api_budget;
-mod id_format;
+pub mod id_format;
 mod literal_secret;
 mod object_name;
 mod retention;
