@@ -881,7 +881,7 @@ fn main() -> ExitCode {
             report(result)
         }
         Command::Schema { kind } => {
-            print(schema(kind));
+            print(&schema(kind));
             ExitCode::SUCCESS
         }
         Command::Sim {

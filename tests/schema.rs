@@ -295,3 +295,22 @@ fn repository_defaults_fill_in_what_a_task_leaves_out() {
     assert_ne!(sandbox.task.retention, defaults.retention);
     assert!(!sandbox.task.search.index);
 }
+
+/// The README's manifest reference is exactly what the schemas generate.
+#[test]
+fn the_readme_manifest_reference_matches_the_schemas() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let start = readme
+        .find("<!-- manifest-reference:start")
+        .expect("start marker");
+    let body_start = start + readme[start..].find("-->\n").expect("marker end") + 4;
+    let end = readme
+        .find("<!-- manifest-reference:end -->")
+        .expect("end marker");
+    assert_eq!(
+        &readme[body_start..end],
+        cairn::manifest::reference::reference(),
+        "regenerate it with `cargo run -- schema reference`"
+    );
+}

@@ -9,11 +9,14 @@ pub enum SchemaKind {
     Task,
     /// The Repository schema (cairn.yaml).
     Repository,
+    /// Both, as the Markdown manifest reference the README embeds.
+    Reference,
 }
 
-pub fn schema(kind: SchemaKind) -> &'static str {
+pub fn schema(kind: SchemaKind) -> String {
     match kind {
-        SchemaKind::Task => TASK_SCHEMA,
-        SchemaKind::Repository => REPOSITORY_SCHEMA,
+        SchemaKind::Task => TASK_SCHEMA.to_string(),
+        SchemaKind::Repository => REPOSITORY_SCHEMA.to_string(),
+        SchemaKind::Reference => crate::manifest::reference::reference(),
     }
 }

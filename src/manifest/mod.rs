@@ -4,6 +4,7 @@
 pub mod diagnostic;
 pub mod load;
 pub mod model;
+pub mod reference;
 pub mod render;
 pub mod rules;
 pub mod schema;
