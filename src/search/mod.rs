@@ -68,7 +68,8 @@ struct Packed {
 
 /// A task's index, unpacked into a private temporary directory.
 pub struct SearchIndex {
-    _dir: tempfile::TempDir,
+    /// Removed (with the unsealed files) when the index is dropped.
+    dir: tempfile::TempDir,
     index: Index,
     fields: Fields,
 }
@@ -142,11 +143,7 @@ impl SearchIndex {
             }
             None => Index::create_in_dir(dir.path(), schema).map_err(failed)?,
         };
-        Ok(SearchIndex {
-            _dir: dir,
-            index,
-            fields,
-        })
+        Ok(SearchIndex { dir, index, fields })
     }
 
     pub fn writer(&self) -> Result<IndexWriter, StoreError> {
@@ -202,7 +199,7 @@ impl SearchIndex {
         writer.commit().map_err(failed)?;
         writer.wait_merging_threads().map_err(failed)?;
         let mut packed = Packed::default();
-        for entry in std::fs::read_dir(self._dir.path()).map_err(failed)? {
+        for entry in std::fs::read_dir(self.dir.path()).map_err(failed)? {
             let entry = entry.map_err(failed)?;
             let name = entry.file_name().to_string_lossy().into_owned();
             // Lock files are the writer's, not the index's.
