@@ -16,8 +16,6 @@ use cairn::diff;
 use cairn::sim::org::Rng;
 use cairn::snapshot::{Change, Outcome, SnapshotManifest, SnapshotWriter, Source};
 use cairn::store::Store;
-use cairn::store::backend::LocalBackend;
-use cairn::store::crypto::MasterKey;
 use common::{account, id};
 
 fn source() -> Source {
@@ -46,13 +44,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
-        .expect("a directory under target/");
-    let store = Store::init(
-        Box::new(LocalBackend::new(dir.path())),
-        MasterKey::generate().expect("key"),
-    )
-    .expect("init");
+    let (_dir, store) = common::bench_store();
     let mut writer = SnapshotWriter::new(&store, "bench", None).expect("writer");
     writer
         .full_object("Account", (0..records).map(|n| Ok((id(n), account(n, 0)))))

@@ -12,9 +12,6 @@ use std::time::Instant;
 
 use cairn::search::SearchIndex;
 use cairn::sim::org::Rng;
-use cairn::store::Store;
-use cairn::store::backend::LocalBackend;
-use cairn::store::crypto::MasterKey;
 use common::{account, id};
 
 fn main() {
@@ -22,13 +19,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
-        .expect("a directory under target/");
-    let store = Store::init(
-        Box::new(LocalBackend::new(dir.path())),
-        MasterKey::generate().expect("key"),
-    )
-    .expect("init");
+    let (dir, store) = common::bench_store();
     let raw_bytes: u64 = (0..records).map(|n| account(n, 0).len() as u64).sum();
 
     let started = Instant::now();

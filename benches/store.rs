@@ -14,9 +14,6 @@ use std::time::Instant;
 
 use cairn::sim::org::Rng;
 use cairn::snapshot::{Change, ObjectReader, Outcome, SnapshotWriter, Source};
-use cairn::store::Store;
-use cairn::store::backend::LocalBackend;
-use cairn::store::crypto::MasterKey;
 use common::{account, id};
 
 fn main() {
@@ -24,13 +21,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
-        .expect("a directory under target/");
-    let store = Store::init(
-        Box::new(LocalBackend::new(dir.path())),
-        MasterKey::generate().expect("key"),
-    )
-    .expect("init");
+    let (dir, store) = common::bench_store();
     let source = || Source {
         org_id: "00D5g0000000001AAA".into(),
         api_version: "62.0".into(),

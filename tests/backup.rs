@@ -1,76 +1,28 @@
 //! Backups from the simulator into the store: an incremental after edits, deletes and a new
 //! custom field reconstructs exactly what a fresh full backup reads.
 
-use std::collections::BTreeMap;
+mod common;
 
-use cairn::manifest::model::Environment;
+use common::org::{admin, client, records};
+
 use cairn::sim::org::{Clock, OrgOptions, Population};
 use cairn::sim::server::{SimOptions, Simulator};
-use cairn::snapshot::{ObjectReader, Outcome, SnapshotManifest};
+use cairn::snapshot::Outcome;
 use cairn::source::salesforce::backup::{BackupOptions, backup};
-use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
 use reqwest::Method;
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 /// 2025-06-15T12:00:00Z
 const T0: i64 = 1_749_988_800_000;
-
-async fn admin(sim: &Simulator, method: Method, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}/__sim/{path}", sim.url()))
-        .json(&body)
-        .send()
-        .await
-        .expect("admin");
-    assert!(
-        response.status().is_success(),
-        "admin {path}: {}",
-        response.status()
-    );
-    response.json().await.expect("JSON")
-}
-
-fn client(sim: &Simulator) -> SalesforceClient {
-    let login = LoginConfig {
-        environment: Environment::Production,
-        login_url: Some(sim.url()),
-        api_version: "62.0".into(),
-        credentials: Credentials::RefreshToken {
-            client_id: sim.credentials.client_id.clone(),
-            client_secret: None,
-            refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
-        },
-    };
-    SalesforceClient::new(login, 90, reqwest::Client::new())
-}
 
 fn options() -> BackupOptions {
     BackupOptions {
         batch_size: 500,
         ..BackupOptions::new("acme", "62.0")
     }
-}
-
-fn records(
-    store: &Store,
-    manifest: &SnapshotManifest,
-) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
-    manifest
-        .objects
-        .iter()
-        .map(|(object, entry)| {
-            (
-                object.clone(),
-                ObjectReader::new(store, object, entry)
-                    .map(|r| r.expect("record"))
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 fn at(ms: i64) -> String {

@@ -2,68 +2,24 @@
 //! adjacent and non-adjacent snapshots, a compaction and a fresh full backup, always equal to a
 //! brute-force comparison of the two snapshots' records.
 
+mod common;
+
+use common::org::{Records, admin, client, records};
 use std::collections::{BTreeMap, BTreeSet};
 
 use cairn::diff::{self, Kind, RecordChange};
 use cairn::sim::org::{Clock, OrgOptions, Population};
 use cairn::sim::server::{SimOptions, Simulator};
-use cairn::snapshot::{ObjectReader, SnapshotManifest};
+use cairn::snapshot::SnapshotManifest;
 use cairn::source::salesforce::backup::{BackupOptions, backup};
-use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
 use reqwest::Method;
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 const T0: i64 = 1_749_988_800_000;
 const HOUR: i64 = 3_600_000;
-
-async fn admin(sim: &Simulator, method: Method, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}/__sim/{path}", sim.url()))
-        .json(&body)
-        .send()
-        .await
-        .expect("admin");
-    assert!(response.status().is_success(), "admin {path}");
-    response.json().await.expect("JSON")
-}
-
-fn client(sim: &Simulator) -> SalesforceClient {
-    SalesforceClient::new(
-        LoginConfig {
-            environment: cairn::manifest::model::Environment::Production,
-            login_url: Some(sim.url()),
-            api_version: "62.0".into(),
-            credentials: Credentials::RefreshToken {
-                client_id: sim.credentials.client_id.clone(),
-                client_secret: None,
-                refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
-            },
-        },
-        90,
-        reqwest::Client::new(),
-    )
-}
-
-type Records = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
-
-fn records(store: &Store, manifest: &SnapshotManifest) -> Records {
-    manifest
-        .objects
-        .iter()
-        .map(|(object, entry)| {
-            (
-                object.clone(),
-                ObjectReader::new(store, object, entry)
-                    .map(|r| r.expect("record"))
-                    .collect(),
-            )
-        })
-        .collect()
-}
 
 /// (object, id, change, changed field names), compared the slow way.
 type Line = (String, String, Kind, Vec<String>);

@@ -1,6 +1,9 @@
 //! The GitOps loop end to end: a config repository with a bare "remote", the simulator as the
 //! org, and the real `cairn` binary running plan, apply, status and snapshots.
 
+mod common;
+
+use common::org::admin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,17 +36,6 @@ async fn simulator(seed: u64) -> Simulator {
     )
     .await
     .expect("simulator")
-}
-
-async fn admin(sim: &Simulator, method: Method, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}/__sim/{path}", sim.url()))
-        .json(&body)
-        .send()
-        .await
-        .expect("admin");
-    assert!(response.status().is_success(), "admin {path}");
-    response.json().await.expect("JSON")
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {

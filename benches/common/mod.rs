@@ -71,3 +71,15 @@ pub fn account(n: u64, generation: u64) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A new store under target/ (benchmark data is large; /tmp may be a small tmpfs).
+pub fn bench_store() -> (tempfile::TempDir, cairn::store::Store) {
+    let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
+        .expect("a directory under target/");
+    let store = cairn::store::Store::init(
+        Box::new(cairn::store::backend::LocalBackend::new(dir.path())),
+        cairn::store::crypto::MasterKey::generate().expect("key"),
+    )
+    .expect("init");
+    (dir, store)
+}

@@ -19,6 +19,18 @@ fn value(v: &Value) -> String {
     }
 }
 
+/// The changes that force a new lineage, one line each.
+fn lineage_lines(changes: &[super::FieldChange]) -> impl Iterator<Item = String> + '_ {
+    changes.iter().map(|change| {
+        format!(
+            "    ~ {}: {} -> {}   # forces new lineage",
+            change.field,
+            value(&change.before),
+            value(&change.after)
+        )
+    })
+}
+
 fn task_lines(task: &TaskPlan) -> Vec<String> {
     let mut lines = Vec::new();
     let name = if task.name.is_empty() {
@@ -55,14 +67,7 @@ fn task_lines(task: &TaskPlan) -> Vec<String> {
         }
         Action::Refused => {
             lines.push(format!("! refused {}{name}", task.id));
-            for change in &task.refused {
-                lines.push(format!(
-                    "    ~ {}: {} -> {}   # forces new lineage",
-                    change.field,
-                    value(&change.before),
-                    value(&change.after)
-                ));
-            }
+            lines.extend(lineage_lines(&task.refused));
             lines.push("    a task's id, environment and org are fixed: add a new task (new file, new id) for the other org, and remove this one to archive it".into());
         }
         Action::Unchanged => {}
@@ -125,14 +130,7 @@ fn body_lines(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
     if !plan.repository_refused.is_empty() {
         lines.push("! refused cairn.yaml".into());
-        for change in &plan.repository_refused {
-            lines.push(format!(
-                "    ~ {}: {} -> {}   # forces new lineage",
-                change.field,
-                value(&change.before),
-                value(&change.after)
-            ));
-        }
+        lines.extend(lineage_lines(&plan.repository_refused));
         lines.push("    the store and its key are fixed for a config repository: existing snapshots would become unreadable; copy to a new store instead".into());
     }
     for task in &plan.tasks {
