@@ -1372,6 +1372,150 @@ async fn notifications_reach_their_channels_and_failing_ones_change_nothing() {
     assert!(file.contains("backup success"), "{file}");
 }
 
+/// A real SMTP submission server (aiosmtpd, from tests/clients/requirements.txt) requiring
+/// STARTTLS and AUTH, trusting a throwaway CA; it records each message it accepts.
+struct SmtpReceiver {
+    child: std::process::Child,
+    port: u16,
+    messages: tempfile::TempDir,
+    ca: tempfile::NamedTempFile,
+}
+
+impl SmtpReceiver {
+    fn start(user: &str, password: &str) -> SmtpReceiver {
+        use std::io::{BufRead as _, Write as _};
+        let certificates = cairn::sim::tls::certificates().expect("certificates");
+        let mut files = Vec::new();
+        for pem in [
+            &certificates.chain_pem,
+            &certificates.key_pem,
+            &certificates.ca_pem,
+        ] {
+            let mut file = tempfile::NamedTempFile::new().expect("temp file");
+            file.write_all(pem.as_bytes()).expect("write PEM");
+            files.push(file);
+        }
+        let messages = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/smtp_receiver.py"
+            ))
+            .arg(files[0].path())
+            .arg(files[1].path())
+            .args([user, password])
+            .arg(messages.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("the receiver's port");
+        let port = first.trim().parse().unwrap_or_else(|_| {
+            panic!("the SMTP receiver did not start (run tests/clients/install.sh): {first:?}")
+        });
+        let ca = files.pop().expect("CA file");
+        SmtpReceiver {
+            child,
+            port,
+            messages,
+            ca,
+        }
+    }
+
+    /// Every message accepted so far, in order.
+    fn received(&self) -> Vec<Value> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.messages.path())
+            .expect("messages dir")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|path| {
+                serde_json::from_str(&std::fs::read_to_string(path).expect("message"))
+                    .expect("message JSON")
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpReceiver {
+    fn drop(&mut self) {
+        // Closing its stdin stops it.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Email goes to a real SMTP server over STARTTLS with authentication; a wrong password is
+/// reported (and not retried) without changing the backup's outcome or showing the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_reaches_a_real_smtp_server_over_starttls_with_auth() {
+    let sim = simulator(18).await;
+    let smtp = SmtpReceiver::start("cairn-mailer", "mail-password-42");
+    let mut fleet = fleet_with_acme(&sim).await;
+    // A private CA is trusted the standard way.
+    fleet.secret("SSL_CERT_FILE", &smtp.ca.path().to_string_lossy());
+    fleet.secret("SMTP_USER", "cairn-mailer");
+    fleet.secret("SMTP_PASSWORD", "mail-password-42");
+    fleet.secret("WRONG_PASSWORD", "wrong-password-7");
+    let channel = |to: &str, password: &str| {
+        format!(
+            "  - channel:\n      email:\n        to: [{to}]\n        from: cairn@example.com\n        smtp:\n          host: localhost\n          port: {}\n          usernameEnv: SMTP_USER\n          passwordEnv: {password}\n    events: [success]\n",
+            smtp.port
+        )
+    };
+    let notifications = format!(
+        "notifications:\n{}{}",
+        channel("ops@example.com, dba@example.com", "SMTP_PASSWORD"),
+        channel("audit@example.com", "WRONG_PASSWORD")
+    );
+    fleet.write("tasks/acme.yaml", &task("acme", &sim, &notifications));
+    let validate = run(&fleet, &["validate"]).await;
+    assert_eq!(validate.code, 0, "{}", validate.stdout);
+
+    let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied.stdout.contains("notified acme via email (success)"),
+        "{}",
+        applied.stdout
+    );
+    assert!(
+        applied.stdout.contains(
+            "NOT notified acme via email (success): the SMTP server refused it: permanent error (535)"
+        ),
+        "{}",
+        applied.stdout
+    );
+    for password in ["mail-password-42", "wrong-password-7"] {
+        assert!(!applied.stdout.contains(password) && !applied.stderr.contains(password));
+    }
+
+    // The server writes a message before it answers 250, so both are on disk by now.
+    let received = smtp.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let mail = &received[0];
+    assert_eq!(mail["tls"], true, "sent after STARTTLS");
+    assert_eq!(mail["authenticated"], true);
+    assert_eq!(mail["mail_from"], "cairn@example.com");
+    assert_eq!(
+        mail["rcpt_tos"],
+        json!(["ops@example.com", "dba@example.com"])
+    );
+    assert_eq!(mail["subject"], "cairn: Task acme — backup success");
+    assert_eq!(mail["content_type"], "text/plain");
+    let body = mail["body"].as_str().expect("body");
+    assert!(
+        body.contains("Snapshot `") && body.contains(" records, ") && body.contains(" API calls."),
+        "{body}"
+    );
+}
+
 /// The HTML report: self-contained (no scripts, no network), one chart series per object, the
 /// latest change summary and the API calls of each run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1409,4 +1553,105 @@ async fn the_html_report_charts_one_series_per_object() {
     );
     assert!(html.contains("| Lead | 1 | 0 | 0 |"), "the latest changes");
     assert!(html.contains("<h2>API calls per run</h2>"));
+
+    // In a real browser: the DOM it built has one drawn series per object, and the screenshot
+    // (kept in target/tmp for a look) shows the lines.
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");
+    let dom = chromium(&out, &screenshot);
+    let series: Vec<&str> = dom
+        .split("<polyline class=\"series\"")
+        .skip(1)
+        .map(|rest| rest.split("</polyline>").next().unwrap_or(rest))
+        .collect();
+    assert_eq!(series.len(), objects, "{dom}");
+    for drawn in &series {
+        let points = drawn.split("points=\"").nth(1).expect("points");
+        let points = points.split('"').next().expect("points");
+        assert_eq!(
+            points.split(' ').count(),
+            2,
+            "one point per snapshot: {drawn}"
+        );
+    }
+    let line_pixels = pixels_in_colours(&screenshot, &cairn::commands::report::COLOURS);
+    // Each line spans the plot, 512 px wide and 2 px thick; the coloured legend text alone is a
+    // few dozen pixels.
+    assert!(
+        line_pixels >= 600,
+        "only {line_pixels} pixels in series colours: see {}",
+        screenshot.display()
+    );
+    println!("screenshot: {}", screenshot.display());
+}
+
+/// Opens a page in headless Chromium (Debian's `chromium`, installed by
+/// tests/clients/install.sh; `CHROMIUM` names another), saves a screenshot, and returns the DOM
+/// the browser built.
+fn chromium(page: &Path, screenshot: &Path) -> String {
+    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let profile = tempfile::tempdir().expect("profile dir");
+    let url = format!("file://{}", page.display());
+    let run = |extra: &[String]| {
+        let output = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+                "--window-size=1000,1400",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{browser} does not run ({e}): run tests/clients/install.sh, or set CHROMIUM"
+                )
+            });
+        assert!(
+            output.status.success(),
+            "{browser} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let _ = std::fs::remove_file(screenshot);
+    run(&[format!("--screenshot={}", screenshot.display())]);
+    assert!(screenshot.is_file(), "no screenshot written");
+    run(&["--dump-dom".to_string()])
+}
+
+/// Pixels of a PNG within a small distance of any of the `#rrggbb` colours.
+fn pixels_in_colours(png_path: &Path, colours: &[&str]) -> usize {
+    let targets: Vec<[i32; 3]> = colours
+        .iter()
+        .map(|hex| {
+            let channel =
+                |i: usize| i32::from_str_radix(&hex[1 + 2 * i..3 + 2 * i], 16).expect("hex");
+            [channel(0), channel(1), channel(2)]
+        })
+        .collect();
+    let file = std::io::BufReader::new(std::fs::File::open(png_path).expect("screenshot"));
+    let mut decoder = png::Decoder::new(file);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buffer = vec![0; reader.output_buffer_size().expect("size")];
+    let frame = reader.next_frame(&mut buffer).expect("pixels");
+    let channels = frame.color_type.samples();
+    assert!(channels >= 3, "a colour screenshot");
+    buffer[..frame.buffer_size()]
+        .chunks_exact(channels)
+        .filter(|pixel| {
+            targets
+                .iter()
+                .any(|target| (0..3).all(|c| (i32::from(pixel[c]) - target[c]).abs() <= 12))
+        })
+        .count()
 }

@@ -29,8 +29,12 @@ fn escape(text: &str) -> String {
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 320.0;
 const MARGIN: f64 = 48.0;
+/// Room right of the plot for the legend: object API names run long (`Opportunity`, `Invoice__c`).
+const LEGEND: f64 = 160.0;
+/// Where the plot ends.
+const PLOT_RIGHT: f64 = WIDTH - LEGEND;
 /// Distinct series colours (Tableau 10).
-const COLOURS: [&str; 10] = [
+pub const COLOURS: [&str; 10] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
     "#9c755f", "#bab0ac",
 ];
@@ -45,7 +49,7 @@ pub fn chart(series: &BTreeMap<String, Vec<(i64, u64)>>) -> String {
         });
     let max_n = points.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let span = (max_t - min_t).max(1) as f64;
-    let x = |t: i64| MARGIN + (t - min_t) as f64 / span * (WIDTH - 2.0 * MARGIN);
+    let x = |t: i64| MARGIN + (t - min_t) as f64 / span * (PLOT_RIGHT - MARGIN);
     let y = |n: u64| HEIGHT - MARGIN - n as f64 / max_n as f64 * (HEIGHT - 2.0 * MARGIN);
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" role=\"img\" aria-label=\"records per object over time\">\n"
@@ -54,7 +58,7 @@ pub fn chart(series: &BTreeMap<String, Vec<(i64, u64)>>) -> String {
         svg,
         "<line x1=\"{MARGIN}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#888\"/><line x1=\"{MARGIN}\" y1=\"{MARGIN}\" x2=\"{MARGIN}\" y2=\"{b}\" stroke=\"#888\"/>",
         b = HEIGHT - MARGIN,
-        r = WIDTH - MARGIN
+        r = PLOT_RIGHT
     );
     let _ = writeln!(
         svg,
@@ -78,7 +82,7 @@ pub fn chart(series: &BTreeMap<String, Vec<(i64, u64)>>) -> String {
         let _ = writeln!(
             svg,
             "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
-            WIDTH - MARGIN + 4.0,
+            PLOT_RIGHT + 8.0,
             MARGIN + 14.0 * i as f64,
             escape(object)
         );

@@ -21,6 +21,8 @@ use serde::Serialize;
 
 use crate::manifest::model::{BackupTask, Channel, Event};
 
+mod email;
+
 /// Attempts per HTTP channel.
 const ATTEMPTS: u32 = 3;
 /// `$GITHUB_STEP_SUMMARY` takes at most 1 MiB per step.
@@ -287,12 +289,30 @@ async fn send(
         }
         Channel::GithubSummary(_) => {
             let Some(path) = env("GITHUB_STEP_SUMMARY") else {
-                return Err("GITHUB_STEP_SUMMARY is not set (not running in GitHub Actions)".into());
+                return Err(
+                    "GITHUB_STEP_SUMMARY is not set (not running in GitHub Actions)".into(),
+                );
             };
             append(Path::new(&path), text, STEP_SUMMARY_LIMIT)
         }
         Channel::File(file) => append(&config_dir.join(&file.path), text, usize::MAX),
-        Channel::Email(_) => Err("email delivery is not available in this version; use slack, webhook, githubSummary or file".into()),
+        Channel::Email(email) => {
+            let credentials = match (&email.smtp.username_env, &email.smtp.password_env) {
+                (Some(user), Some(password)) => Some((secret(user)?, secret(password)?)),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(
+                        "smtp.usernameEnv is set but smtp.passwordEnv is not: name both".into(),
+                    );
+                }
+                (None, Some(_)) => {
+                    return Err(
+                        "smtp.passwordEnv is set but smtp.usernameEnv is not: name both".into(),
+                    );
+                }
+            };
+            email::send(email, text, credentials).await
+        }
     }
 }
 

@@ -28,7 +28,19 @@ fn error(context: &str, e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(format!("{context}: {e}"))
 }
 
-pub fn generate() -> std::io::Result<TlsMaterial> {
+/// A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost, as PEM; also
+/// what tests hand to other local servers (the SMTP receiver) that clients must trust.
+pub struct Certificates {
+    pub ca_pem: String,
+    /// The server certificate followed by the CA's.
+    pub chain_pem: String,
+    /// The server's PKCS#8 private key.
+    pub key_pem: String,
+    chain_der: Vec<CertificateDer<'static>>,
+    key_der: Vec<u8>,
+}
+
+pub fn certificates() -> std::io::Result<Certificates> {
     let mut ca_params =
         CertificateParams::new(Vec::<String>::new()).map_err(|e| error("CA parameters", e))?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -59,23 +71,33 @@ pub fn generate() -> std::io::Result<TlsMaterial> {
     let cert = params
         .signed_by(&key, &issuer)
         .map_err(|e| error("server certificate", e))?;
+    Ok(Certificates {
+        ca_pem: ca_cert.pem(),
+        chain_pem: format!("{}{}", cert.pem(), ca_cert.pem()),
+        key_pem: key.serialize_pem(),
+        chain_der: vec![
+            CertificateDer::from(cert.der().to_vec()),
+            CertificateDer::from(ca_cert.der().to_vec()),
+        ],
+        key_der: key.serialize_der(),
+    })
+}
 
+pub fn generate() -> std::io::Result<TlsMaterial> {
+    let certificates = certificates()?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| error("TLS versions", e))?
         .with_no_client_auth()
         .with_single_cert(
-            vec![
-                CertificateDer::from(cert.der().to_vec()),
-                CertificateDer::from(ca_cert.der().to_vec()),
-            ],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            certificates.chain_der,
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certificates.key_der)),
         )
         .map_err(|e| error("TLS configuration", e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsMaterial {
-        ca_pem: ca_cert.pem(),
+        ca_pem: certificates.ca_pem,
         config: Arc::new(config),
     })
 }
