@@ -591,7 +591,11 @@ fn main() -> ExitCode {
                 Ok(at) => at,
                 Err(code) => return code,
             };
-            match plan(&PlanOptions { dir, base, at }) {
+            match plan(&PlanOptions {
+                dir: dir.clone(),
+                base,
+                at,
+            }) {
                 Ok((plan, config)) => {
                     if config.has_errors() {
                         let summary = cairn::manifest::render::Summary::count(
@@ -611,9 +615,15 @@ fn main() -> ExitCode {
                     }
                     match format {
                         PlanFormat::Text => print(&plan_render::text(&plan)),
-                        PlanFormat::Markdown => {
-                            print(&plan_render::markdown(&plan).join("\n---\n"))
-                        }
+                        PlanFormat::Markdown => match plan_render::markdown(&plan, &dir) {
+                            Ok(parts) => print(&parts.join("\n---\n")),
+                            Err(problem) => {
+                                eprintln!(
+                                    "error: the plan comment cannot be rendered: {problem}\n  fix the template, or remove it to use the built-in one"
+                                );
+                                return ExitCode::from(EXIT_ERROR);
+                            }
+                        },
                         PlanFormat::Json => print(&plan_render::json(&plan)),
                         PlanFormat::Matrix => print(&plan_render::matrix(&plan)),
                     }

@@ -28,7 +28,7 @@ const ATTEMPTS: u32 = 3;
 /// `$GITHUB_STEP_SUMMARY` takes at most 1 MiB per step.
 pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
 
-pub const BUILTIN: [(&str, &str); 5] = [
+pub const BUILTIN: [(&str, &str); 6] = [
     (
         "run-summary.md.j2",
         include_str!("templates/run-summary.md.j2"),
@@ -40,6 +40,10 @@ pub const BUILTIN: [(&str, &str); 5] = [
     ),
     ("alert.md.j2", include_str!("templates/alert.md.j2")),
     ("archived.md.j2", include_str!("templates/archived.md.j2")),
+    (
+        crate::plan::render::COMMENT_TEMPLATE,
+        include_str!("templates/plan-comment.md.j2"),
+    ),
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,11 +138,7 @@ pub fn default_template(event: &str) -> &'static str {
 
 /// Renders a template: the config repository's `templates/<name>` when it exists, else the
 /// built-in one. Undefined variables are errors.
-pub fn render(
-    config_dir: &Path,
-    name: &str,
-    context: &NotificationContext,
-) -> Result<String, String> {
+pub fn render(config_dir: &Path, name: &str, context: &impl Serialize) -> Result<String, String> {
     let own = config_dir.join("templates").join(name);
     let source = match std::fs::read_to_string(&own) {
         Ok(text) => text,
@@ -151,11 +151,7 @@ pub fn render(
     render_source(name, &source, context)
 }
 
-pub fn render_source(
-    name: &str,
-    source: &str,
-    context: &NotificationContext,
-) -> Result<String, String> {
+pub fn render_source(name: &str, source: &str, context: &impl Serialize) -> Result<String, String> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
     environment

@@ -2,6 +2,9 @@
 //! split below GitHub's comment limit), JSON, or a GitHub Actions matrix of the due tasks.
 
 use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
 
 use serde_json::Value;
 
@@ -158,60 +161,169 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
-/// One or more comment bodies, each under [`COMMENT_LIMIT`], each carrying the marker.
-pub fn markdown(plan: &Plan) -> Vec<String> {
-    let head = format!("{MARKER}\n### cairn plan\n\n**{}**\n\n", summary(plan));
+/// The pull-request comment's template: built in, or the config repository's own
+/// `templates/plan-comment.md.j2`. Its context (stable; add, never rename):
+///
+/// ```text
+/// summary    "Plan: 1 to create, 0 to update, 0 to archive."
+/// base, head the revisions compared
+/// changes    whether anything changes;  refused  whether anything is refused
+/// tasks      [ { id, name, action (create|update|archive|refused|unchanged), changes and
+///              refused [ {field, before, after} ], due, suspended, connected,
+///              disconnectedReason, wouldForget [ [snapshot, time] ], archiveDays } ]
+/// sections   this comment's share of the plan, as `diff`-style text blocks
+/// part       { number, total }: long plans are split over several comments
+/// state      "Tasks: acme due, beta suspended." or none
+/// ```
+pub const COMMENT_TEMPLATE: &str = "plan-comment.md.j2";
+
+#[derive(Serialize)]
+struct CommentContext<'a> {
+    summary: String,
+    base: &'a str,
+    head: &'a str,
+    changes: bool,
+    refused: bool,
+    tasks: &'a [TaskPlan],
+    sections: Vec<String>,
+    part: Part,
+    state: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Part {
+    number: usize,
+    total: usize,
+}
+
+/// The plan's lines in blocks of at most half a comment, breaking only between tasks (a
+/// single overlong line is cut, not dropped).
+fn sections(plan: &Plan) -> Vec<String> {
     let mut sections: Vec<String> = Vec::new();
     let mut current: Vec<String> = Vec::new();
-    let block = |lines: &[String]| format!("```diff\n{}\n```\n", lines.join("\n"));
-    for line in body_lines(plan) {
+    for mut line in body_lines(plan) {
         let starts_task = !line.starts_with(' ');
         let size: usize = current.iter().map(|l| l.len() + 1).sum::<usize>() + line.len();
         if starts_task && size > COMMENT_LIMIT / 2 && !current.is_empty() {
-            sections.push(block(&current));
+            sections.push(current.join("\n"));
             current.clear();
         }
-        // A single line longer than a comment is cut, not dropped.
-        let mut line = line;
         if line.len() > COMMENT_LIMIT / 2 {
-            let mut cut = COMMENT_LIMIT / 2;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
+            line.truncate(floor_char_boundary(&line, COMMENT_LIMIT / 2));
             line.push_str(" …");
         }
         current.push(line);
     }
     if !current.is_empty() {
-        sections.push(block(&current));
+        sections.push(current.join("\n"));
     }
-    let footer = state_line(plan)
-        .map(|l| format!("\n{l}\n"))
-        .unwrap_or_default();
-    let mut parts: Vec<String> = Vec::new();
-    let mut part = head.clone();
-    for section in sections {
-        let wrapped =
-            format!("<details open><summary>Changes</summary>\n\n{section}\n</details>\n");
-        if part.len() + wrapped.len() + footer.len() > COMMENT_LIMIT && part.len() > head.len() {
-            parts.push(part);
-            part = head.clone();
+    sections
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Renders a comment template against a sample plan (`cairn validate` checks the config
+/// repository's own one this way, before a pull request needs it).
+pub fn render_sample_comment(source: &str) -> Result<String, String> {
+    let task = |id: &str, action: Action| TaskPlan {
+        id: id.into(),
+        name: format!("Acme {id}"),
+        action,
+        changes: vec![super::FieldChange {
+            field: "schedule".into(),
+            before: Value::String("0 3 * * *".into()),
+            after: Value::String("0 2 * * *".into()),
+        }],
+        refused: Vec::new(),
+        due: true,
+        suspended: false,
+        connected: Some(true),
+        disconnected_reason: None,
+        would_forget: vec![("0123456789abcdef".into(), "2026-01-31T03:04:05.000Z".into())],
+        archive_days: Some(30),
+    };
+    let plan = Plan {
+        base: "main".into(),
+        head: "work tree".into(),
+        tasks: vec![
+            task("production", Action::Update),
+            task("sandbox", Action::Create),
+        ],
+        repository_refused: Vec::new(),
+    };
+    let context = CommentContext {
+        summary: summary(&plan),
+        base: &plan.base,
+        head: &plan.head,
+        changes: plan.has_changes(),
+        refused: plan.refused(),
+        tasks: &plan.tasks,
+        sections: sections(&plan),
+        part: Part {
+            number: 1,
+            total: 1,
+        },
+        state: state_line(&plan),
+    };
+    crate::notify::render_source(COMMENT_TEMPLATE, source, &context)
+}
+
+/// One or more comment bodies rendered through the comment template, each under
+/// [`COMMENT_LIMIT`], each starting with the marker.
+pub fn markdown(plan: &Plan, config_dir: &Path) -> Result<Vec<String>, String> {
+    // Room for the template's own text around the sections.
+    const FRAME: usize = 2_000;
+    let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+    let mut used = 0;
+    for section in sections(plan) {
+        if used + section.len() + FRAME > COMMENT_LIMIT && used > 0 {
+            groups.push(Vec::new());
+            used = 0;
         }
-        part.push_str(&wrapped);
-    }
-    part.push_str(&footer);
-    parts.push(part);
-    let total = parts.len();
-    if total > 1 {
-        for (i, part) in parts.iter_mut().enumerate() {
-            part.insert_str(
-                MARKER.len(),
-                &format!("\n<!-- cairn-plan part {}/{total} -->", i + 1),
-            );
+        used += section.len();
+        if let Some(group) = groups.last_mut() {
+            group.push(section);
         }
     }
-    parts
+    let total = groups.len();
+    let mut parts = Vec::with_capacity(total);
+    for (i, sections) in groups.into_iter().enumerate() {
+        let context = CommentContext {
+            summary: summary(plan),
+            base: &plan.base,
+            head: &plan.head,
+            changes: plan.has_changes(),
+            refused: plan.refused(),
+            tasks: &plan.tasks,
+            sections,
+            part: Part {
+                number: i + 1,
+                total,
+            },
+            state: state_line(plan),
+        };
+        let mut body = crate::notify::render(config_dir, COMMENT_TEMPLATE, &context)?;
+        if !body.ends_with('\n') {
+            body.push('\n');
+        }
+        if body.len() > COMMENT_LIMIT {
+            body.truncate(floor_char_boundary(&body, COMMENT_LIMIT - 100));
+            body.push_str("\n\n… (cut: the comment limit was reached)\n");
+        }
+        // The marker is cairn's, not the template's: workflows find their comment by it.
+        let marker = if total > 1 {
+            format!("{MARKER}\n<!-- cairn-plan part {}/{total} -->\n", i + 1)
+        } else {
+            format!("{MARKER}\n")
+        };
+        parts.push(marker + &body);
+    }
+    Ok(parts)
 }
 
 pub fn json(plan: &Plan) -> String {
@@ -261,7 +373,7 @@ mod tests {
             tasks: (0..2000).map(task).collect(),
             repository_refused: Vec::new(),
         };
-        let parts = markdown(&plan);
+        let parts = markdown(&plan, Path::new("/no/config")).expect("renders");
         assert!(parts.len() > 5, "{} parts", parts.len());
         for part in &parts {
             assert!(part.len() <= COMMENT_LIMIT, "{}", part.len());
@@ -285,10 +397,57 @@ mod tests {
             tasks: (0..3).map(task).collect(),
             repository_refused: Vec::new(),
         };
-        assert_eq!(markdown(&plan).len(), 1);
+        let parts = markdown(&plan, Path::new("/no/config")).expect("renders");
+        assert_eq!(parts.len(), 1);
+        assert!(
+            parts[0].starts_with(&format!(
+                "{MARKER}\n### cairn plan\n\n**Plan: 0 to create, 3 to update, 0 to archive.**\n\n<details open><summary>Changes</summary>\n\n```diff\n~ update task-00000  \"Task 0\"\n"
+            )),
+            "{}",
+            parts[0]
+        );
+        assert!(
+            parts[0].ends_with("```\n\n</details>\n\nTasks: task-00000 due, task-00002 due.\n"),
+            "{}",
+            parts[0]
+        );
         assert_eq!(
             matrix(&plan),
             "{\"include\":[{\"task\":\"task-00000\"},{\"task\":\"task-00002\"}]}\n"
+        );
+    }
+
+    #[test]
+    fn the_config_repository_can_word_the_comment_its_own_way() {
+        let config = tempfile::tempdir().expect("dir");
+        std::fs::create_dir(config.path().join("templates")).expect("templates");
+        std::fs::write(
+            config.path().join("templates").join(COMMENT_TEMPLATE),
+            "Backup policy change ({{ part.number }}/{{ part.total }}): {{ summary }}\n{% for t in tasks %}- {{ t.action }} {{ t.id }}{% if t.due %} (due){% endif %}\n{% endfor %}",
+        )
+        .expect("template");
+        let plan = Plan {
+            base: "abc".into(),
+            head: "work tree".into(),
+            tasks: (0..2).map(task).collect(),
+            repository_refused: Vec::new(),
+        };
+        let parts = markdown(&plan, config.path()).expect("renders");
+        assert_eq!(
+            parts,
+            vec![format!(
+                "{MARKER}\nBackup policy change (1/1): Plan: 0 to create, 2 to update, 0 to archive.\n- update task-00000 (due)\n- update task-00001\n"
+            )]
+        );
+        std::fs::write(
+            config.path().join("templates").join(COMMENT_TEMPLATE),
+            "line one\n{{ nothing_like_this }}\n",
+        )
+        .expect("template");
+        let error = markdown(&plan, config.path()).expect_err("undefined variable");
+        assert!(
+            error.starts_with("templates/plan-comment.md.j2:2: "),
+            "{error}"
         );
     }
 }
