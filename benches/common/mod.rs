@@ -4,6 +4,10 @@
 
 use cairn::sim::org::Rng;
 
+/// The allocator the `cairn` binary runs with (src/main.rs), so benchmarks measure the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A field of /proc/self/status in MiB (`VmRSS:` now, `VmHWM:` the peak).
 pub fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
