@@ -194,6 +194,110 @@ async fn an_incremental_after_changes_equals_a_fresh_full_backup() {
     );
 }
 
+/// Windows overlap by five minutes, so an incremental fetches again what the parent saw last.
+/// Versions the parent holds are no change (known from the parent's list of recent versions, or
+/// without one from its segments); a version the parent never saw, stamped inside the overlap
+/// (a late commit), is one.
+#[rstest::rstest]
+#[case::with_the_list_of_recent_versions(true)]
+#[case::reading_the_segments(false)]
+#[tokio::test]
+async fn records_fetched_again_by_overlapping_windows_are_changes_only_when_new(
+    #[case] listed: bool,
+) {
+    let sim = simulator_of(21, 2500, 1_000_000).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = client(&sim);
+    let ids = |object: &str, snapshot: &cairn::snapshot::SnapshotManifest| -> Vec<String> {
+        records(&store, snapshot)[object].keys().cloned().collect()
+    };
+
+    // Edits and deletions a minute before the first backup: inside its last five minutes.
+    let seed = backup(&client, &store, &options(), None, &at(T0))
+        .await
+        .expect("seed backup");
+    for id in ids("Account", &seed.manifest).iter().take(3) {
+        admin(
+            &sim,
+            Method::PATCH,
+            &format!("records/Account/{id}"),
+            json!({"Phone": "+1 555 0100"}),
+        )
+        .await;
+    }
+    for id in ids("Contact", &seed.manifest).iter().take(2) {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Contact/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": 60_000})).await;
+    let first_at = T0 + 60_000;
+    let mut first = backup(&client, &store, &options(), None, &at(first_at))
+        .await
+        .expect("first backup");
+    let account = &first.manifest.objects["Account"];
+    assert!(
+        account.recent.is_some(),
+        "the full backup lists its recent versions"
+    );
+    if !listed {
+        for entry in first.manifest.objects.values_mut() {
+            entry.recent = None;
+        }
+    }
+    // A late commit: stamped at the first backup's sync time, but not visible to it.
+    let late = ids("Account", &first.manifest)[10].clone();
+    admin(
+        &sim,
+        Method::PATCH,
+        &format!("records/Account/{late}"),
+        json!({"Phone": "+1 555 0111"}),
+    )
+    .await;
+
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": 3_600_000})).await;
+    let second_at = first_at + 3_600_000;
+    let second = backup(
+        &client,
+        &store,
+        &options(),
+        Some((&first.snapshot, &first.manifest)),
+        &at(second_at),
+    )
+    .await
+    .expect("incremental");
+    for run in &second.objects {
+        let expected = if run.object == "Account" { 1 } else { 0 };
+        assert_eq!(
+            (run.full, run.added, run.modified, run.deleted),
+            (false, 0, expected, 0),
+            "{}",
+            run.object
+        );
+    }
+    let account = &second.manifest.objects["Account"];
+    assert_eq!(account.deltas.len(), 1, "only the late commit was stored");
+    assert_eq!(account.deltas[0].upserts, 1);
+    assert_eq!(
+        second.manifest.objects["Contact"].deltas.len(),
+        0,
+        "deletions the parent never had are no change"
+    );
+    let fresh = backup(&client, &store, &options(), None, &at(second_at))
+        .await
+        .expect("fresh full backup");
+    assert_eq!(
+        records(&store, &second.manifest),
+        records(&store, &fresh.manifest),
+        "record for record"
+    );
+}
+
 /// Records purged from the recycle bin leave no tombstone for an incremental to see; the count
 /// check notices and fetches the object in full, in the same run.
 #[tokio::test]

@@ -52,14 +52,20 @@ pub struct ObjectEntry {
     /// When the object was last fetched in full (not compacted: fetched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_at: Option<String>,
+    /// The blob listing the records modified in the last overlap window before `until` (Id
+    /// and a digest of the version): the next incremental fetches them again, and knows them
+    /// unchanged without reading the segments (`snapshot::recent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent: Option<String>,
 }
 
 impl ObjectEntry {
-    /// Every blob the entry needs: its segments and its schema document.
+    /// Every blob the entry needs: its segments, schema document and recent-versions list.
     pub fn blobs(&self) -> impl Iterator<Item = &str> {
         self.segments()
             .map(|s| s.blob.as_str())
             .chain(self.schema.as_deref())
+            .chain(self.recent.as_deref())
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &SegmentRef> {

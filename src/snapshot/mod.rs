@@ -4,6 +4,7 @@
 
 pub mod manifest;
 pub mod reader;
+pub mod recent;
 pub mod retention;
 pub mod segment;
 pub mod sorter;

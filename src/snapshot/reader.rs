@@ -165,16 +165,48 @@ pub fn find_record(
     entry: &ObjectEntry,
     id: &str,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let ids = [id.to_string()];
-    let narrowed = crate::diff::restricted(entry, &ids);
-    for record in ObjectReader::new(store, "", &narrowed) {
-        let (found, body) = record?;
-        if found == id {
-            return Ok(Some(body));
-        }
-        if found.as_str() > id {
-            break;
+    Ok(RecordLookup::new(store, entry)
+        .find(id)?
+        .map(<[u8]>::to_vec))
+}
+
+/// Point lookups by Id that keep what they read: the merged records of the segments last read
+/// stay decoded, so lookups in Id order read each segment once rather than once per record.
+pub struct RecordLookup<'a> {
+    store: &'a Store,
+    entry: &'a ObjectEntry,
+    /// The segments `records` was read from: a lookup whose Id falls in exactly these has
+    /// its answer here (any other segment could hold a newer version or a tombstone).
+    loaded: Vec<String>,
+    records: Vec<(String, Vec<u8>)>,
+}
+
+impl<'a> RecordLookup<'a> {
+    pub fn new(store: &'a Store, entry: &'a ObjectEntry) -> Self {
+        RecordLookup {
+            store,
+            entry,
+            loaded: Vec::new(),
+            records: Vec::new(),
         }
     }
-    Ok(None)
+
+    pub fn find(&mut self, id: &str) -> Result<Option<&[u8]>, StoreError> {
+        let narrowed = crate::diff::restricted(self.entry, &[id.to_string()]);
+        let segments: Vec<String> = narrowed.segments().map(|s| s.blob.clone()).collect();
+        if segments.is_empty() {
+            return Ok(None);
+        }
+        if segments != self.loaded {
+            self.loaded.clear();
+            self.records =
+                ObjectReader::new(self.store, "", &narrowed).collect::<Result<_, _>>()?;
+            self.loaded = segments;
+        }
+        Ok(self
+            .records
+            .binary_search_by(|(found, _)| found.as_str().cmp(id))
+            .ok()
+            .map(|at| self.records[at].1.as_slice()))
+    }
 }

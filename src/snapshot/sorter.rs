@@ -24,6 +24,9 @@ pub struct Row {
     /// Last modified before the window began: fetched again only because windows overlap,
     /// so probably unchanged.
     pub revisit: bool,
+    /// SystemModstamp in ms since the epoch; `i64::MIN` when the source has none. Each change
+    /// of a record moves it, so (Id, stamp) names one version.
+    pub stamp: i64,
     pub body: Vec<u8>,
 }
 
@@ -186,6 +189,7 @@ fn encode(row: &Row, out: &mut Vec<u8>) {
     out.extend_from_slice(&(row.id.len() as u32).to_le_bytes());
     out.extend_from_slice(row.id.as_bytes());
     out.push(u8::from(row.deleted) | (u8::from(row.created) << 1) | (u8::from(row.revisit) << 2));
+    out.extend_from_slice(&row.stamp.to_le_bytes());
     out.extend_from_slice(&(row.body.len() as u32).to_le_bytes());
     out.extend_from_slice(&row.body);
 }
@@ -202,6 +206,7 @@ fn decode(bytes: &[u8]) -> Option<Vec<Row>> {
         let id_len = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?) as usize;
         let id = String::from_utf8(take(&mut at, id_len)?.to_vec()).ok()?;
         let flags = take(&mut at, 1)?[0];
+        let stamp = i64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?);
         let body_len = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?) as usize;
         let body = take(&mut at, body_len)?.to_vec();
         rows.push(Row {
@@ -209,6 +214,7 @@ fn decode(bytes: &[u8]) -> Option<Vec<Row>> {
             deleted: flags & 1 != 0,
             created: flags & 2 != 0,
             revisit: flags & 4 != 0,
+            stamp,
             body,
         });
     }
@@ -339,6 +345,7 @@ mod tests {
             deleted: body.is_empty(),
             created: body.len() % 2 == 1,
             revisit: body.len() % 3 == 1,
+            stamp: body.len() as i64 * 1000 - 7,
             body: body.as_bytes().to_vec(),
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::manifest::{Delta, ObjectEntry, Outcome, SegmentRef, SnapshotManifest, Source, Window};
 use super::reader::ObjectReader;
+use super::recent::RecentVersions;
 use super::segment::SegmentBuilder;
 use crate::store::lock::{Lock, LockKind};
 use crate::store::{Store, StoreError};
@@ -138,6 +139,7 @@ impl<'s> SnapshotWriter<'s> {
                 schema: previous.schema,
                 until: previous.until,
                 full_at: previous.full_at,
+                recent: previous.recent,
             },
         );
         Ok(count)
@@ -202,6 +204,21 @@ impl<'s> SnapshotWriter<'s> {
     pub fn set_schema(&mut self, object: &str, document: &[u8]) -> Result<(), StoreError> {
         let blob = self.store.put_blob("schema", document)?;
         self.objects.entry(object.to_string()).or_default().schema = Some(blob);
+        Ok(())
+    }
+
+    /// Records the versions the next incremental will fetch again (see `ObjectEntry::recent`);
+    /// `None` when there were too many to list.
+    pub fn set_recent(
+        &mut self,
+        object: &str,
+        versions: Option<&RecentVersions>,
+    ) -> Result<(), StoreError> {
+        let blob = match versions {
+            Some(versions) => Some(self.store.put_blob("recent", &versions.encode())?),
+            None => None,
+        };
+        self.objects.entry(object.to_string()).or_default().recent = blob;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::client::{SalesforceClient, SourceError};
 use super::discovery::{Coverage, Field, ObjectPlan, discover};
+use crate::snapshot::recent::RecentVersions;
 use crate::snapshot::sorter::{DEFAULT_MEMORY, Row, RowSorter, SortedRows};
 use crate::snapshot::{Change, Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
 use crate::store::{Store, StoreError};
@@ -147,21 +148,27 @@ fn created_after(created: Option<&str>, since_ms: Option<i64>) -> bool {
     }
 }
 
+/// A record's SystemModstamp in ms (`i64::MIN` when it has none).
+fn stamp_ms(stamp: Option<&str>) -> i64 {
+    stamp
+        .and_then(crate::time::parse_datetime)
+        .unwrap_or(i64::MIN)
+}
+
 /// Whether a record's last modification is at or before the window's start: it came only
 /// because consecutive windows overlap.
-fn revisited(stamp: Option<&str>, since_ms: Option<i64>) -> bool {
-    match (since_ms, stamp.and_then(crate::time::parse_datetime)) {
-        (Some(since), Some(stamp)) => stamp <= since,
-        _ => false,
-    }
+fn revisited(stamp: i64, since_ms: Option<i64>) -> bool {
+    since_ms.is_some_and(|since| stamp != i64::MIN && stamp <= since)
 }
 
 fn to_row(record: &Value, plan: &ObjectPlan, since_ms: Option<i64>) -> Row {
+    let stamp = stamp_ms(record["SystemModstamp"].as_str());
     Row {
         id: record["Id"].as_str().unwrap_or_default().to_string(),
         deleted: record["IsDeleted"] == true,
         created: created_after(record["CreatedDate"].as_str(), since_ms),
-        revisit: revisited(record["SystemModstamp"].as_str(), since_ms),
+        revisit: revisited(stamp, since_ms),
+        stamp,
         body: canonical(record, &plan.fields),
     }
 }
@@ -421,6 +428,7 @@ fn parse_csv(
             );
         }
         out.push(b'}');
+        let stamp = stamp_ms(stamp_column.and_then(|c| row.get(c)));
         sorter.push(Row {
             id: id_column
                 .and_then(|c| row.get(c))
@@ -428,7 +436,8 @@ fn parse_csv(
                 .to_string(),
             deleted: deleted_column.and_then(|c| row.get(c)) == Some("true"),
             created: created_after(created_column.and_then(|c| row.get(c)), since_ms),
-            revisit: revisited(stamp_column.and_then(|c| row.get(c)), since_ms),
+            revisit: revisited(stamp, since_ms),
+            stamp,
             body: out,
         })?;
     }
@@ -533,9 +542,6 @@ struct Job<'a> {
 const DAY_MS: i64 = 86_400_000;
 /// How far each incremental window reaches back into the previous one.
 pub const WINDOW_OVERLAP_MS: i64 = 5 * 60_000;
-/// Revisited records compared with the parent one by one; past this many they are simply
-/// written again (correct, only larger).
-const MAX_REVISITS: usize = 1000;
 
 fn full_soql(plan: &ObjectPlan, now: &str) -> String {
     if plan.incremental {
@@ -611,10 +617,16 @@ fn write_full(
     plan: &ObjectPlan,
     rows: SortedRows,
     reason: &str,
+    recent: &mut RecentVersions,
 ) -> Result<ObjectRun, BackupError> {
     let mut fetched = 0;
     let records = rows
-        .inspect(|_| fetched += 1)
+        .inspect(|row| {
+            fetched += 1;
+            if let Ok(row) = row {
+                recent.note(row);
+            }
+        })
         .filter(|row| !matches!(row, Ok(row) if row.deleted))
         .map(|row| row.map(|row| (row.id, row.body)));
     let count = writer.full_object(&plan.name, records)?;
@@ -636,21 +648,40 @@ fn write_incremental(
     previous: Option<&crate::snapshot::ObjectEntry>,
     plan: &ObjectPlan,
     rows: SortedRows,
+    recent: &mut RecentVersions,
 ) -> Result<ObjectRun, BackupError> {
     let (mut added, mut modified, mut deleted, mut removed) = (0, 0, 0, 0);
     let mut failure = None;
-    let mut revisits = 0;
+    // The versions the parent listed as fetched last in its window: a revisited row among
+    // them is known without reading anything else.
+    let listed = match previous.and_then(|entry| entry.recent.as_deref()) {
+        Some(blob) => Some(RecentVersions::load(store, blob)?),
+        None => None,
+    };
+    // Otherwise the parent's segments are read, each at most once (rows come in Id order):
+    // at most one read of the parent, less than storing the records again.
+    let mut parent = previous.map(|entry| crate::snapshot::reader::RecordLookup::new(store, entry));
     // A revisited record the parent already holds as it is (or a deletion it already has)
     // is not a change.
     let mut unchanged = |row: &Row| -> Result<bool, StoreError> {
-        let Some(entry) = previous else {
+        recent.note(row);
+        let Some(parent) = parent.as_mut() else {
             return Ok(false);
         };
-        if !row.revisit || revisits >= MAX_REVISITS {
+        if !row.revisit {
             return Ok(false);
         }
-        revisits += 1;
-        let known = crate::snapshot::reader::find_record(store, entry, &row.id)?;
+        if let Some(listed) = &listed {
+            if listed.contains(row) {
+                return Ok(true);
+            }
+            // An unlisted version is new to the parent; only a deletion needs a look, as the
+            // parent may never have had the record (full fetches leave deleted ones out).
+            if !row.deleted {
+                return Ok(false);
+            }
+        }
+        let known = parent.find(&row.id)?;
         Ok(match known {
             None => row.deleted,
             Some(body) => !row.deleted && body == row.body,
@@ -821,14 +852,18 @@ pub async fn backup(
                 None => return Err(e),
             },
         };
+        // What the next incremental will fetch again: versions stamped in its overlap.
+        let recent_from = now_ms - WINDOW_OVERLAP_MS;
+        let mut recent = RecentVersions::since(recent_from);
         let mut run = match &job.full_reason {
-            Some(reason) => write_full(&mut writer, job.plan, rows, reason)?,
+            Some(reason) => write_full(&mut writer, job.plan, rows, reason, &mut recent)?,
             None => write_incremental(
                 &mut writer,
                 store,
                 parent.and_then(|(_, m)| m.objects.get(name)),
                 job.plan,
                 rows,
+                &mut recent,
             )?,
         };
         if !run.full && options.count_check && out_of_budget.is_none() {
@@ -836,7 +871,10 @@ pub async fn backup(
                 Ok(None) => Ok(None),
                 Ok(Some(reason)) => {
                     match fetch(client, options, job.plan, &full_soql(job.plan, now), None).await {
-                        Ok(rows) => write_full(&mut writer, job.plan, rows, &reason).map(Some),
+                        Ok(rows) => {
+                            recent = RecentVersions::since(recent_from);
+                            write_full(&mut writer, job.plan, rows, &reason, &mut recent).map(Some)
+                        }
                         Err(e) => Err(e),
                     }
                 }
@@ -863,6 +901,7 @@ pub async fn backup(
             &serde_json::to_vec(&job.plan.schema).unwrap_or_default(),
         )?;
         writer.mark_synced(name, now, run.full);
+        writer.set_recent(name, recent.finish().as_ref())?;
         runs.push(run);
     }
     drop(fetches);
