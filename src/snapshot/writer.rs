@@ -30,23 +30,42 @@ pub struct SnapshotWriter<'s> {
     max_deltas: usize,
 }
 
-/// Cuts ascending records into sealed segments.
-struct SegmentSink<'a> {
-    store: &'a Store,
-    object: &'a str,
+/// Cuts ascending records into sealed segments. Each full segment is sealed (keyed id, zstd,
+/// AES-GCM, write) on a second thread while the next one fills, so producing records (a merge
+/// of sorted runs, say) and sealing them use both cores.
+struct SegmentSink<'scope, 'env> {
+    store: &'env Store,
+    object: &'env str,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
     builder: SegmentBuilder,
     written: Vec<SegmentRef>,
     previous: Option<String>,
+    sealing: Option<Sealing<'scope>>,
 }
 
-impl<'a> SegmentSink<'a> {
-    fn new(store: &'a Store, object: &'a str) -> Self {
+/// A segment being sealed, with what its reference needs besides the blob id.
+struct Sealing<'scope> {
+    blob: std::thread::ScopedJoinHandle<'scope, Result<String, StoreError>>,
+    records: u64,
+    first: String,
+    last: String,
+    bytes: u64,
+}
+
+impl<'scope, 'env> SegmentSink<'scope, 'env> {
+    fn new(
+        store: &'env Store,
+        object: &'env str,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> Self {
         SegmentSink {
             store,
             object,
+            scope,
             builder: SegmentBuilder::default(),
             written: Vec::new(),
             previous: None,
+            sealing: None,
         }
     }
 
@@ -74,19 +93,41 @@ impl<'a> SegmentSink<'a> {
             return Ok(());
         }
         let (bytes, records, first, last) = builder.finish();
-        let blob = self.store.put_blob("segment", &bytes)?;
-        self.written.push(SegmentRef {
-            blob,
+        // One segment in flight bounds the memory to two segments.
+        self.wait_for_sealing()?;
+        let store = self.store;
+        let size = bytes.len() as u64;
+        self.sealing = Some(Sealing {
+            blob: self.scope.spawn(move || store.put_blob("segment", &bytes)),
             records,
             first,
             last,
-            bytes: bytes.len() as u64,
+            bytes: size,
+        });
+        Ok(())
+    }
+
+    fn wait_for_sealing(&mut self) -> Result<(), StoreError> {
+        let Some(sealing) = self.sealing.take() else {
+            return Ok(());
+        };
+        let blob = sealing.blob.join().map_err(|_| StoreError::Backend {
+            location: format!("segments of {}", self.object),
+            message: "the thread sealing a segment stopped unexpectedly".into(),
+        })??;
+        self.written.push(SegmentRef {
+            blob,
+            records: sealing.records,
+            first: sealing.first,
+            last: sealing.last,
+            bytes: sealing.bytes,
         });
         Ok(())
     }
 
     fn finish(mut self) -> Result<Vec<SegmentRef>, StoreError> {
         self.flush()?;
+        self.wait_for_sealing()?;
         Ok(self.written)
     }
 }
@@ -119,14 +160,17 @@ impl<'s> SnapshotWriter<'s> {
     where
         I: IntoIterator<Item = Result<(String, Vec<u8>), StoreError>>,
     {
-        let mut sink = SegmentSink::new(self.store, object);
-        let mut count = 0;
-        for record in records {
-            let (id, body) = record?;
-            sink.push(&id, Some(&body))?;
-            count += 1;
-        }
-        let base = sink.finish()?;
+        let store = self.store;
+        let (base, count) = std::thread::scope(|scope| {
+            let mut sink = SegmentSink::new(store, object, scope);
+            let mut count = 0;
+            for record in records {
+                let (id, body) = record?;
+                sink.push(&id, Some(&body))?;
+                count += 1;
+            }
+            Ok::<_, StoreError>((sink.finish()?, count))
+        })?;
         let previous = self.objects.remove(object).unwrap_or_default();
         self.objects.insert(
             object.to_string(),
@@ -151,21 +195,24 @@ impl<'s> SnapshotWriter<'s> {
     where
         I: IntoIterator<Item = Change>,
     {
-        let mut sink = SegmentSink::new(self.store, object);
-        let (mut upserts, mut deletes) = (0, 0);
-        for change in changes {
-            match &change {
-                Change::Upsert(id, body) => {
-                    sink.push(id, Some(body))?;
-                    upserts += 1;
-                }
-                Change::Delete(id) => {
-                    sink.push(id, None)?;
-                    deletes += 1;
+        let store = self.store;
+        let (segments, upserts, deletes) = std::thread::scope(|scope| {
+            let mut sink = SegmentSink::new(store, object, scope);
+            let (mut upserts, mut deletes) = (0, 0);
+            for change in changes {
+                match &change {
+                    Change::Upsert(id, body) => {
+                        sink.push(id, Some(body))?;
+                        upserts += 1;
+                    }
+                    Change::Delete(id) => {
+                        sink.push(id, None)?;
+                        deletes += 1;
+                    }
                 }
             }
-        }
-        let segments = sink.finish()?;
+            Ok::<_, StoreError>((sink.finish()?, upserts, deletes))
+        })?;
         let entry = self.objects.entry(object.to_string()).or_default();
         if upserts + deletes > 0 {
             entry.deltas.push(Delta {
