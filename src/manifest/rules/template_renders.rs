@@ -1,16 +1,17 @@
-//! `template/render`: a notification's template does not render: a syntax error, or a variable
-//! the context does not have. Checked against a sample context, before any run needs it.
+//! `template/render`: a template does not render: a syntax error, or a variable the context
+//! does not have. Checked against a sample context, before any run needs it: the templates
+//! manifests name, and the repository's own versions of the built-in ones.
 
 use super::{ManifestFile, RuleContext, list_items};
 use crate::manifest::diagnostic::Diagnostic;
 use crate::manifest::schema::ManifestKind;
-use crate::notify::{NotificationContext, render_source};
+use crate::notify::{BUILTIN, NotificationContext, render_source};
 use crate::plan::render::{COMMENT_TEMPLATE, render_sample_comment};
 
 const RULE: &str = "template/render";
 
 pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
-    check_plan_comment(files, context, out);
+    check_overrides(files, context, out);
     let sample = NotificationContext::sample();
     for file in files {
         let notifications = format!("{}/notifications", file.settings_pointer());
@@ -28,34 +29,58 @@ pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagno
                         .at(file.value_span(&pointer))
                         .pointer(pointer)
                         .label(problem)
-                        .help("templates see: event, outcome, task {id, name, environment}, run {finished_at, snapshot, api_calls, records, message}, alerts [{object, reason}], connection {connected, reason}"),
+                        .help(NOTIFICATION_CONTEXT),
                 );
             }
         }
     }
 }
 
-/// The repository's own pull-request comment template, which no manifest names: reported on
-/// cairn.yaml.
-fn check_plan_comment(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
-    let Some(source) = context.template_sources.get(COMMENT_TEMPLATE) else {
-        return;
-    };
-    let Err(problem) = render_sample_comment(source) else {
-        return;
-    };
+const NOTIFICATION_CONTEXT: &str = "templates see: event, outcome, task {id, name, environment}, run {finished_at, snapshot, api_calls, records, message}, alerts [{object, reason}], connection {connected, reason}";
+const COMMENT_CONTEXT: &str = "the plan comment template sees: summary, base, head, changes, refused, tasks [{id, name, action, changes, refused, due, suspended, connected, disconnectedReason, wouldForget, archiveDays}], sections, part {number, total}, state";
+
+/// The repository's own versions of built-in templates (the plan comment, or a notification
+/// template used by default), which no manifest names: reported on cairn.yaml.
+fn check_overrides(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
     let Some(repository) = files
         .iter()
         .find(|file| file.kind == ManifestKind::Repository)
     else {
         return;
     };
-    out.push(
-        repository
-            .error(RULE, format!("template `{COMMENT_TEMPLATE}` does not render"))
-            .at(repository.value_span("/kind"))
-            .pointer("/kind".to_string())
-            .label(problem)
-            .help("the plan comment template sees: summary, base, head, changes, refused, tasks [{id, name, action, changes, refused, due, suspended, connected, disconnectedReason, wouldForget, archiveDays}], sections, part {number, total}, state"),
-    );
+    let named: Vec<&str> = files
+        .iter()
+        .flat_map(|file| {
+            let notifications = format!("{}/notifications", file.settings_pointer());
+            list_items(file, &notifications)
+                .into_iter()
+                .filter_map(|(item, _)| file.str_at(&format!("{item}/template")))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let sample = NotificationContext::sample();
+    for (name, _) in BUILTIN {
+        let Some(source) = context.template_sources.get(name) else {
+            continue;
+        };
+        // A template a manifest names is reported there.
+        if named.contains(&name) {
+            continue;
+        }
+        let (rendered, help) = if name == COMMENT_TEMPLATE {
+            (render_sample_comment(source), COMMENT_CONTEXT)
+        } else {
+            (render_source(name, source, &sample), NOTIFICATION_CONTEXT)
+        };
+        if let Err(problem) = rendered {
+            out.push(
+                repository
+                    .error(RULE, format!("template `{name}` does not render"))
+                    .at(repository.value_span("/kind"))
+                    .pointer("/kind".to_string())
+                    .label(problem)
+                    .help(help),
+            );
+        }
+    }
 }
