@@ -6,11 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// mimalloc: indexing for search spends a tenth of its time in glibc malloc's locks
-/// (benches/search.rs: ~100k -> ~113k records/s on 2 cores).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use cairn::commands::apply::{ApplyOptions, apply};
 use cairn::commands::auth::{LoginOptions, login};
 use cairn::commands::check::{CheckOptions, check};
@@ -34,6 +29,11 @@ use cairn::manifest::Format;
 use cairn::plan::{PlanOptions, plan, render as plan_render};
 use cairn::store::check::ReadData;
 use cairn::store::keys::KdfParams;
+
+/// mimalloc: indexing for search spends a tenth of its time in glibc malloc's locks
+/// (benches/search.rs: ~100k -> ~113k records/s on 2 cores).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit codes (DESIGN.md): 0 success, 1 error or invalid input, 2 plan has changes, 3 partial.
 const EXIT_ERROR: u8 = 1;
