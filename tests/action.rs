@@ -65,6 +65,8 @@ impl Runner {
             r#"{"action":"opened","pull_request":{"number":7,"head":{"ref":"change"},"base":{"ref":"main"}}}"#,
         )
         .expect("event");
+        let runner_temp = self.file("runner-temp");
+        std::fs::create_dir_all(&runner_temp).expect("runner temp");
         let output = Command::new("bash")
             .arg("-c")
             .arg(script(step))
@@ -77,6 +79,7 @@ impl Runner {
             .env("GITHUB_EVENT_PATH", self.file("event.json"))
             .env("GITHUB_ACTION_PATH", env!("CARGO_MANIFEST_DIR"))
             .env("RUNNER_TOOL_CACHE", self.file("tool-cache"))
+            .env("RUNNER_TEMP", &runner_temp)
             .env_remove("CAIRN_KEY")
             .env_remove("CAIRN_PASSPHRASE")
             .envs(inputs.iter().copied())
@@ -173,6 +176,11 @@ fn plan_writes_outputs_the_summary_and_the_comment() {
             .as_array()
             .is_some_and(|tasks| !tasks.is_empty()),
         "{matrix}"
+    );
+    assert!(
+        Path::new(&ran.outputs["comment-file"]).starts_with(runner.file("runner-temp")),
+        "files go to RUNNER_TEMP, which the runner cleans: {}",
+        ran.outputs["comment-file"]
     );
     let comment = std::fs::read_to_string(&ran.outputs["comment-file"]).expect("comment file");
     assert!(comment.starts_with("<!-- cairn-plan -->"), "{comment}");
