@@ -1544,6 +1544,11 @@ async fn the_html_report_charts_one_series_per_object() {
         "{html}"
     );
     assert!(html.contains("data-object=\"Lead\""));
+    let leads = state["records"]["Lead"].as_u64().expect("Lead count");
+    assert!(
+        html.contains(&format!(">Lead {leads}</text>")),
+        "the legend gives the latest count"
+    );
     assert!(!html.contains("<script"), "no scripts");
     assert!(
         !html

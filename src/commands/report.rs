@@ -79,9 +79,11 @@ pub fn chart(series: &BTreeMap<String, Vec<(i64, u64)>>) -> String {
             path.join(" "),
             escape(object)
         );
+        // The latest count beside the name: lines with equal counts lie on top of each other.
+        let latest = values.last().map_or(0, |(_, n)| *n);
         let _ = writeln!(
             svg,
-            "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{} {latest}</text>",
             PLOT_RIGHT + 8.0,
             MARGIN + 14.0 * i as f64,
             escape(object)
