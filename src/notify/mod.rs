@@ -312,6 +312,15 @@ async fn send(
     }
 }
 
+/// The largest char boundary of `text` at or below `at` (`at` at most `text.len()`): where
+/// a text may be cut to fit a byte limit.
+pub fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// Appends a section, keeping the file under `limit` bytes.
 fn append(path: &Path, text: &str, limit: usize) -> Result<(), String> {
     use std::io::Write as _;
@@ -319,11 +328,7 @@ fn append(path: &Path, text: &str, limit: usize) -> Result<(), String> {
     let mut section = format!("{text}\n");
     if used + section.len() > limit {
         let room = limit.saturating_sub(used + 64);
-        let mut cut = room.min(section.len());
-        while !section.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        section.truncate(cut);
+        section.truncate(floor_char_boundary(&section, room.min(section.len())));
         section.push_str("\n\n… (cut: the summary limit was reached)\n");
         if room == 0 {
             return Err(format!("{} is full ({limit} bytes)", path.display()));

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::notify::floor_char_boundary;
+
 use serde_json::Value;
 
 use super::{Action, Plan, TaskPlan};
@@ -196,6 +198,22 @@ struct Part {
     total: usize,
 }
 
+impl<'a> CommentContext<'a> {
+    fn new(plan: &'a Plan, sections: Vec<String>, number: usize, total: usize) -> Self {
+        CommentContext {
+            summary: summary(plan),
+            base: &plan.base,
+            head: &plan.head,
+            changes: plan.has_changes(),
+            refused: plan.refused(),
+            tasks: &plan.tasks,
+            sections,
+            part: Part { number, total },
+            state: state_line(plan),
+        }
+    }
+}
+
 /// The plan's lines in blocks of at most half a comment, breaking only between tasks (a
 /// single overlong line is cut, not dropped).
 fn sections(plan: &Plan) -> Vec<String> {
@@ -218,13 +236,6 @@ fn sections(plan: &Plan) -> Vec<String> {
         sections.push(current.join("\n"));
     }
     sections
-}
-
-fn floor_char_boundary(text: &str, mut at: usize) -> usize {
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
 }
 
 /// Renders a comment template against a sample plan (`cairn validate` checks the config
@@ -256,20 +267,7 @@ pub fn render_sample_comment(source: &str) -> Result<String, String> {
         ],
         repository_refused: Vec::new(),
     };
-    let context = CommentContext {
-        summary: summary(&plan),
-        base: &plan.base,
-        head: &plan.head,
-        changes: plan.has_changes(),
-        refused: plan.refused(),
-        tasks: &plan.tasks,
-        sections: sections(&plan),
-        part: Part {
-            number: 1,
-            total: 1,
-        },
-        state: state_line(&plan),
-    };
+    let context = CommentContext::new(&plan, sections(&plan), 1, 1);
     crate::notify::render_source(COMMENT_TEMPLATE, source, &context)
 }
 
@@ -293,20 +291,7 @@ pub fn markdown(plan: &Plan, config_dir: &Path) -> Result<Vec<String>, String> {
     let total = groups.len();
     let mut parts = Vec::with_capacity(total);
     for (i, sections) in groups.into_iter().enumerate() {
-        let context = CommentContext {
-            summary: summary(plan),
-            base: &plan.base,
-            head: &plan.head,
-            changes: plan.has_changes(),
-            refused: plan.refused(),
-            tasks: &plan.tasks,
-            sections,
-            part: Part {
-                number: i + 1,
-                total,
-            },
-            state: state_line(plan),
-        };
+        let context = CommentContext::new(plan, sections, i + 1, total);
         let mut body = crate::notify::render(config_dir, COMMENT_TEMPLATE, &context)?;
         if !body.ends_with('\n') {
             body.push('\n');

@@ -14,12 +14,7 @@ pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagno
     check_overrides(files, context, out);
     let sample = NotificationContext::sample();
     for file in files {
-        let notifications = format!("{}/notifications", file.settings_pointer());
-        for (item, _) in list_items(file, &notifications) {
-            let pointer = format!("{item}/template");
-            let Some(template) = file.str_at(&pointer) else {
-                continue;
-            };
+        for (pointer, template) in named_templates(file) {
             let Some(source) = context.template_sources.get(template) else {
                 continue; // template/missing says so
             };
@@ -36,6 +31,19 @@ pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagno
     }
 }
 
+/// The templates a manifest's notifications name, with the pointer to each `template`.
+fn named_templates(file: &ManifestFile) -> Vec<(String, &str)> {
+    let notifications = format!("{}/notifications", file.settings_pointer());
+    list_items(file, &notifications)
+        .into_iter()
+        .filter_map(|(item, _)| {
+            let pointer = format!("{item}/template");
+            let name = file.str_at(&pointer)?;
+            Some((pointer, name))
+        })
+        .collect()
+}
+
 const NOTIFICATION_CONTEXT: &str = "templates see: event, outcome, task {id, name, environment}, run {finished_at, snapshot, api_calls, records, message}, alerts [{object, reason}], connection {connected, reason}";
 const COMMENT_CONTEXT: &str = "the plan comment template sees: summary, base, head, changes, refused, tasks [{id, name, action, changes, refused, due, suspended, connected, disconnectedReason, wouldForget, archiveDays}], sections, part {number, total}, state";
 
@@ -50,13 +58,7 @@ fn check_overrides(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<
     };
     let named: Vec<&str> = files
         .iter()
-        .flat_map(|file| {
-            let notifications = format!("{}/notifications", file.settings_pointer());
-            list_items(file, &notifications)
-                .into_iter()
-                .filter_map(|(item, _)| file.str_at(&format!("{item}/template")))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|file| named_templates(file).into_iter().map(|(_, name)| name))
         .collect();
     let sample = NotificationContext::sample();
     for (name, _) in BUILTIN {
