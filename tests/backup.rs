@@ -519,22 +519,18 @@ async fn transient_faults_and_an_expiring_session_change_nothing_in_the_result()
         ]),
     )
     .await;
-    // ...and the org expires every session three times while the backup runs. Where the
-    // expiries land does not matter: the result must be the same wherever they do.
-    let url = sim.url();
-    let expirer = tokio::spawn(async move {
-        for _ in 0..3 {
-            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
-            let _ = reqwest::Client::new()
-                .post(format!("{url}/__sim/sessions/expire"))
-                .send()
-                .await;
-        }
-    });
+    // ...and every session expires after 6 calls, so the backup loses its session several
+    // times, wherever that lands.
+    admin(&sim, Method::PUT, "sessions/lifetime", json!({"calls": 6})).await;
     let faulty = backup(&client(&sim), &store, &options(), None, &at(T0))
         .await
         .expect("the faults are survived");
-    expirer.await.expect("expirer");
+    let state = admin(&sim, Method::GET, "state", json!({})).await;
+    assert!(
+        state["sessions"]["wornOut"].as_u64().unwrap_or(0) >= 3,
+        "sessions expired during the run: {}",
+        state["sessions"]
+    );
     assert_eq!(faulty.manifest.outcome, Outcome::Complete);
     assert_eq!(
         records(&store, &faulty.manifest),
@@ -547,6 +543,13 @@ async fn transient_faults_and_an_expiring_session_change_nothing_in_the_result()
         clean.api_calls
     );
     admin(&sim, Method::DELETE, "faults", json!({})).await;
+    admin(
+        &sim,
+        Method::PUT,
+        "sessions/lifetime",
+        json!({"calls": null}),
+    )
+    .await;
 }
 
 #[tokio::test]

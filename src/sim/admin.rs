@@ -232,6 +232,7 @@ pub fn routes() -> Router<Arc<State>> {
             axum::routing::patch(change_field_type),
         )
         .route("/__sim/sessions/expire", post(expire_sessions))
+        .route("/__sim/sessions/lifetime", put(session_lifetime))
         .route("/__sim/refresh-tokens/revoke", post(revoke_refresh_tokens))
         .route("/__sim/api-usage", put(api_usage))
         .route("/__sim/faults", put(set_faults).delete(clear_faults))
@@ -266,6 +267,11 @@ async fn state_info(Shared(state): Shared<Arc<State>>) -> Result<Response> {
         "now": time::format_datetime(org.clock.now()),
         "apiUsage": {"used": org.api.used, "max": org.api.max},
         "records": counts,
+        "sessions": {
+            "open": state.sessions.lock().map(|s| s.len()).unwrap_or(0),
+            "callsEach": state.session_calls.load(std::sync::atomic::Ordering::Relaxed),
+            "wornOut": state.sessions_worn_out.load(std::sync::atomic::Ordering::Relaxed),
+        },
     })))
 }
 
@@ -467,6 +473,22 @@ async fn expire_sessions(Shared(state): Shared<Arc<State>>) -> Result<Response> 
     let expired = sessions.len();
     sessions.clear();
     Ok(ok(json!({"expired": expired})))
+}
+
+#[derive(Deserialize)]
+struct SessionLifetime {
+    /// Calls each session serves before it expires; 0 or null: no limit.
+    calls: Option<u32>,
+}
+
+async fn session_lifetime(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
+    let request: SessionLifetime =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("{{\"calls\": N}}: {e}")))?;
+    let calls = request.calls.unwrap_or(0);
+    state
+        .session_calls
+        .store(calls, std::sync::atomic::Ordering::Relaxed);
+    Ok(ok(json!({"calls": calls})))
 }
 
 async fn revoke_refresh_tokens(Shared(state): Shared<Arc<State>>) -> Result<Response> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as UrlQuery, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -410,35 +410,91 @@ pub async fn results(
     };
     let size = page.max_records.filter(|&n| n > 0).unwrap_or(DEFAULT_PAGE);
     let end = (start + size).min(job.ids.len());
-    let org = state.org.read().map_err(|_| poisoned())?;
-    let table = &org.tables[job.object];
-    let mut body = Vec::with_capacity((end - start) * 256 + 256);
-    csv_header(&mut body, &job.fields, job.format);
-    let mut scratch = String::new();
-    let mut rows = 0usize;
-    for (id, hint) in &job.ids[start..end] {
-        if let Some(index) = table.find_near(*hint, id) {
-            csv_row(
-                &mut body,
-                &org,
-                &table.records[index],
-                &job.fields,
-                job.format,
-                &mut scratch,
-            );
-            rows += 1;
-        }
-    }
+    let hits: Vec<super::rest::Hit> = job.ids[start..end].to_vec();
+    let (object, fields, format) = (job.object, job.fields.clone(), job.format);
     let next = if end < job.ids.len() {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(end.to_string())
     } else {
         "null".to_string()
     };
-    let mut response = bytes_response(StatusCode::OK, "text/csv", body);
+    drop(jobs);
+    // Records hard-deleted since the job ran are skipped, and not counted.
+    let rows = {
+        let org = state.org.read().map_err(|_| poisoned())?;
+        let table = &org.tables[object];
+        hits.iter()
+            .filter(|(id, hint)| table.find_near(*hint, id).is_some())
+            .count()
+    };
+    let mut response = Response::new(Body::from_stream(render_page(
+        state.clone(),
+        object,
+        fields,
+        format,
+        hits,
+    )));
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     headers.insert("Sforce-NumberOfRecords", HeaderValue::from(rows));
     if let Ok(value) = HeaderValue::from_str(&next) {
         headers.insert("Sforce-Locator", value);
     }
     Ok(with_limit_info(response, &limit))
+}
+
+/// Plaintext bytes of CSV per chunk of a streamed results page.
+const PAGE_CHUNK: usize = 256 * 1024;
+
+/// A results page as a stream of CSV chunks, rendered on a blocking thread while the first
+/// ones are on their way: like Salesforce, the body starts before the page is complete, and a
+/// large page never sits whole in memory or holds the org's lock for long.
+fn render_page(
+    state: Arc<State>,
+    object: usize,
+    fields: Vec<soql::FieldPath>,
+    format: CsvFormat,
+    hits: Vec<super::rest::Hit>,
+) -> impl futures_core::Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send {
+    let (sender, receiver) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut body = Vec::with_capacity(PAGE_CHUNK + 64 * 1024);
+        csv_header(&mut body, &fields, format);
+        let mut scratch = String::new();
+        for batch in hits.chunks(1024) {
+            {
+                let Ok(org) = state.org.read() else {
+                    let _ = sender.blocking_send(Err(std::io::Error::other("the org is unusable")));
+                    return;
+                };
+                let table = &org.tables[object];
+                for (id, hint) in batch {
+                    if let Some(index) = table.find_near(*hint, id) {
+                        csv_row(
+                            &mut body,
+                            &org,
+                            &table.records[index],
+                            &fields,
+                            format,
+                            &mut scratch,
+                        );
+                    }
+                }
+            }
+            if body.len() >= PAGE_CHUNK {
+                let chunk = Bytes::from(std::mem::replace(
+                    &mut body,
+                    Vec::with_capacity(PAGE_CHUNK + 64 * 1024),
+                ));
+                if sender.blocking_send(Ok(chunk)).is_err() {
+                    return; // the client went away
+                }
+            }
+        }
+        if !body.is_empty() {
+            let _ = sender.blocking_send(Ok(Bytes::from(body)));
+        }
+    });
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    })
 }

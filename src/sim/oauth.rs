@@ -171,6 +171,7 @@ fn issue(
             access_token.clone(),
             Session {
                 refresh_token: parent,
+                calls: 0,
             },
         );
     }

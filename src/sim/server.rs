@@ -46,11 +46,18 @@ pub struct SimOptions {
 
 pub struct Session {
     pub refresh_token: Option<String>,
+    /// Authenticated calls made with it.
+    pub calls: u32,
 }
 
 pub struct State {
     pub org: RwLock<Org>,
     pub sessions: Mutex<HashMap<String, Session>>,
+    /// Calls a session serves before it expires (0: until expired by hand). A session
+    /// timeout measured in calls, so tests can expire sessions mid-run deterministically.
+    pub session_calls: std::sync::atomic::AtomicU32,
+    /// Sessions that reached that many calls.
+    pub sessions_worn_out: std::sync::atomic::AtomicU64,
     /// Refresh token -> still valid.
     pub refresh_tokens: Mutex<HashMap<String, bool>>,
     pub cursors: Mutex<rest::Cursors>,
@@ -155,10 +162,27 @@ pub fn admit(state: &State, headers: &HeaderMap) -> Result<String, ApiError> {
                 .or_else(|| v.strip_prefix("OAuth "))
         })
         .ok_or_else(ApiError::invalid_session)?;
+    let lifetime = state
+        .session_calls
+        .load(std::sync::atomic::Ordering::Relaxed);
     let known = state
         .sessions
         .lock()
-        .map(|s| s.contains_key(token.trim()))
+        .map(|mut sessions| {
+            let token = token.trim();
+            let Some(session) = sessions.get_mut(token) else {
+                return false;
+            };
+            session.calls += 1;
+            if lifetime > 0 && session.calls > lifetime {
+                sessions.remove(token);
+                state
+                    .sessions_worn_out
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return false;
+            }
+            true
+        })
         .unwrap_or(false);
     if !known {
         return Err(ApiError::invalid_session());
@@ -236,6 +260,8 @@ impl Simulator {
         let state = Arc::new(State {
             org: RwLock::new(org),
             sessions: Mutex::new(HashMap::new()),
+            session_calls: std::sync::atomic::AtomicU32::new(0),
+            sessions_worn_out: std::sync::atomic::AtomicU64::new(0),
             refresh_tokens: Mutex::new(HashMap::new()),
             cursors: Mutex::new(rest::Cursors::default()),
             jobs: Mutex::new(bulk::Jobs::default()),
@@ -263,6 +289,7 @@ impl Simulator {
                 access_token.clone(),
                 Session {
                     refresh_token: None,
+                    calls: 0,
                 },
             );
         }

@@ -2,6 +2,7 @@
 //! snapshot writes base segments; an incremental one writes only upserts and tombstones since
 //! its parent; reading merges base and deltas in Id order, streaming.
 
+pub mod base;
 pub mod manifest;
 pub mod reader;
 pub mod recent;

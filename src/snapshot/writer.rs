@@ -31,37 +31,32 @@ pub struct SnapshotWriter<'s> {
 }
 
 /// Cuts ascending records into sealed segments. Each full segment is sealed (keyed id, zstd,
-/// AES-GCM, write) on a second thread while the next one fills, so producing records (a merge
-/// of sorted runs, say) and sealing them use both cores.
-struct SegmentSink<'scope, 'env> {
-    store: &'env Store,
-    object: &'env str,
-    scope: &'scope std::thread::Scope<'scope, 'env>,
+/// AES-GCM, write) on a second thread while the next one fills, so producing records (parsing
+/// a download, or merging sorted runs) and sealing them use both cores. Owns its handle on the
+/// store, so it can live on a blocking thread of its own.
+pub struct SegmentSink {
+    store: Store,
+    object: String,
     builder: SegmentBuilder,
     written: Vec<SegmentRef>,
     previous: Option<String>,
-    sealing: Option<Sealing<'scope>>,
+    sealing: Option<Sealing>,
 }
 
 /// A segment being sealed, with what its reference needs besides the blob id.
-struct Sealing<'scope> {
-    blob: std::thread::ScopedJoinHandle<'scope, Result<String, StoreError>>,
+struct Sealing {
+    blob: std::thread::JoinHandle<Result<String, StoreError>>,
     records: u64,
     first: String,
     last: String,
     bytes: u64,
 }
 
-impl<'scope, 'env> SegmentSink<'scope, 'env> {
-    fn new(
-        store: &'env Store,
-        object: &'env str,
-        scope: &'scope std::thread::Scope<'scope, 'env>,
-    ) -> Self {
+impl SegmentSink {
+    pub fn new(store: &Store, object: &str) -> Self {
         SegmentSink {
-            store,
-            object,
-            scope,
+            store: store.clone(),
+            object: object.to_string(),
             builder: SegmentBuilder::default(),
             written: Vec::new(),
             previous: None,
@@ -69,12 +64,18 @@ impl<'scope, 'env> SegmentSink<'scope, 'env> {
         }
     }
 
-    fn push(&mut self, id: &str, body: Option<&[u8]>) -> Result<(), StoreError> {
+    /// The last Id pushed.
+    pub fn last_id(&self) -> Option<&str> {
+        self.previous.as_deref()
+    }
+
+    /// Adds a record (or, with no body, a tombstone); Ids must ascend.
+    pub fn push(&mut self, id: &str, body: Option<&[u8]>) -> Result<(), StoreError> {
         if let Some(previous) = &self.previous
             && previous.as_str() >= id
         {
             return Err(StoreError::Unordered {
-                object: self.object.to_string(),
+                object: self.object.clone(),
                 previous: previous.clone(),
                 id: id.to_string(),
             });
@@ -95,10 +96,17 @@ impl<'scope, 'env> SegmentSink<'scope, 'env> {
         let (bytes, records, first, last) = builder.finish();
         // One segment in flight bounds the memory to two segments.
         self.wait_for_sealing()?;
-        let store = self.store;
+        let store = self.store.clone();
         let size = bytes.len() as u64;
+        let blob = std::thread::Builder::new()
+            .name("cairn-seal".into())
+            .spawn(move || store.put_blob("segment", &bytes))
+            .map_err(|e| StoreError::Backend {
+                location: format!("segments of {}", self.object),
+                message: format!("could not start a thread to seal a segment: {e}"),
+            })?;
         self.sealing = Some(Sealing {
-            blob: self.scope.spawn(move || store.put_blob("segment", &bytes)),
+            blob,
             records,
             first,
             last,
@@ -125,10 +133,21 @@ impl<'scope, 'env> SegmentSink<'scope, 'env> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<SegmentRef>, StoreError> {
+    /// Seals what is left and returns every segment written, in Id order.
+    pub fn finish(mut self) -> Result<Vec<SegmentRef>, StoreError> {
         self.flush()?;
         self.wait_for_sealing()?;
-        Ok(self.written)
+        Ok(std::mem::take(&mut self.written))
+    }
+}
+
+impl Drop for SegmentSink {
+    fn drop(&mut self) {
+        // Abandoned (a failed fetch): the segment in flight still lands before the writer's
+        // lock is let go, so a prune never races it. Its result no longer matters.
+        if let Some(sealing) = self.sealing.take() {
+            let _ = sealing.blob.join();
+        }
     }
 }
 
@@ -160,17 +179,20 @@ impl<'s> SnapshotWriter<'s> {
     where
         I: IntoIterator<Item = Result<(String, Vec<u8>), StoreError>>,
     {
-        let store = self.store;
-        let (base, count) = std::thread::scope(|scope| {
-            let mut sink = SegmentSink::new(store, object, scope);
-            let mut count = 0;
-            for record in records {
-                let (id, body) = record?;
-                sink.push(&id, Some(&body))?;
-                count += 1;
-            }
-            Ok::<_, StoreError>((sink.finish()?, count))
-        })?;
+        let mut sink = SegmentSink::new(self.store, object);
+        let mut count = 0;
+        for record in records {
+            let (id, body) = record?;
+            sink.push(&id, Some(&body))?;
+            count += 1;
+        }
+        self.set_base(object, sink.finish()?, count);
+        Ok(count)
+    }
+
+    /// Makes already written segments (ascending, no tombstones) the object's new base,
+    /// replacing its base and deltas.
+    pub fn set_base(&mut self, object: &str, base: Vec<SegmentRef>, count: u64) {
         let previous = self.objects.remove(object).unwrap_or_default();
         self.objects.insert(
             object.to_string(),
@@ -186,7 +208,6 @@ impl<'s> SnapshotWriter<'s> {
                 recent: previous.recent,
             },
         );
-        Ok(count)
     }
 
     /// Writes the changes to an object since the parent (ascending Ids) as a delta; folds the
@@ -195,24 +216,21 @@ impl<'s> SnapshotWriter<'s> {
     where
         I: IntoIterator<Item = Change>,
     {
-        let store = self.store;
-        let (segments, upserts, deletes) = std::thread::scope(|scope| {
-            let mut sink = SegmentSink::new(store, object, scope);
-            let (mut upserts, mut deletes) = (0, 0);
-            for change in changes {
-                match &change {
-                    Change::Upsert(id, body) => {
-                        sink.push(id, Some(body))?;
-                        upserts += 1;
-                    }
-                    Change::Delete(id) => {
-                        sink.push(id, None)?;
-                        deletes += 1;
-                    }
+        let mut sink = SegmentSink::new(self.store, object);
+        let (mut upserts, mut deletes) = (0, 0);
+        for change in changes {
+            match &change {
+                Change::Upsert(id, body) => {
+                    sink.push(id, Some(body))?;
+                    upserts += 1;
+                }
+                Change::Delete(id) => {
+                    sink.push(id, None)?;
+                    deletes += 1;
                 }
             }
-            Ok::<_, StoreError>((sink.finish()?, upserts, deletes))
-        })?;
+        }
+        let segments = sink.finish()?;
         let entry = self.objects.entry(object.to_string()).or_default();
         if upserts + deletes > 0 {
             entry.deltas.push(Delta {

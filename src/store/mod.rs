@@ -116,9 +116,11 @@ struct Config {
 
 pub const CONFIG: &str = "config";
 
-/// An open store: a backend and the keys to read and write it.
+/// An open store: a backend and the keys to read and write it. Cloning is cheap (the backend
+/// is shared), so a thread sealing segments can own its handle.
+#[derive(Clone)]
 pub struct Store {
-    backend: Box<dyn Backend>,
+    backend: std::sync::Arc<dyn Backend>,
     master: MasterKey,
     cipher: BlobCipher,
     pub id: String,
@@ -153,7 +155,7 @@ impl Store {
         backend.put(CONFIG, &json)?;
         Ok(Store {
             cipher: BlobCipher::new(&master),
-            backend,
+            backend: backend.into(),
             master,
             id,
         })
@@ -169,7 +171,7 @@ impl Store {
         }
         Ok(Store {
             cipher: BlobCipher::new(&master),
-            backend,
+            backend: backend.into(),
             master,
             id: config.id,
         })

@@ -1,9 +1,11 @@
 //! A backup run: discover, then for each object a full pass (first backup, changed fields, no
 //! SystemModstamp, the periodic full pass, or a failed count check) or an incremental one (the
 //! SystemModstamp window since the object was last current, through queryAll so deletions
-//! arrive as tombstones), written into the store. Objects are fetched a few at a time; each
-//! one's rows go through a [`RowSorter`] into Id order with bounded memory, and Bulk CSV is
-//! parsed on a blocking thread while the next bytes arrive. When the API budget runs out the
+//! arrive as tombstones), written into the store. Objects are fetched a few at a time. A full
+//! pass writes the object's new base while its rows arrive ([`BaseWriter`]: straight into
+//! segments while they come in Id order, as they usually do); an incremental's rows go through
+//! a [`RowSorter`] into Id order with bounded memory, then are compared with the parent. Bulk
+//! CSV is parsed on a blocking thread while the next bytes arrive. When the API budget runs out the
 //! snapshot is kept as partial: finished objects are new, the others keep the parent's data and
 //! the next run resumes them.
 
@@ -16,6 +18,7 @@ use serde_json::Value;
 
 use super::client::{SalesforceClient, SourceError};
 use super::discovery::{Coverage, Field, ObjectPlan, discover};
+use crate::snapshot::base::BaseWriter;
 use crate::snapshot::recent::RecentVersions;
 use crate::snapshot::sorter::{DEFAULT_MEMORY, Row, RowSorter, SortedRows};
 use crate::snapshot::{Change, Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
@@ -181,17 +184,59 @@ const BULK_PAGE: u32 = 250_000;
 /// Attempts at a Bulk results page whose body breaks off.
 const PAGE_ATTEMPTS: u32 = 3;
 
-/// Every record a SOQL query returns (through queryAll, so deleted records come too), in
-/// ascending byte order of Id: the store's order. The query asks for no order: sorting here is
-/// cheaper than asking the org to, and independent of its collation.
+/// Where an object's fetched rows go.
+enum Fetched {
+    /// A full pass: its new base, written as rows arrive.
+    Full(Box<FullFetch>),
+    /// An incremental: rows to sort, then compare with the parent.
+    Changes(Box<RowSorter>),
+}
+
+impl Fetched {
+    fn push(&mut self, row: Row) -> Result<(), StoreError> {
+        match self {
+            Fetched::Full(full) => full.push(row),
+            Fetched::Changes(sorter) => sorter.push(row),
+        }
+    }
+}
+
+/// A full pass in progress: the new base, and the versions the next incremental will fetch
+/// again.
+struct FullFetch {
+    base: BaseWriter,
+    recent: RecentVersions,
+    fetched: u64,
+}
+
+impl FullFetch {
+    fn new(store: &Store, plan: &ObjectPlan, options: &BackupOptions, recent_from: i64) -> Self {
+        FullFetch {
+            base: BaseWriter::new(store, &plan.name, options.sort_memory),
+            recent: RecentVersions::since(recent_from),
+            fetched: 0,
+        }
+    }
+
+    fn push(&mut self, row: Row) -> Result<(), StoreError> {
+        self.fetched += 1;
+        self.recent.note(&row);
+        self.base.push(row)
+    }
+}
+
+/// Every record a SOQL query returns (through queryAll, so deleted records come too), into
+/// `into`. The query asks for no order: the store's order (ascending bytes of Id) is what
+/// Salesforce returns in practice, and whatever arrives otherwise is sorted here, independent
+/// of the org's collation.
 async fn fetch(
     client: &SalesforceClient,
     options: &BackupOptions,
     plan: &ObjectPlan,
     soql: &str,
     since_ms: Option<i64>,
-) -> Result<SortedRows, BackupError> {
-    let mut sorter = RowSorter::new(options.sort_memory);
+    mut into: Fetched,
+) -> Result<Fetched, BackupError> {
     // The first REST page says how many records match: past the threshold, Bulk takes over.
     let batch_header = format!("batchSize={}", options.batch_size);
     let mut path = format!(
@@ -214,15 +259,15 @@ async fn fetch(
             .await
             .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
         if first && page["totalSize"].as_u64().unwrap_or(0) > options.bulk_threshold {
-            return bulk_query(client, &options.api_version, soql, plan, since_ms, sorter).await;
+            return bulk_query(client, &options.api_version, soql, plan, since_ms, into).await;
         }
         first = false;
         for record in page["records"].as_array().into_iter().flatten() {
-            sorter.push(to_row(record, plan, since_ms))?;
+            into.push(to_row(record, plan, since_ms))?;
         }
         match page["nextRecordsUrl"].as_str() {
             Some(next) if page["done"] != true => path = next.to_string(),
-            _ => return Ok(sorter.finish()?),
+            _ => return Ok(into),
         }
     }
 }
@@ -234,8 +279,8 @@ async fn bulk_query(
     soql: &str,
     plan: &ObjectPlan,
     since_ms: Option<i64>,
-    mut sorter: RowSorter,
-) -> Result<SortedRows, BackupError> {
+    mut into: Fetched,
+) -> Result<Fetched, BackupError> {
     let jobs = format!("/services/data/v{version}/jobs/query");
     let request = serde_json::json!({"operation": "queryAll", "query": soql, "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"});
     let job = client.call(Method::POST, &jobs, Some(&request)).await?;
@@ -277,8 +322,8 @@ async fn bulk_query(
         let mut attempt = 0;
         let next = loop {
             attempt += 1;
-            let (returned, result) = bulk_page(client, &path, plan, since_ms, sorter).await;
-            sorter = returned;
+            let (returned, result) = bulk_page(client, &path, plan, since_ms, into).await?;
+            into = returned;
             match result {
                 Ok(next) => break next,
                 // Rows already taken from a broken page come again and replace themselves.
@@ -287,27 +332,28 @@ async fn bulk_query(
             }
         };
         match next.as_deref() {
-            None | Some("null") | Some("") => return Ok(sorter.finish()?),
+            None | Some("null") | Some("") => return Ok(into),
             Some(l) => locator = Some(l.to_string()),
         }
     }
 }
 
-/// One Bulk results page, parsed on a blocking thread as its bytes arrive. Returns the sorter
-/// (whatever happened) and the next page's locator.
+/// One Bulk results page, parsed on a blocking thread as its bytes arrive. Returns where the
+/// rows went (so a page that broke off can be fetched again into it) and the next page's
+/// locator.
 async fn bulk_page(
     client: &SalesforceClient,
     path: &str,
     plan: &ObjectPlan,
     since_ms: Option<i64>,
-    sorter: RowSorter,
-) -> (RowSorter, Result<Option<String>, BackupError>) {
+    into: Fetched,
+) -> Result<(Fetched, Result<Option<String>, BackupError>), BackupError> {
     let mut response = match client
         .request(Method::GET, path, None, &[("Accept", "text/csv")])
         .await
     {
         Ok(response) => response,
-        Err(e) => return (sorter, Err(e.into())),
+        Err(e) => return Ok((into, Err(e.into()))),
     };
     let next = response
         .headers()
@@ -316,9 +362,8 @@ async fn bulk_page(
         .map(str::to_string);
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     let fields = plan.fields.clone();
-    let memory = sorter.memory();
     let parser = tokio::task::spawn_blocking(move || {
-        let mut sorter = sorter;
+        let mut into = into;
         let result = parse_csv(
             ChannelReader {
                 receiver,
@@ -326,9 +371,9 @@ async fn bulk_page(
             },
             &fields,
             since_ms,
-            &mut sorter,
+            &mut into,
         );
-        (sorter, result)
+        (into, result)
     });
     loop {
         match response.chunk().await {
@@ -348,11 +393,8 @@ async fn bulk_page(
     }
     drop(sender);
     match parser.await {
-        Ok((sorter, result)) => (sorter, result.map(|()| next)),
-        Err(e) => (
-            RowSorter::new(memory),
-            Err(StoreError::Compression(format!("the CSV parser stopped: {e}")).into()),
-        ),
+        Ok((into, result)) => Ok((into, result.map(|()| next))),
+        Err(e) => Err(StoreError::Compression(format!("the CSV parser stopped: {e}")).into()),
     }
 }
 
@@ -389,7 +431,7 @@ fn parse_csv(
     input: impl std::io::Read,
     fields: &[Field],
     since_ms: Option<i64>,
-    sorter: &mut RowSorter,
+    into: &mut Fetched,
 ) -> Result<(), BackupError> {
     let broken = |e: csv::Error| -> BackupError {
         SourceError::Network(format!("unreadable Bulk CSV: {e}")).into()
@@ -429,7 +471,7 @@ fn parse_csv(
         }
         out.push(b'}');
         let stamp = stamp_ms(stamp_column.and_then(|c| row.get(c)));
-        sorter.push(Row {
+        into.push(Row {
             id: id_column
                 .and_then(|c| row.get(c))
                 .unwrap_or_default()
@@ -612,34 +654,27 @@ fn plan_job<'a>(
     }
 }
 
+/// Makes a full pass's base the object's, and returns the versions the next incremental will
+/// fetch again.
 fn write_full(
     writer: &mut SnapshotWriter,
     plan: &ObjectPlan,
-    rows: SortedRows,
+    full: Box<FullFetch>,
     reason: &str,
-    recent: &mut RecentVersions,
-) -> Result<ObjectRun, BackupError> {
-    let mut fetched = 0;
-    let records = rows
-        .inspect(|row| {
-            fetched += 1;
-            if let Ok(row) = row {
-                recent.note(row);
-            }
-        })
-        .filter(|row| !matches!(row, Ok(row) if row.deleted))
-        .map(|row| row.map(|row| (row.id, row.body)));
-    let count = writer.full_object(&plan.name, records)?;
-    Ok(ObjectRun {
+) -> Result<(ObjectRun, RecentVersions), BackupError> {
+    let base = full.base.finish()?;
+    writer.set_base(&plan.name, base.segments, base.records);
+    let run = ObjectRun {
         object: plan.name.clone(),
         full: true,
         reason: Some(reason.to_string()),
-        fetched,
+        fetched: full.fetched,
         added: 0,
         modified: 0,
         deleted: 0,
-        records: Some(count),
-    })
+        records: Some(base.records),
+    };
+    Ok((run, full.recent))
 }
 
 fn write_incremental(
@@ -831,10 +866,20 @@ pub async fn backup(
             plan_job(plan, previous, snapshot_until, now, now_ms, options)
         })
         .collect();
-    let mut fetches = futures_util::stream::iter(
-        jobs.iter()
-            .map(|job| fetch(client, options, job.plan, &job.soql, job.since_ms)),
-    )
+    // What the next incremental will fetch again: versions stamped in its overlap.
+    let recent_from = now_ms - WINDOW_OVERLAP_MS;
+    let mut fetches = futures_util::stream::iter(jobs.iter().map(|job| {
+        let into = match job.full_reason {
+            Some(_) => Fetched::Full(Box::new(FullFetch::new(
+                store,
+                job.plan,
+                options,
+                recent_from,
+            ))),
+            None => Fetched::Changes(Box::new(RowSorter::new(options.sort_memory))),
+        };
+        fetch(client, options, job.plan, &job.soql, job.since_ms, into)
+    }))
     .buffered(options.concurrency.max(1));
     let mut runs = Vec::new();
     let mut out_of_budget: Option<String> = None;
@@ -842,8 +887,8 @@ pub async fn backup(
     while let Some(result) = fetches.next().await {
         let Some(job) = next_job.next() else { break };
         let name = &job.plan.name;
-        let rows = match result {
-            Ok(rows) => rows,
+        let fetched = match result {
+            Ok(fetched) => fetched,
             Err(e) => match budget_reason(&e, name) {
                 Some(reason) => {
                     out_of_budget.get_or_insert(reason);
@@ -852,36 +897,50 @@ pub async fn backup(
                 None => return Err(e),
             },
         };
-        // What the next incremental will fetch again: versions stamped in its overlap.
-        let recent_from = now_ms - WINDOW_OVERLAP_MS;
-        let mut recent = RecentVersions::since(recent_from);
-        let mut run = match &job.full_reason {
-            Some(reason) => write_full(&mut writer, job.plan, rows, reason, &mut recent)?,
-            None => write_incremental(
-                &mut writer,
-                store,
-                parent.and_then(|(_, m)| m.objects.get(name)),
-                job.plan,
-                rows,
-                &mut recent,
-            )?,
+        let (mut run, mut recent) = match fetched {
+            Fetched::Full(full) => {
+                let reason = job.full_reason.as_deref().unwrap_or_default();
+                write_full(&mut writer, job.plan, full, reason)?
+            }
+            Fetched::Changes(sorter) => {
+                let mut recent = RecentVersions::since(recent_from);
+                let run = write_incremental(
+                    &mut writer,
+                    store,
+                    parent.and_then(|(_, m)| m.objects.get(name)),
+                    job.plan,
+                    sorter.finish()?,
+                    &mut recent,
+                )?;
+                (run, recent)
+            }
         };
         if !run.full && options.count_check && out_of_budget.is_none() {
             let checked = match count_mismatch(client, options, job.plan, now, run.records).await {
                 Ok(None) => Ok(None),
                 Ok(Some(reason)) => {
-                    match fetch(client, options, job.plan, &full_soql(job.plan, now), None).await {
-                        Ok(rows) => {
-                            recent = RecentVersions::since(recent_from);
-                            write_full(&mut writer, job.plan, rows, &reason, &mut recent).map(Some)
+                    let into = Fetched::Full(Box::new(FullFetch::new(
+                        store,
+                        job.plan,
+                        options,
+                        recent_from,
+                    )));
+                    let soql = full_soql(job.plan, now);
+                    match fetch(client, options, job.plan, &soql, None, into).await {
+                        Ok(Fetched::Full(full)) => {
+                            write_full(&mut writer, job.plan, full, &reason).map(Some)
                         }
+                        Ok(Fetched::Changes(_)) => unreachable!("fetch fills what it is given"),
                         Err(e) => Err(e),
                     }
                 }
                 Err(e) => Err(e.into()),
             };
             match checked {
-                Ok(Some(full)) => run = full,
+                Ok(Some((full, full_recent))) => {
+                    run = full;
+                    recent = full_recent;
+                }
                 Ok(None) => {}
                 Err(e) => match budget_reason(&e, name) {
                     // The incremental stands; the next run checks again.

@@ -152,10 +152,19 @@ impl SalesforceClient {
         })
     }
 
-    async fn session(&self, fresh: bool) -> Result<Session, SourceError> {
-        if !fresh && let Some(session) = self.session.lock().ok().and_then(|s| s.clone()) {
+    /// The current session; with `refused`, one other than that one, minting a new session
+    /// unless a concurrent call already did after the same expiry.
+    async fn session(&self, refused: Option<&Session>) -> Result<Session, SourceError> {
+        if let Some(session) = self.session.lock().ok().and_then(|s| s.clone())
+            && refused.is_none_or(|r| r.access_token != session.access_token)
+        {
             return Ok(session);
         }
+        self.mint().await
+    }
+
+    /// Logs in, and keeps the session for the calls that follow.
+    async fn mint(&self) -> Result<Session, SourceError> {
         let session = self.log_in().await?;
         if let Ok(mut slot) = self.session.lock() {
             *slot = Some(session.clone());
@@ -190,7 +199,7 @@ impl SalesforceClient {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<reqwest::Response, SourceError> {
-        let mut session = self.session(false).await?;
+        let mut session = self.session(None).await?;
         let mut reminted = false;
         let mut attempt = 0;
         loop {
@@ -274,7 +283,7 @@ impl SalesforceClient {
                     });
                 }
                 reminted = true;
-                session = self.session(true).await?;
+                session = self.session(Some(&session)).await?;
                 continue;
             }
             reminted = false;
@@ -318,7 +327,7 @@ impl SalesforceClient {
     /// Connected or Disconnected, and why: a login and a userinfo call, neither of which
     /// counts against the API allocation.
     pub async fn check_connection(&self) -> Connection {
-        let session = match self.session(true).await {
+        let session = match self.mint().await {
             Ok(session) => session,
             Err(SourceError::Disconnected {
                 reason,
