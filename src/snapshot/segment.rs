@@ -21,7 +21,15 @@ pub struct SegmentBuilder {
 
 impl Default for SegmentBuilder {
     fn default() -> Self {
-        let mut buf = Vec::with_capacity(TARGET_BYTES + 64 * 1024);
+        SegmentBuilder::reusing(Vec::new())
+    }
+}
+
+impl SegmentBuilder {
+    /// A builder writing into `buf` (cleared), a finished segment's buffer given back.
+    pub fn reusing(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.reserve(TARGET_BYTES + 64 * 1024);
         buf.extend_from_slice(MAGIC);
         SegmentBuilder {
             buf,

@@ -40,16 +40,41 @@ pub struct SegmentSink {
     builder: SegmentBuilder,
     written: Vec<SegmentRef>,
     previous: Option<String>,
-    sealing: Option<Sealing>,
+    /// Started at the second segment: an object of one segment is sealed where it is built.
+    sealer: Option<Sealer>,
+    /// The segment being sealed: what its reference needs besides the blob id.
+    in_flight: Option<(u64, String, String, u64)>,
 }
 
-/// A segment being sealed, with what its reference needs besides the blob id.
-struct Sealing {
-    blob: std::thread::JoinHandle<Result<String, StoreError>>,
-    records: u64,
-    first: String,
-    last: String,
-    bytes: u64,
+/// The sealing thread: takes one segment's bytes at a time and gives the buffer back, so the
+/// builder reuses it instead of faulting in fresh memory for every segment.
+struct Sealer {
+    segments: std::sync::mpsc::SyncSender<Vec<u8>>,
+    sealed: std::sync::mpsc::Receiver<(Result<String, StoreError>, Vec<u8>)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sealer {
+    fn start(store: Store) -> std::io::Result<Sealer> {
+        let (segments, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (done, sealed) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("cairn-seal".into())
+            .spawn(move || {
+                for mut bytes in incoming {
+                    let blob = store.put_blob("segment", &bytes);
+                    bytes.clear();
+                    if done.send((blob, bytes)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Sealer {
+            segments,
+            sealed,
+            thread,
+        })
+    }
 }
 
 impl SegmentSink {
@@ -60,13 +85,9 @@ impl SegmentSink {
             builder: SegmentBuilder::default(),
             written: Vec::new(),
             previous: None,
-            sealing: None,
+            sealer: None,
+            in_flight: None,
         }
-    }
-
-    /// The last Id pushed.
-    pub fn last_id(&self) -> Option<&str> {
-        self.previous.as_deref()
     }
 
     /// Adds a record (or, with no body, a tombstone); Ids must ascend.
@@ -83,70 +104,88 @@ impl SegmentSink {
         self.previous = Some(id.to_string());
         self.builder.push(id, body);
         if self.builder.is_full() {
-            self.flush()?;
+            self.hand_over()?;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), StoreError> {
-        let builder = std::mem::take(&mut self.builder);
-        if builder.is_empty() {
-            return Ok(());
+    fn sealer_failed(&self) -> StoreError {
+        StoreError::Backend {
+            location: format!("segments of {}", self.object),
+            message: "the thread sealing segments stopped unexpectedly".into(),
         }
+    }
+
+    /// Passes the full segment to the sealing thread, once the one before it is sealed (one in
+    /// flight bounds the memory to two segments).
+    fn hand_over(&mut self) -> Result<(), StoreError> {
+        let spare = self.wait_for_sealing()?;
+        let builder = std::mem::replace(&mut self.builder, SegmentBuilder::reusing(spare));
         let (bytes, records, first, last) = builder.finish();
-        // One segment in flight bounds the memory to two segments.
-        self.wait_for_sealing()?;
-        let store = self.store.clone();
-        let size = bytes.len() as u64;
-        let blob = std::thread::Builder::new()
-            .name("cairn-seal".into())
-            .spawn(move || store.put_blob("segment", &bytes))
-            .map_err(|e| StoreError::Backend {
+        if self.sealer.is_none() {
+            let sealer = Sealer::start(self.store.clone()).map_err(|e| StoreError::Backend {
                 location: format!("segments of {}", self.object),
-                message: format!("could not start a thread to seal a segment: {e}"),
+                message: format!("could not start a thread to seal segments: {e}"),
             })?;
-        self.sealing = Some(Sealing {
-            blob,
+            self.sealer = Some(sealer);
+        }
+        let size = bytes.len() as u64;
+        let sent = self
+            .sealer
+            .as_ref()
+            .is_some_and(|sealer| sealer.segments.send(bytes).is_ok());
+        if !sent {
+            return Err(self.sealer_failed());
+        }
+        self.in_flight = Some((records, first, last, size));
+        Ok(())
+    }
+
+    /// Waits for the segment in flight, records it, and returns its buffer for reuse.
+    fn wait_for_sealing(&mut self) -> Result<Vec<u8>, StoreError> {
+        let Some((records, first, last, bytes)) = self.in_flight.take() else {
+            return Ok(Vec::new());
+        };
+        let answer = self.sealer.as_ref().and_then(|s| s.sealed.recv().ok());
+        let Some((blob, buffer)) = answer else {
+            return Err(self.sealer_failed());
+        };
+        self.written.push(SegmentRef {
+            blob: blob?,
             records,
             first,
             last,
-            bytes: size,
+            bytes,
         });
-        Ok(())
-    }
-
-    fn wait_for_sealing(&mut self) -> Result<(), StoreError> {
-        let Some(sealing) = self.sealing.take() else {
-            return Ok(());
-        };
-        let blob = sealing.blob.join().map_err(|_| StoreError::Backend {
-            location: format!("segments of {}", self.object),
-            message: "the thread sealing a segment stopped unexpectedly".into(),
-        })??;
-        self.written.push(SegmentRef {
-            blob,
-            records: sealing.records,
-            first: sealing.first,
-            last: sealing.last,
-            bytes: sealing.bytes,
-        });
-        Ok(())
+        Ok(buffer)
     }
 
     /// Seals what is left and returns every segment written, in Id order.
     pub fn finish(mut self) -> Result<Vec<SegmentRef>, StoreError> {
-        self.flush()?;
         self.wait_for_sealing()?;
+        let builder = std::mem::take(&mut self.builder);
+        if !builder.is_empty() {
+            let (bytes, records, first, last) = builder.finish();
+            self.written.push(SegmentRef {
+                blob: self.store.put_blob("segment", &bytes)?,
+                records,
+                first,
+                last,
+                bytes: bytes.len() as u64,
+            });
+        }
         Ok(std::mem::take(&mut self.written))
     }
 }
 
 impl Drop for SegmentSink {
     fn drop(&mut self) {
-        // Abandoned (a failed fetch): the segment in flight still lands before the writer's
-        // lock is let go, so a prune never races it. Its result no longer matters.
-        if let Some(sealing) = self.sealing.take() {
-            let _ = sealing.blob.join();
+        // Finished or abandoned (a failed fetch): the segment in flight still lands before the
+        // writer's lock is let go, so a prune never races it.
+        if let Some(sealer) = self.sealer.take() {
+            drop(sealer.segments);
+            drop(sealer.sealed);
+            let _ = sealer.thread.join();
         }
     }
 }
