@@ -124,15 +124,24 @@ pub fn canonical(record: &Value, fields: &[super::discovery::Field]) -> Vec<u8> 
         if i > 0 {
             bytes.push(b',');
         }
-        let _ = serde_json::to_writer(&mut bytes, &field.name);
+        write_string(&mut bytes, &field.name);
         bytes.push(b':');
-        let value = record.get(&field.name).unwrap_or(&Value::Null);
-        match (field.kind.as_str(), value) {
-            ("datetime", Value::String(s)) => {
-                let normal = crate::time::parse_datetime(s).map(crate::time::format_datetime_z);
-                let _ = serde_json::to_writer(&mut bytes, normal.as_deref().unwrap_or(s));
+        // Written straight into the record's bytes, as the Bulk path does: per record, the
+        // allocations would cost more than the writing.
+        match (field.kind.as_str(), record.get(&field.name)) {
+            (_, None | Some(Value::Null)) => bytes.extend_from_slice(b"null"),
+            ("datetime", Some(Value::String(s))) if !is_canonical_datetime(s) => {
+                match crate::time::parse_datetime(s) {
+                    Some(ms) => {
+                        bytes.push(b'"');
+                        crate::time::write_datetime_z(&mut bytes, ms);
+                        bytes.push(b'"');
+                    }
+                    None => write_string(&mut bytes, s),
+                }
             }
-            _ => {
+            (_, Some(Value::String(s))) => write_string(&mut bytes, s),
+            (_, Some(value)) => {
                 let _ = serde_json::to_writer(&mut bytes, value);
             }
         }
@@ -164,7 +173,7 @@ fn revisited(stamp: i64, since_ms: Option<i64>) -> bool {
     since_ms.is_some_and(|since| stamp != i64::MIN && stamp <= since)
 }
 
-fn to_row(record: &Value, plan: &ObjectPlan, since_ms: Option<i64>) -> Row {
+fn to_row(record: &Value, fields: &[Field], since_ms: Option<i64>) -> Row {
     let stamp = stamp_ms(record["SystemModstamp"].as_str());
     Row {
         id: record["Id"].as_str().unwrap_or_default().to_string(),
@@ -172,7 +181,7 @@ fn to_row(record: &Value, plan: &ObjectPlan, since_ms: Option<i64>) -> Row {
         created: created_after(record["CreatedDate"].as_str(), since_ms),
         revisit: revisited(stamp, since_ms),
         stamp,
-        body: canonical(record, &plan.fields),
+        body: canonical(record, fields),
     }
 }
 
@@ -239,37 +248,98 @@ async fn fetch(
 ) -> Result<Fetched, BackupError> {
     // The first REST page says how many records match: past the threshold, Bulk takes over.
     let batch_header = format!("batchSize={}", options.batch_size);
-    let mut path = format!(
+    let headers = [("Sforce-Query-Options", batch_header.as_str())];
+    let path = format!(
         "/services/data/v{}/queryAll?q={}",
         options.api_version,
         url_encode(soql)
     );
+    let mut body = rest_page(client, &path, &headers).await?;
     let mut first = true;
     loop {
-        let response = client
-            .request(
-                Method::GET,
-                &path,
-                None,
-                &[("Sforce-Query-Options", &batch_header)],
-            )
-            .await?;
-        let page: Value = response
-            .json()
-            .await
+        let head: PageHead = serde_json::from_slice(&body)
             .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
-        if first && page["totalSize"].as_u64().unwrap_or(0) > options.bulk_threshold {
+        if first && head.total_size > options.bulk_threshold {
             return bulk_query(client, &options.api_version, soql, plan, since_ms, into).await;
         }
         first = false;
-        for record in page["records"].as_array().into_iter().flatten() {
-            into.push(to_row(record, plan, since_ms))?;
-        }
-        match page["nextRecordsUrl"].as_str() {
-            Some(next) if page["done"] != true => path = next.to_string(),
-            _ => return Ok(into),
+        let next = head.next_records_url.filter(|_| !head.done);
+        // This page's records are read on a blocking thread while the next page is on its
+        // way: the org prepares a page while the client reads the last.
+        let fields = plan.fields.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut into = into;
+            let result = push_records(&body, &fields, since_ms, &mut into);
+            (into, result)
+        });
+        let following = async {
+            match &next {
+                Some(path) => Some(rest_page(client, path, &headers).await),
+                None => None,
+            }
+        };
+        let (read, following) = tokio::join!(read, following);
+        let (returned, result) = read
+            .map_err(|e| StoreError::Compression(format!("the query page reader stopped: {e}")))?;
+        into = returned;
+        result?;
+        match following {
+            Some(page) => body = page?,
+            None => return Ok(into),
         }
     }
+}
+
+/// What a REST query page says besides its records (skipped unread here).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageHead {
+    #[serde(default)]
+    total_size: u64,
+    #[serde(default)]
+    done: bool,
+    next_records_url: Option<String>,
+}
+
+/// One REST query page's bytes; a body that breaks off is asked for again (a query locator's
+/// pages can be read more than once).
+async fn rest_page(
+    client: &SalesforceClient,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<bytes::Bytes, BackupError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let response = client.request(Method::GET, path, None, headers).await?;
+        match response.bytes().await {
+            Ok(bytes) => return Ok(bytes),
+            Err(_) if attempt < PAGE_ATTEMPTS => {}
+            Err(e) => {
+                return Err(SourceError::Network(format!("a query page broke off: {e}")).into());
+            }
+        }
+    }
+}
+
+/// The records of a REST query page, as rows.
+fn push_records(
+    body: &[u8],
+    fields: &[Field],
+    since_ms: Option<i64>,
+    into: &mut Fetched,
+) -> Result<(), BackupError> {
+    #[derive(serde::Deserialize)]
+    struct Records {
+        #[serde(default)]
+        records: Vec<Value>,
+    }
+    let page: Records = serde_json::from_slice(body)
+        .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
+    for record in &page.records {
+        into.push(to_row(record, fields, since_ms))?;
+    }
+    Ok(())
 }
 
 /// A Bulk API 2.0 queryAll job: create, poll until complete, stream every CSV page.
