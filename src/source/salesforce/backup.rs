@@ -839,14 +839,13 @@ fn write_incremental(
     })
 }
 
-/// Why the org's live record count as of `now` disagrees with the store's, if it does.
-async fn count_mismatch(
+/// The org's live record count for an object as of `now` (`None` when the answer has none).
+async fn org_count(
     client: &SalesforceClient,
     options: &BackupOptions,
     plan: &ObjectPlan,
     now: &str,
-    stored: Option<u64>,
-) -> Result<Option<String>, SourceError> {
+) -> Result<Option<u64>, SourceError> {
     let soql = format!(
         "SELECT COUNT() FROM {} WHERE SystemModstamp <= {now}",
         plan.name
@@ -857,15 +856,19 @@ async fn count_mismatch(
         url_encode(&soql)
     );
     let answer = client.call(Method::GET, &path, None).await?;
-    let org = answer["totalSize"].as_u64();
-    Ok(match (org, stored) {
+    Ok(answer["totalSize"].as_u64())
+}
+
+/// Why the org's count disagrees with the store's, if it does.
+fn count_mismatch(org: Option<u64>, stored: Option<u64>) -> Option<String> {
+    match (org, stored) {
         (Some(org), Some(stored)) if org == stored => None,
         (Some(org), Some(stored)) => Some(format!(
             "count check: the org has {org} records, the backup {stored}"
         )),
         (_, None) => Some("count check: the backup's record count is unknown".into()),
         (None, _) => None,
-    })
+    }
 }
 
 fn budget_reason(error: &BackupError, object: &str) -> Option<String> {
@@ -948,13 +951,27 @@ pub async fn backup(
             ))),
             None => Fetched::Changes(Box::new(RowSorter::new(options.sort_memory))),
         };
-        fetch(client, options, job.plan, &job.soql, job.since_ms, into)
+        // An incremental's count check is asked alongside its fetch: the org counts while
+        // the rows arrive.
+        let count = job.full_reason.is_none() && options.count_check;
+        async move {
+            let counted = async {
+                match count {
+                    true => Some(org_count(client, options, job.plan, now).await),
+                    false => None,
+                }
+            };
+            tokio::join!(
+                fetch(client, options, job.plan, &job.soql, job.since_ms, into),
+                counted
+            )
+        }
     }))
     .buffered(options.concurrency.max(1));
     let mut runs = Vec::new();
     let mut out_of_budget: Option<String> = None;
     let mut next_job = jobs.iter();
-    while let Some(result) = fetches.next().await {
+    while let Some((result, counted)) = fetches.next().await {
         let Some(job) = next_job.next() else { break };
         let name = &job.plan.name;
         let fetched = match result {
@@ -985,8 +1002,8 @@ pub async fn backup(
                 (run, recent)
             }
         };
-        if !run.full && options.count_check && out_of_budget.is_none() {
-            let checked = match count_mismatch(client, options, job.plan, now, run.records).await {
+        if let (false, None, Some(counted)) = (run.full, &out_of_budget, counted) {
+            let checked = match counted.map(|org| count_mismatch(org, run.records)) {
                 Ok(None) => Ok(None),
                 Ok(Some(reason)) => {
                     let into = Fetched::Full(Box::new(FullFetch::new(
