@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::client::{SalesforceClient, SourceError};
 use super::discovery::{Coverage, Field, ObjectPlan, discover};
+use super::rest_page::{CanonicalInput, PageError};
 use crate::snapshot::base::BaseWriter;
 use crate::snapshot::recent::RecentVersions;
 use crate::snapshot::sorter::{DEFAULT_MEMORY, Row, RowSorter, SortedRows};
@@ -124,34 +125,44 @@ pub fn canonical(record: &Value, fields: &[super::discovery::Field]) -> Vec<u8> 
         if i > 0 {
             bytes.push(b',');
         }
-        write_string(&mut bytes, &field.name);
-        bytes.push(b':');
-        // Written straight into the record's bytes, as the Bulk path does: per record, the
-        // allocations would cost more than the writing.
-        match (field.kind.as_str(), record.get(&field.name)) {
-            (_, None | Some(Value::Null)) => bytes.extend_from_slice(b"null"),
-            ("datetime", Some(Value::String(s))) if !is_canonical_datetime(s) => {
-                match crate::time::parse_datetime(s) {
-                    Some(ms) => {
-                        bytes.push(b'"');
-                        crate::time::write_datetime_z(&mut bytes, ms);
-                        bytes.push(b'"');
-                    }
-                    None => write_string(&mut bytes, s),
-                }
-            }
-            (_, Some(Value::String(s))) => write_string(&mut bytes, s),
-            (_, Some(value)) => {
-                let _ = serde_json::to_writer(&mut bytes, value);
-            }
-        }
+        let value = match record.get(&field.name) {
+            None | Some(Value::Null) => CanonicalInput::Null,
+            Some(Value::String(text)) => CanonicalInput::Text(text),
+            Some(value) => CanonicalInput::Value(value),
+        };
+        write_canonical_value(&mut bytes, field, value);
     }
     bytes.push(b'}');
     bytes
 }
 
+/// One field of a record's canonical bytes: `"name":value`, datetimes in UTC with `Z`.
+/// Written straight into the record's bytes: per record, allocations would cost more than the
+/// writing.
+pub(super) fn write_canonical_value(bytes: &mut Vec<u8>, field: &Field, value: CanonicalInput) {
+    write_string(bytes, &field.name);
+    bytes.push(b':');
+    match (field.kind.as_str(), value) {
+        (_, CanonicalInput::Null) => bytes.extend_from_slice(b"null"),
+        ("datetime", CanonicalInput::Text(text)) if !is_canonical_datetime(text) => {
+            match crate::time::parse_datetime(text) {
+                Some(ms) => {
+                    bytes.push(b'"');
+                    crate::time::write_datetime_z(bytes, ms);
+                    bytes.push(b'"');
+                }
+                None => write_string(bytes, text),
+            }
+        }
+        (_, CanonicalInput::Text(text)) => write_string(bytes, text),
+        (_, CanonicalInput::Value(value)) => {
+            let _ = serde_json::to_writer(&mut *bytes, value);
+        }
+    }
+}
+
 /// Whether a record was created after the window's start: then it cannot be in the parent.
-fn created_after(created: Option<&str>, since_ms: Option<i64>) -> bool {
+pub(super) fn created_after(created: Option<&str>, since_ms: Option<i64>) -> bool {
     match (since_ms, created) {
         (Some(since), Some(created)) => {
             crate::time::parse_datetime(created).is_some_and(|created| created > since)
@@ -161,7 +172,7 @@ fn created_after(created: Option<&str>, since_ms: Option<i64>) -> bool {
 }
 
 /// A record's SystemModstamp in ms (`i64::MIN` when it has none).
-fn stamp_ms(stamp: Option<&str>) -> i64 {
+pub(super) fn stamp_ms(stamp: Option<&str>) -> i64 {
     stamp
         .and_then(crate::time::parse_datetime)
         .unwrap_or(i64::MIN)
@@ -169,20 +180,8 @@ fn stamp_ms(stamp: Option<&str>) -> i64 {
 
 /// Whether a record's last modification is at or before the window's start: it came only
 /// because consecutive windows overlap.
-fn revisited(stamp: i64, since_ms: Option<i64>) -> bool {
+pub(super) fn revisited(stamp: i64, since_ms: Option<i64>) -> bool {
     since_ms.is_some_and(|since| stamp != i64::MIN && stamp <= since)
-}
-
-fn to_row(record: &Value, fields: &[Field], since_ms: Option<i64>) -> Row {
-    let stamp = stamp_ms(record["SystemModstamp"].as_str());
-    Row {
-        id: record["Id"].as_str().unwrap_or_default().to_string(),
-        deleted: record["IsDeleted"] == true,
-        created: created_after(record["CreatedDate"].as_str(), since_ms),
-        revisit: revisited(stamp, since_ms),
-        stamp,
-        body: canonical(record, fields),
-    }
 }
 
 /// Objects with more records than this go through Bulk API 2.0: a few calls for any size,
@@ -329,17 +328,13 @@ fn push_records(
     since_ms: Option<i64>,
     into: &mut Fetched,
 ) -> Result<(), BackupError> {
-    #[derive(serde::Deserialize)]
-    struct Records {
-        #[serde(default)]
-        records: Vec<Value>,
+    match super::rest_page::read_records(body, fields, since_ms, &mut |row| into.push(row)) {
+        Ok(()) => Ok(()),
+        Err(PageError::Store(e)) => Err(e.into()),
+        Err(PageError::Unreadable(e)) => {
+            Err(SourceError::Network(format!("unreadable query page: {e}")).into())
+        }
     }
-    let page: Records = serde_json::from_slice(body)
-        .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
-    for record in &page.records {
-        into.push(to_row(record, fields, since_ms))?;
-    }
-    Ok(())
 }
 
 /// A Bulk API 2.0 queryAll job: create, poll until complete, stream every CSV page.

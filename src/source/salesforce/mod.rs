@@ -7,6 +7,7 @@ pub mod budget;
 pub mod client;
 pub mod connect;
 pub mod discovery;
+pub mod rest_page;
 pub mod restore;
 
 pub use auth::{Credentials, LoginConfig};
