@@ -11,6 +11,12 @@ use crate::time;
 
 pub fn json_string(out: &mut String, text: &str) {
     out.push('"');
+    // Nearly all text has nothing to escape: copied whole.
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
