@@ -26,10 +26,11 @@ impl Default for SegmentBuilder {
 }
 
 impl SegmentBuilder {
-    /// A builder writing into `buf` (cleared), a finished segment's buffer given back.
+    /// A builder writing into `buf` (cleared), a finished segment's buffer given back. A new
+    /// buffer grows as records come, so an object of a few records never holds a segment's
+    /// worth of memory.
     pub fn reusing(mut buf: Vec<u8>) -> Self {
         buf.clear();
-        buf.reserve(TARGET_BYTES + 64 * 1024);
         buf.extend_from_slice(MAGIC);
         SegmentBuilder {
             buf,

@@ -42,8 +42,16 @@ pub struct SegmentSink {
     previous: Option<String>,
     /// Started at the second segment: an object of one segment is sealed where it is built.
     sealer: Option<Sealer>,
-    /// The segment being sealed: what its reference needs besides the blob id.
-    in_flight: Option<(u64, String, String, u64)>,
+    /// The segment being sealed.
+    in_flight: Option<InFlight>,
+}
+
+/// What a segment's reference needs besides the blob id the sealing thread answers with.
+struct InFlight {
+    records: u64,
+    first: String,
+    last: String,
+    bytes: u64,
 }
 
 /// The sealing thread: takes one segment's bytes at a time and gives the buffer back, so the
@@ -137,13 +145,18 @@ impl SegmentSink {
         if !sent {
             return Err(self.sealer_failed());
         }
-        self.in_flight = Some((records, first, last, size));
+        self.in_flight = Some(InFlight {
+            records,
+            first,
+            last,
+            bytes: size,
+        });
         Ok(())
     }
 
     /// Waits for the segment in flight, records it, and returns its buffer for reuse.
     fn wait_for_sealing(&mut self) -> Result<Vec<u8>, StoreError> {
-        let Some((records, first, last, bytes)) = self.in_flight.take() else {
+        let Some(segment) = self.in_flight.take() else {
             return Ok(Vec::new());
         };
         let answer = self.sealer.as_ref().and_then(|s| s.sealed.recv().ok());
@@ -152,10 +165,10 @@ impl SegmentSink {
         };
         self.written.push(SegmentRef {
             blob: blob?,
-            records,
-            first,
-            last,
-            bytes,
+            records: segment.records,
+            first: segment.first,
+            last: segment.last,
+            bytes: segment.bytes,
         });
         Ok(buffer)
     }
