@@ -362,25 +362,18 @@ fn run(
     let org = state.org.read().map_err(|_| poisoned())?;
     let query = soql::parse(&soql_text, &org.catalog, org.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
-    if query.select == Select::Count {
-        let total = count(&org, &query, scan_all);
-        let body = json!({"totalSize": total, "done": true, "records": []});
-        return Ok(with_limit_info(
-            json_response(StatusCode::OK, body.to_string()),
-            &info,
-        ));
-    }
-    let ids = execute(&org, &query, scan_all);
-    let fields = match query.select {
+    let fields = match &query.select {
         Select::Count => {
-            let body = json!({"totalSize": ids.len(), "done": true, "records": []});
+            let total = count(&org, &query, scan_all);
+            let body = json!({"totalSize": total, "done": true, "records": []});
             return Ok(with_limit_info(
                 json_response(StatusCode::OK, body.to_string()),
                 &info,
             ));
         }
-        Select::Fields(fields) => fields,
+        Select::Fields(fields) => fields.clone(),
     };
+    let ids = execute(&org, &query, scan_all);
     let cursor = Cursor {
         object: query.object,
         fields,

@@ -75,11 +75,6 @@ impl RowSorter {
         Ok(())
     }
 
-    /// The memory budget it was made with.
-    pub fn memory(&self) -> usize {
-        self.memory
-    }
-
     /// How many runs went to disk so far.
     pub fn spilled_runs(&self) -> usize {
         self.runs.len()

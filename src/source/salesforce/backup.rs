@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::client::{SalesforceClient, SourceError};
 use super::discovery::{Coverage, Field, ObjectPlan, discover};
-use super::rest_page::{CanonicalInput, PageError};
+use super::rest_page::PageError;
 use crate::snapshot::base::BaseWriter;
 use crate::snapshot::recent::RecentVersions;
 use crate::snapshot::sorter::{DEFAULT_MEMORY, Row, RowSorter, SortedRows};
@@ -136,6 +136,13 @@ pub fn canonical(record: &Value, fields: &[super::discovery::Field]) -> Vec<u8> 
     bytes
 }
 
+/// A field's value, as `write_canonical_value` takes it.
+pub enum CanonicalInput<'a> {
+    Null,
+    Text(&'a str),
+    Value(&'a Value),
+}
+
 /// One field of a record's canonical bytes: `"name":value`, datetimes in UTC with `Z`.
 /// Written straight into the record's bytes: per record, allocations would cost more than the
 /// writing.
@@ -144,16 +151,7 @@ pub(super) fn write_canonical_value(bytes: &mut Vec<u8>, field: &Field, value: C
     bytes.push(b':');
     match (field.kind.as_str(), value) {
         (_, CanonicalInput::Null) => bytes.extend_from_slice(b"null"),
-        ("datetime", CanonicalInput::Text(text)) if !is_canonical_datetime(text) => {
-            match crate::time::parse_datetime(text) {
-                Some(ms) => {
-                    bytes.push(b'"');
-                    crate::time::write_datetime_z(bytes, ms);
-                    bytes.push(b'"');
-                }
-                None => write_string(bytes, text),
-            }
-        }
+        ("datetime", CanonicalInput::Text(text)) => write_datetime(bytes, text),
         (_, CanonicalInput::Text(text)) => write_string(bytes, text),
         (_, CanonicalInput::Value(value)) => {
             let _ = serde_json::to_writer(&mut *bytes, value);
@@ -576,16 +574,24 @@ fn write_cell(out: &mut Vec<u8>, kind: &str, cell: &str) {
             Some(n) => json(out, &Value::Number(n)),
             None => write_string(out, cell),
         },
-        "datetime" if is_canonical_datetime(cell) => write_string(out, cell),
-        "datetime" => match crate::time::parse_datetime(cell) {
-            Some(ms) => {
-                out.push(b'"');
-                crate::time::write_datetime_z(out, ms);
-                out.push(b'"');
-            }
-            None => write_string(out, cell),
-        },
+        "datetime" => write_datetime(out, cell),
         _ => write_string(out, cell),
+    }
+}
+
+/// A datetime as the store keeps it: in UTC with `Z` (`+0000` and other offsets normalised);
+/// text that is no datetime is kept as text.
+fn write_datetime(out: &mut Vec<u8>, text: &str) {
+    if is_canonical_datetime(text) {
+        return write_string(out, text);
+    }
+    match crate::time::parse_datetime(text) {
+        Some(ms) => {
+            out.push(b'"');
+            crate::time::write_datetime_z(out, ms);
+            out.push(b'"');
+        }
+        None => write_string(out, text),
     }
 }
 

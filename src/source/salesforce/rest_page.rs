@@ -12,7 +12,7 @@ use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::backup::{created_after, revisited, stamp_ms, write_canonical_value};
+use super::backup::{CanonicalInput, created_after, revisited, stamp_ms, write_canonical_value};
 use super::discovery::Field;
 use crate::snapshot::sorter::Row;
 use crate::store::StoreError;
@@ -148,7 +148,7 @@ impl<'de> Visitor<'de> for &RecordSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
         let mut cells: Vec<Option<Cell<'de>>> = vec![None; self.fields.len()];
-        let (mut id, mut deleted, mut created, mut stamp) = (None, false, None, None);
+        let (mut id, mut deleted, mut created, mut stamp) = (None, false, false, i64::MIN);
         while let Some(key) = map.next_key::<Key>()? {
             let slot = self.positions.get(key.0.as_ref()).copied();
             let wanted = matches!(
@@ -163,8 +163,10 @@ impl<'de> Visitor<'de> for &RecordSeed<'_> {
             match (key.0.as_ref(), &cell) {
                 ("Id", Cell::Text(text)) => id = Some(text.to_string()),
                 ("IsDeleted", Cell::Other(Value::Bool(true))) => deleted = true,
-                ("CreatedDate", Cell::Text(text)) => created = Some(text.to_string()),
-                ("SystemModstamp", Cell::Text(text)) => stamp = Some(text.to_string()),
+                ("CreatedDate", Cell::Text(text)) => {
+                    created = created_after(Some(text), self.since_ms);
+                }
+                ("SystemModstamp", Cell::Text(text)) => stamp = stamp_ms(Some(text)),
                 _ => {}
             }
             if let Some(slot) = slot {
@@ -185,23 +187,15 @@ impl<'de> Visitor<'de> for &RecordSeed<'_> {
             write_canonical_value(&mut body, field, value);
         }
         body.push(b'}');
-        let stamp = stamp_ms(stamp.as_deref());
         Ok(Row {
             id: id.unwrap_or_default(),
             deleted,
-            created: created_after(created.as_deref(), self.since_ms),
+            created,
             revisit: revisited(stamp, self.since_ms),
             stamp,
             body,
         })
     }
-}
-
-/// A field's value, as `write_canonical_value` takes it.
-pub enum CanonicalInput<'a> {
-    Null,
-    Text(&'a str),
-    Value(&'a Value),
 }
 
 /// A map key, borrowed from the page unless it had escapes.
