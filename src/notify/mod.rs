@@ -154,6 +154,9 @@ pub fn render(config_dir: &Path, name: &str, context: &impl Serialize) -> Result
 pub fn render_source(name: &str, source: &str, context: &impl Serialize) -> Result<String, String> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Names the undefined expression in errors; minijinja otherwise does so only in debug
+    // builds, and users run release ones.
+    environment.set_debug(true);
     environment
         .add_template(name, source)
         .map_err(|e| describe(&e))?;
