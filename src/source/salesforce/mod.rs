@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod backup;
 pub mod budget;
+pub mod bulk_csv;
 pub mod client;
 pub mod connect;
 pub mod discovery;
