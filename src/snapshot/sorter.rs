@@ -227,7 +227,7 @@ fn write_chunk(
     number: u64,
     plain: &[u8],
 ) -> Result<(), StoreError> {
-    let sealed = cipher.seal_at_level(&chunk_id(run, number), plain, 1)?;
+    let sealed = cipher.seal(&chunk_id(run, number), plain)?;
     out.write_all(&(sealed.len() as u64).to_le_bytes())
         .and_then(|_| out.write_all(&sealed))
         .map_err(|e| io_error("write a sort run", e))

@@ -231,10 +231,13 @@ impl Store {
 
     /// Stores a blob, unless one with the same content is there already; returns its id.
     pub fn put_blob(&self, kind: &str, plaintext: &[u8]) -> Result<String, StoreError> {
-        let id = self.cipher.blob_id(kind, plaintext);
+        // The id is keyed to the compressed content: as unique as the plaintext (compression
+        // is deterministic and reversible) and a tenth of the bytes to hash.
+        let compressed = crypto::compress(plaintext)?;
+        let id = self.cipher.blob_id(kind, &compressed);
         let path = blob_path(&id);
         if !self.backend.exists(&path)? {
-            let sealed = self.cipher.seal(&id, plaintext)?;
+            let sealed = self.cipher.seal_compressed(&id, &compressed)?;
             self.backend.put(&path, &sealed)?;
         }
         Ok(id)
