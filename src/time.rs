@@ -40,14 +40,61 @@ pub fn format_date(days: i32) -> String {
 
 /// `2013-05-20T20:49:32.000+0000`, the REST API's datetime.
 pub fn format_datetime(ms: i64) -> String {
-    let (date, time) = split(ms);
-    format!("{date}T{time}+0000")
+    let mut text = String::with_capacity(28);
+    push_datetime(&mut text, ms, "+0000");
+    text
 }
 
 /// `2013-05-20T20:49:32.000Z`, Bulk API 2.0's datetime.
 pub fn format_datetime_z(ms: i64) -> String {
-    let (date, time) = split(ms);
-    format!("{date}T{time}Z")
+    let mut text = String::with_capacity(24);
+    push_datetime(&mut text, ms, "Z");
+    text
+}
+
+/// Appends a datetime in UTC with this zone designator (`Z` or `+0000`).
+pub fn push_datetime(out: &mut String, ms: i64, zone: &str) {
+    match datetime_digits(ms) {
+        // The digits are ASCII.
+        Some(digits) => out.push_str(std::str::from_utf8(&digits).unwrap_or_default()),
+        None => {
+            let (date, time) = split(ms);
+            out.push_str(&format!("{date}T{time}"));
+        }
+    }
+    out.push_str(zone);
+}
+
+/// Appends `2013-05-20T20:49:32.000Z` without allocating: Bulk results write millions of these.
+pub fn write_datetime_z(out: &mut Vec<u8>, ms: i64) {
+    match datetime_digits(ms) {
+        Some(digits) => out.extend_from_slice(&digits),
+        None => {
+            let (date, time) = split(ms);
+            out.extend_from_slice(format!("{date}T{time}").as_bytes());
+        }
+    }
+    out.push(b'Z');
+}
+
+/// `2013-05-20T20:49:32.000`, written into a fixed array so the output grows once; None for a
+/// year that is not four digits.
+fn datetime_digits(ms: i64) -> Option<[u8; 23]> {
+    let days = ms.div_euclid(86_400_000);
+    let rest = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let mut text = *b"0000-00-00T00:00:00.000";
+    put_digits(&mut text[0..4], y as u32);
+    put_digits(&mut text[5..7], m);
+    put_digits(&mut text[8..10], d);
+    put_digits(&mut text[11..13], (rest / 3_600_000) as u32);
+    put_digits(&mut text[14..16], (rest / 60_000 % 60) as u32);
+    put_digits(&mut text[17..19], (rest / 1000 % 60) as u32);
+    put_digits(&mut text[20..23], (rest % 1000) as u32);
+    Some(text)
 }
 
 fn split(ms: i64) -> (String, String) {
@@ -65,35 +112,12 @@ fn split(ms: i64) -> (String, String) {
     )
 }
 
-/// Appends `2013-05-20T20:49:32.000Z` without allocating: Bulk results write millions of these.
-pub fn write_datetime_z(out: &mut Vec<u8>, ms: i64) {
-    let days = ms.div_euclid(86_400_000);
-    let rest = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    push_digits(out, y.rem_euclid(10_000) as u32, 4);
-    out.push(b'-');
-    push_digits(out, m, 2);
-    out.push(b'-');
-    push_digits(out, d, 2);
-    out.push(b'T');
-    push_digits(out, (rest / 3_600_000) as u32, 2);
-    out.push(b':');
-    push_digits(out, (rest / 60_000 % 60) as u32, 2);
-    out.push(b':');
-    push_digits(out, (rest / 1000 % 60) as u32, 2);
-    out.push(b'.');
-    push_digits(out, (rest % 1000) as u32, 3);
-    out.push(b'Z');
-}
-
-/// Appends `n` as exactly `width` decimal digits, zero-padded.
-fn push_digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
-    let mut buf = [b'0'; 4];
-    for slot in buf[..width].iter_mut().rev() {
+/// Writes `n` into `slots` as decimal digits, zero-padded to fill them.
+fn put_digits(slots: &mut [u8], mut n: u32) {
+    for slot in slots.iter_mut().rev() {
         *slot = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    out.extend_from_slice(&buf[..width]);
 }
 
 /// `2024-01-01` as days since the epoch.
@@ -166,5 +190,19 @@ mod tests {
         );
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("2024-13-01"), None);
+    }
+
+    #[test]
+    fn datetimes_before_year_0_or_after_9999_keep_every_digit() {
+        let far = days_from_civil(12_345, 6, 7) * 86_400_000 + 1;
+        assert_eq!(format_datetime(far), "12345-06-07T00:00:00.001+0000");
+        let mut out = Vec::new();
+        write_datetime_z(&mut out, far);
+        assert_eq!(out, b"12345-06-07T00:00:00.001Z");
+        assert_eq!(format_datetime_z(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_datetime_z(days_from_civil(9999, 12, 31) * 86_400_000 + 86_399_999),
+            "9999-12-31T23:59:59.999Z"
+        );
     }
 }

@@ -366,9 +366,7 @@ async fn empty_recycle_bin(Shared(state): Shared<Arc<State>>) -> Result<Response
     let mut purged = 0;
     for table in org.tables.iter_mut() {
         let before = table.records.len();
-        table
-            .records
-            .retain(|r| r.values[super::org::IS_DELETED] != Value::Bool(true));
+        table.records.retain(|r| !r.is_deleted());
         purged += before - table.records.len();
     }
     Ok(ok(json!({ "purged": purged })))
@@ -411,13 +409,13 @@ async fn add_field(
         .fields
         .push(FieldDef::custom(&field.name, field_type));
     for record in &mut org.tables[index].records {
-        let mut values = std::mem::take(&mut record.values).into_vec();
+        let mut values = record.values().to_vec();
         values.push(if field_type == FieldType::Boolean {
             Value::Bool(false)
         } else {
             Value::Null
         });
-        record.values = values.into_boxed_slice();
+        record.set_values(values.into_boxed_slice());
     }
     Ok(ok(json!({"object": name, "field": field.name})))
 }

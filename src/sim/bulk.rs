@@ -460,6 +460,7 @@ fn render_page(
         let mut body = Vec::with_capacity(PAGE_CHUNK + 64 * 1024);
         csv_header(&mut body, &fields, format);
         let mut scratch = String::new();
+        let mut ready = Vec::new();
         for batch in hits.chunks(1024) {
             {
                 let Ok(org) = state.org.read() else {
@@ -477,14 +478,18 @@ fn render_page(
                             format,
                             &mut scratch,
                         );
+                        // Cut before the buffer must grow: growing copies it all.
+                        if body.len() >= PAGE_CHUNK {
+                            ready.push(Bytes::from(std::mem::replace(
+                                &mut body,
+                                Vec::with_capacity(PAGE_CHUNK + 64 * 1024),
+                            )));
+                        }
                     }
                 }
             }
-            if body.len() >= PAGE_CHUNK {
-                let chunk = Bytes::from(std::mem::replace(
-                    &mut body,
-                    Vec::with_capacity(PAGE_CHUNK + 64 * 1024),
-                ));
+            // Sent with the org unlocked: a slow reader must not hold up writers.
+            for chunk in ready.drain(..) {
                 if sender.blocking_send(Ok(chunk)).is_err() {
                     return; // the client went away
                 }

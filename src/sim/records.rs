@@ -92,7 +92,7 @@ pub async fn read(
     let row = org.tables[index]
         .find(&id)
         .ok_or_else(ApiError::not_found)?;
-    if org.tables[index].records[row].values[org::IS_DELETED] == Value::Bool(true) {
+    if org.tables[index].records[row].values()[org::IS_DELETED] == Value::Bool(true) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "ENTITY_IS_DELETED",

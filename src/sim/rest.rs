@@ -280,7 +280,7 @@ pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<Hit> {
 
 /// Whether the query takes the record (queryAll takes deleted ones too).
 fn selects(org: &org::Org, query: &Query, scan_all: bool, record: &org::Record) -> bool {
-    (scan_all || record.values[org::IS_DELETED] != Value::Bool(true))
+    (scan_all || !record.is_deleted())
         && query
             .filter
             .as_ref()
@@ -398,7 +398,7 @@ fn run(
 fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, version: &str) -> String {
     let end = (offset + cursor.batch).min(cursor.ids.len());
     let table = &org.tables[cursor.object];
-    let mut body = String::with_capacity((end - offset) * 400 + 128);
+    let mut body = String::with_capacity(4096);
     body.push_str(&format!(
         "{{\"totalSize\":{},\"done\":{}",
         cursor.ids.len(),
@@ -421,7 +421,6 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
         if !first {
             body.push(',');
         }
-        first = false;
         json_record(
             &mut body,
             org,
@@ -430,6 +429,11 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
             &cursor.fields,
             version,
         );
+        if first {
+            // Room for the rest at the first record's size: growing a page copies all of it.
+            body.reserve((body.len() + 64) * (end - offset));
+        }
+        first = false;
     }
     body.push_str("]}");
     body
@@ -523,8 +527,8 @@ pub async fn updated(
     let ids: Vec<String> = org.tables[index]
         .records
         .iter()
-        .filter(|r| r.values[org::IS_DELETED] != Value::Bool(true))
-        .filter(|r| matches!(r.values[stamp], Value::DateTime(t) if t >= start && t < end))
+        .filter(|r| r.values()[org::IS_DELETED] != Value::Bool(true))
+        .filter(|r| matches!(r.values()[stamp], Value::DateTime(t) if t >= start && t < end))
         .map(|r| r.id().to_string())
         .collect();
     if ids.len() > 600_000 {

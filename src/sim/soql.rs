@@ -592,7 +592,7 @@ pub fn resolve<'o>(
 ) -> Option<std::borrow::Cow<'o, Value>> {
     let mut current = record;
     for &(object, field) in &path.hops {
-        let Value::Text(parent_id) = &current.values[field] else {
+        let Value::Text(parent_id) = &current.values()[field] else {
             return None;
         };
         let _ = object;
@@ -603,8 +603,11 @@ pub fn resolve<'o>(
     if path.field.1 == super::org::ID {
         return Some(std::borrow::Cow::Owned(Value::Text(current.id().into())));
     }
+    if let Some(ms) = current.modstamp(path.field.1) {
+        return Some(std::borrow::Cow::Owned(Value::DateTime(ms)));
+    }
     current
-        .values
+        .values()
         .get(path.field.1)
         .map(std::borrow::Cow::Borrowed)
 }

@@ -122,7 +122,7 @@ fn convert(org: &Org, field: &FieldDef, json: &Json) -> Result<Value, WriteError
                     .iter()
                     .any(|r| *r == org.catalog.objects[t].name)
                     && org.tables[t].find(&id).is_some_and(|i| {
-                        org.tables[t].records[i].values[org::IS_DELETED] != Value::Bool(true)
+                        org.tables[t].records[i].values()[org::IS_DELETED] != Value::Bool(true)
                     })
             });
             if !exists {
@@ -278,8 +278,8 @@ fn check_unique(
         }
         let clash = org.tables[object].records.iter().find(|r| {
             Some(&r.id) != own_id
-                && r.values[*index] == *value
-                && r.values[org::IS_DELETED] != Value::Bool(true)
+                && r.values()[*index] == *value
+                && r.values()[org::IS_DELETED] != Value::Bool(true)
         });
         if let Some(clash) = clash {
             return Err(WriteError::new(
@@ -371,10 +371,10 @@ pub fn insert(
     let id = ids::record_id(&def.key_prefix, table.next_counter);
     let mut raw = [0u8; 18];
     raw.copy_from_slice(id.as_bytes());
-    table.records.push(Record {
-        id: raw,
-        values: values.into_boxed_slice(),
-    });
+    let modstamp = org::audit_field(def, "SystemModstamp");
+    table
+        .records
+        .push(Record::new(raw, values.into_boxed_slice(), modstamp));
     journal.push(Undo::Inserted(object));
     Ok(id)
 }
@@ -408,7 +408,7 @@ pub fn update(
     journal: &mut Journal,
 ) -> Result<(), WriteError> {
     let index = locate(org, object, id)?;
-    if org.tables[object].records[index].values[org::IS_DELETED] == Value::Bool(true) {
+    if org.tables[object].records[index].values()[org::IS_DELETED] == Value::Bool(true) {
         return Err(WriteError::new(
             "ENTITY_IS_DELETED",
             "entity is deleted",
@@ -419,13 +419,13 @@ pub fn update(
     let own = org.tables[object].records[index].id;
     check_unique(org, object, &changes, Some(&own))?;
     remember(org, object, index, journal);
-    let mut values = org.tables[object].records[index].values.to_vec();
+    let mut values = org.tables[object].records[index].values().to_vec();
     for (i, value) in changes {
         values[i] = value;
     }
     refresh_name(org, object, &mut values);
     stamp(org, object, &mut values, false);
-    org.tables[object].records[index].values = values.into_boxed_slice();
+    org.tables[object].records[index].set_values(values.into_boxed_slice());
     Ok(())
 }
 
@@ -437,7 +437,7 @@ pub fn delete(
     journal: &mut Journal,
 ) -> Result<(), WriteError> {
     let index = locate(org, object, id)?;
-    if org.tables[object].records[index].values[org::IS_DELETED] == Value::Bool(true) {
+    if org.tables[object].records[index].values()[org::IS_DELETED] == Value::Bool(true) {
         return Err(WriteError::new(
             "ENTITY_IS_DELETED",
             "entity is deleted",
@@ -463,8 +463,8 @@ pub fn delete(
             org.tables[child]
                 .records
                 .iter()
-                .filter(|r| r.values[org::IS_DELETED] != Value::Bool(true))
-                .filter(|r| matches!(&r.values[field], Value::Text(p) if **p == *parent))
+                .filter(|r| r.values()[org::IS_DELETED] != Value::Bool(true))
+                .filter(|r| matches!(&r.values()[field], Value::Text(p) if **p == *parent))
                 .map(|r| (child, r.id().to_string()))
                 .collect::<Vec<_>>()
         })
@@ -482,7 +482,7 @@ pub fn undelete(
     journal: &mut Journal,
 ) -> Result<(), WriteError> {
     let index = locate(org, object, id)?;
-    if org.tables[object].records[index].values[org::IS_DELETED] != Value::Bool(true) {
+    if org.tables[object].records[index].values()[org::IS_DELETED] != Value::Bool(true) {
         return Err(WriteError::new(
             "UNDELETE_FAILED",
             "Entity is not in the recycle bin",
@@ -496,12 +496,12 @@ pub fn undelete(
 fn set_deleted(org: &mut Org, object: usize, index: usize, deleted: bool, journal: &mut Journal) {
     remember(org, object, index, journal);
     let now = org.clock.now();
-    let mut values = org.tables[object].records[index].values.to_vec();
+    let mut values = org.tables[object].records[index].values().to_vec();
     values[org::IS_DELETED] = Value::Bool(deleted);
     stamp(org, object, &mut values, false);
     let table = &mut org.tables[object];
     let id = table.records[index].id;
-    table.records[index].values = values.into_boxed_slice();
+    table.records[index].set_values(values.into_boxed_slice());
     if deleted {
         table.deleted.push((id, now));
     } else {
@@ -539,8 +539,10 @@ pub fn upsert(
     let matches: Vec<String> = org.tables[object]
         .records
         .iter()
-        .filter(|r| r.values[org::IS_DELETED] != Value::Bool(true))
-        .filter(|r| matches!(&r.values[index], Value::Text(v) if v.eq_ignore_ascii_case(ext_value)))
+        .filter(|r| r.values()[org::IS_DELETED] != Value::Bool(true))
+        .filter(
+            |r| matches!(&r.values()[index], Value::Text(v) if v.eq_ignore_ascii_case(ext_value)),
+        )
         .map(|r| r.id().to_string())
         .collect();
     match matches.as_slice() {
@@ -585,7 +587,7 @@ pub fn record_json(
         } else if field.field_type == FieldType::Address {
             Json::Null
         } else {
-            match &record.values[i] {
+            match &record.values()[i] {
                 Value::Null => Json::Null,
                 Value::Bool(b) => Json::Bool(*b),
                 Value::Int(n) => Json::from(*n),
@@ -695,7 +697,7 @@ mod tests {
         let index = org.tables[contact].find(&id).expect("inserted");
         let name = org.catalog.objects[contact].field("Name").expect("Name").0;
         assert_eq!(
-            org.tables[contact].records[index].values[name],
+            org.tables[contact].records[index].values()[name],
             text("Ada Lovelace")
         );
     }
@@ -709,14 +711,14 @@ mod tests {
             .field("Account__c")
             .expect("master")
             .0;
-        let parent = match &org.tables[invoice].records[0].values[master] {
+        let parent = match &org.tables[invoice].records[0].values()[master] {
             Value::Text(id) => id.to_string(),
             other => panic!("no master: {other:?}"),
         };
         let children = org.tables[invoice]
             .records
             .iter()
-            .filter(|r| matches!(&r.values[master], Value::Text(p) if **p == *parent))
+            .filter(|r| matches!(&r.values()[master], Value::Text(p) if **p == *parent))
             .count();
         let mut journal = Vec::new();
         delete(&mut org, account, &parent, &mut journal).expect("delete");

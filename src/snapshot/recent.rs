@@ -26,10 +26,6 @@ fn digest(row: &Row) -> VersionDigest {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<VersionDigest> {
     if text.len() != 32 {
         return None;
@@ -84,9 +80,12 @@ impl RecentVersions {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.versions.len() * 32);
+        let mut out = Vec::with_capacity(self.versions.len() * (20 + 33));
         for (id, version) in &self.versions {
-            out.extend_from_slice(format!("{id}\t{}\n", hex(version)).as_bytes());
+            out.extend_from_slice(id.as_bytes());
+            out.push(b'\t');
+            out.extend_from_slice(crate::store::crypto::hex(version).as_bytes());
+            out.push(b'\n');
         }
         out
     }
