@@ -137,6 +137,13 @@ pub fn parse_date(text: &str) -> Option<i32> {
 
 /// `2024-01-01T00:00:00Z`, `…00.000+0000`, `…+01:00`, as milliseconds since the epoch.
 pub fn parse_datetime(text: &str) -> Option<i64> {
+    match parse_utc_millis(text.as_bytes()) {
+        Some(parsed) => parsed,
+        None => parse_datetime_general(text),
+    }
+}
+
+fn parse_datetime_general(text: &str) -> Option<i64> {
     let (date, rest) = text.split_once('T')?;
     let days = parse_date(date)? as i64;
     let (clock, offset_ms) = if let Some(clock) = rest.strip_suffix('Z') {
@@ -170,6 +177,50 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
     Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + millis - offset_ms)
 }
 
+/// `2013-05-20T20:49:32.000Z` and `…000+0000`, the forms Salesforce writes, read digit by digit
+/// (a backup reads two per record). None when the text has another shape; Some(None) when it
+/// has this shape but is no datetime, exactly as the general reading would decide.
+fn parse_utc_millis(b: &[u8]) -> Option<Option<i64>> {
+    let utc = match b.len() {
+        24 => b[23] == b'Z',
+        28 => &b[23..] == b"+0000",
+        _ => false,
+    };
+    let shaped = utc
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.';
+    if !shaped {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (Some(y), Some(m), Some(d), Some(h), Some(mi), Some(s), Some(milli)) = (
+        number(0, 4),
+        number(5, 7),
+        number(8, 10),
+        number(11, 13),
+        number(14, 16),
+        number(17, 19),
+        number(20, 23),
+    ) else {
+        return None;
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return Some(None);
+    }
+    let days = days_from_civil(y, m as u32, d as u32) as i32 as i64;
+    Some(Some(
+        days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + milli,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +241,17 @@ mod tests {
         );
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("2024-13-01"), None);
+    }
+
+    proptest::proptest! {
+        /// The digit-by-digit reading agrees with the general one on every text of its shape,
+        /// valid or not.
+        #[test]
+        fn the_fast_reading_of_utc_datetimes_agrees_with_the_general_one(
+            text in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}(Z|\\+0000|\\+0100|z)",
+        ) {
+            proptest::prop_assert_eq!(parse_datetime(&text), parse_datetime_general(&text));
+        }
     }
 
     #[test]

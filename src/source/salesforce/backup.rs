@@ -16,7 +16,6 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::bulk_csv::{CsvError, CsvReader};
 use super::client::{SalesforceClient, SourceError};
 use super::discovery::{Coverage, Field, ObjectPlan, discover};
 use super::rest_page::PageError;
@@ -428,14 +427,14 @@ async fn bulk_page(
     let fields = plan.fields.clone();
     let parser = tokio::task::spawn_blocking(move || {
         let mut into = into;
-        let result = parse_csv(
+        let result = super::bulk_rows::read_rows(
             ChannelReader {
                 receiver,
                 current: bytes::Bytes::new(),
             },
             &fields,
             since_ms,
-            &mut into,
+            &mut |row| into.push(row),
         );
         (into, result)
     });
@@ -490,100 +489,9 @@ impl std::io::Read for ChannelReader {
     }
 }
 
-/// Each record's canonical bytes, written straight from its CSV cells: no JSON tree.
-fn parse_csv(
-    input: impl std::io::Read,
-    fields: &[Field],
-    since_ms: Option<i64>,
-    into: &mut Fetched,
-) -> Result<(), BackupError> {
-    let broken = |e: CsvError| -> BackupError {
-        SourceError::Network(format!("unreadable Bulk CSV: {e}")).into()
-    };
-    let quoted: Vec<String> = fields
-        .iter()
-        .map(|f| serde_json::to_string(&f.name).unwrap_or_default())
-        .collect();
-    let mut reader = CsvReader::new(input, b',');
-    let headers: Vec<String> = match reader.next_record().map_err(broken)? {
-        Some(header) => (0..header.len())
-            .filter_map(|i| header.get(i).map(str::to_string))
-            .collect(),
-        None => return Ok(()),
-    };
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    let columns: Vec<Option<usize>> = fields.iter().map(|f| column(&f.name)).collect();
-    let (id_column, deleted_column, created_column, stamp_column) = (
-        column("Id"),
-        column("IsDeleted"),
-        column("CreatedDate"),
-        column("SystemModstamp"),
-    );
-    while let Some(row) = reader.next_record().map_err(broken)? {
-        let mut out = Vec::with_capacity(row.bytes() + 24 * quoted.len());
-        out.push(b'{');
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(quoted[i].as_bytes());
-            out.push(b':');
-            write_cell(
-                &mut out,
-                &field.kind,
-                columns[i].and_then(|c| row.get(c)).unwrap_or(""),
-            );
-        }
-        out.push(b'}');
-        let stamp = stamp_ms(stamp_column.and_then(|c| row.get(c)));
-        into.push(Row {
-            id: id_column
-                .and_then(|c| row.get(c))
-                .unwrap_or_default()
-                .to_string(),
-            deleted: deleted_column.and_then(|c| row.get(c)) == Some("true"),
-            created: created_after(created_column.and_then(|c| row.get(c)), since_ms),
-            revisit: revisited(stamp, since_ms),
-            stamp,
-            body: out,
-        })?;
-    }
-    Ok(())
-}
-
-/// Writes a Bulk CSV cell as the canonical JSON that REST's value would give: empty is null
-/// (CSV cannot tell null from empty, and Salesforce stores no empty text), numbers and booleans
-/// typed by describe, datetimes in UTC with `Z`.
-fn write_cell(out: &mut Vec<u8>, kind: &str, cell: &str) {
-    let json = |out: &mut Vec<u8>, value: &Value| {
-        let _ = serde_json::to_writer(&mut *out, value);
-    };
-    if cell.is_empty() {
-        out.extend_from_slice(b"null");
-        return;
-    }
-    match kind {
-        "boolean" => out.extend_from_slice(if cell == "true" { b"true" } else { b"false" }),
-        "int" => match cell.parse::<i64>() {
-            Ok(n) => json(out, &Value::from(n)),
-            Err(_) => write_string(out, cell),
-        },
-        "double" | "currency" | "percent" => match cell
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-        {
-            Some(n) => json(out, &Value::Number(n)),
-            None => write_string(out, cell),
-        },
-        "datetime" => write_datetime(out, cell),
-        _ => write_string(out, cell),
-    }
-}
-
 /// A datetime as the store keeps it: in UTC with `Z` (`+0000` and other offsets normalised);
 /// text that is no datetime is kept as text.
-fn write_datetime(out: &mut Vec<u8>, text: &str) {
+pub(super) fn write_datetime(out: &mut Vec<u8>, text: &str) {
     if is_canonical_datetime(text) {
         return write_string(out, text);
     }
@@ -598,8 +506,12 @@ fn write_datetime(out: &mut Vec<u8>, text: &str) {
 }
 
 /// `2013-05-20T20:49:32.000Z`: already what the store keeps.
-fn is_canonical_datetime(cell: &str) -> bool {
-    let b = cell.as_bytes();
+pub(super) fn is_canonical_datetime(cell: &str) -> bool {
+    is_canonical_datetime_bytes(cell.as_bytes())
+}
+
+/// [`is_canonical_datetime`] of bytes.
+pub(super) fn is_canonical_datetime_bytes(b: &[u8]) -> bool {
     b.len() == 24
         && b[4] == b'-'
         && b[7] == b'-'
@@ -615,7 +527,7 @@ fn is_canonical_datetime(cell: &str) -> bool {
 
 /// A JSON string, exactly as serde_json writes it; text with nothing to escape (nearly all of
 /// it) is copied straight through.
-fn write_string(out: &mut Vec<u8>, text: &str) {
+pub(super) fn write_string(out: &mut Vec<u8>, text: &str) {
     if !needs_escape(text.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
@@ -627,7 +539,7 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
 
 /// Whether JSON needs escapes for this text. Whole chunks are tested without stopping early,
 /// which the compiler turns into vector instructions.
-fn needs_escape(text: &[u8]) -> bool {
+pub(super) fn needs_escape(text: &[u8]) -> bool {
     text.chunks(32).any(|chunk| {
         chunk.iter().fold(false, |found, &b| {
             found | (b < 0x20) | (b == b'"') | (b == b'\\')

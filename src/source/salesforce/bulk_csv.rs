@@ -275,6 +275,20 @@ impl<'a> Record<'a> {
         self.text.len()
     }
 
+    /// The record's text without its line ending: its cells, delimiters and quotes.
+    pub fn content(&self) -> &'a [u8] {
+        self.text.trim_end_matches(['\r', '\n']).as_bytes()
+    }
+
+    /// The bytes of cell `i` when they are its text (no doubled quotes to undo); None past the
+    /// last cell.
+    pub fn plain(&self, i: usize) -> Option<&'a [u8]> {
+        let cell = self.cells.get(i).filter(|c| !c.doubled_quotes)?;
+        self.text
+            .as_bytes()
+            .get(cell.start - self.base..cell.end - self.base)
+    }
+
     /// The text of cell `i`; None past the last cell.
     pub fn get(&self, i: usize) -> Option<&'a str> {
         let cell = self.cells.get(i)?;

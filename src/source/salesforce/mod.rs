@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backup;
 pub mod budget;
 pub mod bulk_csv;
+pub mod bulk_rows;
 pub mod client;
 pub mod connect;
 pub mod discovery;
