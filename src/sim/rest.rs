@@ -328,18 +328,28 @@ fn scan<'r, T: Send>(
             .enumerate()
             .map(|(n, chunk)| {
                 scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, r)| keep((n * part + i) as u32, r))
-                        .collect::<Vec<T>>()
+                    // The first part has room for all, so the others are appended to it without
+                    // growing it; room never written to costs no memory.
+                    let room = if n == 0 { records.len() } else { chunk.len() };
+                    let mut kept = Vec::with_capacity(room);
+                    kept.extend(
+                        chunk
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, r)| keep((n * part + i) as u32, r)),
+                    );
+                    kept
                 })
             })
             .collect();
-        parts
+        let mut parts = parts
             .into_iter()
-            .flat_map(|part| part.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+            .map(|part| part.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        let mut all = parts.next().unwrap_or_default();
+        for part in parts {
+            all.extend(part);
+        }
+        all
     })
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::manifest::{Delta, ObjectEntry, Outcome, SegmentRef, SnapshotManifest, Source, Window};
 use super::reader::ObjectReader;
 use super::recent::RecentVersions;
-use super::segment::SegmentBuilder;
+use super::segment::{self, SegmentBuilder};
 use crate::store::lock::{Lock, LockKind};
 use crate::store::{Store, StoreError};
 
@@ -127,7 +127,12 @@ impl SegmentSink {
     /// Passes the full segment to the sealing thread, once the one before it is sealed (one in
     /// flight bounds the memory to two segments).
     fn hand_over(&mut self) -> Result<(), StoreError> {
-        let spare = self.wait_for_sealing()?;
+        let mut spare = self.wait_for_sealing()?;
+        if spare.capacity() == 0 {
+            // An object that filled a segment is likely to fill the next: room for it at once
+            // rather than growing (and copying) it step by step.
+            spare.reserve(segment::TARGET_BYTES + segment::TARGET_BYTES / 8);
+        }
         let builder = std::mem::replace(&mut self.builder, SegmentBuilder::reusing(spare));
         let (bytes, records, first, last) = builder.finish();
         if self.sealer.is_none() {
