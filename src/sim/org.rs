@@ -33,9 +33,10 @@ pub struct Record {
     pub id: [u8; 18],
     values: Box<[Value]>,
     deleted: bool,
-    /// SystemModstamp's position, and its value when it is a datetime.
+    /// SystemModstamp's position, and its value when it is a datetime (i64::MIN when not: a
+    /// plain i64 keeps a record at 48 bytes, which is what a scan sweeps).
     modstamp_field: u32,
-    modstamp: Option<i64>,
+    modstamp: i64,
 }
 
 impl Record {
@@ -46,7 +47,7 @@ impl Record {
             values: Box::new([]),
             deleted: false,
             modstamp_field: modstamp_field as u32,
-            modstamp: None,
+            modstamp: i64::MIN,
         };
         record.set_values(values);
         record
@@ -65,8 +66,8 @@ impl Record {
     pub fn set_values(&mut self, values: Box<[Value]>) {
         self.deleted = values.get(IS_DELETED) == Some(&Value::Bool(true));
         self.modstamp = match values.get(self.modstamp_field as usize) {
-            Some(Value::DateTime(ms)) => Some(*ms),
-            _ => None,
+            Some(Value::DateTime(ms)) if *ms != i64::MIN => *ms,
+            _ => i64::MIN,
         };
         self.values = values;
     }
@@ -77,8 +78,8 @@ impl Record {
 
     /// The value of field `field` when it is SystemModstamp, read without touching `values`.
     pub fn modstamp(&self, field: usize) -> Option<i64> {
-        self.modstamp
-            .filter(|_| field == self.modstamp_field as usize)
+        (field == self.modstamp_field as usize && self.modstamp != i64::MIN)
+            .then_some(self.modstamp)
     }
 }
 
@@ -689,6 +690,11 @@ mod tests {
 
     #[test]
     fn a_records_copies_of_is_deleted_and_system_modstamp_follow_its_values() {
+        assert_eq!(
+            std::mem::size_of::<Record>(),
+            48,
+            "what a scan sweeps per record"
+        );
         let values = |deleted: bool, stamp: Value| -> Box<[Value]> {
             vec![Value::Null, Value::Bool(deleted), text("Acme"), stamp].into_boxed_slice()
         };

@@ -58,7 +58,10 @@ impl SegmentBuilder {
         if self.first.is_none() {
             self.first = Some(id.to_string());
         }
-        self.last = Some(id.to_string());
+        // Written over, not allocated anew: a segment takes thousands of records.
+        let last = self.last.get_or_insert_with(String::new);
+        last.clear();
+        last.push_str(id);
     }
 
     pub fn is_full(&self) -> bool {

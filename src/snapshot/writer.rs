@@ -109,7 +109,9 @@ impl SegmentSink {
                 id: id.to_string(),
             });
         }
-        self.previous = Some(id.to_string());
+        let previous = self.previous.get_or_insert_with(String::new);
+        previous.clear();
+        previous.push_str(id);
         self.builder.push(id, body);
         if self.builder.is_full() {
             self.hand_over()?;
