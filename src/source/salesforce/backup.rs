@@ -539,7 +539,7 @@ pub(super) fn write_string(out: &mut Vec<u8>, text: &str) {
 
 /// Whether JSON needs escapes for this text. Whole chunks are tested without stopping early,
 /// which the compiler turns into vector instructions.
-pub(super) fn needs_escape(text: &[u8]) -> bool {
+fn needs_escape(text: &[u8]) -> bool {
     text.chunks(32).any(|chunk| {
         chunk.iter().fold(false, |found, &b| {
             found | (b < 0x20) | (b == b'"') | (b == b'\\')
