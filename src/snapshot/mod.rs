@@ -3,6 +3,7 @@
 //! its parent; reading merges base and deltas in Id order, streaming.
 
 pub mod base;
+pub mod delta;
 pub mod manifest;
 pub mod reader;
 pub mod recent;

@@ -172,27 +172,28 @@ pub fn find_record(
 
 /// Point lookups by Id that keep what they read: the merged records of the segments last read
 /// stay decoded, so lookups in Id order read each segment once rather than once per record.
-pub struct RecordLookup<'a> {
-    store: &'a Store,
-    entry: &'a ObjectEntry,
+pub struct RecordLookup {
+    store: Store,
+    entry: ObjectEntry,
     /// The segments `records` was read from: a lookup whose Id falls in exactly these has
     /// its answer here (any other segment could hold a newer version or a tombstone).
     loaded: Vec<String>,
     records: Vec<(String, Vec<u8>)>,
 }
 
-impl<'a> RecordLookup<'a> {
-    pub fn new(store: &'a Store, entry: &'a ObjectEntry) -> Self {
+impl RecordLookup {
+    /// Owns its handles (both cheap to copy), so it can move to a blocking thread.
+    pub fn new(store: &Store, entry: &ObjectEntry) -> Self {
         RecordLookup {
-            store,
-            entry,
+            store: store.clone(),
+            entry: entry.clone(),
             loaded: Vec::new(),
             records: Vec::new(),
         }
     }
 
     pub fn find(&mut self, id: &str) -> Result<Option<&[u8]>, StoreError> {
-        let narrowed = crate::diff::restricted(self.entry, &[id.to_string()]);
+        let narrowed = crate::diff::restricted(&self.entry, &[id.to_string()]);
         let segments: Vec<String> = narrowed.segments().map(|s| s.blob.clone()).collect();
         if segments.is_empty() {
             return Ok(None);
@@ -200,7 +201,7 @@ impl<'a> RecordLookup<'a> {
         if segments != self.loaded {
             self.loaded.clear();
             self.records =
-                ObjectReader::new(self.store, "", &narrowed).collect::<Result<_, _>>()?;
+                ObjectReader::new(&self.store, "", &narrowed).collect::<Result<_, _>>()?;
             self.loaded = segments;
         }
         Ok(self

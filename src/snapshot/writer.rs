@@ -289,7 +289,19 @@ impl<'s> SnapshotWriter<'s> {
                 }
             }
         }
-        let segments = sink.finish()?;
+        self.add_delta(object, sink.finish()?, upserts, deletes);
+        Ok(())
+    }
+
+    /// Adds already written segments (ascending, tombstones allowed) as the object's newest
+    /// delta; nothing when they hold no change.
+    pub fn add_delta(
+        &mut self,
+        object: &str,
+        segments: Vec<SegmentRef>,
+        upserts: u64,
+        deletes: u64,
+    ) {
         let entry = self.objects.entry(object.to_string()).or_default();
         if upserts + deletes > 0 {
             entry.deltas.push(Delta {
@@ -298,7 +310,6 @@ impl<'s> SnapshotWriter<'s> {
                 segments,
             });
         }
-        Ok(())
     }
 
     /// Records which fields an object's records hold (the source's describe, in order).

@@ -3,8 +3,8 @@
 //! SystemModstamp window since the object was last current, through queryAll so deletions
 //! arrive as tombstones), written into the store. Objects are fetched a few at a time. A full
 //! pass writes the object's new base while its rows arrive ([`BaseWriter`]: straight into
-//! segments while they come in Id order, as they usually do); an incremental's rows go through
-//! a [`RowSorter`] into Id order with bounded memory, then are compared with the parent. Bulk
+//! segments while they come in Id order, as they usually do); an incremental's rows are compared
+//! with the parent and written as a delta while they arrive ([`DeltaWriter`]). Bulk
 //! CSV is parsed on a blocking thread while the next bytes arrive. When the API budget runs out the
 //! snapshot is kept as partial: finished objects are new, the others keep the parent's data and
 //! the next run resumes them.
@@ -20,9 +20,10 @@ use super::client::{SalesforceClient, SourceError};
 use super::discovery::{Coverage, Field, ObjectPlan, discover};
 use super::rest_page::PageError;
 use crate::snapshot::base::BaseWriter;
+use crate::snapshot::delta::DeltaWriter;
 use crate::snapshot::recent::RecentVersions;
-use crate::snapshot::sorter::{DEFAULT_MEMORY, Row, RowSorter, SortedRows};
-use crate::snapshot::{Change, Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
+use crate::snapshot::sorter::{DEFAULT_MEMORY, Row};
+use crate::snapshot::{Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -194,15 +195,15 @@ const PAGE_ATTEMPTS: u32 = 3;
 enum Fetched {
     /// A full pass: its new base, written as rows arrive.
     Full(Box<FullFetch>),
-    /// An incremental: rows to sort, then compare with the parent.
-    Changes(Box<RowSorter>),
+    /// An incremental: its delta, written as rows arrive.
+    Changes(Box<DeltaWriter>),
 }
 
 impl Fetched {
     fn push(&mut self, row: Row) -> Result<(), StoreError> {
         match self {
             Fetched::Full(full) => full.push(row),
-            Fetched::Changes(sorter) => sorter.push(row),
+            Fetched::Changes(delta) => delta.push(row),
         }
     }
 }
@@ -672,96 +673,28 @@ fn write_full(
     Ok((run, full.recent))
 }
 
+/// Adds an incremental's delta to the object, and returns the versions the next incremental
+/// will fetch again.
 fn write_incremental(
     writer: &mut SnapshotWriter,
-    store: &Store,
-    previous: Option<&crate::snapshot::ObjectEntry>,
     plan: &ObjectPlan,
-    rows: SortedRows,
-    recent: &mut RecentVersions,
-) -> Result<ObjectRun, BackupError> {
-    let (mut added, mut modified, mut deleted, mut removed) = (0, 0, 0, 0);
-    let mut failure = None;
-    // The versions the parent listed as fetched last in its window: a revisited row among
-    // them is known without reading anything else.
-    let listed = match previous.and_then(|entry| entry.recent.as_deref()) {
-        Some(blob) => Some(RecentVersions::load(store, blob)?),
-        None => None,
-    };
-    // Otherwise the parent's segments are read, each at most once (rows come in Id order):
-    // at most one read of the parent, less than storing the records again.
-    let mut parent = previous.map(|entry| crate::snapshot::reader::RecordLookup::new(store, entry));
-    // A revisited record the parent already holds as it is (or a deletion it already has)
-    // is not a change.
-    let mut unchanged = |row: &Row| -> Result<bool, StoreError> {
-        recent.note(row);
-        let Some(parent) = parent.as_mut() else {
-            return Ok(false);
-        };
-        if !row.revisit {
-            return Ok(false);
-        }
-        if let Some(listed) = &listed {
-            if listed.contains(row) {
-                return Ok(true);
-            }
-            // An unlisted version is new to the parent; only a deletion needs a look, as the
-            // parent may never have had the record (full fetches leave deleted ones out).
-            if !row.deleted {
-                return Ok(false);
-            }
-        }
-        let known = parent.find(&row.id)?;
-        Ok(match known {
-            None => row.deleted,
-            Some(body) => !row.deleted && body == row.body,
-        })
-    };
-    let changes = rows.filter_map(|row| match row {
-        Ok(row) => match unchanged(&row) {
-            Ok(true) => None,
-            Ok(false) => Some(Ok(row)),
-            Err(e) => Some(Err(e)),
-        },
-        Err(e) => Some(Err(e)),
-    });
-    let changes = changes.map_while(|row| match row {
-        Ok(row) if row.deleted => {
-            deleted += 1;
-            // A record created inside the window was never in the parent.
-            if !row.created {
-                removed += 1;
-            }
-            Some(Change::Delete(row.id))
-        }
-        Ok(row) => {
-            if row.created {
-                added += 1;
-            } else {
-                modified += 1;
-            }
-            Some(Change::Upsert(row.id, row.body))
-        }
-        Err(e) => {
-            failure = Some(e);
-            None
-        }
-    });
-    writer.changes(&plan.name, changes)?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
-    writer.count_changes(&plan.name, added, removed);
-    Ok(ObjectRun {
+    delta: Box<DeltaWriter>,
+) -> Result<(ObjectRun, RecentVersions), BackupError> {
+    let delta = delta.finish()?;
+    let counts = delta.counts;
+    writer.add_delta(&plan.name, delta.segments, counts.upserts(), counts.deleted);
+    writer.count_changes(&plan.name, counts.added, counts.removed);
+    let run = ObjectRun {
         object: plan.name.clone(),
         full: false,
         reason: None,
-        fetched: added + modified + deleted,
-        added,
-        modified,
-        deleted,
+        fetched: counts.upserts() + counts.deleted,
+        added: counts.added,
+        modified: counts.modified,
+        deleted: counts.deleted,
         records: writer.records(&plan.name),
-    })
+    };
+    Ok((run, delta.recent))
 }
 
 /// The org's live record count for an object as of `now` (`None` when the answer has none).
@@ -874,7 +807,13 @@ pub async fn backup(
                 options,
                 recent_from,
             ))),
-            None => Fetched::Changes(Box::new(RowSorter::new(options.sort_memory))),
+            None => Fetched::Changes(Box::new(DeltaWriter::new(
+                store,
+                &job.plan.name,
+                parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
+                recent_from,
+                options.sort_memory,
+            ))),
         };
         // An incremental's count check is asked alongside its fetch: the org counts while
         // the rows arrive.
@@ -914,18 +853,7 @@ pub async fn backup(
                 let reason = job.full_reason.as_deref().unwrap_or_default();
                 write_full(&mut writer, job.plan, full, reason)?
             }
-            Fetched::Changes(sorter) => {
-                let mut recent = RecentVersions::since(recent_from);
-                let run = write_incremental(
-                    &mut writer,
-                    store,
-                    parent.and_then(|(_, m)| m.objects.get(name)),
-                    job.plan,
-                    sorter.finish()?,
-                    &mut recent,
-                )?;
-                (run, recent)
-            }
+            Fetched::Changes(delta) => write_incremental(&mut writer, job.plan, delta)?,
         };
         if let (false, None, Some(counted)) = (run.full, &out_of_budget, counted) {
             let checked = match counted.map(|org| count_mismatch(org, run.records)) {

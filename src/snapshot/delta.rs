@@ -1,0 +1,442 @@
+//! Writing an incremental's delta while its rows are still arriving. Each row is compared with
+//! the parent snapshot as it comes (a revisited record the parent already holds as it is, or a
+//! deletion it already has, is no change), and a change in Id order goes straight into a
+//! segment, so fetching the next page, comparing and sealing overlap. Rows that come out of
+//! order (a page fetched again, a source with another order) are set aside in a [`RowSorter`]
+//! and merged in at the end; as the later fetch, a late row replaces what was written for its Id.
+
+use super::manifest::{ObjectEntry, SegmentRef};
+use super::reader::{ObjectReader, RecordLookup};
+use super::recent::RecentVersions;
+use super::sorter::{Row, RowSorter};
+use super::writer::SegmentSink;
+use crate::store::{Store, StoreError};
+
+/// What a written change did to the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A record created in the window.
+    Added,
+    Modified,
+    /// A deletion of a record the parent held.
+    Removed,
+    /// A deletion of a record created in the window (so never in the parent).
+    DeletedNew,
+}
+
+/// How many changes of each kind a delta holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCounts {
+    pub added: u64,
+    pub modified: u64,
+    /// Deletions, whether or not the parent held the record.
+    pub deleted: u64,
+    /// Deletions of records the parent held.
+    pub removed: u64,
+}
+
+impl ChangeCounts {
+    fn count(&mut self, kind: Kind) {
+        match kind {
+            Kind::Added => self.added += 1,
+            Kind::Modified => self.modified += 1,
+            Kind::Removed => {
+                self.deleted += 1;
+                self.removed += 1;
+            }
+            Kind::DeletedNew => self.deleted += 1,
+        }
+    }
+
+    /// Records upserted by the delta.
+    pub fn upserts(&self) -> u64 {
+        self.added + self.modified
+    }
+}
+
+/// A delta, written.
+#[derive(Debug)]
+pub struct WrittenDelta {
+    /// Empty when nothing changed.
+    pub segments: Vec<SegmentRef>,
+    pub counts: ChangeCounts,
+    /// The versions stamped in the overlap window, for the next incremental.
+    pub recent: RecentVersions,
+}
+
+/// The parent's side of the comparison.
+struct Parent {
+    lookup: RecordLookup,
+    /// The parent's list of the versions fetched last in its window: read at the first
+    /// revisited row (`None` inside when the parent kept no list).
+    listed_blob: Option<String>,
+    listed: Option<Option<RecentVersions>>,
+}
+
+/// Decides what a row changes, and notes the versions the next incremental will fetch again.
+struct Comparison {
+    store: Store,
+    parent: Option<Parent>,
+    recent: RecentVersions,
+}
+
+impl Comparison {
+    /// What the row changes; `None` when the parent already holds it as it is.
+    fn classify(&mut self, row: &Row) -> Result<Option<Kind>, StoreError> {
+        self.recent.note(row);
+        if self.unchanged(row)? {
+            return Ok(None);
+        }
+        Ok(Some(match (row.deleted, row.created) {
+            (false, true) => Kind::Added,
+            (false, false) => Kind::Modified,
+            (true, false) => Kind::Removed,
+            (true, true) => Kind::DeletedNew,
+        }))
+    }
+
+    fn unchanged(&mut self, row: &Row) -> Result<bool, StoreError> {
+        let Some(parent) = self.parent.as_mut() else {
+            return Ok(false);
+        };
+        if !row.revisit {
+            return Ok(false);
+        }
+        if parent.listed.is_none() {
+            let listed = match &parent.listed_blob {
+                Some(blob) => Some(RecentVersions::load(&self.store, blob)?),
+                None => None,
+            };
+            parent.listed = Some(listed);
+        }
+        if let Some(Some(listed)) = &parent.listed {
+            if listed.contains(row) {
+                return Ok(true);
+            }
+            // An unlisted version is new to the parent; only a deletion needs a look, as the
+            // parent may never have had the record (full fetches leave deleted ones out).
+            if !row.deleted {
+                return Ok(false);
+            }
+        }
+        // Otherwise the parent's segments are read, each at most once while rows come in Id
+        // order: at most one read of the parent, less than storing the records again.
+        Ok(match parent.lookup.find(&row.id)? {
+            None => row.deleted,
+            Some(body) => !row.deleted && body == row.body.as_slice(),
+        })
+    }
+}
+
+pub struct DeltaWriter {
+    store: Store,
+    object: String,
+    comparison: Comparison,
+    direct: SegmentSink,
+    /// The kind of each change written directly, in order: a late row that replaces one
+    /// takes its place in the counts.
+    kinds: Vec<Kind>,
+    /// The largest Id taken so far, changed or not: a row past it can still go straight in.
+    highest: Option<String>,
+    late: Option<RowSorter>,
+    sort_memory: usize,
+}
+
+impl DeltaWriter {
+    /// Changes to `object` since `parent` (its entry in the parent snapshot, if it had one).
+    /// `recent_from` starts the overlap window whose versions are listed for the next run;
+    /// `sort_memory` bounds what out-of-order rows hold in memory before spilling.
+    pub fn new(
+        store: &Store,
+        object: &str,
+        parent: Option<&ObjectEntry>,
+        recent_from: i64,
+        sort_memory: usize,
+    ) -> DeltaWriter {
+        DeltaWriter {
+            store: store.clone(),
+            object: object.to_string(),
+            comparison: Comparison {
+                store: store.clone(),
+                parent: parent.map(|entry| Parent {
+                    lookup: RecordLookup::new(store, entry),
+                    listed_blob: entry.recent.clone(),
+                    listed: None,
+                }),
+                recent: RecentVersions::since(recent_from),
+            },
+            direct: SegmentSink::new(store, object),
+            kinds: Vec::new(),
+            highest: None,
+            late: None,
+            sort_memory,
+        }
+    }
+
+    /// Takes one fetched row (a deleted one is a tombstone).
+    pub fn push(&mut self, row: Row) -> Result<(), StoreError> {
+        let in_order = self.highest.as_deref().is_none_or(|h| h < row.id.as_str());
+        if !in_order {
+            let memory = self.sort_memory;
+            return self
+                .late
+                .get_or_insert_with(|| RowSorter::new(memory))
+                .push(row);
+        }
+        if let Some(kind) = self.comparison.classify(&row)? {
+            let body = (!row.deleted).then_some(row.body.as_slice());
+            self.direct.push(&row.id, body)?;
+            self.kinds.push(kind);
+        }
+        self.highest = Some(row.id);
+        Ok(())
+    }
+
+    /// Whether some rows came out of order (and `finish` merges).
+    pub fn has_late_rows(&self) -> bool {
+        self.late.is_some()
+    }
+
+    pub fn finish(self) -> Result<WrittenDelta, StoreError> {
+        let DeltaWriter {
+            store,
+            object,
+            mut comparison,
+            direct,
+            kinds,
+            late,
+            ..
+        } = self;
+        let direct = direct.finish()?;
+        let Some(late) = late else {
+            let mut counts = ChangeCounts::default();
+            kinds.iter().for_each(|&kind| counts.count(kind));
+            return Ok(WrittenDelta {
+                segments: direct,
+                counts,
+                recent: comparison.recent,
+            });
+        };
+        let written = ObjectEntry {
+            base: direct,
+            ..ObjectEntry::default()
+        };
+        let mut earlier = ObjectReader::changes(&store, &written);
+        let mut earlier_kinds = kinds.into_iter();
+        let mut later = late.finish()?;
+        let mut out = SegmentSink::new(&store, &object);
+        let mut counts = ChangeCounts::default();
+        let mut a = earlier.next().transpose()?;
+        let mut b = later.next().transpose()?;
+        loop {
+            match (&a, &b) {
+                (None, None) => break,
+                (Some((id, body)), next) if next.as_ref().is_none_or(|row| *id < row.id) => {
+                    out.push(id, body.as_deref())?;
+                    if let Some(kind) = earlier_kinds.next() {
+                        counts.count(kind);
+                    }
+                    a = earlier.next().transpose()?;
+                }
+                // Fetched again later: the later row (below) decides.
+                (Some((id, _)), Some(row)) if *id == row.id => {
+                    earlier_kinds.next();
+                    a = earlier.next().transpose()?;
+                }
+                _ => {
+                    if let Some(row) = b.take()
+                        && let Some(kind) = comparison.classify(&row)?
+                    {
+                        out.push(&row.id, (!row.deleted).then_some(row.body.as_slice()))?;
+                        counts.count(kind);
+                    }
+                    b = later.next().transpose()?;
+                }
+            }
+        }
+        Ok(WrittenDelta {
+            segments: out.finish()?,
+            counts,
+            recent: comparison.recent,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::reader::Versioned;
+    use crate::store::backend::LocalBackend;
+    use crate::store::crypto::MasterKey;
+    use rstest::rstest;
+    use std::collections::BTreeMap;
+
+    fn id(n: u64) -> String {
+        format!("001{n:015}")
+    }
+
+    fn body(n: u64, version: u64) -> Vec<u8> {
+        format!("{{\"n\":{n},\"v\":{version}}}").into_bytes()
+    }
+
+    /// The parent: records 0..2000 at version 1, except every seventh, never created.
+    fn parent_records() -> BTreeMap<String, Vec<u8>> {
+        (0..2000)
+            .filter(|n| n % 7 != 3)
+            .map(|n| (id(n), body(n, 1)))
+            .collect()
+    }
+
+    /// One incremental's rows in Id order: records revisited as they are, edited, deleted,
+    /// created (some then deleted), and tombstones of records the parent never had.
+    fn ascending() -> Vec<Row> {
+        let parent = parent_records();
+        (0..2600)
+            .filter_map(|n| {
+                let in_parent = parent.contains_key(&id(n));
+                let (deleted, created, revisit, version) = match n % 11 {
+                    _ if n >= 2000 => (n % 5 == 0, true, false, 1),
+                    0 | 1 => (false, false, true, 1),
+                    2 => (false, false, true, 2),
+                    3 => (true, false, true, 1),
+                    4 => (false, false, false, 3),
+                    5 => (true, false, false, 1),
+                    _ => return None,
+                };
+                if !in_parent && !deleted && !created {
+                    return None;
+                }
+                Some(Row {
+                    id: id(n),
+                    deleted,
+                    created,
+                    revisit,
+                    stamp: version as i64,
+                    body: body(n, version),
+                })
+            })
+            .collect()
+    }
+
+    /// The rows as a source might send them: `order` names the shape.
+    fn fetched(order: &str) -> Vec<Row> {
+        let rows = ascending();
+        match order {
+            "ascending" => rows,
+            // A page broke off two thirds in and came again from halfway, with one record
+            // edited and one deleted in between.
+            "page fetched again" => {
+                let (cut, again) = (rows.len() * 2 / 3, rows.len() / 2);
+                let mut out = rows[..cut].to_vec();
+                out.extend(rows[again..].iter().cloned().enumerate().map(|(i, mut r)| {
+                    if i == 3 {
+                        r.body = b"{\"edited\":true}".to_vec();
+                        r.revisit = false;
+                    }
+                    if i == 4 {
+                        r.deleted = true;
+                    }
+                    r
+                }));
+                out
+            }
+            "descending" => rows.into_iter().rev().collect(),
+            "interleaved" => {
+                let (even, odd): (Vec<Row>, Vec<Row>) = rows
+                    .into_iter()
+                    .partition(|r| r.id.ends_with(['0', '2', '4', '6', '8']));
+                even.into_iter().chain(odd).collect()
+            }
+            other => panic!("no order {other}"),
+        }
+    }
+
+    /// The reference, from the rule itself: the later fetch of an Id wins, and a revisited
+    /// record the parent holds as it is (or a deletion of one it never had) is no change.
+    fn expected(rows: &[Row]) -> (Vec<Versioned>, ChangeCounts) {
+        let parent = parent_records();
+        let last: BTreeMap<&str, &Row> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut counts = ChangeCounts::default();
+        let mut changes = Vec::new();
+        for (id, row) in last {
+            let held = parent.get(id);
+            let same = match row.deleted {
+                true => held.is_none(),
+                false => held == Some(&row.body),
+            };
+            if row.revisit && same {
+                continue;
+            }
+            counts.count(match (row.deleted, row.created) {
+                (false, true) => Kind::Added,
+                (false, false) => Kind::Modified,
+                (true, false) => Kind::Removed,
+                (true, true) => Kind::DeletedNew,
+            });
+            changes.push((id.to_string(), (!row.deleted).then(|| row.body.clone())));
+        }
+        (changes, counts)
+    }
+
+    #[rstest]
+    #[case::ascending("ascending", false)]
+    #[case::page_fetched_again("page fetched again", true)]
+    #[case::descending("descending", true)]
+    #[case::interleaved("interleaved", true)]
+    fn the_delta_holds_what_the_last_fetch_of_each_record_changed_in_any_arrival_order(
+        #[case] order: &str,
+        #[case] merges: bool,
+        #[values(usize::MAX, 4096)] sort_memory: usize,
+        #[values(false, true)] parent_lists_versions: bool,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::init(
+            Box::new(LocalBackend::new(dir.path())),
+            MasterKey::generate().expect("key"),
+        )
+        .expect("store");
+        let mut sink = SegmentSink::new(&store, "Account");
+        let mut listed = RecentVersions::since(i64::MIN);
+        for (id, body) in parent_records() {
+            sink.push(&id, Some(&body)).expect("parent record");
+            listed.note(&Row {
+                id,
+                deleted: false,
+                created: false,
+                revisit: false,
+                stamp: 1,
+                body,
+            });
+        }
+        let listed = listed.finish().expect("a short list");
+        let parent = ObjectEntry {
+            base: sink.finish().expect("parent"),
+            recent: parent_lists_versions
+                .then(|| store.put_blob("recent", &listed.encode()).expect("list")),
+            ..ObjectEntry::default()
+        };
+        let rows = fetched(order);
+        let mut writer = DeltaWriter::new(&store, "Account", Some(&parent), 0, sort_memory);
+        for r in rows.clone() {
+            writer.push(r).expect("push");
+        }
+        assert_eq!(writer.has_late_rows(), merges);
+        let delta = writer.finish().expect("finish");
+        let written = ObjectEntry {
+            base: delta.segments,
+            ..ObjectEntry::default()
+        };
+        let read: Vec<Versioned> = ObjectReader::changes(&store, &written)
+            .map(|r| r.expect("read"))
+            .collect();
+        let (want, counts) = expected(&rows);
+        assert!(counts.added > 0 && counts.modified > 0 && counts.removed > 0);
+        assert!(
+            counts.deleted > counts.removed,
+            "some created rows are deleted"
+        );
+        assert!(want.len() < rows.len(), "some revisits are no change");
+        assert_eq!(delta.counts, counts);
+        assert_eq!(read, want);
+    }
+}
