@@ -32,7 +32,8 @@ pub enum Value {
 pub struct Record {
     pub id: [u8; 18],
     values: Box<[Value]>,
-    deleted: bool,
+    /// IsDeleted, when it is a boolean (it always is for records the org made).
+    deleted: Option<bool>,
     /// SystemModstamp's position, and its value when it is a datetime (i64::MIN when not: a
     /// plain i64 keeps a record at 48 bytes, which is what a scan sweeps).
     modstamp_field: u32,
@@ -45,7 +46,7 @@ impl Record {
         let mut record = Record {
             id,
             values: Box::new([]),
-            deleted: false,
+            deleted: None,
             modstamp_field: modstamp_field as u32,
             modstamp: i64::MIN,
         };
@@ -64,7 +65,10 @@ impl Record {
 
     /// Replaces every value (the copies beside the Id follow).
     pub fn set_values(&mut self, values: Box<[Value]>) {
-        self.deleted = values.get(IS_DELETED) == Some(&Value::Bool(true));
+        self.deleted = match values.get(IS_DELETED) {
+            Some(Value::Bool(deleted)) => Some(*deleted),
+            _ => None,
+        };
         self.modstamp = match values.get(self.modstamp_field as usize) {
             Some(Value::DateTime(ms)) if *ms != i64::MIN => *ms,
             _ => i64::MIN,
@@ -73,7 +77,12 @@ impl Record {
     }
 
     pub fn is_deleted(&self) -> bool {
-        self.deleted
+        self.deleted == Some(true)
+    }
+
+    /// The value of field `field` when it is IsDeleted, read without touching `values`.
+    pub fn deleted_flag(&self, field: usize) -> Option<bool> {
+        (field == IS_DELETED).then_some(self.deleted).flatten()
     }
 
     /// The value of field `field` when it is SystemModstamp, read without touching `values`.
@@ -703,8 +712,13 @@ mod tests {
         assert_eq!(record.modstamp(2), None, "only SystemModstamp's position");
         record.set_values(values(true, Value::DateTime(9)));
         assert_eq!((record.is_deleted(), record.modstamp(3)), (true, Some(9)));
+        assert_eq!(record.deleted_flag(IS_DELETED), Some(true));
+        assert_eq!(record.deleted_flag(2), None, "only IsDeleted's position");
         record.set_values(values(false, Value::Null));
         assert_eq!((record.is_deleted(), record.modstamp(3)), (false, None));
+        assert_eq!(record.deleted_flag(IS_DELETED), Some(false));
+        record.set_values(vec![Value::Null, Value::Null].into_boxed_slice());
+        assert_eq!(record.deleted_flag(IS_DELETED), None, "a null stays null");
     }
 
     #[test]

@@ -227,12 +227,11 @@ pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<Hit> {
     let selected = |r: &org::Record| selects(org, query, scan_all, r);
     if query.order.is_empty() {
         // Table order is Id order: no sort, and the hits straight from the scan.
-        let hits = scan(&table.records, |i, r| selected(r).then_some((r.id, i)));
-        return hits
-            .into_iter()
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .collect();
+        let mut hits = scan(&table.records, |i, r| selected(r).then_some((r.id, i)));
+        // In place: a full table's hits are tens of MB, not worth copying to skip none.
+        hits.drain(..query.offset.min(hits.len()));
+        hits.truncate(query.limit.unwrap_or(usize::MAX));
+        return hits;
     }
     let mut rows: Vec<(u32, &org::Record)> =
         scan(&table.records, |i, r| selected(r).then_some((i, r)));

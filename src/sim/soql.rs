@@ -606,6 +606,9 @@ pub fn resolve<'o>(
     if let Some(ms) = current.modstamp(path.field.1) {
         return Some(std::borrow::Cow::Owned(Value::DateTime(ms)));
     }
+    if let Some(deleted) = current.deleted_flag(path.field.1) {
+        return Some(std::borrow::Cow::Owned(Value::Bool(deleted)));
+    }
     current
         .values()
         .get(path.field.1)
