@@ -1322,3 +1322,102 @@ async fn a_bulk_job_can_fail() {
         .await;
     assert_eq!(info["state"], "JobComplete", "the fault struck once");
 }
+
+/// Query cursors and Bulk jobs keep what they matched when the query ran; a record purged from
+/// the recycle bin since is left out of every page read afterwards, and the others still come.
+#[tokio::test]
+async fn records_purged_after_a_query_ran_drop_out_of_its_pages_and_results() {
+    use reqwest::Method;
+    let sim = start(3000, 1_000_000).await;
+    let client = Client::new(&sim);
+    let first: Value = client
+        .http
+        .get(format!("{}/services/data/{V}/queryAll", client.base))
+        .query(&[("q", "SELECT Id FROM Account")])
+        .header("Sforce-Query-Options", "batchSize=200")
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    let ids = |page: &Value| -> Vec<String> {
+        page["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| r["Id"].as_str().expect("Id").to_string())
+            .collect()
+    };
+    let second_url = first["nextRecordsUrl"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let second = ids(&client.json(&second_url).await.1);
+    let (_, job) = client
+        .send(
+            Method::POST,
+            &format!("/services/data/{V}/jobs/query"),
+            Some(serde_json::json!({"operation": "queryAll", "query": "SELECT Id FROM Account"})),
+        )
+        .await;
+    let job = job["id"].as_str().expect("job id").to_string();
+    let bulk_rows = |body: String| -> Vec<String> {
+        body.lines()
+            .skip(1)
+            .map(|line| line.trim_matches('"').to_string())
+            .collect()
+    };
+    let results = format!("/services/data/{V}/jobs/query/{job}/results");
+    let before = bulk_rows(client.get(&results).await.text().await.expect("CSV"));
+    assert_eq!(
+        before.len() as u64,
+        first["totalSize"].as_u64().expect("total")
+    );
+
+    let purged = [&second[0], &second[7], &second[199]];
+    for id in purged {
+        let (status, _) = client
+            .send(
+                Method::DELETE,
+                &format!("/services/data/{V}/sobjects/Account/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+    }
+    client
+        .admin(Method::POST, "recycle-bin/empty", serde_json::json!({}))
+        .await;
+    let (status, _) = client
+        .send(
+            Method::POST,
+            &format!("/services/data/{V}/sobjects/Account"),
+            Some(serde_json::json!({"Name": "Made after the purge"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let left = |all: &[String]| -> Vec<String> {
+        all.iter()
+            .filter(|id| !purged.contains(id))
+            .cloned()
+            .collect()
+    };
+    let again = ids(&client.json(&second_url).await.1);
+    assert_eq!(again, left(&second), "the page again, without the purged");
+    let response = client.get(&results).await;
+    let counted: usize = response.headers()["Sforce-NumberOfRecords"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("number");
+    let after = bulk_rows(response.text().await.expect("CSV"));
+    assert_eq!(
+        after,
+        left(&before),
+        "the results again, without the purged"
+    );
+    assert_eq!(counted, after.len());
+}

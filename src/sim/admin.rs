@@ -365,9 +365,7 @@ async fn empty_recycle_bin(Shared(state): Shared<Arc<State>>) -> Result<Response
     let mut org = state.org.write().map_err(|_| poisoned())?;
     let mut purged = 0;
     for table in org.tables.iter_mut() {
-        let before = table.records.len();
-        table.records.retain(|r| !r.is_deleted());
-        purged += before - table.records.len();
+        purged += table.purge(|r| r.is_deleted());
     }
     Ok(ok(json!({ "purged": purged })))
 }

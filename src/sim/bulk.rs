@@ -37,7 +37,7 @@ pub struct Job {
     operation: String,
     object: usize,
     fields: Vec<soql::FieldPath>,
-    ids: Vec<super::rest::Hit>,
+    ids: super::rest::Hits,
     version: String,
     format: CsvFormat,
     line_ending: &'static str,
@@ -410,7 +410,7 @@ pub async fn results(
     };
     let size = page.max_records.filter(|&n| n > 0).unwrap_or(DEFAULT_PAGE);
     let end = (start + size).min(job.ids.len());
-    let hits: Vec<super::rest::Hit> = job.ids[start..end].to_vec();
+    let hits = job.ids.slice(start, end);
     let (object, fields, format) = (job.object, job.fields.clone(), job.format);
     let next = if end < job.ids.len() {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(end.to_string())
@@ -422,9 +422,7 @@ pub async fn results(
     let rows = {
         let org = state.org.read().map_err(|_| poisoned())?;
         let table = &org.tables[object];
-        hits.iter()
-            .filter(|(id, hint)| table.find_near(*hint, id).is_some())
-            .count()
+        hits.records(table, 0..hits.len()).count()
     };
     let mut response = Response::new(Body::from_stream(render_page(
         state.clone(),
@@ -453,7 +451,7 @@ fn render_page(
     object: usize,
     fields: Vec<soql::FieldPath>,
     format: CsvFormat,
-    hits: Vec<super::rest::Hit>,
+    hits: super::rest::Hits,
 ) -> impl futures_core::Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send {
     let (sender, receiver) = tokio::sync::mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
@@ -461,30 +459,21 @@ fn render_page(
         csv_header(&mut body, &fields, format);
         let mut scratch = String::new();
         let mut ready = Vec::new();
-        for batch in hits.chunks(1024) {
+        for start in (0..hits.len()).step_by(1024) {
             {
                 let Ok(org) = state.org.read() else {
                     let _ = sender.blocking_send(Err(std::io::Error::other("the org is unusable")));
                     return;
                 };
                 let table = &org.tables[object];
-                for (id, hint) in batch {
-                    if let Some(index) = table.find_near(*hint, id) {
-                        csv_row(
+                for record in hits.records(table, start..(start + 1024).min(hits.len())) {
+                    csv_row(&mut body, &org, record, &fields, format, &mut scratch);
+                    // Cut before the buffer must grow: growing copies it all.
+                    if body.len() >= PAGE_CHUNK {
+                        ready.push(Bytes::from(std::mem::replace(
                             &mut body,
-                            &org,
-                            &table.records[index],
-                            &fields,
-                            format,
-                            &mut scratch,
-                        );
-                        // Cut before the buffer must grow: growing copies it all.
-                        if body.len() >= PAGE_CHUNK {
-                            ready.push(Bytes::from(std::mem::replace(
-                                &mut body,
-                                Vec::with_capacity(PAGE_CHUNK + 64 * 1024),
-                            )));
-                        }
+                            Vec::with_capacity(PAGE_CHUNK + 64 * 1024),
+                        )));
                     }
                 }
             }

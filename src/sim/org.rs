@@ -109,16 +109,54 @@ pub struct Table {
     /// (Id, deletion time in ms) of deleted records, for getDeleted.
     pub deleted: Vec<([u8; 18], i64)>,
     pub next_counter: u64,
+    /// Where records moved at each purge: `purges[n][old]` is the position after the n-th
+    /// purge of the record that was at `old` before it ([`GONE`] when purged). Records never
+    /// move otherwise (new Ids are the largest, so they are appended), which lets query results
+    /// hold 4-byte positions instead of copies of Ids.
+    purges: Vec<Box<[u32]>>,
 }
 
+/// The position of a purged record.
+pub const GONE: u32 = u32::MAX;
+
+/// A record's place in its table as of some purge count: what query results hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout(usize);
+
 impl Table {
-    /// The record with this Id, looked for first where it was last seen.
-    pub fn find_near(&self, hint: u32, id: &[u8; 18]) -> Option<usize> {
-        let hint = hint as usize;
-        if self.records.get(hint).is_some_and(|r| &r.id == id) {
-            return Some(hint);
+    /// The table's layout now: positions taken now stay valid through [`Table::position`].
+    pub fn layout(&self) -> Layout {
+        Layout(self.purges.len())
+    }
+
+    /// Where the record that was at `position` in `layout` is now; `None` once purged.
+    pub fn position(&self, layout: Layout, position: u32) -> Option<usize> {
+        let mut at = position;
+        for moved in self.purges.get(layout.0..).unwrap_or_default() {
+            at = moved.get(at as usize).copied().unwrap_or(GONE);
         }
-        self.records.binary_search_by(|r| r.id.cmp(id)).ok()
+        (at != GONE && (at as usize) < self.records.len()).then_some(at as usize)
+    }
+
+    /// Removes the records `purge` picks for good (emptying the recycle bin); returns how many.
+    pub fn purge(&mut self, purge: impl Fn(&Record) -> bool) -> usize {
+        let before = self.records.len();
+        let mut moved = Vec::with_capacity(before);
+        let mut kept = 0u32;
+        for record in &self.records {
+            if purge(record) {
+                moved.push(GONE);
+            } else {
+                moved.push(kept);
+                kept += 1;
+            }
+        }
+        if kept as usize == before {
+            return 0;
+        }
+        self.records.retain(|r| !purge(r));
+        self.purges.push(moved.into_boxed_slice());
+        before - self.records.len()
     }
 
     pub fn find(&self, id: &str) -> Option<usize> {
@@ -719,6 +757,48 @@ mod tests {
         assert_eq!(record.deleted_flag(IS_DELETED), Some(false));
         record.set_values(vec![Value::Null, Value::Null].into_boxed_slice());
         assert_eq!(record.deleted_flag(IS_DELETED), None, "a null stays null");
+    }
+
+    #[test]
+    fn positions_taken_before_purges_still_find_their_records() {
+        let record = |n: u8, deleted: bool| {
+            let values = vec![Value::Null, Value::Bool(deleted)].into_boxed_slice();
+            Record::new([b'0' + n; 18], values, 2)
+        };
+        let mut table = Table {
+            records: (0..6).map(|n| record(n, n % 2 == 1)).collect(),
+            ..Table::default()
+        };
+        let before = table.layout();
+        assert_eq!(table.purge(|r| r.is_deleted()), 3);
+        // 0 1 2 3 4 5 -> 0 2 4; then 6 is appended and 2 is deleted and purged: 0 4 6.
+        let middle = table.layout();
+        table.records.push(record(6, false));
+        table.records[1] = record(2, true);
+        assert_eq!(table.purge(|r| r.is_deleted()), 1);
+        assert_eq!(table.purge(|r| r.is_deleted()), 0, "nothing left to purge");
+        let ids = |layout: Layout, positions: &[u32]| -> Vec<Option<u8>> {
+            positions
+                .iter()
+                .map(|&at| {
+                    table
+                        .position(layout, at)
+                        .map(|i| table.records[i].id[0] - b'0')
+                })
+                .collect()
+        };
+        assert_eq!(
+            ids(before, &[0, 1, 2, 3, 4, 5]),
+            [Some(0), None, None, None, Some(4), None]
+        );
+        assert_eq!(
+            ids(middle, &[0, 1, 2, 3]),
+            [Some(0), None, Some(4), Some(6)]
+        );
+        assert_eq!(
+            ids(table.layout(), &[0, 1, 2, 3]),
+            [Some(0), Some(4), Some(6), None]
+        );
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub async fn describe(
 pub struct Cursor {
     object: usize,
     fields: Vec<soql::FieldPath>,
-    ids: Vec<Hit>,
+    ids: Hits,
     batch: usize,
 }
 
@@ -218,20 +218,56 @@ fn batch_size(headers: &HeaderMap) -> usize {
         .map_or(2000, |n| n.clamp(200, 2000))
 }
 
-/// A matched record: its Id, and where it was in its table when the query ran.
-pub type Hit = ([u8; 18], u32);
+/// The records a query matched, in result order: their positions in the table as it was laid
+/// out when the query ran (4 bytes a record, where a copy of each Id would be 18 more).
+#[derive(Debug, Clone)]
+pub struct Hits {
+    layout: org::Layout,
+    positions: Vec<u32>,
+}
+
+impl Hits {
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// The hits from `start` to `end` (a page).
+    pub fn slice(&self, start: usize, end: usize) -> Hits {
+        Hits {
+            layout: self.layout,
+            positions: self.positions[start..end].to_vec(),
+        }
+    }
+
+    /// The matched records `range` still in `table`, in order (records purged since the
+    /// query ran are skipped).
+    pub fn records<'t>(
+        &'t self,
+        table: &'t org::Table,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = &'t org::Record> + 't {
+        self.positions[range]
+            .iter()
+            .filter_map(|&at| table.position(self.layout, at))
+            .map(|at| &table.records[at])
+    }
+}
 
 /// Runs a query: the records it matches, in order.
-pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<Hit> {
+pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Hits {
     let table = &org.tables[query.object];
     let selected = |r: &org::Record| selects(org, query, scan_all, r);
+    let layout = table.layout();
     if query.order.is_empty() {
         // Table order is Id order: no sort, and the hits straight from the scan.
-        let mut hits = scan(&table.records, |i, r| selected(r).then_some((r.id, i)));
-        // In place: a full table's hits are tens of MB, not worth copying to skip none.
-        hits.drain(..query.offset.min(hits.len()));
-        hits.truncate(query.limit.unwrap_or(usize::MAX));
-        return hits;
+        let mut positions = scan(&table.records, |i, r| selected(r).then_some(i));
+        positions.drain(..query.offset.min(positions.len()));
+        positions.truncate(query.limit.unwrap_or(usize::MAX));
+        return Hits { layout, positions };
     }
     let mut rows: Vec<(u32, &org::Record)> =
         scan(&table.records, |i, r| selected(r).then_some((i, r)));
@@ -270,11 +306,13 @@ pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Vec<Hit> {
         }
         std::cmp::Ordering::Equal
     });
-    rows.into_iter()
+    let positions = rows
+        .into_iter()
         .skip(query.offset)
         .take(query.limit.unwrap_or(usize::MAX))
-        .map(|(i, r)| (r.id, i))
-        .collect()
+        .map(|(i, _)| i)
+        .collect();
+    Hits { layout, positions }
 }
 
 /// Whether the query takes the record (queryAll takes deleted ones too).
@@ -422,11 +460,7 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
     }
     body.push_str(",\"records\":[");
     let mut first = true;
-    for (record_id, hint) in &cursor.ids[offset..end] {
-        let Some(index) = table.find_near(*hint, record_id) else {
-            // Purged since the query ran.
-            continue;
-        };
+    for record in cursor.ids.records(table, offset..end) {
         if !first {
             body.push(',');
         }
@@ -434,7 +468,7 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
             &mut body,
             org,
             cursor.object,
-            &table.records[index],
+            record,
             &cursor.fields,
             version,
         );
