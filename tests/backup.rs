@@ -648,3 +648,52 @@ async fn bulk_and_rest_give_the_same_records_byte_for_byte() {
     .expect("Bulk, spilling");
     assert_eq!(records(&store, &spilled.manifest), bulk_records);
 }
+
+/// The REST probe is capped one past the Bulk threshold: an object of exactly the threshold
+/// stays on REST, one record more goes to Bulk, and both hold every record.
+#[tokio::test]
+async fn objects_past_the_bulk_threshold_and_only_those_go_through_bulk() {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 5,
+                population: Population::only("Account", 700),
+                clock: Clock::fixed(T0),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let run = |bulk_threshold: u64| {
+        let (sim, store) = (&sim, &store);
+        async move {
+            let jobs_before = sim.state.jobs.lock().expect("jobs").created_today();
+            let outcome = backup(
+                &client(sim),
+                store,
+                &BackupOptions {
+                    include: vec!["Account".into()],
+                    bulk_threshold,
+                    ..options()
+                },
+                None,
+                &at(T0),
+            )
+            .await
+            .expect("backup");
+            let jobs = sim.state.jobs.lock().expect("jobs").created_today() - jobs_before;
+            (records(store, &outcome.manifest), jobs)
+        }
+    };
+    let (all, jobs) = run(u64::MAX).await;
+    assert_eq!(jobs, 0);
+    let live = all["Account"].len() as u64;
+    assert!(live > 600, "{live}");
+    assert_eq!(run(live).await, (all.clone(), 0), "at the threshold: REST");
+    assert_eq!(run(live - 1).await, (all, 1), "one past it: Bulk");
+}

@@ -263,10 +263,20 @@ pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Hits {
     let selected = |r: &org::Record| selects(org, query, scan_all, r);
     let layout = table.layout();
     if query.order.is_empty() {
-        // Table order is Id order: no sort, and the hits straight from the scan.
+        // Table order is Id order: no sort, and the hits straight from the scan, which stops
+        // at the limit.
+        if let Some(limit) = query.limit {
+            let positions = (0u32..)
+                .zip(&table.records)
+                .filter(|(_, r)| selected(r))
+                .skip(query.offset)
+                .take(limit)
+                .map(|(i, _)| i)
+                .collect();
+            return Hits { layout, positions };
+        }
         let mut positions = scan(&table.records, |i, r| selected(r).then_some(i));
         positions.drain(..query.offset.min(positions.len()));
-        positions.truncate(query.limit.unwrap_or(usize::MAX));
         return Hits { layout, positions };
     }
     let mut rows: Vec<(u32, &org::Record)> =

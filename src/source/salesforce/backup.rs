@@ -245,12 +245,18 @@ async fn fetch(
     mut into: Fetched,
 ) -> Result<Fetched, BackupError> {
     // The first REST page says how many records match: past the threshold, Bulk takes over.
+    // The REST query is capped one past the threshold, so for a large object the org stops
+    // there instead of preparing a cursor over every record only to have it abandoned.
     let batch_header = format!("batchSize={}", options.batch_size);
     let headers = [("Sforce-Query-Options", batch_header.as_str())];
+    let capped = match options.bulk_threshold.checked_add(1) {
+        Some(cap) => format!("{soql} LIMIT {cap}"),
+        None => soql.to_string(),
+    };
     let path = format!(
         "/services/data/v{}/queryAll?q={}",
         options.api_version,
-        url_encode(soql)
+        url_encode(&capped)
     );
     let mut body = rest_page(client, &path, &headers).await?;
     let mut first = true;
