@@ -265,22 +265,17 @@ pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Hits {
     if query.order.is_empty() {
         // Table order is Id order: no sort, and the hits straight from the scan, which stops
         // at the limit.
-        if let Some(limit) = query.limit {
-            let positions = (0u32..)
-                .zip(&table.records)
-                .filter(|(_, r)| selected(r))
-                .skip(query.offset)
-                .take(limit)
-                .map(|(i, _)| i)
-                .collect();
-            return Hits { layout, positions };
-        }
-        let mut positions = scan(&table.records, |i, r| selected(r).then_some(i));
+        let wanted = query
+            .limit
+            .map_or(usize::MAX, |limit| limit.saturating_add(query.offset));
+        let mut positions = scan(&table.records, wanted, |i, r| selected(r).then_some(i));
+        positions.truncate(wanted);
         positions.drain(..query.offset.min(positions.len()));
         return Hits { layout, positions };
     }
-    let mut rows: Vec<(u32, &org::Record)> =
-        scan(&table.records, |i, r| selected(r).then_some((i, r)));
+    let mut rows: Vec<(u32, &org::Record)> = scan(&table.records, usize::MAX, |i, r| {
+        selected(r).then_some((i, r))
+    });
     rows.sort_by(|(_, a), (_, b)| {
         for (path, descending, nulls_last) in &query.order {
             let va = soql::resolve(org, a, path);
@@ -337,7 +332,7 @@ fn selects(org: &org::Org, query: &Query, scan_all: bool, record: &org::Record) 
 /// How many records a query matches, without listing them.
 pub fn count(org: &org::Org, query: &Query, scan_all: bool) -> usize {
     let table = &org.tables[query.object];
-    let matched = scan(&table.records, |_, r| {
+    let matched = scan(&table.records, usize::MAX, |_, r| {
         selects(org, query, scan_all, r).then_some(())
     })
     .len();
@@ -350,9 +345,11 @@ pub fn count(org: &org::Org, query: &Query, scan_all: bool) -> usize {
 /// (each record's values live apart), and the client waits for it.
 const PARALLEL_SCAN: usize = 65_536;
 
-/// `keep` over every record (with its position), the kept results in table order.
+/// `keep` over every record (with its position), the kept results in table order; the first
+/// `wanted` of them are exact (a part stops once it kept that many).
 fn scan<'r, T: Send>(
     records: &'r [org::Record],
+    wanted: usize,
     keep: impl Fn(u32, &'r org::Record) -> Option<T> + Sync,
 ) -> Vec<T> {
     let workers = if records.len() >= PARALLEL_SCAN {
@@ -365,6 +362,7 @@ fn scan<'r, T: Send>(
             .iter()
             .enumerate()
             .filter_map(|(i, r)| keep(i as u32, r))
+            .take(wanted)
             .collect();
     }
     let part = records.len().div_ceil(workers);
@@ -378,12 +376,13 @@ fn scan<'r, T: Send>(
                     // The first part has room for all, so the others are appended to it without
                     // growing it; room never written to costs no memory.
                     let room = if n == 0 { records.len() } else { chunk.len() };
-                    let mut kept = Vec::with_capacity(room);
+                    let mut kept = Vec::with_capacity(room.min(wanted));
                     kept.extend(
                         chunk
                             .iter()
                             .enumerate()
-                            .filter_map(|(i, r)| keep((n * part + i) as u32, r)),
+                            .filter_map(|(i, r)| keep((n * part + i) as u32, r))
+                            .take(wanted),
                     );
                     kept
                 })
@@ -627,4 +626,32 @@ pub async fn deleted(
         json_response(StatusCode::OK, body.to_string()),
         &info,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    fn a_scan_keeps_the_first_wanted_in_table_order_on_any_number_of_threads(
+        #[values(1_000, PARALLEL_SCAN * 2 + 3)] size: usize,
+        #[values(0, 1, 5, 9_000, 60_000, usize::MAX)] wanted: usize,
+    ) {
+        let records: Vec<org::Record> = (0..size)
+            .map(|n| {
+                let mut id = [b'0'; 18];
+                id[10..].copy_from_slice(format!("{n:08}").as_bytes());
+                let values = vec![Value::Null, Value::Bool(n % 3 == 0)].into_boxed_slice();
+                org::Record::new(id, values, 2)
+            })
+            .collect();
+        let mut kept = scan(&records, wanted, |i, r| r.is_deleted().then_some(i));
+        kept.truncate(wanted);
+        let expected: Vec<u32> = (0..size as u32)
+            .filter(|n| n % 3 == 0)
+            .take(wanted)
+            .collect();
+        assert_eq!(kept, expected);
+    }
 }

@@ -5,9 +5,10 @@
 //! again after it broke off, or a source with another order) are set aside in a [`RowSorter`]
 //! and merged in at the end; the merge wins over what was written directly, as the later fetch.
 
+use super::arrival::ArrivalOrder;
 use super::manifest::{ObjectEntry, SegmentRef};
 use super::reader::ObjectReader;
-use super::sorter::{Row, RowSorter};
+use super::sorter::Row;
 use super::writer::SegmentSink;
 use crate::store::{Store, StoreError};
 
@@ -22,11 +23,8 @@ pub struct BaseWriter {
     store: Store,
     object: String,
     direct: SegmentSink,
-    /// The largest Id taken so far, deleted or not: a row past it can still go straight in.
-    highest: Option<String>,
+    order: ArrivalOrder,
     written: u64,
-    late: Option<RowSorter>,
-    sort_memory: usize,
 }
 
 impl BaseWriter {
@@ -36,39 +34,32 @@ impl BaseWriter {
             store: store.clone(),
             object: object.to_string(),
             direct: SegmentSink::new(store, object),
-            highest: None,
+            order: ArrivalOrder::new(sort_memory),
             written: 0,
-            late: None,
-            sort_memory,
         }
     }
 
     /// Takes one fetched row; a deleted one only says the record is not in the base.
     pub fn push(&mut self, row: Row) -> Result<(), StoreError> {
-        let in_order = self.highest.as_deref().is_none_or(|h| h < row.id.as_str());
-        if !in_order {
-            let memory = self.sort_memory;
-            return self
-                .late
-                .get_or_insert_with(|| RowSorter::new(memory))
-                .push(row);
+        if !self.order.in_order(&row.id) {
+            return self.order.set_aside(row);
         }
         if !row.deleted {
             self.direct.push(&row.id, Some(&row.body))?;
             self.written += 1;
         }
-        self.highest = Some(row.id);
+        self.order.passed(row.id);
         Ok(())
     }
 
     /// Whether some rows came out of order (and `finish` merges).
     pub fn has_late_rows(&self) -> bool {
-        self.late.is_some()
+        self.order.has_late_rows()
     }
 
     pub fn finish(self) -> Result<Base, StoreError> {
         let direct = self.direct.finish()?;
-        let Some(late) = self.late else {
+        let Some(late) = self.order.into_late() else {
             return Ok(Base {
                 segments: direct,
                 records: self.written,
@@ -117,6 +108,7 @@ impl BaseWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::sorter::RowSorter;
     use crate::store::backend::LocalBackend;
     use crate::store::crypto::MasterKey;
     use rstest::rstest;
@@ -129,37 +121,6 @@ mod tests {
             revisit: false,
             stamp: version as i64,
             body: format!("{{\"n\":{n},\"v\":{version}}}").into_bytes(),
-        }
-    }
-
-    /// Rows as a source might send them: `order` names the shape.
-    fn fetched(order: &str) -> Vec<Row> {
-        let ascending: Vec<Row> = (0..3000).map(|n| row(n, 1, n % 97 == 5)).collect();
-        match order {
-            "ascending" => ascending,
-            // A page broke off after 1,200 rows and came again from row 1,000, with one
-            // record edited and one deleted in between.
-            "page fetched again" => {
-                let mut rows = ascending[..1200].to_vec();
-                rows.extend(ascending[1000..].iter().cloned().map(|mut r| {
-                    if r.id.ends_with("1100") {
-                        r = row(1100, 2, false);
-                    }
-                    if r.id.ends_with("1101") {
-                        r = row(1101, 2, true);
-                    }
-                    r
-                }));
-                rows
-            }
-            "descending" => ascending.into_iter().rev().collect(),
-            "interleaved" => {
-                let (even, odd): (Vec<Row>, Vec<Row>) = ascending
-                    .into_iter()
-                    .partition(|r| r.id.ends_with(['0', '2', '4', '6', '8']));
-                even.into_iter().chain(odd).collect()
-            }
-            other => panic!("no order {other}"),
         }
     }
 
@@ -194,7 +155,8 @@ mod tests {
             MasterKey::generate().expect("key"),
         )
         .expect("store");
-        let rows = fetched(order);
+        let ascending = (0..3000).map(|n| row(n, 1, n % 97 == 5)).collect();
+        let rows = crate::snapshot::arrival::arriving(ascending, order);
         let mut writer = BaseWriter::new(&store, "Account", sort_memory);
         for r in rows.clone() {
             writer.push(r).expect("push");

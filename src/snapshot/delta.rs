@@ -5,10 +5,11 @@
 //! order (a page fetched again, a source with another order) are set aside in a [`RowSorter`]
 //! and merged in at the end; as the later fetch, a late row replaces what was written for its Id.
 
+use super::arrival::ArrivalOrder;
 use super::manifest::{ObjectEntry, SegmentRef};
 use super::reader::{ObjectReader, RecordLookup};
 use super::recent::RecentVersions;
-use super::sorter::{Row, RowSorter};
+use super::sorter::Row;
 use super::writer::SegmentSink;
 use crate::store::{Store, StoreError};
 
@@ -136,10 +137,7 @@ pub struct DeltaWriter {
     /// The kind of each change written directly, in order: a late row that replaces one
     /// takes its place in the counts.
     kinds: Vec<Kind>,
-    /// The largest Id taken so far, changed or not: a row past it can still go straight in.
-    highest: Option<String>,
-    late: Option<RowSorter>,
-    sort_memory: usize,
+    order: ArrivalOrder,
 }
 
 impl DeltaWriter {
@@ -167,34 +165,27 @@ impl DeltaWriter {
             },
             direct: SegmentSink::new(store, object),
             kinds: Vec::new(),
-            highest: None,
-            late: None,
-            sort_memory,
+            order: ArrivalOrder::new(sort_memory),
         }
     }
 
     /// Takes one fetched row (a deleted one is a tombstone).
     pub fn push(&mut self, row: Row) -> Result<(), StoreError> {
-        let in_order = self.highest.as_deref().is_none_or(|h| h < row.id.as_str());
-        if !in_order {
-            let memory = self.sort_memory;
-            return self
-                .late
-                .get_or_insert_with(|| RowSorter::new(memory))
-                .push(row);
+        if !self.order.in_order(&row.id) {
+            return self.order.set_aside(row);
         }
         if let Some(kind) = self.comparison.classify(&row)? {
             let body = (!row.deleted).then_some(row.body.as_slice());
             self.direct.push(&row.id, body)?;
             self.kinds.push(kind);
         }
-        self.highest = Some(row.id);
+        self.order.passed(row.id);
         Ok(())
     }
 
     /// Whether some rows came out of order (and `finish` merges).
     pub fn has_late_rows(&self) -> bool {
-        self.late.is_some()
+        self.order.has_late_rows()
     }
 
     pub fn finish(self) -> Result<WrittenDelta, StoreError> {
@@ -204,11 +195,10 @@ impl DeltaWriter {
             mut comparison,
             direct,
             kinds,
-            late,
-            ..
+            order,
         } = self;
         let direct = direct.finish()?;
-        let Some(late) = late else {
+        let Some(late) = order.into_late() else {
             let mut counts = ChangeCounts::default();
             kinds.iter().for_each(|&kind| counts.count(kind));
             return Ok(WrittenDelta {
@@ -318,39 +308,6 @@ mod tests {
             .collect()
     }
 
-    /// The rows as a source might send them: `order` names the shape.
-    fn fetched(order: &str) -> Vec<Row> {
-        let rows = ascending();
-        match order {
-            "ascending" => rows,
-            // A page broke off two thirds in and came again from halfway, with one record
-            // edited and one deleted in between.
-            "page fetched again" => {
-                let (cut, again) = (rows.len() * 2 / 3, rows.len() / 2);
-                let mut out = rows[..cut].to_vec();
-                out.extend(rows[again..].iter().cloned().enumerate().map(|(i, mut r)| {
-                    if i == 3 {
-                        r.body = b"{\"edited\":true}".to_vec();
-                        r.revisit = false;
-                    }
-                    if i == 4 {
-                        r.deleted = true;
-                    }
-                    r
-                }));
-                out
-            }
-            "descending" => rows.into_iter().rev().collect(),
-            "interleaved" => {
-                let (even, odd): (Vec<Row>, Vec<Row>) = rows
-                    .into_iter()
-                    .partition(|r| r.id.ends_with(['0', '2', '4', '6', '8']));
-                even.into_iter().chain(odd).collect()
-            }
-            other => panic!("no order {other}"),
-        }
-    }
-
     /// The reference, from the rule itself: the later fetch of an Id wins, and a revisited
     /// record the parent holds as it is (or a deletion of one it never had) is no change.
     fn expected(rows: &[Row]) -> (Vec<Versioned>, ChangeCounts) {
@@ -415,7 +372,7 @@ mod tests {
                 .then(|| store.put_blob("recent", &listed.encode()).expect("list")),
             ..ObjectEntry::default()
         };
-        let rows = fetched(order);
+        let rows = crate::snapshot::arrival::arriving(ascending(), order);
         let mut writer = DeltaWriter::new(&store, "Account", Some(&parent), 0, sort_memory);
         for r in rows.clone() {
             writer.push(r).expect("push");

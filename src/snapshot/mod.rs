@@ -2,6 +2,7 @@
 //! snapshot writes base segments; an incremental one writes only upserts and tombstones since
 //! its parent; reading merges base and deltas in Id order, streaming.
 
+pub mod arrival;
 pub mod base;
 pub mod delta;
 pub mod manifest;
