@@ -37,7 +37,7 @@ pub struct Job {
     operation: String,
     object: usize,
     fields: Vec<soql::FieldPath>,
-    ids: super::rest::Hits,
+    hits: super::rest::Hits,
     version: String,
     format: CsvFormat,
     line_ending: &'static str,
@@ -125,7 +125,7 @@ impl Job {
             map.insert("jobType".into(), json!("V2Query"));
             map.insert(
                 "numberRecordsProcessed".into(),
-                json!(if done { self.ids.len() } else { 0 }),
+                json!(if done { self.hits.len() } else { 0 }),
             );
             map.insert("retries".into(), json!(0));
             map.insert(
@@ -212,7 +212,7 @@ pub async fn create(
     if query.offset > 0 {
         return Err(bad_request("OFFSET is not supported by the Bulk API"));
     }
-    let ids = execute(&org, &query, operation == "queryAll");
+    let hits = execute(&org, &query, operation == "queryAll");
     let user = org.user_id.clone();
     let now = org.clock.now();
     drop(org);
@@ -224,7 +224,7 @@ pub async fn create(
         operation,
         object: query.object,
         fields,
-        ids,
+        hits,
         version: v,
         format: CsvFormat {
             delimiter,
@@ -399,7 +399,7 @@ pub async fn results(
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.parse::<usize>().ok())
-            .filter(|&n| n <= job.ids.len())
+            .filter(|&n| n <= job.hits.len())
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -409,10 +409,10 @@ pub async fn results(
             })?,
     };
     let size = page.max_records.filter(|&n| n > 0).unwrap_or(DEFAULT_PAGE);
-    let end = (start + size).min(job.ids.len());
-    let hits = job.ids.slice(start, end);
+    let end = (start + size).min(job.hits.len());
+    let hits = job.hits.slice(start, end);
     let (object, fields, format) = (job.object, job.fields.clone(), job.format);
-    let next = if end < job.ids.len() {
+    let next = if end < job.hits.len() {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(end.to_string())
     } else {
         "null".to_string()

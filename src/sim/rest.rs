@@ -152,7 +152,7 @@ pub async fn describe(
 pub struct Cursor {
     object: usize,
     fields: Vec<soql::FieldPath>,
-    ids: Hits,
+    hits: Hits,
     batch: usize,
 }
 
@@ -373,10 +373,13 @@ fn scan<'r, T: Send>(
             .enumerate()
             .map(|(n, chunk)| {
                 scope.spawn(move || {
-                    // The first part has room for all, so the others are appended to it without
-                    // growing it; room never written to costs no memory.
-                    let room = if n == 0 { records.len() } else { chunk.len() };
-                    let mut kept = Vec::with_capacity(room.min(wanted));
+                    // The first part has room for what every part may keep, so the others are
+                    // appended to it without growing it; room never written to costs no memory.
+                    let room = match n {
+                        0 => records.len().min(wanted.saturating_mul(workers)),
+                        _ => chunk.len().min(wanted),
+                    };
+                    let mut kept = Vec::with_capacity(room);
                     kept.extend(
                         chunk
                             .iter()
@@ -429,14 +432,14 @@ fn run(
         }
         Select::Fields(fields) => fields.clone(),
     };
-    let ids = execute(&org, &query, scan_all);
+    let hits = execute(&org, &query, scan_all);
     let cursor = Cursor {
         object: query.object,
         fields,
-        ids,
+        hits,
         batch: batch_size(&headers),
     };
-    let body = if cursor.ids.len() > cursor.batch {
+    let body = if cursor.hits.len() > cursor.batch {
         let cursor = Arc::new(cursor);
         let id = state
             .cursors
@@ -452,15 +455,15 @@ fn run(
 
 /// Renders the page of `cursor` starting at `offset`; `id` names the cursor for the next page.
 fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, version: &str) -> String {
-    let end = (offset + cursor.batch).min(cursor.ids.len());
+    let end = (offset + cursor.batch).min(cursor.hits.len());
     let table = &org.tables[cursor.object];
     let mut body = String::with_capacity(4096);
     body.push_str(&format!(
         "{{\"totalSize\":{},\"done\":{}",
-        cursor.ids.len(),
-        end == cursor.ids.len()
+        cursor.hits.len(),
+        end == cursor.hits.len()
     ));
-    if end < cursor.ids.len()
+    if end < cursor.hits.len()
         && let Some(id) = id
     {
         body.push_str(&format!(
@@ -469,7 +472,7 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
     }
     body.push_str(",\"records\":[");
     let mut first = true;
-    for record in cursor.ids.records(table, offset..end) {
+    for record in cursor.hits.records(table, offset..end) {
         if !first {
             body.push(',');
         }
@@ -515,7 +518,7 @@ pub async fn query_more(
         .get(id)
         .cloned()
         .ok_or_else(invalid)?;
-    if offset >= cursor.ids.len() {
+    if offset >= cursor.hits.len() {
         return Err(invalid());
     }
     let org = state.org.read().map_err(|_| poisoned())?;
