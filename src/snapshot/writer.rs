@@ -13,6 +13,10 @@ use crate::store::{Store, StoreError};
 /// Deltas an object may carry before they are folded into a new base.
 pub const MAX_DELTAS: usize = 8;
 
+/// Segments handed to the sealing thread and not yet sealed, at most: room for the records to
+/// keep coming while it works through a slow one.
+const SEALING_DEPTH: usize = 2;
+
 /// One change since the parent snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -42,8 +46,8 @@ pub struct SegmentSink {
     previous: Option<String>,
     /// Started at the second segment: an object of one segment is sealed where it is built.
     sealer: Option<Sealer>,
-    /// The segment being sealed.
-    in_flight: Option<InFlight>,
+    /// The segments being sealed, oldest first.
+    in_flight: std::collections::VecDeque<InFlight>,
 }
 
 /// What a segment's reference needs besides the blob id the sealing thread answers with.
@@ -64,8 +68,8 @@ struct Sealer {
 
 impl Sealer {
     fn start(store: Store) -> std::io::Result<Sealer> {
-        let (segments, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
-        let (done, sealed) = std::sync::mpsc::sync_channel(1);
+        let (segments, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(SEALING_DEPTH);
+        let (done, sealed) = std::sync::mpsc::sync_channel(SEALING_DEPTH);
         let thread = std::thread::Builder::new()
             .name("cairn-seal".into())
             .spawn(move || {
@@ -94,7 +98,7 @@ impl SegmentSink {
             written: Vec::new(),
             previous: None,
             sealer: None,
-            in_flight: None,
+            in_flight: std::collections::VecDeque::new(),
         }
     }
 
@@ -126,10 +130,13 @@ impl SegmentSink {
         }
     }
 
-    /// Passes the full segment to the sealing thread, once the one before it is sealed (one in
-    /// flight bounds the memory to two segments).
+    /// Passes the full segment to the sealing thread, once fewer than [`SEALING_DEPTH`] are
+    /// waiting there (which bounds the memory to that many segments and one more).
     fn hand_over(&mut self) -> Result<(), StoreError> {
-        let mut spare = self.wait_for_sealing()?;
+        let mut spare = match self.in_flight.len() >= SEALING_DEPTH {
+            true => self.wait_for_sealing()?,
+            false => Vec::new(),
+        };
         if spare.capacity() == 0 {
             // An object that filled a segment is likely to fill the next: room for it at once
             // rather than growing (and copying) it step by step.
@@ -152,7 +159,7 @@ impl SegmentSink {
         if !sent {
             return Err(self.sealer_failed());
         }
-        self.in_flight = Some(InFlight {
+        self.in_flight.push_back(InFlight {
             records,
             first,
             last,
@@ -161,9 +168,9 @@ impl SegmentSink {
         Ok(())
     }
 
-    /// Waits for the segment in flight, records it, and returns its buffer for reuse.
+    /// Waits for the oldest segment in flight, records it, and returns its buffer for reuse.
     fn wait_for_sealing(&mut self) -> Result<Vec<u8>, StoreError> {
-        let Some(segment) = self.in_flight.take() else {
+        let Some(segment) = self.in_flight.pop_front() else {
             return Ok(Vec::new());
         };
         let answer = self.sealer.as_ref().and_then(|s| s.sealed.recv().ok());
@@ -182,7 +189,9 @@ impl SegmentSink {
 
     /// Seals what is left and returns every segment written, in Id order.
     pub fn finish(mut self) -> Result<Vec<SegmentRef>, StoreError> {
-        self.wait_for_sealing()?;
+        while !self.in_flight.is_empty() {
+            self.wait_for_sealing()?;
+        }
         let builder = std::mem::take(&mut self.builder);
         if !builder.is_empty() {
             let (bytes, records, first, last) = builder.finish();
@@ -418,4 +427,47 @@ pub fn load_manifest(store: &Store, id: &str) -> Result<SnapshotManifest, StoreE
         id: id.to_string(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::backend::LocalBackend;
+    use crate::store::crypto::MasterKey;
+
+    #[test]
+    fn segments_sealed_on_the_side_come_back_complete_and_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::init(
+            Box::new(LocalBackend::new(dir.path())),
+            MasterKey::generate().expect("key"),
+        )
+        .expect("store");
+        // 64 KiB bodies: a segment every 64 records, so several wait to be sealed at once.
+        let records: Vec<(String, Vec<u8>)> = (0..450u32)
+            .map(|n| {
+                let body = format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(65_000));
+                (format!("001{n:015}"), body.into_bytes())
+            })
+            .collect();
+        let mut sink = SegmentSink::new(&store, "Account");
+        for (id, body) in &records {
+            sink.push(id, Some(body)).expect("push");
+        }
+        let segments = sink.finish().expect("finish");
+        assert!(segments.len() > SEALING_DEPTH + 2, "{}", segments.len());
+        assert!(segments.windows(2).all(|w| w[0].last < w[1].first));
+        assert_eq!(
+            segments.iter().map(|s| s.records).sum::<u64>(),
+            records.len() as u64
+        );
+        let entry = ObjectEntry {
+            base: segments,
+            ..ObjectEntry::default()
+        };
+        let read: Vec<(String, Vec<u8>)> = ObjectReader::new(&store, "Account", &entry)
+            .map(|r| r.expect("read"))
+            .collect();
+        assert_eq!(read, records);
+    }
 }
