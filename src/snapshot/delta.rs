@@ -130,7 +130,6 @@ impl Comparison {
 }
 
 pub struct DeltaWriter {
-    store: Store,
     object: String,
     comparison: Comparison,
     direct: SegmentSink,
@@ -152,7 +151,6 @@ impl DeltaWriter {
         sort_memory: usize,
     ) -> DeltaWriter {
         DeltaWriter {
-            store: store.clone(),
             object: object.to_string(),
             comparison: Comparison {
                 store: store.clone(),
@@ -190,7 +188,6 @@ impl DeltaWriter {
 
     pub fn finish(self) -> Result<WrittenDelta, StoreError> {
         let DeltaWriter {
-            store,
             object,
             mut comparison,
             direct,
@@ -207,6 +204,7 @@ impl DeltaWriter {
                 recent: comparison.recent,
             });
         };
+        let store = comparison.store.clone();
         let written = ObjectEntry {
             base: direct,
             ..ObjectEntry::default()
