@@ -109,8 +109,6 @@ impl BaseWriter {
 mod tests {
     use super::*;
     use crate::snapshot::sorter::RowSorter;
-    use crate::store::backend::LocalBackend;
-    use crate::store::crypto::MasterKey;
     use rstest::rstest;
 
     fn row(n: u64, version: u64, deleted: bool) -> Row {
@@ -149,12 +147,7 @@ mod tests {
         #[case] merges: bool,
         #[values(usize::MAX, 4096)] sort_memory: usize,
     ) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::init(
-            Box::new(LocalBackend::new(dir.path())),
-            MasterKey::generate().expect("key"),
-        )
-        .expect("store");
+        let (_dir, store) = crate::store::temporary();
         let ascending = (0..3000).map(|n| row(n, 1, n % 97 == 5)).collect();
         let rows = crate::snapshot::arrival::arriving(ascending, order);
         let mut writer = BaseWriter::new(&store, "Account", sort_memory);

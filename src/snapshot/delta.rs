@@ -254,8 +254,6 @@ impl DeltaWriter {
 mod tests {
     use super::*;
     use crate::snapshot::reader::Versioned;
-    use crate::store::backend::LocalBackend;
-    use crate::store::crypto::MasterKey;
     use rstest::rstest;
     use std::collections::BTreeMap;
 
@@ -344,12 +342,7 @@ mod tests {
         #[values(usize::MAX, 4096)] sort_memory: usize,
         #[values(false, true)] parent_lists_versions: bool,
     ) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::init(
-            Box::new(LocalBackend::new(dir.path())),
-            MasterKey::generate().expect("key"),
-        )
-        .expect("store");
+        let (_dir, store) = crate::store::temporary();
         let mut sink = SegmentSink::new(&store, "Account");
         let mut listed = RecentVersions::since(i64::MIN);
         for (id, body) in parent_records() {

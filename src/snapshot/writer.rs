@@ -432,17 +432,10 @@ pub fn load_manifest(store: &Store, id: &str) -> Result<SnapshotManifest, StoreE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::backend::LocalBackend;
-    use crate::store::crypto::MasterKey;
 
     #[test]
     fn segments_sealed_on_the_side_come_back_complete_and_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::init(
-            Box::new(LocalBackend::new(dir.path())),
-            MasterKey::generate().expect("key"),
-        )
-        .expect("store");
+        let (_dir, store) = crate::store::temporary();
         // 64 KiB bodies: a segment every 64 records, so several wait to be sealed at once.
         let records: Vec<(String, Vec<u8>)> = (0..450u32)
             .map(|n| {

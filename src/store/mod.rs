@@ -326,3 +326,15 @@ fn key_files(backend: &dyn Backend) -> Result<Vec<KeyFile>, StoreError> {
     }
     Ok(files)
 }
+
+/// A new store in a temporary directory (gone when the directory is dropped), for unit tests.
+#[cfg(test)]
+pub(crate) fn temporary() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::init(
+        Box::new(backend::LocalBackend::new(dir.path())),
+        crypto::MasterKey::generate().expect("a key"),
+    )
+    .expect("a new store");
+    (dir, store)
+}
