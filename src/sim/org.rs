@@ -154,7 +154,11 @@ impl Table {
         if kept as usize == before {
             return 0;
         }
-        self.records.retain(|r| !purge(r));
+        let mut at = 0;
+        self.records.retain(|_| {
+            at += 1;
+            moved[at - 1] != GONE
+        });
         self.purges.push(moved.into_boxed_slice());
         before - self.records.len()
     }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::org::{self, Value};
+use super::org;
 use super::server::{
     ApiError, State, admit, json_body, json_response, poisoned, version, with_limit_info,
 };
@@ -92,7 +92,7 @@ pub async fn read(
     let row = org.tables[index]
         .find(&id)
         .ok_or_else(ApiError::not_found)?;
-    if org.tables[index].records[row].values()[org::IS_DELETED] == Value::Bool(true) {
+    if org.tables[index].records[row].is_deleted() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "ENTITY_IS_DELETED",

@@ -582,7 +582,7 @@ pub async fn updated(
     let ids: Vec<String> = org.tables[index]
         .records
         .iter()
-        .filter(|r| r.values()[org::IS_DELETED] != Value::Bool(true))
+        .filter(|r| !r.is_deleted())
         .filter(|r| matches!(r.values()[stamp], Value::DateTime(t) if t >= start && t < end))
         .map(|r| r.id().to_string())
         .collect();

@@ -121,9 +121,9 @@ fn convert(org: &Org, field: &FieldDef, json: &Json) -> Result<Value, WriteError
                     .reference_to
                     .iter()
                     .any(|r| *r == org.catalog.objects[t].name)
-                    && org.tables[t].find(&id).is_some_and(|i| {
-                        org.tables[t].records[i].values()[org::IS_DELETED] != Value::Bool(true)
-                    })
+                    && org.tables[t]
+                        .find(&id)
+                        .is_some_and(|i| !org.tables[t].records[i].is_deleted())
             });
             if !exists {
                 return Err(WriteError::new(
@@ -276,11 +276,10 @@ fn check_unique(
         if !field.unique || *value == Value::Null {
             continue;
         }
-        let clash = org.tables[object].records.iter().find(|r| {
-            Some(&r.id) != own_id
-                && r.values()[*index] == *value
-                && r.values()[org::IS_DELETED] != Value::Bool(true)
-        });
+        let clash = org.tables[object]
+            .records
+            .iter()
+            .find(|r| Some(&r.id) != own_id && r.values()[*index] == *value && !r.is_deleted());
         if let Some(clash) = clash {
             return Err(WriteError::new(
                 "DUPLICATE_VALUE",
@@ -408,7 +407,7 @@ pub fn update(
     journal: &mut Journal,
 ) -> Result<(), WriteError> {
     let index = locate(org, object, id)?;
-    if org.tables[object].records[index].values()[org::IS_DELETED] == Value::Bool(true) {
+    if org.tables[object].records[index].is_deleted() {
         return Err(WriteError::new(
             "ENTITY_IS_DELETED",
             "entity is deleted",
@@ -437,7 +436,7 @@ pub fn delete(
     journal: &mut Journal,
 ) -> Result<(), WriteError> {
     let index = locate(org, object, id)?;
-    if org.tables[object].records[index].values()[org::IS_DELETED] == Value::Bool(true) {
+    if org.tables[object].records[index].is_deleted() {
         return Err(WriteError::new(
             "ENTITY_IS_DELETED",
             "entity is deleted",
@@ -463,7 +462,7 @@ pub fn delete(
             org.tables[child]
                 .records
                 .iter()
-                .filter(|r| r.values()[org::IS_DELETED] != Value::Bool(true))
+                .filter(|r| !r.is_deleted())
                 .filter(|r| matches!(&r.values()[field], Value::Text(p) if **p == *parent))
                 .map(|r| (child, r.id().to_string()))
                 .collect::<Vec<_>>()
@@ -482,7 +481,7 @@ pub fn undelete(
     journal: &mut Journal,
 ) -> Result<(), WriteError> {
     let index = locate(org, object, id)?;
-    if org.tables[object].records[index].values()[org::IS_DELETED] != Value::Bool(true) {
+    if !org.tables[object].records[index].is_deleted() {
         return Err(WriteError::new(
             "UNDELETE_FAILED",
             "Entity is not in the recycle bin",
@@ -539,7 +538,7 @@ pub fn upsert(
     let matches: Vec<String> = org.tables[object]
         .records
         .iter()
-        .filter(|r| r.values()[org::IS_DELETED] != Value::Bool(true))
+        .filter(|r| !r.is_deleted())
         .filter(
             |r| matches!(&r.values()[index], Value::Text(v) if v.eq_ignore_ascii_case(ext_value)),
         )

@@ -76,9 +76,9 @@ impl Sealer {
                 for mut bytes in incoming {
                     let blob = store.put_blob("segment", &bytes);
                     bytes.clear();
-                    if done.send((blob, bytes)).is_err() {
-                        return;
-                    }
+                    // A sink that stopped listening (abandoned) still has every segment it
+                    // handed over land before it lets go: see its Drop.
+                    let _ = done.send((blob, bytes));
                 }
             })?;
         Ok(Sealer {
@@ -209,8 +209,8 @@ impl SegmentSink {
 
 impl Drop for SegmentSink {
     fn drop(&mut self) {
-        // Finished or abandoned (a failed fetch): the segment in flight still lands before the
-        // writer's lock is let go, so a prune never races it.
+        // Finished or abandoned (a failed fetch): the segments in flight still land before the
+        // writer's lock is let go, so a prune never races them.
         if let Some(sealer) = self.sealer.take() {
             drop(sealer.segments);
             drop(sealer.sealed);
