@@ -27,6 +27,15 @@ pub enum Error {
         key_env: String,
         passphrase_env: String,
     },
+    #[error(
+        "the store {} is inside the checkout, which {ci} throws away after the job: backups kept there would be lost",
+        path.display()
+    )]
+    StoreInCheckout { path: PathBuf, ci: String },
+    #[error(
+        "the backup's data could not be pushed to the remote store ({detail}); nothing was committed to the state branch, so no snapshot of this run is reported"
+    )]
+    Unpublished { detail: String },
     #[error("{name} is not set")]
     MissingVariable { name: String, purpose: String },
     #[error("no task `{id}` in {}", dir.display())]
@@ -73,6 +82,8 @@ impl Error {
                 "set {passphrase_env} to the passphrase of one of the store's key files, or {key_env} to the store's raw key (`cairn key raw` prints it)"
             ),
             Error::MissingVariable { name, purpose } => format!("set {name} to {purpose}"),
+            Error::Unpublished { .. } => "check that the runner may push to the remote (a GitHub workflow needs `permissions: contents: write`), then run apply again: it backs up anew".to_string(),
+            Error::StoreInCheckout { .. } => "keep the store where it outlives the runner: `store: {git: {}}` in cairn.yaml keeps it on the remote's refs/cairn/store (small orgs), `store: {s3: {bucket: ...}}` in a bucket (large ones); a local store suits only a self-hosted runner, at a path outside the checkout (such as /var/lib/cairn/store)".to_string(),
             Error::NoSuchTask { known, .. } if known.is_empty() => {
                 "add a task under tasks/ (`cairn validate` lists what is wrong with the ones there)".to_string()
             }

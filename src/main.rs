@@ -16,7 +16,7 @@ use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
 use cairn::commands::report::{ReportOptions, report as html_report};
 use cairn::commands::restore::{RestoreOptions, restore};
-use cairn::commands::scaffold::{AddOptions, add_salesforce};
+use cairn::commands::scaffold::{AddOptions, StoreChoice, add_salesforce};
 use cairn::commands::schema::{SchemaKind, schema};
 use cairn::commands::search::{SearchOptions, search};
 use cairn::commands::sim::{ServeOptions, serve};
@@ -271,8 +271,10 @@ enum Command {
     },
     /// Create the encrypted store of a config repository and its first key file.
     ///
-    /// The passphrase comes from the variable named by `encryption.passphraseEnv`
-    /// (CAIRN_PASSPHRASE); a raw key in `encryption.keyEnv` (CAIRN_KEY) becomes the master key.
+    /// In a directory without cairn.yaml, writes a new config repository first, with the store
+    /// chosen by --store (asked on a terminal). The passphrase comes from the variable named by
+    /// `encryption.passphraseEnv` (CAIRN_PASSPHRASE); a raw key in `encryption.keyEnv`
+    /// (CAIRN_KEY) becomes the master key. A git store is pushed to the remote at once.
     Init {
         /// The config repository.
         #[arg(default_value = ".")]
@@ -280,6 +282,17 @@ enum Command {
         /// A name for the first key file, such as whose passphrase it is.
         #[arg(long, default_value = "initial")]
         label: String,
+        /// Where the backups go: git (the ref refs/cairn/store of this repository, pushed to its
+        /// remote; the default in a git repository), s3://BUCKET/PREFIX (large orgs), or
+        /// local:PATH (a directory that outlives the machine running apply).
+        #[arg(long, value_name = "STORE")]
+        store: Option<String>,
+        /// With an s3:// store: the endpoint of an S3-compatible service.
+        #[arg(long, value_name = "URL")]
+        s3_endpoint: Option<String>,
+        /// With an s3:// store: the bucket's region.
+        #[arg(long, value_name = "REGION")]
+        s3_region: Option<String>,
     },
     /// Add a backup task to the config repository.
     Add {
@@ -541,6 +554,49 @@ impl Color {
     }
 }
 
+/// The store `cairn init` writes into a new cairn.yaml: --store, else asked on a terminal,
+/// else None (the default for the directory).
+fn store_choice(
+    dir: &std::path::Path,
+    given: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+) -> Result<Option<StoreChoice>, String> {
+    let text = match given {
+        Some(text) => Some(text),
+        None if !dir.join("cairn.yaml").exists() && std::io::stdin().is_terminal() => {
+            let default = match StoreChoice::default_for(dir) {
+                StoreChoice::Git => "git".to_string(),
+                StoreChoice::Local(path) => format!("local:{path}"),
+                StoreChoice::S3 { .. } => String::new(),
+            };
+            eprint!(
+                "Where should the encrypted backups live?\n  git                 on this repository's remote (ref refs/cairn/store): nothing else to run\n  s3://BUCKET/PREFIX  in an S3 bucket: for large orgs\n  local:PATH          in a directory that outlives the machine running apply\nStore [{default}]: "
+            );
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("could not be read: {e}"))?;
+            let line = line.trim();
+            (!line.is_empty()).then(|| line.to_string())
+        }
+        None => None,
+    };
+    let mut choice = text.map(|t| t.parse::<StoreChoice>()).transpose()?;
+    if let Some(StoreChoice::S3 {
+        endpoint: e,
+        region: r,
+        ..
+    }) = &mut choice
+    {
+        *e = endpoint;
+        *r = region;
+    } else if endpoint.is_some() || region.is_some() {
+        return Err("--s3-endpoint and --s3-region go with an s3:// store".into());
+    }
+    Ok(choice)
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -788,14 +844,33 @@ fn main() -> ExitCode {
             },
             &process_env,
         )),
-        Command::Snapshots { dir, tasks, format } => report(snapshots(&SnapshotsOptions {
+        Command::Snapshots { dir, tasks, format } => report(snapshots(
+            &SnapshotsOptions {
+                dir,
+                tasks,
+                json: format == OutputFormat::Json,
+            },
+            &process_env,
+        )),
+        Command::Init {
             dir,
-            tasks,
-            json: format == OutputFormat::Json,
-        })),
-        Command::Init { dir, label } => {
+            label,
+            store,
+            s3_endpoint,
+            s3_region,
+        } => {
+            let store = match store_choice(&dir, store, s3_endpoint, s3_region) {
+                Ok(store) => store,
+                Err(problem) => {
+                    eprintln!(
+                        "error: --store {problem}\n  help: git keeps backups on this repository's remote; s3://BUCKET/PREFIX in a bucket; local:PATH in a directory"
+                    );
+                    return ExitCode::from(EXIT_ERROR);
+                }
+            };
             let options = InitOptions {
                 dir,
+                store,
                 label,
                 kdf: KdfParams::default(),
             };

@@ -1,6 +1,8 @@
 //! The encrypted store and snapshots over a real directory: round trips, incremental chains
 //! with compaction against a model, keys, tampering, and writes cut off at any point.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +14,7 @@ use cairn::store::backend::{Backend, LocalBackend};
 use cairn::store::crypto::MasterKey;
 use cairn::store::keys::KdfParams;
 use cairn::store::{Store, StoreError};
+use common::s3::{S3_KEY_ID, S3_SECRET, S3Server, s3_server};
 
 fn record(id: &str, generation: u64) -> Vec<u8> {
     format!("{{\"Id\":\"{id}\",\"Name\":\"Account {id}\",\"Generation\":{generation},\"Padding\":\"{}\"}}", "x".repeat(200)).into_bytes()
@@ -456,53 +459,6 @@ fn prune_frees_only_what_no_snapshot_uses_and_never_during_a_backup() {
     assert_eq!(store.unlock_all().expect("unlock"), 1);
 }
 
-/// A real S3-protocol server (s3s-fs), in-process on an ephemeral port, with one bucket.
-struct S3Server {
-    endpoint: String,
-    _runtime: tokio::runtime::Runtime,
-    _root: tempfile::TempDir,
-}
-
-const S3_KEY_ID: &str = "cairn-test-key-id";
-const S3_SECRET: &str = "cairn-test-secret";
-
-fn s3_server() -> S3Server {
-    let root = tempfile::tempdir().expect("dir");
-    std::fs::create_dir(root.path().join("backups")).expect("bucket");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
-    let endpoint = runtime.block_on(async {
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY_ID, S3_SECRET));
-        let service = builder.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let http =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let connection = http
-                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-        });
-        format!("http://{address}")
-    });
-    S3Server {
-        endpoint,
-        _runtime: runtime,
-        _root: root,
-    }
-}
-
 /// Where a test store lives, for each kind of backend.
 struct Place {
     kind: &'static str,
@@ -524,7 +480,7 @@ impl Place {
         match self.kind {
             "local" => Box::new(LocalBackend::new(self.dir.path().join("store"))),
             "git" => Box::new(
-                cairn::store::git::GitBackend::open(self.dir.path(), "refs/cairn/store")
+                cairn::store::git::GitBackend::open(self.dir.path(), "refs/cairn/store", None)
                     .expect("git backend"),
             ),
             "s3" => {

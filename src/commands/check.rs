@@ -1,11 +1,80 @@
-//! `cairn check`: verify a store's structure, and with `--read-data` its data.
+//! `cairn check`: verify a store's structure, and with `--read-data` its data; and compare the
+//! store with the state branch both ways, since a snapshot the state lists is a promise that
+//! the store holds it.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::store_access::{self, Env};
 use crate::error::Error;
-use crate::store::check::{self, ReadData, Severity};
+use crate::gitops::StateBranch;
+use crate::manifest::model::Repository;
+use crate::reconcile::status::TaskStatus;
+use crate::store::Store;
+use crate::store::check::{self, Finding, ReadData, Severity};
+
+/// Snapshots the state branch lists that the store lacks (errors: a backup reported as kept is
+/// gone), and snapshots in the store that no task's state lists (warnings: a run whose state
+/// was never committed or pushed).
+fn compare_with_state(
+    dir: &std::path::Path,
+    repository: &Repository,
+    store: &Store,
+) -> Result<Vec<Finding>, Error> {
+    let Ok(state) = StateBranch::open(dir, &repository.state.branch, &repository.state.remote)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut findings = Vec::new();
+    if let Err(e) = state.fetch() {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            what: format!("the state branch could not be fetched ({e}); the store was compared with the local copy"),
+            affects: Vec::new(),
+            next: "check that the remote is reachable, then run check again".into(),
+        });
+    }
+    let stored: std::collections::BTreeSet<String> = store.list_snapshots()?.into_iter().collect();
+    let mut listed = std::collections::BTreeSet::new();
+    for task in state.list("state")? {
+        let Some(bytes) = state.read(&TaskStatus::path(&task))? else {
+            continue;
+        };
+        let status = TaskStatus::parse(&bytes).map_err(|e| Error::Git {
+            path: std::path::PathBuf::from(TaskStatus::path(&task)),
+            message: format!("the state branch's status file is unreadable: {e}"),
+        })?;
+        for row in status.snapshots {
+            if !stored.contains(&row.id) {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    what: format!(
+                        "snapshot {} of task {task} ({}) is listed by the state branch but missing from the store",
+                        row.id, row.time
+                    ),
+                    affects: vec![format!("snapshot {} ({task})", row.id)],
+                    next: format!(
+                        "its data never reached this store or was removed from it; restore the store from a copy, or run `cairn apply --task {task} --now` for a new backup (the missing one cannot be read)"
+                    ),
+                });
+            }
+            listed.insert(row.id);
+        }
+    }
+    let unlisted: Vec<&String> = stored.iter().filter(|id| !listed.contains(*id)).collect();
+    if !unlisted.is_empty() {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            what: format!(
+                "{} snapshots in the store are listed by no task's state (a run that stopped before its state commit was pushed, or a purged task)",
+                unlisted.len()
+            ),
+            affects: unlisted.iter().map(|id| format!("snapshot {id}")).collect(),
+            next: "nothing is lost: the listed snapshots are whole; `cairn forget` applies retention to these too".into(),
+        });
+    }
+    Ok(findings)
+}
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -19,8 +88,12 @@ pub struct CheckOutcome {
 }
 
 pub fn check(options: &CheckOptions, env: Env<'_>) -> Result<CheckOutcome, Error> {
-    let store = store_access::open_dir(&options.dir, env)?;
-    let report = check::check(&store, options.read_data)?;
+    let repository = store_access::repository(&options.dir)?;
+    let store = store_access::open(&options.dir, &repository, env)?;
+    let mut report = check::check(&store, options.read_data)?;
+    report
+        .findings
+        .extend(compare_with_state(&options.dir, &repository, &store)?);
     let mut out = String::new();
     for finding in &report.findings {
         let level = match finding.severity {

@@ -189,6 +189,7 @@ pub async fn demo(
     git(&config, &["init", "--quiet", "-b", "main"])?;
     let created = init(
         &InitOptions {
+            store: None,
             dir: config.clone(),
             label: "demo".into(),
             kdf: KdfParams::default(),

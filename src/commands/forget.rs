@@ -97,5 +97,8 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
     } else {
         "removed; run `cairn prune` to free their data\n"
     });
+    if !options.dry_run {
+        out.push_str(&store_access::publish(&store)?);
+    }
     Ok(out)
 }

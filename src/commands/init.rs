@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::scaffold::StoreChoice;
 use super::store_access::{self, Env};
 use crate::error::Error;
 use crate::store::Store;
@@ -41,6 +42,8 @@ fn ignore_store_in_git(
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     pub dir: PathBuf,
+    /// Where the data goes, for a new config repository (default: `StoreChoice::default_for`).
+    pub store: Option<StoreChoice>,
     /// Names the first key file (whose passphrase it is).
     pub label: String,
     pub kdf: KdfParams,
@@ -50,10 +53,22 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
     // An empty (or new) directory becomes a config repository first.
     let mut scaffolded = String::new();
     if !options.dir.join("cairn.yaml").exists() {
-        for path in super::scaffold::scaffold_repository(&options.dir)? {
+        let store = options
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreChoice::default_for(&options.dir));
+        for path in super::scaffold::scaffold_repository(&options.dir, &store)? {
             scaffolded.push_str(&format!("Wrote {}\n", path.display()));
         }
         scaffolded.push_str("Add a task with `cairn add salesforce --name \"Acme Production\" --environment production`.\n");
+    } else if options.store.is_some() {
+        return Err(Error::Usage {
+            message: format!(
+                "{} exists already, and its `store` section says where the data goes",
+                options.dir.join("cairn.yaml").display()
+            ),
+            next: "edit `store` in cairn.yaml, then run `cairn init` without --store".into(),
+        });
     }
     let repository = store_access::repository(&options.dir)?;
     let encryption = &repository.encryption;
@@ -96,6 +111,43 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
             "Added {entry} to .gitignore: the store stays out of the config repository's history.\n"
         ));
     }
+    match store.publish()? {
+        Some(done) => out.push_str(&format!(
+            "{done}: every clone and CI runner of this repository finds the store there.\n"
+        )),
+        None if matches!(repository.store, crate::manifest::model::Store::Git(_)) => {
+            out.push_str(&format!(
+                "The store is on {} of this repository. Once it has a remote, push it with\n  git push {} {}\n(`cairn apply` pushes it after every backup).\n",
+                store.location(),
+                repository.state.remote,
+                git_store_ref(&repository)
+            ));
+        }
+        None => {}
+    }
+    if let Some(path) = store_access::store_inside_checkout(&options.dir, &repository)
+        && applies_in_ci(&options.dir)?
+    {
+        out.push_str(&format!(
+            "warning: a workflow runs `cairn apply`, but the store {} is inside the checkout, which a CI runner throws away after every job; apply refuses to run there. Use `store: {{git: {{}}}}` or s3 in cairn.yaml, or a path outside the checkout on a self-hosted runner.\n",
+            path.display()
+        ));
+    }
     out.push_str("Keep a copy of the passphrase or the raw key somewhere safe: without them the backups cannot be read.\n");
     Ok(scaffolded + &out)
+}
+
+fn git_store_ref(repository: &crate::manifest::model::Repository) -> String {
+    match &repository.store {
+        crate::manifest::model::Store::Git(git) => git.reference.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Whether one of the repository's workflows runs `cairn apply`.
+fn applies_in_ci(dir: &std::path::Path) -> Result<bool, Error> {
+    let tree = crate::manifest::ConfigTree::work_tree(dir)?;
+    Ok(crate::manifest::workflows::read(&tree)?
+        .iter()
+        .any(|w| w.runs_apply))
 }

@@ -18,8 +18,10 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<Stri
     let created = crate::time::format_datetime_z(crate::time::now_ms());
     let file = store.add_key_file(&passphrase, label, kdf, &created)?;
     Ok(format!(
-        "Added key file keys/{}.key (\"{}\").\n",
-        file.id, file.label
+        "Added key file keys/{}.key (\"{}\").\n{}",
+        file.id,
+        file.label,
+        store_access::publish(&store)?
     ))
 }
 
@@ -38,7 +40,10 @@ pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
 pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<String, Error> {
     let store = store_access::open_dir(dir, env)?;
     store.remove_key_file(id)?;
-    Ok(format!("Removed key file keys/{id}.key.\n"))
+    Ok(format!(
+        "Removed key file keys/{id}.key.\n{}",
+        store_access::publish(&store)?
+    ))
 }
 
 /// The raw master key, for a CI secret. It opens the store without any passphrase.

@@ -12,11 +12,7 @@ const REPOSITORY: &str = r#"# yaml-language-server: $schema=https://raw.githubus
 apiVersion: cairn/v1
 kind: Repository
 
-# Encrypted backup data lives here (kept out of git). For a team, use s3: or git: instead.
-store:
-  local:
-    path: .cairn/store
-
+{store}
 encryption:
   keyFiles: [keys/]
   passphraseEnv: CAIRN_PASSPHRASE   # opens a key file
@@ -39,6 +35,117 @@ defaults:
     keepAtLeastGood: 3
 "#;
 
+/// Where a new config repository keeps its encrypted data (`cairn init --store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The ref refs/cairn/store of the config repository, pushed to its remote.
+    Git,
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+    },
+    /// A directory, relative to the config repository or absolute.
+    Local(String),
+}
+
+impl std::str::FromStr for StoreChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text == "git" {
+            return Ok(StoreChoice::Git);
+        }
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err("s3:// needs a bucket, as in s3://my-backups/acme".into());
+            }
+            let prefix = prefix.trim_matches('/');
+            return Ok(StoreChoice::S3 {
+                bucket: bucket.to_string(),
+                prefix: if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                },
+                endpoint: None,
+                region: None,
+            });
+        }
+        if let Some(path) = text.strip_prefix("local:")
+            && !path.trim().is_empty()
+        {
+            return Ok(StoreChoice::Local(path.trim().to_string()));
+        }
+        Err(format!(
+            "`{text}`: use git, s3://BUCKET/PREFIX or local:PATH"
+        ))
+    }
+}
+
+impl StoreChoice {
+    /// The default for a new config repository: the git store where there is a git
+    /// repository to keep it (zero infrastructure, and it outlives any CI runner once pushed),
+    /// else a local directory.
+    pub fn default_for(dir: &Path) -> StoreChoice {
+        if git2::Repository::discover(dir).is_ok() {
+            StoreChoice::Git
+        } else {
+            StoreChoice::Local(".cairn/store".into())
+        }
+    }
+
+    /// Its `store:` section of cairn.yaml, with a comment on when to choose another.
+    fn yaml(&self) -> String {
+        let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
+        match self {
+            StoreChoice::Git => "# Encrypted backup data lives on the ref refs/cairn/store of this repository;\n# `cairn apply` pushes it to the state remote before the state that names it. Past a\n# few GiB of backups (see the README), move to s3.\nstore:\n  git: {}\n".to_string(),
+            StoreChoice::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+            } => {
+                let mut text = format!(
+                    "# Encrypted backup data lives in this bucket; credentials come from\n# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.\nstore:\n  s3:\n    bucket: {}\n    prefix: {}\n",
+                    quote(bucket),
+                    quote(prefix)
+                );
+                match region {
+                    Some(region) => text.push_str(&format!("    region: {}\n", quote(region))),
+                    None => text.push_str("    # region: eu-west-1\n"),
+                }
+                match endpoint {
+                    Some(endpoint) => {
+                        text.push_str(&format!("    endpoint: {}\n", quote(endpoint)))
+                    }
+                    None => text.push_str(
+                        "    # endpoint: https://s3.example.com   # an S3-compatible service\n",
+                    ),
+                }
+                text
+            }
+            StoreChoice::Local(path) => format!(
+                "# Encrypted backup data lives in this directory (kept out of git). It must outlive\n# the machine that runs `cairn apply`: on a CI runner use git or s3 instead.\nstore:\n  local:\n    path: {}\n",
+                quote(path)
+            ),
+        }
+    }
+
+    /// The variables the scheduled workflow must give `cairn apply` for this store.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut names = vec!["CAIRN_KEY".to_string()];
+        if matches!(self, StoreChoice::S3 { .. }) {
+            names.push("AWS_ACCESS_KEY_ID".into());
+            names.push("AWS_SECRET_ACCESS_KEY".into());
+        }
+        names
+    }
+}
+
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
@@ -59,20 +166,24 @@ fn create(path: &Path, text: &str) -> Result<(), Error> {
         .map_err(io(path))
 }
 
-/// A new config repository in `dir`: cairn.yaml, a template to customise and the GitHub
-/// workflows. Returns the files written.
-pub fn scaffold_repository(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+/// A new config repository in `dir`: cairn.yaml with the chosen store, a template to
+/// customise and the GitHub workflows, whose apply step is given the store's secrets. Returns
+/// the files written.
+pub fn scaffold_repository(dir: &Path, store: &StoreChoice) -> Result<Vec<PathBuf>, Error> {
+    let repository = REPOSITORY.replace("{store}", &store.yaml());
+    let apply = map_secrets(
+        include_str!("../../examples/workflows/apply.yml"),
+        &store.secrets(),
+    )
+    .unwrap_or_else(|| include_str!("../../examples/workflows/apply.yml").to_string());
     let files: [(&str, &str); 4] = [
-        ("cairn.yaml", REPOSITORY),
+        ("cairn.yaml", &repository),
         ("templates/run-summary.md.j2", crate::notify::BUILTIN[0].1),
         (
             ".github/workflows/cairn-plan.yml",
             include_str!("../../examples/workflows/plan.yml"),
         ),
-        (
-            ".github/workflows/cairn-apply.yml",
-            include_str!("../../examples/workflows/apply.yml"),
-        ),
+        (".github/workflows/cairn-apply.yml", &apply),
     ];
     let mut written = Vec::new();
     for (rel, text) in files {
@@ -82,6 +193,121 @@ pub fn scaffold_repository(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     }
     std::fs::create_dir_all(dir.join("tasks")).map_err(io(dir))?;
     Ok(written)
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn is_content(line: &str) -> bool {
+    let trimmed = line.trim();
+    !trimmed.is_empty() && !trimmed.starts_with('#')
+}
+
+/// The workflow text with `names` mapped from secrets in the `env:` of the step that runs
+/// `cairn apply` through the action (`command: apply`), keeping everything else as written.
+/// None when no such step is found; names mapped already are left alone.
+pub fn map_secrets(workflow: &str, names: &[String]) -> Option<String> {
+    let value: serde_json::Value = serde_yaml::from_str(workflow).ok()?;
+    let parsed = crate::manifest::workflows::parse(String::new(), &value);
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !parsed.mapped.contains(*n))
+        .collect();
+    let lines: Vec<&str> = workflow.lines().collect();
+    let command = lines.iter().position(|l| {
+        let t = l.trim();
+        t == "command: apply"
+            || t == "command: \"apply\""
+            || t == "command: 'apply'"
+            || t.starts_with("command: apply ")
+    })?;
+    // The step item ("- uses: ...") that holds it, and the step's end.
+    let start = (0..command)
+        .rev()
+        .find(|&i| lines[i].trim_start().starts_with("- "))?;
+    let item = indent(lines[start]);
+    let keys = item + 2;
+    let end = (command + 1..lines.len())
+        .find(|&i| is_content(lines[i]) && indent(lines[i]) <= item)
+        .unwrap_or(lines.len());
+    if missing.is_empty() {
+        return Some(workflow.to_string());
+    }
+    let env = (start + 1..end).find(|&i| indent(lines[i]) == keys && lines[i].trim() == "env:");
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    match env {
+        Some(env) => {
+            let entries = (env + 1..end)
+                .filter(|&i| is_content(lines[i]))
+                .take_while(|&i| indent(lines[i]) > keys)
+                .collect::<Vec<_>>();
+            let entry_indent = entries.first().map_or(keys + 2, |&i| indent(lines[i]));
+            let after = entries.last().map_or(env + 1, |&i| i + 1);
+            for (k, name) in missing.iter().enumerate() {
+                out.insert(
+                    after + k,
+                    format!(
+                        "{}{name}: ${{{{ secrets.{name} }}}}",
+                        " ".repeat(entry_indent)
+                    ),
+                );
+            }
+        }
+        None => {
+            // After the step's last line of content.
+            let after = (start..end).rev().find(|&i| is_content(lines[i]))? + 1;
+            let mut block = vec![format!("{}env:", " ".repeat(keys))];
+            block.extend(
+                missing.iter().map(|name| {
+                    format!("{}{name}: ${{{{ secrets.{name} }}}}", " ".repeat(keys + 2))
+                }),
+            );
+            for (k, line) in block.into_iter().enumerate() {
+                out.insert(after + k, line);
+            }
+        }
+    }
+    let mut text = out.join("\n");
+    if workflow.ends_with('\n') {
+        text.push('\n');
+    }
+    Some(text)
+}
+
+/// Maps `names` in every workflow of `dir` that runs `cairn apply`; says what it did, or what
+/// to add by hand where the step could not be found.
+fn map_secrets_in_workflows(dir: &Path, names: &[String]) -> Result<String, Error> {
+    let tree = crate::manifest::ConfigTree::work_tree(dir)?;
+    let mut said = String::new();
+    for workflow in crate::manifest::workflows::read(&tree)? {
+        if !workflow.runs_apply {
+            continue;
+        }
+        let path = dir.join(&workflow.rel);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let lines = names
+            .iter()
+            .map(|n| format!("  {n}: ${{{{ secrets.{n} }}}}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        match map_secrets(&text, names) {
+            Some(updated) if updated != text => {
+                std::fs::write(&path, updated).map_err(io(&path))?;
+                said.push_str(&format!(
+                    "Mapped {} in {} (the step that runs cairn apply).\n",
+                    names.join(", "),
+                    workflow.rel
+                ));
+            }
+            Some(_) => {}
+            None => said.push_str(&format!(
+                "{} runs cairn apply in a step this command cannot edit: add to its env:\n{lines}\n",
+                workflow.rel
+            )),
+        }
+    }
+    Ok(said)
 }
 
 #[derive(Debug, Clone)]
@@ -157,8 +383,15 @@ alerts:
         });
     }
     create(&path, &text)?;
+    let mapped = map_secrets_in_workflows(
+        &options.dir,
+        &[
+            format!("SF_{variable}_CLIENT_ID"),
+            format!("SF_{variable}_REFRESH_TOKEN"),
+        ],
+    )?;
     let next = format!(
-        "Wrote {}.\nNext: set SF_{variable}_CLIENT_ID to your connected app's consumer key, then run\n  cairn auth login --task {id}\nand store the refresh token it prints as SF_{variable}_REFRESH_TOKEN. `cairn plan` shows the new task.\n",
+        "Wrote {}.\n{mapped}Next: set SF_{variable}_CLIENT_ID to your connected app's consumer key, then run\n  cairn auth login --task {id}\nand store the refresh token it prints as SF_{variable}_REFRESH_TOKEN (for GitHub Actions, both as repository secrets). `cairn plan` shows the new task.\n",
         path.display()
     );
     Ok((id, next))

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::manifest::model::{Repository, Store as StoreSetting};
 use crate::manifest::{ConfigTree, load};
 use crate::store::backend::{Backend, LocalBackend};
-use crate::store::git::GitBackend;
+use crate::store::git::{GitBackend, GitRemote};
 use crate::store::s3::{S3Backend, S3Settings};
 use crate::store::{Store, keys};
 
@@ -38,13 +38,69 @@ pub fn local_store_dir(dir: &Path, repository: &Repository) -> Option<PathBuf> {
     }
 }
 
+/// A local store that lies inside the git work tree holding `dir`: the place a CI runner's
+/// checkout throws away after every job. None for a store elsewhere, or another backend.
+pub fn store_inside_checkout(dir: &Path, repository: &Repository) -> Option<PathBuf> {
+    let local = local_store_dir(dir, repository)?;
+    let repo = git2::Repository::discover(dir).ok()?;
+    let workdir = std::fs::canonicalize(repo.workdir()?).ok()?;
+    let absolute = normalise(
+        &std::fs::canonicalize(dir)
+            .ok()?
+            .join(local.strip_prefix(dir).unwrap_or(&local)),
+    );
+    absolute.starts_with(&workdir).then_some(local)
+}
+
+/// `a/b/../c` as `a/c`, without touching the disk (the store may not exist yet).
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The CI service whose runner is running this, when it is one that throws its checkout away
+/// (and `git clean`s it even on a self-hosted machine).
+pub fn ephemeral_ci(env: Env<'_>) -> Option<&'static str> {
+    if env("GITHUB_ACTIONS").as_deref() == Some("true") {
+        Some("GitHub Actions")
+    } else if env("GITLAB_CI").is_some() {
+        Some("GitLab CI")
+    } else {
+        None
+    }
+}
+
 pub fn backend(
     dir: &Path,
     repository: &Repository,
     env: Env<'_>,
 ) -> Result<Box<dyn Backend>, Error> {
+    if let Some(ci) = ephemeral_ci(env)
+        && let Some(path) = store_inside_checkout(dir, repository)
+    {
+        return Err(Error::StoreInCheckout {
+            path,
+            ci: ci.to_string(),
+        });
+    }
     match &repository.store {
-        StoreSetting::Git(git) => Ok(Box::new(GitBackend::open(dir, &git.reference)?)),
+        StoreSetting::Git(git) => Ok(Box::new(GitBackend::open(
+            dir,
+            &git.reference,
+            Some(GitRemote {
+                name: repository.state.remote.clone(),
+                push: repository.state.push,
+            }),
+        )?)),
         StoreSetting::S3(s3) => {
             let secret = |name: &str, purpose: &str| {
                 env(name).ok_or_else(|| Error::MissingVariable {
@@ -85,4 +141,13 @@ pub fn open(dir: &Path, repository: &Repository, env: Env<'_>) -> Result<Store, 
 /// The store of the config repository in `dir`, opened with the key from the environment.
 pub fn open_dir(dir: &Path, env: Env<'_>) -> Result<Store, Error> {
     open(dir, &repository(dir)?, env)
+}
+
+/// Pushes what a command wrote to where other machines read the store (the git store's ref to
+/// its remote), and says so in a line; nothing for a store whose writes are durable already.
+pub fn publish(store: &Store) -> Result<String, Error> {
+    Ok(match store.publish()? {
+        Some(done) => format!("{done}.\n"),
+        None => String::new(),
+    })
 }

@@ -98,7 +98,9 @@ pub fn load(tree: &ConfigTree) -> Result<LoadedConfig, Error> {
             template_sources.insert(name.clone(), text);
         }
     }
+    let workflows = super::workflows::read(tree)?;
     let context = RuleContext {
+        workflows: &workflows,
         templates: &templates,
         template_sources,
         templates_display: format!("{}/", tree.display(TEMPLATES_DIR)),

@@ -11,6 +11,7 @@ pub mod schema;
 pub mod span;
 pub mod suggest;
 pub mod tree;
+pub mod workflows;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Severity};

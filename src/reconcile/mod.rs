@@ -61,6 +61,9 @@ pub struct ApplyOutcome {
     /// The state commit, when one was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// What made the store's new data durable beyond this machine (the git store's push).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_published: Option<String>,
     pub pushed: bool,
     #[serde(skip)]
     pub fail_on_alert: bool,
@@ -114,6 +117,9 @@ impl ApplyOutcome {
                     );
                 }
             }
+        }
+        if let Some(published) = &self.store_published {
+            let _ = writeln!(out, "store: {published}");
         }
         match &self.commit {
             Some(commit) => {
@@ -201,6 +207,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         return Ok(ApplyOutcome {
             results,
             commit: None,
+            store_published: None,
             pushed: false,
             fail_on_alert: options.fail_on_alert,
             deliveries: Vec::new(),
@@ -249,6 +256,11 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             }
         }
     }
+    // Store first, then state: a state commit never names data the remote lacks, and no
+    // success is reported for data that exists only on this machine.
+    let store_published = store.publish().map_err(|e| Error::Unpublished {
+        detail: e.to_string(),
+    })?;
     let message = commit_message(&results, &now);
     let commit = state.commit(&changes, &message)?;
     let mut pushed = false;
@@ -259,6 +271,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
     Ok(ApplyOutcome {
         results,
         commit: commit.map(|c| c.to_string()),
+        store_published,
         pushed,
         fail_on_alert: options.fail_on_alert,
         deliveries,
@@ -601,6 +614,18 @@ async fn run_backup(
         }
         format!("{e}; {}", e.guidance())
     })?;
+    crate::snapshot::writer::verify_written(
+        context.store,
+        &outcome.snapshot,
+        parent.as_ref().map(|(_, m)| m),
+    )
+    .map_err(|e| {
+        format!(
+            "snapshot {} does not read back from the store: {e}; {}",
+            outcome.snapshot,
+            e.guidance()
+        )
+    })?;
     let mut changes = Vec::new();
     let dir = format!("state/{}", task.id);
     let sealed = context
@@ -608,7 +633,12 @@ async fn run_backup(
         .backend()
         .get(&crate::store::snapshot_path(&outcome.snapshot))
         .map_err(|e| e.to_string())?
-        .unwrap_or_default();
+        .ok_or_else(|| {
+            format!(
+                "snapshot {} vanished from the store while the run committed it",
+                outcome.snapshot
+            )
+        })?;
     changes.push(Change::write(
         format!("{dir}/snapshots/{}.enc", outcome.snapshot),
         sealed,

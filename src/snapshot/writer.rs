@@ -429,6 +429,34 @@ pub fn load_manifest(store: &Store, id: &str) -> Result<SnapshotManifest, StoreE
     })
 }
 
+/// Reads back a snapshot just written before anyone is told it succeeded: its manifest opens,
+/// and every blob it needs that its parent did not is in the store. The parent's blobs were
+/// verified when it was written, so the cost follows the change, not the org.
+pub fn verify_written(
+    store: &Store,
+    id: &str,
+    parent: Option<&SnapshotManifest>,
+) -> Result<SnapshotManifest, StoreError> {
+    let manifest = load_manifest(store, id)?;
+    let inherited: std::collections::HashSet<&str> = parent
+        .into_iter()
+        .flat_map(|p| p.objects.values())
+        .flat_map(ObjectEntry::blobs)
+        .collect();
+    let mut checked = std::collections::HashSet::new();
+    for blob in manifest.objects.values().flat_map(ObjectEntry::blobs) {
+        if inherited.contains(blob) || !checked.insert(blob) {
+            continue;
+        }
+        if !store.blob_exists(blob)? {
+            return Err(StoreError::MissingBlob {
+                id: blob.to_string(),
+            });
+        }
+    }
+    Ok(manifest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

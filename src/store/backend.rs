@@ -18,6 +18,12 @@ pub trait Backend: Send + Sync {
     fn delete(&self, path: &str) -> Result<(), StoreError>;
     /// Where the store is, for messages.
     fn location(&self) -> String;
+    /// Makes what was written durable where other machines read it, for a backend whose
+    /// writes are first local (the git store pushes its ref). Returns what it did, or None
+    /// when every write was durable already.
+    fn publish(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// A directory on local disk.

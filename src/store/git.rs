@@ -1,7 +1,12 @@
 //! A store on a dedicated ref of a git repository (`refs/cairn/store` by default), so a small
 //! org needs nothing but a private repository. Each write is a commit on that ref; the ref moves
 //! by compare-and-swap, so a write is atomic and two writers cannot lose each other's objects.
-//! Pushing the ref to a remote is the state commit's job (`git push origin refs/cairn/store`).
+//!
+//! A CI runner's clone is thrown away after the job, so the ref lives on the remote: opening the
+//! store fetches it and merges it into the local ref, and `publish` pushes it (merging again when
+//! another runner pushed first) before any state commit names its data. Blobs and snapshot
+//! manifests are immutable and content-addressed, so two writers' trees merge without real
+//! conflicts: where both wrote one path, either copy is right, and ours is kept.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,22 +20,296 @@ pub struct GitBackend {
     repo: Mutex<Repository>,
     reference: String,
     path: PathBuf,
+    remote: Option<GitRemote>,
 }
+
+/// The remote the store's ref is shared through.
+#[derive(Debug, Clone)]
+pub struct GitRemote {
+    pub name: String,
+    /// Whether `publish` pushes (cairn.yaml's `state.push`).
+    pub push: bool,
+}
+
+/// Rejected pushes replayed (fetch, merge, push again) before giving up.
+const PUSH_ATTEMPTS: usize = 6;
 
 /// Attempts to move the ref before giving up on a store that many writers contend for.
 const MAX_RETRIES: usize = 20;
 
 impl GitBackend {
-    /// The git repository that contains `dir`, storing under `reference`.
-    pub fn open(dir: &Path, reference: &str) -> Result<GitBackend, StoreError> {
+    /// The git repository that contains `dir`, storing under `reference`. With a remote that
+    /// the repository knows, the remote's ref is fetched and merged first, so a fresh clone
+    /// sees every blob that any runner pushed.
+    pub fn open(
+        dir: &Path,
+        reference: &str,
+        remote: Option<GitRemote>,
+    ) -> Result<GitBackend, StoreError> {
         let repo = Repository::discover(dir).map_err(|e| StoreError::Backend {
             location: dir.display().to_string(),
             message: format!("the git store needs a git repository: {}", e.message()),
         })?;
-        Ok(GitBackend {
+        let remote = remote.filter(|r| repo.find_remote(&r.name).is_ok());
+        let backend = GitBackend {
             repo: Mutex::new(repo),
             reference: reference.to_string(),
             path: dir.to_path_buf(),
+            remote,
+        };
+        if backend.remote.is_some() {
+            backend.fetch()?;
+        }
+        Ok(backend)
+    }
+
+    /// Where the remote's copy of the ref is kept: `refs/remotes/<remote>/cairn/store` for
+    /// `refs/cairn/store`.
+    fn tracking_ref(&self, remote: &str) -> String {
+        format!(
+            "refs/remotes/{remote}/{}",
+            self.reference.trim_start_matches("refs/")
+        )
+    }
+
+    fn workdir(&self) -> Result<PathBuf, StoreError> {
+        let repo = self.repo()?;
+        Ok(repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo.path().to_path_buf()))
+    }
+
+    /// Runs the `git` command, which knows the user's credentials and transports.
+    fn git(&self, args: &[&str]) -> Result<std::process::Output, StoreError> {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(self.workdir()?)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .map_err(|e| StoreError::Backend {
+                location: self.location(),
+                message: format!("cannot run git ({e}); install git"),
+            })
+    }
+
+    /// Brings the remote's ref into its tracking ref and merges it into the local one. A
+    /// remote without the ref yet (before the first push) is not an error.
+    fn fetch(&self) -> Result<(), StoreError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let tracking = self.tracking_ref(&remote.name);
+        let refspec = format!("+{}:{tracking}", self.reference);
+        let output = self.git(&["fetch", "--quiet", "--no-tags", &remote.name, &refspec])?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            if stderr.contains("couldn't find remote ref") {
+                return Ok(());
+            }
+            return Err(StoreError::Backend {
+                location: self.location(),
+                message: format!(
+                    "fetching {} from {} failed: {}",
+                    self.reference,
+                    remote.name,
+                    stderr.trim()
+                ),
+            });
+        }
+        self.merge_from(&tracking)
+    }
+
+    /// Makes the local ref contain everything `other` has: fast-forward where one contains the
+    /// other, else a merge commit whose tree holds both sides' objects.
+    fn merge_from(&self, other: &str) -> Result<(), StoreError> {
+        let repo = self.repo()?;
+        let theirs = match repo.find_reference(other) {
+            Ok(reference) => reference.peel_to_commit().map_err(|e| self.error(e))?,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(()),
+            Err(e) => return Err(self.error(e)),
+        };
+        for _ in 0..MAX_RETRIES {
+            let ours = self.head(&repo)?.map(|(oid, _)| oid);
+            let target = match ours {
+                None => theirs.id(),
+                Some(ours) if ours == theirs.id() => return Ok(()),
+                Some(ours) => {
+                    if repo
+                        .graph_descendant_of(ours, theirs.id())
+                        .map_err(|e| self.error(e))?
+                    {
+                        return Ok(());
+                    }
+                    if repo
+                        .graph_descendant_of(theirs.id(), ours)
+                        .map_err(|e| self.error(e))?
+                    {
+                        theirs.id()
+                    } else {
+                        self.merge_commit(&repo, ours, &theirs)?
+                    }
+                }
+            };
+            let moved = match ours {
+                Some(old) => repo.reference_matching(
+                    &self.reference,
+                    target,
+                    true,
+                    old,
+                    "cairn store: merge the remote's objects",
+                ),
+                None => repo.reference(
+                    &self.reference,
+                    target,
+                    false,
+                    "cairn store: the remote's objects",
+                ),
+            };
+            match moved {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        Err(StoreError::Backend {
+            location: self.location(),
+            message: format!("{} kept moving; try again", self.reference),
+        })
+    }
+
+    /// A commit with both histories as parents and both trees merged. A path that both sides
+    /// wrote differently holds the same content sealed twice (or a lock of one runner's), so
+    /// ours is kept; a path one side removed (prune, forget) stays removed.
+    fn merge_commit(
+        &self,
+        repo: &Repository,
+        ours: Oid,
+        theirs: &git2::Commit<'_>,
+    ) -> Result<Oid, StoreError> {
+        let fail = |e: git2::Error| self.error(e);
+        let our_commit = repo.find_commit(ours).map_err(fail)?;
+        let base_tree = match repo.merge_base(ours, theirs.id()) {
+            Ok(base) => Some(
+                repo.find_commit(base)
+                    .and_then(|c| c.tree())
+                    .map_err(fail)?,
+            ),
+            Err(e) if e.code() == ErrorCode::NotFound => None,
+            Err(e) => return Err(fail(e)),
+        };
+        let empty;
+        let ancestor = match &base_tree {
+            Some(tree) => tree,
+            None => {
+                let oid = repo
+                    .treebuilder(None)
+                    .and_then(|b| b.write())
+                    .map_err(fail)?;
+                empty = repo.find_tree(oid).map_err(fail)?;
+                &empty
+            }
+        };
+        let mut index = repo
+            .merge_trees(
+                ancestor,
+                &our_commit.tree().map_err(fail)?,
+                &theirs.tree().map_err(fail)?,
+                None,
+            )
+            .map_err(fail)?;
+        if index.has_conflicts() {
+            let conflicts: Vec<git2::IndexConflict> = index
+                .conflicts()
+                .map_err(fail)?
+                .collect::<Result<_, _>>()
+                .map_err(fail)?;
+            for conflict in conflicts {
+                let Some(path) = conflict
+                    .our
+                    .as_ref()
+                    .or(conflict.their.as_ref())
+                    .or(conflict.ancestor.as_ref())
+                    .map(|e| e.path.clone())
+                else {
+                    continue;
+                };
+                let path = String::from_utf8_lossy(&path).into_owned();
+                index.conflict_remove(Path::new(&path)).map_err(fail)?;
+                if let Some(mut entry) = conflict.our.or(conflict.their) {
+                    // Stage 0: resolved.
+                    entry.flags &= !0x3000;
+                    index.add(&entry).map_err(fail)?;
+                }
+            }
+        }
+        let tree = index.write_tree_to(repo).map_err(fail)?;
+        let tree = repo.find_tree(tree).map_err(fail)?;
+        let signature = Signature::now("cairn", "cairn@localhost").map_err(fail)?;
+        repo.commit(
+            None,
+            &signature,
+            &signature,
+            "cairn store: merge objects written by another runner",
+            &tree,
+            &[&our_commit, theirs],
+        )
+        .map_err(fail)
+    }
+
+    /// Pushes the ref to the remote; a rejection (another runner pushed first) fetches and
+    /// merges their objects, then pushes again. Returns the remote's name when it pushed.
+    fn push(&self) -> Result<Option<String>, StoreError> {
+        let Some(remote) = self.remote.as_ref().filter(|r| r.push) else {
+            return Ok(None);
+        };
+        let local = {
+            let repo = self.repo()?;
+            self.head(&repo)?.map(|(oid, _)| oid)
+        };
+        let Some(mut local) = local else {
+            return Ok(None);
+        };
+        let tracking = self.tracking_ref(&remote.name);
+        let refspec = format!("{0}:{0}", self.reference);
+        let mut last = String::new();
+        for _ in 0..PUSH_ATTEMPTS {
+            {
+                let repo = self.repo()?;
+                let seen = repo.find_reference(&tracking).ok().and_then(|r| r.target());
+                if seen == Some(local) {
+                    return Ok(Some(remote.name.clone()));
+                }
+            }
+            let output = self.git(&["push", "--quiet", &remote.name, &refspec])?;
+            if output.status.success() {
+                let repo = self.repo()?;
+                repo.reference(&tracking, local, true, "cairn store: pushed")
+                    .map_err(|e| self.error(e))?;
+                return Ok(Some(remote.name.clone()));
+            }
+            last = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            self.fetch()?;
+            let repo = self.repo()?;
+            local = match self.head(&repo)? {
+                Some((oid, _)) => oid,
+                None => break,
+            };
+        }
+        Err(StoreError::Backend {
+            location: self.location(),
+            message: format!(
+                "pushing {} to {} failed after {PUSH_ATTEMPTS} attempts: {last}",
+                self.reference, remote.name
+            ),
         })
     }
 
@@ -248,5 +527,11 @@ impl Backend for GitBackend {
 
     fn location(&self) -> String {
         format!("{} in {}", self.reference, self.path.display())
+    }
+
+    fn publish(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .push()?
+            .map(|remote| format!("{} pushed to {remote}", self.reference)))
     }
 }

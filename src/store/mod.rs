@@ -197,6 +197,12 @@ impl Store {
         self.backend.location()
     }
 
+    /// Makes every write so far durable where other machines read the store (the git store
+    /// pushes its ref); see `Backend::publish`.
+    pub fn publish(&self) -> Result<Option<String>, StoreError> {
+        self.backend.publish()
+    }
+
     pub fn master_key(&self) -> &MasterKey {
         &self.master
     }

@@ -27,7 +27,8 @@ pub struct S3Backend {
     store: AmazonS3,
     prefix: String,
     location: String,
-    runtime: tokio::runtime::Runtime,
+    /// Always Some until dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl S3Backend {
@@ -72,7 +73,7 @@ impl S3Backend {
             store,
             prefix,
             location,
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -89,8 +90,14 @@ impl S3Backend {
         &self,
         operation: impl Future<Output = Result<T, object_store::Error>> + Send,
     ) -> Result<T, StoreError> {
-        let outcome =
-            std::thread::scope(|scope| scope.spawn(|| self.runtime.block_on(operation)).join());
+        let outcome = std::thread::scope(|scope| {
+            scope
+                .spawn(|| match &self.runtime {
+                    Some(runtime) => runtime.block_on(operation),
+                    None => unreachable_runtime(),
+                })
+                .join()
+        });
         match outcome {
             Ok(result) => result.map_err(|e| self.error(e)),
             Err(_) => Err(StoreError::Backend {
@@ -104,6 +111,24 @@ impl S3Backend {
         StoreError::Backend {
             location: self.location.clone(),
             message: e.to_string(),
+        }
+    }
+}
+
+/// A backend is only used before it is dropped; this keeps the type honest without a panic.
+fn unreachable_runtime<T>() -> Result<T, object_store::Error> {
+    Err(object_store::Error::Generic {
+        store: "S3",
+        source: "the backend's runtime is gone".into(),
+    })
+}
+
+/// The backend is dropped wherever its owner is, often inside an async command: a runtime may
+/// not be dropped (which blocks) there, so it is shut down in the background instead.
+impl Drop for S3Backend {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }

@@ -16,8 +16,10 @@ pub mod id_format;
 mod literal_secret;
 mod object_name;
 mod retention;
+mod store_in_checkout;
 mod template_exists;
 mod template_renders;
+mod workflow_secret;
 
 pub use literal_secret::{RULE as LITERAL_SECRET, looks_like_secret};
 
@@ -78,6 +80,8 @@ pub struct RuleContext<'a> {
     pub template_sources: std::collections::BTreeMap<String, String>,
     /// How templates/ is shown to the user.
     pub templates_display: String,
+    /// The repository's GitHub Actions workflows.
+    pub workflows: &'a [super::workflows::Workflow],
 }
 
 type Check = fn(&[ManifestFile], &RuleContext, &mut Vec<Diagnostic>);
@@ -94,6 +98,8 @@ const RULES: &[Check] = &[
     template_exists::check,
     template_renders::check,
     full_api_budget::check,
+    workflow_secret::check,
+    store_in_checkout::check,
 ];
 
 pub fn check_all(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
