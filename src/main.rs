@@ -14,6 +14,7 @@ use cairn::commands::diff::{DiffFormat, DiffOptions, diff};
 use cairn::commands::export::{ExportFormat, ExportOptions, export};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
+use cairn::commands::plan_comment::{PlanCommentOptions, plan_comment};
 use cairn::commands::report::{ReportOptions, report as html_report};
 use cairn::commands::restore::{RestoreOptions, restore};
 use cairn::commands::scaffold::{AddOptions, StoreChoice, add_salesforce};
@@ -97,6 +98,26 @@ enum Command {
         /// Judge what is due at this time (ISO 8601) instead of now.
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
+        /// With --format markdown: also write each part of the pull-request comment to its
+        /// own file in DIR (part-001.md, ...), for `cairn plan-comment`.
+        #[arg(long, value_name = "DIR")]
+        comment_dir: Option<PathBuf>,
+    },
+    /// Post a plan's comment parts on a pull request, one sticky comment per part.
+    ///
+    /// Edits cairn's comments in place, adds missing parts and deletes parts a longer, older
+    /// plan left. Reads GITHUB_TOKEN, and GITHUB_API_URL (default https://api.github.com).
+    /// The GitHub Action runs it after `plan`.
+    PlanComment {
+        /// The repository, owner/name (GITHUB_REPOSITORY on a runner).
+        #[arg(long, value_name = "OWNER/NAME")]
+        repository: String,
+        /// The pull request's number.
+        #[arg(long, value_name = "N")]
+        pr: u64,
+        /// The parts, in order (written by `cairn plan --format markdown --comment-dir`).
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
     },
     /// Back up the due tasks and commit the observed state to the state branch.
     ///
@@ -642,11 +663,34 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::PlanComment {
+            repository,
+            pr,
+            parts,
+        } => {
+            let Some(token) = process_env("GITHUB_TOKEN") else {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: GITHUB_TOKEN is not set\n  help: give the step `env: GITHUB_TOKEN: ${{{{ github.token }}}}`"
+                );
+                return ExitCode::from(EXIT_ERROR);
+            };
+            let options = PlanCommentOptions {
+                repository,
+                pull_request: pr,
+                parts,
+                api_url: process_env("GITHUB_API_URL")
+                    .unwrap_or_else(|| "https://api.github.com".into()),
+                token,
+            };
+            report(runtime().and_then(|rt| rt.block_on(plan_comment(&options))))
+        }
         Command::Plan {
             dir,
             base,
             format,
             at,
+            comment_dir,
         } => {
             let at = match parse_at(at.as_deref()) {
                 Ok(at) => at,
@@ -677,7 +721,14 @@ fn main() -> ExitCode {
                     match format {
                         PlanFormat::Text => print(&plan_render::text(&plan)),
                         PlanFormat::Markdown => match plan_render::markdown(&plan, &dir) {
-                            Ok(parts) => print(&parts.join("\n---\n")),
+                            Ok(parts) => {
+                                if let Some(out) = &comment_dir
+                                    && let Err(e) = write_parts(out, &parts)
+                                {
+                                    return fail(&e);
+                                }
+                                print(&parts.join("\n---\n"))
+                            }
                             Err(problem) => {
                                 eprintln!(
                                     "error: the plan comment cannot be rendered: {problem}\n  fix the template, or remove it to use the built-in one"
@@ -1019,6 +1070,25 @@ fn print(text: &str) {
 }
 
 /// Prints a command's output, or its error with what to do next.
+/// Each comment part in its own file, numbered so they sort in order; parts of an earlier,
+/// longer plan in the directory are removed.
+fn write_parts(dir: &std::path::Path, parts: &[String]) -> Result<(), cairn::Error> {
+    let io = |path: PathBuf| move |source| cairn::Error::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir.to_path_buf()))? {
+        let path = entry.map_err(io(dir.to_path_buf()))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("part-") && name.ends_with(".md") {
+            std::fs::remove_file(&path).map_err(io(path.clone()))?;
+        }
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let path = dir.join(format!("part-{:03}.md", i + 1));
+        std::fs::write(&path, part).map_err(io(path.clone()))?;
+    }
+    Ok(())
+}
+
 fn report(result: Result<String, cairn::Error>) -> ExitCode {
     match result {
         Ok(output) => {

@@ -451,3 +451,188 @@ fn a_local_store_inside_the_checkout_is_refused_on_the_runner() {
         "nothing was committed: {refs}"
     );
 }
+
+#[test]
+fn a_store_that_lost_a_snapshots_data_fails_check_and_is_marked_by_snapshots() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime);
+    let mut repo = Repo::new(&sim);
+    // A self-hosted runner's store: a directory outside every checkout, which outlives them.
+    let store = repo.root.path().join("store");
+    repo.set_up(
+        &sim,
+        &["--store", &format!("local:{}", store.display())],
+        &[],
+    );
+    repo.scheduled_run(T0).ok("first run");
+    runtime.block_on(admin(
+        &sim,
+        Method::POST,
+        "clock",
+        json!({"advanceMs": DAY}),
+    ));
+    repo.scheduled_run(T0 + DAY).ok("second run");
+
+    let (dir, env) = repo.reader("reader");
+    let listed = cairn(&dir, &["snapshots", "--format", "json"], &env).ok("snapshots");
+    let rows: Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    let newest = rows[0]["id"].as_str().expect("id").to_string();
+    let oldest = rows[1]["id"].as_str().expect("id").to_string();
+    let key = cairn::store::keys::raw_key(&repo.secrets["CAIRN_KEY"]).expect("raw key");
+    let opened = cairn::store::Store::open(
+        Box::new(cairn::store::backend::LocalBackend::new(&store)),
+        key,
+    )
+    .expect("store");
+    // The oldest snapshot's Account segments go; the newest loses its manifest.
+    let manifest = cairn::snapshot::writer::load_manifest(&opened, &oldest).expect("manifest");
+    for segment in manifest.objects["Account"].base.iter() {
+        std::fs::remove_file(store.join(cairn::store::blob_path(&segment.blob)))
+            .expect("delete a blob");
+    }
+    std::fs::remove_file(store.join(cairn::store::snapshot_path(&newest))).expect("delete");
+
+    let listed = cairn(&dir, &["snapshots"], &env).ok("snapshots");
+    let line = |id: &str| {
+        listed
+            .stdout
+            .lines()
+            .find(|l| l.contains(&id[..12]))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line(&oldest).ends_with("DAMAGED"), "{}", listed.stdout);
+    assert!(line(&newest).ends_with("MISSING"), "{}", listed.stdout);
+    assert!(
+        listed
+            .stdout
+            .contains("the store lacks data of 2 of these snapshots"),
+        "{}",
+        listed.stdout
+    );
+
+    let checked = cairn(&dir, &["check"], &env);
+    assert_eq!(checked.code, 1, "{}{}", checked.stdout, checked.stderr);
+    assert!(
+        checked
+            .stdout
+            .contains(&format!("affects snapshot {oldest} (Account)")),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked
+            .stdout
+            .contains(&format!("snapshot {newest} of task acme-production"))
+            && checked.stdout.contains("missing from the store"),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        checked.stdout.contains("ERRORS FOUND"),
+        "{}",
+        checked.stdout
+    );
+}
+
+/// GitHub's workflow schema, as check-jsonschema ships it (installed by tests/clients/install.sh).
+fn check_workflow_schema(files: &[PathBuf]) {
+    let output = Command::new("check-jsonschema")
+        .arg("--builtin-schema")
+        .arg("vendor.github-workflows")
+        .args(files)
+        .output()
+        .expect("check-jsonschema (run tests/clients/install.sh)");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn scaffolded_workflows_pass_githubs_schema_and_map_every_secret_a_task_names() {
+    let dir = tempfile::tempdir().expect("dir");
+    git(dir.path(), &["init", "--quiet", "-b", "main"]);
+    let mut env = BTreeMap::new();
+    env.insert(
+        "CAIRN_PASSPHRASE".to_string(),
+        "correct horse battery".to_string(),
+    );
+    cairn(dir.path(), &["init", "--store", "s3://backups/acme"], &env);
+    // init needs a reachable bucket for the store itself; the files are written first.
+    for (name, environment) in [("Acme Production", "production"), ("Acme UAT", "sandbox")] {
+        cairn(
+            dir.path(),
+            &[
+                "add",
+                "salesforce",
+                "--name",
+                name,
+                "--environment",
+                environment,
+            ],
+            &env,
+        )
+        .ok("cairn add salesforce");
+    }
+    let workflows: Vec<PathBuf> = std::fs::read_dir(dir.path().join(".github/workflows"))
+        .expect("workflows")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(workflows.len(), 2, "{workflows:?}");
+    check_workflow_schema(&workflows);
+
+    // Every variable the manifests name is mapped from a secret in the apply step.
+    let apply = dir.path().join(".github/workflows/cairn-apply.yml");
+    let mapped = workflow_env(&apply, &BTreeMap::new());
+    let mut named = Vec::new();
+    for file in [
+        "cairn.yaml",
+        "tasks/acme-production.yaml",
+        "tasks/acme-uat.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(file)).expect("manifest");
+        let value: Value = serde_yaml::from_str(&text).expect("YAML");
+        named.extend(cairn::manifest::workflows::named_variables(&value));
+    }
+    // The key is given as the raw key (keyEnv), which makes the passphrase unneeded.
+    named.retain(|(pointer, _)| pointer != "/encryption/passphraseEnv");
+    named.extend([
+        (String::new(), "AWS_ACCESS_KEY_ID".to_string()),
+        (String::new(), "AWS_SECRET_ACCESS_KEY".to_string()),
+    ]);
+    assert_eq!(named.len(), 7, "{named:?}");
+    for (pointer, variable) in &named {
+        assert!(
+            mapped.contains_key(variable.as_str()),
+            "{variable} ({pointer}) is not mapped in:\n{}",
+            std::fs::read_to_string(&apply).unwrap_or_default()
+        );
+    }
+    let validated = cairn(dir.path(), &["validate"], &env).ok("validate");
+    assert!(
+        !validated.stdout.contains("warning"),
+        "{}",
+        validated.stdout
+    );
+
+    // A mapping removed by hand is reported where the task names the variable.
+    let text = std::fs::read_to_string(&apply).expect("workflow");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("SF_ACME_UAT_REFRESH_TOKEN"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&apply, without).expect("write");
+    let validated = cairn(dir.path(), &["validate"], &env).ok("warnings do not fail validate");
+    assert!(
+        validated
+            .stdout
+            .contains("warning[workflow/unmapped-secret]")
+            && validated.stdout.contains("tasks/acme-uat.yaml:15:24"),
+        "{}",
+        validated.stdout
+    );
+}

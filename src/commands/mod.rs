@@ -10,6 +10,7 @@ pub mod export;
 pub mod forget;
 pub mod init;
 pub mod key;
+pub mod plan_comment;
 pub mod prune;
 pub mod report;
 pub mod restore;
