@@ -10,6 +10,8 @@ fn the_demo_runs_the_whole_loop() {
         .arg(keep.path())
         .env_remove("CAIRN_PASSPHRASE")
         .env_remove("CAIRN_KEY")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITLAB_CI")
         .output()
         .expect("cairn demo");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -636,3 +636,35 @@ fn scaffolded_workflows_pass_githubs_schema_and_map_every_secret_a_task_names() 
         validated.stdout
     );
 }
+
+#[test]
+fn a_run_whose_store_cannot_be_pushed_reports_no_success_and_commits_no_state() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime);
+    let mut repo = Repo::new(&sim);
+    repo.set_up(&sim, &["--store", "git"], &[]);
+    // From now on the remote refuses the store's ref, as a branch protection rule might.
+    let hook = repo.remote().join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  [ \"$ref\" = refs/cairn/store ] && { echo 'refs/cairn/store is protected' >&2; exit 1; }\ndone\nexit 0\n",
+    )
+    .expect("hook");
+    let mut permissions = std::fs::metadata(&hook).expect("hook").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&hook, permissions).expect("chmod");
+
+    let run = repo.scheduled_run(T0);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains("success"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("could not be pushed") && run.stderr.contains("protected"),
+        "{}",
+        run.stderr
+    );
+    let refs = git(&repo.remote(), &["for-each-ref", "--format=%(refname)"]);
+    assert!(
+        !refs.contains("cairn-state"),
+        "no state names data the remote lacks: {refs}"
+    );
+}

@@ -123,6 +123,8 @@ impl Fleet {
             .current_dir(dir)
             .args(args)
             .env_remove("CAIRN_KEY")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITLAB_CI")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("cairn");
@@ -148,6 +150,8 @@ async fn run(fleet: &Fleet, args: &[&str]) -> Ran {
             .current_dir(&dir)
             .args(&args)
             .env_remove("CAIRN_KEY")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITLAB_CI")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("cairn");
@@ -405,6 +409,8 @@ async fn parallel_applies_of_different_tasks_both_land() {
                     .current_dir(&job2)
                     .args(["apply", "--task", "beta", "--at", &when])
                     .env_remove("CAIRN_KEY")
+                    .env_remove("GITHUB_ACTIONS")
+                    .env_remove("GITLAB_CI")
                     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .output()
                     .expect("cairn")

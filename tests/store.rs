@@ -628,3 +628,80 @@ fn check_names_a_damaged_manifest_and_the_blobs_it_can_no_longer_vouch_for() {
     store.backend().put(&path, &original).expect("repair");
     assert!(!check(&store, ReadData::All).expect("check").has_errors());
 }
+
+/// Two runners' clones write to the git store at once and both push: the second push is
+/// rejected, fetches, merges and pushes again, and a third clone sees every object of both
+/// (and not what one of them deleted). Where both wrote one path (the same content sealed
+/// twice), the merge keeps one copy instead of failing.
+#[test]
+fn git_stores_of_two_runners_merge_on_push_and_keep_each_others_objects() {
+    use cairn::store::git::{GitBackend, GitRemote};
+    let root = tempfile::tempdir().expect("dir");
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(status.status.success(), "git {args:?}: {status:?}");
+    };
+    git(root.path(), &["init", "--quiet", "--bare", "remote.git"]);
+    let clone = |name: &str| {
+        git(root.path(), &["clone", "--quiet", "remote.git", name]);
+        let dir = root.path().join(name);
+        GitBackend::open(
+            &dir,
+            "refs/cairn/store",
+            Some(GitRemote {
+                name: "origin".into(),
+                push: true,
+            }),
+        )
+        .expect("git backend")
+    };
+    let seed = clone("seed");
+    seed.put("config", b"store").expect("put");
+    seed.put("data/00/old", b"old").expect("put");
+    assert!(seed.publish().expect("push").is_some());
+
+    let a = clone("a");
+    let b = clone("b");
+    assert_eq!(a.get("config").expect("get"), Some(b"store".to_vec()));
+    a.put("data/aa/from-a", b"a").expect("put");
+    a.put("snapshots/same", b"sealed by a").expect("put");
+    b.put("data/bb/from-b", b"b").expect("put");
+    b.put("snapshots/same", b"sealed by b").expect("put");
+    b.delete("data/00/old").expect("prune on one side");
+    a.publish().expect("a pushes first");
+    b.publish().expect("b is rejected, merges and pushes");
+
+    let reader = clone("reader");
+    let listed = reader.list("").expect("list");
+    assert_eq!(
+        listed,
+        [
+            "config",
+            "data/aa/from-a",
+            "data/bb/from-b",
+            "snapshots/same"
+        ],
+        "both runners' objects, without the one b deleted"
+    );
+    assert_eq!(
+        reader.get("snapshots/same").expect("get"),
+        Some(b"sealed by b".to_vec()),
+        "where both wrote one path, the merging runner's copy is kept"
+    );
+    // The runner that pushed first catches up on its next open.
+    let a_again = GitBackend::open(
+        &root.path().join("a"),
+        "refs/cairn/store",
+        Some(GitRemote {
+            name: "origin".into(),
+            push: true,
+        }),
+    )
+    .expect("reopen");
+    assert_eq!(a_again.list("").expect("list"), listed);
+}

@@ -124,7 +124,30 @@ pub fn backend(
 
 /// Opens the store with the raw key if one is set, else with the passphrase.
 pub fn open(dir: &Path, repository: &Repository, env: Env<'_>) -> Result<Store, Error> {
-    let backend = backend(dir, repository, env)?;
+    open_backend(backend(dir, repository, env)?, repository, env).map_err(|e| match (e, &repository.store) {
+        // In a fresh clone, `cairn init` would make a second, empty store: say where the
+        // real one is instead.
+        (Error::Store(crate::store::StoreError::NotAStore { location }), StoreSetting::Git(git)) => {
+            Error::Usage {
+                message: format!(
+                    "no cairn store at {location}, and the remote `{}` has none either",
+                    repository.state.remote
+                ),
+                next: format!(
+                    "push it from the clone where `cairn init` created it (`git push {} {}`); run `cairn init` only for a new deployment",
+                    repository.state.remote, git.reference
+                ),
+            }
+        }
+        (other, _) => other,
+    })
+}
+
+fn open_backend(
+    backend: Box<dyn Backend>,
+    repository: &Repository,
+    env: Env<'_>,
+) -> Result<Store, Error> {
     let encryption = &repository.encryption;
     if let Some(raw) = env(&encryption.key_env) {
         return Ok(Store::open(backend, keys::raw_key(&raw)?)?);

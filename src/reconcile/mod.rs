@@ -225,8 +225,9 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         env,
     };
     let mut changes = Vec::new();
-    let mut deliveries = Vec::new();
-    let http = connect::http_client().ok();
+    // Notifications wait until the run's data and state are where they are promised to be:
+    // a "success" sent before the store was pushed could be false.
+    let mut to_notify = Vec::new();
     for loaded in config.tasks.iter().filter(|t| chosen(&t.task.id)) {
         let (result, task_changes) = apply_task(&context, &loaded.task, options.force).await;
         let status = task_changes
@@ -234,13 +235,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             .find(|c| c.path == TaskStatus::path(&loaded.task.id))
             .and_then(|c| c.content.as_deref())
             .and_then(|bytes| TaskStatus::parse(bytes).ok());
-        if let Some(http) = &http {
-            for context in notification_contexts(&loaded.task, &result, status.as_ref(), &now) {
-                deliveries.extend(
-                    crate::notify::notify(&options.dir, &loaded.task, &context, env, http).await,
-                );
-            }
-        }
+        to_notify.push((&loaded.task, results.len(), status));
         changes.extend(task_changes);
         results.push(result);
     }
@@ -256,18 +251,28 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             }
         }
     }
-    // Store first, then state: a state commit never names data the remote lacks, and no
-    // success is reported for data that exists only on this machine.
-    let store_published = store.publish().map_err(|e| Error::Unpublished {
-        detail: e.to_string(),
-    })?;
-    let message = commit_message(&results, &now);
-    let commit = state.commit(&changes, &message)?;
-    let mut pushed = false;
-    if commit.is_some() && repository.state.push && state.has_remote() {
-        state.push(&changes, &message)?;
-        pushed = true;
+    let finished = publish_and_commit(&store, &state, &repository, &changes, &results, &now);
+    let failure = finished
+        .as_ref()
+        .err()
+        .map(|e| format!("{e}; {}", e.guidance()));
+    if let Some(why) = &failure {
+        for result in results.iter_mut().filter(|r| r.outcome.is_some()) {
+            result.outcome = Some(RunOutcome::Failed);
+            result.message = why.clone();
+            result.snapshot = None;
+        }
     }
+    let mut deliveries = Vec::new();
+    if let Ok(http) = connect::http_client() {
+        for (task, index, status) in &to_notify {
+            for context in notification_contexts(task, &results[*index], status.as_ref(), &now) {
+                deliveries
+                    .extend(crate::notify::notify(&options.dir, task, &context, env, &http).await);
+            }
+        }
+    }
+    let (store_published, commit, pushed) = finished?;
     Ok(ApplyOutcome {
         results,
         commit: commit.map(|c| c.to_string()),
@@ -276,6 +281,30 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         fail_on_alert: options.fail_on_alert,
         deliveries,
     })
+}
+
+/// Store first, then state: a state commit never names data the remote lacks, and no success
+/// is reported for data that exists only on this machine. Returns what published the store,
+/// the state commit, and whether it was pushed.
+fn publish_and_commit(
+    store: &Store,
+    state: &StateBranch,
+    repository: &Repository,
+    changes: &[Change],
+    results: &[TaskResult],
+    now: &str,
+) -> Result<(Option<String>, Option<git2::Oid>, bool), Error> {
+    let store_published = store.publish().map_err(|e| Error::Unpublished {
+        detail: e.to_string(),
+    })?;
+    let message = commit_message(results, now);
+    let commit = state.commit(changes, &message)?;
+    let mut pushed = false;
+    if commit.is_some() && repository.state.push && state.has_remote() {
+        state.push(changes, &message)?;
+        pushed = true;
+    }
+    Ok((store_published, commit, pushed))
 }
 
 /// The events a task's run raises, each with the context its templates receive.
