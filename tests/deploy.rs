@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::git;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,25 +23,6 @@ const DAY: i64 = 86_400_000;
 
 fn at(ms: i64) -> String {
     cairn::time::format_datetime_z(ms)
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Admin")
-        .env("GIT_AUTHOR_EMAIL", "admin@example.com")
-        .env("GIT_COMMITTER_NAME", "Admin")
-        .env("GIT_COMMITTER_EMAIL", "admin@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 struct Ran {

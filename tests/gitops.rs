@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::git;
+
 use common::org::admin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,25 +38,6 @@ async fn simulator(seed: u64) -> Simulator {
     )
     .await
     .expect("simulator")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Admin")
-        .env("GIT_AUTHOR_EMAIL", "admin@example.com")
-        .env("GIT_COMMITTER_NAME", "Admin")
-        .env("GIT_COMMITTER_EMAIL", "admin@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 const REPOSITORY: &str =

@@ -637,15 +637,7 @@ fn check_names_a_damaged_manifest_and_the_blobs_it_can_no_longer_vouch_for() {
 fn git_stores_of_two_runners_merge_on_push_and_keep_each_others_objects() {
     use cairn::store::git::{GitBackend, GitRemote};
     let root = tempfile::tempdir().expect("dir");
-    let git = |dir: &std::path::Path, args: &[&str]| {
-        let status = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(status.status.success(), "git {args:?}: {status:?}");
-    };
+    let git = common::git;
     git(root.path(), &["init", "--quiet", "--bare", "remote.git"]);
     let clone = |name: &str| {
         git(root.path(), &["clone", "--quiet", "remote.git", name]);

@@ -152,38 +152,45 @@ impl GitBackend {
                     }
                 }
             };
-            let moved = match ours {
-                Some(old) => repo.reference_matching(
-                    &self.reference,
-                    target,
-                    true,
-                    old,
-                    "cairn store: merge the remote's objects",
-                ),
-                None => repo.reference(
-                    &self.reference,
-                    target,
-                    false,
-                    "cairn store: the remote's objects",
-                ),
-            };
-            match moved {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(self.error(e)),
+            if self.move_ref(&repo, ours, target, "cairn store: the remote's objects")? {
+                return Ok(());
             }
         }
-        Err(StoreError::Backend {
+        Err(self.kept_moving())
+    }
+
+    /// Moves the ref from `old` (None: it must not exist yet) to `new`. False when another
+    /// writer moved or created it first: the caller starts again from its tree.
+    fn move_ref(
+        &self,
+        repo: &Repository,
+        old: Option<Oid>,
+        new: Oid,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        let moved = match old {
+            Some(old) => repo.reference_matching(&self.reference, new, true, old, message),
+            None => repo.reference(&self.reference, new, false, message),
+        };
+        match moved {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    fn kept_moving(&self) -> StoreError {
+        StoreError::Backend {
             location: self.location(),
             message: format!("{} kept moving; try again", self.reference),
-        })
+        }
     }
 
     /// A commit with both histories as parents and both trees merged. A path that both sides
@@ -387,30 +394,11 @@ impl GitBackend {
             let commit = repo
                 .commit(None, &signature, &signature, &message, &tree, &parents)
                 .map_err(|e| self.error(e))?;
-            let moved = match &head {
-                Some((old, _)) => {
-                    repo.reference_matching(&self.reference, commit, true, *old, &message)
-                }
-                None => repo.reference(&self.reference, commit, false, &message),
-            };
-            match moved {
-                Ok(_) => return Ok(()),
-                // Another writer moved the ref (or created it): start again from its tree.
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(self.error(e)),
+            if self.move_ref(&repo, head.as_ref().map(|(old, _)| *old), commit, &message)? {
+                return Ok(());
             }
         }
-        Err(StoreError::Backend {
-            location: self.location(),
-            message: format!("{} kept moving; try again", self.reference),
-        })
+        Err(self.kept_moving())
     }
 }
 

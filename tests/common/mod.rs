@@ -133,6 +133,27 @@ impl Ran {
     }
 }
 
+/// Runs git in `dir` as an admin would (an identity for commits); it must succeed. Returns
+/// what it printed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Admin")
+        .env("GIT_AUTHOR_EMAIL", "admin@example.com")
+        .env("GIT_COMMITTER_NAME", "Admin")
+        .env("GIT_COMMITTER_EMAIL", "admin@example.com")
+        .output()
+        .expect("git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create directory");
     for entry in std::fs::read_dir(from).expect("read directory") {
