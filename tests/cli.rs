@@ -246,6 +246,7 @@ fn help_lists_only_commands_that_work() {
             "demo",
             "validate",
             "plan",
+            "plan-comment",
             "apply",
             "status",
             "diff",
