@@ -36,6 +36,10 @@ pub enum Error {
         "the backup's data could not be pushed to the remote store ({detail}); nothing was committed to the state branch, so no snapshot of this run is reported"
     )]
     Unpublished { detail: String },
+    #[error(
+        "the git store would stay on this {ci} runner: it is pushed only to the remote `{remote}` with state.push: true, and the runner is thrown away after the job"
+    )]
+    GitStoreNotPushed { remote: String, ci: String },
     #[error("GitHub: {message}")]
     GitHub { message: String },
     #[error("{name} is not set")]
@@ -85,6 +89,7 @@ impl Error {
             ),
             Error::MissingVariable { name, purpose } => format!("set {name} to {purpose}"),
             Error::Unpublished { .. } => "check that the runner may push to the remote (a GitHub workflow needs `permissions: contents: write`), then run apply again: it backs up anew".to_string(),
+            Error::GitStoreNotPushed { remote, .. } => format!("set `state.push: true` in cairn.yaml and make sure the checkout has the remote `{remote}` (state.remote), or use an s3 store"),
             Error::GitHub { .. } => "check GITHUB_TOKEN and that the workflow has `permissions: pull-requests: write` (fork pull requests get a read-only token: the plan is still in the job summary)".to_string(),
             Error::StoreInCheckout { .. } => "keep the store where it outlives the runner: `store: {git: {}}` in cairn.yaml keeps it on the remote's refs/cairn/store (small orgs), `store: {s3: {bucket: ...}}` in a bucket (large ones); a local store suits only a self-hosted runner, at a path outside the checkout (such as /var/lib/cairn/store)".to_string(),
             Error::NoSuchTask { known, .. } if known.is_empty() => {

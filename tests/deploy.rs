@@ -651,3 +651,29 @@ fn a_run_whose_store_cannot_be_pushed_reports_no_success_and_commits_no_state() 
         "no state names data the remote lacks: {refs}"
     );
 }
+
+#[test]
+fn a_git_store_that_would_not_be_pushed_is_refused_on_the_runner() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime);
+    let mut repo = Repo::new(&sim);
+    repo.set_up(&sim, &["--store", "git"], &[]);
+    let edit = repo.checkout("edit");
+    let config = edit.join("cairn.yaml");
+    let text = std::fs::read_to_string(&config).expect("cairn.yaml");
+    assert!(text.contains("push: true"), "{text}");
+    std::fs::write(&config, text.replace("push: true", "push: false")).expect("write");
+    git(&edit, &["commit", "--quiet", "-am", "Do not push"]);
+    git(&edit, &["push", "--quiet", "origin", "main"]);
+
+    let run = repo.scheduled_run(T0);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("the git store would stay on this GitHub Actions runner"),
+        "{}",
+        run.stderr
+    );
+    let refs = git(&repo.remote(), &["for-each-ref", "--format=%(refname)"]);
+    assert!(!refs.contains("cairn-state"), "{refs}");
+}

@@ -93,14 +93,26 @@ pub fn backend(
         });
     }
     match &repository.store {
-        StoreSetting::Git(git) => Ok(Box::new(GitBackend::open(
-            dir,
-            &git.reference,
-            Some(GitRemote {
-                name: repository.state.remote.clone(),
-                push: repository.state.push,
-            }),
-        )?)),
+        StoreSetting::Git(git) => {
+            if let Some(ci) = ephemeral_ci(env) {
+                let has_remote = git2::Repository::discover(dir)
+                    .is_ok_and(|r| r.find_remote(&repository.state.remote).is_ok());
+                if !repository.state.push || !has_remote {
+                    return Err(Error::GitStoreNotPushed {
+                        remote: repository.state.remote.clone(),
+                        ci: ci.to_string(),
+                    });
+                }
+            }
+            Ok(Box::new(GitBackend::open(
+                dir,
+                &git.reference,
+                Some(GitRemote {
+                    name: repository.state.remote.clone(),
+                    push: repository.state.push,
+                }),
+            )?))
+        }
         StoreSetting::S3(s3) => {
             let secret = |name: &str, purpose: &str| {
                 env(name).ok_or_else(|| Error::MissingVariable {
