@@ -50,6 +50,25 @@ pub struct InitOptions {
 }
 
 pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
+    let scaffolds = !options.dir.join("cairn.yaml").exists();
+    init_repository_and_store(options, env).map_err(|e| {
+        if !scaffolds || !options.dir.join("cairn.yaml").exists() {
+            return e;
+        }
+        // The files are there; only the store is not: say so, and how to finish.
+        Error::Usage {
+            message: format!(
+                "the config repository was written, but its store was not created: {e}"
+            ),
+            next: format!(
+                "{}; then run `cairn init` again (it keeps the files written)",
+                e.guidance()
+            ),
+        }
+    })
+}
+
+fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
     // An empty (or new) directory becomes a config repository first.
     let mut scaffolded = String::new();
     if !options.dir.join("cairn.yaml").exists() {

@@ -60,8 +60,14 @@ impl std::str::FromStr for StoreChoice {
         }
         if let Some(rest) = text.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err("s3:// needs a bucket, as in s3://my-backups/acme".into());
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                });
+            if !valid {
+                return Err(format!(
+                    "`{bucket}` is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens), as in s3://my-backups/acme"
+                ));
             }
             let prefix = prefix.trim_matches('/');
             return Ok(StoreChoice::S3 {
@@ -395,4 +401,67 @@ alerts:
         path.display()
     );
     Ok((id, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(text: &str) -> Vec<String> {
+        let value: serde_json::Value = serde_yaml::from_str(text).expect("still YAML");
+        crate::manifest::workflows::parse(String::new(), &value)
+            .mapped
+            .into_iter()
+            .collect()
+    }
+
+    const WITH_ENV: &str = "jobs:\n  apply:\n    steps:\n      - uses: actions/checkout@v4\n      - uses: cairn-backup/cairn@v0\n        with:\n          command: apply\n        env:\n          CAIRN_KEY: ${{ secrets.CAIRN_KEY }}\n      - run: echo after\n";
+
+    #[test]
+    fn secrets_are_added_to_the_apply_steps_env_and_nothing_else_changes() {
+        let names = ["SF_A".to_string(), "CAIRN_KEY".to_string()];
+        let updated = map_secrets(WITH_ENV, &names).expect("the step is found");
+        assert_eq!(mapped(&updated), ["CAIRN_KEY", "SF_A"]);
+        assert!(updated.contains("          SF_A: ${{ secrets.SF_A }}\n      - run: echo after\n"));
+        assert_eq!(updated.matches("CAIRN_KEY:").count(), 1, "{updated}");
+        // Mapped already: the text is left as it is.
+        assert_eq!(
+            map_secrets(&updated, &names).as_deref(),
+            Some(updated.as_str())
+        );
+    }
+
+    #[test]
+    fn a_step_without_env_gets_one() {
+        let text = "jobs:\n  a:\n    steps:\n      - uses: cairn-backup/cairn@v0\n        with:\n          command: apply\n\n  b:\n    steps:\n      - run: echo\n";
+        let updated = map_secrets(text, &["SF_B".to_string()]).expect("found");
+        assert_eq!(mapped(&updated), ["SF_B"]);
+        assert!(
+            updated.contains("        env:\n          SF_B: ${{ secrets.SF_B }}\n"),
+            "{updated}"
+        );
+        let no_apply = "jobs:\n  p:\n    steps:\n      - uses: cairn-backup/cairn@v0\n        with:\n          command: plan\n";
+        assert_eq!(map_secrets(no_apply, &["X".to_string()]), None);
+    }
+
+    #[test]
+    fn store_choices_parse() {
+        assert_eq!("git".parse::<StoreChoice>(), Ok(StoreChoice::Git));
+        assert_eq!(
+            "s3://my-backups/acme/prod/".parse::<StoreChoice>(),
+            Ok(StoreChoice::S3 {
+                bucket: "my-backups".into(),
+                prefix: "acme/prod/".into(),
+                endpoint: None,
+                region: None
+            })
+        );
+        assert_eq!(
+            "local:/var/lib/cairn".parse::<StoreChoice>(),
+            Ok(StoreChoice::Local("/var/lib/cairn".into()))
+        );
+        for bad in ["s3://", "s3://B/x", "local:", "ftp://x", ""] {
+            assert!(bad.parse::<StoreChoice>().is_err(), "{bad}");
+        }
+    }
 }
