@@ -155,7 +155,8 @@ enum Command {
         /// Only this task (repeatable).
         #[arg(long = "task", value_name = "ID")]
         tasks: Vec<String>,
-        /// Log in to each org now instead of showing the last recorded connection.
+        /// Log in to each org now instead of showing the last recorded connection; exits 1 when a
+        /// task is Disconnected.
         #[arg(long)]
         check_connection: bool,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -791,7 +792,13 @@ fn main() -> ExitCode {
                 json: format == OutputFormat::Json,
                 at: None,
             };
-            report(runtime().and_then(|rt| rt.block_on(status(&options, &process_env))))
+            match runtime().and_then(|rt| rt.block_on(status(&options, &process_env))) {
+                Ok(outcome) => {
+                    print(&outcome.output);
+                    ExitCode::from(outcome.exit_code())
+                }
+                Err(e) => fail(&e),
+            }
         }
         Command::Diff {
             from,

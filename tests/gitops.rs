@@ -353,6 +353,22 @@ async fn a_disconnected_task_fails_alone_and_says_why() {
     );
     let status = run(&fleet, &["status"]).await;
     assert!(status.stdout.contains("Disconnected"), "{}", status.stdout);
+    assert_eq!(status.code, 0, "the recorded status is shown, not checked");
+    // Checked live, a Disconnected task fails the command (a scheduled check turns red);
+    // a connected one alone does not.
+    let checked = run(&fleet, &["status", "--check-connection"]).await;
+    assert_eq!(checked.code, 1, "{}{}", checked.stdout, checked.stderr);
+    assert!(
+        checked.stdout.contains("error: broken disconnected"),
+        "{}",
+        checked.stdout
+    );
+    let acme_only = run(&fleet, &["status", "--check-connection", "--task", "acme"]).await;
+    assert_eq!(
+        acme_only.code, 0,
+        "{}{}",
+        acme_only.stdout, acme_only.stderr
+    );
     let broken = state_file(&fleet, "state/broken/status.yaml");
     assert!(
         broken.contains("type: Connected\n  status: 'False'"),

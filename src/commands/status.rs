@@ -40,7 +40,21 @@ pub struct StatusRow {
     pub message: Option<String>,
 }
 
-pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<String, Error> {
+/// The status table, and whether a connection checked live (`--check-connection`) is down:
+/// a check that finds a task Disconnected fails, so a scheduled check turns red.
+pub struct StatusOutcome {
+    pub output: String,
+    pub disconnected: Vec<String>,
+}
+
+impl StatusOutcome {
+    /// 1 when a checked task is Disconnected, else 0.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(!self.disconnected.is_empty())
+    }
+}
+
+pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutcome, Error> {
     let config = load(&ConfigTree::work_tree(&options.dir)?)?;
     let settings = config
         .repository
@@ -58,6 +72,7 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<String, Err
         }
     }
     let mut rows = Vec::new();
+    let mut disconnected = Vec::new();
     for id in ids {
         if !options.tasks.is_empty() && !options.tasks.contains(&id) {
             continue;
@@ -99,6 +114,9 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<String, Err
                 },
                 Err(e) => format!("Disconnected ({e})"),
             };
+            if connection != "Connected" {
+                disconnected.push(id.clone());
+            }
         }
         let mut health = status.health(stale).to_string();
         if task.is_some_and(|t| t.suspend) {
@@ -127,7 +145,10 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<String, Err
         });
     }
     if options.json {
-        return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n");
+        return Ok(StatusOutcome {
+            output: serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
+            disconnected,
+        });
     }
     let mut out = format!(
         "{:<24} {:<28} {:<10} {:<25} {:<25} {:>9} {:>10}\n",
@@ -153,5 +174,15 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<String, Err
             let _ = writeln!(out, "    {message}");
         }
     }
-    Ok(out)
+    if !disconnected.is_empty() {
+        let _ = writeln!(
+            out,
+            "error: {} disconnected: run `cairn auth login --task ID` for each, or fix the connected app",
+            disconnected.join(", ")
+        );
+    }
+    Ok(StatusOutcome {
+        output: out,
+        disconnected,
+    })
 }
