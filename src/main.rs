@@ -144,6 +144,10 @@ enum Command {
         /// Exit 1 when a data-loss alert fires (so a CI check fails).
         #[arg(long)]
         fail_on_alert: bool,
+        /// Run even though manifests have uncommitted changes; the state records the revision
+        /// as `<commit>-dirty`.
+        #[arg(long)]
+        allow_dirty: bool,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
@@ -755,9 +759,11 @@ fn main() -> ExitCode {
             dry_run,
             at,
             fail_on_alert,
+            allow_dirty,
             format,
         } => {
             let options = ApplyOptions {
+                allow_dirty,
                 dir,
                 tasks,
                 force: now,

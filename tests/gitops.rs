@@ -292,6 +292,7 @@ async fn pull_requests_are_planned_and_immutable_changes_refused() {
         plan.stdout
     );
     // apply refuses it too, and the other task still runs.
+    fleet.commit("Flip the environment");
     let apply = run(&fleet, &["apply", "--now", "--at", &at(T0 + HOUR)]).await;
     assert_eq!(apply.code, 1, "{}", apply.stdout);
     assert!(
@@ -313,6 +314,7 @@ async fn a_removed_task_is_archived_then_purged_after_its_days() {
     assert!(plan.stdout.contains("- archive acme"), "{}", plan.stdout);
     assert!(plan.stdout.contains("kept 30 days"), "{}", plan.stdout);
 
+    fleet.commit("Remove acme");
     let archived = run(&fleet, &["apply", "--at", &at(T0 + HOUR)]).await;
     assert_eq!(archived.code, 0, "{}{}", archived.stdout, archived.stderr);
     assert!(archived.stdout.contains("archived"), "{}", archived.stdout);
@@ -979,6 +981,7 @@ async fn records_restore_into_a_sandbox_org() {
         &task("uat", &sandbox, "suspend: true\n")
             .replace("environment: production", "environment: sandbox"),
     );
+    fleet.commit("Add uat");
     assert_eq!(
         run(&fleet, &["apply", "--task", "acme", "--at", &at(T0)])
             .await
@@ -1304,6 +1307,7 @@ async fn notifications_reach_their_channels_and_failing_ones_change_nothing() {
     fleet.write("tasks/acme.yaml", &task("acme", &sim, notifications));
     let validate = run(&fleet, &["validate"]).await;
     assert_eq!(validate.code, 0, "{}", validate.stdout);
+    fleet.commit("Notifications");
 
     let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
@@ -1482,6 +1486,7 @@ async fn email_reaches_a_real_smtp_server_over_starttls_with_auth() {
     fleet.write("tasks/acme.yaml", &task("acme", &sim, &notifications));
     let validate = run(&fleet, &["validate"]).await;
     assert_eq!(validate.code, 0, "{}", validate.stdout);
+    fleet.commit("Email");
 
     let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
@@ -1664,4 +1669,61 @@ fn pixels_in_colours(png_path: &Path, colours: &[&str]) -> usize {
                 .any(|target| (0..3).all(|c| (i32::from(pixel[c]) - target[c]).abs() <= 12))
         })
         .count()
+}
+
+/// The state records which revision of the manifests ran, so apply refuses manifests that
+/// differ from every commit, unless told, and then says so in the revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncommitted_manifest_changes_are_refused_or_recorded_as_dirty() {
+    let sim = simulator(19).await;
+    let fleet = fleet_with_acme(&sim).await;
+    let head = git(&fleet.config(), &["rev-parse", "HEAD"])
+        .trim()
+        .to_string();
+    fleet.write(
+        "tasks/acme.yaml",
+        &task("acme", &sim, "").replace("name: Task acme", "name: Acme (edited)"),
+    );
+    fleet.write("tasks/new.yaml", &task("new", &sim, ""));
+    let refused = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("not committed: tasks/acme.yaml, tasks/new.yaml")
+            && refused.stderr.contains("--allow-dirty"),
+        "{}",
+        refused.stderr
+    );
+    let branches = git(&fleet.config(), &["branch", "--list", "cairn-state"]);
+    assert!(
+        branches.trim().is_empty(),
+        "nothing was committed: {branches}"
+    );
+
+    let dirty = run(
+        &fleet,
+        &["apply", "--allow-dirty", "--task", "acme", "--at", &at(T0)],
+    )
+    .await;
+    assert_eq!(dirty.code, 0, "{}{}", dirty.stdout, dirty.stderr);
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(
+        status.contains(&format!("revision: {head}-dirty")),
+        "{status}"
+    );
+
+    // Committed, the revision is the commit itself.
+    fleet.commit("Edit acme, add new");
+    let head = git(&fleet.config(), &["rev-parse", "HEAD"])
+        .trim()
+        .to_string();
+    let clean = run(
+        &fleet,
+        &["apply", "--now", "--task", "acme", "--at", &at(T0)],
+    )
+    .await;
+    assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(status.contains(&format!("revision: {head}\n")), "{status}");
 }

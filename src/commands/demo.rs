@@ -210,6 +210,7 @@ pub async fn demo(
         tasks: Vec::new(),
         force: true,
         dry_run: false,
+        allow_dirty: false,
         at: None,
         fail_on_alert: false,
     };

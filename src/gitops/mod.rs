@@ -87,6 +87,41 @@ impl StateBranch {
         Some(head.id().to_string())
     }
 
+    /// The manifests of the config repository in `config_dir` (cairn.yaml, tasks/,
+    /// templates/) that differ from the commit checked out: changed, added or removed and not
+    /// committed. `apply` records the commit it ran, so it must be what ran.
+    pub fn uncommitted_manifests(&self, config_dir: &Path) -> Result<Vec<String>, Error> {
+        let Some(workdir) = self.repo.workdir() else {
+            return Ok(Vec::new());
+        };
+        let fail = |e: git2::Error| git_error(&self.workdir, e);
+        let root = std::fs::canonicalize(workdir).map_err(|e| git_error(&self.workdir, e))?;
+        let dir = std::fs::canonicalize(config_dir).map_err(|e| git_error(config_dir, e))?;
+        let prefix = dir
+            .strip_prefix(&root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        let mut options = git2::StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false);
+        for spec in ["cairn.yaml", "tasks", "templates"] {
+            options.pathspec(format!("{prefix}{spec}"));
+        }
+        let statuses = self.repo.statuses(Some(&mut options)).map_err(fail)?;
+        Ok(statuses
+            .iter()
+            .filter(|s| !s.status().is_empty() && !s.status().is_ignored())
+            .filter_map(|s| s.path().ok().map(str::to_string))
+            .collect())
+    }
+
     fn git(&self, args: &[&str]) -> Result<std::process::Output, Error> {
         Command::new("git")
             .arg("-C")

@@ -38,6 +38,9 @@ pub struct ApplyOptions {
     pub at: Option<String>,
     /// Exit non-zero when a data-loss alert fires.
     pub fail_on_alert: bool,
+    /// Run even though manifests have uncommitted changes (the revision is recorded as
+    /// `<commit>-dirty`).
+    pub allow_dirty: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,12 +217,30 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         });
     }
 
+    // The state records which revision of the manifests ran: it must be one that exists.
+    let dirty = state.uncommitted_manifests(&options.dir)?;
+    let mut revision = state.config_revision();
+    if !dirty.is_empty() {
+        if !options.allow_dirty {
+            return Err(Error::Usage {
+                message: format!(
+                    "the manifests have changes that are not committed: {}",
+                    dirty.join(", ")
+                ),
+                next: "commit them first, so the state records the revision that ran; or pass --allow-dirty, and the revision is recorded as <commit>-dirty".into(),
+            });
+        }
+        revision = Some(format!(
+            "{}-dirty",
+            revision.as_deref().unwrap_or("uncommitted")
+        ));
+    }
     let store = crate::commands::store_access::open(&options.dir, &repository, env)?;
     let context = Context {
         repository: &repository,
         store: &store,
         state: &state,
-        revision: state.config_revision(),
+        revision,
         now: now.clone(),
         now_ms,
         env,
