@@ -537,12 +537,13 @@ async fn a_budget_exhausted_apply_is_partial_and_the_next_one_finishes() {
     let fleet = fleet_with_acme(&sim).await;
     let state = admin(&sim, Method::GET, "state", json!({})).await;
     let max = state["apiUsage"]["max"].as_u64().expect("max");
-    // 75% may be used by backups; other integrations already used all but 12 calls of it.
+    // 75% may be used by backups; other integrations already used all but 13 calls of it
+    // (one goes to checking the org's kind, the rest to backing up part of it).
     admin(
         &sim,
         Method::PUT,
         "api-usage",
-        json!({"used": max * 3 / 4 - 12}),
+        json!({"used": max * 3 / 4 - 13}),
     )
     .await;
     let partial = run(&fleet, &["apply", "--at", &at(T0)]).await;
@@ -1726,4 +1727,34 @@ async fn uncommitted_manifest_changes_are_refused_or_recorded_as_dirty() {
     assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
     let status = state_file(&fleet, "state/acme/status.yaml");
     assert!(status.contains(&format!("revision: {head}\n")), "{status}");
+}
+
+/// A task's environment is checked against the org on every run (Organization.IsSandbox): a
+/// My Domain login URL reaches either kind, so the login alone proves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_task_whose_credentials_reach_production_writes_nothing() {
+    let sim = simulator(20).await;
+    let fleet = fleet_with_acme(&sim).await;
+    fleet.write(
+        "tasks/acme.yaml",
+        &task("acme", &sim, "").replace("environment: production", "environment: sandbox"),
+    );
+    fleet.commit("acme is a sandbox, says the manifest");
+    let apply = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(apply.code, 1, "{}{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stdout.contains("FAILED   acme")
+            && apply
+                .stdout
+                .contains("`environment: sandbox`, but its credentials reach a production org"),
+        "{}",
+        apply.stdout
+    );
+    let store = fleet.root.path().join("store/snapshots");
+    assert!(
+        !store.exists() || std::fs::read_dir(&store).expect("dir").next().is_none(),
+        "nothing was written to the store"
+    );
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(status.contains("outcome: failed"), "{status}");
 }
