@@ -1758,3 +1758,65 @@ async fn a_sandbox_task_whose_credentials_reach_production_writes_nothing() {
     let status = state_file(&fleet, "state/acme/status.yaml");
     assert!(status.contains("outcome: failed"), "{status}");
 }
+
+/// Adding a field is an everyday admin task: it is a schema change, shown once, and makes no
+/// record "modified" in the diff, the committed summary or the alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_field_is_a_schema_change_not_a_change_of_every_record() {
+    let sim = simulator(21).await;
+    let fleet = fleet_with_acme(&sim).await;
+    fleet.write(
+        "tasks/acme.yaml",
+        &task("acme", &sim, "alerts:\n  - object: \"*\"\n    modifiedPercent: 50\n"),
+    );
+    fleet.commit("Alert on mass modifications");
+    let first = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    for (name, kind) in [("Region__c", "string"), ("Priority__c", "boolean")] {
+        admin(
+            &sim,
+            Method::POST,
+            "fields/Opportunity",
+            json!({"name": name, "type": kind}),
+        )
+        .await;
+    }
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+    let second = run(&fleet, &["apply", "--fail-on-alert", "--at", &at(T0 + DAY)]).await;
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    assert!(!second.stdout.contains("ALERT"), "{}", second.stdout);
+
+    let diff = run(&fleet, &["diff", "--values", "--object", "Opportunity"]).await;
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    assert!(
+        !diff.stdout.contains("Region__c: null -> null"),
+        "{}",
+        diff.stdout
+    );
+    assert!(!diff.stdout.contains("\nM "), "{}", diff.stdout);
+    let snapshot = second
+        .stdout
+        .split("snapshot ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .expect("snapshot id")
+        .to_string();
+    let summaries = git(
+        &fleet.config(),
+        &["ls-tree", "--name-only", "cairn-state", "state/acme/diffs/"],
+    );
+    let summary_path = summaries
+        .lines()
+        .find(|l| l.contains(&snapshot))
+        .expect("the run's summary");
+    let summary = state_file(&fleet, summary_path);
+    assert!(
+        summary.contains("Region__c") && summary.contains("Priority__c"),
+        "the schema change is shown: {summary}"
+    );
+    let opportunity = summary
+        .lines()
+        .find(|l| l.contains("Opportunity"))
+        .unwrap_or_default();
+    assert!(!opportunity.contains("modified"), "{summary}");
+}

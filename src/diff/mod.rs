@@ -111,6 +111,16 @@ fn changed_fields(before: &[u8], after: &[u8]) -> Vec<FieldChange> {
         .into_iter()
         .filter_map(|name| {
             let (x, y) = (a.get(name), b.get(name));
+            // Canonical records hold every field the object had, so a field on one side only
+            // was added or removed between the snapshots: a schema change, shown once by the
+            // schema diff. Its empty value (or a checkbox's usual default, false) in a record
+            // is not a change of that record.
+            let schema_only = |present: Option<&Value>, absent: Option<&Value>| {
+                absent.is_none() && matches!(present, Some(Value::Null | Value::Bool(false)))
+            };
+            if schema_only(x, y) || schema_only(y, x) {
+                return None;
+            }
             (x != y).then(|| FieldChange {
                 field: name.clone(),
                 before: x.cloned().unwrap_or(Value::Null),
