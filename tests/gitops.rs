@@ -1767,7 +1767,11 @@ async fn a_new_empty_field_is_a_schema_change_not_a_change_of_every_record() {
     let fleet = fleet_with_acme(&sim).await;
     fleet.write(
         "tasks/acme.yaml",
-        &task("acme", &sim, "alerts:\n  - object: \"*\"\n    modifiedPercent: 50\n"),
+        &task(
+            "acme",
+            &sim,
+            "alerts:\n  - object: \"*\"\n    modifiedPercent: 50\n",
+        ),
     );
     fleet.commit("Alert on mass modifications");
     let first = run(&fleet, &["apply", "--at", &at(T0)]).await;
@@ -1819,4 +1823,89 @@ async fn a_new_empty_field_is_a_schema_change_not_a_change_of_every_record() {
         .find(|l| l.contains("Opportunity"))
         .unwrap_or_default();
     assert!(!opportunity.contains("modified"), "{summary}");
+}
+
+/// A typo in objects.include: plan shows what the change drops and the pattern that matches
+/// nothing; apply warns everywhere a reader looks, and the objects that left the backup are a
+/// coverage change, never deletions that page everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrowed_include_is_a_coverage_change_and_a_typo_is_named() {
+    let sim = simulator(22).await;
+    let fleet = fleet_with_acme(&sim).await;
+    let first = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let narrowed = "objects:\n  include: [Acount, Contact]\nnotifications:\n  - channel:\n      file:\n        path: reports/warnings.md\n    events: [warning]\n";
+    fleet.write("tasks/acme.yaml", &task("acme", &sim, narrowed));
+
+    // Before it merges: what the change does to the backup, from the recorded coverage.
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + DAY)]).await;
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains("- no longer backs up: Account, Case,"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains(
+            "! objects.include `Acount` matches no object of the org; did you mean `Account`?"
+        ),
+        "{}",
+        plan.stdout
+    );
+
+    fleet.commit("Only accounts and contacts (with a typo)");
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+    let second = run(&fleet, &["apply", "--fail-on-alert", "--at", &at(T0 + DAY)]).await;
+    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    assert!(!second.stdout.contains("ALERT"), "{}", second.stdout);
+    let warning = "objects.include `Acount` matches no object of the org; did you mean `Account`?";
+    assert!(
+        second.stdout.contains(&format!("WARNING  {warning}")),
+        "{}",
+        second.stdout
+    );
+
+    let coverage = state_file(&fleet, "state/acme/coverage.yaml");
+    assert!(
+        coverage.contains("unmatchedIncludes:\n  Acount: matches no object; did you mean Account?"),
+        "{coverage}"
+    );
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(
+        status.contains("type: IncludesMatch\n  status: 'False'")
+            && status.contains("UnmatchedInclude"),
+        "{status}"
+    );
+    let summaries = git(
+        &fleet.config(),
+        &["ls-tree", "--name-only", "cairn-state", "state/acme/diffs/"],
+    );
+    // The second run's summary (the first one compares with nothing).
+    let all = summaries
+        .lines()
+        .map(|path| state_file(&fleet, path))
+        .find(|text| text.contains("compared with"))
+        .expect("the second summary");
+    assert!(all.contains("## Coverage changes"), "{all}");
+    assert!(
+        all.contains("- Account: no longer backed up (80 records stay in the earlier snapshots"),
+        "{all}"
+    );
+    assert!(!all.contains("| Account |"), "no row of deletions: {all}");
+    assert!(
+        !all.contains("a/Account.yaml"),
+        "no schema removal either: {all}"
+    );
+    let notified = std::fs::read_to_string(fleet.config().join("reports/warnings.md"))
+        .expect("the warning notification");
+    assert!(notified.contains("Acount"), "{notified}");
+
+    let diff = run(&fleet, &["diff", "--object", "Account"]).await;
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    assert!(
+        diff.stdout.contains("Account: no longer backed up"),
+        "{}",
+        diff.stdout
+    );
+    assert!(!diff.stdout.contains("\n- 001"), "{}", diff.stdout);
 }

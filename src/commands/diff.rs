@@ -149,11 +149,16 @@ pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
             }
             out.push('\n');
             for (object, s) in &stats {
-                if s.changed() > 0 || options.object.is_some() {
+                if let Some(note) = s.coverage_note() {
+                    let _ = writeln!(out, "{object}: {note}");
+                } else if s.changed() > 0 || options.object.is_some() {
                     let _ = writeln!(out, "{}", footer(object, s));
                 }
             }
-            let unchanged = stats.values().filter(|s| s.changed() == 0).count();
+            let unchanged = stats
+                .values()
+                .filter(|s| s.changed() == 0 && s.coverage.is_none())
+                .count();
             if unchanged > 0 && options.object.is_none() {
                 let _ = writeln!(out, "{unchanged} objects unchanged");
             }

@@ -67,11 +67,38 @@ pub struct ObjectStats {
     pub fields: BTreeMap<String, u64>,
     /// The merge-join read only the change (not both snapshots in full).
     pub incremental: bool,
+    /// The object is in only one of the snapshots: it entered or left the backup (the
+    /// manifest's include/exclude changed, or the org's object came or went). Its records
+    /// are then neither added nor deleted: the org did not change them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CoverageChange {
+    /// Backed up in the newer snapshot only; `after` records.
+    Entered { after: u64 },
+    /// Backed up in the older snapshot only (its records stay there).
+    Left,
 }
 
 impl ObjectStats {
     pub fn changed(&self) -> u64 {
         self.added + self.deleted + self.modified
+    }
+
+    /// How a coverage change reads in summaries and the diff.
+    pub fn coverage_note(&self) -> Option<String> {
+        match self.coverage? {
+            CoverageChange::Entered { after } => Some(format!(
+                "backed up from this snapshot on ({after} records; not counted as added)"
+            )),
+            CoverageChange::Left => Some(format!(
+                "no longer backed up ({} records stay in the earlier snapshots; not counted as deleted)",
+                self.before
+            )),
+        }
     }
 }
 
@@ -362,9 +389,36 @@ pub fn diff(
     names.sort();
     names.dedup();
     let mut stats = BTreeMap::new();
+    let count = |e: &ObjectEntry| e.records.unwrap_or(e.base_records);
     for name in names {
         if only.is_some_and(|o| !o.eq_ignore_ascii_case(name)) {
             continue;
+        }
+        match (older.objects.get(name), newer.objects.get(name)) {
+            (Some(before), None) => {
+                stats.insert(
+                    name.clone(),
+                    ObjectStats {
+                        before: count(before),
+                        coverage: Some(CoverageChange::Left),
+                        ..ObjectStats::default()
+                    },
+                );
+                continue;
+            }
+            (None, Some(after)) => {
+                stats.insert(
+                    name.clone(),
+                    ObjectStats {
+                        coverage: Some(CoverageChange::Entered {
+                            after: count(after),
+                        }),
+                        ..ObjectStats::default()
+                    },
+                );
+                continue;
+            }
+            _ => {}
         }
         let object_stats = diff_object(
             store,
@@ -406,6 +460,11 @@ pub fn schema_diff(
             continue;
         }
         let (a, b) = (older.objects.get(name), newer.objects.get(name));
+        // An object in one snapshot only entered or left the backup: a coverage change,
+        // which the diff's coverage notes tell in one line, not its whole schema.
+        if a.is_none() || b.is_none() {
+            continue;
+        }
         if a.and_then(|e| e.schema.as_ref()) == b.and_then(|e| e.schema.as_ref()) {
             continue;
         }

@@ -132,6 +132,9 @@ pub fn render(summary: &Summary<'_>) -> String {
     );
     let mut quiet = 0;
     for (object, s) in summary.stats {
+        if s.coverage.is_some() {
+            continue;
+        }
         if s.changed() == 0 {
             quiet += 1;
             continue;
@@ -158,6 +161,14 @@ pub fn render(summary: &Summary<'_>) -> String {
     }
     if quiet > 0 {
         let _ = writeln!(out, "\n{quiet} objects unchanged.");
+    }
+    let coverage: Vec<String> = summary
+        .stats
+        .iter()
+        .filter_map(|(object, s)| s.coverage_note().map(|note| format!("- {object}: {note}")))
+        .collect();
+    if !coverage.is_empty() {
+        let _ = write!(out, "\n## Coverage changes\n\n{}\n", coverage.join("\n"));
     }
     if !summary.schema_diff.is_empty() {
         let _ = write!(

@@ -67,6 +67,68 @@ pub struct TaskPlan {
     pub would_forget: Vec<(String, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_days: Option<u32>,
+    /// What a changed objects.include/exclude will add to and drop from the backup, judged
+    /// against the org's objects as the last backup recorded them (coverage.yaml).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageForecast>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoverageForecast {
+    pub adds: Vec<String>,
+    pub drops: Vec<String>,
+    /// Include patterns that match none of the org's objects, with the likeliest meant one.
+    pub unmatched: Vec<(String, Option<String>)>,
+}
+
+/// The objects the last backup of a task saw that a manifest can choose: those backed up and
+/// those include/exclude left out (skipped ones cannot be backed up at all). None without a
+/// recorded coverage that lists them all (one written before it recorded `excluded`).
+fn recorded_objects(state: &StateBranch, id: &str) -> Option<(Vec<String>, Vec<String>)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Recorded {
+        backed_up: Vec<String>,
+        excluded: Option<Vec<String>>,
+    }
+    let bytes = state.read(&format!("state/{id}/coverage.yaml")).ok()??;
+    let recorded: Recorded = serde_yaml::from_slice(&bytes).ok()?;
+    let mut eligible = recorded.backed_up.clone();
+    eligible.extend(recorded.excluded?);
+    Some((recorded.backed_up, eligible))
+}
+
+/// Which objects the task's include/exclude choose among those the org had.
+fn coverage_forecast(state: &StateBranch, id: &str, task: &BackupTask) -> Option<CoverageForecast> {
+    use crate::source::salesforce::discovery::glob;
+    let (backed_up, eligible) = recorded_objects(state, id)?;
+    let chosen = |name: &str| {
+        task.objects.include.iter().any(|p| glob(p, name))
+            && !task.objects.exclude.iter().any(|p| glob(p, name))
+    };
+    let mut forecast = CoverageForecast::default();
+    for name in &eligible {
+        let before = backed_up.contains(name);
+        match (before, chosen(name)) {
+            (false, true) => forecast.adds.push(name.clone()),
+            (true, false) => forecast.drops.push(name.clone()),
+            _ => {}
+        }
+    }
+    for pattern in &task.objects.include {
+        if !eligible.iter().any(|name| glob(pattern, name)) {
+            let close = crate::manifest::suggest::did_you_mean(
+                pattern,
+                eligible.iter().map(String::as_str),
+            )
+            .map(str::to_string);
+            forecast.unmatched.push((pattern.clone(), close));
+        }
+    }
+    forecast.adds.sort();
+    forecast.drops.sort();
+    Some(forecast)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -331,7 +393,13 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
             }
             _ => Vec::new(),
         };
+        let coverage = changes
+            .iter()
+            .any(|c| c.field.starts_with("objects."))
+            .then(|| coverage_forecast(&state, id, task))
+            .flatten();
         tasks.push(TaskPlan {
+            coverage,
             id: id.clone(),
             name: task.name.clone(),
             action,
@@ -390,6 +458,7 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
             archive_days: base_task
                 .and_then(|t| t.retention.auto_archived_days)
                 .or_else(|| status.and_then(|s| s.auto_archived_days)),
+            coverage: None,
         });
     }
     tasks.sort_by(|a, b| a.id.cmp(&b.id));

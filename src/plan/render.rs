@@ -36,6 +36,35 @@ fn lineage_lines(changes: &[super::FieldChange]) -> impl Iterator<Item = String>
     })
 }
 
+/// What a changed include/exclude does to the backup, judged from the last recorded coverage.
+fn coverage_lines(coverage: &super::CoverageForecast) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !coverage.adds.is_empty() {
+        lines.push(format!(
+            "    + backs up from now on: {}",
+            coverage.adds.join(", ")
+        ));
+    }
+    if !coverage.drops.is_empty() {
+        lines.push(format!(
+            "    - no longer backs up: {} (their records stay in earlier snapshots; not counted as deleted)",
+            coverage.drops.join(", ")
+        ));
+    }
+    for (pattern, close) in &coverage.unmatched {
+        lines.push(match close {
+            Some(close) => format!(
+                "    ! objects.include `{pattern}` matches no object of the org; did you mean `{close}`?"
+            ),
+            None => format!("    ! objects.include `{pattern}` matches no object of the org"),
+        });
+    }
+    if lines.is_empty() {
+        lines.push("    the objects backed up stay the same".into());
+    }
+    lines
+}
+
 fn task_lines(task: &TaskPlan) -> Vec<String> {
     let mut lines = Vec::new();
     let name = if task.name.is_empty() {
@@ -57,6 +86,9 @@ fn task_lines(task: &TaskPlan) -> Vec<String> {
                     value(&change.before),
                     value(&change.after)
                 ));
+            }
+            if let Some(coverage) = &task.coverage {
+                lines.extend(coverage_lines(coverage));
             }
         }
         Action::Archive => {
@@ -257,6 +289,7 @@ pub fn render_sample_comment(source: &str) -> Result<String, String> {
         disconnected_reason: None,
         would_forget: vec![("0123456789abcdef".into(), "2026-01-31T03:04:05.000Z".into())],
         archive_days: Some(30),
+        coverage: None,
     };
     let plan = Plan {
         base: "main".into(),
@@ -347,6 +380,7 @@ mod tests {
             disconnected_reason: None,
             would_forget: Vec::new(),
             archive_days: None,
+            coverage: None,
         }
     }
 

@@ -55,6 +55,10 @@ pub struct TaskResult {
     /// Data-loss thresholds this run crossed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
+    /// What the backup could not do as the manifest asks (an include pattern that matches no
+    /// object); never fails the run, even with --fail-on-alert.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +105,9 @@ impl ApplyOutcome {
             let _ = writeln!(out, "{word}  {:<24} {}", result.task, result.message);
             for alert in &result.alerts {
                 let _ = writeln!(out, "  ALERT  {alert}");
+            }
+            for warning in &result.warnings {
+                let _ = writeln!(out, "  WARNING  {warning}");
             }
         }
         for delivery in &self.deliveries {
@@ -205,6 +212,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
                 },
                 snapshot: None,
                 alerts: Vec::new(),
+                warnings: Vec::new(),
             });
         }
         return Ok(ApplyOutcome {
@@ -360,7 +368,7 @@ fn notification_contexts(
         }
         None => return Vec::new(),
     };
-    if !result.alerts.is_empty() {
+    if !result.alerts.is_empty() || !result.warnings.is_empty() {
         events.push("warning");
     }
     let run = status.and_then(|s| s.last_attempted.clone());
@@ -389,6 +397,10 @@ fn notification_contexts(
                     object: a.split(':').next().unwrap_or_default().to_string(),
                     reason: a.clone(),
                 })
+                .chain(result.warnings.iter().map(|w| AlertInfo {
+                    object: "objects.include".to_string(),
+                    reason: w.clone(),
+                }))
                 .collect(),
             connection: ConnectionInfo {
                 connected: connection.is_some_and(|c| c.status == "True"),
@@ -445,6 +457,7 @@ fn skipped(task: &str, message: impl Into<String>) -> TaskResult {
         message: message.into(),
         snapshot: None,
         alerts: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -521,6 +534,7 @@ async fn apply_task(
                 message: describe(&outcome),
                 snapshot: Some(outcome.snapshot.clone()),
                 alerts: alerts.into_iter().map(|a| a.message).collect(),
+                warnings: outcome.coverage.warnings(),
             };
             changes.extend(status_change(&status));
             (result, changes)
@@ -536,6 +550,7 @@ fn failed(task: &str, message: &str) -> TaskResult {
         message: message.to_string(),
         snapshot: None,
         alerts: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -800,6 +815,18 @@ async fn run_backup(
         &now,
     );
     status.set_condition("Stale", false, "Fresh", "", &now);
+    let warnings = outcome.coverage.warnings();
+    status.set_condition(
+        "IncludesMatch",
+        warnings.is_empty(),
+        if warnings.is_empty() {
+            "AllMatch"
+        } else {
+            "UnmatchedInclude"
+        },
+        &warnings.join("; "),
+        &now,
+    );
     let alert_text: Vec<String> = alerts.iter().map(|a| a.message.clone()).collect();
     status.set_condition(
         "DataLossAlert",
@@ -858,7 +885,7 @@ fn summarise(
     let time = crate::time::parse_datetime(&outcome.manifest.time).unwrap_or(0);
     let mut index_error = None;
     let stats = if parent.is_some() {
-        crate::diff::diff(
+        let stats = crate::diff::diff(
             context.store,
             older,
             &outcome.manifest,
@@ -889,7 +916,29 @@ fn summarise(
                 }
             },
         )
-        .map_err(fail)?
+        .map_err(fail)?;
+        // Objects that entered the backup bring records that are not new in the org, but
+        // are new to search.
+        if let Some((index, writer)) = &index {
+            for (object, s) in &stats {
+                if !matches!(
+                    s.coverage,
+                    Some(crate::diff::CoverageChange::Entered { .. })
+                ) {
+                    continue;
+                }
+                let Some(entry) = outcome.manifest.objects.get(object) else {
+                    continue;
+                };
+                for record in crate::snapshot::ObjectReader::new(context.store, object, entry) {
+                    let (id, body) = record.map_err(fail)?;
+                    index
+                        .add_record(writer, object, &id, &outcome.snapshot, time, &body)
+                        .map_err(fail)?;
+                }
+            }
+        }
+        stats
     } else {
         if let Some((index, writer)) = &index {
             for (object, entry) in &outcome.manifest.objects {
@@ -1035,6 +1084,11 @@ fn coverage_yaml(outcome: &BackupOutcome) -> String {
     struct Coverage<'a> {
         backed_up: &'a [String],
         skipped: BTreeMap<&'a str, &'a str>,
+        /// Include patterns that match no object: pattern -> what it most likely meant.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        unmatched_includes: BTreeMap<&'a str, String>,
+        /// The org's other objects, left out by include/exclude.
+        excluded: &'a [String],
     }
     serde_yaml::to_string(&Coverage {
         backed_up: &outcome.coverage.backed_up,
@@ -1044,6 +1098,21 @@ fn coverage_yaml(outcome: &BackupOutcome) -> String {
             .iter()
             .map(|(object, why)| (object.as_str(), why.as_str()))
             .collect(),
+        unmatched_includes: outcome
+            .coverage
+            .unmatched
+            .iter()
+            .map(|(pattern, close)| {
+                (
+                    pattern.as_str(),
+                    close
+                        .as_ref()
+                        .map(|c| format!("matches no object; did you mean {c}?"))
+                        .unwrap_or_else(|| "matches no object".to_string()),
+                )
+            })
+            .collect(),
+        excluded: &outcome.coverage.excluded,
     })
     .unwrap_or_default()
 }

@@ -33,6 +33,27 @@ pub struct Coverage {
     pub backed_up: Vec<String>,
     /// (object, why it is not backed up)
     pub skipped: Vec<(String, String)>,
+    /// Include patterns that match no object of the org (a typo, or an object that is gone),
+    /// each with the org's object name it most likely meant.
+    pub unmatched: Vec<(String, Option<String>)>,
+    /// The org's objects that include/exclude leave out: with `backed_up` and `skipped`, every
+    /// object of the org, so a plan can tell what a changed include would add or drop.
+    pub excluded: Vec<String>,
+}
+
+impl Coverage {
+    /// One line per include pattern that matched nothing, for the run's output and reports.
+    pub fn warnings(&self) -> Vec<String> {
+        self.unmatched
+            .iter()
+            .map(|(pattern, close)| match close {
+                Some(close) => format!(
+                    "objects.include `{pattern}` matches no object of the org; did you mean `{close}`?"
+                ),
+                None => format!("objects.include `{pattern}` matches no object of the org"),
+            })
+            .collect()
+    }
 }
 
 /// `*` any run, `?` one character, case-insensitive (API names are).
@@ -64,11 +85,26 @@ pub async fn discover(
         .await?;
     let mut plans = Vec::new();
     let mut coverage = Coverage::default();
+    let names: Vec<String> = global["sobjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["name"].as_str().map(str::to_string))
+        .collect();
+    for pattern in include {
+        if !names.iter().any(|name| glob(pattern, name)) {
+            let close =
+                crate::manifest::suggest::did_you_mean(pattern, names.iter().map(String::as_str))
+                    .map(str::to_string);
+            coverage.unmatched.push((pattern.clone(), close));
+        }
+    }
     for object in global["sobjects"].as_array().cloned().unwrap_or_default() {
         let name = object["name"].as_str().unwrap_or_default().to_string();
         let chosen =
             include.iter().any(|p| glob(p, &name)) && !exclude.iter().any(|p| glob(p, &name));
         if !chosen {
+            coverage.excluded.push(name);
             continue;
         }
         if object["queryable"] != true || object["retrieveable"] != true {
