@@ -697,3 +697,77 @@ async fn objects_past_the_bulk_threshold_and_only_those_go_through_bulk() {
     assert_eq!(run(live).await, (all.clone(), 0), "at the threshold: REST");
     assert_eq!(run(live - 1).await, (all, 1), "one past it: Bulk");
 }
+
+/// Issue 19's phantom deletion: a record edited in the overlap window before one backup and
+/// again after the next backup's window ended (while it runs) is live in the org. It must
+/// never be recorded as deleted: the count check may not take its later stamp for absence,
+/// and a full pass may not leave out a live record because it changed after the window.
+#[tokio::test]
+async fn a_record_edited_while_a_backup_runs_is_never_recorded_as_deleted() {
+    let sim = simulator_of(19, 400, 1_000_000).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = client(&sim);
+    let first = backup(&client, &store, &options(), None, &at(T0))
+        .await
+        .expect("first");
+    let contact = records(&store, &first.manifest)["Contact"]
+        .keys()
+        .next()
+        .expect("a contact")
+        .clone();
+    // Edited just before the first backup's time (in its overlap window)...
+    admin(
+        &sim,
+        Method::PATCH,
+        &format!("records/Contact/{contact}"),
+        json!({"Title": "Before"}),
+    )
+    .await;
+    // ...and again after the second backup's window ends, as if while it ran.
+    admin(
+        &sim,
+        Method::POST,
+        "clock",
+        json!({"advanceMs": 3_600_000 + 60_000}),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::PATCH,
+        &format!("records/Contact/{contact}"),
+        json!({"Title": "During"}),
+    )
+    .await;
+    for (count_check, name) in [(true, "with the count check"), (false, "without it")] {
+        let second = backup(
+            &client,
+            &store,
+            &BackupOptions {
+                count_check,
+                ..options()
+            },
+            Some((&first.snapshot, &first.manifest)),
+            &at(T0 + 3_600_000),
+        )
+        .await
+        .expect("second");
+        let held = records(&store, &second.manifest);
+        assert!(
+            held["Contact"].contains_key(&contact),
+            "{name}: the live contact is in the snapshot"
+        );
+        let diff_deleted = second
+            .objects
+            .iter()
+            .find(|o| o.object == "Contact")
+            .map(|o| o.deleted)
+            .unwrap_or_default();
+        assert_eq!(diff_deleted, 0, "{name}: nothing was deleted");
+    }
+    // A full backup at that time holds it too.
+    let full = backup(&client, &store, &options(), None, &at(T0 + 3_600_000))
+        .await
+        .expect("full");
+    assert!(records(&store, &full.manifest)["Contact"].contains_key(&contact));
+}

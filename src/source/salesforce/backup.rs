@@ -587,12 +587,17 @@ const DAY_MS: i64 = 86_400_000;
 /// How far each incremental window reaches back into the previous one.
 pub const WINDOW_OVERLAP_MS: i64 = 5 * 60_000;
 
-fn full_soql(plan: &ObjectPlan, now: &str) -> String {
+/// A full pass reads every live record, with no upper bound on SystemModstamp: a record
+/// edited after the window's end (while the backup runs) is still live, and leaving it out
+/// would record it as deleted. It comes in its newer version; the next incremental's overlap
+/// fetches it again anyway.
+///
+/// The invariant this module keeps: a record leaves a snapshot only on evidence of its
+/// deletion (IsDeleted in queryAll's window, or absence from a full pass of live records),
+/// never because it is missing from a bounded window.
+fn full_soql(plan: &ObjectPlan) -> String {
     if plan.incremental {
-        format!(
-            "{} WHERE IsDeleted = false AND SystemModstamp <= {now}",
-            select(plan)
-        )
+        format!("{} WHERE IsDeleted = false", select(plan))
     } else {
         select(plan)
     }
@@ -650,7 +655,7 @@ fn plan_job<'a>(
         (reason, _) => Job {
             plan,
             full_reason: Some(reason.unwrap_or_else(|| "first backup of the object".into())),
-            soql: full_soql(plan, now),
+            soql: full_soql(plan),
             since_ms: None,
         },
     }
@@ -703,17 +708,22 @@ fn write_incremental(
     Ok((run, delta.recent))
 }
 
-/// The org's live record count for an object as of `now` (`None` when the answer has none).
+/// The org's live records that existed at `now` (`None` when the answer has none): what the
+/// snapshot must hold. Counted by CreatedDate, not SystemModstamp: a record edited after the
+/// window's end existed all along, and counting it out would make its presence look like a
+/// surplus.
 async fn org_count(
     client: &SalesforceClient,
     options: &BackupOptions,
     plan: &ObjectPlan,
     now: &str,
 ) -> Result<Option<u64>, SourceError> {
-    let soql = format!(
-        "SELECT COUNT() FROM {} WHERE SystemModstamp <= {now}",
-        plan.name
-    );
+    let stamp = if plan.fields.iter().any(|f| f.name == "CreatedDate") {
+        "CreatedDate"
+    } else {
+        "SystemModstamp"
+    };
+    let soql = format!("SELECT COUNT() FROM {} WHERE {stamp} <= {now}", plan.name);
     let path = format!(
         "/services/data/v{}/query?q={}",
         options.api_version,
@@ -871,7 +881,7 @@ pub async fn backup(
                         options,
                         recent_from,
                     )));
-                    let soql = full_soql(job.plan, now);
+                    let soql = full_soql(job.plan);
                     match fetch(client, options, job.plan, &soql, None, into).await {
                         Ok(Fetched::Full(full)) => {
                             write_full(&mut writer, job.plan, full, &reason).map(Some)
