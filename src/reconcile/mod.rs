@@ -626,29 +626,6 @@ async fn run_backup(
             }
             status.org_id = Some(org_id);
             status.set_condition("Connected", true, "Connected", "", &now);
-            // `source.environment` is fixed for the task's life: a production task must never
-            // hold a sandbox's data, nor the other way round (a My Domain login URL reaches
-            // either). Checked before anything is written.
-            let sandbox_task = task.source.environment == Environment::Sandbox;
-            match client.is_sandbox(&task.source.api_version).await {
-                Ok(Some(is_sandbox)) if is_sandbox != sandbox_task => {
-                    let (said, found) = if sandbox_task {
-                        (
-                            "sandbox",
-                            "a production org (Organization.IsSandbox is false)",
-                        )
-                    } else {
-                        ("production", "a sandbox (Organization.IsSandbox is true)")
-                    };
-                    return Err(format!(
-                        "the task says `environment: {said}`, but its credentials reach {found}; nothing was backed up. Point the credentials (and loginUrl) at the right org; an org of the other kind needs a task of its own"
-                    ));
-                }
-                Ok(_) => {}
-                // Nothing can be fetched either: the backup reports the spent budget itself.
-                Err(crate::source::salesforce::SourceError::BudgetExhausted { .. }) => {}
-                Err(e) => return Err(format!("{e}; {}", e.guidance())),
-            }
         }
         Connection::Disconnected { reason, detail } => {
             let reason_name = format!("{reason:?}");

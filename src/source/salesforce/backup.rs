@@ -45,6 +45,9 @@ pub struct BackupOptions {
     pub sort_memory: usize,
     /// Objects fetched at once.
     pub concurrency: usize,
+    /// The kind of org the task is for (`source.environment`): true for a sandbox. Checked
+    /// against Organization.IsSandbox before anything is written; None checks nothing.
+    pub sandbox: Option<bool>,
 }
 
 impl BackupOptions {
@@ -60,6 +63,7 @@ impl BackupOptions {
             count_check: true,
             sort_memory: DEFAULT_MEMORY,
             concurrency: 4,
+            sandbox: None,
         }
     }
 }
@@ -106,6 +110,12 @@ pub enum BackupError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "the task says `environment: {}`, but its credentials reach {}; nothing was backed up",
+        if *expected_sandbox { "sandbox" } else { "production" },
+        if *expected_sandbox { "a production org (Organization.IsSandbox is false)" } else { "a sandbox (Organization.IsSandbox is true)" }
+    )]
+    WrongEnvironment { expected_sandbox: bool },
 }
 
 impl BackupError {
@@ -113,6 +123,7 @@ impl BackupError {
         match self {
             BackupError::Source(e) => e.guidance(),
             BackupError::Store(e) => e.guidance(),
+            BackupError::WrongEnvironment { .. } => "point the credentials (and loginUrl) at the org the task is for; an org of the other kind needs a task of its own".into(),
         }
     }
 }
@@ -785,7 +796,7 @@ pub async fn backup(
             &format!(
                 "/services/data/v{}/query?q={}",
                 options.api_version,
-                url_encode("SELECT Id FROM Organization")
+                url_encode("SELECT Id, IsSandbox FROM Organization")
             ),
             None,
         )
@@ -794,6 +805,16 @@ pub async fn backup(
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // `source.environment` is fixed for the task's life, and a My Domain login URL reaches
+    // either kind of org: checked before anything is written.
+    if let (Some(expected), Some(is_sandbox)) =
+        (options.sandbox, org["records"][0]["IsSandbox"].as_bool())
+        && expected != is_sandbox
+    {
+        return Err(BackupError::WrongEnvironment {
+            expected_sandbox: expected,
+        });
+    }
     let snapshot_until = parent
         .and_then(|(_, m)| m.window.as_ref())
         .map(|w| w.to.as_str());

@@ -324,15 +324,6 @@ impl SalesforceClient {
         Ok(self.budget())
     }
 
-    /// Whether the org is a sandbox (Organization.IsSandbox), or None when the user may not
-    /// read the Organization. One API call.
-    pub async fn is_sandbox(&self, api_version: &str) -> Result<Option<bool>, SourceError> {
-        let path =
-            format!("/services/data/v{api_version}/query?q=SELECT+IsSandbox+FROM+Organization");
-        let answer = self.call(Method::GET, &path, None).await?;
-        Ok(answer["records"][0]["IsSandbox"].as_bool())
-    }
-
     /// Connected or Disconnected, and why: a login and a userinfo call, neither of which
     /// counts against the API allocation.
     pub async fn check_connection(&self) -> Connection {

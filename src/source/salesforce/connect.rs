@@ -103,6 +103,7 @@ pub fn backup_options(task: &BackupTask) -> BackupOptions {
         exclude: task.objects.exclude.clone(),
         full_every_days: task.full_backup.every_days,
         count_check: task.full_backup.count_check,
+        sandbox: Some(task.source.environment == crate::manifest::model::Environment::Sandbox),
         ..BackupOptions::new(&task.id, &task.source.api_version)
     }
 }
