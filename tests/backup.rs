@@ -389,6 +389,8 @@ async fn the_periodic_full_fetch_comes_when_due() {
         .await
         .expect("first");
     let day = 86_400_000;
+    // Days pass for the org too: its clock is what windows and full-fetch ages follow.
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": 6 * day})).await;
     let second = backup(
         &client,
         &store,
@@ -399,6 +401,7 @@ async fn the_periodic_full_fetch_comes_when_due() {
     .await
     .expect("day 6");
     assert!(second.full.is_empty(), "{:?}", second.full);
+    admin(&sim, Method::POST, "clock", json!({"advanceMs": day})).await;
     let third = backup(
         &client,
         &store,
@@ -770,4 +773,55 @@ async fn a_record_edited_while_a_backup_runs_is_never_recorded_as_deleted() {
         .await
         .expect("full");
     assert!(records(&store, &full.manifest)["Contact"].contains_key(&contact));
+}
+
+/// Windows follow the org's clock (the `Date` of its answers), not the runner's: with the
+/// runner an hour ahead, a window ending at the runner's time would leave a gap the next
+/// window never covers; with it an hour behind, the newest changes would be left out.
+#[tokio::test]
+async fn windows_follow_the_orgs_clock_whatever_the_runners_says() {
+    for skew in [3_600_000, -3_600_000, 0] {
+        let sim = simulator_of(23, 300, 1_000_000).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let store = new_store(dir.path());
+        let client = client(&sim);
+        let first = backup(&client, &store, &options(), None, &at(T0 + skew))
+            .await
+            .expect("first");
+        let account = records(&store, &first.manifest)["Account"]
+            .keys()
+            .next()
+            .expect("an account")
+            .clone();
+        admin(&sim, Method::POST, "clock", json!({"advanceMs": 600_000})).await;
+        admin(
+            &sim,
+            Method::PATCH,
+            &format!("records/Account/{account}"),
+            json!({"Name": "Edited ten minutes later"}),
+        )
+        .await;
+        let second = backup(
+            &client,
+            &store,
+            &options(),
+            Some((&first.snapshot, &first.manifest)),
+            &at(T0 + 600_000 + skew),
+        )
+        .await
+        .expect("second");
+        assert!(second.full.is_empty(), "skew {skew}: {:?}", second.full);
+        let body = records(&store, &second.manifest)["Account"][&account].clone();
+        assert!(
+            String::from_utf8_lossy(&body).contains("Edited ten minutes later"),
+            "skew {skew}: the edit is in the next snapshot"
+        );
+        let window = second.manifest.window.as_ref().expect("window");
+        let end = cairn::time::parse_datetime(&window.to).expect("end");
+        assert!(
+            (T0 + 600_000..=T0 + 600_000 + 5_000).contains(&end),
+            "skew {skew}: the window ends at the org's time, not {}",
+            window.to
+        );
+    }
 }

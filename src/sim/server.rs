@@ -472,7 +472,32 @@ fn router(state: Arc<State>) -> Router {
             state.clone(),
             admin::inject,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            server_date,
+        ))
         .with_state(state)
+}
+
+/// Every response carries the org's own time in `Date`, as Salesforce's do: clients bound
+/// their windows by it, and a simulated clock (fixed, moved by tests) must be the one they
+/// see, not the machine's.
+async fn server_date(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let now = state.org.read().map(|org| org.clock.now()).ok();
+    let mut response = next.run(request).await;
+    if let Some(date) = now
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|ts| jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&ts))
+        .and_then(|text| text.ok())
+        .and_then(|text| HeaderValue::from_str(&text).ok())
+    {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
 }
 
 /// Request bodies are JSON, or the call is refused with 415.

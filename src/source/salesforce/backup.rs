@@ -635,6 +635,11 @@ fn plan_job<'a>(
         Some("first backup of the object".to_string())
     } else if previous.is_some_and(|p| p.fields != field_names) {
         Some("its fields changed".to_string())
+    } else if since_ms.is_some_and(|since| since - WINDOW_OVERLAP_MS > now_ms) {
+        // The last window ended beyond the org's present by more than the overlap (it was
+        // bounded by a clock ahead of the org's, before windows followed the org's clock): a
+        // window from there would skip what changed in between.
+        Some("the last window ended in the org's future (clocks disagreed)".to_string())
     } else if options.full_every_days > 0 {
         match full_age_days {
             None => Some("no full fetch on record".to_string()),
@@ -815,6 +820,16 @@ pub async fn backup(
             expected_sandbox: expected,
         });
     }
+    // Windows end at the org's clock, never the runner's: a runner ahead of the org would
+    // end a window in the org's future, and the next window, starting there, would never see
+    // what the org changed in between; one behind it would leave recent changes for later.
+    // The estimate from the last answer's `Date` may lead the org by a second, which the
+    // next window's overlap covers.
+    let window_end_ms = client.server_time_ms().unwrap_or(now_ms);
+    let window_end = crate::time::format_datetime_z(window_end_ms);
+    // The snapshot is dated by the run (as the state branch lists it); its data by the org.
+    let snapshot_time = now;
+    let (now, now_ms) = (window_end.as_str(), window_end_ms);
     let snapshot_until = parent
         .and_then(|(_, m)| m.window.as_ref())
         .map(|w| w.to.as_str());
@@ -950,7 +965,7 @@ pub async fn backup(
         to: now.to_string(),
     });
     let (snapshot, manifest) = writer.finish(
-        now,
+        snapshot_time,
         Source {
             org_id,
             api_version: options.api_version.clone(),

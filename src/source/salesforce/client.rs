@@ -68,6 +68,17 @@ pub struct SalesforceClient {
     login: LoginConfig,
     session: Mutex<Option<Session>>,
     budget: Mutex<Budget>,
+    /// The org's clock as its latest response's `Date` said (ms), and when that response
+    /// arrived here.
+    server_time: Mutex<Option<(i64, std::time::Instant)>>,
+}
+
+/// An HTTP `Date` (RFC 9110, `Mon, 30 Nov 2026 07:47:24 GMT`) in ms since the epoch.
+fn http_date_ms(text: &str) -> Option<i64> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(text)
+        .ok()
+        .map(|ts| ts.as_millisecond())
 }
 
 fn disconnect_reason(error: &str, description: &str) -> DisconnectReason {
@@ -97,7 +108,18 @@ impl SalesforceClient {
             login,
             session: Mutex::new(None),
             budget: Mutex::new(Budget::new(limit_percent)),
+            server_time: Mutex::new(None),
         }
+    }
+
+    /// The org's clock now, from the `Date` of its latest API response and the time that
+    /// passed here since: `Date` has whole seconds, so this may lead the org by up to a
+    /// second (which the windows' overlap absorbs), never lag it by more than the network.
+    /// None before any response, or from a server that sends no `Date`.
+    pub fn server_time_ms(&self) -> Option<i64> {
+        let (date, received) = (*self.server_time.lock().ok()?)?;
+        let elapsed = i64::try_from(received.elapsed().as_millis()).unwrap_or(i64::MAX / 2);
+        Some(date.saturating_add(999).saturating_add(elapsed))
     }
 
     pub fn budget(&self) -> Budget {
@@ -227,6 +249,16 @@ impl SalesforceClient {
                 request = request.json(body);
             }
             let sent = request.send().await;
+            if let Some(ms) = sent
+                .as_ref()
+                .ok()
+                .and_then(|r| r.headers().get(reqwest::header::DATE))
+                .and_then(|v| v.to_str().ok())
+                .and_then(http_date_ms)
+                && let Ok(mut slot) = self.server_time.lock()
+            {
+                *slot = Some((ms, std::time::Instant::now()));
+            }
             if let Ok(mut budget) = self.budget.lock() {
                 budget.calls += 1;
                 if let Ok(response) = &sent
