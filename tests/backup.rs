@@ -825,3 +825,267 @@ async fn windows_follow_the_orgs_clock_whatever_the_runners_says() {
         );
     }
 }
+
+/// Issue 19's property: random edits, deletes, undeletes, creations and field additions, some
+/// of them while a backup runs (slowed by the SLOW fault so they land inside it), with the
+/// runner's clock up to an hour ahead of or behind the org's. After each backup the snapshot
+/// holds exactly the org's live records, up to the records touched while it ran (those may be
+/// in either version, or present or not when created or deleted then), never missing one and
+/// never holding one the org deleted before it began.
+mod truth {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const OBJECTS: [&str; 2] = ["Account", "Contact"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Edit(usize, usize),
+        Delete(usize, usize),
+        Undelete(usize, usize),
+        Create(usize),
+        AddField(usize, bool),
+        Advance(i64),
+    }
+
+    #[derive(Debug, Clone)]
+    struct Round {
+        before: Vec<Op>,
+        during: Vec<Op>,
+        slow_ms: u64,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..2usize, 0..64usize).prop_map(|(o, i)| Op::Edit(o, i)),
+            2 => (0..2usize, 0..64usize).prop_map(|(o, i)| Op::Delete(o, i)),
+            1 => (0..2usize, 0..64usize).prop_map(|(o, i)| Op::Undelete(o, i)),
+            2 => (0..2usize).prop_map(Op::Create),
+            1 => (0..2usize, any::<bool>()).prop_map(|(o, b)| Op::AddField(o, b)),
+            2 => (1..600_000i64).prop_map(Op::Advance),
+        ]
+    }
+
+    fn round() -> impl Strategy<Value = Round> {
+        (
+            prop::collection::vec(op(), 0..6),
+            prop::collection::vec(op(), 0..5),
+            prop_oneof![Just(0u64), 2..15u64],
+        )
+            .prop_map(|(before, during, slow_ms)| Round {
+                before,
+                during,
+                slow_ms,
+            })
+    }
+
+    /// The org as the test drives it: live and recycled Ids per object, fields added.
+    struct Model {
+        live: [Vec<String>; 2],
+        recycled: [Vec<String>; 2],
+        fields: usize,
+        edits: usize,
+    }
+
+    /// Carries out one operation; returns the (object, Id) it touched, if any.
+    async fn apply(sim: &Simulator, model: &mut Model, op: &Op) -> Option<(usize, String)> {
+        let pick =
+            |ids: &Vec<String>, i: usize| (!ids.is_empty()).then(|| ids[i % ids.len()].clone());
+        match *op {
+            Op::Edit(o, i) => {
+                let id = pick(&model.live[o], i)?;
+                model.edits += 1;
+                let field = if o == 0 { "Name" } else { "LastName" };
+                admin(
+                    sim,
+                    Method::PATCH,
+                    &format!("records/{}/{id}", OBJECTS[o]),
+                    json!({ field: format!("edit {}", model.edits) }),
+                )
+                .await;
+                Some((o, id))
+            }
+            Op::Delete(o, i) => {
+                let id = pick(&model.live[o], i)?;
+                admin(
+                    sim,
+                    Method::DELETE,
+                    &format!("records/{}/{id}", OBJECTS[o]),
+                    json!({}),
+                )
+                .await;
+                model.live[o].retain(|x| x != &id);
+                model.recycled[o].push(id.clone());
+                Some((o, id))
+            }
+            Op::Undelete(o, i) => {
+                let id = pick(&model.recycled[o], i)?;
+                admin(
+                    sim,
+                    Method::POST,
+                    &format!("records/{}/{id}/undelete", OBJECTS[o]),
+                    json!({}),
+                )
+                .await;
+                model.recycled[o].retain(|x| x != &id);
+                model.live[o].push(id.clone());
+                Some((o, id))
+            }
+            Op::Create(o) => {
+                model.edits += 1;
+                let body = if o == 0 {
+                    json!({"Name": format!("new {}", model.edits)})
+                } else {
+                    json!({"LastName": format!("new {}", model.edits)})
+                };
+                let created =
+                    admin(sim, Method::POST, &format!("records/{}", OBJECTS[o]), body).await;
+                let id = created["id"].as_str()?.to_string();
+                model.live[o].push(id.clone());
+                Some((o, id))
+            }
+            Op::AddField(o, boolean) => {
+                model.fields += 1;
+                admin(sim, Method::POST, &format!("fields/{}", OBJECTS[o]), json!({"name": format!("Added{}__c", model.fields), "type": if boolean { "boolean" } else { "string" }})).await;
+                // Every record of the object changes shape.
+                Some((o, String::new()))
+            }
+            Op::Advance(ms) => {
+                admin(sim, Method::POST, "clock", json!({ "advanceMs": ms })).await;
+                None
+            }
+        }
+    }
+
+    async fn org_now(sim: &Simulator) -> i64 {
+        let state = admin(sim, Method::GET, "state", json!({})).await;
+        cairn::time::parse_datetime(state["now"].as_str().expect("now")).expect("org time")
+    }
+
+    async fn check(rounds: Vec<Round>, skew: i64) -> Result<(), TestCaseError> {
+        let sim = simulator_of(31, 60, 100_000_000).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let store = new_store(dir.path());
+        let options = BackupOptions {
+            include: OBJECTS.iter().map(|o| o.to_string()).collect(),
+            ..options()
+        };
+        let first = backup(&client(&sim), &store, &options, None, &at(T0 + skew))
+            .await
+            .expect("first backup");
+        let held = records(&store, &first.manifest);
+        let mut model = Model {
+            live: [0, 1].map(|o| held[OBJECTS[o]].keys().cloned().collect()),
+            recycled: [Vec::new(), Vec::new()],
+            fields: 0,
+            edits: 0,
+        };
+        let mut parent = (first.snapshot, first.manifest);
+        for (n, round) in rounds.iter().enumerate() {
+            for op in &round.before {
+                apply(&sim, &mut model, op).await;
+            }
+            if round.slow_ms > 0 {
+                admin(
+                    &sim,
+                    Method::PUT,
+                    "faults",
+                    json!([{"kind": "SLOW", "delayMs": round.slow_ms}]),
+                )
+                .await;
+            }
+            let runner_now = at(org_now(&sim).await + skew);
+            let runner = client(&sim);
+            let running = backup(
+                &runner,
+                &store,
+                &options,
+                Some((&parent.0, &parent.1)),
+                &runner_now,
+            );
+            let editing = async {
+                let mut touched = Vec::new();
+                for op in &round.during {
+                    if let Some(t) = apply(&sim, &mut model, op).await {
+                        touched.push(t);
+                    }
+                }
+                touched
+            };
+            let (result, touched) = tokio::join!(running, editing);
+            admin(&sim, Method::DELETE, "faults", json!({})).await;
+            let outcome = result.expect("backup");
+            prop_assert_eq!(&outcome.manifest.outcome, &Outcome::Complete);
+            // The truth: a fresh full backup of the org as it is now, when nothing moves.
+            let truth_dir = tempfile::tempdir().expect("dir");
+            let truth_store = new_store(truth_dir.path());
+            let truth = backup(
+                &client(&sim),
+                &truth_store,
+                &options,
+                None,
+                &at(org_now(&sim).await),
+            )
+            .await
+            .expect("truth");
+            let truth = records(&truth_store, &truth.manifest);
+            let held = records(&store, &outcome.manifest);
+            for (o, object) in OBJECTS.iter().enumerate() {
+                let reshaped = touched.iter().any(|(t, id)| *t == o && id.is_empty());
+                let touched: BTreeSet<&String> = touched
+                    .iter()
+                    .filter(|(t, _)| *t == o)
+                    .map(|(_, id)| id)
+                    .collect();
+                let empty = BTreeMap::new();
+                let (want, have) = (
+                    truth.get(*object).unwrap_or(&empty),
+                    held.get(*object).unwrap_or(&empty),
+                );
+                for (id, body) in want {
+                    match have.get(id) {
+                        None => prop_assert!(
+                            touched.contains(id),
+                            "round {n}: live {object} {id} is missing from the snapshot"
+                        ),
+                        Some(version) => prop_assert!(
+                            version == body || touched.contains(id) || reshaped,
+                            "round {n}: {object} {id} is held in a version the org never had at the window's end"
+                        ),
+                    }
+                }
+                for id in have.keys().filter(|id| !want.contains_key(*id)) {
+                    prop_assert!(
+                        touched.contains(id),
+                        "round {n}: {object} {id} is held, but the org deleted it before the backup"
+                    );
+                }
+            }
+            parent = (outcome.snapshot, outcome.manifest);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 200,
+            // Each case runs a simulator; a failure's shrinking stays bounded.
+            max_shrink_iters: 64,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn snapshots_hold_exactly_the_live_records(
+            rounds in prop::collection::vec(round(), 1..4),
+            skew in prop_oneof![Just(0i64), -3_600_000i64..3_600_000],
+        ) {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(check(rounds, skew))?;
+        }
+    }
+}
