@@ -860,6 +860,18 @@ fn summarise(
         None
     };
     let time = crate::time::parse_datetime(&outcome.manifest.time).unwrap_or(0);
+    // Every record of one object into the index, as of this snapshot.
+    let index_object = |index: &crate::search::SearchIndex,
+                        writer: &_,
+                        object: &str,
+                        entry: &crate::snapshot::ObjectEntry|
+     -> Result<(), StoreError> {
+        for record in crate::snapshot::ObjectReader::new(context.store, object, entry) {
+            let (id, body) = record?;
+            index.add_record(writer, object, &id, &outcome.snapshot, time, &body)?;
+        }
+        Ok(())
+    };
     let mut index_error = None;
     let stats = if parent.is_some() {
         let stats = crate::diff::diff(
@@ -904,14 +916,8 @@ fn summarise(
                 ) {
                     continue;
                 }
-                let Some(entry) = outcome.manifest.objects.get(object) else {
-                    continue;
-                };
-                for record in crate::snapshot::ObjectReader::new(context.store, object, entry) {
-                    let (id, body) = record.map_err(fail)?;
-                    index
-                        .add_record(writer, object, &id, &outcome.snapshot, time, &body)
-                        .map_err(fail)?;
+                if let Some(entry) = outcome.manifest.objects.get(object) {
+                    index_object(index, writer, object, entry).map_err(fail)?;
                 }
             }
         }
@@ -919,12 +925,7 @@ fn summarise(
     } else {
         if let Some((index, writer)) = &index {
             for (object, entry) in &outcome.manifest.objects {
-                for record in crate::snapshot::ObjectReader::new(context.store, object, entry) {
-                    let (id, body) = record.map_err(fail)?;
-                    index
-                        .add_record(writer, object, &id, &outcome.snapshot, time, &body)
-                        .map_err(fail)?;
-                }
+                index_object(index, writer, object, entry).map_err(fail)?;
             }
         }
         // The first snapshot: everything is new; no need to read it back.
