@@ -519,6 +519,8 @@ async fn transient_faults_and_an_expiring_session_change_nothing_in_the_result()
         json!([
             {"kind": "SERVER_UNAVAILABLE", "rate": 0.05},
             {"kind": "CONNECTION_RESET", "rate": 0.05},
+            // A per-request throttle, not the daily allocation: backed off and retried.
+            {"kind": "REQUEST_LIMIT_EXCEEDED", "rate": 0.05},
         ]),
     )
     .await;
@@ -982,9 +984,14 @@ mod truth {
             edits: 0,
         };
         let mut parent = (first.snapshot, first.manifest);
+        let mut history: Vec<(i64, (usize, String))> = Vec::new();
         for (n, round) in rounds.iter().enumerate() {
+            // Every change so far, with the org's clock when it was made.
             for op in &round.before {
-                apply(&sim, &mut model, op).await;
+                let when = org_now(&sim).await;
+                if let Some(t) = apply(&sim, &mut model, op).await {
+                    history.push((when, t));
+                }
             }
             if round.slow_ms > 0 {
                 admin(
@@ -1007,16 +1014,34 @@ mod truth {
             let editing = async {
                 let mut touched = Vec::new();
                 for op in &round.during {
+                    let when = org_now(&sim).await;
                     if let Some(t) = apply(&sim, &mut model, op).await {
-                        touched.push(t);
+                        touched.push((when, t));
                     }
                 }
                 touched
             };
-            let (result, touched) = tokio::join!(running, editing);
+            let (result, during) = tokio::join!(running, editing);
             admin(&sim, Method::DELETE, "faults", json!({})).await;
             let outcome = result.expect("backup");
             prop_assert_eq!(&outcome.manifest.outcome, &Outcome::Complete);
+            // The snapshot holds the org as of its window's end, which may be up to a second
+            // before the org's present (the `Date` header has whole seconds): changes made
+            // after that end belong to the next backup, like those made during the run.
+            let end = outcome
+                .manifest
+                .window
+                .as_ref()
+                .and_then(|w| cairn::time::parse_datetime(&w.to))
+                .expect("window end");
+            let mut touched: Vec<(usize, String)> = during.iter().map(|(_, t)| t.clone()).collect();
+            history.extend(during);
+            touched.extend(
+                history
+                    .iter()
+                    .filter(|(when, _)| *when > end)
+                    .map(|(_, t)| t.clone()),
+            );
             // The truth: a fresh full backup of the org as it is now, when nothing moves.
             let truth_dir = tempfile::tempdir().expect("dir");
             let truth_store = new_store(truth_dir.path());

@@ -283,3 +283,53 @@ async fn transient_failures_are_retried_and_permanent_ones_are_not() {
         "a permanent error is not retried"
     );
 }
+
+/// One passing fault on the connection check is not a disconnection (issue 20): a 503, a
+/// reset, a stale session and a throttling 403 are each retried, and the check says
+/// Connected; a fault that does not pass is "unreachable", never "expired".
+#[tokio::test]
+async fn one_passing_fault_on_the_connection_check_is_not_a_disconnection() {
+    let sim = simulator(10_000).await;
+    for kind in [
+        "SERVER_UNAVAILABLE",
+        "CONNECTION_RESET",
+        "INVALID_SESSION_ID",
+        "REQUEST_LIMIT_EXCEEDED",
+    ] {
+        admin(
+            &sim,
+            Method::PUT,
+            "faults",
+            json!([{"kind": kind, "times": 1}]),
+        )
+        .await;
+        let connection = client(refresh(&sim, &sim.credentials.client_id), 75)
+            .check_connection()
+            .await;
+        assert!(
+            matches!(connection, Connection::Connected { .. }),
+            "{kind}: {connection:?}"
+        );
+    }
+    admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "SERVER_UNAVAILABLE"}]),
+    )
+    .await;
+    let down = client(refresh(&sim, &sim.credentials.client_id), 75)
+        .check_connection()
+        .await;
+    assert!(
+        matches!(
+            down,
+            Connection::Disconnected {
+                reason: DisconnectReason::Unreachable,
+                ..
+            }
+        ),
+        "{down:?}"
+    );
+    admin(&sim, Method::DELETE, "faults", json!({})).await;
+}

@@ -361,7 +361,7 @@ async fn a_disconnected_task_fails_alone_and_says_why() {
     let checked = run(&fleet, &["status", "--check-connection"]).await;
     assert_eq!(checked.code, 1, "{}{}", checked.stdout, checked.stderr);
     assert!(
-        checked.stdout.contains("error: broken disconnected"),
+        checked.stdout.contains("error: broken not connected"),
         "{}",
         checked.stdout
     );
@@ -1907,4 +1907,48 @@ async fn a_narrowed_include_is_a_coverage_change_and_a_typo_is_named() {
         diff.stdout
     );
     assert!(!diff.stdout.contains("\n- 001"), "{}", diff.stdout);
+}
+
+/// An org that does not answer (503 on every call here) fails the run as unreachable: the task
+/// stays Connected as last recorded, and no "disconnected" notification goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_org_fails_the_run_without_a_disconnection() {
+    let sim = simulator(24).await;
+    let fleet = fleet_with_acme(&sim).await;
+    fleet.write(
+        "tasks/acme.yaml",
+        &task(
+            "acme",
+            &sim,
+            "notifications:\n  - channel:\n      file:\n        path: reports/events.md\n    events: [disconnected, failure]\n    template: events.md.j2\n",
+        ),
+    );
+    fleet.write("templates/events.md.j2", "{{ event }}: {{ run.message }}\n");
+    fleet.commit("Record events");
+    let first = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "SERVER_UNAVAILABLE"}]),
+    )
+    .await;
+    let down = run(&fleet, &["apply", "--now", "--at", &at(T0)]).await;
+    admin(&sim, Method::DELETE, "faults", json!({})).await;
+    assert_eq!(down.code, 1, "{}{}", down.stdout, down.stderr);
+    assert!(
+        down.stdout.contains("FAILED   acme") && down.stdout.contains("could not be reached"),
+        "{}",
+        down.stdout
+    );
+    let status = state_file(&fleet, "state/acme/status.yaml");
+    assert!(
+        status.contains("type: Connected\n  status: 'True'"),
+        "the recorded connection stands: {status}"
+    );
+    let events = std::fs::read_to_string(fleet.config().join("reports/events.md"))
+        .expect("the failure notification");
+    assert!(events.contains("failure:"), "{events}");
+    assert!(!events.contains("disconnected:"), "{events}");
 }

@@ -110,6 +110,10 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutco
             connection = match crate::source::salesforce::connect::client(task, env) {
                 Ok(client) => match client.check_connection().await {
                     Connection::Connected { .. } => "Connected".to_string(),
+                    Connection::Disconnected {
+                        reason: crate::source::DisconnectReason::Unreachable,
+                        ..
+                    } => "Unreachable".to_string(),
                     Connection::Disconnected { reason, .. } => format!("Disconnected ({reason:?})"),
                 },
                 Err(e) => format!("Disconnected ({e})"),
@@ -177,7 +181,7 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutco
     if !disconnected.is_empty() {
         let _ = writeln!(
             out,
-            "error: {} disconnected: run `cairn auth login --task ID` for each, or fix the connected app",
+            "error: {} not connected: run `cairn auth login --task ID` for a Disconnected task, or fix the connected app; an Unreachable org may answer again later",
             disconnected.join(", ")
         );
     }

@@ -627,6 +627,16 @@ async fn run_backup(
             status.org_id = Some(org_id);
             status.set_condition("Connected", true, "Connected", "", &now);
         }
+        // No answer is not a disconnection: the credentials and the org may be fine, so the
+        // recorded connection stands and the run fails as unreachable, to be tried again.
+        Connection::Disconnected {
+            reason: DisconnectReason::Unreachable,
+            detail,
+        } => {
+            return Err(format!(
+                "the org could not be reached ({detail}); the connection is as last recorded, and the next run tries again"
+            ));
+        }
         Connection::Disconnected { reason, detail } => {
             let reason_name = format!("{reason:?}");
             status.set_condition("Connected", false, &reason_name, &detail, &now);

@@ -26,7 +26,10 @@ type Result<T> = std::result::Result<T, ApiError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FaultKind {
-    /// 403 REQUEST_LIMIT_EXCEEDED.
+    /// 403 REQUEST_LIMIT_EXCEEDED for too many concurrent long requests
+    /// (`ConcurrentPerOrgLongTxn`): a throttle that passes. The daily allocation running out
+    /// (`TotalRequests`) comes from the org's real API usage (`PUT /__sim/api-usage`), not from
+    /// a fault.
     RequestLimitExceeded,
     /// 503 SERVER_UNAVAILABLE.
     ServerUnavailable,
@@ -156,7 +159,7 @@ pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: N
                 return ApiError::new(
                     StatusCode::FORBIDDEN,
                     "REQUEST_LIMIT_EXCEEDED",
-                    "TotalRequests Limit exceeded.",
+                    "ConcurrentPerOrgLongTxn Limit exceeded.",
                 )
                 .into_response();
             }

@@ -724,24 +724,36 @@ fn write_incremental(
     Ok((run, delta.recent))
 }
 
-/// The org's live records that existed at `now` (`None` when the answer has none): what the
-/// snapshot must hold. Counted by CreatedDate, not SystemModstamp: a record edited after the
-/// window's end existed all along, and counting it out would make its presence look like a
-/// surplus.
+/// The records the org had live at the window's end `now` (`None` when the answer has none):
+/// exactly what the snapshot must hold, however the org moves while the backup runs. Created
+/// by then (a record edited since existed all along), and live then: still live, or deleted
+/// since (a deletion stamps the record, and queryAll still sees it). A record purged from the
+/// Recycle Bin is in neither, which is what the check is for.
 async fn org_count(
     client: &SalesforceClient,
     options: &BackupOptions,
     plan: &ObjectPlan,
     now: &str,
 ) -> Result<Option<u64>, SourceError> {
-    let stamp = if plan.fields.iter().any(|f| f.name == "CreatedDate") {
-        "CreatedDate"
+    let (soql, endpoint) = if plan.fields.iter().any(|f| f.name == "CreatedDate") {
+        (
+            format!(
+                "SELECT COUNT() FROM {} WHERE CreatedDate <= {now} AND (IsDeleted = false OR SystemModstamp > {now})",
+                plan.name
+            ),
+            "queryAll",
+        )
     } else {
-        "SystemModstamp"
+        (
+            format!(
+                "SELECT COUNT() FROM {} WHERE SystemModstamp <= {now}",
+                plan.name
+            ),
+            "query",
+        )
     };
-    let soql = format!("SELECT COUNT() FROM {} WHERE {stamp} <= {now}", plan.name);
     let path = format!(
-        "/services/data/v{}/query?q={}",
+        "/services/data/v{}/{endpoint}?q={}",
         options.api_version,
         url_encode(&soql)
     );
@@ -823,9 +835,16 @@ pub async fn backup(
     // Windows end at the org's clock, never the runner's: a runner ahead of the org would
     // end a window in the org's future, and the next window, starting there, would never see
     // what the org changed in between; one behind it would leave recent changes for later.
-    // The estimate from the last answer's `Date` may lead the org by a second, which the
-    // next window's overlap covers.
-    let window_end_ms = client.server_time_ms().unwrap_or(now_ms);
+    // The runner's time is taken only when it falls inside what the last answer's `Date` says;
+    // otherwise the earliest the org's time can be, never ahead of it: every query sent after
+    // sees the whole window, so the next run may take a record created before this end for one
+    // this run saw.
+    let window_end_ms = match client.server_time_bounds() {
+        // The runner's clock agrees with the org's: it has the milliseconds `Date` lacks.
+        Some((earliest, latest)) if (earliest..=latest).contains(&now_ms) => now_ms,
+        Some((earliest, _)) => earliest,
+        None => now_ms,
+    };
     let window_end = crate::time::format_datetime_z(window_end_ms);
     // The snapshot is dated by the run (as the state branch lists it); its data by the org.
     let snapshot_time = now;

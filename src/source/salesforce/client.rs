@@ -99,6 +99,9 @@ fn transient(status: StatusCode, code: &str) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
         || code == "UNABLE_TO_LOCK_ROW"
         || code == "SERVER_UNAVAILABLE"
+        // A throttle (too many concurrent long requests), not the daily allocation, which
+        // says `TotalRequests` and is handled before this.
+        || code == "REQUEST_LIMIT_EXCEEDED"
 }
 
 impl SalesforceClient {
@@ -112,14 +115,15 @@ impl SalesforceClient {
         }
     }
 
-    /// The org's clock now, from the `Date` of its latest API response and the time that
-    /// passed here since: `Date` has whole seconds, so this may lead the org by up to a
-    /// second (which the windows' overlap absorbs), never lag it by more than the network.
-    /// None before any response, or from a server that sends no `Date`.
-    pub fn server_time_ms(&self) -> Option<i64> {
+    /// Where the org's clock is now, as an interval: the `Date` of its latest API response
+    /// (whole seconds, cut down) plus the time that passed here since, and a second more. The
+    /// org's time is inside, less the network's delay. None before any response, or from a
+    /// server that sends no `Date`.
+    pub fn server_time_bounds(&self) -> Option<(i64, i64)> {
         let (date, received) = (*self.server_time.lock().ok()?)?;
         let elapsed = i64::try_from(received.elapsed().as_millis()).unwrap_or(i64::MAX / 2);
-        Some(date.saturating_add(999).saturating_add(elapsed))
+        let earliest = date.saturating_add(elapsed);
+        Some((earliest, earliest.saturating_add(999)))
     }
 
     pub fn budget(&self) -> Budget {
@@ -361,55 +365,92 @@ impl SalesforceClient {
     pub async fn check_connection(&self) -> Connection {
         let session = match self.mint().await {
             Ok(session) => session,
-            Err(SourceError::Disconnected {
+            Err(e) => return Self::disconnected(e),
+        };
+        // One passing fault (a 503, a reset, a stale session, a throttling 403) is not a
+        // disconnection: userinfo is retried like every other call, and only an answer that
+        // stays a refusal says the credentials are gone.
+        let (mut session, mut reminted, mut attempt) = (session, false, 0);
+        loop {
+            let info = self
+                .http
+                .get(format!("{}/services/oauth2/userinfo", session.instance_url))
+                .bearer_auth(&session.access_token)
+                .send()
+                .await;
+            let retry = match &info {
+                Ok(response) if response.status().is_success() => false,
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !reminted => {
+                    reminted = true;
+                    match self.session(Some(&session)).await {
+                        Ok(fresh) => session = fresh,
+                        Err(e) => return Self::disconnected(e),
+                    }
+                    continue;
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    (transient(status, "") || status == StatusCode::FORBIDDEN)
+                        && attempt + 1 < MAX_ATTEMPTS
+                }
+                Err(_) => attempt + 1 < MAX_ATTEMPTS,
+            };
+            if retry {
+                attempt += 1;
+                tokio::time::sleep(Self::backoff(attempt)).await;
+                continue;
+            }
+            return match info {
+                Ok(response) if response.status().is_success() => {
+                    match response.json::<Value>().await {
+                        Ok(info) => Connection::Connected {
+                            org_id: info["organization_id"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                            username: info["preferred_username"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        },
+                        Err(e) => Connection::Disconnected {
+                            reason: DisconnectReason::Unreachable,
+                            detail: e.to_string(),
+                        },
+                    }
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    Connection::Disconnected {
+                        reason: match status {
+                            StatusCode::UNAUTHORIZED => DisconnectReason::Expired,
+                            StatusCode::FORBIDDEN => DisconnectReason::Refused,
+                            _ => DisconnectReason::Unreachable,
+                        },
+                        detail: format!("userinfo answered {status}"),
+                    }
+                }
+                Err(e) => Connection::Disconnected {
+                    reason: DisconnectReason::Unreachable,
+                    detail: e.to_string(),
+                },
+            };
+        }
+    }
+
+    fn disconnected(error: SourceError) -> Connection {
+        match error {
+            SourceError::Disconnected {
                 reason,
                 error,
                 description,
-            }) => {
-                return Connection::Disconnected {
-                    reason,
-                    detail: format!("{error}: {description}"),
-                };
-            }
-            Err(e) => {
-                return Connection::Disconnected {
-                    reason: DisconnectReason::Unreachable,
-                    detail: e.to_string(),
-                };
-            }
-        };
-        let info = self
-            .http
-            .get(format!("{}/services/oauth2/userinfo", session.instance_url))
-            .bearer_auth(&session.access_token)
-            .send()
-            .await;
-        match info {
-            Ok(response) if response.status().is_success() => {
-                match response.json::<Value>().await {
-                    Ok(info) => Connection::Connected {
-                        org_id: info["organization_id"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        username: info["preferred_username"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    },
-                    Err(e) => Connection::Disconnected {
-                        reason: DisconnectReason::Unreachable,
-                        detail: e.to_string(),
-                    },
-                }
-            }
-            Ok(response) => Connection::Disconnected {
-                reason: DisconnectReason::Expired,
-                detail: format!("userinfo answered {}", response.status()),
+            } => Connection::Disconnected {
+                reason,
+                detail: format!("{error}: {description}"),
             },
-            Err(e) => Connection::Disconnected {
+            other => Connection::Disconnected {
                 reason: DisconnectReason::Unreachable,
-                detail: e.to_string(),
+                detail: other.to_string(),
             },
         }
     }
