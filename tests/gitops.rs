@@ -160,6 +160,15 @@ async fn fleet_with_acme(sim: &Simulator) -> Fleet {
     fleet
 }
 
+/// The fleet with "acme" whose manifest also holds `extra` (settings at the top level),
+/// committed.
+async fn fleet_with_acme_and(sim: &Simulator, extra: &str, message: &str) -> Fleet {
+    let fleet = fleet_with_acme(sim).await;
+    fleet.write("tasks/acme.yaml", &task("acme", sim, extra));
+    fleet.commit(message);
+    fleet
+}
+
 fn state_file(fleet: &Fleet, path: &str) -> String {
     git(&fleet.config(), &["show", &format!("cairn-state:{path}")])
 }
@@ -1763,16 +1772,12 @@ async fn a_sandbox_task_whose_credentials_reach_production_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_empty_field_is_a_schema_change_not_a_change_of_every_record() {
     let sim = simulator(21).await;
-    let fleet = fleet_with_acme(&sim).await;
-    fleet.write(
-        "tasks/acme.yaml",
-        &task(
-            "acme",
-            &sim,
-            "alerts:\n  - object: \"*\"\n    modifiedPercent: 50\n",
-        ),
-    );
-    fleet.commit("Alert on mass modifications");
+    let fleet = fleet_with_acme_and(
+        &sim,
+        "alerts:\n  - object: \"*\"\n    modifiedPercent: 50\n",
+        "Alert on mass modifications",
+    )
+    .await;
     let first = run(&fleet, &["apply", "--at", &at(T0)]).await;
     assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
     for (name, kind) in [("Region__c", "string"), ("Priority__c", "boolean")] {
@@ -1914,17 +1919,10 @@ async fn a_narrowed_include_is_a_coverage_change_and_a_typo_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_org_fails_the_run_without_a_disconnection() {
     let sim = simulator(24).await;
-    let fleet = fleet_with_acme(&sim).await;
-    fleet.write(
-        "tasks/acme.yaml",
-        &task(
-            "acme",
-            &sim,
-            "notifications:\n  - channel:\n      file:\n        path: reports/events.md\n    events: [disconnected, failure]\n    template: events.md.j2\n",
-        ),
-    );
+    let events = "notifications:\n  - channel:\n      file:\n        path: reports/events.md\n    events: [disconnected, failure]\n    template: events.md.j2\n";
+    let fleet = fleet_with_acme_and(&sim, events, "Record events").await;
     fleet.write("templates/events.md.j2", "{{ event }}: {{ run.message }}\n");
-    fleet.commit("Record events");
+    fleet.commit("Event template");
     let first = run(&fleet, &["apply", "--at", &at(T0)]).await;
     assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
     admin(
