@@ -738,7 +738,10 @@ async fn org_count(
     let (soql, endpoint) = if plan.fields.iter().any(|f| f.name == "CreatedDate") {
         (
             format!(
-                "SELECT COUNT() FROM {} WHERE CreatedDate <= {now} AND (IsDeleted = false OR SystemModstamp > {now})",
+                // The same set as `CreatedDate <= end AND (IsDeleted = false OR
+                // SystemModstamp > end)`, written so that only the few records stamped after
+                // the end need their CreatedDate read.
+                "SELECT COUNT() FROM {} WHERE (SystemModstamp <= {now} AND IsDeleted = false) OR (SystemModstamp > {now} AND CreatedDate <= {now})",
                 plan.name
             ),
             "queryAll",
