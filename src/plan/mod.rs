@@ -16,7 +16,7 @@ use crate::gitops::StateBranch;
 use crate::manifest::model::BackupTask;
 use crate::manifest::{ConfigTree, LoadedConfig, load};
 use crate::reconcile::schedule;
-use crate::reconcile::status::{Phase, TaskStatus};
+use crate::reconcile::status::{CoverageFile, Phase, TaskStatus};
 use crate::snapshot::retention::{self, Candidate};
 
 #[derive(Debug, Clone)]
@@ -86,14 +86,8 @@ pub struct CoverageForecast {
 /// those include/exclude left out (skipped ones cannot be backed up at all). None without a
 /// recorded coverage that lists them all (one written before it recorded `excluded`).
 fn recorded_objects(state: &StateBranch, id: &str) -> Option<(Vec<String>, Vec<String>)> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Recorded {
-        backed_up: Vec<String>,
-        excluded: Option<Vec<String>>,
-    }
-    let bytes = state.read(&format!("state/{id}/coverage.yaml")).ok()??;
-    let recorded: Recorded = serde_yaml::from_slice(&bytes).ok()?;
+    let bytes = state.read(&CoverageFile::path(id)).ok()??;
+    let recorded = CoverageFile::parse(&bytes)?;
     let mut eligible = recorded.backed_up.clone();
     eligible.extend(recorded.excluded?);
     Some((recorded.backed_up, eligible))

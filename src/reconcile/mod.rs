@@ -738,8 +738,8 @@ async fn run_backup(
         }
     }
     changes.push(Change::write(
-        format!("{dir}/coverage.yaml"),
-        coverage_yaml(&outcome),
+        status::CoverageFile::path(&task.id),
+        coverage_file(&outcome).to_yaml(),
     ));
 
     let complete = outcome.manifest.outcome == crate::snapshot::Outcome::Complete;
@@ -1066,41 +1066,22 @@ fn lock_task<'s>(store: &'s Store, task: &str) -> Result<crate::store::lock::Loc
     )
 }
 
-fn coverage_yaml(outcome: &BackupOutcome) -> String {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Coverage<'a> {
-        backed_up: &'a [String],
-        skipped: BTreeMap<&'a str, &'a str>,
-        /// Include patterns that match no object: pattern -> what it most likely meant.
-        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-        unmatched_includes: BTreeMap<&'a str, String>,
-        /// The org's other objects, left out by include/exclude.
-        excluded: &'a [String],
-    }
-    serde_yaml::to_string(&Coverage {
-        backed_up: &outcome.coverage.backed_up,
-        skipped: outcome
-            .coverage
-            .skipped
-            .iter()
-            .map(|(object, why)| (object.as_str(), why.as_str()))
-            .collect(),
-        unmatched_includes: outcome
-            .coverage
+fn coverage_file(outcome: &BackupOutcome) -> status::CoverageFile {
+    let coverage = &outcome.coverage;
+    status::CoverageFile {
+        backed_up: coverage.backed_up.clone(),
+        skipped: coverage.skipped.iter().cloned().collect(),
+        unmatched_includes: coverage
             .unmatched
             .iter()
             .map(|(pattern, close)| {
-                (
-                    pattern.as_str(),
-                    close
-                        .as_ref()
-                        .map(|c| format!("matches no object; did you mean {c}?"))
-                        .unwrap_or_else(|| "matches no object".to_string()),
-                )
+                let said = match close {
+                    Some(close) => format!("matches no object; did you mean {close}?"),
+                    None => "matches no object".to_string(),
+                };
+                (pattern.clone(), said)
             })
             .collect(),
-        excluded: &outcome.coverage.excluded,
-    })
-    .unwrap_or_default()
+        excluded: Some(coverage.excluded.clone()),
+    }
 }

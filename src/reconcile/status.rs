@@ -187,3 +187,35 @@ impl TaskStatus {
         }
     }
 }
+
+/// `state/<task>/coverage.yaml`: what the task's last backup covered. Apply writes it; plan
+/// reads it to tell what a changed include/exclude will add or drop.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoverageFile {
+    pub backed_up: Vec<String>,
+    /// Object -> why it is not backed up.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, String>,
+    /// Include patterns that match no object: pattern -> what it most likely meant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmatched_includes: BTreeMap<String, String>,
+    /// The org's other objects, left out by include/exclude; None in files written before it
+    /// was recorded.
+    #[serde(default)]
+    pub excluded: Option<Vec<String>>,
+}
+
+impl CoverageFile {
+    pub fn path(task: &str) -> String {
+        format!("state/{task}/coverage.yaml")
+    }
+
+    pub fn parse(bytes: &[u8]) -> Option<CoverageFile> {
+        serde_yaml::from_slice(bytes).ok()
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_default()
+    }
+}
