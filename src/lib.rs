@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod diff;
 pub mod error;
+pub mod git_process;
 pub mod gitops;
 pub mod manifest;
 pub mod notify;

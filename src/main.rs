@@ -28,6 +28,7 @@ use cairn::commands::validate::{ValidateOptions, validate};
 use cairn::commands::{key, prune};
 use cairn::manifest::Format;
 use cairn::plan::{PlanOptions, plan, render as plan_render};
+use cairn::reconcile::{EXIT_INTERRUPTED, Interrupt};
 use cairn::store::check::ReadData;
 use cairn::store::keys::KdfParams;
 
@@ -148,6 +149,10 @@ enum Command {
         /// as `<commit>-dirty`.
         #[arg(long)]
         allow_dirty: bool,
+        /// Wait this long (90s, 5m, 1h) for a prune, a forget, or another runner's apply of the
+        /// same task to finish, before giving up on a task.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+        wait: std::time::Duration,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
@@ -353,10 +358,13 @@ enum Command {
         /// List what would be kept and removed, and why, without removing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Wait this long (90s, 5m, 1h) for running backups to finish before giving up.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+        wait: std::time::Duration,
     },
     /// Delete the data no snapshot refers to any more (after forget, or an interrupted backup).
     ///
-    /// Waits for no backup: it refuses while one holds the store.
+    /// Runs alone: it waits (up to --wait) for running backups and forgets to finish.
     Prune {
         /// The config repository.
         #[arg(default_value = ".")]
@@ -364,15 +372,25 @@ enum Command {
         /// Count what would be deleted, without deleting.
         #[arg(long)]
         dry_run: bool,
+        /// Wait this long (90s, 5m, 1h) for running backups to finish before giving up.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+        wait: std::time::Duration,
     },
-    /// Remove the store's locks, when the processes that took them are known to be gone.
+    /// Remove stale locks: those whose process is gone, or that were not refreshed in time.
+    ///
+    /// Stale locks are also taken over by the next command that needs them; live locks are
+    /// removed only with --force.
     Unlock {
         /// The config repository.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Only this lock (its path, as a "locked by" error shows it).
+        /// Only this lock and the other locks of its run (its path, as a "locked by" error
+        /// shows it).
         #[arg(long, value_name = "ID")]
         lock: Option<String>,
+        /// Remove live locks too; their runs then fail rather than commit.
+        #[arg(long)]
+        force: bool,
     },
     /// Connect a task to its org.
     Auth {
@@ -635,7 +653,96 @@ fn main() -> ExitCode {
             };
         }
     };
-    match cli.command {
+    let interrupt = Interrupt::default();
+    // The simulator's server stops on Ctrl-C by itself.
+    if !matches!(cli.command, Command::Sim { .. }) {
+        let graceful = matches!(cli.command, Command::Apply { .. }).then(|| interrupt.clone());
+        watch_signals(graceful);
+    }
+    let code = run(cli.command, &interrupt);
+    // Locks still held by threads that outlived the command (a stopped backup's sealers).
+    cairn::store::lock::release_all();
+    code
+}
+
+/// Ctrl-C and SIGTERM (how CI cancels a job) release the store's locks before the process
+/// ends, so nothing stays locked. A command that can stop cleanly (`apply`) is asked to,
+/// and records the run as interrupted; a second signal ends it at once.
+fn watch_signals(graceful: Option<Interrupt>) {
+    let _ = std::thread::Builder::new()
+        .name("cairn-signals".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Some(mut signals) = Signals::watch() else {
+                    return;
+                };
+                let mut first = true;
+                while signals.next().await {
+                    match (&graceful, first) {
+                        (Some(interrupt), true) => {
+                            eprintln!(
+                                "interrupted: stopping the running backup and recording it as interrupted (press Ctrl-C again to quit at once)"
+                            );
+                            interrupt.trigger();
+                            first = false;
+                        }
+                        _ => {
+                            cairn::store::lock::release_all();
+                            eprintln!("interrupted: the store's locks are released");
+                            std::process::exit(i32::from(EXIT_INTERRUPTED));
+                        }
+                    }
+                }
+            });
+        });
+}
+
+/// SIGINT and SIGTERM (Ctrl-C elsewhere).
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> Option<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Some(Signals {
+                interrupt: signal(SignalKind::interrupt()).ok()?,
+                terminate: signal(SignalKind::terminate()).ok()?,
+            })
+        }
+        #[cfg(not(unix))]
+        Some(Signals {})
+    }
+
+    /// The next signal; false when none can come any more.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                got = self.interrupt.recv() => got.is_some(),
+                got = self.terminate.recv() => got.is_some(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
+    }
+}
+
+fn run(command: Command, interrupt: &Interrupt) -> ExitCode {
+    match command {
         Command::Demo { records, keep } => {
             let options = DemoOptions { records, keep };
             let mut stdout = std::io::stdout();
@@ -760,10 +867,13 @@ fn main() -> ExitCode {
             at,
             fail_on_alert,
             allow_dirty,
+            wait,
             format,
         } => {
             let options = ApplyOptions {
                 allow_dirty,
+                wait,
+                interrupt: interrupt.clone(),
                 dir,
                 tasks,
                 force: now,
@@ -993,16 +1103,22 @@ fn main() -> ExitCode {
             dir,
             tasks,
             dry_run,
+            wait,
         } => report(forget(
             &ForgetOptions {
                 dir,
                 tasks,
                 dry_run,
+                wait,
             },
             &process_env,
         )),
-        Command::Prune { dir, dry_run } => report(prune::prune(&dir, dry_run, &process_env)),
-        Command::Unlock { dir, lock } => report(prune::unlock(&dir, lock.as_deref(), &process_env)),
+        Command::Prune { dir, dry_run, wait } => {
+            report(prune::prune(&dir, dry_run, wait, &process_env))
+        }
+        Command::Unlock { dir, lock, force } => {
+            report(prune::unlock(&dir, lock.as_deref(), force, &process_env))
+        }
         Command::Auth {
             command:
                 AuthCommand::Login {
@@ -1110,6 +1226,13 @@ fn report(result: Result<String, cairn::Error>) -> ExitCode {
         }
         Err(e) => fail(&e),
     }
+}
+
+/// `--wait`'s durations: 90s, 5m, 1h, or seconds.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    cairn::time::parse_duration_ms(text)
+        .map(|ms| std::time::Duration::from_millis(ms as u64))
+        .ok_or_else(|| format!("{text:?} is not a duration; write it like 90s, 5m or 1h"))
 }
 
 fn fail(error: &cairn::Error) -> ExitCode {

@@ -26,6 +26,19 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Now, as milliseconds since the Unix epoch.
+/// `90s`, `15m`, `1h` or a number of seconds, in milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (number, unit_ms) = match text.chars().last()? {
+        's' => (&text[..text.len() - 1], 1000.0),
+        'm' => (&text[..text.len() - 1], 60_000.0),
+        'h' => (&text[..text.len() - 1], 3_600_000.0),
+        _ => (text, 1000.0),
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some((value * unit_ms) as i64)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1114,3 +1114,112 @@ mod truth {
         }
     }
 }
+
+/// One transient failure on each kind of call a backup makes (token, describe, REST query,
+/// Bulk create, poll and results), and a Bulk job that ends Failed: each run completes and
+/// reads exactly what a fault-free run reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_transient_failure_on_any_kind_of_call_changes_nothing() {
+    let sim = simulator(9).await;
+    let options = BackupOptions {
+        // Objects of more than 150 records go through Bulk, the rest through REST.
+        bulk_threshold: 150,
+        ..options()
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let clean = backup(&client(&sim), &store, &options, None, &at(T0))
+        .await
+        .expect("fault-free run");
+    let expected = records(&store, &clean.manifest);
+    let aimed = [
+        ("token", "/services/oauth2/token", "POST"),
+        ("describe", "/describe", "GET"),
+        ("REST query", "/queryAll", "GET"),
+        ("Bulk create", "/jobs/query", "POST"),
+        ("Bulk poll", "/jobs/query/", "GET"),
+        ("Bulk results", "/results", "GET"),
+    ];
+    let mut faults: Vec<(String, Value)> = Vec::new();
+    for (call, path, method) in aimed {
+        for kind in [
+            "SERVER_UNAVAILABLE",
+            "CONNECTION_RESET",
+            "REQUEST_LIMIT_EXCEEDED",
+        ] {
+            // The OAuth endpoint has no API throttle.
+            if call == "token" && kind == "REQUEST_LIMIT_EXCEEDED" {
+                continue;
+            }
+            faults.push((
+                format!("{kind} on the {call}"),
+                json!([{"kind": kind, "path": path, "method": method, "times": 1}]),
+            ));
+        }
+    }
+    faults.push((
+        "a Bulk job that fails once (retried)".into(),
+        json!([{"kind": "BULK_JOB_FAILED", "times": 1}]),
+    ));
+    faults.push((
+        "Bulk jobs that keep failing (read over REST)".into(),
+        json!([{"kind": "BULK_JOB_FAILED", "times": 40}]),
+    ));
+    for (what, fault) in faults {
+        admin(&sim, Method::PUT, "faults", fault).await;
+        let run = backup(&client(&sim), &store, &options, None, &at(T0))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let pending = sim.state.faults.lock().expect("faults").pending();
+        if what.contains("keep failing") {
+            assert!(pending < 40, "{what}: no Bulk job was tried");
+        } else {
+            assert_eq!(pending, 0, "{what}: the fault never struck");
+        }
+        assert_eq!(run.manifest.outcome, Outcome::Complete, "{what}");
+        assert!(
+            records(&store, &run.manifest) == expected,
+            "{what}: the run differs from a fault-free one"
+        );
+        admin(&sim, Method::DELETE, "faults", json!({})).await;
+    }
+}
+
+/// Four objects fetched at once never take the org's usage past the ceiling, wherever the
+/// run starts relative to it: calls are reserved before they are sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fetches_never_take_the_org_past_the_budget_ceiling() {
+    let sim = simulator_of(10, 3000, 1000).await;
+    let options = BackupOptions {
+        batch_size: 200,
+        concurrency: 4,
+        ..options()
+    };
+    // Answers take a while, as over the internet: the fetches' calls overlap.
+    admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "SLOW", "delayMs": 15}]),
+    )
+    .await;
+    for used in [880, 888, 894, 899] {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = new_store(dir.path());
+        admin(&sim, Method::PUT, "api-usage", json!({"used": used})).await;
+        let run = backup(&client(&sim), &store, &options, None, &at(T0)).await;
+        let state = admin(&sim, Method::GET, "state", json!({})).await;
+        let after = state["apiUsage"]["used"].as_u64().expect("used");
+        assert!(
+            after <= 900,
+            "starting at {used}, the org's counter reached {after} (ceiling 900)"
+        );
+        if let Ok(run) = run {
+            assert!(
+                matches!(run.manifest.outcome, Outcome::Partial { .. }),
+                "starting at {used}: {:?}",
+                run.manifest.outcome
+            );
+        }
+    }
+}

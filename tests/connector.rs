@@ -311,6 +311,28 @@ async fn one_passing_fault_on_the_connection_check_is_not_a_disconnection() {
             "{kind}: {connection:?}"
         );
     }
+    // The same on the login itself (the OAuth token endpoint).
+    for kind in ["SERVER_UNAVAILABLE", "CONNECTION_RESET"] {
+        admin(
+            &sim,
+            Method::PUT,
+            "faults",
+            json!([{"kind": kind, "times": 1, "path": "/services/oauth2/token"}]),
+        )
+        .await;
+        let connection = client(refresh(&sim, &sim.credentials.client_id), 75)
+            .check_connection()
+            .await;
+        assert!(
+            matches!(connection, Connection::Connected { .. }),
+            "{kind} on the token endpoint: {connection:?}"
+        );
+        assert_eq!(
+            sim.state.faults.lock().expect("faults").pending(),
+            0,
+            "{kind} on the token endpoint never struck"
+        );
+    }
     admin(
         &sim,
         Method::PUT,

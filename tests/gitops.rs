@@ -501,8 +501,9 @@ async fn the_state_branch_holds_no_record_data_in_plaintext() {
     }
 }
 
-/// Another apply holding the task's lock: this one refuses the task and says who holds it;
-/// `cairn unlock --lock` breaks it by id; a lock older than an hour is ignored.
+/// Another apply holding the task's lock: this one waits (up to --wait), then refuses the task
+/// and says who holds it; `cairn unlock --lock` refuses a live lock and `--force` breaks it by
+/// id; a lock its holder stopped refreshing is taken over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_locked_by_another_apply_is_refused_until_unlocked() {
     let sim = simulator(7).await;
@@ -516,18 +517,44 @@ async fn a_task_locked_by_another_apply_is_refused_until_unlocked() {
             .to_string(),
     )
     .expect("lock");
-    let refused = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    let checked = run(&fleet, &["check"]).await;
+    assert!(
+        checked.stdout.contains(
+            "in progress: locks/task-00aa11bb22cc33dd: apply of task acme (pid 4242 on ci-runner-2"
+        ),
+        "{}",
+        checked.stdout
+    );
+    let refused = run(&fleet, &["apply", "--at", &at(T0), "--wait", "1s"]).await;
     assert_eq!(refused.code, 1, "{}", refused.stdout);
     assert!(
         refused.stdout.contains("pid 4242 on ci-runner-2")
             && refused
                 .stdout
-                .contains("cairn unlock --lock locks/task-00aa11bb22cc33dd"),
-        "{}",
-        refused.stdout
+                .contains("cairn unlock --force --lock locks/task-00aa11bb22cc33dd")
+            && refused
+                .stderr
+                .contains("waiting up to 1 s for the apply of task acme"),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
     );
-    let unlock = run(&fleet, &["unlock", "--lock", "locks/task-00aa11bb22cc33dd"]).await;
+    let kept = run(&fleet, &["unlock", "--lock", "locks/task-00aa11bb22cc33dd"]).await;
+    assert_eq!(kept.code, 1, "{}", kept.stdout);
+    assert!(kept.stderr.contains("is live"), "{}", kept.stderr);
+    let unlock = run(
+        &fleet,
+        &["unlock", "--force", "--lock", "locks/task-00aa11bb22cc33dd"],
+    )
+    .await;
     assert_eq!(unlock.code, 0, "{}", unlock.stderr);
+    assert!(
+        unlock
+            .stdout
+            .contains("removed LIVE lock locks/task-00aa11bb22cc33dd"),
+        "{}",
+        unlock.stdout
+    );
     // A lock left by a process that died two hours ago does not block.
     std::fs::write(
         locks.join("task-99ee88ff77aa66bb"),
@@ -535,8 +562,27 @@ async fn a_task_locked_by_another_apply_is_refused_until_unlocked() {
             .to_string(),
     )
     .expect("stale lock");
+    let checked = run(&fleet, &["check"]).await;
+    assert!(
+        checked.stdout.contains(
+            "warning: stale lock locks/task-99ee88ff77aa66bb: apply of task acme (pid 1 on gone"
+        ),
+        "{}",
+        checked.stdout
+    );
     let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied
+            .stderr
+            .contains("took over the stale lock locks/task-99ee88ff77aa66bb"),
+        "{}",
+        applied.stderr
+    );
+    assert!(
+        std::fs::read_dir(&locks).expect("locks").next().is_none(),
+        "the run released its locks"
+    );
 }
 
 /// The API budget runs out mid-run: the task is partial (exit 3), the next run completes it.

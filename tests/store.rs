@@ -451,12 +451,41 @@ fn prune_frees_only_what_no_snapshot_uses_and_never_during_a_backup() {
         Err(StoreError::Locked { .. })
     ));
     drop(held);
-    // A lock older than an hour belongs to a dead process and is ignored.
-    let old = cairn::time::now_ms() - 2 * cairn::store::lock::STALE_AFTER_MS;
-    let stale = store.lock(LockKind::Backup, old).expect("old lock");
-    std::mem::forget(stale);
-    prune(&store, cairn::time::now_ms(), false).expect("a stale lock does not block");
-    assert_eq!(store.unlock_all().expect("unlock"), 1);
+    // Another machine's lock that was not refreshed within the time its holder promised
+    // belongs to a process that died: prune takes it over. A live one blocks, and only
+    // `unlock --force` removes it.
+    let now = cairn::time::now_ms();
+    let foreign = |refreshed: i64| {
+        serde_json::json!({
+            "kind": "backup", "holder": "pid 4242 on ci-runner-2", "createdMs": refreshed,
+            "refreshedMs": refreshed, "staleAfterMs": 60_000, "pid": 4242,
+            "machine": {"host": "ci-runner-2", "boot": "b0", "pidNamespace": "pid:[1]"}
+        })
+        .to_string()
+    };
+    let backend = store.backend();
+    backend
+        .put(
+            "locks/backup-00000000000000aa",
+            foreign(now - 61_000).as_bytes(),
+        )
+        .expect("stale lock");
+    prune(&store, now, false).expect("a stale lock does not block");
+    assert!(store.locks().expect("locks").is_empty(), "taken over");
+    backend
+        .put("locks/backup-00000000000000bb", foreign(now).as_bytes())
+        .expect("live lock");
+    assert!(matches!(
+        prune(&store, now, false),
+        Err(StoreError::Locked { .. })
+    ));
+    assert!(
+        store.unlock(false).expect("unlock").is_empty(),
+        "live: kept"
+    );
+    let removed = store.unlock(true).expect("unlock --force");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].2, cairn::store::lock::Liveness::Live);
 }
 
 /// Where a test store lives, for each kind of backend.

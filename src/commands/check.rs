@@ -106,6 +106,9 @@ pub fn check(options: &CheckOptions, env: Env<'_>) -> Result<CheckOutcome, Error
         }
         let _ = writeln!(out, "  help: {}\n", finding.next);
     }
+    for lock in &report.live_locks {
+        let _ = writeln!(out, "in progress: {lock}");
+    }
     let read = match options.read_data {
         ReadData::None => {
             "structure only; add --read-data to decrypt and verify the data".to_string()

@@ -213,6 +213,8 @@ pub async fn demo(
         allow_dirty: false,
         at: None,
         fail_on_alert: false,
+        wait: std::time::Duration::ZERO,
+        interrupt: Default::default(),
     };
     stage(out, 3, "cairn apply: the first, full backup");
     let first = apply(&apply_options, &env).await?;

@@ -20,6 +20,8 @@ pub struct ForgetOptions {
     /// Only these tasks (all when empty).
     pub tasks: Vec<String>,
     pub dry_run: bool,
+    /// How long to wait for running backups (a snapshot they build on is never removed).
+    pub wait: std::time::Duration,
 }
 
 pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
@@ -33,6 +35,14 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
         }
     };
     let store = store_access::open(&options.dir, &repository, env)?;
+    let _alone = match options.dry_run {
+        true => None,
+        false => Some(store_access::lock(
+            &store,
+            crate::store::lock::LockKind::Forget,
+            options.wait,
+        )?),
+    };
     let mut by_task: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for id in store.list_snapshots()? {
         let manifest = load_manifest(&store, &id)?;

@@ -8,6 +8,7 @@ use crate::manifest::model::{Repository, Store as StoreSetting};
 use crate::manifest::{ConfigTree, load};
 use crate::store::backend::{Backend, LocalBackend};
 use crate::store::git::{GitBackend, GitRemote};
+use crate::store::lock::{LockTiming, STALE_AFTER_VARIABLE};
 use crate::store::s3::{S3Backend, S3Settings};
 use crate::store::{Store, keys};
 
@@ -136,7 +137,10 @@ pub fn backend(
 
 /// Opens the store with the raw key if one is set, else with the passphrase.
 pub fn open(dir: &Path, repository: &Repository, env: Env<'_>) -> Result<Store, Error> {
-    open_backend(backend(dir, repository, env)?, repository, env).map_err(|e| match (e, &repository.store) {
+    let timing = lock_timing(env)?;
+    open_backend(backend(dir, repository, env)?, repository, env)
+        .map(|store| store.with_lock_timing(timing))
+        .map_err(|e| match (e, &repository.store) {
         // In a fresh clone, `cairn init` would make a second, empty store: say where the
         // real one is instead.
         (Error::Store(crate::store::StoreError::NotAStore { location }), StoreSetting::Git(git)) => {
@@ -153,6 +157,17 @@ pub fn open(dir: &Path, repository: &Repository, env: Env<'_>) -> Result<Store, 
         }
         (other, _) => other,
     })
+}
+
+/// How long this process's locks may go unrefreshed before others take them over.
+fn lock_timing(env: Env<'_>) -> Result<LockTiming, Error> {
+    match env(STALE_AFTER_VARIABLE) {
+        None => Ok(LockTiming::default()),
+        Some(text) => LockTiming::parse(&text).ok_or_else(|| Error::Usage {
+            message: format!("{STALE_AFTER_VARIABLE}={text:?} is not a duration"),
+            next: "write it like 90s, 15m or 1h (at least one second)".into(),
+        }),
+    }
 }
 
 fn open_backend(
@@ -185,4 +200,18 @@ pub fn publish(store: &Store) -> Result<String, Error> {
         Some(done) => format!("{done}.\n"),
         None => String::new(),
     })
+}
+
+/// Takes a lock on the store, waiting up to `wait` for a conflicting one, and says on stderr
+/// what it waits for and which stale locks it took over.
+pub fn lock(
+    store: &Store,
+    kind: crate::store::lock::LockKind,
+    wait: std::time::Duration,
+) -> Result<crate::store::lock::Lock, Error> {
+    let lock = store.lock_waiting(kind, wait, &mut |line| eprintln!("{line}"))?;
+    for line in &lock.took_over {
+        eprintln!("note: {line}");
+    }
+    Ok(lock)
 }

@@ -5,24 +5,50 @@
 //! push go through the `git` command, which knows the user's credentials and transports.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use git2::{Oid, Repository, Signature};
 
 use crate::error::Error;
 
+/// How a replayed write joins a version of the file that another runner pushed meanwhile:
+/// `(base, theirs, ours)` to the merged content, where base is what this run read.
+pub type Merge = fn(Option<&[u8]>, &[u8], &[u8]) -> Vec<u8>;
+
 /// One file of a state commit: written, or removed when `None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Change {
     pub path: String,
     pub content: Option<Vec<u8>>,
+    /// None: ours replaces theirs.
+    pub merge: Option<Merge>,
 }
+
+impl PartialEq for Change {
+    fn eq(&self, other: &Change) -> bool {
+        self.path == other.path && self.content == other.content
+    }
+}
+
+impl Eq for Change {}
 
 impl Change {
     pub fn write(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Change {
         Change {
             path: path.into(),
             content: Some(content.into()),
+            merge: None,
+        }
+    }
+
+    /// A write that, replayed on another runner's newer version, is merged with it.
+    pub fn write_merged(
+        path: impl Into<String>,
+        content: impl Into<Vec<u8>>,
+        merge: Merge,
+    ) -> Change {
+        Change {
+            merge: Some(merge),
+            ..Change::write(path, content)
         }
     }
 
@@ -30,6 +56,7 @@ impl Change {
         Change {
             path: path.into(),
             content: None,
+            merge: None,
         }
     }
 }
@@ -123,18 +150,12 @@ impl StateBranch {
     }
 
     fn git(&self, args: &[&str]) -> Result<std::process::Output, Error> {
-        Command::new("git")
-            .arg("-C")
-            .arg(&self.workdir)
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .output()
-            .map_err(|e| {
-                git_error(
-                    &self.workdir,
-                    format!("cannot run git ({e}); install git, or set state.push: false"),
-                )
-            })
+        crate::git_process::run(&self.workdir, args).map_err(|e| {
+            git_error(
+                &self.workdir,
+                format!("cannot run git ({e}); install git, or set state.push: false"),
+            )
+        })
     }
 
     /// Brings the remote's state branch into the remote-tracking ref; a remote without the
@@ -259,6 +280,45 @@ impl StateBranch {
             .map_err(fail)
     }
 
+    /// The changes as they apply on `theirs`: a mergeable file that `theirs` changed since
+    /// `base` is merged.
+    fn merge_changes(
+        &self,
+        base: Option<Oid>,
+        theirs: &git2::Commit<'_>,
+        changes: &[Change],
+    ) -> Result<Vec<Change>, Error> {
+        let read = |commit: &git2::Commit<'_>, path: &str| -> Option<Vec<u8>> {
+            let entry = commit.tree().ok()?.get_path(Path::new(path)).ok()?;
+            Some(
+                entry
+                    .to_object(&self.repo)
+                    .ok()?
+                    .peel_to_blob()
+                    .ok()?
+                    .content()
+                    .to_vec(),
+            )
+        };
+        let base = base.and_then(|oid| self.repo.find_commit(oid).ok());
+        Ok(changes
+            .iter()
+            .map(|change| {
+                let (Some(merge), Some(ours)) = (change.merge, &change.content) else {
+                    return change.clone();
+                };
+                let before = base.as_ref().and_then(|b| read(b, &change.path));
+                match read(theirs, &change.path) {
+                    Some(now) if Some(&now) != before.as_ref() => Change {
+                        content: Some(merge(before.as_deref(), &now, ours)),
+                        ..change.clone()
+                    },
+                    _ => change.clone(),
+                }
+            })
+            .collect())
+    }
+
     /// Commits the changes on the state branch (the work tree is never touched) and returns
     /// the commit id. Nothing changed, no commit.
     pub fn commit(&self, changes: &[Change], message: &str) -> Result<Option<Oid>, Error> {
@@ -290,6 +350,11 @@ impl StateBranch {
             ));
         }
         let refspec = format!("{}:{}", self.local_ref(), self.local_ref());
+        // What this run read: a file another runner changed since is merged, not replaced.
+        let base = self
+            .commit_at(&self.local_ref())
+            .and_then(|c| c.parent(0).ok())
+            .map(|c| c.id());
         let mut last = String::new();
         for _ in 0..PUSH_ATTEMPTS {
             let output = self.git(&["push", "--quiet", &self.remote, &refspec])?;
@@ -308,7 +373,8 @@ impl StateBranch {
             let Some(theirs) = self.commit_at(&self.tracking_ref()) else {
                 break;
             };
-            let oid = self.build_commit(Some(&theirs), changes, message)?;
+            let merged = self.merge_changes(base, &theirs, changes)?;
+            let oid = self.build_commit(Some(&theirs), &merged, message)?;
             self.repo
                 .reference(&self.local_ref(), oid, true, "cairn apply (replayed)")
                 .map_err(|e| git_error(&self.workdir, e))?;

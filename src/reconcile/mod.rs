@@ -20,10 +20,14 @@ use crate::snapshot::writer::load_manifest;
 use crate::source::salesforce::backup::{BackupOutcome, backup};
 use crate::source::salesforce::connect;
 use crate::source::{Connection, DisconnectReason};
+use crate::store::lock::{Lock, LockKind};
 use crate::store::{Store, StoreError};
 use status::{Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
 
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The exit code of a run stopped by Ctrl-C or SIGTERM, as shells report a SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -41,6 +45,43 @@ pub struct ApplyOptions {
     /// Run even though manifests have uncommitted changes (the revision is recorded as
     /// `<commit>-dirty`).
     pub allow_dirty: bool,
+    /// How long to wait for a prune or forget, or another runner's apply of the same task,
+    /// before giving up on a task.
+    pub wait: std::time::Duration,
+    /// Set by Ctrl-C or SIGTERM: the running backup stops and is recorded as interrupted.
+    pub interrupt: Interrupt,
+}
+
+/// A request to stop, shared between the signal handler and the run.
+#[derive(Clone, Default)]
+pub struct Interrupt(std::sync::Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>);
+
+impl Interrupt {
+    pub fn trigger(&self) {
+        self.0.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.1.notify_waiters();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once the run is asked to stop.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0.1.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interrupt({})", self.is_set())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +115,10 @@ pub struct ApplyOutcome {
     pub pushed: bool,
     #[serde(skip)]
     pub fail_on_alert: bool,
+    /// Ctrl-C or SIGTERM came while the run worked: what it finished is committed, and it
+    /// exits as interrupted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// Notifications sent, and those that failed (never affecting the outcome).
     pub deliveries: Vec<crate::notify::Delivery>,
 }
@@ -84,7 +129,9 @@ impl ApplyOutcome {
     pub fn exit_code(&self) -> u8 {
         let outcomes: Vec<RunOutcome> = self.results.iter().filter_map(|r| r.outcome).collect();
         let alerted = self.fail_on_alert && self.results.iter().any(|r| !r.alerts.is_empty());
-        if outcomes.contains(&RunOutcome::Failed) || alerted {
+        if self.interrupted || outcomes.contains(&RunOutcome::Interrupted) {
+            EXIT_INTERRUPTED
+        } else if outcomes.contains(&RunOutcome::Failed) || alerted {
             1
         } else if outcomes.contains(&RunOutcome::Partial) {
             3
@@ -100,6 +147,7 @@ impl ApplyOutcome {
                 Some(RunOutcome::Success) => "success",
                 Some(RunOutcome::Partial) => "partial",
                 Some(RunOutcome::Failed) => "FAILED ",
+                Some(RunOutcome::Interrupted) => "stopped",
                 None => "skipped",
             };
             let _ = writeln!(out, "{word}  {:<24} {}", result.task, result.message);
@@ -142,6 +190,9 @@ impl ApplyOutcome {
             }
             None => out.push_str("state unchanged: nothing committed\n"),
         }
+        if self.interrupted {
+            out.push_str("interrupted: the run stopped early; what it finished is committed above, and the next run does the rest\n");
+        }
         out
     }
 }
@@ -155,6 +206,24 @@ struct Context<'a> {
     now: String,
     now_ms: i64,
     env: Env<'a>,
+    wait: std::time::Duration,
+    interrupt: &'a Interrupt,
+    /// The run's shared lock on the store, taken by the first task that works: held from
+    /// before any parent is read until the state naming the new data is pushed, so a prune or
+    /// forget never removes what this run builds on or has just written.
+    store_lock: std::sync::OnceLock<Lock>,
+}
+
+impl Context<'_> {
+    /// Takes the run's store lock, unless it is held already.
+    fn hold_store(&self) -> Result<(), Error> {
+        if self.store_lock.get().is_none() {
+            let lock =
+                crate::commands::store_access::lock(self.store, LockKind::Backup, self.wait)?;
+            let _ = self.store_lock.set(lock);
+        }
+        Ok(())
+    }
 }
 
 pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome, Error> {
@@ -221,6 +290,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             store_published: None,
             pushed: false,
             fail_on_alert: options.fail_on_alert,
+            interrupted: options.interrupt.is_set(),
             deliveries: Vec::new(),
         });
     }
@@ -252,13 +322,23 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         now: now.clone(),
         now_ms,
         env,
+        wait: options.wait,
+        interrupt: &options.interrupt,
+        store_lock: std::sync::OnceLock::new(),
     };
     let mut changes = Vec::new();
+    let mut task_locks = Vec::new();
     // Notifications wait until the run's data and state are where they are promised to be:
     // a "success" sent before the store was pushed could be false.
     let mut to_notify = Vec::new();
     for loaded in config.tasks.iter().filter(|t| chosen(&t.task.id)) {
-        let (result, task_changes) = apply_task(&context, &loaded.task, options.force).await;
+        if options.interrupt.is_set() {
+            results.push(skipped(&loaded.task.id, "interrupted before it started"));
+            continue;
+        }
+        let (result, task_changes, task_lock) =
+            apply_task(&context, &loaded.task, options.force).await;
+        task_locks.extend(task_lock);
         let status = task_changes
             .iter()
             .find(|c| c.path == TaskStatus::path(&loaded.task.id))
@@ -269,7 +349,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         results.push(result);
     }
     // Tasks whose manifests are gone: archive, then purge when their time comes.
-    if options.tasks.is_empty() {
+    if options.tasks.is_empty() && !options.interrupt.is_set() {
         for id in state.list("state")? {
             if config.tasks.iter().any(|t| t.task.id == id) {
                 continue;
@@ -280,7 +360,20 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             }
         }
     }
+    // A lost lock means a prune or another runner may have changed what this run wrote or
+    // read: nothing of it may be committed.
+    if let Err(e) = context
+        .store_lock
+        .get()
+        .into_iter()
+        .chain(&task_locks)
+        .try_for_each(|lock| lock.ensure_held())
+    {
+        return Err(e.into());
+    }
     let finished = publish_and_commit(&store, &state, &repository, &changes, &results, &now);
+    drop(task_locks);
+    drop(context);
     let failure = finished
         .as_ref()
         .err()
@@ -308,6 +401,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         store_published,
         pushed,
         fail_on_alert: options.fail_on_alert,
+        interrupted: options.interrupt.is_set(),
         deliveries,
     })
 }
@@ -366,7 +460,8 @@ fn notification_contexts(
             events.push("failure");
             "failed"
         }
-        None => return Vec::new(),
+        // The operator stopped it: nothing to tell anyone.
+        Some(RunOutcome::Interrupted) | None => return Vec::new(),
     };
     if !result.alerts.is_empty() || !result.warnings.is_empty() {
         events.push("warning");
@@ -417,6 +512,7 @@ fn commit_message(results: &[TaskResult], now: &str) -> String {
         (RunOutcome::Success, "backed up"),
         (RunOutcome::Partial, "partial"),
         (RunOutcome::Failed, "failed"),
+        (RunOutcome::Interrupted, "interrupted"),
     ] {
         let n = count(outcome);
         if n > 0 {
@@ -465,15 +561,63 @@ async fn apply_task(
     context: &Context<'_>,
     task: &BackupTask,
     force: bool,
-) -> (TaskResult, Vec<Change>) {
-    let mut status = match read_status(context.state, &task.id) {
+) -> (TaskResult, Vec<Change>, Option<Lock>) {
+    // A task that is not due writes nothing, so it needs no lock: an hourly schedule's idle
+    // runs leave the store alone. Whether it is due is decided again under the lock.
+    if let Ok(Some(peek)) = read_status(context.state, &task.id)
+        && !force
+        && !task.suspend
+        && peek.phase == Phase::Active
+        && !schedule::is_due(&task.schedule, peek.last_applied_ms(), context.now_ms)
+    {
+        let next = peek
+            .last_applied_ms()
+            .and_then(|last| schedule::next_after(&task.schedule, last))
+            .map(crate::time::format_datetime_z)
+            .unwrap_or_default();
+        return (
+            skipped(&task.id, format!("not due (next {next})")),
+            Vec::new(),
+            None,
+        );
+    }
+    // Another runner's apply of this task finishes (state pushed) before this one reads it.
+    let lock = context.hold_store().and_then(|()| {
+        crate::commands::store_access::lock(
+            context.store,
+            LockKind::Task(task.id.clone()),
+            context.wait,
+        )
+    });
+    let lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => {
+            let message = format!("{e}; {}", e.guidance());
+            return (failed(&task.id, &message), Vec::new(), None);
+        }
+    };
+    let read = context
+        .state
+        .fetch()
+        .and_then(|()| read_status(context.state, &task.id));
+    let status = match read {
         Ok(status) => status.unwrap_or_else(|| TaskStatus {
             task: task.id.clone(),
             environment: environment_name(task.source.environment).into(),
             ..TaskStatus::default()
         }),
-        Err(e) => return (failed(&task.id, &e.to_string()), Vec::new()),
+        Err(e) => return (failed(&task.id, &e.to_string()), Vec::new(), Some(lock)),
     };
+    let (result, changes) = apply_locked_task(context, task, force, status).await;
+    (result, changes, Some(lock))
+}
+
+async fn apply_locked_task(
+    context: &Context<'_>,
+    task: &BackupTask,
+    force: bool,
+    mut status: TaskStatus,
+) -> (TaskResult, Vec<Change>) {
     status.name = task.name.clone();
     status.auto_archived_days = task.retention.auto_archived_days;
     let now = &context.now;
@@ -519,9 +663,31 @@ async fn apply_task(
         return finish_failed(status, task, &message, context);
     }
 
-    let run = run_backup(context, task, &mut status).await;
+    let run = tokio::select! {
+        run = run_backup(context, task, &mut status) => Some(run),
+        () = context.interrupt.wait() => None,
+    };
+    let Some(run) = run else {
+        // Whatever the stopped backup's threads still write, no snapshot names it.
+        crate::snapshot::writer::stop_writing();
+        let message = "interrupted (Ctrl-C or SIGTERM) before the backup finished; nothing of it was committed, and the next run starts again from the last snapshot";
+        status.record(Run {
+            time: context.now.clone(),
+            outcome: RunOutcome::Interrupted,
+            revision: context.revision.clone(),
+            snapshot: None,
+            api_calls: 0,
+            records: 0,
+            message: Some(message.into()),
+        });
+        let result = TaskResult {
+            outcome: Some(RunOutcome::Interrupted),
+            ..skipped(&task.id, message)
+        };
+        return (result, status_change(&status));
+    };
     match run {
-        Ok((outcome, mut changes, alerts)) => {
+        Ok((outcome, mut changes, alerts, notes)) => {
             let result = TaskResult {
                 task: task.id.clone(),
                 outcome: Some(
@@ -534,7 +700,10 @@ async fn apply_task(
                 message: describe(&outcome),
                 snapshot: Some(outcome.snapshot.clone()),
                 alerts: alerts.into_iter().map(|a| a.message).collect(),
-                warnings: outcome.coverage.warnings(),
+                warnings: notes
+                    .into_iter()
+                    .chain(outcome.coverage.warnings())
+                    .collect(),
             };
             changes.extend(status_change(&status));
             (result, changes)
@@ -574,9 +743,10 @@ fn finish_failed(
 }
 
 fn status_change(status: &TaskStatus) -> Vec<Change> {
-    vec![Change::write(
+    vec![Change::write_merged(
         TaskStatus::path(&status.task),
         status.to_yaml(),
+        TaskStatus::merge_replayed,
     )]
 }
 
@@ -596,12 +766,16 @@ fn describe(outcome: &BackupOutcome) -> String {
     text
 }
 
+/// What a backup run produced: the backup, the state changes, the alerts it raised and what
+/// it could not do as asked (warnings).
+type BackupRun = (BackupOutcome, Vec<Change>, Vec<Triggered>, Vec<String>);
+
 /// Connects, backs up, applies retention; updates `status` and returns the state changes.
 async fn run_backup(
     context: &Context<'_>,
     task: &BackupTask,
     status: &mut TaskStatus,
-) -> Result<(BackupOutcome, Vec<Change>, Vec<Triggered>), String> {
+) -> Result<BackupRun, String> {
     let now = context.now.clone();
     let client =
         connect::client(task, context.env).map_err(|e| format!("{e}; {}", e.guidance()))?;
@@ -651,7 +825,6 @@ async fn run_backup(
             ));
         }
     }
-    let _lock = lock_task(context.store, &task.id).map_err(|e| format!("{e}; {}", e.guidance()))?;
     let parent_id = status
         .last_applied
         .as_ref()
@@ -663,6 +836,24 @@ async fn run_backup(
             Err(StoreError::MissingSnapshot { .. }) => None,
             Err(e) => return Err(format!("{e}; {}", e.guidance())),
         },
+        None => None,
+    };
+    // A parent whose data is gone (damage, or a prune that no lock held off) would make every
+    // incremental built on it unreadable: start over with a full pass instead.
+    let mut notes = Vec::new();
+    let parent = match parent {
+        Some((id, manifest)) => {
+            let missing = missing_blobs(context.store, &manifest)
+                .map_err(|e| format!("{e}; {}", e.guidance()))?;
+            if missing == 0 {
+                Some((id, manifest))
+            } else {
+                notes.push(format!(
+                    "the last snapshot {id} lacks {missing} of its blobs in the store, so this run was a full backup that depends on none of them; `cairn check --read-data` shows what else is affected"
+                ));
+                None
+            }
+        }
         None => None,
     };
     let options = connect::backup_options(task);
@@ -842,7 +1033,7 @@ async fn run_backup(
             crate::snapshot::Outcome::Complete => None,
         },
     });
-    Ok((outcome, changes, alerts))
+    Ok((outcome, changes, alerts, notes))
 }
 
 /// The change against the parent (read as a sorted merge-join that follows the change), as
@@ -1007,6 +1198,7 @@ fn archive_removed(
             if !due {
                 return Ok(None);
             }
+            context.hold_store()?;
             let mut changes = Vec::new();
             for snapshot in std::mem::take(&mut status.snapshots) {
                 context
@@ -1058,12 +1250,19 @@ fn archive_removed(
     }
 }
 
-/// Locks age by the wall clock, whatever time the run acts at.
-fn lock_task<'s>(store: &'s Store, task: &str) -> Result<crate::store::lock::Lock<'s>, StoreError> {
-    store.lock(
-        crate::store::lock::LockKind::Task(task.to_string()),
-        crate::time::now_ms(),
-    )
+/// How many of the blobs a snapshot names the store lacks (one listing of the store's data,
+/// not one request per blob).
+fn missing_blobs(
+    store: &Store,
+    manifest: &crate::snapshot::SnapshotManifest,
+) -> Result<usize, StoreError> {
+    let stored: std::collections::BTreeSet<String> = store.list_blobs()?.into_iter().collect();
+    let named: std::collections::BTreeSet<&str> = manifest
+        .objects
+        .values()
+        .flat_map(|entry| entry.blobs())
+        .collect();
+    Ok(named.iter().filter(|blob| !stored.contains(**blob)).count())
 }
 
 fn coverage_file(outcome: &BackupOutcome) -> status::CoverageFile {

@@ -25,6 +25,8 @@ pub enum RunOutcome {
     Success,
     Partial,
     Failed,
+    /// Stopped by Ctrl-C or SIGTERM: not the task's health, only its history.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,9 +158,54 @@ impl TaskStatus {
         if run.snapshot.is_some() {
             self.last_applied = Some(run.clone());
         }
-        self.last_attempted = Some(run.clone());
+        if run.outcome != RunOutcome::Interrupted {
+            self.last_attempted = Some(run.clone());
+        }
         self.history.insert(0, run);
         self.history.truncate(HISTORY);
+    }
+
+    /// Joins two runners' versions of one task's status when a state push is replayed on the
+    /// other's: every snapshot and run either recorded is kept (a snapshot another runner
+    /// pushed is never dropped), except those this run removed on purpose (retention), and the
+    /// newer of the two latest runs wins.
+    pub fn merge_replayed(base: Option<&[u8]>, theirs: &[u8], ours: &[u8]) -> Vec<u8> {
+        let (Ok(theirs), Ok(mut merged)) = (TaskStatus::parse(theirs), TaskStatus::parse(ours))
+        else {
+            return ours.to_vec();
+        };
+        let base = base
+            .and_then(|b| TaskStatus::parse(b).ok())
+            .unwrap_or_default();
+        for row in theirs.snapshots.iter() {
+            let new_to_us = !base.snapshots.iter().any(|b| b.id == row.id);
+            if new_to_us && !merged.snapshots.iter().any(|o| o.id == row.id) {
+                merged.snapshots.push(row.clone());
+            }
+        }
+        merged
+            .snapshots
+            .sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
+        for run in theirs.history.iter() {
+            if !base.history.contains(run) && !merged.history.contains(run) {
+                merged.history.push(run.clone());
+            }
+        }
+        merged.history.sort_by(|a, b| b.time.cmp(&a.time));
+        merged.history.truncate(HISTORY);
+        let newer = |a: &Option<Run>, b: &Option<Run>| match (a, b) {
+            (Some(a), Some(b)) => b.time > a.time,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if newer(&merged.last_applied, &theirs.last_applied) {
+            merged.last_applied = theirs.last_applied.clone();
+            merged.counts = theirs.counts.clone();
+        }
+        if newer(&merged.last_attempted, &theirs.last_attempted) {
+            merged.last_attempted = theirs.last_attempted.clone();
+        }
+        merged.to_yaml().into_bytes()
     }
 
     pub fn last_applied_ms(&self) -> Option<i64> {
@@ -217,5 +264,74 @@ impl CoverageFile {
 
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(time: &str, snapshot: &str) -> Run {
+        Run {
+            time: time.into(),
+            outcome: RunOutcome::Success,
+            revision: None,
+            snapshot: Some(snapshot.into()),
+            api_calls: 1,
+            records: 1,
+            message: None,
+        }
+    }
+
+    fn row(id: &str, time: &str) -> SnapshotRow {
+        SnapshotRow {
+            id: id.into(),
+            time: time.into(),
+            complete: true,
+            records: 1,
+        }
+    }
+
+    fn status(rows: &[(&str, &str)]) -> TaskStatus {
+        let mut status = TaskStatus {
+            task: "acme".into(),
+            ..TaskStatus::default()
+        };
+        for (id, time) in rows {
+            status.snapshots.insert(0, row(id, time));
+            status.record(run(time, id));
+        }
+        status
+    }
+
+    #[test]
+    fn a_replayed_status_keeps_the_other_runners_snapshot_and_drops_what_retention_removed() {
+        let base = status(&[("a", "2026-01-01T00:00:00Z"), ("b", "2026-01-02T00:00:00Z")]);
+        // The other runner pushed snapshot c; this run forgot a and added d.
+        let theirs = status(&[
+            ("a", "2026-01-01T00:00:00Z"),
+            ("b", "2026-01-02T00:00:00Z"),
+            ("c", "2026-01-03T00:00:00Z"),
+        ]);
+        let mut ours = status(&[("b", "2026-01-02T00:00:00Z"), ("d", "2026-01-03T00:05:00Z")]);
+        ours.history.retain(|r| r.snapshot.as_deref() != Some("a"));
+        let merged = TaskStatus::parse(&TaskStatus::merge_replayed(
+            Some(base.to_yaml().as_bytes()),
+            theirs.to_yaml().as_bytes(),
+            ours.to_yaml().as_bytes(),
+        ))
+        .expect("merged");
+        let ids: Vec<&str> = merged.snapshots.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["d", "c", "b"]);
+        let runs: Vec<Option<&str>> = merged
+            .history
+            .iter()
+            .map(|r| r.snapshot.as_deref())
+            .collect();
+        assert_eq!(runs, [Some("d"), Some("c"), Some("b")]);
+        assert_eq!(
+            merged.last_applied.and_then(|r| r.snapshot),
+            Some("d".into())
+        );
     }
 }

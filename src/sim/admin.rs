@@ -57,6 +57,13 @@ pub struct Fault {
     /// Stop after this many hits; none means for as long as the fault is set.
     #[serde(default)]
     pub times: Option<u64>,
+    /// Only requests whose path contains this (then also the OAuth token endpoint); none
+    /// means every API request.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Only requests of this HTTP method.
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 fn always() -> f64 {
@@ -78,12 +85,30 @@ impl Default for Faults {
 }
 
 impl Faults {
+    /// Hits the active faults still have to give (a fault without `times` counts as one).
+    pub fn pending(&self) -> u64 {
+        self.active.iter().map(|f| f.times.unwrap_or(1)).sum()
+    }
+
     /// The faults that hit this request (each drawn once).
-    fn draw(&mut self, write: bool) -> Vec<Fault> {
+    fn draw(&mut self, method: &str, path: &str, api: bool) -> Vec<Fault> {
+        let write = method != "GET";
         let mut hits = Vec::new();
         for fault in &mut self.active {
             if (fault.kind == FaultKind::UnableToLockRow && !write)
                 || fault.kind == FaultKind::BulkJobFailed
+            {
+                continue;
+            }
+            let aimed = match &fault.path {
+                Some(part) => path.contains(part.as_str()),
+                None => api,
+            };
+            if !aimed
+                || fault
+                    .method
+                    .as_ref()
+                    .is_some_and(|m| !m.eq_ignore_ascii_case(method))
             {
                 continue;
             }
@@ -140,12 +165,13 @@ pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: N
             next.run(request).await
         };
     }
-    if !api {
+    let token = path.starts_with("/services/oauth2/token");
+    if !api && !token {
         return next.run(request).await;
     }
-    let write = request.method() != axum::http::Method::GET;
+    let method = request.method().to_string();
     let hits = match state.faults.lock() {
-        Ok(mut faults) => faults.draw(write),
+        Ok(mut faults) => faults.draw(&method, path, api),
         Err(_) => Vec::new(),
     };
     for fault in &hits {

@@ -27,7 +27,7 @@ pub enum Change {
 pub struct SnapshotWriter<'s> {
     store: &'s Store,
     /// Held while writing, so `prune` cannot delete the new blobs before the manifest names them.
-    _lock: Lock<'s>,
+    lock: Lock,
     task: String,
     parent: Option<String>,
     objects: BTreeMap<String, ObjectEntry>,
@@ -228,7 +228,7 @@ impl<'s> SnapshotWriter<'s> {
         parent: Option<(&str, &SnapshotManifest)>,
     ) -> Result<Self, StoreError> {
         Ok(SnapshotWriter {
-            _lock: store.lock(LockKind::Backup, crate::time::now_ms())?,
+            lock: store.lock(LockKind::Backup, crate::time::now_ms())?,
             store,
             task: task.to_string(),
             parent: parent.map(|(id, _)| id.to_string()),
@@ -403,6 +403,11 @@ impl<'s> SnapshotWriter<'s> {
         for object in crowded {
             self.compact(&object)?;
         }
+        // A lost lock means a prune may have run: the blobs this manifest names may be gone.
+        self.lock.ensure_held()?;
+        if STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Interrupted);
+        }
         let manifest = SnapshotManifest {
             version: 1,
             task: self.task,
@@ -418,6 +423,15 @@ impl<'s> SnapshotWriter<'s> {
         let id = self.store.put_snapshot(&json)?;
         Ok((id, manifest))
     }
+}
+
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops every writer of this process from finishing a snapshot: after Ctrl-C, a backup's
+/// threads may still be sealing, but the run is recorded as interrupted, so no manifest may
+/// appear that its state does not name.
+pub fn stop_writing() {
+    STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Reads a snapshot manifest from the store.

@@ -24,6 +24,11 @@ pub trait Backend: Send + Sync {
     fn publish(&self) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
+    /// Makes this machine's locks visible to other machines and theirs to it, for a backend
+    /// whose writes are first local (the git store fetches and pushes its ref).
+    fn sync_locks(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A directory on local disk.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use super::lock::Liveness;
 use super::{Store, StoreError};
 use crate::snapshot::manifest::SegmentRef;
 use crate::snapshot::segment;
@@ -91,6 +92,8 @@ pub struct CheckReport {
     pub blobs: usize,
     pub blobs_read: usize,
     pub findings: Vec<Finding>,
+    /// The live locks: runs in progress, which are no damage.
+    pub live_locks: Vec<String>,
 }
 
 impl CheckReport {
@@ -101,6 +104,20 @@ impl CheckReport {
 
 pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
+    let now = crate::time::now_ms();
+    for (path, lock) in store.locks()? {
+        match lock.liveness(now) {
+            Liveness::Live => report
+                .live_locks
+                .push(format!("{path}: {}", lock.describe(now))),
+            Liveness::Stale(why) => report.findings.push(Finding {
+                severity: Severity::Warning,
+                what: format!("stale lock {path}: {} ({why})", lock.describe(now)),
+                affects: Vec::new(),
+                next: "nothing blocks on it: the next command that needs it takes it over; `cairn unlock` removes it now".into(),
+            }),
+        }
+    }
     // blob -> (its segment description, where it is used)
     let mut referenced: BTreeMap<String, (SegmentRef, Vec<String>)> = BTreeMap::new();
     let mut schemas: BTreeMap<String, Vec<String>> = BTreeMap::new();

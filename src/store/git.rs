@@ -21,6 +21,8 @@ pub struct GitBackend {
     reference: String,
     path: PathBuf,
     remote: Option<GitRemote>,
+    /// One fetch or push at a time: the lock refresher shares the ref with the writer.
+    syncing: Mutex<()>,
 }
 
 /// The remote the store's ref is shared through.
@@ -56,6 +58,7 @@ impl GitBackend {
             reference: reference.to_string(),
             path: dir.to_path_buf(),
             remote,
+            syncing: Mutex::new(()),
         };
         if backend.remote.is_some() {
             backend.fetch()?;
@@ -82,16 +85,10 @@ impl GitBackend {
 
     /// Runs the `git` command, which knows the user's credentials and transports.
     fn git(&self, args: &[&str]) -> Result<std::process::Output, StoreError> {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(self.workdir()?)
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .output()
-            .map_err(|e| StoreError::Backend {
-                location: self.location(),
-                message: format!("cannot run git ({e}); install git"),
-            })
+        crate::git_process::run(&self.workdir()?, args).map_err(|e| StoreError::Backend {
+            location: self.location(),
+            message: format!("cannot run git ({e}); install git"),
+        })
     }
 
     /// Brings the remote's ref into its tracking ref and merges it into the local one. A
@@ -518,8 +515,20 @@ impl Backend for GitBackend {
     }
 
     fn publish(&self) -> Result<Option<String>, StoreError> {
+        let _one_at_a_time = self.syncing.lock();
         Ok(self
             .push()?
             .map(|remote| format!("{} pushed to {remote}", self.reference)))
+    }
+
+    /// Locks protect runners that share the store through the remote only if they meet
+    /// there: fetch theirs, push ours.
+    fn sync_locks(&self) -> Result<(), StoreError> {
+        if self.remote.as_ref().is_some_and(|r| r.push) {
+            let _one_at_a_time = self.syncing.lock();
+            self.fetch()?;
+            self.push()?;
+        }
+        Ok(())
     }
 }

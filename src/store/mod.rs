@@ -70,6 +70,12 @@ pub enum StoreError {
     },
     #[error("no lock {id} in the store")]
     NoSuchLock { id: String },
+    #[error("lock {path} is live: {what}")]
+    LockLive { path: String, what: String },
+    #[error("this run's lock {path} was removed or taken over while it worked")]
+    LockLost { path: String },
+    #[error("the run was interrupted before the snapshot was finished")]
+    Interrupted,
     #[error("storage at {location} failed: {message}")]
     Backend { location: String, message: String },
     #[error("compression failed: {0}")]
@@ -97,8 +103,11 @@ impl StoreError {
                 "run `cairn check --read-data` to see every affected snapshot; restore the store's files from a copy, or forget the affected snapshots".into()
             }
             StoreError::Unordered { .. } => "this is a bug in the source connector; please report it".into(),
-            StoreError::Locked { path, .. } => format!("wait for it to finish; if no cairn process is running, `cairn unlock --lock {path}` removes it (locks older than an hour are ignored anyway)"),
-            StoreError::NoSuchLock { .. } => "it was released already, or give the path the error showed (locks/...)".into(),
+            StoreError::Locked { path, .. } => format!("wait for it to finish (or pass a longer --wait); a lock whose process is gone goes stale and the next command takes it over; `cairn unlock --force --lock {path}` removes it now, failing its run if that still works"),
+            StoreError::NoSuchLock { .. } => "it was released already, or give the path the error showed (locks/...); `cairn check` lists the locks".into(),
+            StoreError::LockLive { .. } => "wait for that run to finish; pass --force only if you know its process is gone (its run fails rather than commit)".into(),
+            StoreError::Interrupted => "run it again; the next run starts from the last finished snapshot".into(),
+            StoreError::LockLost { .. } => "nothing of this run was committed; run it again (and do not `cairn unlock --force` a live run)".into(),
             StoreError::Backend { .. } => "check that the storage is reachable and writable, then run again; nothing was lost".into(),
             StoreError::Compression(_) | StoreError::Random(_) => "run again; if it persists, report it".into(),
         }
@@ -124,6 +133,7 @@ pub struct Store {
     master: MasterKey,
     cipher: BlobCipher,
     pub id: String,
+    lock_timing: lock::LockTiming,
 }
 
 pub fn blob_path(id: &str) -> String {
@@ -158,6 +168,7 @@ impl Store {
             backend: backend.into(),
             master,
             id,
+            lock_timing: lock::LockTiming::default(),
         })
     }
 
@@ -174,6 +185,7 @@ impl Store {
             backend: backend.into(),
             master,
             id: config.id,
+            lock_timing: lock::LockTiming::default(),
         })
     }
 
@@ -195,6 +207,12 @@ impl Store {
 
     pub fn location(&self) -> String {
         self.backend.location()
+    }
+
+    /// How this process's locks on the store age (`CAIRN_LOCK_STALE_AFTER`).
+    pub fn with_lock_timing(mut self, timing: lock::LockTiming) -> Store {
+        self.lock_timing = timing;
+        self
     }
 
     /// Makes every write so far durable where other machines read the store (the git store

@@ -275,7 +275,24 @@ async fn fetch(
         let head: PageHead = serde_json::from_slice(&body)
             .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
         if first && head.total_size > options.bulk_threshold {
-            return bulk_query(client, &options.api_version, soql, plan, since_ms, into).await;
+            match bulk_job(client, &options.api_version, soql).await? {
+                Some(id) => {
+                    return bulk_results(client, &options.api_version, &id, plan, since_ms, into)
+                        .await;
+                }
+                // Bulk failed for this query: the REST API reads the same records, page by
+                // page (more calls, the same result).
+                None => {
+                    let path = format!(
+                        "/services/data/v{}/queryAll?q={}",
+                        options.api_version,
+                        url_encode(soql)
+                    );
+                    body = rest_page(client, &path, &headers).await?;
+                    first = false;
+                    continue;
+                }
+            }
         }
         first = false;
         let next = head.next_records_url.filter(|_| !head.done);
@@ -353,47 +370,54 @@ fn push_records(
     }
 }
 
-/// A Bulk API 2.0 queryAll job: create, poll until complete, stream every CSV page.
-async fn bulk_query(
+/// Bulk query jobs tried for one object before its records are read over REST instead.
+/// Salesforce retries a job's batches itself (up to 15 times) before it fails the job, so a
+/// second failure says Bulk is not working for this query today.
+const BULK_JOB_ATTEMPTS: u32 = 2;
+
+/// A Bulk API 2.0 queryAll job run to completion: its id, or None when every attempt ended
+/// Failed or Aborted (the caller reads the records over REST then).
+async fn bulk_job(
     client: &SalesforceClient,
     version: &str,
     soql: &str,
+) -> Result<Option<String>, BackupError> {
+    let jobs = format!("/services/data/v{version}/jobs/query");
+    let request = serde_json::json!({"operation": "queryAll", "query": soql, "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"});
+    'attempts: for _ in 0..BULK_JOB_ATTEMPTS {
+        let job = client.call(Method::POST, &jobs, Some(&request)).await?;
+        let id = job["id"]
+            .as_str()
+            .ok_or_else(|| SourceError::Network("the Bulk job has no id".into()))?
+            .to_string();
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            let info = client
+                .call(Method::GET, &format!("{jobs}/{id}"), None)
+                .await?;
+            match info["state"].as_str().unwrap_or_default() {
+                "JobComplete" => return Ok(Some(id)),
+                "Failed" | "Aborted" => continue 'attempts,
+                _ => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Every CSV page of a completed Bulk query job, streamed into `into`.
+async fn bulk_results(
+    client: &SalesforceClient,
+    version: &str,
+    id: &str,
     plan: &ObjectPlan,
     since_ms: Option<i64>,
     mut into: Fetched,
 ) -> Result<Fetched, BackupError> {
     let jobs = format!("/services/data/v{version}/jobs/query");
-    let request = serde_json::json!({"operation": "queryAll", "query": soql, "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"});
-    let job = client.call(Method::POST, &jobs, Some(&request)).await?;
-    let id = job["id"]
-        .as_str()
-        .ok_or_else(|| SourceError::Network("the Bulk job has no id".into()))?
-        .to_string();
-    let mut wait = std::time::Duration::from_millis(100);
-    loop {
-        let info = client
-            .call(Method::GET, &format!("{jobs}/{id}"), None)
-            .await?;
-        match info["state"].as_str().unwrap_or_default() {
-            "JobComplete" => break,
-            "Failed" | "Aborted" => {
-                return Err(SourceError::Api {
-                    status: 200,
-                    code: "BULK_JOB_FAILED".into(),
-                    message: format!(
-                        "Bulk query job {id} ended {}: {}",
-                        info["state"],
-                        info["errorMessage"].as_str().unwrap_or("no reason given")
-                    ),
-                }
-                .into());
-            }
-            _ => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(10));
-            }
-        }
-    }
     let mut locator: Option<String> = None;
     loop {
         let mut path = format!("{jobs}/{id}/results?maxRecords={BULK_PAGE}");
@@ -784,6 +808,9 @@ fn budget_reason(error: &BackupError, object: &str) -> Option<String> {
             limit_percent,
         }) => Some(format!(
             "the API budget ran out at {used} of {max} daily calls ({limit_percent}% allowed) before {object} was backed up"
+        )),
+        BackupError::Source(SourceError::DailyLimitReached { message }) => Some(format!(
+            "the org's daily API allocation ran out before {object} was backed up (Salesforce: {message})"
         )),
         _ => None,
     }

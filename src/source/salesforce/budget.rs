@@ -9,6 +9,20 @@ pub struct Budget {
     pub limit_percent: u8,
     /// Calls this run made.
     pub calls: u64,
+    /// Calls sent whose answer (and the org's usage after them) has not come yet: reserved
+    /// against the ceiling, so concurrent fetches never overshoot it together.
+    pub in_flight: u64,
+}
+
+/// Whether a call may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    Granted,
+    /// Calls in flight hold what is left (or the usage is not known yet): ask again when one
+    /// has answered.
+    Wait,
+    /// The org's usage is at the ceiling.
+    Spent,
 }
 
 impl Budget {
@@ -18,6 +32,7 @@ impl Budget {
             max: 0,
             limit_percent,
             calls: 0,
+            in_flight: 0,
         }
     }
 
@@ -32,20 +47,60 @@ impl Budget {
         self.max == 0 || self.used < self.ceiling()
     }
 
-    /// Reads `api-usage=U/M` from a `Sforce-Limit-Info` header.
-    pub fn observe(&mut self, header: &str) {
+    /// Reserves one call against the ceiling. While the usage is unknown, one call at a time
+    /// goes, to learn it.
+    pub fn reserve(&mut self) -> Reservation {
+        let verdict = if !self.allows_call() {
+            Reservation::Spent
+        } else if self.max == 0 {
+            if self.in_flight == 0 {
+                Reservation::Granted
+            } else {
+                Reservation::Wait
+            }
+        } else if self.used + self.in_flight < self.ceiling() {
+            Reservation::Granted
+        } else {
+            Reservation::Wait
+        };
+        if verdict == Reservation::Granted {
+            self.in_flight += 1;
+        }
+        verdict
+    }
+
+    /// A reserved call answered: with the org's usage header, or without (then it is counted
+    /// as one more call, as the org counts failed calls too). Answers come back in any order,
+    /// so an older, lower figure never lowers the usage this run has seen.
+    pub fn settle(&mut self, header: Option<&str>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.calls += 1;
+        let seen = self.used;
+        if !header.is_some_and(|header| self.observe(header)) {
+            if self.max > 0 {
+                self.used += 1;
+            }
+            return;
+        }
+        self.used = self.used.max(seen);
+    }
+
+    /// Reads `api-usage=U/M` from a `Sforce-Limit-Info` header; false when it has none.
+    pub fn observe(&mut self, header: &str) -> bool {
         let Some(usage) = header
             .split(';')
             .find_map(|part| part.trim().strip_prefix("api-usage="))
         else {
-            return;
+            return false;
         };
         if let Some((used, max)) = usage.split_once('/')
             && let (Ok(used), Ok(max)) = (used.trim().parse(), max.trim().parse())
         {
             self.used = used;
             self.max = max;
+            return true;
         }
+        false
     }
 }
 
@@ -70,5 +125,37 @@ mod tests {
         assert!(!budget.allows_call());
         budget.observe("garbage");
         assert_eq!(budget.used, 750, "an unreadable header changes nothing");
+    }
+
+    #[test]
+    fn calls_in_flight_hold_their_share_of_the_ceiling() {
+        let mut budget = Budget::new(75);
+        assert_eq!(budget.reserve(), Reservation::Granted);
+        assert_eq!(
+            budget.reserve(),
+            Reservation::Wait,
+            "unknown: one at a time"
+        );
+        budget.settle(Some("api-usage=747/1000"));
+        assert_eq!(budget.reserve(), Reservation::Granted);
+        assert_eq!(budget.reserve(), Reservation::Granted);
+        assert_eq!(budget.reserve(), Reservation::Granted);
+        assert_eq!(budget.reserve(), Reservation::Wait, "750 is the ceiling");
+        budget.settle(Some("api-usage=749/1000"));
+        // An answer that overtook an older one: the older, lower figure changes nothing.
+        budget.settle(Some("api-usage=748/1000"));
+        assert_eq!(budget.used, 749);
+        assert_eq!(
+            budget.reserve(),
+            Reservation::Wait,
+            "749 used and one in flight"
+        );
+        budget.settle(None);
+        assert_eq!(
+            budget.used, 750,
+            "an answer without the header counts as a call"
+        );
+        assert_eq!(budget.reserve(), Reservation::Spent);
+        assert_eq!(budget.calls, 4);
     }
 }

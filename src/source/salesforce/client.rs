@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::auth::{LoginConfig, TokenError, TokenResponse};
-use super::budget::Budget;
+use super::budget::{Budget, Reservation};
 use crate::source::{Connection, DisconnectReason};
 
 /// Attempts for a call that keeps failing transiently.
@@ -33,6 +33,8 @@ pub enum SourceError {
         max: u64,
         limit_percent: u8,
     },
+    #[error("the org's daily API allocation is spent: Salesforce refused the call ({message})")]
+    DailyLimitReached { message: String },
     #[error("Salesforce answered {status} {code}: {message}")]
     Api {
         status: u16,
@@ -49,7 +51,8 @@ impl SourceError {
     pub fn guidance(&self) -> String {
         match self {
             SourceError::Disconnected { .. } => "log in again (`cairn auth login`) or check the connected app and the user's approval; other tasks go on".into(),
-            SourceError::BudgetExhausted { .. } => "the snapshot is kept as partial and the next run resumes; raise source.apiUsageLimitPercent to allow more".into(),
+            SourceError::BudgetExhausted { .. } => "the next run resumes once the org's usage is below the ceiling again (usage counts over the last 24 hours); raise source.apiUsageLimitPercent to allow more".into(),
+            SourceError::DailyLimitReached { .. } => "the org's other integrations used the allocation up; the next run resumes once calls are allowed again (usage counts over the last 24 hours)".into(),
             SourceError::Api { .. } => "see the Salesforce error above; if it persists, report it with the task's status".into(),
             SourceError::Network(_) => "check the network and Salesforce's status page; the next run resumes".into(),
             SourceError::Config(_) => "fix the task's source settings and secrets".into(),
@@ -229,19 +232,7 @@ impl SalesforceClient {
         let mut reminted = false;
         let mut attempt = 0;
         loop {
-            {
-                let budget = self
-                    .budget
-                    .lock()
-                    .map_err(|_| SourceError::Config("budget lock poisoned".into()))?;
-                if !budget.allows_call() {
-                    return Err(SourceError::BudgetExhausted {
-                        used: budget.used,
-                        max: budget.max,
-                        limit_percent: budget.limit_percent,
-                    });
-                }
-            }
+            self.reserve_call().await?;
             let mut request = self
                 .http
                 .request(method.clone(), format!("{}{path}", session.instance_url))
@@ -264,15 +255,12 @@ impl SalesforceClient {
                 *slot = Some((ms, std::time::Instant::now()));
             }
             if let Ok(mut budget) = self.budget.lock() {
-                budget.calls += 1;
-                if let Ok(response) = &sent
-                    && let Some(info) = response
-                        .headers()
-                        .get("Sforce-Limit-Info")
-                        .and_then(|v| v.to_str().ok())
-                {
-                    budget.observe(info);
-                }
+                budget.settle(
+                    sent.as_ref()
+                        .ok()
+                        .and_then(|r| r.headers().get("Sforce-Limit-Info"))
+                        .and_then(|v| v.to_str().ok()),
+                );
             }
             let response = match sent {
                 Ok(response) => response,
@@ -324,12 +312,7 @@ impl SalesforceClient {
             }
             reminted = false;
             if code == "REQUEST_LIMIT_EXCEEDED" && message.starts_with("TotalRequests") {
-                let budget = self.budget();
-                return Err(SourceError::BudgetExhausted {
-                    used: budget.used.max(budget.max),
-                    max: budget.max,
-                    limit_percent: budget.limit_percent,
-                });
+                return Err(SourceError::DailyLimitReached { message });
             }
             if transient(status, &code) && attempt + 1 < MAX_ATTEMPTS {
                 attempt += 1;
@@ -341,6 +324,33 @@ impl SalesforceClient {
                 code,
                 message,
             });
+        }
+    }
+
+    /// Waits until one more call fits under the ceiling with the calls in flight; fails once
+    /// the org's usage is at the ceiling.
+    async fn reserve_call(&self) -> Result<(), SourceError> {
+        loop {
+            let verdict = {
+                let mut budget = self
+                    .budget
+                    .lock()
+                    .map_err(|_| SourceError::Config("budget lock poisoned".into()))?;
+                match budget.reserve() {
+                    Reservation::Spent => {
+                        return Err(SourceError::BudgetExhausted {
+                            used: budget.used,
+                            max: budget.max,
+                            limit_percent: budget.limit_percent,
+                        });
+                    }
+                    verdict => verdict,
+                }
+            };
+            if verdict == Reservation::Granted {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

@@ -1,0 +1,678 @@
+//! Locks, interruptions and concurrency, as a deployment meets them: the real `cairn` binary
+//! killed (SIGKILL) or interrupted (SIGINT) at random points of apply, prune and forget, and
+//! two clones sharing one store and remote racing each other. After every kill or race the next
+//! command succeeds without `cairn unlock`, `check --read-data` is clean, every snapshot a run
+//! reported as pushed is in the remote's state branch, and the newest snapshot holds exactly
+//! the org's records (compared with a fault-free full backup of the same org).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::git;
+use common::org::{admin, client, records};
+
+use cairn::manifest::{ConfigTree, load};
+use cairn::sim::org::{OrgOptions, Population, Rng};
+use cairn::sim::server::{SimOptions, Simulator};
+use cairn::snapshot::writer::load_manifest;
+use cairn::source::salesforce::backup::backup;
+use cairn::source::salesforce::connect::backup_options;
+use cairn::store::Store;
+use cairn::store::backend::LocalBackend;
+use cairn::store::crypto::MasterKey;
+use cairn::store::keys::{encode_raw_key, raw_key};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Runs per command in the kill campaign, and rounds per pair in the race tests
+/// (`CAIRN_TEST_ROUNDS` sets both, to try a change quickly or to run a longer campaign).
+fn rounds(default: usize) -> usize {
+    std::env::var("CAIRN_TEST_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum StoreKind {
+    /// A directory beside the clones, shared by them.
+    Shared,
+    /// The git store on the remote.
+    Git,
+}
+
+/// A bare remote, clones of it, and the environment cairn runs with.
+struct Deployment {
+    root: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    key: String,
+    kind: StoreKind,
+}
+
+impl Deployment {
+    fn new(sim: &Simulator, kind: StoreKind) -> Deployment {
+        let root = tempfile::tempdir().expect("dir");
+        git(
+            root.path(),
+            &["init", "--quiet", "--bare", "-b", "main", "remote.git"],
+        );
+        git(root.path(), &["clone", "--quiet", "remote.git", "a"]);
+        let key = encode_raw_key(&MasterKey::generate().expect("key"));
+        let deployment = Deployment {
+            env: vec![
+                ("CAIRN_KEY".into(), key.clone()),
+                ("SF_CLIENT_ID".into(), sim.credentials.client_id.clone()),
+                (
+                    "SF_REFRESH_TOKEN_ACME".into(),
+                    sim.credentials.refresh_token.clone(),
+                ),
+            ],
+            root,
+            key,
+            kind,
+        };
+        let store = match kind {
+            StoreKind::Shared => "store:\n  local:\n    path: ../store\n",
+            StoreKind::Git => "store:\n  git: {}\n",
+        };
+        let a = deployment.clone_dir("a");
+        std::fs::write(
+            a.join("cairn.yaml"),
+            format!("apiVersion: cairn/v1\nkind: Repository\n{store}"),
+        )
+        .expect("cairn.yaml");
+        std::fs::create_dir_all(a.join("tasks")).expect("tasks");
+        std::fs::write(
+            a.join("tasks/acme.yaml"),
+            format!(
+                "apiVersion: cairn/v1\nkind: BackupTask\nid: acme\nname: Acme\nschedule: \"0 3 * * *\"\nsource:\n  type: salesforce\n  environment: production\n  loginUrl: {}\n  auth:\n    refreshToken:\n      clientIdEnv: SF_CLIENT_ID\n      refreshTokenEnv: SF_REFRESH_TOKEN_ACME\nretention:\n  keepLast: 3\n",
+                sim.url()
+            ),
+        )
+        .expect("task");
+        let init = deployment
+            .command("a", &["init"])
+            .env("CAIRN_PASSPHRASE", "correct horse")
+            .output()
+            .expect("init");
+        assert!(init.status.success(), "{}", text(&init.stderr));
+        git(&a, &["add", "-A"]);
+        git(&a, &["commit", "--quiet", "-m", "Back up acme"]);
+        git(&a, &["push", "--quiet", "origin", "main"]);
+        git(
+            deployment.root.path(),
+            &["clone", "--quiet", "remote.git", "b"],
+        );
+        deployment
+    }
+
+    fn clone_dir(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    fn command(&self, clone: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command
+            .current_dir(self.clone_dir(clone))
+            .args(args)
+            .env_remove("CAIRN_PASSPHRASE")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITLAB_CI")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    }
+
+    fn cairn(&self, clone: &str, args: &[&str]) -> Output {
+        self.command(clone, args).output().expect("cairn")
+    }
+
+    fn spawn(&self, clone: &str, args: &[&str]) -> Child {
+        self.command(clone, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cairn")
+    }
+
+    /// The store as every runner finds it: the shared directory, or the remote's git store.
+    fn store(&self) -> Store {
+        let master = raw_key(&self.key).expect("key");
+        match self.kind {
+            StoreKind::Shared => Store::open(
+                Box::new(LocalBackend::new(self.root.path().join("store"))),
+                master,
+            )
+            .expect("store"),
+            StoreKind::Git => Store::open(
+                Box::new(
+                    cairn::store::git::GitBackend::open(
+                        &self.root.path().join("remote.git"),
+                        "refs/cairn/store",
+                        None,
+                    )
+                    .expect("git store"),
+                ),
+                master,
+            )
+            .expect("store"),
+        }
+    }
+
+    /// A file of the remote's state branch.
+    fn remote_state(&self, path: &str) -> Option<String> {
+        let output = Command::new("git")
+            .arg("--git-dir")
+            .arg(self.root.path().join("remote.git"))
+            .args(["show", &format!("cairn-state:{path}")])
+            .output()
+            .expect("git");
+        output
+            .status
+            .success()
+            .then(|| text(&output.stdout).to_string())
+    }
+
+    /// The store's locks, as the holder and where.
+    fn lock_holders(&self) -> Vec<String> {
+        self.store()
+            .locks()
+            .expect("locks")
+            .into_iter()
+            .map(|(path, info)| format!("{path} {}", info.holder))
+            .collect()
+    }
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("<not UTF-8>")
+}
+
+fn succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?}):\n{}\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+fn simulator(runtime: &tokio::runtime::Runtime, seed: u64) -> Simulator {
+    runtime
+        .block_on(Simulator::start(
+            SimOptions {
+                org: OrgOptions {
+                    seed,
+                    population: Population::spread(1200),
+                    ..OrgOptions::default()
+                },
+                ..SimOptions::default()
+            },
+            0,
+        ))
+        .expect("simulator")
+}
+
+/// Users at work between rounds: a new Account, and the one before it deleted.
+fn edit_org(
+    runtime: &tokio::runtime::Runtime,
+    sim: &Simulator,
+    round: usize,
+    last: &mut Option<String>,
+) {
+    runtime.block_on(async {
+        let created = admin(
+            sim,
+            Method::POST,
+            "records/Account",
+            json!({"Name": format!("Round {round}")}),
+        )
+        .await;
+        if let Some(id) = last.take() {
+            admin(
+                sim,
+                Method::DELETE,
+                &format!("records/Account/{id}"),
+                json!({}),
+            )
+            .await;
+        }
+        *last = created["id"].as_str().map(str::to_string);
+    });
+}
+
+/// The newest snapshot the remote's state names holds exactly what a fault-free full backup
+/// of the org reads now.
+fn newest_snapshot_is_the_org(
+    runtime: &tokio::runtime::Runtime,
+    sim: &Simulator,
+    deployment: &Deployment,
+) {
+    let status = deployment
+        .remote_state("state/acme/status.yaml")
+        .expect("status on the remote");
+    let status: Value = serde_yaml::from_str(&status).expect("status YAML");
+    let newest = status["lastApplied"]["snapshot"]
+        .as_str()
+        .expect("a snapshot")
+        .to_string();
+    let store = deployment.store();
+    let manifest = load_manifest(&store, &newest).expect("newest manifest");
+    let config =
+        load(&ConfigTree::work_tree(&deployment.clone_dir("a")).expect("tree")).expect("config");
+    let options = backup_options(&config.tasks[0].task);
+    let scratch_dir = tempfile::tempdir().expect("dir");
+    let scratch = Store::init(
+        Box::new(LocalBackend::new(scratch_dir.path())),
+        MasterKey::generate().expect("key"),
+    )
+    .expect("scratch store");
+    let fresh = runtime
+        .block_on(backup(
+            &client(sim),
+            &scratch,
+            &options,
+            None,
+            &cairn::time::format_datetime_z(cairn::time::now_ms()),
+        ))
+        .expect("fault-free backup");
+    assert!(
+        records(&store, &manifest) == records(&scratch, &fresh.manifest),
+        "snapshot {newest} differs from the org"
+    );
+}
+
+/// `check --read-data` finds no errors (warnings, such as blobs a killed run left, are fine).
+fn check_is_clean(deployment: &Deployment, clone: &str) {
+    let check = deployment.cairn(clone, &["check", "--read-data"]);
+    succeeded(&check, "check --read-data");
+}
+
+/// Stops a running command at a random moment of its expected run time, with SIGKILL or
+/// SIGINT. Returns how it ended.
+fn stop_at_random(child: &mut Child, rng: &mut Rng, typical: Duration, interrupt: bool) -> Output {
+    let delay = Duration::from_millis(rng.below(typical.as_millis() as u64 * 13 / 10 + 1));
+    let started = Instant::now();
+    while started.elapsed() < delay {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if interrupt {
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+    } else {
+        let _ = child.kill();
+    }
+    let output = std::mem::replace(child, Command::new("true").spawn().expect("true"));
+    output.wait_with_output().expect("wait")
+}
+
+fn time(f: impl FnOnce() -> Output, what: &str) -> Duration {
+    let started = Instant::now();
+    let output = f();
+    succeeded(&output, what);
+    started.elapsed()
+}
+
+/// A run that Ctrl-C reached after it set up its handler released its locks.
+fn interrupted_released_its_locks(deployment: &Deployment, pid: u32, output: &Output) {
+    let holders = deployment.lock_holders();
+    assert!(
+        !holders
+            .iter()
+            .any(|h| h.ends_with(&format!("pid {pid} on {}", host()))),
+        "an interrupted run left its locks: {holders:?}\n{}",
+        text(&output.stderr)
+    );
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Victim {
+    Apply,
+    Prune,
+    Forget,
+}
+
+fn kill_campaign(victim: Victim, kind: StoreKind, seed: u64) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, seed);
+    let deployment = Deployment::new(&sim, kind);
+    let mut rng = Rng::new(seed);
+    let mut last = None;
+    let apply = ["apply", "--now", "--wait", "0s"];
+    let command: &[&str] = match victim {
+        Victim::Apply => &apply,
+        Victim::Prune => &["prune", "--wait", "0s"],
+        Victim::Forget => &["forget", "--wait", "0s"],
+    };
+    let typical = time(|| deployment.cairn("a", &apply), "the first apply");
+    let typical = match victim {
+        Victim::Apply => typical,
+        _ => time(|| deployment.cairn("a", command), "the first run"),
+    };
+    let mut interrupted = 0;
+    for round in 0..rounds(50) {
+        edit_org(&runtime, &sim, round, &mut last);
+        if !matches!(victim, Victim::Apply) {
+            // Something for prune and forget to do: retention leaves unreferenced data.
+            succeeded(&deployment.cairn("a", &apply), "apply");
+        }
+        let interrupt = rng.below(2) == 0;
+        let mut child = deployment.spawn("a", command);
+        let pid = child.id();
+        let output = stop_at_random(&mut child, &mut rng, typical, interrupt);
+        if interrupt && output.status.code().is_some() {
+            interrupted += usize::from(output.status.code() == Some(130));
+            interrupted_released_its_locks(&deployment, pid, &output);
+        }
+        // The same command again, without `unlock`: it must work.
+        succeeded(
+            &deployment.cairn("a", command),
+            &format!("{victim:?} after the kill of round {round}"),
+        );
+        if !matches!(victim, Victim::Apply) {
+            succeeded(&deployment.cairn("a", &apply), "apply after the kill");
+        }
+        check_is_clean(&deployment, "a");
+        newest_snapshot_is_the_org(&runtime, &sim, &deployment);
+    }
+    assert!(
+        interrupted > 0,
+        "no run was interrupted by Ctrl-C while it ran"
+    );
+}
+
+#[test]
+fn apply_killed_or_interrupted_anywhere_leaves_nothing_stuck_or_damaged() {
+    kill_campaign(Victim::Apply, StoreKind::Git, 11);
+}
+
+#[test]
+fn prune_killed_or_interrupted_anywhere_leaves_nothing_stuck_or_damaged() {
+    kill_campaign(Victim::Prune, StoreKind::Shared, 12);
+}
+
+#[test]
+fn forget_killed_or_interrupted_anywhere_leaves_nothing_stuck_or_damaged() {
+    kill_campaign(Victim::Forget, StoreKind::Git, 13);
+}
+
+/// The snapshot a run reported as pushed, or None.
+fn reported_snapshot(output: &Output) -> Option<String> {
+    let outcome: Value = serde_json::from_slice(&output.stdout).ok()?;
+    if outcome["pushed"] != json!(true) {
+        return None;
+    }
+    outcome["results"][0]["snapshot"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn race(other: &[&str], kind: StoreKind, seed: u64) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, seed);
+    let deployment = Deployment::new(&sim, kind);
+    let mut rng = Rng::new(seed);
+    let mut last = None;
+    let apply = ["apply", "--now", "--format", "json"];
+    succeeded(&deployment.cairn("a", &apply), "the first apply");
+    for round in 0..rounds(40) {
+        edit_org(&runtime, &sim, round, &mut last);
+        let first = deployment.spawn("a", &apply);
+        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        let second = deployment.spawn("b", other);
+        let first = first.wait_with_output().expect("apply");
+        let second = second.wait_with_output().expect("other");
+        succeeded(&first, &format!("apply of round {round}"));
+        succeeded(&second, &format!("{other:?} of round {round}"));
+        let mut pushed: Vec<String> = reported_snapshot(&first).into_iter().collect();
+        pushed.extend(reported_snapshot(&second));
+        assert!(!pushed.is_empty(), "{}", text(&first.stdout));
+        let status = deployment
+            .remote_state("state/acme/status.yaml")
+            .expect("status");
+        for snapshot in &pushed {
+            assert!(
+                status.contains(snapshot.as_str())
+                    && deployment
+                        .remote_state(&format!("state/acme/snapshots/{snapshot}.enc"))
+                        .is_some(),
+                "round {round}: snapshot {snapshot} was reported pushed but the remote's state lacks it:\n{status}"
+            );
+        }
+        check_is_clean(&deployment, "b");
+        succeeded(&deployment.cairn("b", &apply), "the next apply");
+    }
+    newest_snapshot_is_the_org(&runtime, &sim, &deployment);
+}
+
+#[test]
+fn apply_racing_prune_from_another_clone_loses_nothing() {
+    race(&["prune"], StoreKind::Shared, 21);
+}
+
+#[test]
+fn apply_racing_forget_from_another_clone_loses_nothing() {
+    race(&["forget"], StoreKind::Git, 22);
+}
+
+#[test]
+fn the_same_task_applied_from_two_clones_keeps_both_snapshots() {
+    race(&["apply", "--now", "--format", "json"], StoreKind::Git, 23);
+}
+
+/// A backup that runs far past the stale time keeps its locks alive by refreshing them: a
+/// prune from another clone refuses while it runs (or, given time to wait, waits and then
+/// runs), and nothing the backup wrote is lost.
+#[test]
+fn a_backup_slower_than_the_stale_time_keeps_its_lock_and_prune_waits_for_it() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, 31);
+    let mut deployment = Deployment::new(&sim, StoreKind::Shared);
+    deployment
+        .env
+        .push(("CAIRN_LOCK_STALE_AFTER".into(), "1s".into()));
+    succeeded(
+        &deployment.cairn("a", &["apply", "--now"]),
+        "the first apply",
+    );
+    // Every answer now takes a while: the backup runs for several seconds.
+    runtime.block_on(admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "SLOW", "delayMs": 400}]),
+    ));
+    let started = Instant::now();
+    let apply = deployment.spawn("a", &["apply", "--now"]);
+    let store = deployment.store();
+    let backup_lock = || {
+        store
+            .locks()
+            .expect("locks")
+            .into_iter()
+            .find(|(_, info)| info.kind == cairn::store::lock::LockKind::Backup)
+    };
+    while backup_lock().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no lock taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, taken) = backup_lock().expect("lock");
+    let patient = deployment.spawn("b", &["prune", "--wait", "2m"]);
+    let mut refused_late = false;
+    let mut apply = Some(apply);
+    let mut refreshed_late = false;
+    while let Some(mut running) = apply.take() {
+        if running.try_wait().expect("wait").is_some() {
+            let output = running.wait_with_output().expect("apply");
+            succeeded(&output, "the slow apply");
+            break;
+        }
+        apply = Some(running);
+        let prune = deployment.cairn("b", &["prune", "--wait", "0s"]);
+        let lock_age = cairn::time::now_ms() - taken.created_ms;
+        if prune.status.success() {
+            // Only once the backup is done may prune run.
+            let done = apply
+                .as_mut()
+                .map(|a| a.try_wait().expect("wait").is_some())
+                .unwrap_or(true);
+            assert!(done, "prune ran while the backup was running");
+            continue;
+        }
+        assert!(
+            text(&prune.stderr).contains("locked by a backup"),
+            "{}",
+            text(&prune.stderr)
+        );
+        refused_late |= lock_age > 3_000;
+        if let Some((_, now)) = backup_lock() {
+            refreshed_late |= now.refreshed() > taken.created_ms + 2_000;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "the backup was not slow enough to outlive its stale time: {:?}",
+        started.elapsed()
+    );
+    assert!(refused_late, "prune was never refused past the stale time");
+    assert!(refreshed_late, "the lock was never refreshed");
+    let patient = patient.wait_with_output().expect("prune");
+    succeeded(&patient, "the waiting prune");
+    assert!(
+        text(&patient.stderr).contains("waiting up to 2 min for the backup"),
+        "{}",
+        text(&patient.stderr)
+    );
+    runtime.block_on(admin(&sim, Method::DELETE, "faults", json!({})));
+    check_is_clean(&deployment, "a");
+    succeeded(
+        &deployment.cairn("a", &["apply", "--now"]),
+        "the next apply",
+    );
+    newest_snapshot_is_the_org(&runtime, &sim, &deployment);
+}
+
+/// A last snapshot whose data is gone from the store is never built on: the next apply says
+/// so and takes a full backup that reads back whole.
+#[test]
+fn an_apply_never_builds_on_a_parent_whose_data_is_gone() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, 41);
+    let deployment = Deployment::new(&sim, StoreKind::Shared);
+    succeeded(
+        &deployment.cairn("a", &["apply", "--now"]),
+        "the first apply",
+    );
+    let status: Value = serde_yaml::from_str(
+        &deployment
+            .remote_state("state/acme/status.yaml")
+            .expect("status"),
+    )
+    .expect("YAML");
+    let last = status["lastApplied"]["snapshot"]
+        .as_str()
+        .expect("snapshot")
+        .to_string();
+    let store = deployment.store();
+    let manifest = load_manifest(&store, &last).expect("manifest");
+    let lost = &manifest.objects["Account"].base[0].blob;
+    std::fs::remove_file(
+        deployment
+            .root
+            .path()
+            .join("store")
+            .join(cairn::store::blob_path(lost)),
+    )
+    .expect("delete a blob");
+    let mut last_account = None;
+    edit_org(&runtime, &sim, 0, &mut last_account);
+    let next = deployment.cairn("a", &["apply", "--now"]);
+    succeeded(&next, "the apply after the loss");
+    let out = text(&next.stdout);
+    assert!(
+        out.contains(&format!(
+            "WARNING  the last snapshot {last} lacks 1 of its blobs"
+        )) && out.contains("0 incremental"),
+        "{out}"
+    );
+    newest_snapshot_is_the_org(&runtime, &sim, &deployment);
+}
+
+/// Ctrl-C while a backup runs: the run stops, is recorded in the task's history as
+/// interrupted (not a failure: the task stays Healthy), its locks are released, and it exits
+/// 130; the next run completes.
+#[test]
+fn ctrl_c_during_a_backup_records_it_as_interrupted_and_releases_the_locks() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, 51);
+    let deployment = Deployment::new(&sim, StoreKind::Git);
+    succeeded(
+        &deployment.cairn("a", &["apply", "--now"]),
+        "the first apply",
+    );
+    runtime.block_on(admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "SLOW", "delayMs": 300}]),
+    ));
+    let started = Instant::now();
+    let mut apply = deployment.spawn("a", &["apply", "--now"]);
+    // The backup is under way once its task lock is on the remote.
+    while !deployment
+        .lock_holders()
+        .iter()
+        .any(|l| l.starts_with("locks/task-"))
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no lock taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status();
+    let output = apply.wait_with_output().expect("apply");
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("interrupted: stopping the running backup"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(deployment.lock_holders().is_empty(), "locks left behind");
+    let status: Value = serde_yaml::from_str(
+        &deployment
+            .remote_state("state/acme/status.yaml")
+            .expect("status"),
+    )
+    .expect("YAML");
+    assert_eq!(status["history"][0]["outcome"], "interrupted", "{status:?}");
+    assert_eq!(status["lastAttempted"]["outcome"], "success", "{status:?}");
+    runtime.block_on(admin(&sim, Method::DELETE, "faults", json!({})));
+    let rows = deployment.cairn("a", &["status", "--format", "json"]);
+    assert!(
+        text(&rows.stdout).contains("\"health\": \"Healthy\""),
+        "{}",
+        text(&rows.stdout)
+    );
+    succeeded(
+        &deployment.cairn("a", &["apply", "--now"]),
+        "the next apply",
+    );
+    check_is_clean(&deployment, "a");
+    newest_snapshot_is_the_org(&runtime, &sim, &deployment);
+}
