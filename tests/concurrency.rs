@@ -632,7 +632,7 @@ fn ctrl_c_during_a_backup_records_it_as_interrupted_and_releases_the_locks() {
         json!([{"kind": "SLOW", "delayMs": 300}]),
     ));
     let started = Instant::now();
-    let mut apply = deployment.spawn("a", &["apply", "--now"]);
+    let apply = deployment.spawn("a", &["apply", "--now"]);
     // The backup is under way once its task lock is on the remote.
     while !deployment
         .lock_holders()
