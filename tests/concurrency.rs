@@ -474,6 +474,27 @@ fn the_same_task_applied_from_two_clones_keeps_both_snapshots() {
     race(&["apply", "--now", "--format", "json"], StoreKind::Git, 23);
 }
 
+/// A first apply, then an incremental started against an org whose every answer takes
+/// `delay_ms`.
+fn slow_apply(
+    runtime: &tokio::runtime::Runtime,
+    sim: &Simulator,
+    deployment: &Deployment,
+    delay_ms: u64,
+) -> (Instant, Child) {
+    succeeded(
+        &deployment.cairn("a", &["apply", "--now"]),
+        "the first apply",
+    );
+    runtime.block_on(admin(
+        sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "SLOW", "delayMs": delay_ms}]),
+    ));
+    (Instant::now(), deployment.spawn("a", &["apply", "--now"]))
+}
+
 /// A backup that runs far past the stale time keeps its locks alive by refreshing them: a
 /// prune from another clone refuses while it runs (or, given time to wait, waits and then
 /// runs), and nothing the backup wrote is lost.
@@ -485,19 +506,8 @@ fn a_backup_slower_than_the_stale_time_keeps_its_lock_and_prune_waits_for_it() {
     deployment
         .env
         .push(("CAIRN_LOCK_STALE_AFTER".into(), "1s".into()));
-    succeeded(
-        &deployment.cairn("a", &["apply", "--now"]),
-        "the first apply",
-    );
-    // Every answer now takes a while: the backup runs for several seconds.
-    runtime.block_on(admin(
-        &sim,
-        Method::PUT,
-        "faults",
-        json!([{"kind": "SLOW", "delayMs": 400}]),
-    ));
-    let started = Instant::now();
-    let apply = deployment.spawn("a", &["apply", "--now"]);
+    // Every answer takes a while: the backup runs for several seconds.
+    let (started, apply) = slow_apply(&runtime, &sim, &deployment, 400);
     let store = deployment.store();
     let backup_lock = || {
         store
@@ -621,18 +631,7 @@ fn ctrl_c_during_a_backup_records_it_as_interrupted_and_releases_the_locks() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let sim = simulator(&runtime, 51);
     let deployment = Deployment::new(&sim, StoreKind::Git);
-    succeeded(
-        &deployment.cairn("a", &["apply", "--now"]),
-        "the first apply",
-    );
-    runtime.block_on(admin(
-        &sim,
-        Method::PUT,
-        "faults",
-        json!([{"kind": "SLOW", "delayMs": 300}]),
-    ));
-    let started = Instant::now();
-    let apply = deployment.spawn("a", &["apply", "--now"]);
+    let (started, apply) = slow_apply(&runtime, &sim, &deployment, 300);
     // The backup is under way once its task lock is on the remote.
     while !deployment
         .lock_holders()

@@ -570,16 +570,7 @@ async fn apply_task(
         && peek.phase == Phase::Active
         && !schedule::is_due(&task.schedule, peek.last_applied_ms(), context.now_ms)
     {
-        let next = peek
-            .last_applied_ms()
-            .and_then(|last| schedule::next_after(&task.schedule, last))
-            .map(crate::time::format_datetime_z)
-            .unwrap_or_default();
-        return (
-            skipped(&task.id, format!("not due (next {next})")),
-            Vec::new(),
-            None,
-        );
+        return (not_due(task, &peek), Vec::new(), None);
     }
     // Another runner's apply of this task finishes (state pushed) before this one reads it.
     let lock = context.hold_store().and_then(|()| {
@@ -642,15 +633,7 @@ async fn apply_locked_task(
     }
     let due = force || schedule::is_due(&task.schedule, status.last_applied_ms(), context.now_ms);
     if !due {
-        let next = status
-            .last_applied_ms()
-            .and_then(|last| schedule::next_after(&task.schedule, last))
-            .map(crate::time::format_datetime_z)
-            .unwrap_or_default();
-        return (
-            skipped(&task.id, format!("not due (next {next})")),
-            Vec::new(),
-        );
+        return (not_due(task, &status), Vec::new());
     }
     if !status.environment.is_empty()
         && status.environment != environment_name(task.source.environment)
@@ -710,6 +693,15 @@ async fn apply_locked_task(
         }
         Err(message) => finish_failed(status, task, &message, context),
     }
+}
+
+fn not_due(task: &BackupTask, status: &TaskStatus) -> TaskResult {
+    let next = status
+        .last_applied_ms()
+        .and_then(|last| schedule::next_after(&task.schedule, last))
+        .map(crate::time::format_datetime_z)
+        .unwrap_or_default();
+    skipped(&task.id, format!("not due (next {next})"))
 }
 
 fn failed(task: &str, message: &str) -> TaskResult {
