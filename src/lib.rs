@@ -17,6 +17,7 @@ pub mod sim;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+pub mod text;
 pub mod time;
 
 pub use error::Error;

@@ -668,7 +668,8 @@ async fn mass_deletes_raise_an_alert_and_diff_shows_the_change() {
         &sim,
         Method::PATCH,
         &format!("records/Account/{account}"),
-        json!({"Phone": "+1 555 0100"}),
+        // A C1 control character (CSI) that a terminal would obey if printed as is.
+        json!({"Phone": "+1 555 0100\u{9b}2J"}),
     )
     .await;
     admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
@@ -735,7 +736,7 @@ async fn mass_deletes_raise_an_alert_and_diff_shows_the_change() {
     )
     .await;
     assert!(
-        values.stdout.contains("-> \"+1 555 0100\""),
+        values.stdout.contains("-> \"+1 555 0100\\u{9b}2J\"") && !values.stdout.contains('\u{9b}'),
         "{}",
         values.stdout
     );
@@ -1196,9 +1197,26 @@ async fn search_finds_records_across_backups_including_deleted_ones() {
         json!({"Name": "Wombat Freight"}),
     )
     .await;
+    // A value that would retitle the terminal and ring its bell if printed as is.
+    admin(
+        &sim,
+        Method::POST,
+        "records/Account",
+        json!({"Name": "Numbat \u{1b}]0;owned\u{7} Haulage"}),
+    )
+    .await;
     admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0 + DAY)]).await.code, 0);
 
+    let numbat = run(&fleet, &["search", "numbat"]).await;
+    assert!(
+        numbat
+            .stdout
+            .contains("Name: Numbat \\u{1b}]0;owned\\u{7} Haulage")
+            && !numbat.stdout.contains('\u{1b}'),
+        "{}",
+        numbat.stdout
+    );
     let found = run(&fleet, &["search", "quokka"]).await;
     assert_eq!(found.code, 0, "{}", found.stderr);
     assert!(

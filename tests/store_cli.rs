@@ -51,6 +51,14 @@ fn init_creates_the_store_and_a_key_file_that_opens_it() {
         .stderr_has("no key to open the store");
 }
 
+fn raw_of(test: &Test, dir: &str) -> String {
+    test.run_with(&["key", "raw", dir])
+        .status(0)
+        .stdout
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn key_files_can_be_added_listed_and_removed_but_never_the_last() {
     let test = repo()
@@ -78,25 +86,47 @@ fn key_files_can_be_added_listed_and_removed_but_never_the_last() {
         .expect("ci id")
         .to_string();
 
+    let listed = test.run_with(&["key", "list"]).status(0);
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&ops_id) && l.ends_with("(in use: this passphrase opens it)")),
+        "{}",
+        listed.stdout
+    );
+    // An unreadable key file, listed first, locks no one out.
+    std::fs::write(
+        test.path().join(".cairn/store/keys/0000.key"),
+        "{ not a key",
+    )
+    .expect("junk");
+    let listed = test.run_with(&["key", "list"]).status(0);
+    assert!(
+        listed.stdout.contains("0000  UNREADABLE"),
+        "{}",
+        listed.stdout
+    );
+    // The key in use is not removed from under the passphrase that opened the store.
+    test.run_with(&["key", "remove", &ops_id])
+        .status(1)
+        .stderr_has("is the one this passphrase opens");
     let as_ci = Test::new().env("CAIRN_PASSPHRASE", "ci");
     as_ci.run_with(&["key", "list", &dir]).status(0);
-    test.run_with(&["key", "remove", &ops_id]).status(0);
+    as_ci.run_with(&["key", "remove", &ops_id, &dir]).status(0);
+    as_ci.run_with(&["key", "remove", "0000", &dir]).status(0);
     Test::new()
         .env("CAIRN_PASSPHRASE", "ops")
         .run_with(&["key", "list", &dir])
         .status(1);
-    as_ci
+    Test::new()
+        .env("CAIRN_KEY", &raw_of(&as_ci, &dir))
         .run_with(&["key", "remove", &ci_id, &dir])
         .status(1)
         .stderr_has("the store's last")
         .stderr_has("help: add another key file first");
 
-    let raw = as_ci
-        .run_with(&["key", "raw", &dir])
-        .status(0)
-        .stdout
-        .trim()
-        .to_string();
+    let raw = raw_of(&as_ci, &dir);
     Test::new()
         .env("CAIRN_KEY", &raw)
         .run_with(&["check", &dir])

@@ -34,8 +34,9 @@ pub struct DiffOptions {
     pub format: DiffFormat,
 }
 
+/// A value as JSON (which escapes C0 controls), with DEL and C1 controls escaped too.
 fn show(value: &Value) -> String {
-    value.to_string()
+    crate::text::printable(&value.to_string()).into_owned()
 }
 
 pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {

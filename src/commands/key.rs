@@ -28,10 +28,21 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<Stri
 pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
     let store = store_access::open_dir(dir, env)?;
     let mut out = String::new();
-    for file in store.key_files()? {
+    let (files, unreadable) = store.key_files_readable()?;
+    for file in files {
+        let in_use = if store.opened_with.as_deref() == Some(file.id.as_str()) {
+            "  (in use: this passphrase opens it)"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "{}  {}  created {}\n",
+            "{}  {}  created {}{in_use}\n",
             file.id, file.label, file.created
+        ));
+    }
+    for (id, why) in unreadable {
+        out.push_str(&format!(
+            "{id}  UNREADABLE: {why} (`cairn key remove {id}` removes it)\n"
         ));
     }
     Ok(out)

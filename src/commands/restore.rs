@@ -41,11 +41,12 @@ pub struct RestoreOutcome {
     pub exit: u8,
 }
 
+/// A value for the printed plan, with control characters escaped.
 fn text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => crate::text::printable(s).into_owned(),
+        other => crate::text::printable(&other.to_string()).into_owned(),
     }
 }
 
@@ -212,7 +213,9 @@ fn render_plan(plan: &RestorePlan, out: &mut String) {
                     let _ = writeln!(
                         out,
                         "    {}: {} -> {}",
-                        change.field, change.current, change.restored
+                        change.field,
+                        crate::text::printable(&change.current.to_string()),
+                        crate::text::printable(&change.restored.to_string())
                     );
                 }
             }

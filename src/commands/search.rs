@@ -179,7 +179,7 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
             f.time
         );
         if let (Some(field), Some(snippet)) = (&f.field, &f.snippet) {
-            let _ = write!(out, "  {field}: {snippet}");
+            let _ = write!(out, "  {field}: {}", crate::text::printable(snippet));
         }
         if let Some(at) = &f.deleted_since {
             let _ = write!(out, "  [deleted {at}]");

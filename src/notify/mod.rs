@@ -151,9 +151,14 @@ pub fn render(config_dir: &Path, name: &str, context: &impl Serialize) -> Result
     render_source(name, &source, context)
 }
 
+/// Template steps one rendering may take: far more than any report needs, and reached in well
+/// under a second by a runaway loop, so a template can never hang validate, plan or apply.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
 pub fn render_source(name: &str, source: &str, context: &impl Serialize) -> Result<String, String> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    environment.set_fuel(Some(TEMPLATE_FUEL));
     // Names the undefined expression in errors; minijinja otherwise does so only in debug
     // builds, and users run release ones.
     environment.set_debug(true);
@@ -168,6 +173,12 @@ pub fn render_source(name: &str, source: &str, context: &impl Serialize) -> Resu
 
 /// A minijinja error with where it happened (`name:line`).
 fn describe(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "templates/{}: rendering stopped after {TEMPLATE_FUEL} steps: a loop in the template runs away (nested loops over large ranges?); make it do less",
+            error.name().unwrap_or("?")
+        );
+    }
     match (error.name(), error.line()) {
         (Some(name), Some(line)) => format!(
             "templates/{name}:{line}: {}",
@@ -346,4 +357,26 @@ fn append(path: &Path, text: &str, limit: usize) -> Result<(), String> {
         .open(path)
         .and_then(|mut f| f.write_all(section.as_bytes()))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// A runaway template stops with a clear error instead of hanging the command.
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let source =
+                "{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}";
+            let _ = sender.send(super::render_source("report.md.j2", source, &()));
+        });
+        let rendered = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the rendering stopped");
+        let problem = rendered.expect_err("out of fuel");
+        assert!(
+            problem.starts_with("templates/report.md.j2: rendering stopped after"),
+            "{problem}"
+        );
+    }
 }

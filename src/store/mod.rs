@@ -34,8 +34,17 @@ pub enum StoreError {
     WrongKey { location: String },
     #[error("the passphrase does not open key file {key_file}")]
     WrongPassphrase { key_file: String },
-    #[error("no key file of the store at {location} opens with this passphrase")]
-    NoKeyFileOpens { location: String },
+    #[error(
+        "no key file of the store at {location} opens with this passphrase{}",
+        unreadable_note(unreadable)
+    )]
+    NoKeyFileOpens {
+        location: String,
+        /// Key files that could not be read at all.
+        unreadable: Vec<String>,
+    },
+    #[error("key file {id} is the one this passphrase opens, and no other key file opens with it")]
+    KeyInUse { id: String },
     #[error("the passphrase is empty")]
     EmptyPassphrase,
     #[error("the raw key is not base64 of 32 bytes")]
@@ -84,6 +93,17 @@ pub enum StoreError {
     Random(String),
 }
 
+fn unreadable_note(unreadable: &[String]) -> String {
+    if unreadable.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (key files {} are unreadable and were skipped)",
+            unreadable.join(", ")
+        )
+    }
+}
+
 impl StoreError {
     /// What the user can do about it.
     pub fn guidance(&self) -> String {
@@ -98,6 +118,7 @@ impl StoreError {
             StoreError::BadRawKey => "give the key exactly as `cairn init` printed it (base64 of 32 bytes)".into(),
             StoreError::BadKeyFile { .. } => "restore the key file from a copy, or use another key file".into(),
             StoreError::LastKeyFile { .. } => "add another key file first (`cairn key add`), then remove this one".into(),
+            StoreError::KeyInUse { .. } => "removing it would lock this passphrase out; run the command with another key's passphrase (or the raw key, CAIRN_KEY), or add a key file first".into(),
             StoreError::NoSuchKeyFile { .. } => "`cairn key list` shows the store's key files".into(),
             StoreError::MissingBlob { .. } | StoreError::CorruptBlob { .. } | StoreError::MissingSnapshot { .. } | StoreError::BadManifest { .. } => {
                 "run `cairn check --read-data` to see every affected snapshot; restore the store's files from a copy, or forget the affected snapshots".into()
@@ -134,6 +155,8 @@ pub struct Store {
     cipher: BlobCipher,
     pub id: String,
     lock_timing: lock::LockTiming,
+    /// The key file the passphrase opened; None when the raw key opened the store.
+    pub opened_with: Option<String>,
 }
 
 pub fn blob_path(id: &str) -> String {
@@ -169,6 +192,7 @@ impl Store {
             master,
             id,
             lock_timing: lock::LockTiming::default(),
+            opened_with: None,
         })
     }
 
@@ -186,6 +210,7 @@ impl Store {
             master,
             id: config.id,
             lock_timing: lock::LockTiming::default(),
+            opened_with: None,
         })
     }
 
@@ -195,13 +220,19 @@ impl Store {
         passphrase: &str,
     ) -> Result<Store, StoreError> {
         read_config(backend.as_ref())?;
-        for file in key_files(backend.as_ref())? {
+        // Every key file is tried: one that is unreadable or belongs to another passphrase
+        // does not end the search.
+        let (files, unreadable) = key_files_readable(backend.as_ref())?;
+        for file in files {
             if let Ok(master) = file.open(passphrase) {
-                return Store::open(backend, master);
+                let mut store = Store::open(backend, master)?;
+                store.opened_with = Some(file.id);
+                return Ok(store);
             }
         }
         Err(StoreError::NoKeyFileOpens {
             location: backend.location(),
+            unreadable: unreadable.into_iter().map(|(id, _)| id).collect(),
         })
     }
 
@@ -242,13 +273,22 @@ impl Store {
         key_files(self.backend.as_ref())
     }
 
+    /// The key files that parse, and the ids of those that do not, with why.
+    pub fn key_files_readable(&self) -> Result<(Vec<KeyFile>, Vec<(String, String)>), StoreError> {
+        key_files_readable(self.backend.as_ref())
+    }
+
     pub fn remove_key_file(&self, id: &str) -> Result<(), StoreError> {
-        let files = self.key_files()?;
-        if !files.iter().any(|f| f.id == id) {
+        let (files, unreadable) = self.key_files_readable()?;
+        let known = files.iter().any(|f| f.id == id) || unreadable.iter().any(|(u, _)| u == id);
+        if !known {
             return Err(StoreError::NoSuchKeyFile { id: id.to_string() });
         }
-        if files.len() == 1 {
+        if files.len() == 1 && files[0].id == id {
             return Err(StoreError::LastKeyFile { id: id.to_string() });
+        }
+        if self.opened_with.as_deref() == Some(id) {
+            return Err(StoreError::KeyInUse { id: id.to_string() });
         }
         self.backend.delete(&format!("keys/{id}.key"))
     }
@@ -335,6 +375,28 @@ fn read_config(backend: &dyn Backend) -> Result<Config, StoreError> {
         location: backend.location(),
         message: format!("the store's config is damaged: {e}"),
     })
+}
+
+/// The key files that parse, and the ids of those that do not, with why.
+fn key_files_readable(
+    backend: &dyn Backend,
+) -> Result<(Vec<KeyFile>, Vec<(String, String)>), StoreError> {
+    let mut files = Vec::new();
+    let mut unreadable = Vec::new();
+    for path in backend.list("keys")? {
+        let id = path
+            .trim_start_matches("keys/")
+            .trim_end_matches(".key")
+            .to_string();
+        match backend.get(&path)? {
+            Some(bytes) => match KeyFile::from_json(&id, &bytes) {
+                Ok(file) => files.push(file),
+                Err(e) => unreadable.push((id, e.to_string())),
+            },
+            None => {}
+        }
+    }
+    Ok((files, unreadable))
 }
 
 fn key_files(backend: &dyn Backend) -> Result<Vec<KeyFile>, StoreError> {
