@@ -28,8 +28,8 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<Stri
 pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
     let store = store_access::open_dir(dir, env)?;
     let mut out = String::new();
-    let (files, unreadable) = store.key_files_readable()?;
-    for file in files {
+    let files = store.key_files_readable()?;
+    for file in files.readable {
         let in_use = if store.opened_with.as_deref() == Some(file.id.as_str()) {
             "  (in use: this passphrase opens it)"
         } else {
@@ -40,7 +40,7 @@ pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
             file.id, file.label, file.created
         ));
     }
-    for (id, why) in unreadable {
+    for (id, why) in files.unreadable {
         out.push_str(&format!(
             "{id}  UNREADABLE: {why} (`cairn key remove {id}` removes it)\n"
         ));

@@ -222,7 +222,10 @@ impl Store {
         read_config(backend.as_ref())?;
         // Every key file is tried: one that is unreadable or belongs to another passphrase
         // does not end the search.
-        let (files, unreadable) = key_files_readable(backend.as_ref())?;
+        let KeyFiles {
+            readable: files,
+            unreadable,
+        } = key_files_readable(backend.as_ref())?;
         for file in files {
             if let Ok(master) = file.open(passphrase) {
                 let mut store = Store::open(backend, master)?;
@@ -274,12 +277,15 @@ impl Store {
     }
 
     /// The key files that parse, and the ids of those that do not, with why.
-    pub fn key_files_readable(&self) -> Result<(Vec<KeyFile>, Vec<(String, String)>), StoreError> {
+    pub fn key_files_readable(&self) -> Result<KeyFiles, StoreError> {
         key_files_readable(self.backend.as_ref())
     }
 
     pub fn remove_key_file(&self, id: &str) -> Result<(), StoreError> {
-        let (files, unreadable) = self.key_files_readable()?;
+        let KeyFiles {
+            readable: files,
+            unreadable,
+        } = self.key_files_readable()?;
         let known = files.iter().any(|f| f.id == id) || unreadable.iter().any(|(u, _)| u == id);
         if !known {
             return Err(StoreError::NoSuchKeyFile { id: id.to_string() });
@@ -377,26 +383,30 @@ fn read_config(backend: &dyn Backend) -> Result<Config, StoreError> {
     })
 }
 
-/// The key files that parse, and the ids of those that do not, with why.
-fn key_files_readable(
-    backend: &dyn Backend,
-) -> Result<(Vec<KeyFile>, Vec<(String, String)>), StoreError> {
-    let mut files = Vec::new();
-    let mut unreadable = Vec::new();
+/// A store's key files: those that parse, and the ids of those that do not, with why.
+pub struct KeyFiles {
+    pub readable: Vec<KeyFile>,
+    pub unreadable: Vec<(String, String)>,
+}
+
+fn key_files_readable(backend: &dyn Backend) -> Result<KeyFiles, StoreError> {
+    let mut files = KeyFiles {
+        readable: Vec::new(),
+        unreadable: Vec::new(),
+    };
     for path in backend.list("keys")? {
         let id = path
             .trim_start_matches("keys/")
             .trim_end_matches(".key")
             .to_string();
-        match backend.get(&path)? {
-            Some(bytes) => match KeyFile::from_json(&id, &bytes) {
-                Ok(file) => files.push(file),
-                Err(e) => unreadable.push((id, e.to_string())),
-            },
-            None => {}
+        if let Some(bytes) = backend.get(&path)? {
+            match KeyFile::from_json(&id, &bytes) {
+                Ok(file) => files.readable.push(file),
+                Err(e) => files.unreadable.push((id, e.to_string())),
+            }
         }
     }
-    Ok((files, unreadable))
+    Ok(files)
 }
 
 fn key_files(backend: &dyn Backend) -> Result<Vec<KeyFile>, StoreError> {
