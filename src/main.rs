@@ -694,6 +694,7 @@ fn watch_signals(graceful: Option<Interrupt>) {
                         }
                         _ => {
                             cairn::store::lock::release_all();
+                            cairn::search::scratch::remove_all();
                             eprintln!("interrupted: the store's locks are released");
                             std::process::exit(i32::from(EXIT_INTERRUPTED));
                         }

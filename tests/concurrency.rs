@@ -333,6 +333,16 @@ fn interrupted_released_its_locks(deployment: &Deployment, pid: u32, output: &Ou
     );
 }
 
+/// Scratch directories (unsealed search indexes) a process left in the temporary directory.
+fn scratch_dirs_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&format!("cairn-search-{pid}-")))
+        .collect()
+}
+
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -383,6 +393,10 @@ fn kill_campaign(victim: Victim, kind: StoreKind, seed: u64) {
             &deployment.cairn("a", command),
             &format!("{victim:?} after the kill of round {round}"),
         );
+        if matches!(victim, Victim::Apply) {
+            // No plaintext outlives the killed run once another cairn has started.
+            assert_eq!(scratch_dirs_of(pid), Vec::<String>::new(), "round {round}");
+        }
         if !matches!(victim, Victim::Apply) {
             succeeded(&deployment.cairn("a", &apply), "apply after the kill");
         }
@@ -632,6 +646,7 @@ fn ctrl_c_during_a_backup_records_it_as_interrupted_and_releases_the_locks() {
     let sim = simulator(&runtime, 51);
     let deployment = Deployment::new(&sim, StoreKind::Git);
     let (started, apply) = slow_apply(&runtime, &sim, &deployment, 300);
+    let pid = apply.id();
     // The backup is under way once its task lock is on the remote.
     while !deployment
         .lock_holders()
@@ -653,6 +668,11 @@ fn ctrl_c_during_a_backup_records_it_as_interrupted_and_releases_the_locks() {
         text(&output.stderr)
     );
     assert!(deployment.lock_holders().is_empty(), "locks left behind");
+    assert_eq!(
+        scratch_dirs_of(pid),
+        Vec::<String>::new(),
+        "plaintext left behind"
+    );
     let status: Value = serde_yaml::from_str(
         &deployment
             .remote_state("state/acme/status.yaml")

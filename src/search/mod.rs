@@ -8,6 +8,8 @@
 //! that is removed afterwards; only Ids and pointers are stored in the index, never record
 //! text, which is read back from the snapshot for snippets.
 
+pub mod scratch;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -68,7 +70,7 @@ struct Packed {
 /// A task's index, unpacked into a private temporary directory.
 pub struct SearchIndex {
     /// Removed (with the unsealed files) when the index is dropped.
-    dir: tempfile::TempDir,
+    dir: scratch::Scratch,
     index: Index,
     fields: Fields,
 }
@@ -207,10 +209,7 @@ impl SearchIndex {
 
     /// The task's index from the store, or a new empty one.
     pub fn open(store: &Store, task: &str) -> Result<SearchIndex, StoreError> {
-        let dir = tempfile::Builder::new()
-            .prefix("cairn-search-")
-            .tempdir()
-            .map_err(failed)?;
+        let dir = scratch::Scratch::new().map_err(failed)?;
         let (schema, fields) = schema();
         let index = match store.backend().get(&pointer(task))? {
             Some(id) => {
@@ -223,7 +222,8 @@ impl SearchIndex {
                         .ok_or_else(|| {
                             failed(format!("an index file has an unsafe name: {name}"))
                         })?;
-                    std::fs::write(dir.path().join(safe), store.get_blob(blob)?).map_err(failed)?;
+                    dir.write(Path::new(safe), &store.get_blob(blob)?)
+                        .map_err(failed)?;
                 }
                 Index::open_in_dir(dir.path()).map_err(failed)?
             }
