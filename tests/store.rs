@@ -259,6 +259,41 @@ fn a_flipped_byte_anywhere_is_named() {
     );
 }
 
+/// A damaged blob heals instead of spreading: writing the same content again (the next full
+/// backup of unchanged records) replaces the copy that no longer verifies.
+#[test]
+fn a_damaged_blob_is_written_again_when_its_content_comes_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(local(dir.path()), MasterKey::generate().expect("key")).expect("init");
+    let records = || (0..500).map(|n| Ok((id(n), record(&id(n), 0))));
+    let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
+    writer.full_object("Account", records()).expect("write");
+    let (_, first) = finish(writer);
+    let segment = first.objects["Account"].base[0].blob.clone();
+    let path = cairn::store::blob_path(&segment);
+    for damage in ["flip", "truncate"] {
+        let mut bytes = store.backend().get(&path).expect("get").expect("exists");
+        match damage {
+            "flip" => bytes[40] ^= 0x01,
+            _ => bytes.truncate(bytes.len() / 2),
+        }
+        store.backend().put(&path, &bytes).expect("damage");
+        assert!(store.get_blob(&segment).is_err(), "{damage}: damaged");
+        let mut writer = SnapshotWriter::new(&store, "acme", None).expect("writer");
+        writer.full_object("Account", records()).expect("write");
+        let (_, again) = finish(writer);
+        assert_eq!(
+            again.objects["Account"].base[0].blob, segment,
+            "same content, same id"
+        );
+        assert_eq!(
+            read_all(&store, &again, "Account"),
+            read_all(&store, &first, "Account"),
+            "{damage}: healed, and the older snapshot reads again too"
+        );
+    }
+}
+
 #[test]
 fn records_out_of_order_are_refused() {
     let dir = tempfile::tempdir().expect("dir");

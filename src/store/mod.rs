@@ -306,7 +306,14 @@ impl Store {
         let compressed = crypto::compress(plaintext)?;
         let id = self.cipher.blob_id(kind, &compressed);
         let path = blob_path(&id);
-        if !self.backend.exists(&path)? {
+        // A copy that is there but does not verify (a flipped byte, a truncated file) is
+        // replaced: damage heals with the next write of the same content instead of every new
+        // snapshot pointing at it.
+        let sound = match self.backend.get(&path)? {
+            Some(existing) => self.cipher.open(&id, &existing).is_ok(),
+            None => false,
+        };
+        if !sound {
             let sealed = self.cipher.seal_compressed(&id, &compressed)?;
             self.backend.put(&path, &sealed)?;
         }
