@@ -358,6 +358,10 @@ enum Command {
         /// List what would be kept and removed, and why, without removing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Forget this snapshot (its id or a unique prefix), whatever the policy says
+        /// (repeatable).
+        #[arg(long = "snapshot", value_name = "ID")]
+        snapshots: Vec<String>,
         /// Wait this long (90s, 5m, 1h) for running backups to finish before giving up.
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
         wait: std::time::Duration,
@@ -1104,12 +1108,14 @@ fn run(command: Command, interrupt: &Interrupt) -> ExitCode {
             dir,
             tasks,
             dry_run,
+            snapshots,
             wait,
         } => report(forget(
             &ForgetOptions {
                 dir,
                 tasks,
                 dry_run,
+                snapshots,
                 wait,
             },
             &process_env,

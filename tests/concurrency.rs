@@ -695,3 +695,90 @@ fn ctrl_c_during_a_backup_records_it_as_interrupted_and_releases_the_locks() {
     check_is_clean(&deployment, "a");
     newest_snapshot_is_the_org(&runtime, &sim, &deployment);
 }
+
+/// Forget changes the state branch with the store: a forgotten snapshot leaves the task's
+/// status, its state file and `cairn snapshots`; `--snapshot` forgets one by id; a manifest no
+/// run recorded (left by a killed run) is an orphan, never counted as the latest, and removed.
+#[test]
+fn forget_updates_the_state_and_cleans_orphans_of_killed_runs() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, 61);
+    let deployment = Deployment::new(&sim, StoreKind::Shared);
+    let mut last = None;
+    for round in 0..3 {
+        edit_org(&runtime, &sim, round, &mut last);
+        succeeded(&deployment.cairn("a", &["apply", "--now"]), "apply");
+    }
+    let status: Value = serde_yaml::from_str(
+        &deployment
+            .remote_state("state/acme/status.yaml")
+            .expect("status"),
+    )
+    .expect("YAML");
+    let ids: Vec<String> = status["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .filter_map(|row| row["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 3, "{status:?}");
+    // What a run killed between its manifest and its state commit leaves: a newer manifest.
+    let store = deployment.store();
+    let mut writer = cairn::snapshot::SnapshotWriter::new(&store, "acme", None).expect("writer");
+    writer
+        .full_object("Account", std::iter::empty())
+        .expect("write");
+    let (orphan, _) = writer
+        .finish(
+            "2099-01-01T00:00:00Z",
+            cairn::snapshot::Source {
+                org_id: "00D000000000001".into(),
+                api_version: "62.0".into(),
+            },
+            None,
+            cairn::snapshot::Outcome::Complete,
+        )
+        .expect("orphan");
+    drop(store);
+    let middle = &ids[1];
+    let forgot = deployment.cairn("a", &["forget", "--snapshot", &middle[..10]]);
+    succeeded(&forgot, "forget");
+    let out = text(&forgot.stdout);
+    assert!(
+        out.contains(&format!("remove  {middle}"))
+            && out.contains(&format!("remove  {orphan}"))
+            && out.contains("(orphan: no run recorded it)")
+            && out.contains(&format!("keep    {}", ids[0]))
+            && out.contains("state committed (pushed)"),
+        "{out}"
+    );
+    let status: Value = serde_yaml::from_str(
+        &deployment
+            .remote_state("state/acme/status.yaml")
+            .expect("status"),
+    )
+    .expect("YAML");
+    let rows: Vec<&str> = status["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .filter_map(|row| row["id"].as_str())
+        .collect();
+    assert_eq!(rows, [ids[0].as_str(), ids[2].as_str()], "{status:?}");
+    assert!(
+        deployment
+            .remote_state(&format!("state/acme/snapshots/{middle}.enc"))
+            .is_none()
+    );
+    let listed = deployment.cairn("b", &["snapshots"]);
+    assert!(
+        !text(&listed.stdout).contains(&middle[..12])
+            && !text(&listed.stdout).contains(&orphan[..12]),
+        "{}",
+        text(&listed.stdout)
+    );
+    check_is_clean(&deployment, "a");
+    succeeded(&deployment.cairn("a", &["prune"]), "prune");
+    check_is_clean(&deployment, "a");
+    newest_snapshot_is_the_org(&runtime, &sim, &deployment);
+}

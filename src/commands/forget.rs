@@ -1,6 +1,10 @@
 //! `cairn forget`: apply each task's retention policy to its snapshots. A dry run lists every
 //! snapshot, kept or removed, with the rules that keep it. Forgetting removes snapshot
 //! manifests only; `cairn prune` then deletes the blobs nothing refers to any more.
+//!
+//! The state branch says which snapshots a task has: forget removes the same ones from it, in
+//! one commit pushed like apply's. A manifest in the store that no run recorded (its run was
+//! killed, or failed to commit) is an orphan: never counted by the policy, and removed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,7 +12,9 @@ use std::path::PathBuf;
 
 use super::store_access::{self, Env};
 use crate::error::Error;
+use crate::gitops::{Change, StateBranch};
 use crate::manifest::{ConfigTree, load};
+use crate::reconcile::status::TaskStatus;
 use crate::snapshot::manifest::Outcome;
 use crate::snapshot::retention::{self, Candidate};
 use crate::snapshot::writer::load_manifest;
@@ -20,6 +26,8 @@ pub struct ForgetOptions {
     /// Only these tasks (all when empty).
     pub tasks: Vec<String>,
     pub dry_run: bool,
+    /// Forget these snapshots (ids or unique prefixes), whatever the policy says.
+    pub snapshots: Vec<String>,
     /// How long to wait for running backups (a snapshot they build on is never removed).
     pub wait: std::time::Duration,
 }
@@ -43,6 +51,19 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
             options.wait,
         )?),
     };
+    // Outside a git repository there is no state branch: only the store changes.
+    let state = match git2::Repository::discover(&options.dir) {
+        Ok(_) => {
+            let state = StateBranch::open(
+                &options.dir,
+                &repository.state.branch,
+                &repository.state.remote,
+            )?;
+            state.fetch()?;
+            Some(state)
+        }
+        Err(_) => None,
+    };
     let mut by_task: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for id in store.list_snapshots()? {
         let manifest = load_manifest(&store, &id)?;
@@ -56,22 +77,42 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
                 complete: manifest.outcome == Outcome::Complete,
             });
     }
+    let named = resolve_named(&options.snapshots, &by_task, &options.tasks)?;
     let mut out = String::new();
     let (mut kept, mut removed) = (0, 0);
+    let mut changes = Vec::new();
     for loaded in &config.tasks {
         let task = &loaded.task;
         if !options.tasks.is_empty() && !options.tasks.contains(&task.id) {
             continue;
         }
-        let candidates = by_task.remove(&task.id).unwrap_or_default();
+        let all = by_task.remove(&task.id).unwrap_or_default();
+        let status = match &state {
+            Some(state) => crate::reconcile::read_status(state, &task.id)?,
+            None => None,
+        };
+        // With no state for the task there is nothing to tell orphans by: all count.
+        let recorded = |id: &str| {
+            status
+                .as_ref()
+                .is_none_or(|s| s.snapshots.iter().any(|row| row.id == id))
+        };
+        let (candidates, orphans): (Vec<Candidate>, Vec<Candidate>) =
+            all.into_iter().partition(|c| recorded(&c.id));
         let decisions =
             retention::decide(&task.retention, &candidates).map_err(|_| Error::InvalidConfig {
                 dir: options.dir.clone(),
             })?;
-        let _ = writeln!(out, "task {} ({} snapshots):", task.id, decisions.len());
+        let _ = writeln!(
+            out,
+            "task {} ({} snapshots):",
+            task.id,
+            decisions.len() + orphans.len()
+        );
+        let mut gone = Vec::new();
         for decision in decisions {
             let when = time::format_datetime_z(decision.time);
-            if decision.keep {
+            if decision.keep && !named.contains(&decision.id) {
                 kept += 1;
                 let _ = writeln!(
                     out,
@@ -80,14 +121,38 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
                     decision.reasons.join(", ")
                 );
             } else {
-                removed += 1;
-                let _ = writeln!(out, "  remove  {}  {when}", decision.id);
-                if !options.dry_run {
-                    store
-                        .backend()
-                        .delete(&crate::store::snapshot_path(&decision.id))?;
-                }
+                let why = if decision.keep { "  (named)" } else { "" };
+                let _ = writeln!(out, "  remove  {}  {when}{why}", decision.id);
+                gone.push(decision.id);
             }
+        }
+        for orphan in orphans {
+            let when = time::format_datetime_z(orphan.time);
+            let _ = writeln!(
+                out,
+                "  remove  {}  {when}  (orphan: no run recorded it)",
+                orphan.id
+            );
+            gone.push(orphan.id);
+        }
+        removed += gone.len();
+        if options.dry_run || gone.is_empty() {
+            continue;
+        }
+        for id in &gone {
+            store.backend().delete(&crate::store::snapshot_path(id))?;
+            changes.push(Change::remove(format!(
+                "state/{}/snapshots/{id}.enc",
+                task.id
+            )));
+        }
+        if let Some(mut status) = status {
+            status.snapshots.retain(|row| !gone.contains(&row.id));
+            changes.push(Change::write_merged(
+                TaskStatus::path(&task.id),
+                status.to_yaml(),
+                TaskStatus::merge_replayed,
+            ));
         }
     }
     let others: usize = by_task
@@ -109,6 +174,52 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
     });
     if !options.dry_run {
         out.push_str(&store_access::publish(&store)?);
+        // Store first, then state, as apply does: the state never names what the remote lacks.
+        let message = format!("cairn forget: {removed} snapshots removed");
+        if let Some(state) = &state
+            && state.commit(&changes, &message)?.is_some()
+        {
+            let mut line = "state committed".to_string();
+            if repository.state.push && state.has_remote() {
+                state.push(&changes, &message)?;
+                line.push_str(" (pushed)");
+            }
+            let _ = writeln!(out, "{line}");
+        }
     }
     Ok(out)
+}
+
+/// The snapshots `--snapshot` names, each by its id or a unique prefix of at least 8
+/// characters, among the chosen tasks' snapshots.
+fn resolve_named(
+    wanted: &[String],
+    by_task: &BTreeMap<String, Vec<Candidate>>,
+    tasks: &[String],
+) -> Result<Vec<String>, Error> {
+    let mut named = Vec::new();
+    for text in wanted {
+        let matches: Vec<&str> = by_task
+            .iter()
+            .filter(|(task, _)| tasks.is_empty() || tasks.contains(task))
+            .flat_map(|(_, candidates)| candidates.iter().map(|c| c.id.as_str()))
+            .filter(|id| text.len() >= 8 && id.starts_with(text.as_str()))
+            .collect();
+        match matches.as_slice() {
+            [one] => named.push(one.to_string()),
+            [] => {
+                return Err(Error::Usage {
+                    message: format!("no snapshot {text} in the store"),
+                    next: "`cairn snapshots` lists them; give an id or a prefix of at least 8 characters".into(),
+                });
+            }
+            _ => {
+                return Err(Error::Usage {
+                    message: format!("{text} names {} snapshots", matches.len()),
+                    next: "give more of the id".into(),
+                });
+            }
+        }
+    }
+    Ok(named)
 }

@@ -266,6 +266,8 @@ impl StateBranch {
                     let blob = self.repo.blob(bytes).map_err(fail)?;
                     update.upsert(&change.path, blob, git2::FileMode::Blob);
                 }
+                // Removing what is not there (another runner removed it first) is done.
+                None if base.get_path(Path::new(&change.path)).is_err() => {}
                 None => {
                     update.remove(&change.path);
                 }

@@ -529,7 +529,8 @@ fn commit_message(results: &[TaskResult], now: &str) -> String {
     message
 }
 
-fn read_status(state: &StateBranch, task: &str) -> Result<Option<TaskStatus>, Error> {
+/// A task's status from the state branch; None before its first run.
+pub(crate) fn read_status(state: &StateBranch, task: &str) -> Result<Option<TaskStatus>, Error> {
     match state.read(&TaskStatus::path(task))? {
         None => Ok(None),
         Some(bytes) => TaskStatus::parse(&bytes).map(Some).map_err(|e| Error::Git {
