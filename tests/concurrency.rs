@@ -782,3 +782,60 @@ fn forget_updates_the_state_and_cleans_orphans_of_killed_runs() {
     check_is_clean(&deployment, "a");
     newest_snapshot_is_the_org(&runtime, &sim, &deployment);
 }
+
+/// The search index is derived data: damaged or lost, it never fails a backup; the next apply
+/// rebuilds it from its snapshot, whole, and says what was lost.
+#[test]
+fn a_damaged_or_lost_search_index_is_rebuilt_and_never_fails_a_backup() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, 71);
+    let deployment = Deployment::new(&sim, StoreKind::Shared);
+    runtime.block_on(admin(
+        &sim,
+        Method::POST,
+        "records/Account",
+        json!({"Name": "Quokka Steady"}),
+    ));
+    succeeded(
+        &deployment.cairn("a", &["apply", "--now"]),
+        "the first apply",
+    );
+    let root = deployment.root.path().join("store");
+    let list = std::fs::read_to_string(root.join("search/acme")).expect("index pointer");
+    let list_file = root.join(cairn::store::blob_path(list.trim()));
+    let mut bytes = std::fs::read(&list_file).expect("list");
+    bytes[30] ^= 0x10;
+    std::fs::write(&list_file, &bytes).expect("damage");
+    let checked = deployment.cairn("a", &["check", "--read-data"]);
+    succeeded(&checked, "check (warnings only)");
+    assert!(
+        text(&checked.stdout).contains("search index list")
+            && text(&checked.stdout).contains("affects the search index of task acme"),
+        "{}",
+        text(&checked.stdout)
+    );
+    let mut last = None;
+    for (round, why) in [
+        (1, "the search index could not be read"),
+        (2, "the task had no search index"),
+    ] {
+        edit_org(&runtime, &sim, round, &mut last);
+        let applied = deployment.cairn("a", &["apply", "--now"]);
+        succeeded(&applied, "apply over a broken index");
+        assert!(
+            text(&applied.stdout).contains(&format!("WARNING  {why}")),
+            "{}",
+            text(&applied.stdout)
+        );
+        let found = deployment.cairn("a", &["search", "quokka"]);
+        assert!(
+            text(&found.stdout).contains("Name: Quokka Steady"),
+            "round {round}: {}",
+            text(&found.stdout)
+        );
+        // Next, the index is lost altogether.
+        std::fs::remove_file(root.join("search/acme")).expect("lose the pointer");
+    }
+    succeeded(&deployment.cairn("a", &["apply", "--now"]), "apply");
+    check_is_clean(&deployment, "a");
+}

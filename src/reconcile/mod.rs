@@ -902,7 +902,8 @@ async fn run_backup(
         format!("{dir}/snapshots/{}.enc", outcome.snapshot),
         sealed,
     ));
-    let (summary, alerts) = summarise(context, task, &outcome, parent.as_ref())?;
+    let (summary, alerts, index_notes) = summarise(context, task, &outcome, parent.as_ref())?;
+    notes.extend(index_notes);
     changes.push(Change::write(
         format!("{dir}/diffs/{}.md", outcome.snapshot),
         summary,
@@ -1036,7 +1037,7 @@ fn summarise(
     task: &BackupTask,
     outcome: &BackupOutcome,
     parent: Option<&(String, crate::snapshot::SnapshotManifest)>,
-) -> Result<(String, Vec<Triggered>), String> {
+) -> Result<(String, Vec<Triggered>, Vec<String>), String> {
     let empty = crate::snapshot::SnapshotManifest {
         objects: BTreeMap::new(),
         ..outcome.manifest.clone()
@@ -1045,9 +1046,19 @@ fn summarise(
     let record_ids = context.repository.state.record_ids;
     let mut ids = Vec::new();
     let fail = |e: StoreError| format!("{e}; {}", e.guidance());
-    // The search index takes the same change: one pass over it for both.
+    // The search index takes the same change: one pass over it for both. An index that is
+    // gone or unreadable is rebuilt from this snapshot, whole.
+    let mut notes = Vec::new();
+    let mut rebuild = false;
     let index = if task.search.index {
-        let index = crate::search::SearchIndex::open(context.store, &task.id).map_err(fail)?;
+        let (index, missing) =
+            crate::search::SearchIndex::open_or_new(context.store, &task.id).map_err(fail)?;
+        if let (Some(why), Some(_)) = (missing, parent) {
+            notes.push(format!(
+                "{why}: it was rebuilt from this snapshot, so records deleted before it are no longer found by search"
+            ));
+            rebuild = true;
+        }
         let writer = index.writer().map_err(fail)?;
         Some((index, writer))
     } else {
@@ -1075,7 +1086,7 @@ fn summarise(
             None,
             false,
             &mut |c| {
-                if let Some((index, writer)) = &index {
+                if let Some((index, writer)) = index.as_ref().filter(|_| !rebuild) {
                     let added = match (&c.change, &c.body) {
                         (crate::diff::Kind::Deleted, _) => {
                             index.add_deletion(writer, &c.object, &c.id, &outcome.snapshot, time)
@@ -1104,10 +1115,12 @@ fn summarise(
         // are new to search.
         if let Some((index, writer)) = &index {
             for (object, s) in &stats {
-                if !matches!(
-                    s.coverage,
-                    Some(crate::diff::CoverageChange::Entered { .. })
-                ) {
+                if !rebuild
+                    && !matches!(
+                        s.coverage,
+                        Some(crate::diff::CoverageChange::Entered { .. })
+                    )
+                {
                     continue;
                 }
                 if let Some(entry) = outcome.manifest.objects.get(object) {
@@ -1160,7 +1173,7 @@ fn summarise(
         alerts: &alerts,
         ids: (record_ids && parent.is_some()).then_some(ids.as_slice()),
     });
-    Ok((text, alerts))
+    Ok((text, alerts, notes))
 }
 
 fn purge_after(status: &TaskStatus) -> Option<String> {

@@ -207,6 +207,33 @@ impl SearchIndex {
         store.backend().exists(&pointer(task))
     }
 
+    /// The task's index, or a new empty one with why it is empty when there should have been
+    /// one: an unreadable index is derived data, rebuilt rather than a reason to fail a run.
+    pub fn open_or_new(
+        store: &Store,
+        task: &str,
+    ) -> Result<(SearchIndex, Option<String>), StoreError> {
+        if !SearchIndex::exists(store, task)? {
+            let empty = SearchIndex::empty()?;
+            return Ok((empty, Some("the task had no search index".into())));
+        }
+        match SearchIndex::open(store, task) {
+            Ok(index) => Ok((index, None)),
+            Err(e) => Ok((
+                SearchIndex::empty()?,
+                Some(format!("the search index could not be read ({e})")),
+            )),
+        }
+    }
+
+    /// A new, empty index.
+    pub fn empty() -> Result<SearchIndex, StoreError> {
+        let dir = scratch::Scratch::new().map_err(failed)?;
+        let (schema, fields) = schema();
+        let index = Index::create_in_dir(dir.path(), schema).map_err(failed)?;
+        Ok(SearchIndex { dir, index, fields })
+    }
+
     /// The task's index from the store, or a new empty one.
     pub fn open(store: &Store, task: &str) -> Result<SearchIndex, StoreError> {
         let dir = scratch::Scratch::new().map_err(failed)?;
@@ -383,17 +410,41 @@ impl SearchIndex {
 }
 
 /// Index blobs the store must keep: every task's list and files.
-pub fn referenced_blobs(store: &Store) -> Result<Vec<String>, StoreError> {
-    let mut blobs = Vec::new();
+/// Each task's index as stored: the task, and its list blob with the files it names, or why
+/// the list could not be read (an unreadable index is rebuilt by the task's next apply).
+pub fn stored_indexes(store: &Store) -> Result<Vec<StoredIndex>, StoreError> {
+    let mut indexes = Vec::new();
     for path in store.backend().list("search")? {
         let Some(id) = store.backend().get(&path)? else {
             continue;
         };
-        let id = String::from_utf8_lossy(&id).trim().to_string();
-        let list = store.get_blob(&id)?;
-        let packed: Packed = serde_json::from_slice(&list).map_err(failed)?;
-        blobs.push(id);
-        blobs.extend(packed.files.into_values());
+        let task = path.trim_start_matches("search/").to_string();
+        let list = String::from_utf8_lossy(&id).trim().to_string();
+        let files = store.get_blob(&list).and_then(|bytes| {
+            serde_json::from_slice::<Packed>(&bytes)
+                .map(|packed| packed.files.into_values().collect())
+                .map_err(failed)
+        });
+        indexes.push(StoredIndex { task, list, files });
+    }
+    Ok(indexes)
+}
+
+pub struct StoredIndex {
+    pub task: String,
+    pub list: String,
+    pub files: Result<Vec<String>, StoreError>,
+}
+
+/// Every blob the stored indexes use (an unreadable index's files are not known: derived
+/// data, rebuilt whole by the next apply, so nothing of it needs keeping).
+pub fn referenced_blobs(store: &Store) -> Result<Vec<String>, StoreError> {
+    let mut blobs = Vec::new();
+    for index in stored_indexes(store)? {
+        blobs.push(index.list);
+        if let Ok(files) = index.files {
+            blobs.extend(files);
+        }
     }
     Ok(blobs)
 }

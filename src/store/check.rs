@@ -212,17 +212,50 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
             });
         }
     }
-    let index: std::collections::BTreeSet<String> = crate::search::referenced_blobs(store)?
-        .into_iter()
-        .collect();
-    for blob in index.iter().filter(|b| !stored.contains(*b)) {
-        report.findings.push(Finding {
-            severity: Severity::Warning,
-            what: format!("search index blob {blob} is missing"),
-            affects: Vec::new(),
-            next: "the backups are unaffected; the search index is rebuilt by the next apply"
-                .into(),
-        });
+    // Search indexes are derived data: damage to them is a warning, and the next apply of the
+    // task rebuilds the index from its snapshot.
+    let mut index = std::collections::BTreeSet::new();
+    for stored_index in crate::search::stored_indexes(store)? {
+        let affects = vec![format!("the search index of task {}", stored_index.task)];
+        let rebuilt = "the backups are unaffected; the task's next apply rebuilds its search index from the snapshot (records deleted before it are then no longer found)";
+        index.insert(stored_index.list.clone());
+        let files = match stored_index.files {
+            Ok(files) => files,
+            Err(e) => {
+                report.findings.push(Finding {
+                    severity: Severity::Warning,
+                    what: format!(
+                        "the search index list {} is unreadable: {e}",
+                        stored_index.list
+                    ),
+                    affects,
+                    next: rebuilt.into(),
+                });
+                continue;
+            }
+        };
+        for blob in files {
+            let problem = if !stored.contains(&blob) {
+                Some("is missing".to_string())
+            } else if read_data.selects(&blob) {
+                report.blobs_read += 1;
+                store
+                    .get_blob(&blob)
+                    .err()
+                    .map(|e| format!("is unreadable: {e}"))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                report.findings.push(Finding {
+                    severity: Severity::Warning,
+                    what: format!("search index file {blob} {problem}"),
+                    affects: affects.clone(),
+                    next: rebuilt.into(),
+                });
+            }
+            index.insert(blob);
+        }
     }
     let leftovers = stored
         .iter()
