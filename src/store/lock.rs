@@ -359,12 +359,16 @@ impl Held {
     }
 }
 
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
 /// Releases every lock this process holds: for Ctrl-C and SIGTERM, before the process exits
 /// with work still running on other threads.
 pub fn release_all() {
     let Ok(mut held) = registry().held.lock() else {
         return;
     };
+    // No lock is taken after this: the process is ending.
+    CLOSING.store(true, Ordering::SeqCst);
     for lock in held.drain(..) {
         lock.lost.store(true, Ordering::SeqCst);
         let _ = lock.backend.delete(&lock.path);
@@ -454,10 +458,19 @@ impl Store {
             started: me.started,
         };
         let json = serde_json::to_vec(&info).map_err(|e| StoreError::Compression(e.to_string()))?;
-        self.backend.put(&path, &json)?;
         let lost = Arc::new(AtomicBool::new(false));
         let registry = registry();
-        if let Ok(mut held) = registry.held.lock() {
+        // Written and registered as one step: a Ctrl-C in between must not leave a lock file
+        // that `release_all` does not know of.
+        {
+            let mut held = registry.held.lock().map_err(|_| StoreError::Backend {
+                location: self.backend.location(),
+                message: "this process's lock registry is broken (a thread panicked)".into(),
+            })?;
+            if CLOSING.load(Ordering::SeqCst) {
+                return Err(StoreError::Interrupted);
+            }
+            self.backend.put(&path, &json)?;
             let now = std::time::Instant::now();
             held.push(Held {
                 backend: self.backend.clone(),
