@@ -104,10 +104,12 @@ impl Comparison {
             return Ok(false);
         }
         if parent.listed.is_none() {
-            let listed = match &parent.listed_blob {
-                Some(blob) => Some(RecentVersions::load(&self.store, blob)?),
-                None => None,
-            };
+            // The list only saves reading the parent: one that is damaged or gone is done
+            // without, never a failed backup.
+            let listed = parent
+                .listed_blob
+                .as_ref()
+                .and_then(|blob| RecentVersions::load(&self.store, blob).ok());
             parent.listed = Some(listed);
         }
         if let Some(Some(listed)) = &parent.listed {

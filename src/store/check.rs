@@ -121,6 +121,7 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
     // blob -> (its segment description, where it is used)
     let mut referenced: BTreeMap<String, (SegmentRef, Vec<String>)> = BTreeMap::new();
     let mut schemas: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut recents: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for snapshot in store.list_snapshots()? {
         report.snapshots += 1;
         let manifest = match load_manifest(store, &snapshot) {
@@ -154,6 +155,12 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
                     .entry(schema.clone())
                     .or_default()
                     .push(format!("snapshot {snapshot} ({object} schema)"));
+            }
+            if let Some(list) = &entry.recent {
+                recents
+                    .entry(list.clone())
+                    .or_default()
+                    .push(format!("snapshot {snapshot} ({object} recent versions)"));
             }
             for segment in entry.segments() {
                 referenced
@@ -212,6 +219,26 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
             });
         }
     }
+    for (blob, affects) in &recents {
+        let problem = if !stored.contains(blob) {
+            Some("is missing".to_string())
+        } else if read_data.selects(blob) {
+            report.blobs_read += 1;
+            crate::snapshot::recent::RecentVersions::load(store, blob)
+                .err()
+                .map(|e| format!("is unreadable: {e}"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            report.findings.push(Finding {
+                severity: Severity::Warning,
+                what: format!("the list of recent record versions {blob} {problem}"),
+                affects: affects.clone(),
+                next: "the records are unaffected; the next incremental reads the parent's segments instead (slower, the same result)".into(),
+            });
+        }
+    }
     // Search indexes are derived data: damage to them is a warning, and the next apply of the
     // task rebuilds the index from its snapshot.
     let mut index = std::collections::BTreeSet::new();
@@ -220,7 +247,8 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
         let rebuilt = "the backups are unaffected; the task's next apply rebuilds its search index from the snapshot (records deleted before it are then no longer found)";
         index.insert(stored_index.list.clone());
         let files = match stored_index.files {
-            Ok(files) => files,
+            // Index files with the same content are one blob.
+            Ok(files) => files.into_iter().collect::<std::collections::BTreeSet<_>>(),
             Err(e) => {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
@@ -260,13 +288,16 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
     let leftovers = stored
         .iter()
         .filter(|b| {
-            !referenced.contains_key(*b) && !schemas.contains_key(*b) && !index.contains(*b)
+            !referenced.contains_key(*b)
+                && !schemas.contains_key(*b)
+                && !recents.contains_key(*b)
+                && !index.contains(*b)
         })
         .count();
     if leftovers > 0 {
         report.findings.push(Finding {
             severity: Severity::Warning,
-            what: format!("{leftovers} blobs belong to no snapshot (left by an interrupted backup or by forget)"),
+            what: format!("{leftovers} blobs belong to no snapshot or search index (superseded index files, data of forgotten snapshots or of interrupted backups)"),
             affects: Vec::new(),
             next: "`cairn prune` removes them; they do no harm meanwhile".into(),
         });
