@@ -970,6 +970,28 @@ async fn a_mass_update_of_one_field_is_rolled_back_and_nothing_else_changes() {
         )
         .await;
     }
+    // The snapshot's Account schema document is damaged: derived data, described again.
+    let store = cairn::store::Store::open_with_passphrase(
+        Box::new(cairn::store::backend::LocalBackend::new(
+            fleet.root.path().join("store"),
+        )),
+        "correct horse",
+    )
+    .expect("store");
+    let snapshot = store.list_snapshots().expect("snapshots").remove(0);
+    let manifest = cairn::snapshot::writer::load_manifest(&store, &snapshot).expect("manifest");
+    let schema = manifest.objects["Account"]
+        .schema
+        .clone()
+        .expect("a schema");
+    let schema_path = cairn::store::blob_path(&schema);
+    let mut sealed = store
+        .backend()
+        .get(&schema_path)
+        .expect("get")
+        .expect("schema blob");
+    sealed[25] ^= 0x08;
+    store.backend().put(&schema_path, &sealed).expect("damage");
     // A legitimate edit after the mass update must survive the rollback.
     let kept = before.keys().next().expect("an account").clone();
     admin(
@@ -988,6 +1010,13 @@ async fn a_mass_update_of_one_field_is_rolled_back_and_nothing_else_changes() {
     )
     .await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied
+            .stdout
+            .contains("note: the snapshot's schema document of Account is unreadable"),
+        "{}",
+        applied.stdout
+    );
     assert!(
         applied.stdout.contains("Plan: 0 to create, 1000 to update"),
         "{}",

@@ -81,6 +81,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
 
     let mut chosen = Vec::new();
     let mut schemas: Schemas = BTreeMap::new();
+    let mut undescribed = Vec::new();
     for (object, entry) in &manifest.objects {
         if options
             .object
@@ -90,9 +91,15 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             continue;
         }
         if let Some(blob) = &entry.schema {
-            let document: Value =
-                serde_json::from_slice(&store.get_blob(blob)?).unwrap_or(Value::Null);
-            schemas.insert(object.clone(), field_infos(&document));
+            // The schema document is derived (the org's describe): a damaged one is described
+            // again from the org below.
+            match store.get_blob(blob) {
+                Ok(bytes) => {
+                    let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    schemas.insert(object.clone(), field_infos(&document));
+                }
+                Err(_) => undescribed.push(object.clone()),
+            }
         }
         let every = options.ids.is_empty() && filters.is_empty();
         for record in ObjectReader::new(&store, object, entry) {
@@ -142,10 +149,25 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
     };
     let same_org = org.get(..15) == manifest.source.org_id.get(..15);
     let version = target.source.api_version.clone();
+    let mut notes = String::new();
+    for object in undescribed {
+        let path = format!("/services/data/v{version}/sobjects/{object}/describe");
+        let described = client
+            .call(reqwest::Method::GET, &path, None)
+            .await
+            .map_err(|e| usage(format!("describing {object}: {e}"), &e.guidance()))?;
+        schemas.insert(object.clone(), field_infos(&described));
+        let _ = writeln!(
+            notes,
+            "note: the snapshot's schema document of {object} is unreadable; the org's current describe was used (`cairn check --read-data` shows the damage)"
+        );
+    }
     let only = (!options.fields.is_empty()).then_some(options.fields.as_slice());
     let plan = restore::plan(&client, &version, &chosen, &schemas, only, !same_org).await?;
 
-    let mut out = format!(
+    let mut out = notes;
+    let _ = write!(
+        out,
         "restore {} records from snapshot {} ({}) of {} into {target_id} (org {org}{})\n\n",
         chosen.len(),
         &snapshot.id[..snapshot.id.len().min(12)],
