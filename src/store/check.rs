@@ -104,6 +104,14 @@ impl CheckReport {
 
 pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
+    for (id, why) in store.key_files_readable()?.unreadable {
+        report.findings.push(Finding {
+            severity: Severity::Warning,
+            what: format!("key file {id} is unreadable: {why}"),
+            affects: vec![format!("the passphrase of key file {id}")],
+            next: format!("the other key files still open the store; restore keys/{id}.key from a copy, or `cairn key remove {id}` and add a new one"),
+        });
+    }
     let now = crate::time::now_ms();
     for (path, lock) in store.locks()? {
         match lock.liveness(now) {

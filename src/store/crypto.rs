@@ -169,9 +169,23 @@ impl BlobCipher {
         Ok(out)
     }
 
+    /// Whether a sealed blob is intact (authenticates under `id`), without decompressing it.
+    pub fn authenticate(&self, id: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        self.decrypt(id, sealed).map(|_| ())
+    }
+
     /// Opens a blob stored under `id`; any change to it, or a blob stored under another id,
     /// fails authentication.
     pub fn open(&self, id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let compressed = self.decrypt(id, sealed)?;
+        zstd::bulk::decompress(&compressed, MAX_PLAINTEXT).map_err(|e| StoreError::CorruptBlob {
+            id: id.to_string(),
+            reason: format!("decompression failed: {e}"),
+        })
+    }
+
+    /// The compressed content of a sealed blob, authenticated.
+    fn decrypt(&self, id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let corrupt = |reason: &str| StoreError::CorruptBlob {
             id: id.to_string(),
             reason: reason.to_string(),
@@ -183,13 +197,9 @@ impl BlobCipher {
             .try_into()
             .map_err(|_| corrupt("truncated nonce"))?;
         let nonce = <&GcmNonce>::from(&nonce);
-        let compressed = self
-            .aead
+        self.aead
             .decrypt(nonce, Payload { msg: &sealed[4 + NONCE_LEN..], aad: id.as_bytes() })
-            .map_err(|_| corrupt("authentication failed: the blob was changed, or belongs to another store or key"))?;
-        let plaintext = zstd::bulk::decompress(&compressed, MAX_PLAINTEXT)
-            .map_err(|e| corrupt(&format!("decompression failed: {e}")))?;
-        Ok(plaintext)
+            .map_err(|_| corrupt("authentication failed: the blob was changed, or belongs to another store or key"))
     }
 }
 

@@ -310,7 +310,7 @@ impl Store {
         // replaced: damage heals with the next write of the same content instead of every new
         // snapshot pointing at it.
         let sound = match self.backend.get(&path)? {
-            Some(existing) => self.cipher.open(&id, &existing).is_ok(),
+            Some(existing) => self.cipher.authenticate(&id, &existing).is_ok(),
             None => false,
         };
         if !sound {
@@ -326,6 +326,15 @@ impl Store {
             .get(&blob_path(id))?
             .ok_or_else(|| StoreError::MissingBlob { id: id.to_string() })?;
         self.cipher.open(id, &sealed)
+    }
+
+    /// Fails when the blob is missing or does not authenticate (changed, truncated, swapped).
+    pub fn verify_blob(&self, id: &str) -> Result<(), StoreError> {
+        let sealed = self
+            .backend
+            .get(&blob_path(id))?
+            .ok_or_else(|| StoreError::MissingBlob { id: id.to_string() })?;
+        self.cipher.authenticate(id, &sealed)
     }
 
     pub fn blob_exists(&self, id: &str) -> Result<bool, StoreError> {

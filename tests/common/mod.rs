@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod deployment;
 pub mod org;
 pub mod s3;
 
