@@ -11,16 +11,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::deployment::{Deployment, StoreKind, edit_org, simulator, succeeded, text};
-use common::org::{client, records};
+use common::deployment::{
+    Deployment, StoreKind, edit_org, org_records, simulator, succeeded, text,
+};
 
-use cairn::manifest::{ConfigTree, load};
 use cairn::snapshot::writer::load_manifest;
-use cairn::source::salesforce::backup::backup;
-use cairn::source::salesforce::connect::backup_options;
 use cairn::store::Store;
-use cairn::store::backend::LocalBackend;
-use cairn::store::crypto::MasterKey;
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,24 +74,7 @@ fn newest_reads_as_the_org(
         }
         snapshot.insert(object.clone(), rows);
     }
-    let config =
-        load(&ConfigTree::work_tree(&deployment.clone_dir("a")).expect("tree")).expect("config");
-    let scratch_dir = tempfile::tempdir().expect("dir");
-    let scratch = Store::init(
-        Box::new(LocalBackend::new(scratch_dir.path())),
-        MasterKey::generate().expect("key"),
-    )
-    .expect("scratch");
-    let fresh = runtime
-        .block_on(backup(
-            &client(sim),
-            &scratch,
-            &backup_options(&config.tasks[0].task),
-            None,
-            &cairn::time::format_datetime_z(cairn::time::now_ms()),
-        ))
-        .expect("fault-free backup");
-    if snapshot == records(&scratch, &fresh.manifest) {
+    if snapshot == org_records(runtime, sim, deployment) {
         Ok(())
     } else {
         Err(format!("snapshot {id} differs from the org"))

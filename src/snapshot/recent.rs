@@ -93,17 +93,24 @@ impl RecentVersions {
     /// A list stored by `SnapshotWriter::set_recent`.
     pub fn load(store: &Store, blob: &str) -> Result<RecentVersions, StoreError> {
         let bytes = store.get_blob(blob)?;
-        let text = String::from_utf8_lossy(&bytes);
+        RecentVersions::parse(&bytes).map_err(|reason| StoreError::CorruptBlob {
+            id: blob.to_string(),
+            reason,
+        })
+    }
+
+    /// A list from its stored text: `Id<TAB>digest` lines.
+    pub fn parse(bytes: &[u8]) -> Result<RecentVersions, String> {
+        let text = String::from_utf8_lossy(bytes);
         let mut versions = Vec::new();
         for line in text.lines() {
             let parsed = line
                 .split_once('\t')
                 .and_then(|(id, version)| Some((id.to_string(), unhex(version)?)));
             let Some(version) = parsed else {
-                return Err(StoreError::CorruptBlob {
-                    id: blob.to_string(),
-                    reason: format!("a recent-versions line is not `Id<TAB>digest`: {line:?}"),
-                });
+                return Err(format!(
+                    "a recent-versions line is not `Id<TAB>digest`: {line:?}"
+                ));
             };
             versions.push(version);
         }

@@ -206,38 +206,24 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
         }
     }
     for (blob, affects) in &schemas {
-        let problem = if !stored.contains(blob) {
-            Some("is missing".to_string())
-        } else if read_data.selects(blob) {
-            report.blobs_read += 1;
-            match store.get_blob(blob) {
-                Ok(bytes) if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() => None,
-                Ok(_) => Some("is not a schema document".to_string()),
-                Err(e) => Some(format!("is unreadable: {e}")),
-            }
-        } else {
-            None
-        };
+        let problem = derived_problem(store, &stored, read_data, &mut report, blob, |bytes| {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .map(|_| ())
+                .map_err(|_| "is not a schema document".to_string())
+        });
         if let Some(problem) = problem {
             report.findings.push(Finding {
                 severity: Severity::Warning,
                 what: format!("schema document {blob} {problem}"),
                 affects: affects.clone(),
-                next: "the records are unaffected; the next backup records the schema again".into(),
+                next: "the records are unaffected; the next backup records the schema again, and restore describes the object from the org meanwhile".into(),
             });
         }
     }
     for (blob, affects) in &recents {
-        let problem = if !stored.contains(blob) {
-            Some("is missing".to_string())
-        } else if read_data.selects(blob) {
-            report.blobs_read += 1;
-            crate::snapshot::recent::RecentVersions::load(store, blob)
-                .err()
-                .map(|e| format!("is unreadable: {e}"))
-        } else {
-            None
-        };
+        let problem = derived_problem(store, &stored, read_data, &mut report, blob, |bytes| {
+            crate::snapshot::recent::RecentVersions::parse(bytes).map(|_| ())
+        });
         if let Some(problem) = problem {
             report.findings.push(Finding {
                 severity: Severity::Warning,
@@ -271,17 +257,8 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
             }
         };
         for blob in files {
-            let problem = if !stored.contains(&blob) {
-                Some("is missing".to_string())
-            } else if read_data.selects(&blob) {
-                report.blobs_read += 1;
-                store
-                    .get_blob(&blob)
-                    .err()
-                    .map(|e| format!("is unreadable: {e}"))
-            } else {
-                None
-            };
+            let problem =
+                derived_problem(store, &stored, read_data, &mut report, &blob, |_| Ok(()));
             if let Some(problem) = problem {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
@@ -311,6 +288,29 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
         });
     }
     Ok(report)
+}
+
+/// What is wrong with a blob of derived data (schema document, recent-version list, index
+/// file): missing, or, when `--read-data` selects it, unreadable or not what `valid` expects.
+fn derived_problem(
+    store: &Store,
+    stored: &std::collections::BTreeSet<String>,
+    read_data: ReadData,
+    report: &mut CheckReport,
+    blob: &str,
+    valid: impl Fn(&[u8]) -> Result<(), String>,
+) -> Option<String> {
+    if !stored.contains(blob) {
+        return Some("is missing".to_string());
+    }
+    if !read_data.selects(blob) {
+        return None;
+    }
+    report.blobs_read += 1;
+    match store.get_blob(blob) {
+        Ok(bytes) => valid(&bytes).err(),
+        Err(e) => Some(format!("is unreadable: {e}")),
+    }
 }
 
 /// Decrypts a segment and checks its records against the manifest's description of it.

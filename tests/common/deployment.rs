@@ -266,9 +266,20 @@ pub fn newest_snapshot_is_the_org(
         .to_string();
     let store = deployment.store();
     let manifest = load_manifest(&store, &newest).expect("newest manifest");
+    assert!(
+        records(&store, &manifest) == org_records(runtime, sim, deployment),
+        "snapshot {newest} differs from the org"
+    );
+}
+
+/// What a fault-free full backup of the org reads now, with the task's own options.
+pub fn org_records(
+    runtime: &tokio::runtime::Runtime,
+    sim: &Simulator,
+    deployment: &Deployment,
+) -> super::org::Records {
     let config =
         load(&ConfigTree::work_tree(&deployment.clone_dir("a")).expect("tree")).expect("config");
-    let options = backup_options(&config.tasks[0].task);
     let scratch_dir = tempfile::tempdir().expect("dir");
     let scratch = Store::init(
         Box::new(LocalBackend::new(scratch_dir.path())),
@@ -279,15 +290,12 @@ pub fn newest_snapshot_is_the_org(
         .block_on(backup(
             &client(sim),
             &scratch,
-            &options,
+            &backup_options(&config.tasks[0].task),
             None,
             &cairn::time::format_datetime_z(cairn::time::now_ms()),
         ))
         .expect("fault-free backup");
-    assert!(
-        records(&store, &manifest) == records(&scratch, &fresh.manifest),
-        "snapshot {newest} differs from the org"
-    );
+    records(&scratch, &fresh.manifest)
 }
 
 /// `check --read-data` finds no errors (warnings, such as blobs a killed run left, are fine).
