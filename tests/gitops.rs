@@ -1211,6 +1211,13 @@ async fn search_finds_records_across_backups_including_deleted_ones() {
     )
     .await;
     let quokka = created["id"].as_str().expect("id").to_string();
+    admin(
+        &sim,
+        Method::POST,
+        "records/Account",
+        json!({"Name": "Platypus Unchanged"}),
+    )
+    .await;
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
     admin(
         &sim,
@@ -1286,6 +1293,40 @@ async fn search_finds_records_across_backups_including_deleted_ones() {
         blobs.push(std::fs::read(entry).expect("blob"));
     }
     assert!(!blobs.iter().any(|b| b.windows(6).any(|w| w == b"Quokka")));
+
+    // A hit indexed in a snapshot that retention forgot names the next one that exists.
+    let listed = run(&fleet, &["snapshots", "--format", "json"]).await;
+    let rows: Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    let (newest, oldest) = (
+        rows[0]["id"].as_str().expect("id").to_string(),
+        rows[1]["id"].as_str().expect("id").to_string(),
+    );
+    let platypus = run(&fleet, &["search", "platypus"]).await;
+    assert!(
+        platypus
+            .stdout
+            .contains(&format!("snapshot {}", &oldest[..12])),
+        "{}",
+        platypus.stdout
+    );
+    let forgot = run(&fleet, &["forget", "--snapshot", &oldest]).await;
+    assert_eq!(forgot.code, 0, "{}{}", forgot.stdout, forgot.stderr);
+    let platypus = run(&fleet, &["search", "platypus"]).await;
+    assert!(
+        platypus
+            .stdout
+            .contains(&format!("snapshot {}", &newest[..12]))
+            && platypus.stdout.contains("Name: Platypus Unchanged"),
+        "{}",
+        platypus.stdout
+    );
+    // Quokka's data was only in the forgotten snapshot (deleted before the next): gone.
+    let quokka_gone = run(&fleet, &["search", "quokka"]).await;
+    assert!(
+        quokka_gone.stdout.contains("0 hits"),
+        "{}",
+        quokka_gone.stdout
+    );
 
     fleet.write(
         "tasks/acme.yaml",

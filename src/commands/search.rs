@@ -135,9 +135,35 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
     let words = words(&options.query);
     let mut manifests: BTreeMap<String, Option<SnapshotManifest>> = BTreeMap::new();
     let mut found = Vec::new();
-    for hit in hits {
+    // The task's snapshots, oldest first: a hit indexed in a snapshot that retention has
+    // forgotten is the same version in the next snapshot that still exists (a later change
+    // or deletion would have its own hit).
+    let mut existing: Vec<(i64, &str)> = task
+        .status
+        .snapshots
+        .iter()
+        .map(|row| {
+            (
+                crate::time::parse_datetime(&row.time).unwrap_or(0),
+                row.id.as_str(),
+            )
+        })
+        .collect();
+    existing.sort();
+    for mut hit in hits {
         if options.deleted && hit.deleted_at.is_none() {
             continue;
+        }
+        if !existing.is_empty() && !existing.iter().any(|(_, id)| *id == hit.snapshot) {
+            match existing.iter().find(|(time, _)| *time >= hit.time) {
+                // Deleted by then: no snapshot that still exists holds this version.
+                Some((time, _)) if hit.deleted_at.is_some_and(|at| at <= *time) => continue,
+                Some((time, id)) => {
+                    hit.snapshot = id.to_string();
+                    hit.time = *time;
+                }
+                None => continue,
+            }
         }
         let manifest = manifests
             .entry(hit.snapshot.clone())
