@@ -262,6 +262,7 @@ fn a_backup_slower_than_the_stale_time_keeps_its_lock_and_prune_waits_for_it() {
         .push(("CAIRN_LOCK_STALE_AFTER".into(), "1s".into()));
     // Every answer takes a while: the backup runs for several seconds.
     let (started, apply) = slow_apply(&runtime, &sim, &deployment, 400);
+    let status_before = deployment.remote_state("state/acme/status.yaml");
     let store = deployment.store();
     let backup_lock = || {
         store
@@ -289,12 +290,13 @@ fn a_backup_slower_than_the_stale_time_keeps_its_lock_and_prune_waits_for_it() {
         let prune = deployment.cairn("b", &["prune", "--wait", "0s"]);
         let lock_age = cairn::time::now_ms() - taken.created_ms;
         if prune.status.success() {
-            // Only once the backup is done may prune run.
-            let done = apply
-                .as_mut()
-                .map(|a| a.try_wait().expect("wait").is_some())
-                .unwrap_or(true);
-            assert!(done, "prune ran while the backup was running");
+            // Only once the backup's state is pushed (then it lets go of its locks, and exits
+            // moments later) may prune run.
+            assert_ne!(
+                deployment.remote_state("state/acme/status.yaml"),
+                status_before,
+                "prune ran before the backup's state was pushed"
+            );
             continue;
         }
         assert!(
