@@ -15,6 +15,7 @@ use cairn::commands::export::{ExportFormat, ExportOptions, export};
 use cairn::commands::forget::{ForgetOptions, forget};
 use cairn::commands::init::{InitOptions, init};
 use cairn::commands::plan_comment::{PlanCommentOptions, plan_comment};
+use cairn::commands::repair::{RepairOptions, repair};
 use cairn::commands::report::{ReportOptions, report as html_report};
 use cairn::commands::restore::{RestoreOptions, restore};
 use cairn::commands::scaffold::{AddOptions, StoreChoice, add_salesforce};
@@ -346,6 +347,21 @@ enum Command {
         /// m runs that together read everything.
         #[arg(long, value_name = "SUBSET", num_args = 0..=1, default_missing_value = "all")]
         read_data: Option<String>,
+    },
+    /// Make what `check` found damaged consistent again: snapshots keep what is whole and
+    /// lose (as partial, saying so) what is not; the next apply backs up the lost part again.
+    ///
+    /// Runs alone, as prune does. Reads every blob the snapshots name.
+    Repair {
+        /// The config repository.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Say what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait this long (90s, 5m, 1h) for running backups to finish before giving up.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+        wait: std::time::Duration,
     },
     /// Apply each task's retention policy: forget the snapshots it does not keep.
     Forget {
@@ -1120,6 +1136,9 @@ fn run(command: Command, interrupt: &Interrupt) -> ExitCode {
             },
             &process_env,
         )),
+        Command::Repair { dir, dry_run, wait } => {
+            report(repair(&RepairOptions { dir, dry_run, wait }, &process_env))
+        }
         Command::Prune { dir, dry_run, wait } => {
             report(prune::prune(&dir, dry_run, wait, &process_env))
         }

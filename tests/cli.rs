@@ -261,6 +261,7 @@ fn help_lists_only_commands_that_work() {
             "add",
             "key",
             "check",
+            "repair",
             "forget",
             "prune",
             "unlock",

@@ -12,6 +12,7 @@ pub mod init;
 pub mod key;
 pub mod plan_comment;
 pub mod prune;
+pub mod repair;
 pub mod report;
 pub mod restore;
 pub mod scaffold;
