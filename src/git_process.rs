@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// How long a ref lock is waited for before it is judged.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long a held ref lock is waited for.
+const LOCK_WAIT: Duration = Duration::from_secs(15);
 
-/// A ref lock file this old belongs to a git that is gone: git holds one for milliseconds.
-const STALE_LOCK: Duration = Duration::from_secs(30);
+/// A ref lock file this old belongs to a git that is gone: git holds one for milliseconds. (A
+/// git whose cairn was killed dies of SIGPIPE on its next write, leaving its lock behind.)
+const STALE_LOCK: Duration = Duration::from_secs(5);
 
 pub fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
     let started = Instant::now();
@@ -30,22 +31,23 @@ pub fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
         let Some(lock) = held_lock(&String::from_utf8_lossy(&output.stderr)) else {
             return Ok(output);
         };
-        if started.elapsed() < LOCK_WAIT {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_secs(1));
-            continue;
-        }
-        let old = std::fs::metadata(&lock)
+        let abandoned = std::fs::metadata(&lock)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|modified| modified.elapsed().ok())
             .is_some_and(|age| age > STALE_LOCK);
         // Only a lock inside this repository's own git directory, and only once.
-        if !removed && old && lock.starts_with(dir) && std::fs::remove_file(&lock).is_ok() {
+        let ours =
+            std::fs::canonicalize(dir).is_ok_and(|d| lock.starts_with(d)) || lock.starts_with(dir);
+        if abandoned && !removed && ours && std::fs::remove_file(&lock).is_ok() {
             removed = true;
             continue;
         }
-        return Ok(output);
+        if started.elapsed() >= LOCK_WAIT {
+            return Ok(output);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -60,6 +62,50 @@ fn held_lock(stderr: &str) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    /// A ref lock left by a git that died (its cairn killed) does not fail the next command.
+    #[test]
+    fn an_abandoned_ref_lock_is_removed_and_the_command_runs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let git = |args: &[&str]| {
+            let output = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .output()
+                .expect("git");
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        };
+        git(&["init", "--quiet"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            "one",
+        ]);
+        let head = git(&["rev-parse", "HEAD"]);
+        let lock = dir.path().join(".git/refs/heads/kept.lock");
+        std::fs::write(&lock, "").expect("lock");
+        let aged = std::process::Command::new("touch")
+            .args(["-d", "1 minute ago"])
+            .arg(&lock)
+            .status()
+            .expect("touch");
+        assert!(aged.success());
+        let output =
+            super::run(dir.path(), &["update-ref", "refs/heads/kept", &head]).expect("git");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!lock.exists());
+    }
+
     #[test]
     fn the_lock_file_is_read_from_gits_message() {
         let stderr = "error: cannot lock ref 'refs/remotes/origin/cairn/store': Unable to create '/tmp/a/.git/refs/remotes/origin/cairn/store.lock': File exists.\n\nAnother git process seems to be running";

@@ -12,8 +12,7 @@ use std::path::PathBuf;
 
 use super::store_access::{self, Env};
 use crate::error::Error;
-use crate::gitops::{Change, StateBranch};
-use crate::manifest::{ConfigTree, load};
+use crate::gitops::Change;
 use crate::reconcile::status::TaskStatus;
 use crate::snapshot::manifest::Outcome;
 use crate::snapshot::retention::{self, Candidate};
@@ -33,15 +32,7 @@ pub struct ForgetOptions {
 }
 
 pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
-    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
-    let repository = match &config.repository {
-        Some(repository) if !config.has_errors() => repository.clone(),
-        _ => {
-            return Err(Error::InvalidConfig {
-                dir: options.dir.clone(),
-            });
-        }
-    };
+    let (config, repository) = store_access::valid_config(&options.dir)?;
     let store = store_access::open(&options.dir, &repository, env)?;
     let _alone = match options.dry_run {
         true => None,
@@ -52,18 +43,7 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
         )?),
     };
     // Outside a git repository there is no state branch: only the store changes.
-    let state = match git2::Repository::discover(&options.dir) {
-        Ok(_) => {
-            let state = StateBranch::open(
-                &options.dir,
-                &repository.state.branch,
-                &repository.state.remote,
-            )?;
-            state.fetch()?;
-            Some(state)
-        }
-        Err(_) => None,
-    };
+    let state = store_access::state_if_git(&options.dir, &repository)?;
     let mut by_task: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for id in store.list_snapshots()? {
         let manifest = load_manifest(&store, &id)?;

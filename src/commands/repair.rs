@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use super::store_access::{self, Env};
 use crate::error::Error;
-use crate::gitops::{Change, StateBranch};
-use crate::manifest::{ConfigTree, load};
+use crate::gitops::Change;
 use crate::reconcile::status::TaskStatus;
 use crate::snapshot::manifest::{Outcome, SnapshotManifest};
 use crate::snapshot::writer::load_manifest;
@@ -45,30 +44,11 @@ enum Fix {
 }
 
 pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
-    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
-    let repository = match &config.repository {
-        Some(repository) if !config.has_errors() => repository.clone(),
-        _ => {
-            return Err(Error::InvalidConfig {
-                dir: options.dir.clone(),
-            });
-        }
-    };
+    let (_, repository) = store_access::valid_config(&options.dir)?;
     let store = store_access::open(&options.dir, &repository, env)?;
     // Alone, as prune and forget are: no backup builds on what is being rewritten.
     let _alone = store_access::lock(&store, LockKind::Forget, options.wait)?;
-    let state = match git2::Repository::discover(&options.dir) {
-        Ok(_) => {
-            let state = StateBranch::open(
-                &options.dir,
-                &repository.state.branch,
-                &repository.state.remote,
-            )?;
-            state.fetch()?;
-            Some(state)
-        }
-        Err(_) => None,
-    };
+    let state = store_access::state_if_git(&options.dir, &repository)?;
 
     let mut out = String::new();
     let mut fixes: BTreeMap<String, (String, Fix)> = BTreeMap::new();

@@ -21,13 +21,33 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// The repository manifest of a config directory, which must be valid.
 pub fn repository(dir: &Path) -> Result<Repository, Error> {
+    valid_config(dir).map(|(_, repository)| repository)
+}
+
+/// The config repository in `dir`, which must be valid, and its Repository manifest.
+pub fn valid_config(dir: &Path) -> Result<(crate::manifest::LoadedConfig, Repository), Error> {
     let config = load(&ConfigTree::work_tree(dir)?)?;
-    match config.repository {
-        Some(repository) if !config.has_errors() => Ok(repository),
+    match config.repository.clone() {
+        Some(repository) if !config.has_errors() => Ok((config, repository)),
         _ => Err(Error::InvalidConfig {
             dir: dir.to_path_buf(),
         }),
     }
+}
+
+/// The state branch, fetched, when `dir` is in a git repository (outside one there is none,
+/// and a command that changes the store changes only the store).
+pub fn state_if_git(
+    dir: &Path,
+    repository: &Repository,
+) -> Result<Option<crate::gitops::StateBranch>, Error> {
+    if git2::Repository::discover(dir).is_err() {
+        return Ok(None);
+    }
+    let state =
+        crate::gitops::StateBranch::open(dir, &repository.state.branch, &repository.state.remote)?;
+    state.fetch()?;
+    Ok(Some(state))
 }
 
 /// Where a local store is (its path is relative to the config directory); None for the other
