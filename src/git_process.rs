@@ -19,9 +19,12 @@ pub fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
     let mut pause = Duration::from_millis(50);
     let mut removed = false;
     loop {
+        // No automatic gc or maintenance: it packs and prunes loose objects, and cairn writes
+        // the store's objects into the same repository from another thread meanwhile.
         let output = Command::new("git")
             .arg("-C")
             .arg(dir)
+            .args(["-c", "gc.auto=0", "-c", "maintenance.auto=false"])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
             .output()?;
