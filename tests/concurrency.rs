@@ -334,7 +334,7 @@ fn a_backup_slower_than_the_stale_time_keeps_its_lock_and_prune_waits_for_it() {
 }
 
 /// A last snapshot whose data is gone from the store is never built on: the next apply says
-/// so and takes a full backup that reads back whole.
+/// so and fetches the objects it affects in full; the snapshot reads back whole.
 #[test]
 fn an_apply_never_builds_on_a_parent_whose_data_is_gone() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -369,10 +369,13 @@ fn an_apply_never_builds_on_a_parent_whose_data_is_gone() {
     let next = deployment.cairn("a", &["apply", "--now"]);
     succeeded(&next, "the apply after the loss");
     let out = text(&next.stdout);
+    // Only the object whose data is gone starts over; the others stay incremental.
+    let objects = manifest.objects.len();
+    assert!(objects > 1, "{manifest:?}");
     assert!(
         out.contains(&format!(
-            "WARNING  the last snapshot {last} has 1 damaged or missing blobs"
-        )) && out.contains("0 incremental"),
+            "WARNING  the last snapshot {last} has damaged or missing blobs in Account (1), so this run fetched those objects in full"
+        )) && out.contains(&format!("{objects} objects (1 full, {} incremental)", objects - 1)),
         "{out}"
     );
     newest_snapshot_is_the_org(&runtime, &sim, &deployment);
@@ -549,7 +552,8 @@ fn forget_updates_the_state_and_cleans_orphans_of_killed_runs() {
 }
 
 /// The search index is derived data: damaged or lost, it never fails a backup; the next apply
-/// rebuilds it from its snapshot, whole, and says what was lost.
+/// rebuilds it from every snapshot the task has, so records deleted long ago are still found.
+/// A clean apply leaves nothing behind: the index files a new version supersedes are deleted.
 #[test]
 fn a_damaged_or_lost_search_index_is_rebuilt_and_never_fails_a_backup() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -565,6 +569,19 @@ fn a_damaged_or_lost_search_index_is_rebuilt_and_never_fails_a_backup() {
         &deployment.cairn("a", &["apply", "--now"]),
         "the first apply",
     );
+    // Round 1 creates "Round 1"; round 2 deletes it. The index changes with every apply.
+    let mut last = None;
+    for round in 1..=2 {
+        edit_org(&runtime, &sim, round, &mut last);
+        succeeded(&deployment.cairn("a", &["apply", "--now"]), "a clean apply");
+    }
+    let checked = deployment.cairn("a", &["check", "--read-data"]);
+    succeeded(&checked, "check after clean applies");
+    assert!(
+        !text(&checked.stdout).contains("belong to no snapshot"),
+        "{}",
+        text(&checked.stdout)
+    );
     let root = deployment.root.join("store");
     let list = std::fs::read_to_string(root.join("search/acme")).expect("index pointer");
     let list_file = root.join(cairn::store::blob_path(list.trim()));
@@ -579,22 +596,32 @@ fn a_damaged_or_lost_search_index_is_rebuilt_and_never_fails_a_backup() {
         "{}",
         text(&checked.stdout)
     );
-    let mut last = None;
     for (round, why) in [
-        (1, "the search index could not be read"),
-        (2, "the task had no search index"),
+        (3, "the search index could not be read"),
+        (4, "the task had no search index"),
     ] {
         edit_org(&runtime, &sim, round, &mut last);
         let applied = deployment.cairn("a", &["apply", "--now"]);
         succeeded(&applied, "apply over a broken index");
+        // keepLast 3: the three snapshots before this one (retention forgets the oldest after).
         assert!(
-            text(&applied.stdout).contains(&format!("WARNING  {why}")),
+            text(&applied.stdout).contains(&format!("WARNING  {why}"))
+                && text(&applied.stdout)
+                    .contains("it was rebuilt from the task's 3 earlier snapshots\n"),
             "{}",
             text(&applied.stdout)
         );
         let found = deployment.cairn("a", &["search", "quokka"]);
         assert!(
             text(&found.stdout).contains("Name: Quokka Steady"),
+            "round {round}: {}",
+            text(&found.stdout)
+        );
+        // Deleted in an earlier snapshot than the one the rebuild started from.
+        let earlier = format!("Round {}", round - 1);
+        let found = deployment.cairn("a", &["search", &format!("\"{earlier}\""), "--deleted"]);
+        assert!(
+            text(&found.stdout).contains("[deleted ") && text(&found.stdout).ends_with("\n1 hit\n"),
             "round {round}: {}",
             text(&found.stdout)
         );

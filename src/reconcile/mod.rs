@@ -1,6 +1,7 @@
 //! `cairn apply`: every task that is due is backed up, retention applied, and the observed
 //! state written to the state branch in one commit. One task failing never stops the others.
 
+mod index;
 pub mod schedule;
 pub mod status;
 
@@ -840,23 +841,38 @@ async fn run_backup(
         None => None,
     };
     // A parent whose data is damaged or gone (damage, or a prune that no lock held off) would
-    // make every incremental built on it unreadable: start over with a full pass instead.
+    // make every incremental built on it unreadable: the objects it affects start over with a
+    // full fetch that depends on none of it, and the others go on incrementally.
+    let mut refetch = BTreeMap::new();
     let parent = match parent {
-        Some((id, manifest)) => {
+        Some((id, mut manifest)) => {
             let unsound = unsound_blobs(context.store, &manifest)
                 .map_err(|e| format!("{e}; {}", e.guidance()))?;
-            if unsound == 0 {
-                Some((id, manifest))
-            } else {
+            if !unsound.is_empty() {
+                let objects: Vec<String> = unsound
+                    .iter()
+                    .map(|(object, blobs)| format!("{object} ({blobs})"))
+                    .collect();
                 notes.push(format!(
-                    "the last snapshot {id} has {unsound} damaged or missing blobs, so this run was a full backup that depends on none of them (and writes again those whose records the org still has); `cairn check --read-data` shows what else is affected"
+                    "the last snapshot {id} has damaged or missing blobs in {}, so this run fetched those objects in full, depending on none of them (and writes again the blobs whose records the org still has); `cairn check --read-data` shows what else is affected",
+                    objects.join(", ")
                 ));
-                None
+                for object in unsound.keys() {
+                    manifest.objects.remove(object);
+                    refetch.insert(
+                        object.clone(),
+                        format!("the last snapshot's data of {object} is damaged"),
+                    );
+                }
             }
+            Some((id, manifest))
         }
         None => None,
     };
-    let options = connect::backup_options(task);
+    let options = crate::source::salesforce::backup::BackupOptions {
+        full_because: refetch,
+        ..connect::backup_options(task)
+    };
     let outcome = backup(
         &client,
         context.store,
@@ -909,7 +925,8 @@ async fn run_backup(
         format!("{dir}/snapshots/{}.enc", outcome.snapshot),
         sealed,
     ));
-    let (summary, alerts, index_notes) = summarise(context, task, &outcome, parent.as_ref())?;
+    let (summary, alerts, index_notes) =
+        summarise(context, task, &outcome, parent.as_ref(), &status.snapshots)?;
     notes.extend(index_notes);
     changes.push(Change::write(
         format!("{dir}/diffs/{}.md", outcome.snapshot),
@@ -1044,6 +1061,7 @@ fn summarise(
     task: &BackupTask,
     outcome: &BackupOutcome,
     parent: Option<&(String, crate::snapshot::SnapshotManifest)>,
+    history: &[SnapshotRow],
 ) -> Result<(String, Vec<Triggered>, Vec<String>), String> {
     let empty = crate::snapshot::SnapshotManifest {
         objects: BTreeMap::new(),
@@ -1054,37 +1072,46 @@ fn summarise(
     let mut ids = Vec::new();
     let fail = |e: StoreError| format!("{e}; {}", e.guidance());
     // The search index takes the same change: one pass over it for both. An index that is
-    // gone or unreadable is rebuilt from this snapshot, whole.
+    // gone or unreadable is first rebuilt from the task's earlier snapshots.
     let mut notes = Vec::new();
-    let mut rebuild = false;
     let index = if task.search.index {
         let (index, missing) =
             crate::search::SearchIndex::open_or_new(context.store, &task.id).map_err(fail)?;
-        if let (Some(why), Some(_)) = (missing, parent) {
-            notes.push(format!(
-                "{why}: it was rebuilt from this snapshot, so records deleted before it are no longer found by search"
-            ));
-            rebuild = true;
-        }
         let writer = index.writer().map_err(fail)?;
+        if let (Some(why), Some((parent_id, parent))) = (missing, parent) {
+            let rebuilt = index::rebuild_from_history(
+                context.store,
+                (&index, &writer),
+                history,
+                (parent_id, parent),
+            )
+            .map_err(fail)?;
+            let mut note = format!(
+                "{why}: it was rebuilt from the task's {} earlier snapshots",
+                rebuilt.snapshots
+            );
+            if !rebuilt.unreadable.is_empty() {
+                let _ = write!(
+                    note,
+                    "; {} could not be read, so versions only they held are not found by search: {}",
+                    rebuilt.unreadable.len(),
+                    rebuilt.unreadable.join(", ")
+                );
+            }
+            notes.push(note);
+        }
         Some((index, writer))
     } else {
         None
     };
-    let time = crate::time::parse_datetime(&outcome.manifest.time).unwrap_or(0);
-    // Every record of one object into the index, as of this snapshot.
-    let index_object = |index: &crate::search::SearchIndex,
-                        writer: &_,
-                        object: &str,
-                        entry: &crate::snapshot::ObjectEntry|
-     -> Result<(), StoreError> {
-        for record in crate::snapshot::ObjectReader::new(context.store, object, entry) {
-            let (id, body) = record?;
-            index.add_record(writer, object, &id, &outcome.snapshot, time, &body)?;
-        }
-        Ok(())
-    };
-    let mut index_error = None;
+    let mut indexing = index.as_ref().map(|(index, writer)| {
+        index::Indexing::new(
+            context.store,
+            (index, writer),
+            &outcome.snapshot,
+            &outcome.manifest,
+        )
+    });
     let stats = if parent.is_some() {
         let stats = crate::diff::diff(
             context.store,
@@ -1093,24 +1120,8 @@ fn summarise(
             None,
             false,
             &mut |c| {
-                if let Some((index, writer)) = index.as_ref().filter(|_| !rebuild) {
-                    let added = match (&c.change, &c.body) {
-                        (crate::diff::Kind::Deleted, _) => {
-                            index.add_deletion(writer, &c.object, &c.id, &outcome.snapshot, time)
-                        }
-                        (_, Some(body)) => index.add_record(
-                            writer,
-                            &c.object,
-                            &c.id,
-                            &outcome.snapshot,
-                            time,
-                            body,
-                        ),
-                        (_, None) => Ok(()),
-                    };
-                    if let Err(e) = added {
-                        index_error.get_or_insert(e);
-                    }
+                if let Some(indexing) = indexing.as_mut() {
+                    indexing.change(&c);
                 }
                 if record_ids {
                     ids.push((c.object, c.id, c.change));
@@ -1118,28 +1129,14 @@ fn summarise(
             },
         )
         .map_err(fail)?;
-        // Objects that entered the backup bring records that are not new in the org, but
-        // are new to search.
-        if let Some((index, writer)) = &index {
-            for (object, s) in &stats {
-                if !rebuild
-                    && !matches!(
-                        s.coverage,
-                        Some(crate::diff::CoverageChange::Entered { .. })
-                    )
-                {
-                    continue;
-                }
-                if let Some(entry) = outcome.manifest.objects.get(object) {
-                    index_object(index, writer, object, entry).map_err(fail)?;
-                }
-            }
+        if let Some(indexing) = &indexing {
+            indexing.entered(&outcome.manifest, &stats).map_err(fail)?;
         }
         stats
     } else {
-        if let Some((index, writer)) = &index {
+        if let Some(indexing) = &indexing {
             for (object, entry) in &outcome.manifest.objects {
-                index_object(index, writer, object, entry).map_err(fail)?;
+                indexing.whole_object(object, entry).map_err(fail)?;
             }
         }
         // The first snapshot: everything is new; no need to read it back.
@@ -1163,8 +1160,8 @@ fn summarise(
             .map_err(|e| format!("{e}; {}", e.guidance()))?,
         None => String::new(),
     };
-    if let Some(e) = index_error {
-        return Err(fail(e));
+    if let Some(indexing) = indexing {
+        indexing.finish().map_err(fail)?;
     }
     if let Some((index, writer)) = index {
         index.save(context.store, &task.id, writer).map_err(fail)?;
@@ -1266,32 +1263,31 @@ fn archive_removed(
 /// How many of the blobs a snapshot names are missing or damaged: an incremental takes its
 /// parent's data as it is, so it is read and authenticated first (on two threads; AES-GCM
 /// without decompression, a fraction of what the fetch costs).
+/// The objects of a snapshot with blobs that are missing or do not verify, and how many each.
 fn unsound_blobs(
     store: &Store,
     manifest: &crate::snapshot::SnapshotManifest,
-) -> Result<usize, StoreError> {
-    let named: Vec<&str> = manifest
-        .objects
-        .values()
-        .flat_map(|entry| entry.blobs())
-        .collect::<std::collections::BTreeSet<&str>>()
-        .into_iter()
-        .collect();
+) -> Result<BTreeMap<String, usize>, StoreError> {
+    let mut users: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (object, entry) in &manifest.objects {
+        for blob in entry.blobs() {
+            users.entry(blob).or_default().push(object);
+        }
+    }
+    let named: Vec<&str> = users.keys().copied().collect();
     let half = named.len().div_ceil(2).max(1);
-    std::thread::scope(|scope| {
+    let unsound: Vec<&str> = std::thread::scope(|scope| {
         let workers: Vec<_> = named
             .chunks(half)
             .map(|chunk| {
-                scope.spawn(move || -> Result<usize, StoreError> {
-                    let mut unsound = 0;
+                scope.spawn(move || -> Result<Vec<&str>, StoreError> {
+                    let mut unsound = Vec::new();
                     for blob in chunk {
                         match store.verify_blob(blob) {
                             Ok(()) => {}
                             Err(
                                 StoreError::MissingBlob { .. } | StoreError::CorruptBlob { .. },
-                            ) => {
-                                unsound += 1;
-                            }
+                            ) => unsound.push(*blob),
                             Err(other) => return Err(other),
                         }
                     }
@@ -1299,14 +1295,21 @@ fn unsound_blobs(
                 })
             })
             .collect();
-        workers.into_iter().try_fold(0, |sum, worker| {
-            let counted = worker.join().map_err(|_| StoreError::Backend {
+        workers.into_iter().try_fold(Vec::new(), |mut all, worker| {
+            all.extend(worker.join().map_err(|_| StoreError::Backend {
                 location: store.location(),
                 message: "a thread verifying the last snapshot stopped".into(),
-            })??;
-            Ok(sum + counted)
+            })??);
+            Ok::<_, StoreError>(all)
         })
-    })
+    })?;
+    let mut objects = BTreeMap::new();
+    for blob in unsound {
+        for object in &users[blob] {
+            *objects.entry(object.to_string()).or_insert(0) += 1;
+        }
+    }
+    Ok(objects)
 }
 
 fn coverage_file(outcome: &BackupOutcome) -> status::CoverageFile {

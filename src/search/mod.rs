@@ -34,6 +34,11 @@ fn failed(e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// An error of the index itself (its list or files do not parse or open), not of the storage.
+fn is_index_error(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend { location, .. } if location == "search index")
+}
+
 fn pointer(task: &str) -> String {
     format!("search/{task}")
 }
@@ -65,6 +70,12 @@ fn schema() -> (Schema, Fields) {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Packed {
     files: BTreeMap<String, String>,
+    /// The task whose blobs these are: written under a kind of the task's own
+    /// (`search-file:<task>`), so no other index shares them and a superseded one can be
+    /// deleted as soon as the next list replaces it. Absent in lists from before: their blobs
+    /// may be shared and are left to prune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task: Option<String>,
 }
 
 /// A task's index, unpacked into a private temporary directory.
@@ -73,6 +84,9 @@ pub struct SearchIndex {
     dir: scratch::Scratch,
     index: Index,
     fields: Fields,
+    /// The blobs of the stored index this one was opened from (its list and, when they are
+    /// the task's own, its files): what saving a new version supersedes.
+    superseded: Vec<String>,
 }
 
 /// One match.
@@ -219,10 +233,19 @@ impl SearchIndex {
         }
         match SearchIndex::open(store, task) {
             Ok(index) => Ok((index, None)),
-            Err(e) => Ok((
-                SearchIndex::empty()?,
-                Some(format!("the search index could not be read ({e})")),
-            )),
+            // Storage that does not answer is not damage: the run fails and the index stays.
+            Err(e @ StoreError::Backend { .. }) if !is_index_error(&e) => Err(e),
+            Err(e) => {
+                let mut empty = SearchIndex::empty()?;
+                // The unreadable list goes with the rebuild (its files are not known: prune's).
+                if let Some(id) = store.backend().get(&pointer(task))? {
+                    empty.superseded = vec![String::from_utf8_lossy(&id).trim().to_string()];
+                }
+                Ok((
+                    empty,
+                    Some(format!("the search index could not be read ({e})")),
+                ))
+            }
         }
     }
 
@@ -231,16 +254,46 @@ impl SearchIndex {
         let dir = scratch::Scratch::new().map_err(failed)?;
         let (schema, fields) = schema();
         let index = Index::create_in_dir(dir.path(), schema).map_err(failed)?;
-        Ok(SearchIndex { dir, index, fields })
+        Ok(SearchIndex {
+            dir,
+            index,
+            fields,
+            superseded: Vec::new(),
+        })
     }
 
     /// The task's index from the store, or a new empty one.
     pub fn open(store: &Store, task: &str) -> Result<SearchIndex, StoreError> {
+        // An apply of the task may replace the index (and delete the files it supersedes)
+        // while it is read: then the pointer has moved, and the new version is read instead.
+        let mut attempts = 0;
+        loop {
+            let before = store.backend().get(&pointer(task))?;
+            match SearchIndex::open_version(store, task, before.as_deref()) {
+                Err(e @ StoreError::MissingBlob { .. }) => {
+                    attempts += 1;
+                    let now = store.backend().get(&pointer(task))?;
+                    if attempts >= 3 || now == before {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_version(
+        store: &Store,
+        task: &str,
+        pointed: Option<&[u8]>,
+    ) -> Result<SearchIndex, StoreError> {
         let dir = scratch::Scratch::new().map_err(failed)?;
         let (schema, fields) = schema();
-        let index = match store.backend().get(&pointer(task))? {
+        let mut superseded = Vec::new();
+        let index = match pointed {
             Some(id) => {
-                let list = store.get_blob(String::from_utf8_lossy(&id).trim())?;
+                let list_id = String::from_utf8_lossy(id).trim().to_string();
+                let list = store.get_blob(&list_id)?;
                 let packed: Packed = serde_json::from_slice(&list).map_err(failed)?;
                 for (name, blob) in &packed.files {
                     let safe = Path::new(name)
@@ -252,11 +305,20 @@ impl SearchIndex {
                     dir.write(Path::new(safe), &store.get_blob(blob)?)
                         .map_err(failed)?;
                 }
+                if packed.task.as_deref() == Some(task) {
+                    superseded.extend(packed.files.into_values());
+                }
+                superseded.push(list_id);
                 Index::open_in_dir(dir.path()).map_err(failed)?
             }
             None => Index::create_in_dir(dir.path(), schema).map_err(failed)?,
         };
-        Ok(SearchIndex { dir, index, fields })
+        Ok(SearchIndex {
+            dir,
+            index,
+            fields,
+            superseded,
+        })
     }
 
     pub fn writer(&self) -> Result<IndexWriter, StoreError> {
@@ -302,7 +364,9 @@ impl SearchIndex {
     }
 
     /// Commits the writer and seals every index file into the store; files already there
-    /// (unchanged segments) are not written again.
+    /// (unchanged segments) are not written again, and those of the version this one
+    /// replaces that it no longer uses are deleted, once the pointer names the new version
+    /// (a run killed before leaves them to prune, which `check` counts).
     pub fn save(
         self,
         store: &Store,
@@ -311,7 +375,11 @@ impl SearchIndex {
     ) -> Result<(), StoreError> {
         writer.commit().map_err(failed)?;
         writer.wait_merging_threads().map_err(failed)?;
-        let mut packed = Packed::default();
+        let mut packed = Packed {
+            files: BTreeMap::new(),
+            task: Some(task.to_string()),
+        };
+        let file_kind = format!("search-file:{task}");
         for entry in std::fs::read_dir(self.dir.path()).map_err(failed)? {
             let entry = entry.map_err(failed)?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -322,11 +390,17 @@ impl SearchIndex {
             let bytes = std::fs::read(entry.path()).map_err(failed)?;
             packed
                 .files
-                .insert(name, store.put_blob("search-file", &bytes)?);
+                .insert(name, store.put_blob(&file_kind, &bytes)?);
         }
         let list = serde_json::to_vec(&packed).map_err(failed)?;
-        let id = store.put_blob("search-list", &list)?;
-        store.backend().put(&pointer(task), id.as_bytes())
+        let id = store.put_blob(&format!("search-list:{task}"), &list)?;
+        store.backend().put(&pointer(task), id.as_bytes())?;
+        let kept: std::collections::BTreeSet<&String> =
+            packed.files.values().chain([&id]).collect();
+        for blob in self.superseded.iter().filter(|b| !kept.contains(b)) {
+            store.backend().delete(&crate::store::blob_path(blob))?;
+        }
+        Ok(())
     }
 
     /// The records matching `query`, best first: `limit` hits after the object and snapshot

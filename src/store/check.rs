@@ -234,11 +234,11 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
         }
     }
     // Search indexes are derived data: damage to them is a warning, and the next apply of the
-    // task rebuilds the index from its snapshot.
+    // task rebuilds the index from its snapshots.
     let mut index = std::collections::BTreeSet::new();
     for stored_index in crate::search::stored_indexes(store)? {
         let affects = vec![format!("the search index of task {}", stored_index.task)];
-        let rebuilt = "the backups are unaffected; the task's next apply rebuilds its search index from the snapshot (records deleted before it are then no longer found)";
+        let rebuilt = "the backups are unaffected; the task's next apply rebuilds its search index from the task's snapshots";
         index.insert(stored_index.list.clone());
         let files = match stored_index.files {
             // Index files with the same content are one blob.

@@ -48,6 +48,9 @@ pub struct BackupOptions {
     /// The kind of org the task is for (`source.environment`): true for a sandbox. Checked
     /// against Organization.IsSandbox before anything is written; None checks nothing.
     pub sandbox: Option<bool>,
+    /// Objects to fetch in full whatever the parent holds, with why (the parent's data of
+    /// them is damaged, say).
+    pub full_because: std::collections::BTreeMap<String, String>,
 }
 
 impl BackupOptions {
@@ -64,6 +67,7 @@ impl BackupOptions {
             sort_memory: DEFAULT_MEMORY,
             concurrency: 4,
             sandbox: None,
+            full_because: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -653,7 +657,9 @@ fn plan_job<'a>(
         .and_then(|p| p.full_at.as_deref())
         .and_then(crate::time::parse_datetime)
         .map(|at| (now_ms - at) / DAY_MS);
-    let full_reason = if !plan.incremental {
+    let full_reason = if let Some(reason) = options.full_because.get(&plan.name) {
+        Some(reason.clone())
+    } else if !plan.incremental {
         Some("the object has no SystemModstamp".to_string())
     } else if previous.is_none() || since_ms.is_none() {
         Some("first backup of the object".to_string())
