@@ -11,14 +11,14 @@ mod common;
 use std::time::Instant;
 
 use cairn::manifest::model::Environment;
-use cairn::sim::org::{Clock, OrgOptions, Population, Rng};
-use cairn::sim::server::{SimOptions, Simulator};
 use cairn::snapshot::ObjectReader;
 use cairn::source::salesforce::backup::{BackupOptions, backup};
 use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
+use cairn_sim::org::{Clock, OrgOptions, Population, Rng};
+use cairn_sim::server::{SimOptions, Simulator};
 use zeroize::Zeroizing;
 
 const T0: i64 = 1_749_988_800_000;
@@ -101,7 +101,7 @@ async fn main() {
                 "Phone".into(),
                 serde_json::json!(format!("+1 555 {}", rng.below(10_000))),
             );
-            cairn::sim::write::update(&mut org, accounts, &id, &fields, &mut Vec::new())
+            cairn_sim::write::update(&mut org, accounts, &id, &fields, &mut Vec::new())
                 .expect("edit");
         }
     }

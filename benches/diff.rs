@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use cairn::diff;
-use cairn::sim::org::Rng;
 use cairn::snapshot::{Change, Outcome, SnapshotManifest, SnapshotWriter, Source};
 use cairn::store::Store;
+use cairn_sim::org::Rng;
 use common::{account, id};
 
 fn source() -> Source {

@@ -11,7 +11,7 @@ mod common;
 use std::time::Instant;
 
 use cairn::search::SearchIndex;
-use cairn::sim::org::Rng;
+use cairn_sim::org::Rng;
 use common::{account, id};
 
 fn main() {

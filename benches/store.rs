@@ -12,8 +12,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use cairn::sim::org::Rng;
 use cairn::snapshot::{Change, ObjectReader, Outcome, SnapshotWriter, Source};
+use cairn_sim::org::Rng;
 use common::{account, id};
 
 fn main() {

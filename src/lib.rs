@@ -1,7 +1,7 @@
 //! cairn: backup-as-code for SaaS data, Salesforce first.
 //!
 //! The binary is a thin layer over this library: `commands` holds one function per subcommand,
-//! each taking an options struct; everything below follows the data flow in DESIGN.md.
+//! each taking an options struct; ARCHITECTURE.md maps the layers below it.
 
 pub mod commands;
 pub mod diff;
@@ -10,13 +10,16 @@ pub mod git_process;
 pub mod gitops;
 pub mod manifest;
 pub mod notify;
+pub mod ops;
 pub mod plan;
+pub mod project;
 pub mod reconcile;
 pub mod search;
-pub mod sim;
 pub mod snapshot;
 pub mod source;
+pub mod state;
 pub mod store;
+pub mod templates;
 pub mod text;
 pub mod time;
 

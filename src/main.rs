@@ -24,13 +24,13 @@ use cairn::commands::search::{SearchOptions, search};
 use cairn::commands::sim::{ServeOptions, serve};
 use cairn::commands::snapshots::{SnapshotsOptions, snapshots};
 use cairn::commands::status::{StatusOptions, status};
-use cairn::commands::store_access::process_env;
 use cairn::commands::validate::{ValidateOptions, validate};
 use cairn::commands::{key, prune};
 use cairn::manifest::Format;
+use cairn::ops::check::ReadData;
 use cairn::plan::{PlanOptions, plan, render as plan_render};
+use cairn::project::store_access::process_env;
 use cairn::reconcile::{EXIT_INTERRUPTED, Interrupt};
-use cairn::store::check::ReadData;
 use cairn::store::keys::KdfParams;
 
 /// mimalloc: indexing for search spends a tenth of its time in glibc malloc's locks
@@ -38,7 +38,7 @@ use cairn::store::keys::KdfParams;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit codes (DESIGN.md): 0 success, 1 error or invalid input, 2 plan has changes, 3 partial.
+/// Exit codes (ARCHITECTURE.md): 0 success, 1 error or invalid input, 2 plan has changes, 3 partial.
 const EXIT_ERROR: u8 = 1;
 
 #[derive(Parser)]

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use cairn::sim::org::Rng;
+use cairn_sim::org::Rng;
 
 /// The allocator the `cairn` binary runs with (src/main.rs), so benchmarks measure the same.
 #[global_allocator]

@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use super::store_access::Env;
 use crate::error::Error;
 use crate::manifest::model::{Auth, BackupTask, Environment};
 use crate::manifest::{ConfigTree, load};
+use crate::project::store_access::Env;
 use crate::source::salesforce::SourceError;
 use crate::source::salesforce::auth::{PRODUCTION_LOGIN, SANDBOX_LOGIN};
 use crate::source::salesforce::backup::url_encode;

@@ -5,13 +5,13 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::store_access::{self, Env};
 use crate::error::Error;
 use crate::gitops::StateBranch;
 use crate::manifest::model::Repository;
-use crate::reconcile::status::TaskStatus;
+use crate::ops::check::{self, Finding, ReadData, Severity};
+use crate::project::store_access::{self, Env};
+use crate::state::status::TaskStatus;
 use crate::store::Store;
-use crate::store::check::{self, Finding, ReadData, Severity};
 
 /// Snapshots the state branch lists that the store lacks (errors: a backup reported as kept is
 /// gone), and snapshots in the store that no task's state lists (warnings: a run whose state

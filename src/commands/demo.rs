@@ -15,9 +15,9 @@ use super::restore::{RestoreOptions, restore};
 use super::search::{SearchOptions, search};
 use crate::error::Error;
 use crate::reconcile::{ApplyOptions, apply};
-use crate::sim::org::{OrgOptions, Population};
-use crate::sim::server::{SimOptions, Simulator};
 use crate::store::keys::KdfParams;
+use cairn_sim::org::{OrgOptions, Population};
+use cairn_sim::server::{SimOptions, Simulator};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::snapshot_access::{TaskSnapshots, resolve};
-use super::store_access::{self, Env};
 use crate::diff::{self, Kind, ObjectStats};
 use crate::error::Error;
+use crate::project::store_access::{self, Env};
 use crate::snapshot::writer::load_manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

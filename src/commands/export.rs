@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::snapshot_access::{TaskSnapshots, resolve};
-use super::store_access::{self, Env};
 use crate::error::Error;
+use crate::project::store_access::{self, Env};
 use crate::snapshot::ObjectReader;
 use crate::snapshot::writer::load_manifest;
 

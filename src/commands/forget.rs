@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::store_access::{self, Env};
 use crate::error::Error;
 use crate::gitops::Change;
-use crate::reconcile::status::TaskStatus;
+use crate::project::store_access::{self, Env};
 use crate::snapshot::manifest::Outcome;
-use crate::snapshot::retention::{self, Candidate};
 use crate::snapshot::writer::load_manifest;
+use crate::state::retention::{self, Candidate};
+use crate::state::status::TaskStatus;
 use crate::time;
 
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use super::scaffold::StoreChoice;
-use super::store_access::{self, Env};
 use crate::error::Error;
+use crate::project::store_access::{self, Env};
 use crate::store::Store;
 use crate::store::crypto::MasterKey;
 use crate::store::keys::{self, KdfParams};

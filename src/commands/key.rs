@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use super::store_access::{self, Env};
 use crate::error::Error;
+use crate::project::store_access::{self, Env};
 use crate::store::keys::{self, KdfParams};
 
 /// The variable `cairn key add` reads the new passphrase from.

@@ -22,5 +22,4 @@ pub mod sim;
 pub mod snapshot_access;
 pub mod snapshots;
 pub mod status;
-pub mod store_access;
 pub mod validate;

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::store_access::{self, Env};
 use crate::error::Error;
+use crate::ops::prune;
+use crate::project::store_access::{self, Env};
 use crate::store::lock::{Liveness, LockKind};
-use crate::store::prune;
 
 /// Deletes what no snapshot refers to, alone: it waits up to `wait` for running backups and
 /// forgets to finish (and refuses after that).

@@ -14,12 +14,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::store_access::{self, Env};
 use crate::error::Error;
 use crate::gitops::Change;
-use crate::reconcile::status::TaskStatus;
+use crate::project::store_access::{self, Env};
 use crate::snapshot::manifest::{Outcome, SnapshotManifest};
 use crate::snapshot::writer::load_manifest;
+use crate::state::status::TaskStatus;
 use crate::store::lock::LockKind;
 use crate::store::{Store, StoreError};
 

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::snapshot_access::TaskSnapshots;
-use super::store_access::{self, Env};
 use crate::error::Error;
 use crate::gitops::StateBranch;
+use crate::project::store_access::{self, Env};
 use crate::snapshot::writer::load_manifest;
 
 #[derive(Debug, Clone)]

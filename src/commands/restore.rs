@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::auth::find_task;
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
-use super::store_access::{self, Env};
 use crate::error::Error;
+use crate::project::store_access::{self, Env};
 use crate::snapshot::ObjectReader;
 use crate::snapshot::writer::load_manifest;
 use crate::source::Connection;

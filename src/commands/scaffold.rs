@@ -184,7 +184,10 @@ pub fn scaffold_repository(dir: &Path, store: &StoreChoice) -> Result<Vec<PathBu
     .unwrap_or_else(|| include_str!("../../examples/workflows/apply.yml").to_string());
     let files: [(&str, &str); 4] = [
         ("cairn.yaml", &repository),
-        ("templates/run-summary.md.j2", crate::notify::BUILTIN[0].1),
+        (
+            "templates/run-summary.md.j2",
+            crate::templates::BUILTIN[0].1,
+        ),
         (
             ".github/workflows/cairn-plan.yml",
             include_str!("../../examples/workflows/plan.yml"),

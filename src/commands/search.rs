@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::auth::find_task;
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
-use super::store_access::{self, Env};
 use crate::error::Error;
+use crate::project::store_access::{self, Env};
 use crate::search::SearchIndex;
 use crate::snapshot::SnapshotManifest;
 use crate::snapshot::reader::find_record;

@@ -1,7 +1,7 @@
 //! `cairn sim serve`: run the Salesforce simulator in the foreground.
 
-use crate::sim::org::{OrgOptions, Population};
-use crate::sim::server::{SimOptions, Simulator};
+use cairn_sim::org::{OrgOptions, Population};
+use cairn_sim::server::{SimOptions, Simulator};
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -33,7 +33,7 @@ pub fn banner(sim: &Simulator, options: &ServeOptions) -> String {
          access token   {access}\n  refresh token  {refresh}\n\
          {tls}\nTry: curl {cacert}-H 'Authorization: Bearer {access}' {url}/services/data/v62.0/limits\n\
          Stop with Ctrl-C.\n",
-        audience = crate::sim::oauth::audience(options.sandbox),
+        audience = cairn_sim::oauth::audience(options.sandbox),
         tls = if options.tls {
             format!("  CA to trust    {}\n", options.ca_file.display())
         } else {

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::gitops::StateBranch;
 use crate::manifest::model::Repository;
 use crate::manifest::{ConfigTree, load};
-use crate::reconcile::status::{SnapshotRow, TaskStatus};
+use crate::state::status::{SnapshotRow, TaskStatus};
 
 pub struct TaskSnapshots {
     pub repository: Repository,

@@ -5,12 +5,12 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::store_access::{self, Env};
 use crate::error::Error;
 use crate::gitops::StateBranch;
 use crate::manifest::{ConfigTree, load};
-use crate::reconcile::status::TaskStatus;
+use crate::project::store_access::{self, Env};
 use crate::snapshot::writer::load_manifest;
+use crate::state::status::TaskStatus;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]

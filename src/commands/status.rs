@@ -7,13 +7,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::store_access::Env;
 use crate::error::Error;
 use crate::gitops::StateBranch;
 use crate::manifest::{ConfigTree, load};
-use crate::reconcile::schedule;
-use crate::reconcile::status::TaskStatus;
+use crate::project::store_access::Env;
 use crate::source::Connection;
+use crate::state::schedule;
+use crate::state::status::TaskStatus;
 
 #[derive(Debug, Clone)]
 pub struct StatusOptions {

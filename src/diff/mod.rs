@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::snapshot::manifest::{Delta, ObjectEntry, SegmentRef};
+use crate::snapshot::manifest::ObjectEntry;
 use crate::snapshot::{ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
 
@@ -164,29 +164,6 @@ fn extends(older: &ObjectEntry, newer: &ObjectEntry) -> bool {
         && newer.deltas[..older.deltas.len()] == older.deltas[..]
 }
 
-/// Only the segments (of the base and of each delta) whose Id range holds one of `ids`
-/// (sorted).
-pub fn restricted(entry: &ObjectEntry, ids: &[String]) -> ObjectEntry {
-    let touches = |segment: &SegmentRef| {
-        let start = ids.partition_point(|id| id.as_str() < segment.first.as_str());
-        ids.get(start)
-            .is_some_and(|id| id.as_str() <= segment.last.as_str())
-    };
-    ObjectEntry {
-        base: entry.base.iter().filter(|s| touches(s)).cloned().collect(),
-        deltas: entry
-            .deltas
-            .iter()
-            .map(|d| Delta {
-                upserts: d.upserts,
-                deletes: d.deletes,
-                segments: d.segments.iter().filter(|s| touches(s)).cloned().collect(),
-            })
-            .collect(),
-        ..entry.clone()
-    }
-}
-
 /// Diffs one object between two snapshots, calling `each` for every changed record (with
 /// field values when `values`, else with the changed field names and null values).
 pub fn diff_object(
@@ -284,7 +261,7 @@ pub fn diff_object(
                 ObjectReader::changes(store, &extra).collect::<Result<_, _>>()?;
             let ids: Vec<String> = changes.iter().map(|(id, _)| id.clone()).collect();
             let mut previous =
-                ObjectReader::new(store, object, &restricted(older, &ids)).peekable();
+                ObjectReader::new(store, object, &older.restricted_to(&ids)).peekable();
             for (id, after) in changes {
                 // Advance the older side to this Id.
                 let mut before = None;

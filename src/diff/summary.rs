@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::{Kind, ObjectStats};
 use crate::manifest::model::Alert;
-use crate::source::salesforce::discovery::glob;
+use crate::text::glob::glob;
 
 /// Fields listed per object as "most changed".
 const TOP_FIELDS: usize = 5;

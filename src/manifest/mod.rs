@@ -9,7 +9,6 @@ pub mod render;
 pub mod rules;
 pub mod schema;
 pub mod span;
-pub mod suggest;
 pub mod tree;
 pub mod workflows;
 pub mod yaml;

@@ -1,6 +1,9 @@
 //! The embedded JSON Schemas, and schema errors turned into diagnostics that point at the key or
 //! value at fault. Messages are written from the schema, never from the value: a value may be a
 //! secret pasted in the wrong place.
+//!
+//! Long because `check` is one match over every kind of schema error, each with its own message
+//! and help, and reads best whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -11,8 +14,8 @@ use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, display_path};
 use super::span::Span;
-use super::suggest::did_you_mean;
 use super::yaml::{Document, escape_token};
+use crate::text::suggest::did_you_mean;
 
 pub const TASK_SCHEMA: &str = include_str!("../../schemas/task.schema.json");
 pub const REPOSITORY_SCHEMA: &str = include_str!("../../schemas/repository.schema.json");

@@ -16,7 +16,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::manifest::model::{BackupTask, Channel, Event};
@@ -27,24 +26,6 @@ mod email;
 const ATTEMPTS: u32 = 3;
 /// `$GITHUB_STEP_SUMMARY` takes at most 1 MiB per step.
 pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
-
-pub const BUILTIN: [(&str, &str); 6] = [
-    (
-        "run-summary.md.j2",
-        include_str!("templates/run-summary.md.j2"),
-    ),
-    ("failure.md.j2", include_str!("templates/failure.md.j2")),
-    (
-        "disconnected.md.j2",
-        include_str!("templates/disconnected.md.j2"),
-    ),
-    ("alert.md.j2", include_str!("templates/alert.md.j2")),
-    ("archived.md.j2", include_str!("templates/archived.md.j2")),
-    (
-        crate::plan::render::COMMENT_TEMPLATE,
-        include_str!("templates/plan-comment.md.j2"),
-    ),
-];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskInfo {
@@ -85,7 +66,8 @@ pub struct NotificationContext {
 }
 
 impl NotificationContext {
-    /// A filled-in context, for checking templates before any run.
+    /// A filled-in context: what `templates::NOTIFICATION_SAMPLE` holds.
+    #[cfg(test)]
     pub fn sample() -> NotificationContext {
         NotificationContext {
             event: "warning".into(),
@@ -133,58 +115,6 @@ pub fn default_template(event: &str) -> &'static str {
         "warning" => "alert.md.j2",
         "archived" => "archived.md.j2",
         _ => "run-summary.md.j2",
-    }
-}
-
-/// Renders a template: the config repository's `templates/<name>` when it exists, else the
-/// built-in one. Undefined variables are errors.
-pub fn render(config_dir: &Path, name: &str, context: &impl Serialize) -> Result<String, String> {
-    let own = config_dir.join("templates").join(name);
-    let source = match std::fs::read_to_string(&own) {
-        Ok(text) => text,
-        Err(_) => BUILTIN
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, text)| text.to_string())
-            .ok_or_else(|| format!("no template {name} in templates/ nor built in"))?,
-    };
-    render_source(name, &source, context)
-}
-
-/// Template steps one rendering may take: far more than any report needs, and reached in well
-/// under a second by a runaway loop, so a template can never hang validate, plan or apply.
-pub const TEMPLATE_FUEL: u64 = 5_000_000;
-
-pub fn render_source(name: &str, source: &str, context: &impl Serialize) -> Result<String, String> {
-    let mut environment = Environment::new();
-    environment.set_undefined_behavior(UndefinedBehavior::Strict);
-    environment.set_fuel(Some(TEMPLATE_FUEL));
-    // Names the undefined expression in errors; minijinja otherwise does so only in debug
-    // builds, and users run release ones.
-    environment.set_debug(true);
-    environment
-        .add_template(name, source)
-        .map_err(|e| describe(&e))?;
-    let template = environment.get_template(name).map_err(|e| describe(&e))?;
-    template
-        .render(minijinja::value::Serde(context))
-        .map_err(|e| describe(&e))
-}
-
-/// A minijinja error with where it happened (`name:line`).
-fn describe(error: &minijinja::Error) -> String {
-    if error.kind() == minijinja::ErrorKind::OutOfFuel {
-        return format!(
-            "templates/{}: rendering stopped after {TEMPLATE_FUEL} steps: a loop in the template runs away (nested loops over large ranges?); make it do less",
-            error.name().unwrap_or("?")
-        );
-    }
-    match (error.name(), error.line()) {
-        (Some(name), Some(line)) => format!(
-            "templates/{name}:{line}: {}",
-            error.detail().unwrap_or(&error.to_string())
-        ),
-        _ => error.to_string(),
     }
 }
 
@@ -259,7 +189,7 @@ pub async fn notify(
             .template
             .clone()
             .unwrap_or_else(|| default_template(&context.event).to_string());
-        let sent = match render(config_dir, &name, context) {
+        let sent = match crate::templates::render(config_dir, &name, context) {
             Err(e) => Err(format!("the template failed: {e}")),
             Ok(text) => send(config_dir, &notification.channel, &text, context, env, http).await,
         };
@@ -326,15 +256,6 @@ async fn send(
     }
 }
 
-/// The largest char boundary of `text` at or below `at` (`at` at most `text.len()`): where
-/// a text may be cut to fit a byte limit.
-pub fn floor_char_boundary(text: &str, mut at: usize) -> usize {
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
 /// Appends a section, keeping the file under `limit` bytes.
 fn append(path: &Path, text: &str, limit: usize) -> Result<(), String> {
     use std::io::Write as _;
@@ -342,7 +263,10 @@ fn append(path: &Path, text: &str, limit: usize) -> Result<(), String> {
     let mut section = format!("{text}\n");
     if used + section.len() > limit {
         let room = limit.saturating_sub(used + 64);
-        section.truncate(floor_char_boundary(&section, room.min(section.len())));
+        section.truncate(crate::text::floor_char_boundary(
+            &section,
+            room.min(section.len()),
+        ));
         section.push_str("\n\n… (cut: the summary limit was reached)\n");
         if room == 0 {
             return Err(format!("{} is full ({limit} bytes)", path.display()));
@@ -361,22 +285,18 @@ fn append(path: &Path, text: &str, limit: usize) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    /// A runaway template stops with a clear error instead of hanging the command.
+    /// The sample the template check renders notification templates against
+    /// (`templates::NOTIFICATION_SAMPLE`) has the shape of the real context.
     #[test]
-    fn a_runaway_template_runs_out_of_fuel() {
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let source =
-                "{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}";
-            let _ = sender.send(super::render_source("report.md.j2", source, &()));
-        });
-        let rendered = receiver
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the rendering stopped");
-        let problem = rendered.expect_err("out of fuel");
-        assert!(
-            problem.starts_with("templates/report.md.j2: rendering stopped after"),
-            "{problem}"
+    fn the_template_sample_is_a_notification_context() {
+        let real = serde_json::to_value(super::NotificationContext::sample()).expect("JSON");
+        let sample: serde_json::Value =
+            serde_json::from_str(crate::templates::NOTIFICATION_SAMPLE).expect("sample JSON");
+        assert_eq!(
+            sample,
+            real,
+            "{}",
+            serde_json::to_string_pretty(&real).unwrap_or_default()
         );
     }
 }

@@ -15,9 +15,9 @@ use crate::error::Error;
 use crate::gitops::StateBranch;
 use crate::manifest::model::BackupTask;
 use crate::manifest::{ConfigTree, LoadedConfig, load};
-use crate::reconcile::schedule;
-use crate::reconcile::status::{CoverageFile, Phase, TaskStatus};
-use crate::snapshot::retention::{self, Candidate};
+use crate::state::retention::{self, Candidate};
+use crate::state::schedule;
+use crate::state::status::{CoverageFile, Phase, TaskStatus};
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -95,7 +95,7 @@ fn recorded_objects(state: &StateBranch, id: &str) -> Option<(Vec<String>, Vec<S
 
 /// Which objects the task's include/exclude choose among those the org had.
 fn coverage_forecast(state: &StateBranch, id: &str, task: &BackupTask) -> Option<CoverageForecast> {
-    use crate::source::salesforce::discovery::glob;
+    use crate::text::glob::glob;
     let (backed_up, eligible) = recorded_objects(state, id)?;
     let chosen = |name: &str| {
         task.objects.include.iter().any(|p| glob(p, name))
@@ -112,11 +112,9 @@ fn coverage_forecast(state: &StateBranch, id: &str, task: &BackupTask) -> Option
     }
     for pattern in &task.objects.include {
         if !eligible.iter().any(|name| glob(pattern, name)) {
-            let close = crate::manifest::suggest::did_you_mean(
-                pattern,
-                eligible.iter().map(String::as_str),
-            )
-            .map(str::to_string);
+            let close =
+                crate::text::suggest::did_you_mean(pattern, eligible.iter().map(String::as_str))
+                    .map(str::to_string);
             forecast.unmatched.push((pattern.clone(), close));
         }
     }

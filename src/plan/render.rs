@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::notify::floor_char_boundary;
+use crate::text::floor_char_boundary;
 
 use serde_json::Value;
 
@@ -209,7 +209,7 @@ pub fn text(plan: &Plan) -> String {
 /// part       { number, total }: long plans are split over several comments
 /// state      "Tasks: acme due, beta suspended." or none
 /// ```
-pub const COMMENT_TEMPLATE: &str = "plan-comment.md.j2";
+use crate::templates::COMMENT_TEMPLATE;
 
 #[derive(Serialize)]
 struct CommentContext<'a> {
@@ -270,9 +270,10 @@ fn sections(plan: &Plan) -> Vec<String> {
     sections
 }
 
-/// Renders a comment template against a sample plan (`cairn validate` checks the config
-/// repository's own one this way, before a pull request needs it).
-pub fn render_sample_comment(source: &str) -> Result<String, String> {
+/// The comment context of a sample plan: what `templates::COMMENT_SAMPLE` holds (`cairn
+/// validate` checks the config repository's own comment template against it).
+#[cfg(test)]
+fn sample_comment_context() -> serde_json::Value {
     let task = |id: &str, action: Action| TaskPlan {
         id: id.into(),
         name: format!("Acme {id}"),
@@ -301,7 +302,7 @@ pub fn render_sample_comment(source: &str) -> Result<String, String> {
         repository_refused: Vec::new(),
     };
     let context = CommentContext::new(&plan, sections(&plan), 1, 1);
-    crate::notify::render_source(COMMENT_TEMPLATE, source, &context)
+    serde_json::to_value(&context).unwrap_or_default()
 }
 
 /// One or more comment bodies rendered through the comment template, each under
@@ -325,7 +326,7 @@ pub fn markdown(plan: &Plan, config_dir: &Path) -> Result<Vec<String>, String> {
     let mut parts = Vec::with_capacity(total);
     for (i, sections) in groups.into_iter().enumerate() {
         let context = CommentContext::new(plan, sections, i + 1, total);
-        let mut body = crate::notify::render(config_dir, COMMENT_TEMPLATE, &context)?;
+        let mut body = crate::templates::render(config_dir, COMMENT_TEMPLATE, &context)?;
         if !body.ends_with('\n') {
             body.push('\n');
         }
@@ -362,6 +363,21 @@ pub fn matrix(plan: &Plan) -> String {
 mod tests {
     use super::*;
     use crate::plan::FieldChange;
+
+    /// The sample the template check renders comment templates against
+    /// (`templates::COMMENT_SAMPLE`) has the shape of the real context.
+    #[test]
+    fn the_template_sample_is_a_comment_context() {
+        let real = sample_comment_context();
+        let sample: Value =
+            serde_json::from_str(crate::templates::COMMENT_SAMPLE).expect("sample JSON");
+        assert_eq!(
+            sample,
+            real,
+            "{}",
+            serde_json::to_string_pretty(&real).unwrap_or_default()
+        );
+    }
 
     fn task(n: usize) -> TaskPlan {
         TaskPlan {

@@ -12,7 +12,7 @@ use crate::snapshot::writer::load_manifest;
 use crate::snapshot::{ObjectEntry, ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
 
-use super::status::SnapshotRow;
+use crate::state::status::SnapshotRow;
 
 /// Adds one snapshot's versions to an index: every change against the snapshot before it.
 pub(super) struct Indexing<'a> {

@@ -2,8 +2,6 @@
 //! state written to the state branch in one commit. One task failing never stops the others.
 
 mod index;
-pub mod schedule;
-pub mod status;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,14 +14,15 @@ use crate::error::Error;
 use crate::gitops::{Change, StateBranch};
 use crate::manifest::model::{BackupTask, Environment, Repository};
 use crate::manifest::{ConfigTree, load};
-use crate::snapshot::retention::{self, Candidate};
 use crate::snapshot::writer::load_manifest;
 use crate::source::salesforce::backup::{BackupOutcome, backup};
 use crate::source::salesforce::connect;
 use crate::source::{Connection, DisconnectReason};
+use crate::state::retention::{self, Candidate};
+use crate::state::schedule;
+use crate::state::status::{self, Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
 use crate::store::lock::{Lock, LockKind};
 use crate::store::{Store, StoreError};
-use status::{Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
 
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -219,8 +218,7 @@ impl Context<'_> {
     /// Takes the run's store lock, unless it is held already.
     fn hold_store(&self) -> Result<(), Error> {
         if self.store_lock.get().is_none() {
-            let lock =
-                crate::commands::store_access::lock(self.store, LockKind::Backup, self.wait)?;
+            let lock = crate::project::store_access::lock(self.store, LockKind::Backup, self.wait)?;
             let _ = self.store_lock.set(lock);
         }
         Ok(())
@@ -314,7 +312,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             revision.as_deref().unwrap_or("uncommitted")
         ));
     }
-    let store = crate::commands::store_access::open(&options.dir, &repository, env)?;
+    let store = crate::project::store_access::open(&options.dir, &repository, env)?;
     let context = Context {
         repository: &repository,
         store: &store,
@@ -576,7 +574,7 @@ async fn apply_task(
     }
     // Another runner's apply of this task finishes (state pushed) before this one reads it.
     let lock = context.hold_store().and_then(|()| {
-        crate::commands::store_access::lock(
+        crate::project::store_access::lock(
             context.store,
             LockKind::Task(task.id.clone()),
             context.wait,

@@ -73,6 +73,29 @@ impl ObjectEntry {
             .iter()
             .chain(self.deltas.iter().flat_map(|d| d.segments.iter()))
     }
+
+    /// Only the segments (of the base and of each delta) whose Id range holds one of `ids`
+    /// (sorted): what reading those records needs.
+    pub fn restricted_to(&self, ids: &[String]) -> ObjectEntry {
+        let touches = |segment: &SegmentRef| {
+            let start = ids.partition_point(|id| id.as_str() < segment.first.as_str());
+            ids.get(start)
+                .is_some_and(|id| id.as_str() <= segment.last.as_str())
+        };
+        ObjectEntry {
+            base: self.base.iter().filter(|s| touches(s)).cloned().collect(),
+            deltas: self
+                .deltas
+                .iter()
+                .map(|d| Delta {
+                    upserts: d.upserts,
+                    deletes: d.deletes,
+                    segments: d.segments.iter().filter(|s| touches(s)).cloned().collect(),
+                })
+                .collect(),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

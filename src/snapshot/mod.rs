@@ -8,7 +8,6 @@ pub mod delta;
 pub mod manifest;
 pub mod reader;
 pub mod recent;
-pub mod retention;
 pub mod segment;
 pub mod sorter;
 pub mod writer;

@@ -193,7 +193,7 @@ impl RecordLookup {
     }
 
     pub fn find(&mut self, id: &str) -> Result<Option<&[u8]>, StoreError> {
-        let narrowed = crate::diff::restricted(&self.entry, &[id.to_string()]);
+        let narrowed = self.entry.restricted_to(&[id.to_string()]);
         let segments: Vec<String> = narrowed.segments().map(|s| s.blob.clone()).collect();
         if segments.is_empty() {
             return Ok(None);

@@ -13,6 +13,9 @@
 //! A holder that finds its lock gone (`cairn unlock --force`, or taken over while the holder
 //! could not reach the store) has lost it: `Lock::ensure_held` fails, and the run commits
 //! nothing that relies on it.
+//!
+//! Long because a lock's life (take, refresh, judge, take over, release) is one protocol; the
+//! last 60 lines are its tests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};

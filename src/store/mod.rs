@@ -10,12 +10,10 @@
 //! ```
 
 pub mod backend;
-pub mod check;
 pub mod crypto;
 pub mod git;
 pub mod keys;
 pub mod lock;
-pub mod prune;
 pub mod s3;
 
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What the tests talk to besides cairn itself, installed once: the real Python clients and
-# servers of tests/clients/requirements.txt (simple-salesforce checks the simulator, aiosmtpd
-# receives the email channel's mail, check-jsonschema checks the scaffolded workflows against
-# GitHub's workflow schema, which it ships) and a headless browser for the HTML report (Debian's
-# chromium; set CHROMIUM to use another browser instead).
+# What the workspace's tests talk to besides cairn itself, installed once: the real Python
+# clients and servers of tests/clients/requirements.txt (simple-salesforce checks the simulator
+# in crates/sim/tests/clients.rs, aiosmtpd receives the email channel's mail, check-jsonschema
+# checks the scaffolded workflows against GitHub's workflow schema, which it ships) and a
+# headless browser for the HTML report (Debian's chromium; set CHROMIUM to use another browser
+# instead).
 set -euo pipefail
 cd "$(dirname "$0")"
 

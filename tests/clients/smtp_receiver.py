@@ -1,4 +1,4 @@
-"""A real SMTP server for the email channel test (tests/gitops.rs): aiosmtpd on 127.0.0.1
+"""A real SMTP server for the email channel test (tests/it/gitops.rs): aiosmtpd on 127.0.0.1
 with STARTTLS and authentication both required, as a mail submission server has them.
 
     smtp_receiver.py CERT_PEM KEY_PEM USER PASSWORD OUT_DIR

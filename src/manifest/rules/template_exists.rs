@@ -2,7 +2,7 @@
 
 use super::{ManifestFile, RuleContext, list_items};
 use crate::manifest::diagnostic::Diagnostic;
-use crate::manifest::suggest::did_you_mean;
+use crate::text::suggest::did_you_mean;
 
 const RULE: &str = "template/missing";
 

@@ -5,26 +5,24 @@
 use super::{ManifestFile, RuleContext, list_items};
 use crate::manifest::diagnostic::Diagnostic;
 use crate::manifest::schema::ManifestKind;
-use crate::notify::{BUILTIN, NotificationContext, render_source};
-use crate::plan::render::{COMMENT_TEMPLATE, render_sample_comment};
+use crate::templates::BUILTIN;
 
 const RULE: &str = "template/render";
 
 pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
     check_overrides(files, context, out);
-    let sample = NotificationContext::sample();
     for file in files {
         for (pointer, template) in named_templates(file) {
             let Some(source) = context.template_sources.get(template) else {
                 continue; // template/missing says so
             };
-            if let Err(problem) = render_source(template, source, &sample) {
+            if let Err((problem, help)) = crate::templates::check(template, source) {
                 out.push(
                     file.error(RULE, format!("template `{template}` does not render"))
                         .at(file.value_span(&pointer))
                         .pointer(pointer)
                         .label(problem)
-                        .help(NOTIFICATION_CONTEXT),
+                        .help(help),
                 );
             }
         }
@@ -44,9 +42,6 @@ fn named_templates(file: &ManifestFile) -> Vec<(String, &str)> {
         .collect()
 }
 
-const NOTIFICATION_CONTEXT: &str = "templates see: event, outcome, task {id, name, environment}, run {finished_at, snapshot, api_calls, records, message}, alerts [{object, reason}], connection {connected, reason}";
-const COMMENT_CONTEXT: &str = "the plan comment template sees: summary, base, head, changes, refused, tasks [{id, name, action, changes, refused, due, suspended, connected, disconnectedReason, wouldForget, archiveDays}], sections, part {number, total}, state";
-
 /// The repository's own versions of built-in templates (the plan comment, or a notification
 /// template used by default), which no manifest names: reported on cairn.yaml.
 fn check_overrides(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
@@ -60,7 +55,6 @@ fn check_overrides(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<
         .iter()
         .flat_map(|file| named_templates(file).into_iter().map(|(_, name)| name))
         .collect();
-    let sample = NotificationContext::sample();
     for (name, _) in BUILTIN {
         let Some(source) = context.template_sources.get(name) else {
             continue;
@@ -69,12 +63,7 @@ fn check_overrides(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<
         if named.contains(&name) {
             continue;
         }
-        let (rendered, help) = if name == COMMENT_TEMPLATE {
-            (render_sample_comment(source), COMMENT_CONTEXT)
-        } else {
-            (render_source(name, source, &sample), NOTIFICATION_CONTEXT)
-        };
-        if let Err(problem) = rendered {
+        if let Err((problem, help)) = crate::templates::check(name, source) {
             out.push(
                 repository
                     .error(RULE, format!("template `{name}` does not render"))

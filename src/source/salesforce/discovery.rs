@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::client::{SalesforceClient, SourceError};
+use crate::text::glob::glob;
 
 /// A field as backups see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,20 +57,6 @@ impl Coverage {
     }
 }
 
-/// `*` any run, `?` one character, case-insensitive (API names are).
-pub fn glob(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
-}
-
 pub async fn discover(
     client: &SalesforceClient,
     version: &str,
@@ -94,7 +81,7 @@ pub async fn discover(
     for pattern in include {
         if !names.iter().any(|name| glob(pattern, name)) {
             let close =
-                crate::manifest::suggest::did_you_mean(pattern, names.iter().map(String::as_str))
+                crate::text::suggest::did_you_mean(pattern, names.iter().map(String::as_str))
                     .map(str::to_string);
             coverage.unmatched.push((pattern.clone(), close));
         }
@@ -157,19 +144,4 @@ pub async fn discover(
     }
     plans.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((plans, coverage))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn globs_match_api_names() {
-        assert!(glob("*", "Account"));
-        assert!(glob("*__c", "Invoice__c"));
-        assert!(!glob("*__c", "Account"));
-        assert!(glob("acc?unt", "Account"));
-        assert!(glob("*History", "AccountHistory"));
-        assert!(!glob("Account", "AccountHistory"));
-    }
 }

@@ -1,0 +1,570 @@
+//! The simulator's own API, under `/__sim/`: change the org as its users would (edit, delete,
+//! undelete, add a field, move the clock) and inject the failures a backup must survive. It is
+//! not Salesforce's API; nothing here needs a session or counts against limits.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State as Shared};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::catalog::{FieldDef, FieldType};
+use super::org::{Rng, Value};
+use super::server::{ApiError, State, json_response, poisoned};
+use super::write::{self, Journal};
+use sftime as time;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FaultKind {
+    /// 403 REQUEST_LIMIT_EXCEEDED for too many concurrent long requests
+    /// (`ConcurrentPerOrgLongTxn`): a throttle that passes. The daily allocation running out
+    /// (`TotalRequests`) comes from the org's real API usage (`PUT /__sim/api-usage`), not from
+    /// a fault.
+    RequestLimitExceeded,
+    /// 503 SERVER_UNAVAILABLE.
+    ServerUnavailable,
+    /// 400 UNABLE_TO_LOCK_ROW on writes.
+    UnableToLockRow,
+    /// 401 INVALID_SESSION_ID.
+    InvalidSessionId,
+    /// The connection is cut in the middle of the response.
+    ConnectionReset,
+    /// The response is delayed by `delayMs`.
+    Slow,
+    /// Bulk API 2.0 query jobs created while set end in state Failed.
+    BulkJobFailed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// Share of matching requests hit, 0.0 to 1.0.
+    #[serde(default = "always")]
+    pub rate: f64,
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Stop after this many hits; none means for as long as the fault is set.
+    #[serde(default)]
+    pub times: Option<u64>,
+    /// Only requests whose path contains this (then also the OAuth token endpoint); none
+    /// means every API request.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Only requests of this HTTP method.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+fn always() -> f64 {
+    1.0
+}
+
+pub struct Faults {
+    active: Vec<Fault>,
+    rng: Rng,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            active: Vec::new(),
+            rng: Rng::new(0xFA17),
+        }
+    }
+}
+
+impl Faults {
+    /// Hits the active faults still have to give (a fault without `times` counts as one).
+    pub fn pending(&self) -> u64 {
+        self.active.iter().map(|f| f.times.unwrap_or(1)).sum()
+    }
+
+    /// The faults that hit this request (each drawn once).
+    fn draw(&mut self, method: &str, path: &str, api: bool) -> Vec<Fault> {
+        let write = method != "GET";
+        let mut hits = Vec::new();
+        for fault in &mut self.active {
+            if (fault.kind == FaultKind::UnableToLockRow && !write)
+                || fault.kind == FaultKind::BulkJobFailed
+            {
+                continue;
+            }
+            let aimed = match &fault.path {
+                Some(part) => path.contains(part.as_str()),
+                None => api,
+            };
+            if !aimed
+                || fault
+                    .method
+                    .as_ref()
+                    .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+            {
+                continue;
+            }
+            if fault.times == Some(0) {
+                continue;
+            }
+            let roll = (self.rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+            if roll < fault.rate {
+                if let Some(times) = &mut fault.times {
+                    *times -= 1;
+                }
+                hits.push(fault.clone());
+            }
+        }
+        hits
+    }
+}
+
+impl Faults {
+    /// Whether a fault of this kind hits now (counting it against its `times`).
+    pub fn strikes(&mut self, kind: FaultKind) -> bool {
+        let Some(fault) = self
+            .active
+            .iter_mut()
+            .find(|f| f.kind == kind && f.times != Some(0))
+        else {
+            return false;
+        };
+        let roll = (self.rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+        if roll >= fault.rate {
+            return false;
+        }
+        if let Some(times) = &mut fault.times {
+            *times -= 1;
+        }
+        true
+    }
+}
+
+/// Applies injected faults, and the org's deletion, to Salesforce's API paths.
+pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = path.starts_with("/services/data/v") || path.starts_with("/services/oauth2/userinfo");
+    if path.contains("/services/") && state.org.read().map(|o| o.gone).unwrap_or(false) {
+        return if path.ends_with("/services/oauth2/token") {
+            json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid_grant", "error_description": "inactive organization"})
+                    .to_string(),
+            )
+        } else if path.starts_with("/services/data/v") {
+            ApiError::invalid_session().into_response()
+        } else {
+            next.run(request).await
+        };
+    }
+    let token = path.starts_with("/services/oauth2/token");
+    if !api && !token {
+        return next.run(request).await;
+    }
+    let method = request.method().to_string();
+    let hits = match state.faults.lock() {
+        Ok(mut faults) => faults.draw(&method, path, api),
+        Err(_) => Vec::new(),
+    };
+    for fault in &hits {
+        if fault.kind == FaultKind::Slow {
+            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+        }
+    }
+    for fault in &hits {
+        match fault.kind {
+            FaultKind::RequestLimitExceeded => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "REQUEST_LIMIT_EXCEEDED",
+                    "ConcurrentPerOrgLongTxn Limit exceeded.",
+                )
+                .into_response();
+            }
+            FaultKind::ServerUnavailable => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVER_UNAVAILABLE",
+                    "Server temporarily unavailable. Please try again later.",
+                )
+                .into_response();
+            }
+            FaultKind::UnableToLockRow => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "UNABLE_TO_LOCK_ROW",
+                    "unable to obtain exclusive access to this record or 1 records",
+                )
+                .into_response();
+            }
+            FaultKind::InvalidSessionId => return ApiError::invalid_session().into_response(),
+            FaultKind::ConnectionReset => {
+                // Headers go out, then the body fails: the client sees the connection drop.
+                let broken = broken_body();
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header("Content-Type", "application/json;charset=UTF-8")
+                    .body(Body::from_stream(broken))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            }
+            FaultKind::Slow | FaultKind::BulkJobFailed => {}
+        }
+    }
+    next.run(request).await
+}
+
+/// A body that sends a little and then fails.
+fn broken_body()
+-> impl futures_core::Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send {
+    struct Broken(u8);
+    impl futures_core::Stream for Broken {
+        type Item = std::result::Result<Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            self.0 += 1;
+            std::task::Poll::Ready(Some(match self.0 {
+                1 => Ok(Bytes::from_static(b"{\"totalSize\":")),
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected connection reset",
+                )),
+            }))
+        }
+    }
+    Broken(0)
+}
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/__sim/state", get(state_info))
+        .route("/__sim/clock", post(clock))
+        .route("/__sim/records/{object}", post(create))
+        .route(
+            "/__sim/records/{object}/{id}",
+            axum::routing::patch(edit).delete(remove),
+        )
+        .route("/__sim/records/{object}/{id}/undelete", post(undelete))
+        .route("/__sim/recycle-bin/empty", post(empty_recycle_bin))
+        .route("/__sim/fields/{object}", post(add_field))
+        .route(
+            "/__sim/fields/{object}/{field}",
+            axum::routing::patch(change_field_type),
+        )
+        .route("/__sim/sessions/expire", post(expire_sessions))
+        .route("/__sim/sessions/lifetime", put(session_lifetime))
+        .route("/__sim/refresh-tokens/revoke", post(revoke_refresh_tokens))
+        .route("/__sim/api-usage", put(api_usage))
+        .route("/__sim/faults", put(set_faults).delete(clear_faults))
+        .route("/__sim/org", delete(delete_org))
+}
+
+fn ok(body: Json) -> Response {
+    json_response(StatusCode::OK, body.to_string())
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_SIM_REQUEST", message)
+}
+
+fn parse_json(body: &Bytes) -> Result<Json> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))
+}
+
+async fn state_info(Shared(state): Shared<Arc<State>>) -> Result<Response> {
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let counts: serde_json::Map<String, Json> = org
+        .catalog
+        .objects
+        .iter()
+        .zip(&org.tables)
+        .map(|(def, table)| (def.name.clone(), json!(table.records.len())))
+        .collect();
+    Ok(ok(json!({
+        "orgId": org.org_id,
+        "isSandbox": org.is_sandbox,
+        "gone": org.gone,
+        "now": time::format_datetime(org.clock.now()),
+        "apiUsage": {"used": org.api.used, "max": org.api.max},
+        "records": counts,
+        "sessions": {
+            "open": state.sessions.lock().map(|s| s.len()).unwrap_or(0),
+            "callsEach": state.session_calls.load(std::sync::atomic::Ordering::Relaxed),
+            "wornOut": state.sessions_worn_out.load(std::sync::atomic::Ordering::Relaxed),
+        },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClockChange {
+    set: Option<String>,
+    advance_ms: Option<i64>,
+}
+
+async fn clock(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
+    let change: ClockChange = serde_json::from_slice(&body).map_err(|e| bad(format!("{e}")))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    if let Some(set) = change.set {
+        let ms = time::parse_datetime(&set)
+            .ok_or_else(|| bad("`set` must be an ISO-8601 date and time"))?;
+        org.clock.set(ms);
+    }
+    if let Some(ms) = change.advance_ms {
+        org.clock.advance(ms);
+    }
+    Ok(ok(json!({"now": time::format_datetime(org.clock.now())})))
+}
+
+fn object(org: &super::org::Org, name: &str) -> Result<usize> {
+    org.object_index(name)
+        .ok_or_else(|| bad(format!("no object {name}")))
+}
+
+fn write_error(e: write::WriteError) -> ApiError {
+    ApiError {
+        fields: e.fields,
+        ..ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message)
+    }
+}
+
+async fn create(
+    Shared(state): Shared<Arc<State>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    let json = parse_json(&body)?;
+    let fields = json
+        .as_object()
+        .ok_or_else(|| bad("the body is the record's fields"))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let index = object(&org, &name)?;
+    let id = write::insert(&mut org, index, fields, &mut Journal::new()).map_err(write_error)?;
+    Ok(ok(json!({"id": id})))
+}
+
+async fn edit(
+    Shared(state): Shared<Arc<State>>,
+    Path((name, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let json = parse_json(&body)?;
+    let fields = json
+        .as_object()
+        .ok_or_else(|| bad("the body is the fields to change"))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let index = object(&org, &name)?;
+    write::update(&mut org, index, &id, fields, &mut Journal::new()).map_err(write_error)?;
+    Ok(ok(json!({"id": id})))
+}
+
+async fn remove(
+    Shared(state): Shared<Arc<State>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response> {
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let index = object(&org, &name)?;
+    let mut journal = Journal::new();
+    write::delete(&mut org, index, &id, &mut journal).map_err(write_error)?;
+    Ok(ok(json!({"id": id, "recordsDeleted": journal.len()})))
+}
+
+async fn undelete(
+    Shared(state): Shared<Arc<State>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response> {
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let index = object(&org, &name)?;
+    write::undelete(&mut org, index, &id, &mut Journal::new()).map_err(write_error)?;
+    Ok(ok(json!({"id": id})))
+}
+
+/// Empties the recycle bin, as Salesforce does after 15 days or on emptyRecycleBin(): deleted
+/// records are gone for good, and queryAll no longer returns them.
+async fn empty_recycle_bin(Shared(state): Shared<Arc<State>>) -> Result<Response> {
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let mut purged = 0;
+    for table in org.tables.iter_mut() {
+        purged += table.purge(|r| r.is_deleted());
+    }
+    Ok(ok(json!({ "purged": purged })))
+}
+
+#[derive(Deserialize)]
+struct NewField {
+    name: String,
+    #[serde(rename = "type")]
+    field_type: String,
+}
+
+/// Adds a custom field to an object; existing records get no value for it.
+async fn add_field(
+    Shared(state): Shared<Arc<State>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    let field: NewField = serde_json::from_slice(&body).map_err(|e| bad(format!("{e}")))?;
+    let valid_name = field.name.ends_with("__c")
+        && field.name.len() > 3
+        && field.name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && field
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        return Err(bad(
+            "a custom field's name is an API name ending in __c, such as Region__c",
+        ));
+    }
+    let field_type = FieldType::from_name(&field.field_type)
+        .ok_or_else(|| bad(format!("unknown field type {}", field.field_type)))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let index = object(&org, &name)?;
+    if org.catalog.objects[index].field(&field.name).is_some() {
+        return Err(bad(format!("{name} already has a field {}", field.name)));
+    }
+    org.catalog.objects[index]
+        .fields
+        .push(FieldDef::custom(&field.name, field_type));
+    for record in &mut org.tables[index].records {
+        let mut values = record.values().to_vec();
+        values.push(if field_type == FieldType::Boolean {
+            Value::Bool(false)
+        } else {
+            Value::Null
+        });
+        record.set_values(values.into_boxed_slice());
+    }
+    Ok(ok(json!({"object": name, "field": field.name})))
+}
+
+#[derive(Deserialize)]
+struct NewType {
+    #[serde(rename = "type")]
+    field_type: String,
+}
+
+/// Changes a custom text field to another text type (Text to Long Text Area, Phone, Email,
+/// URL), as Setup allows without losing data; values stay as they are.
+async fn change_field_type(
+    Shared(state): Shared<Arc<State>>,
+    Path((name, field)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let request: NewType = serde_json::from_slice(&body).map_err(|e| bad(format!("{e}")))?;
+    let text = |t: FieldType| {
+        matches!(
+            t,
+            FieldType::String
+                | FieldType::Textarea
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Url
+        )
+    };
+    let new_type = FieldType::from_name(&request.field_type)
+        .filter(|t| text(*t))
+        .ok_or_else(|| bad("a text field changes only to string, textarea, email, phone or url"))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    let index = object(&org, &name)?;
+    let def = org.catalog.objects[index]
+        .fields
+        .iter_mut()
+        .find(|f| f.name == field && f.name.ends_with("__c"))
+        .ok_or_else(|| bad(format!("{name} has no custom field {field}")))?;
+    if !text(def.field_type) {
+        return Err(bad(format!("{field} is not a text field")));
+    }
+    def.field_type = new_type;
+    if new_type == FieldType::Textarea {
+        def.length = def.length.max(32_768);
+    }
+    Ok(ok(
+        json!({"object": name, "field": field, "type": request.field_type}),
+    ))
+}
+
+async fn expire_sessions(Shared(state): Shared<Arc<State>>) -> Result<Response> {
+    let mut sessions = state.sessions.lock().map_err(|_| poisoned())?;
+    let expired = sessions.len();
+    sessions.clear();
+    Ok(ok(json!({"expired": expired})))
+}
+
+#[derive(Deserialize)]
+struct SessionLifetime {
+    /// Calls each session serves before it expires; 0 or null: no limit.
+    calls: Option<u32>,
+}
+
+async fn session_lifetime(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
+    let request: SessionLifetime =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("{{\"calls\": N}}: {e}")))?;
+    let calls = request.calls.unwrap_or(0);
+    state
+        .session_calls
+        .store(calls, std::sync::atomic::Ordering::Relaxed);
+    Ok(ok(json!({"calls": calls})))
+}
+
+async fn revoke_refresh_tokens(Shared(state): Shared<Arc<State>>) -> Result<Response> {
+    let mut tokens = state.refresh_tokens.lock().map_err(|_| poisoned())?;
+    let revoked = tokens.values().filter(|v| **v).count();
+    tokens.values_mut().for_each(|v| *v = false);
+    drop(tokens);
+    let mut sessions = state.sessions.lock().map_err(|_| poisoned())?;
+    sessions.retain(|_, s| s.refresh_token.is_none());
+    Ok(ok(json!({"revoked": revoked})))
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    used: Option<u64>,
+    max: Option<u64>,
+}
+
+async fn api_usage(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
+    let usage: Usage = serde_json::from_slice(&body).map_err(|e| bad(format!("{e}")))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    if let Some(max) = usage.max {
+        org.api.max = max;
+    }
+    if let Some(used) = usage.used {
+        org.api.used = used;
+    }
+    Ok(ok(json!({"used": org.api.used, "max": org.api.max})))
+}
+
+async fn set_faults(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
+    let faults: Vec<Fault> =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("a list of faults: {e}")))?;
+    if faults.iter().any(|f| !(0.0..=1.0).contains(&f.rate)) {
+        return Err(bad("a fault's rate is between 0 and 1"));
+    }
+    let count = faults.len();
+    state.faults.lock().map_err(|_| poisoned())?.active = faults;
+    Ok(ok(json!({"faults": count})))
+}
+
+async fn clear_faults(Shared(state): Shared<Arc<State>>) -> Result<Response> {
+    state.faults.lock().map_err(|_| poisoned())?.active.clear();
+    Ok(ok(json!({"faults": 0})))
+}
+
+async fn delete_org(Shared(state): Shared<Arc<State>>) -> Result<Response> {
+    state.org.write().map_err(|_| poisoned())?.gone = true;
+    state.sessions.lock().map_err(|_| poisoned())?.clear();
+    Ok(ok(json!({"gone": true})))
+}
+
+/// Faults live in the server state.
+pub type FaultState = Mutex<Faults>;

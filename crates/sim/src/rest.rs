@@ -1,0 +1,662 @@
+//! REST API handlers: versions, resources, limits, describe, query with cursors, and the
+//! replication resources (getUpdated / getDeleted).
+//!
+//! Long because each REST resource is a short handler and they share paging and errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query as UrlQuery, State as Shared};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::org::{self, Value};
+use super::render::json_record;
+use super::server::{ApiError, State, admit, json_response, poisoned, version, with_limit_info};
+use super::soql::{self, Query, Select};
+use sftime as time;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub async fn versions(Shared(_state): Shared<Arc<State>>) -> Response {
+    let labels = ["Winter", "Spring", "Summer"];
+    let list: Vec<serde_json::Value> = (super::server::MIN_VERSION..=super::server::MAX_VERSION)
+        .map(|v| {
+            // v62.0 is Winter '25, then Spring '25 and Summer '25: three releases a year.
+            let offset = v as i64 - 62;
+            let season = offset.rem_euclid(3) as usize;
+            let year = 25 + offset.div_euclid(3);
+            json!({
+                "label": format!("{} '{year:02}", labels[season]),
+                "url": format!("/services/data/v{v}.0"),
+                "version": format!("{v}.0"),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, serde_json::Value::Array(list).to_string())
+}
+
+pub async fn resources(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let base = format!("/services/data/v{v}");
+    let map: serde_json::Map<String, serde_json::Value> = [
+        "sobjects",
+        "query",
+        "queryAll",
+        "limits",
+        "composite",
+        "jobs",
+        "tooling",
+        "search",
+        "recent",
+    ]
+    .iter()
+    .map(|r| (r.to_string(), json!(format!("{base}/{r}"))))
+    .collect();
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, serde_json::Value::Object(map).to_string()),
+        &info,
+    ))
+}
+
+pub async fn limits(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let jobs = state.jobs.lock().map(|j| j.created_today()).unwrap_or(0);
+    let body = json!({
+        "DailyApiRequests": {"Max": org.api.max, "Remaining": org.api.remaining()},
+        "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
+        "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000u64.saturating_sub(jobs)},
+        "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+        "DataStorageMB": {"Max": 1024, "Remaining": 1024u64.saturating_sub(org.record_count() as u64 * 2 / 1024)},
+        "FileStorageMB": {"Max": 2048, "Remaining": 2048},
+        "SingleEmail": {"Max": 5000, "Remaining": 5000},
+    });
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn describe_global(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let objects: Vec<serde_json::Value> = org
+        .catalog
+        .objects
+        .iter()
+        .map(|o| o.global_describe(&v))
+        .collect();
+    let body = json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": objects});
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn object_info(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let def = org
+        .catalog
+        .object(&object)
+        .ok_or_else(ApiError::not_found)?;
+    let body = json!({"objectDescribe": def.global_describe(&v), "recentItems": []});
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn describe(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let def = org
+        .catalog
+        .object(&object)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, def.describe(&v, &org.catalog).to_string()),
+        &info,
+    ))
+}
+
+/// An open query: the matching records in result order, read page by page. Locators name it
+/// with an offset (`01g…-2000`), and any page can be read again until the cursor is evicted.
+pub struct Cursor {
+    object: usize,
+    fields: Vec<soql::FieldPath>,
+    hits: Hits,
+    batch: usize,
+}
+
+/// Open cursors stay this many at most; the oldest go first, as Salesforce limits the cursors a
+/// user may hold open (a client then gets INVALID_QUERY_LOCATOR).
+const MAX_OPEN_CURSORS: usize = 500;
+
+#[derive(Default)]
+pub struct Cursors {
+    open: HashMap<String, Arc<Cursor>>,
+    order: std::collections::VecDeque<String>,
+    counter: u64,
+}
+
+impl Cursors {
+    fn open(&mut self, cursor: Arc<Cursor>) -> String {
+        self.counter += 1;
+        let id = super::ids::record_id("01g", self.counter)[..15].to_string();
+        self.open.insert(id.clone(), cursor);
+        self.order.push_back(id.clone());
+        while self.order.len() > MAX_OPEN_CURSORS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.open.remove(&oldest);
+            }
+        }
+        id
+    }
+}
+
+#[derive(Deserialize)]
+pub struct QueryParams {
+    q: Option<String>,
+}
+
+pub async fn query(
+    state: Shared<Arc<State>>,
+    v: Path<String>,
+    headers: HeaderMap,
+    params: UrlQuery<QueryParams>,
+) -> Result<Response> {
+    run(state, v, headers, params, false)
+}
+
+pub async fn query_all(
+    state: Shared<Arc<State>>,
+    v: Path<String>,
+    headers: HeaderMap,
+    params: UrlQuery<QueryParams>,
+) -> Result<Response> {
+    run(state, v, headers, params, true)
+}
+
+/// Page size from `Sforce-Query-Options: batchSize=N` (200 to 2000, default 2000).
+fn batch_size(headers: &HeaderMap) -> usize {
+    headers
+        .get("Sforce-Query-Options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix("batchSize="))
+        })
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .map_or(2000, |n| n.clamp(200, 2000))
+}
+
+/// The records a query matched, in result order: their positions in the table as it was laid
+/// out when the query ran (4 bytes a record, where a copy of each Id would be 18 more).
+#[derive(Debug, Clone)]
+pub struct Hits {
+    layout: org::Layout,
+    positions: Vec<u32>,
+}
+
+impl Hits {
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// The hits from `start` to `end` (a page).
+    pub fn slice(&self, start: usize, end: usize) -> Hits {
+        Hits {
+            layout: self.layout,
+            positions: self.positions[start..end].to_vec(),
+        }
+    }
+
+    /// The matched records `range` still in `table`, in order (records purged since the
+    /// query ran are skipped).
+    pub fn records<'t>(
+        &'t self,
+        table: &'t org::Table,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = &'t org::Record> + 't {
+        self.positions[range]
+            .iter()
+            .filter_map(|&at| table.position(self.layout, at))
+            .map(|at| &table.records[at])
+    }
+}
+
+/// Runs a query: the records it matches, in order.
+pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Hits {
+    let table = &org.tables[query.object];
+    let selected = |r: &org::Record| selects(org, query, scan_all, r);
+    let layout = table.layout();
+    if query.order.is_empty() {
+        // Table order is Id order: no sort, and the hits straight from the scan, which stops
+        // at the limit.
+        let wanted = query
+            .limit
+            .map_or(usize::MAX, |limit| limit.saturating_add(query.offset));
+        let mut positions = scan(&table.records, wanted, |i, r| selected(r).then_some(i));
+        positions.truncate(wanted);
+        positions.drain(..query.offset.min(positions.len()));
+        return Hits { layout, positions };
+    }
+    let mut rows: Vec<(u32, &org::Record)> = scan(&table.records, usize::MAX, |i, r| {
+        selected(r).then_some((i, r))
+    });
+    rows.sort_by(|(_, a), (_, b)| {
+        for (path, descending, nulls_last) in &query.order {
+            let va = soql::resolve(org, a, path);
+            let vb = soql::resolve(org, b, path);
+            let (va, vb) = (
+                va.as_deref().unwrap_or(&Value::Null),
+                vb.as_deref().unwrap_or(&Value::Null),
+            );
+            let ordering = match (va, vb) {
+                (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
+                (Value::Null, _) => {
+                    if *nulls_last {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Less
+                    }
+                }
+                (_, Value::Null) => {
+                    if *nulls_last {
+                        std::cmp::Ordering::Less
+                    } else {
+                        std::cmp::Ordering::Greater
+                    }
+                }
+                _ => {
+                    let o = soql::order_values(va, vb);
+                    if *descending { o.reverse() } else { o }
+                }
+            };
+            if ordering != std::cmp::Ordering::Equal {
+                return ordering;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    let positions = rows
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit.unwrap_or(usize::MAX))
+        .map(|(i, _)| i)
+        .collect();
+    Hits { layout, positions }
+}
+
+/// Whether the query takes the record (queryAll takes deleted ones too).
+fn selects(org: &org::Org, query: &Query, scan_all: bool, record: &org::Record) -> bool {
+    (scan_all || !record.is_deleted())
+        && query
+            .filter
+            .as_ref()
+            .is_none_or(|c| soql::matches(org, record, c))
+}
+
+/// How many records a query matches, without listing them.
+pub fn count(org: &org::Org, query: &Query, scan_all: bool) -> usize {
+    let table = &org.tables[query.object];
+    let matched = scan(&table.records, usize::MAX, |_, r| {
+        selects(org, query, scan_all, r).then_some(())
+    })
+    .len();
+    matched
+        .saturating_sub(query.offset)
+        .min(query.limit.unwrap_or(usize::MAX))
+}
+
+/// Tables from this size are scanned by several threads: a scan is bound by memory latency
+/// (each record's values live apart), and the client waits for it.
+const PARALLEL_SCAN: usize = 65_536;
+
+/// `keep` over every record (with its position), the kept results in table order; the first
+/// `wanted` of them are exact (a part stops once it kept that many).
+fn scan<'r, T: Send>(
+    records: &'r [org::Record],
+    wanted: usize,
+    keep: impl Fn(u32, &'r org::Record) -> Option<T> + Sync,
+) -> Vec<T> {
+    let workers = if records.len() >= PARALLEL_SCAN {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    } else {
+        1
+    };
+    if workers == 1 {
+        return records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| keep(i as u32, r))
+            .take(wanted)
+            .collect();
+    }
+    let part = records.len().div_ceil(workers);
+    let keep = &keep;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = records
+            .chunks(part)
+            .enumerate()
+            .map(|(n, chunk)| {
+                scope.spawn(move || {
+                    // The first part has room for what every part may keep, so the others are
+                    // appended to it without growing it; room never written to costs no memory.
+                    let room = match n {
+                        0 => records.len().min(wanted.saturating_mul(workers)),
+                        _ => chunk.len().min(wanted),
+                    };
+                    let mut kept = Vec::with_capacity(room);
+                    kept.extend(
+                        chunk
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, r)| keep((n * part + i) as u32, r))
+                            .take(wanted),
+                    );
+                    kept
+                })
+            })
+            .collect();
+        let mut parts = parts
+            .into_iter()
+            .map(|part| part.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        let mut all = parts.next().unwrap_or_default();
+        for part in parts {
+            all.extend(part);
+        }
+        all
+    })
+}
+
+fn run(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<QueryParams>,
+    scan_all: bool,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let soql_text = params.q.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string has to be specified",
+        )
+    })?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let query = soql::parse(&soql_text, &org.catalog, org.clock.now())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
+    let fields = match &query.select {
+        Select::Count => {
+            let total = count(&org, &query, scan_all);
+            let body = json!({"totalSize": total, "done": true, "records": []});
+            return Ok(with_limit_info(
+                json_response(StatusCode::OK, body.to_string()),
+                &info,
+            ));
+        }
+        Select::Fields(fields) => fields.clone(),
+    };
+    let hits = execute(&org, &query, scan_all);
+    let cursor = Cursor {
+        object: query.object,
+        fields,
+        hits,
+        batch: batch_size(&headers),
+    };
+    let body = if cursor.hits.len() > cursor.batch {
+        let cursor = Arc::new(cursor);
+        let id = state
+            .cursors
+            .lock()
+            .map_err(|_| poisoned())?
+            .open(cursor.clone());
+        page(&org, &cursor, Some(&id), 0, &v)
+    } else {
+        page(&org, &cursor, None, 0, &v)
+    };
+    Ok(with_limit_info(json_response(StatusCode::OK, body), &info))
+}
+
+/// Renders the page of `cursor` starting at `offset`; `id` names the cursor for the next page.
+fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, version: &str) -> String {
+    let end = (offset + cursor.batch).min(cursor.hits.len());
+    let table = &org.tables[cursor.object];
+    let mut body = String::with_capacity(4096);
+    body.push_str(&format!(
+        "{{\"totalSize\":{},\"done\":{}",
+        cursor.hits.len(),
+        end == cursor.hits.len()
+    ));
+    if end < cursor.hits.len()
+        && let Some(id) = id
+    {
+        body.push_str(&format!(
+            ",\"nextRecordsUrl\":\"/services/data/v{version}/query/{id}-{end}\""
+        ));
+    }
+    body.push_str(",\"records\":[");
+    let mut first = true;
+    for record in cursor.hits.records(table, offset..end) {
+        if !first {
+            body.push(',');
+        }
+        json_record(
+            &mut body,
+            org,
+            cursor.object,
+            record,
+            &cursor.fields,
+            version,
+        );
+        if first {
+            // Room for the rest at the first record's size: growing a page copies all of it.
+            body.reserve((body.len() + 64) * (end - offset));
+        }
+        first = false;
+    }
+    body.push_str("]}");
+    body
+}
+
+pub async fn query_more(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, locator)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let v = version(&v)?;
+    let info = admit(&state, &headers)?;
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        )
+    };
+    let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
+    let offset: usize = offset.parse().map_err(|_| invalid())?;
+    let cursor = state
+        .cursors
+        .lock()
+        .map_err(|_| poisoned())?
+        .open
+        .get(id)
+        .cloned()
+        .ok_or_else(invalid)?;
+    if offset >= cursor.hits.len() {
+        return Err(invalid());
+    }
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let body = page(&org, &cursor, Some(id), offset, &v);
+    Ok(with_limit_info(json_response(StatusCode::OK, body), &info))
+}
+
+#[derive(Deserialize)]
+pub struct Window {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+/// getUpdated / getDeleted windows: UTC, truncated to the minute, start before end.
+fn window(params: &Window, back_days: i64, now: i64) -> Result<(i64, i64)> {
+    let bad = |m: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLICATION_DATE",
+            m.to_string(),
+        )
+    };
+    let parse = |s: &Option<String>, name: &str| {
+        s.as_deref()
+            .and_then(time::parse_datetime)
+            .map(|ms| ms - ms.rem_euclid(60_000))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MALFORMED_QUERY",
+                    format!("{name} is required: an ISO-8601 date and time"),
+                )
+            })
+    };
+    let start = parse(&params.start, "start")?;
+    let end = parse(&params.end, "end")?;
+    if start >= end {
+        return Err(bad("startDate must chronologically precede endDate"));
+    }
+    if start < now - back_days * 86_400_000 {
+        return Err(bad(&format!(
+            "startDate cannot be more than {back_days} days ago"
+        )));
+    }
+    Ok((start, end))
+}
+
+pub async fn updated(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<Window>,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let index = org.object_index(&object).ok_or_else(ApiError::not_found)?;
+    let (start, end) = window(&params, 30, org.clock.now())?;
+    let def = &org.catalog.objects[index];
+    let stamp = org::audit_field(def, "SystemModstamp");
+    let ids: Vec<String> = org.tables[index]
+        .records
+        .iter()
+        .filter(|r| !r.is_deleted())
+        .filter(|r| matches!(r.values()[stamp], Value::DateTime(t) if t >= start && t < end))
+        .map(|r| r.id().to_string())
+        .collect();
+    if ids.len() > 600_000 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. narrow the time window",
+        ));
+    }
+    let latest = end.min(org.clock.now() - org.clock.now().rem_euclid(60_000));
+    let body = json!({"ids": ids, "latestDateCovered": time::format_datetime(latest)});
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+pub async fn deleted(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<Window>,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let index = org.object_index(&object).ok_or_else(ApiError::not_found)?;
+    let now = org.clock.now();
+    let (start, end) = window(&params, 15, now)?;
+    let records: Vec<serde_json::Value> = org.tables[index]
+        .deleted
+        .iter()
+        .filter(|(_, at)| *at >= start && *at < end)
+        .map(|(id, at)| json!({"id": std::str::from_utf8(id).unwrap_or_default(), "deletedDate": time::format_datetime(*at)}))
+        .collect();
+    let latest = end.min(now - now.rem_euclid(60_000));
+    let body = json!({
+        "deletedRecords": records,
+        "earliestDateAvailable": time::format_datetime(now - 15 * 86_400_000 - (now - 15 * 86_400_000).rem_euclid(60_000)),
+        "latestDateCovered": time::format_datetime(latest),
+    });
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, body.to_string()),
+        &info,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    fn a_scan_keeps_the_first_wanted_in_table_order_on_any_number_of_threads(
+        #[values(1_000, PARALLEL_SCAN * 2 + 3)] size: usize,
+        #[values(0, 1, 5, 9_000, 60_000, usize::MAX)] wanted: usize,
+    ) {
+        let records: Vec<org::Record> = (0..size)
+            .map(|n| {
+                let mut id = [b'0'; 18];
+                id[10..].copy_from_slice(format!("{n:08}").as_bytes());
+                let values = vec![Value::Null, Value::Bool(n % 3 == 0)].into_boxed_slice();
+                org::Record::new(id, values, 2)
+            })
+            .collect();
+        let mut kept = scan(&records, wanted, |i, r| r.is_deleted().then_some(i));
+        kept.truncate(wanted);
+        let expected: Vec<u32> = (0..size as u32)
+            .filter(|n| n % 3 == 0)
+            .take(wanted)
+            .collect();
+        assert_eq!(kept, expected);
+    }
+}

@@ -1,0 +1,800 @@
+//! The SOQL a backup needs: field lists with parent paths, COUNT(), WHERE with comparisons,
+//! IN, LIKE, AND/OR/NOT and date literals, ORDER BY, LIMIT and OFFSET. Errors read like
+//! Salesforce's (`MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, with the caret line).
+//!
+//! Long because it is the parser and the evaluator of one language; the last 70 lines are its
+//! tests.
+
+use super::catalog::{Catalog, FieldType, ObjectDef};
+use super::org::{Org, Value};
+use sftime as time;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub object: usize,
+    pub select: Select,
+    pub filter: Option<Condition>,
+    pub order: Vec<(FieldPath, bool, bool)>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Select {
+    Count,
+    Fields(Vec<FieldPath>),
+}
+
+/// A field of the queried object, or one reached through lookups (`Owner.Name`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPath {
+    /// As written in the query, with describe casing: `Owner.Name`.
+    pub display: String,
+    /// (object, lookup field) for each hop, then the final (object, field).
+    pub hops: Vec<(usize, usize)>,
+    pub field: (usize, usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    And(Box<Condition>, Box<Condition>),
+    Or(Box<Condition>, Box<Condition>),
+    Not(Box<Condition>),
+    Compare(FieldPath, Op, Literal),
+    In(FieldPath, Vec<Literal>, bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Like,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Text(String),
+    DateTime(i64),
+    Date(i32),
+}
+
+/// A query the org refuses, as the REST API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Str(String),
+    Num(String),
+    Sym(&'static str),
+}
+
+fn tokenize(soql: &str) -> Result<Vec<(Token, usize)>, QueryError> {
+    let bytes = soql.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if c == '\'' {
+            let mut text = String::new();
+            i += 1;
+            loop {
+                let Some(&b) = bytes.get(i) else {
+                    return Err(malformed(soql, start, "unterminated string"));
+                };
+                match b {
+                    b'\\' => {
+                        let escaped = soql[i + 1..]
+                            .chars()
+                            .next()
+                            .ok_or_else(|| malformed(soql, i, "unterminated string"))?;
+                        text.push(match escaped {
+                            'n' => '\n',
+                            't' => '\t',
+                            'r' => '\r',
+                            other => other,
+                        });
+                        i += 1 + escaped.len_utf8();
+                    }
+                    b'\'' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => {
+                        let ch = soql[i..].chars().next().unwrap_or('\0');
+                        text.push(ch);
+                        i += ch.len_utf8();
+                    }
+                }
+            }
+            tokens.push((Token::Str(text), start));
+            continue;
+        }
+        for sym in ["<=", ">=", "!=", "<>", "(", ")", ",", "=", "<", ">"] {
+            if soql[i..].starts_with(sym) {
+                tokens.push((Token::Sym(sym), start));
+                i += sym.len();
+                break;
+            }
+        }
+        if i != start {
+            continue;
+        }
+        if c.is_ascii_digit()
+            || ((c == '-' || c == '+') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            i += 1;
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric()
+                    || matches!(bytes[i], b'.' | b':' | b'-' | b'+'))
+            {
+                i += 1;
+            }
+            tokens.push((Token::Num(soql[start..i].to_string()), start));
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'.' | b':'))
+            {
+                i += 1;
+            }
+            tokens.push((Token::Word(soql[start..i].to_string()), start));
+            continue;
+        }
+        return Err(malformed(soql, start, &format!("unexpected token: '{c}'")));
+    }
+    Ok(tokens)
+}
+
+/// The caret-and-position form of Salesforce's SOQL errors.
+fn located(soql: &str, at: usize, text: &str) -> String {
+    let at = at.min(soql.len());
+    let column = soql[..at].chars().count();
+    format!(
+        "\n{soql}\n{}^\nERROR at Row:1:Column:{}\n{text}",
+        " ".repeat(column),
+        column + 1
+    )
+}
+
+fn malformed(soql: &str, at: usize, text: &str) -> QueryError {
+    QueryError {
+        code: "MALFORMED_QUERY",
+        message: located(soql, at, text),
+    }
+}
+
+struct Parser<'a> {
+    soql: &'a str,
+    tokens: Vec<(Token, usize)>,
+    pos: usize,
+    catalog: &'a Catalog,
+    now: i64,
+    depth: usize,
+}
+
+pub fn parse(soql: &str, catalog: &Catalog, now: i64) -> Result<Query, QueryError> {
+    let mut parser = Parser {
+        soql,
+        tokens: tokenize(soql)?,
+        pos: 0,
+        catalog,
+        now,
+        depth: 0,
+    };
+    parser.query()
+}
+
+impl Parser<'_> {
+    fn at(&self) -> usize {
+        self.tokens
+            .get(self.pos)
+            .map_or(self.soql.len(), |(_, at)| *at)
+    }
+
+    fn peek_word(&self, word: &str) -> bool {
+        matches!(self.tokens.get(self.pos), Some((Token::Word(w), _)) if w.eq_ignore_ascii_case(word))
+    }
+
+    fn eat_word(&mut self, word: &str) -> bool {
+        let found = self.peek_word(word);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn eat_sym(&mut self, sym: &str) -> bool {
+        let found = matches!(self.tokens.get(self.pos), Some((Token::Sym(s), _)) if *s == sym);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn unexpected(&self) -> QueryError {
+        match self.tokens.get(self.pos) {
+            Some((token, at)) => {
+                let text = match token {
+                    Token::Word(w) | Token::Num(w) => w.clone(),
+                    Token::Str(s) => format!("'{s}'"),
+                    Token::Sym(s) => s.to_string(),
+                };
+                malformed(self.soql, *at, &format!("unexpected token: '{text}'"))
+            }
+            None => malformed(self.soql, self.soql.len(), "unexpected token: '<EOF>'"),
+        }
+    }
+
+    fn word(&mut self) -> Result<(String, usize), QueryError> {
+        match self.tokens.get(self.pos) {
+            Some((Token::Word(w), at)) => {
+                let found = (w.clone(), *at);
+                self.pos += 1;
+                Ok(found)
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn query(&mut self) -> Result<Query, QueryError> {
+        if !self.eat_word("SELECT") {
+            return Err(self.unexpected());
+        }
+        let mut raw_fields = Vec::new();
+        let mut count = false;
+        loop {
+            if self.peek_word("COUNT")
+                && matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)))
+            {
+                self.pos += 2;
+                if !self.eat_sym(")") {
+                    return Err(self.unexpected());
+                }
+                count = true;
+            } else if self.peek_word("FIELDS") {
+                return Err(malformed(
+                    self.soql,
+                    self.at(),
+                    "FIELDS() is not supported here: list the fields from describe",
+                ));
+            } else if self.eat_sym("(") {
+                return Err(malformed(
+                    self.soql,
+                    self.at(),
+                    "parent-to-child subqueries are not supported by the simulator",
+                ));
+            } else {
+                raw_fields.push(self.word()?);
+            }
+            if !self.eat_sym(",") {
+                break;
+            }
+        }
+        if !self.eat_word("FROM") {
+            return Err(self.unexpected());
+        }
+        let (object_name, object_at) = self.word()?;
+        let object = self.catalog.object_index(&object_name).ok_or_else(|| QueryError {
+            code: "INVALID_TYPE",
+            message: located(self.soql, object_at, &format!(
+                "sObject type '{object_name}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."
+            )),
+        })?;
+        let select = if count {
+            if !raw_fields.is_empty() {
+                return Err(malformed(
+                    self.soql,
+                    raw_fields[0].1,
+                    "COUNT() cannot be combined with other fields",
+                ));
+            }
+            Select::Count
+        } else {
+            let mut fields: Vec<FieldPath> = Vec::new();
+            for (name, at) in raw_fields {
+                let path = self.path(object, &name, at)?;
+                if fields
+                    .iter()
+                    .any(|f| f.display.eq_ignore_ascii_case(&path.display))
+                {
+                    return Err(QueryError {
+                        code: "MALFORMED_QUERY",
+                        message: format!("duplicate field selected: {}", path.display),
+                    });
+                }
+                fields.push(path);
+            }
+            Select::Fields(fields)
+        };
+        let filter = if self.eat_word("WHERE") {
+            Some(self.or(object)?)
+        } else {
+            None
+        };
+        let mut order = Vec::new();
+        if self.eat_word("ORDER") {
+            if !self.eat_word("BY") {
+                return Err(self.unexpected());
+            }
+            loop {
+                let (name, at) = self.word()?;
+                let path = self.path(object, &name, at)?;
+                let descending = if self.eat_word("DESC") {
+                    true
+                } else {
+                    self.eat_word("ASC");
+                    false
+                };
+                let mut nulls_last = descending;
+                if self.eat_word("NULLS") {
+                    nulls_last = if self.eat_word("LAST") {
+                        true
+                    } else if self.eat_word("FIRST") {
+                        false
+                    } else {
+                        return Err(self.unexpected());
+                    };
+                }
+                order.push((path, descending, nulls_last));
+                if !self.eat_sym(",") {
+                    break;
+                }
+            }
+        }
+        let mut limit = None;
+        let mut offset = 0;
+        loop {
+            if self.eat_word("LIMIT") {
+                limit = Some(self.integer()?);
+            } else if self.eat_word("OFFSET") {
+                let at = self.at();
+                offset = self.integer()?;
+                if offset > 2000 {
+                    return Err(QueryError {
+                        code: "NUMBER_OUTSIDE_VALID_RANGE",
+                        message: located(self.soql, at, "Maximum SOQL offset allowed is 2000"),
+                    });
+                }
+            } else {
+                break;
+            }
+        }
+        if self.pos < self.tokens.len() {
+            return Err(self.unexpected());
+        }
+        Ok(Query {
+            object,
+            select,
+            filter,
+            order,
+            limit,
+            offset,
+        })
+    }
+
+    fn integer(&mut self) -> Result<usize, QueryError> {
+        match self.tokens.get(self.pos) {
+            Some((Token::Num(n), _)) => {
+                let parsed = n.parse().map_err(|_| self.unexpected())?;
+                self.pos += 1;
+                Ok(parsed)
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn path(&self, object: usize, name: &str, at: usize) -> Result<FieldPath, QueryError> {
+        let invalid = |entity: &ObjectDef| QueryError {
+            code: "INVALID_FIELD",
+            message: located(
+                self.soql,
+                at,
+                &format!(
+                    "No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+                    entity.name
+                ),
+            ),
+        };
+        let parts: Vec<&str> = name.split('.').collect();
+        if parts.len() > 6 {
+            return Err(invalid(&self.catalog.objects[object]));
+        }
+        let mut current = object;
+        let mut hops = Vec::new();
+        let mut display = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let def = &self.catalog.objects[current];
+            if i + 1 == parts.len() {
+                let (index, field) = def
+                    .field(part)
+                    .ok_or_else(|| invalid(&self.catalog.objects[object]))?;
+                display.push(field.name.clone());
+                return Ok(FieldPath {
+                    display: display.join("."),
+                    hops,
+                    field: (current, index),
+                });
+            }
+            let (index, field) = def
+                .relationship(part)
+                .ok_or_else(|| invalid(&self.catalog.objects[object]))?;
+            // A polymorphic lookup's parent fields resolve against its first target, the usual
+            // (Name-bearing) one.
+            let target = field
+                .reference_to
+                .iter()
+                .find_map(|t| self.catalog.object_index(t))
+                .ok_or_else(|| invalid(&self.catalog.objects[object]))?;
+            display.push(field.relationship_name.clone().unwrap_or_default());
+            hops.push((current, index));
+            current = target;
+        }
+        Err(invalid(&self.catalog.objects[object]))
+    }
+
+    fn or(&mut self, object: usize) -> Result<Condition, QueryError> {
+        self.depth += 1;
+        if self.depth > 64 {
+            return Err(malformed(
+                self.soql,
+                self.at(),
+                "the WHERE clause nests too deeply",
+            ));
+        }
+        let mut left = self.and(object)?;
+        while self.eat_word("OR") {
+            left = Condition::Or(Box::new(left), Box::new(self.and(object)?));
+        }
+        self.depth -= 1;
+        Ok(left)
+    }
+
+    fn and(&mut self, object: usize) -> Result<Condition, QueryError> {
+        let mut left = self.not(object)?;
+        while self.eat_word("AND") {
+            left = Condition::And(Box::new(left), Box::new(self.not(object)?));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self, object: usize) -> Result<Condition, QueryError> {
+        if self.eat_word("NOT") {
+            self.depth += 1;
+            if self.depth > 64 {
+                return Err(malformed(
+                    self.soql,
+                    self.at(),
+                    "the WHERE clause nests too deeply",
+                ));
+            }
+            let inner = self.not(object)?;
+            self.depth -= 1;
+            return Ok(Condition::Not(Box::new(inner)));
+        }
+        if self.eat_sym("(") {
+            let inner = self.or(object)?;
+            if !self.eat_sym(")") {
+                return Err(self.unexpected());
+            }
+            return Ok(inner);
+        }
+        let (name, at) = self.word()?;
+        let path = self.path(object, &name, at)?;
+        if self.eat_word("IN") {
+            return Ok(Condition::In(path, self.list()?, false));
+        }
+        if self.eat_word("NOT") {
+            if !self.eat_word("IN") {
+                return Err(self.unexpected());
+            }
+            return Ok(Condition::In(path, self.list()?, true));
+        }
+        let op = if self.eat_word("LIKE") {
+            Op::Like
+        } else {
+            let op = match self.tokens.get(self.pos) {
+                Some((Token::Sym("="), _)) => Op::Eq,
+                Some((Token::Sym("!=" | "<>"), _)) => Op::Ne,
+                Some((Token::Sym("<"), _)) => Op::Lt,
+                Some((Token::Sym("<="), _)) => Op::Le,
+                Some((Token::Sym(">"), _)) => Op::Gt,
+                Some((Token::Sym(">="), _)) => Op::Ge,
+                _ => return Err(self.unexpected()),
+            };
+            self.pos += 1;
+            op
+        };
+        let literal = self.literal()?;
+        Ok(Condition::Compare(path, op, literal))
+    }
+
+    fn list(&mut self) -> Result<Vec<Literal>, QueryError> {
+        if !self.eat_sym("(") {
+            return Err(self.unexpected());
+        }
+        let mut items = vec![self.literal()?];
+        while self.eat_sym(",") {
+            items.push(self.literal()?);
+        }
+        if !self.eat_sym(")") {
+            return Err(self.unexpected());
+        }
+        Ok(items)
+    }
+
+    fn literal(&mut self) -> Result<Literal, QueryError> {
+        let Some((token, at)) = self.tokens.get(self.pos).cloned() else {
+            return Err(self.unexpected());
+        };
+        let literal = match token {
+            Token::Str(s) => Literal::Text(s),
+            Token::Num(n) => {
+                if let Some(ms) = time::parse_datetime(&n) {
+                    Literal::DateTime(ms)
+                } else if let Some(days) = time::parse_date(&n) {
+                    Literal::Date(days)
+                } else if let Ok(x) = n.parse::<f64>() {
+                    Literal::Num(x)
+                } else {
+                    return Err(malformed(
+                        self.soql,
+                        at,
+                        &format!("line 1:{at} no viable alternative at character '{n}'"),
+                    ));
+                }
+            }
+            Token::Word(w) => {
+                let upper = w.to_ascii_uppercase();
+                let today = (self.now.div_euclid(86_400_000)) as i32;
+                match upper.as_str() {
+                    "NULL" => Literal::Null,
+                    "TRUE" => Literal::Bool(true),
+                    "FALSE" => Literal::Bool(false),
+                    "TODAY" => Literal::Date(today),
+                    "YESTERDAY" => Literal::Date(today - 1),
+                    "TOMORROW" => Literal::Date(today + 1),
+                    _ => match upper
+                        .strip_prefix("LAST_N_DAYS:")
+                        .and_then(|n| n.parse::<i32>().ok())
+                    {
+                        Some(n) => Literal::Date(today - n),
+                        None => return Err(self.unexpected()),
+                    },
+                }
+            }
+            Token::Sym(_) => return Err(self.unexpected()),
+        };
+        self.pos += 1;
+        Ok(literal)
+    }
+}
+
+/// Reads a field through its lookups: None when a parent on the way is missing.
+pub fn resolve<'o>(
+    org: &'o Org,
+    record: &'o super::org::Record,
+    path: &FieldPath,
+) -> Option<std::borrow::Cow<'o, Value>> {
+    let mut current = record;
+    for &(object, field) in &path.hops {
+        let Value::Text(parent_id) = &current.values()[field] else {
+            return None;
+        };
+        let _ = object;
+        let parent_object = org.catalog.by_key_prefix(parent_id)?;
+        let table = &org.tables[parent_object];
+        current = &table.records[table.find(parent_id)?];
+    }
+    if path.field.1 == super::org::ID {
+        return Some(std::borrow::Cow::Owned(Value::Text(current.id().into())));
+    }
+    if let Some(ms) = current.modstamp(path.field.1) {
+        return Some(std::borrow::Cow::Owned(Value::DateTime(ms)));
+    }
+    if let Some(deleted) = current.deleted_flag(path.field.1) {
+        return Some(std::borrow::Cow::Owned(Value::Bool(deleted)));
+    }
+    current
+        .values()
+        .get(path.field.1)
+        .map(std::borrow::Cow::Borrowed)
+}
+
+pub fn matches(org: &Org, record: &super::org::Record, condition: &Condition) -> bool {
+    match condition {
+        Condition::And(a, b) => matches(org, record, a) && matches(org, record, b),
+        Condition::Or(a, b) => matches(org, record, a) || matches(org, record, b),
+        Condition::Not(inner) => !matches(org, record, inner),
+        Condition::Compare(path, op, literal) => {
+            let value = resolve(org, record, path);
+            compare(value.as_deref().unwrap_or(&Value::Null), *op, literal)
+        }
+        Condition::In(path, items, negated) => {
+            let value = resolve(org, record, path);
+            let value = value.as_deref().unwrap_or(&Value::Null);
+            items.iter().any(|l| compare(value, Op::Eq, l)) != *negated
+        }
+    }
+}
+
+fn compare(value: &Value, op: Op, literal: &Literal) -> bool {
+    use std::cmp::Ordering;
+    let ordering: Option<Ordering> = match (value, literal) {
+        (Value::Null, Literal::Null) => Some(Ordering::Equal),
+        (Value::Null, _) | (_, Literal::Null) => {
+            return op == Op::Ne;
+        }
+        (Value::Text(v), Literal::Text(l)) => {
+            if op == Op::Like {
+                return like(v, l);
+            }
+            // Salesforce compares text case-insensitively; 15- and 18-character Ids alike.
+            let (v, l) = (v.to_lowercase(), l.to_lowercase());
+            if l.len() == 15 && v.len() == 18 {
+                Some(v[..15].cmp(&l))
+            } else {
+                Some(v.cmp(&l))
+            }
+        }
+        (Value::Bool(v), Literal::Bool(l)) => Some(v.cmp(l)),
+        (Value::Int(v), Literal::Num(l)) => (*v as f64).partial_cmp(l),
+        (Value::Num(v), Literal::Num(l)) => v.partial_cmp(l),
+        (Value::DateTime(v), Literal::DateTime(l)) => Some(v.cmp(l)),
+        (Value::DateTime(v), Literal::Date(l)) => Some(v.div_euclid(86_400_000).cmp(&(*l as i64))),
+        (Value::Date(v), Literal::Date(l)) => Some(v.cmp(l)),
+        _ => None,
+    };
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match op {
+        Op::Eq => ordering == Ordering::Equal,
+        Op::Ne => ordering != Ordering::Equal,
+        Op::Lt => ordering == Ordering::Less,
+        Op::Le => ordering != Ordering::Greater,
+        Op::Gt => ordering == Ordering::Greater,
+        Op::Ge => ordering != Ordering::Less,
+        Op::Like => false,
+    }
+}
+
+/// SOQL LIKE: `%` any run, `_` one character, case-insensitive.
+fn like(value: &str, pattern: &str) -> bool {
+    let value: Vec<char> = value.to_lowercase().chars().collect();
+    let pattern: Vec<char> = pattern.to_lowercase().chars().collect();
+    let (mut v, mut p) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while v < value.len() {
+        if p < pattern.len() && (pattern[p] == '_' || pattern[p] == value[v]) {
+            v += 1;
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == '%' {
+            star = Some(p);
+            mark = v;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            v = mark;
+        } else {
+            return false;
+        }
+    }
+    while p < pattern.len() && pattern[p] == '%' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+/// Orders two values for ORDER BY (nulls handled by the caller).
+pub fn order_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Value::Text(a), Value::Text(b)) => a.to_lowercase().cmp(&b.to_lowercase()),
+        (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+        (Value::Int(a), Value::Int(b)) => a.cmp(b),
+        (Value::Num(a), Value::Num(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+        (Value::Int(a), Value::Num(b)) => (*a as f64).partial_cmp(b).unwrap_or(Ordering::Equal),
+        (Value::Num(a), Value::Int(b)) => a.partial_cmp(&(*b as f64)).unwrap_or(Ordering::Equal),
+        (Value::DateTime(a), Value::DateTime(b)) => a.cmp(b),
+        (Value::Date(a), Value::Date(b)) => a.cmp(b),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Whether a field can be selected in Bulk API 2.0 (compound fields cannot).
+pub fn bulk_selectable(catalog: &Catalog, path: &FieldPath) -> bool {
+    catalog.objects[path.field.0].fields[path.field.1].field_type != FieldType::Address
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::standard()
+    }
+
+    #[test]
+    fn parses_the_backup_query_shapes() {
+        let c = catalog();
+        let q = parse(
+            "SELECT Id, Name, Owner.Name, SystemModstamp FROM account WHERE SystemModstamp > 2024-05-01T00:00:00Z AND SystemModstamp <= 2024-05-02T00:00:00.000Z ORDER BY SystemModstamp ASC, Id ASC LIMIT 10",
+            &c,
+            0,
+        )
+        .expect("parses");
+        let Select::Fields(fields) = &q.select else {
+            panic!("fields")
+        };
+        assert_eq!(fields[2].display, "Owner.Name");
+        assert_eq!(q.order.len(), 2);
+        assert_eq!(q.limit, Some(10));
+        assert!(matches!(
+            parse("SELECT COUNT() FROM Contact", &c, 0).map(|q| q.select),
+            Ok(Select::Count)
+        ));
+        assert!(parse("SELECT Id FROM Task WHERE (Status IN ('Completed') OR NOT Subject LIKE 'Call%') AND ActivityDate = LAST_N_DAYS:30", &c, 0).is_ok());
+    }
+
+    #[test]
+    fn errors_read_like_salesforce() {
+        let c = catalog();
+        let e = parse("SELECT Foo FROM Account", &c, 0).unwrap_err();
+        assert_eq!(e.code, "INVALID_FIELD");
+        assert!(e.message.starts_with("\nSELECT Foo FROM Account\n       ^\nERROR at Row:1:Column:8\nNo such column 'Foo' on entity 'Account'."), "{}", e.message);
+        let e = parse("SELECT Id FROM Foo", &c, 0).unwrap_err();
+        assert_eq!(e.code, "INVALID_TYPE");
+        assert!(e.message.contains("sObject type 'Foo' is not supported."));
+        assert_eq!(
+            parse("SELECT Id, id FROM Account", &c, 0)
+                .unwrap_err()
+                .message,
+            "duplicate field selected: Id"
+        );
+        assert_eq!(
+            parse("SELECT Id FROM Account WHERE", &c, 0)
+                .unwrap_err()
+                .code,
+            "MALFORMED_QUERY"
+        );
+        assert_eq!(
+            parse("SELECT Id FROM Account OFFSET 2001", &c, 0)
+                .unwrap_err()
+                .code,
+            "NUMBER_OUTSIDE_VALID_RANGE"
+        );
+        let deep = format!(
+            "SELECT Id FROM Account WHERE {}Name = 'x'{}",
+            "(".repeat(500),
+            ")".repeat(500)
+        );
+        assert_eq!(parse(&deep, &c, 0).unwrap_err().code, "MALFORMED_QUERY");
+    }
+
+    #[test]
+    fn like_follows_soql() {
+        assert!(like("Acme Corp", "acme%"));
+        assert!(like("Acme Corp", "%CORP"));
+        assert!(like("abc", "a_c"));
+        assert!(!like("abc", "a_"));
+    }
+}

@@ -1,0 +1,81 @@
+//! Real third-party clients against the simulator, unchanged but for pointing them at it.
+//! `.ci/run` installs them (the workspace's tests/clients/requirements.txt).
+
+use std::process::Command;
+
+use cairn_sim::org::{OrgOptions, Population};
+use cairn_sim::server::{SimOptions, Simulator};
+
+async fn run_simple_salesforce(tls: bool) {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 3,
+                // 12,000 Accounts for the Bulk 2.0 check, 18,000 Contacts for query paging.
+                population: Population::spread(60_000),
+                api_max: 1_000_000,
+                ..OrgOptions::default()
+            },
+            bulk_delay_ms: 300,
+            tls,
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/simple_salesforce_check.py"
+    );
+    let url = sim.url();
+    let token = sim.credentials.access_token.clone();
+    let ca = tempfile::NamedTempFile::new().expect("a file for the CA");
+    if let Some(pem) = &sim.credentials.ca_certificate {
+        std::fs::write(ca.path(), pem).expect("write the CA");
+    }
+    let ca_path = ca.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .arg(url)
+            .arg(token)
+            // How requests is told which CA to trust, without a line of code.
+            .env("REQUESTS_CA_BUNDLE", ca_path)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python3 runs (install Python 3 and `pip install -r tests/clients/requirements.txt` at the workspace root)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "simple-salesforce check failed (is it installed? `pip install -r tests/clients/requirements.txt` at the workspace root)\n{stdout}\n{stderr}"
+    );
+    for check in [
+        "limits",
+        "describeGlobal",
+        "query_all follows nextRecordsUrl",
+        "bulk2 query",
+        "getUpdated",
+        "getDeleted",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok   {check}")),
+            "{check} did not run:\n{stdout}"
+        );
+    }
+    println!("{stdout}");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_salesforce_works_unchanged_over_https() {
+    run_simple_salesforce(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_salesforce_works_over_http_with_a_session_adapter() {
+    run_simple_salesforce(false).await;
+}

@@ -1,0 +1,46 @@
+//! Text shown to people. Record values are data from the org, and a terminal obeys the
+//! control characters in what it prints (colours, cursor moves, a changed window title, a
+//! cleared screen): human output shows them escaped; JSON output escapes them as JSON does.
+//! Texts cut to fit a limit (a step summary, a pull-request comment) are cut between chars.
+
+pub mod glob;
+pub mod suggest;
+
+use std::borrow::Cow;
+
+/// The largest char boundary of `text` at or below `at` (`at` at most `text.len()`): where
+/// a text may be cut to fit a byte limit.
+pub fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The text with every control character (C0, DEL, C1) written as `\u{1b}`.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_is_kept() {
+        assert_eq!(super::printable("Okafor"), "Okafor");
+        assert_eq!(
+            super::printable("a\u{1b}[2Jb\u{9b}c\u{7f}\u{7}é\n"),
+            "a\\u{1b}[2Jb\\u{9b}c\\u{7f}\\u{7}é\\u{a}"
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The library's layers, checked from its source (ARCHITECTURE.md draws them): a module imports
+//! only from its own layer or the layers below, the modules' imports form no cycle, and no file
+//! grows past 600 lines without saying why at its top.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Lowest first. A module may import from its own layer and every layer below it.
+const LAYERS: &[&[&str]] = &[
+    &["time", "text", "git_process", "templates"],
+    &["store"],
+    &["snapshot"],
+    &["search", "source"],
+    &["error"],
+    &["manifest", "gitops"],
+    &["diff", "state"],
+    &["ops", "notify", "project"],
+    &["plan"],
+    &["reconcile"],
+    &["commands"],
+];
+
+/// Imports against the layers that are known, each with what removes it. The list may only
+/// shrink: an import that is gone must leave it too.
+const KNOWN_UPWARD: &[(&str, &str, &str)] = &[(
+    "source",
+    "manifest",
+    "the Salesforce connector reads its settings from the task model; the Connector step of issue 22 hands them down from the engine",
+)];
+
+/// Files longer than the limit that say nothing about it yet, each with what splits it.
+const KNOWN_LONG: &[(&str, &str)] = &[
+    (
+        "src/main.rs",
+        "issue 22's CLI step: args structs per command, run(Cli) -> ExitStatus",
+    ),
+    (
+        "src/reconcile/mod.rs",
+        "issue 22's engine step: the per-task state machine and the state files leave it",
+    ),
+    (
+        "src/source/salesforce/backup.rs",
+        "issue 22's engine step: the source-neutral orchestration moves to the backup engine",
+    ),
+];
+
+const LONG: usize = 600;
+/// What a long file's top says (within its first doc lines) to explain its length.
+const REASON: &str = "Long because";
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("source directory")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The top-level module a file of src/ belongs to (None for lib.rs and main.rs).
+fn module_of(path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root().join("src")).ok()?;
+    let first = relative.components().next()?.as_os_str().to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_string();
+    (name != "lib" && name != "main").then_some(name)
+}
+
+/// Every `crate::x` path in the text outside comments, as the module `x`.
+fn imports(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            let after = &rest[at + "crate::".len()..];
+            let preceded_by_ident = rest[..at]
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_');
+            if !preceded_by_ident {
+                if let Some(group) = after.strip_prefix('{') {
+                    // `crate::{a, b::c}`
+                    let inner = group.split('}').next().unwrap_or_default();
+                    for item in inner.split(',') {
+                        let name: String = item
+                            .trim()
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        if !name.is_empty() {
+                            found.insert(name);
+                        }
+                    }
+                } else {
+                    let name: String = after
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() {
+                        found.insert(name);
+                    }
+                }
+            }
+            rest = after;
+        }
+    }
+    found
+}
+
+/// Module → the modules it imports, over the whole of src/.
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    sources(&root().join("src"), &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let Some(module) = module_of(&file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&file).expect("source file");
+        let entry = graph.entry(module.clone()).or_default();
+        for imported in imports(&text) {
+            // `crate::Error` is the error module's re-export.
+            let imported = if imported == "Error" {
+                "error".to_string()
+            } else {
+                imported
+            };
+            if imported != module {
+                entry.insert(imported);
+            }
+        }
+    }
+    graph
+}
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|layer| layer.contains(&module))
+}
+
+#[test]
+fn the_parser_finds_imports_in_every_form() {
+    let found = imports(
+        "use crate::store::{Store, StoreError};\nuse crate::{diff, time::now_ms};\n    let x = crate::text::printable(v); // crate::not_this\nfn f() -> my_crate::Other {}\n",
+    );
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        ["diff", "store", "text", "time"]
+    );
+}
+
+#[test]
+fn every_module_has_a_layer_and_imports_only_downwards() {
+    let graph = graph();
+    let mut problems = Vec::new();
+    for module in graph.keys() {
+        if layer_of(module).is_none() {
+            problems.push(format!(
+                "src/{module} is in no layer: add it to LAYERS (and to ARCHITECTURE.md)"
+            ));
+        }
+    }
+    let mut known_seen = BTreeSet::new();
+    for (module, imported) in &graph {
+        let Some(own) = layer_of(module) else {
+            continue;
+        };
+        for other in imported {
+            let Some(theirs) = layer_of(other) else {
+                continue;
+            };
+            if theirs <= own {
+                continue;
+            }
+            match KNOWN_UPWARD
+                .iter()
+                .find(|(from, to, _)| from == module && to == other)
+            {
+                Some(known) => {
+                    known_seen.insert(*known);
+                }
+                None => problems.push(format!(
+                    "src/{module} (layer {own}) imports src/{other} (layer {theirs}), which is above it"
+                )),
+            }
+        }
+    }
+    for known in KNOWN_UPWARD {
+        if !known_seen.contains(known) {
+            problems.push(format!(
+                "the known upward import {} -> {} is gone: remove it from KNOWN_UPWARD",
+                known.0, known.1
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_modules_imports_form_no_cycle_but_the_known_ones() {
+    let graph = graph();
+    let allowed =
+        |from: &str, to: &str| KNOWN_UPWARD.iter().any(|(f, t, _)| *f == from && *t == to);
+    // Depth-first search for a back edge, reporting the cycle it closes.
+    fn visit<'a>(
+        node: &'a str,
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        allowed: &dyn Fn(&str, &str) -> bool,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+        cycles: &mut Vec<String>,
+    ) {
+        if done.contains(node) {
+            return;
+        }
+        if let Some(at) = path.iter().position(|n| *n == node) {
+            let mut cycle: Vec<&str> = path[at..].to_vec();
+            cycle.push(node);
+            cycles.push(cycle.join(" -> "));
+            return;
+        }
+        path.push(node);
+        for next in graph.get(node).into_iter().flatten() {
+            if !allowed(node, next) {
+                visit(next, graph, allowed, path, done, cycles);
+            }
+        }
+        path.pop();
+        done.insert(node);
+    }
+    let mut cycles = Vec::new();
+    let mut done = BTreeSet::new();
+    for node in graph.keys() {
+        visit(
+            node,
+            &graph,
+            &allowed,
+            &mut Vec::new(),
+            &mut done,
+            &mut cycles,
+        );
+    }
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn no_file_is_long_without_a_reason_at_its_top() {
+    let mut files = Vec::new();
+    sources(&root().join("src"), &mut files);
+    for entry in std::fs::read_dir(root().join("crates"))
+        .expect("crates")
+        .flatten()
+    {
+        sources(&entry.path().join("src"), &mut files);
+    }
+    let mut problems = Vec::new();
+    let mut known_seen = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source file");
+        let relative = file
+            .strip_prefix(root())
+            .expect("under the root")
+            .to_string_lossy()
+            .into_owned();
+        let lines = text.lines().count();
+        let top: String = text
+            .lines()
+            .take_while(|l| l.starts_with("//!") || l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let known = KNOWN_LONG.iter().find(|(path, _)| *path == relative);
+        if let Some(known) = known {
+            known_seen.insert(known.0);
+        }
+        if lines > LONG && !top.contains(REASON) && known.is_none() {
+            problems.push(format!(
+                "{relative} has {lines} lines: split it, or say at its top why not (\"{REASON} …\")"
+            ));
+        }
+        if lines <= LONG && known.is_some() {
+            problems.push(format!(
+                "{relative} is {lines} lines now: remove it from KNOWN_LONG"
+            ));
+        }
+    }
+    for (path, _) in KNOWN_LONG {
+        if !known_seen.contains(path) {
+            problems.push(format!("{path} is gone: remove it from KNOWN_LONG"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

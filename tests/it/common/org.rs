@@ -1,0 +1,63 @@
+//! Driving the simulated org from tests: its admin API, a client logged in with its refresh
+//! token, and a snapshot's records read back from the store.
+
+use std::collections::BTreeMap;
+
+use cairn::manifest::model::Environment;
+use cairn::snapshot::{ObjectReader, SnapshotManifest};
+use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
+use cairn::store::Store;
+use cairn_sim::server::Simulator;
+use reqwest::Method;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+/// Calls the simulator's `/__sim/` API, which must succeed.
+pub async fn admin(sim: &Simulator, method: Method, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}/__sim/{path}", sim.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("admin");
+    assert!(
+        response.status().is_success(),
+        "admin {path}: {}",
+        response.status()
+    );
+    response.json().await.expect("JSON")
+}
+
+/// A client of the simulated org, through its refresh token, allowed 90% of the API budget.
+pub fn client(sim: &Simulator) -> SalesforceClient {
+    let login = LoginConfig {
+        environment: Environment::Production,
+        login_url: Some(sim.url()),
+        api_version: "62.0".into(),
+        credentials: Credentials::RefreshToken {
+            client_id: sim.credentials.client_id.clone(),
+            client_secret: None,
+            refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
+        },
+    };
+    SalesforceClient::new(login, 90, reqwest::Client::new())
+}
+
+/// Object -> Id -> canonical record bytes.
+pub type Records = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// Every record of a snapshot.
+pub fn records(store: &Store, manifest: &SnapshotManifest) -> Records {
+    manifest
+        .objects
+        .iter()
+        .map(|(object, entry)| {
+            (
+                object.clone(),
+                ObjectReader::new(store, object, entry)
+                    .map(|r| r.expect("record"))
+                    .collect(),
+            )
+        })
+        .collect()
+}
