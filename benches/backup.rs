@@ -10,9 +10,9 @@ mod common;
 
 use std::time::Instant;
 
-use cairn::manifest::model::Environment;
+use cairn::backup::{BackupOptions, backup};
 use cairn::snapshot::ObjectReader;
-use cairn::source::salesforce::backup::{BackupOptions, backup};
+use cairn::source::salesforce::Environment;
 use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
@@ -53,19 +53,22 @@ async fn main() {
         MasterKey::generate().expect("key"),
     )
     .expect("store");
-    let client = SalesforceClient::new(
-        LoginConfig {
-            environment: Environment::Production,
-            login_url: Some(sim.url()),
-            api_version: "62.0".into(),
-            credentials: Credentials::RefreshToken {
-                client_id: sim.credentials.client_id.clone(),
-                client_secret: None,
-                refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
+    let client = cairn::source::salesforce::SalesforceConnector::new(
+        SalesforceClient::new(
+            LoginConfig {
+                environment: Environment::Production,
+                login_url: Some(sim.url()),
+                api_version: "62.0".into(),
+                credentials: Credentials::RefreshToken {
+                    client_id: sim.credentials.client_id.clone(),
+                    client_secret: None,
+                    refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
+                },
             },
-        },
-        90,
-        reqwest::Client::new(),
+            90,
+            reqwest::Client::new(),
+        ),
+        cairn::source::salesforce::FetchSettings::new("62.0"),
     );
     let options = BackupOptions {
         include: vec!["Account".into()],
@@ -73,7 +76,7 @@ async fn main() {
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .map_or(cairn::snapshot::sorter::DEFAULT_MEMORY, |m| m << 20),
-        ..BackupOptions::new("bench", "62.0")
+        ..BackupOptions::new("bench")
     };
     let at = |ms: i64| cairn::time::format_datetime_z(ms);
 

@@ -20,7 +20,8 @@ use common::{account, id};
 
 fn source() -> Source {
     Source {
-        org_id: "00D5g0000000001AAA".into(),
+        kind: "salesforce".into(),
+        account: "00D5g0000000001AAA".into(),
         api_version: "62.0".into(),
     }
 }

@@ -23,7 +23,8 @@ fn main() {
         .unwrap_or(1_000_000);
     let (dir, store) = common::bench_store();
     let source = || Source {
-        org_id: "00D5g0000000001AAA".into(),
+        kind: "salesforce".into(),
+        account: "00D5g0000000001AAA".into(),
         api_version: "62.0".into(),
     };
     let raw_bytes: u64 = (0..records).map(|n| account(n, 0).len() as u64).sum();

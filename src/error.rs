@@ -58,9 +58,9 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Source(#[from] crate::source::salesforce::SourceError),
+    Source(#[from] crate::source::SourceError),
     #[error(transparent)]
-    Backup(#[from] crate::source::salesforce::backup::BackupError),
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl Error {

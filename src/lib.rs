@@ -3,6 +3,7 @@
 //! The binary is a thin layer over this library: `commands` holds one function per subcommand,
 //! each taking an options struct; ARCHITECTURE.md maps the layers below it.
 
+pub mod backup;
 pub mod commands;
 pub mod diff;
 pub mod error;

@@ -15,11 +15,11 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::manifest::model::{Auth, BackupTask, Environment};
 use crate::manifest::{ConfigTree, load};
+use crate::project::connect::http_client;
 use crate::project::store_access::Env;
-use crate::source::salesforce::SourceError;
+use crate::source::SourceError;
 use crate::source::salesforce::auth::{PRODUCTION_LOGIN, SANDBOX_LOGIN};
-use crate::source::salesforce::backup::url_encode;
-use crate::source::salesforce::connect::http_client;
+use crate::source::salesforce::fetch::url_encode;
 
 pub struct LoginOptions {
     pub dir: PathBuf,

@@ -10,11 +10,11 @@ use serde_json::Value;
 use super::auth::find_task;
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
 use crate::error::Error;
+use crate::project::connect;
 use crate::project::store_access::{self, Env};
 use crate::snapshot::ObjectReader;
 use crate::snapshot::writer::load_manifest;
 use crate::source::Connection;
-use crate::source::salesforce::connect;
 use crate::source::salesforce::restore::{self, Chosen, RestorePlan, Schemas, Step, field_infos};
 
 #[derive(Debug, Clone, Default)]
@@ -147,7 +147,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             ));
         }
     };
-    let same_org = org.get(..15) == manifest.source.org_id.get(..15);
+    let same_org = org.get(..15) == manifest.source.account.get(..15);
     let version = target.source.api_version.clone();
     let mut notes = String::new();
     for object in undescribed {

@@ -107,7 +107,7 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutco
         if options.check_connection
             && let Some(task) = task
         {
-            connection = match crate::source::salesforce::connect::client(task, env) {
+            connection = match crate::project::connect::client(task, env) {
                 Ok(client) => match client.check_connection().await {
                     Connection::Connected { .. } => "Connected".to_string(),
                     Connection::Disconnected {

@@ -9,14 +9,15 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::backup::{BackupOutcome, backup};
 use crate::diff::summary::Triggered;
 use crate::error::Error;
 use crate::gitops::{Change, StateBranch};
 use crate::manifest::model::{BackupTask, Environment, Repository};
 use crate::manifest::{ConfigTree, load};
+use crate::project::connect;
 use crate::snapshot::writer::load_manifest;
-use crate::source::salesforce::backup::{BackupOutcome, backup};
-use crate::source::salesforce::connect;
+use crate::source::Connector as _;
 use crate::source::{Connection, DisconnectReason};
 use crate::state::retention::{self, Candidate};
 use crate::state::schedule;
@@ -769,9 +770,9 @@ async fn run_backup(
     status: &mut TaskStatus,
 ) -> Result<BackupRun, String> {
     let now = context.now.clone();
-    let client =
-        connect::client(task, context.env).map_err(|e| format!("{e}; {}", e.guidance()))?;
-    match client.check_connection().await {
+    let connector =
+        connect::connector(task, context.env).map_err(|e| format!("{e}; {}", e.guidance()))?;
+    match connector.check_connection().await {
         Connection::Connected { org_id, .. } => {
             if let Some(pinned) = &task.source.org_id
                 && !org_id.starts_with(&pinned[..pinned.len().min(15)])
@@ -867,12 +868,12 @@ async fn run_backup(
         }
         None => None,
     };
-    let options = crate::source::salesforce::backup::BackupOptions {
+    let options = crate::backup::BackupOptions {
         full_because: refetch,
         ..connect::backup_options(task)
     };
     let outcome = backup(
-        &client,
+        &connector,
         context.store,
         &options,
         parent.as_ref().map(|(id, m)| (id.as_str(), m)),
@@ -880,9 +881,10 @@ async fn run_backup(
     )
     .await
     .map_err(|e| {
-        if let crate::source::salesforce::backup::BackupError::Source(
-            crate::source::salesforce::SourceError::Disconnected { reason, .. },
-        ) = &e
+        if let crate::backup::BackupError::Source(crate::source::SourceError::Disconnected {
+            reason,
+            ..
+        }) = &e
         {
             status.set_condition(
                 "Connected",

@@ -108,11 +108,31 @@ pub enum Outcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Where a snapshot's data came from. Snapshots written before sources had kinds name only
+/// a Salesforce org (`orgId`): they read as `kind: salesforce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
-    pub org_id: String,
+    #[serde(default = "salesforce")]
+    pub kind: String,
+    /// The account at the source (a Salesforce org id).
+    #[serde(alias = "orgId")]
+    pub account: String,
     pub api_version: String,
+}
+
+fn salesforce() -> String {
+    "salesforce".into()
+}
+
+impl Default for Source {
+    fn default() -> Source {
+        Source {
+            kind: salesforce(),
+            account: String::new(),
+            api_version: String::new(),
+        }
+    }
 }
 
 /// The time span the data reflects (SystemModstamp window of an incremental).

@@ -1,7 +1,15 @@
-//! Sources of data to back up. Salesforce is the first; the connection status they report
-//! (Connected or Disconnected, and why) is the same for any SaaS.
+//! Sources of data to back up, behind one trait (`Connector`) the backup engine drives.
+//! Salesforce is the first; the connection status they report (Connected or Disconnected, and
+//! why) is the same for any SaaS.
 
+mod connector;
+mod error;
+mod objects;
 pub mod salesforce;
+
+pub use connector::{Account, Connector, FetchError, FetchWindow, RowSink};
+pub use error::SourceError;
+pub use objects::{Coverage, Field, ObjectPlan};
 
 /// Why a source cannot be reached with the credentials it has.
 #[derive(Debug, Clone, PartialEq, Eq)]

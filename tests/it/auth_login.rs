@@ -4,8 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use cairn::manifest::model::Environment;
 use cairn::source::Connection;
+use cairn::source::salesforce::Environment;
 use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn_sim::org::{OrgOptions, Population};
 use cairn_sim::server::{SimOptions, Simulator};

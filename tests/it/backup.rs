@@ -3,10 +3,11 @@
 
 use crate::common;
 
-use common::org::{admin, client, records};
+use common::org::{admin, records};
 
+use cairn::backup::{BackupOptions, backup};
 use cairn::snapshot::Outcome;
-use cairn::source::salesforce::backup::{BackupOptions, backup};
+use cairn::source::salesforce::{FetchSettings, SalesforceConnector};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
@@ -19,10 +20,24 @@ use serde_json::{Value, json};
 const T0: i64 = 1_749_988_800_000;
 
 fn options() -> BackupOptions {
-    BackupOptions {
-        batch_size: 500,
-        ..BackupOptions::new("acme", "62.0")
-    }
+    BackupOptions::new("acme")
+}
+
+/// The simulator as the engine's connector, in REST pages of 500 records.
+fn client(sim: &Simulator) -> SalesforceConnector {
+    client_with(sim, cairn::source::salesforce::fetch::BULK_THRESHOLD)
+}
+
+/// The same, with objects past `bulk_threshold` records read through Bulk API 2.0.
+fn client_with(sim: &Simulator, bulk_threshold: u64) -> SalesforceConnector {
+    SalesforceConnector::new(
+        common::org::client(sim),
+        FetchSettings {
+            batch_size: 500,
+            bulk_threshold,
+            ..FetchSettings::new("62.0")
+        },
+    )
 }
 
 fn at(ms: i64) -> String {
@@ -569,12 +584,10 @@ async fn a_revoked_refresh_token_writes_nothing() {
     assert!(
         matches!(
             &error,
-            cairn::source::salesforce::backup::BackupError::Source(
-                cairn::source::salesforce::SourceError::Disconnected {
-                    reason: cairn::source::DisconnectReason::Expired,
-                    ..
-                }
-            )
+            cairn::backup::BackupError::Source(cairn::source::SourceError::Disconnected {
+                reason: cairn::source::DisconnectReason::Expired,
+                ..
+            })
         ),
         "{error}"
     );
@@ -591,29 +604,17 @@ async fn bulk_and_rest_give_the_same_records_byte_for_byte() {
     let dir = tempfile::tempdir().expect("dir");
     let store = new_store(dir.path());
     let rest = backup(
-        &client(&sim),
+        &client_with(&sim, u64::MAX),
         &store,
-        &BackupOptions {
-            bulk_threshold: u64::MAX,
-            ..options()
-        },
+        &options(),
         None,
         &at(T0),
     )
     .await
     .expect("REST");
-    let bulk = backup(
-        &client(&sim),
-        &store,
-        &BackupOptions {
-            bulk_threshold: 0,
-            ..options()
-        },
-        None,
-        &at(T0),
-    )
-    .await
-    .expect("Bulk");
+    let bulk = backup(&client_with(&sim, 0), &store, &options(), None, &at(T0))
+        .await
+        .expect("Bulk");
     let (rest_records, bulk_records) = (
         records(&store, &rest.manifest),
         records(&store, &bulk.manifest),
@@ -638,10 +639,9 @@ async fn bulk_and_rest_give_the_same_records_byte_for_byte() {
     // A sort budget far below the object's size spills runs to disk and merges them: the same
     // records, one at a time, sequentially.
     let spilled = backup(
-        &client(&sim),
+        &client_with(&sim, 0),
         &store,
         &BackupOptions {
-            bulk_threshold: 0,
             sort_memory: 16 * 1024,
             concurrency: 1,
             ..options()
@@ -679,11 +679,10 @@ async fn objects_past_the_bulk_threshold_and_only_those_go_through_bulk() {
         async move {
             let jobs_before = sim.state.jobs.lock().expect("jobs").created_today();
             let outcome = backup(
-                &client(sim),
+                &client_with(sim, bulk_threshold),
                 store,
                 &BackupOptions {
                     include: vec!["Account".into()],
-                    bulk_threshold,
                     ..options()
                 },
                 None,
@@ -1121,11 +1120,9 @@ mod truth {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_transient_failure_on_any_kind_of_call_changes_nothing() {
     let sim = simulator(9).await;
-    let options = BackupOptions {
-        // Objects of more than 150 records go through Bulk, the rest through REST.
-        bulk_threshold: 150,
-        ..options()
-    };
+    let options = options();
+    // Objects of more than 150 records go through Bulk, the rest through REST.
+    let client = |sim: &Simulator| client_with(sim, 150);
     let dir = tempfile::tempdir().expect("dir");
     let store = new_store(dir.path());
     let clean = backup(&client(&sim), &store, &options, None, &at(T0))
@@ -1191,9 +1188,17 @@ async fn one_transient_failure_on_any_kind_of_call_changes_nothing() {
 async fn concurrent_fetches_never_take_the_org_past_the_budget_ceiling() {
     let sim = simulator_of(10, 3000, 1000).await;
     let options = BackupOptions {
-        batch_size: 200,
         concurrency: 4,
         ..options()
+    };
+    let client = |sim: &Simulator| {
+        SalesforceConnector::new(
+            common::org::client(sim),
+            FetchSettings {
+                batch_size: 200,
+                ..FetchSettings::new("62.0")
+            },
+        )
     };
     // Answers take a while, as over the internet: the fetches' calls overlap.
     admin(

@@ -476,7 +476,8 @@ fn forget_updates_the_state_and_cleans_orphans_of_killed_runs() {
         .finish(
             "2099-01-01T00:00:00Z",
             cairn::snapshot::Source {
-                org_id: "00D000000000001".into(),
+                kind: "salesforce".into(),
+                account: "00D000000000001".into(),
                 api_version: "62.0".into(),
             },
             None,

@@ -1,8 +1,9 @@
 //! The Salesforce client against the simulator: logins, the connection check, a session minted
 //! again after expiry, the API budget, and retries of transient failures only.
 
-use cairn::manifest::model::Environment;
-use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient, SourceError};
+use cairn::source::SourceError;
+use cairn::source::salesforce::Environment;
+use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::source::{Connection, DisconnectReason};
 use cairn_sim::org::OrgOptions;
 use cairn_sim::server::{SimOptions, Simulator};

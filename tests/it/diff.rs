@@ -4,12 +4,12 @@
 
 use crate::common;
 
-use common::org::{Records, admin, client, records};
+use common::org::{Records, admin, connector, records};
 use std::collections::{BTreeMap, BTreeSet};
 
+use cairn::backup::{BackupOptions, backup};
 use cairn::diff::{self, Kind, RecordChange};
 use cairn::snapshot::SnapshotManifest;
-use cairn::source::salesforce::backup::{BackupOptions, backup};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
@@ -113,10 +113,10 @@ async fn diffs_equal_a_brute_force_comparison() {
     .expect("store");
     let options = BackupOptions {
         full_every_days: 0,
-        ..BackupOptions::new("acme", "62.0")
+        ..BackupOptions::new("acme")
     };
     let at = |ms: i64| cairn::time::format_datetime_z(ms);
-    let client = client(&sim);
+    let client = connector(&sim);
     let s1 = backup(&client, &store, &options, None, &at(T0))
         .await
         .expect("s1");
@@ -290,7 +290,8 @@ fn diffs_across_a_compaction_equal_a_brute_force_comparison() {
     )
     .expect("store");
     let source = || Source {
-        org_id: "00D".into(),
+        kind: "salesforce".into(),
+        account: "00D".into(),
         api_version: "62.0".into(),
     };
     let id = |n: u32| format!("001{n:015}");

@@ -22,6 +22,7 @@ mod deploy;
 mod diff;
 mod fuzz;
 mod gitops;
+mod jsonfile;
 mod schema;
 mod store;
 mod store_cli;

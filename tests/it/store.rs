@@ -40,7 +40,8 @@ fn finish(writer: SnapshotWriter<'_>) -> (String, SnapshotManifest) {
         .finish(
             "2026-01-01T00:00:00Z",
             Source {
-                org_id: "00D000000000001AAA".into(),
+                kind: "salesforce".into(),
+                account: "00D000000000001AAA".into(),
                 api_version: "62.0".into(),
             },
             None,

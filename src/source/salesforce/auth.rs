@@ -6,8 +6,6 @@
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::manifest::model::Environment;
-
 pub const PRODUCTION_LOGIN: &str = "https://login.salesforce.com";
 pub const SANDBOX_LOGIN: &str = "https://test.salesforce.com";
 /// How long a JWT assertion is valid; Salesforce accepts a few minutes.
@@ -46,6 +44,13 @@ impl std::fmt::Debug for Credentials {
             ),
         }
     }
+}
+
+/// The kind of org a login is for: its generic login host, and the JWT audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Production,
+    Sandbox,
 }
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! Bulk API 2.0 results into rows: each record's canonical bytes written straight from its CSV
-//! cells, exactly as [`super::backup::canonical`] writes them from REST's JSON.
+//! cells, exactly as [`super::fetch::canonical`] writes them from REST's JSON.
 //!
 //! A full backup reads every record of the org here, so the common cells take a short way: a
 //! record with nothing to escape has its text cells copied as they are, and datetimes already
@@ -8,14 +8,12 @@
 
 use serde_json::Value;
 
-use super::backup::{
-    BackupError, created_after, is_canonical_datetime_bytes, revisited, stamp_ms, write_datetime,
-    write_string,
-};
 use super::bulk_csv::{CsvError, CsvReader};
-use super::client::SourceError;
-use super::discovery::Field;
+use super::fetch::{
+    created_after, is_canonical_datetime_bytes, revisited, stamp_ms, write_datetime, write_string,
+};
 use crate::snapshot::sorter::Row;
+use crate::source::{FetchError, Field, SourceError};
 use crate::store::StoreError;
 
 /// What describe says a field holds, as far as writing its value goes.
@@ -47,8 +45,8 @@ pub fn read_rows(
     fields: &[Field],
     since_ms: Option<i64>,
     push: &mut dyn FnMut(Row) -> Result<(), StoreError>,
-) -> Result<(), BackupError> {
-    let broken = |e: CsvError| -> BackupError {
+) -> Result<(), FetchError> {
+    let broken = |e: CsvError| -> FetchError {
         SourceError::Network(format!("unreadable Bulk CSV: {e}")).into()
     };
     // `{"Name":` or `,"Name":`, ready to copy.

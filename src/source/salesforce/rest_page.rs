@@ -1,7 +1,7 @@
 //! Reading a REST query page's records straight into rows. Building a JSON tree per record
 //! (a map of ~40 owned keys and values) cost more than everything else done with it; here each
 //! field's value is read once, borrowed where the text needs no unescaping, and written as the
-//! record's canonical bytes, exactly as [`super::backup::canonical`] writes them from a tree.
+//! record's canonical bytes, exactly as [`super::fetch::canonical`] writes them from a tree.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -12,9 +12,9 @@ use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::backup::{CanonicalInput, created_after, revisited, stamp_ms, write_canonical_value};
-use super::discovery::Field;
+use super::fetch::{CanonicalInput, created_after, revisited, stamp_ms, write_canonical_value};
 use crate::snapshot::sorter::Row;
+use crate::source::Field;
 use crate::store::StoreError;
 
 /// Reads `body` (a query page) and hands each record to `push` as a row. A failure of `push`
@@ -300,7 +300,7 @@ impl<'de> Visitor<'de> for CellVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::salesforce::backup::canonical;
+    use crate::source::salesforce::fetch::canonical;
 
     /// The reference: the row built from a JSON tree of the record.
     fn from_tree(record: &Value, fields: &[Field], since_ms: Option<i64>) -> Row {

@@ -11,8 +11,9 @@ use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::backup::url_encode;
-use super::client::{SalesforceClient, SourceError};
+use super::client::SalesforceClient;
+use super::fetch::url_encode;
+use crate::source::SourceError;
 
 /// sObject Collections take at most this many records per call.
 pub const CHUNK: usize = 200;

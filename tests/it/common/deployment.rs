@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 use super::git;
-use super::org::{admin, client, records};
+use super::org::{admin, connector, records};
 
+use cairn::backup::backup;
 use cairn::manifest::{ConfigTree, load};
+use cairn::project::connect::backup_options;
 use cairn::snapshot::writer::load_manifest;
-use cairn::source::salesforce::backup::backup;
-use cairn::source::salesforce::connect::backup_options;
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
@@ -288,7 +288,7 @@ pub fn org_records(
     .expect("scratch store");
     let fresh = runtime
         .block_on(backup(
-            &client(sim),
+            &connector(sim),
             &scratch,
             &backup_options(&config.tasks[0].task),
             None,

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use cairn::manifest::model::Environment;
 use cairn::snapshot::{ObjectReader, SnapshotManifest};
+use cairn::source::salesforce::Environment;
 use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::store::Store;
 use cairn_sim::server::Simulator;
@@ -41,6 +41,14 @@ pub fn client(sim: &Simulator) -> SalesforceClient {
         },
     };
     SalesforceClient::new(login, 90, reqwest::Client::new())
+}
+
+/// The simulator as the backup engine's connector.
+pub fn connector(sim: &Simulator) -> cairn::source::salesforce::SalesforceConnector {
+    cairn::source::salesforce::SalesforceConnector::new(
+        client(sim),
+        cairn::source::salesforce::FetchSettings::new("62.0"),
+    )
 }
 
 /// Object -> Id -> canonical record bytes.

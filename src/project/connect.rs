@@ -3,10 +3,11 @@
 
 use zeroize::Zeroizing;
 
-use super::auth::{Credentials, LoginConfig};
-use super::backup::BackupOptions;
-use super::client::{SalesforceClient, SourceError};
-use crate::manifest::model::{Auth, BackupTask};
+use crate::backup::BackupOptions;
+use crate::manifest::model::{Auth, BackupTask, Environment};
+use crate::source::SourceError;
+use crate::source::salesforce::auth::{Credentials, Environment as OrgKind, LoginConfig};
+use crate::source::salesforce::{FetchSettings, SalesforceClient, SalesforceConnector};
 
 /// Reads the environment; tests and embedders supply their own.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -71,7 +72,10 @@ pub fn login_config(task: &BackupTask, env: Env<'_>) -> Result<LoginConfig, Sour
         },
     };
     Ok(LoginConfig {
-        environment: source.environment,
+        environment: match source.environment {
+            Environment::Production => OrgKind::Production,
+            Environment::Sandbox => OrgKind::Sandbox,
+        },
         login_url: source.login_url.clone(),
         api_version: source.api_version.clone(),
         credentials,
@@ -96,6 +100,14 @@ pub fn client(task: &BackupTask, env: Env<'_>) -> Result<SalesforceClient, Sourc
     ))
 }
 
+/// The task's org as the backup engine's connector.
+pub fn connector(task: &BackupTask, env: Env<'_>) -> Result<SalesforceConnector, SourceError> {
+    Ok(SalesforceConnector::new(
+        client(task, env)?,
+        FetchSettings::new(&task.source.api_version),
+    ))
+}
+
 /// What the backup of this task fetches, and how.
 pub fn backup_options(task: &BackupTask) -> BackupOptions {
     BackupOptions {
@@ -103,7 +115,7 @@ pub fn backup_options(task: &BackupTask) -> BackupOptions {
         exclude: task.objects.exclude.clone(),
         full_every_days: task.full_backup.every_days,
         count_check: task.full_backup.count_check,
-        sandbox: Some(task.source.environment == crate::manifest::model::Environment::Sandbox),
-        ..BackupOptions::new(&task.id, &task.source.api_version)
+        sandbox: Some(task.source.environment == Environment::Sandbox),
+        ..BackupOptions::new(&task.id)
     }
 }

@@ -1,0 +1,531 @@
+//! The backup engine, the same for every source: discover, then for each object a full pass
+//! (first backup, changed fields, no change stamps, the periodic full pass, damage in the
+//! parent, or a failed count check) or an incremental one (the window since the object was last
+//! current, deletions as tombstones), written into the store while the rows arrive. Objects are
+//! fetched a few at a time. A full pass writes the object's new base ([`BaseWriter`]: straight
+//! into segments while rows come in Id order, as they usually do); an incremental's rows are
+//! compared with the parent and written as a delta ([`DeltaWriter`]). When the API budget runs
+//! out the snapshot is kept as partial: finished objects are new, the others keep the parent's
+//! data and the next run resumes them. The connector (`crate::source::Connector`) does the
+//! talking; the engine never knows which service it is.
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::snapshot::base::BaseWriter;
+use crate::snapshot::delta::DeltaWriter;
+use crate::snapshot::recent::RecentVersions;
+use crate::snapshot::sorter::{DEFAULT_MEMORY, Row};
+use crate::snapshot::{Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
+use crate::source::{
+    Connector, Coverage, FetchError, FetchWindow, ObjectPlan, RowSink, SourceError,
+};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub task: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Fetch an object in full when its last full fetch is this many days old (0: only when
+    /// needed).
+    pub full_every_days: u32,
+    /// Compare record counts with the org after each incremental.
+    pub count_check: bool,
+    /// Bytes of fetched rows one object holds in memory before sorting spills to disk.
+    pub sort_memory: usize,
+    /// Objects fetched at once.
+    pub concurrency: usize,
+    /// The kind of org the task is for (`source.environment`): true for a sandbox. Checked
+    /// against Organization.IsSandbox before anything is written; None checks nothing.
+    pub sandbox: Option<bool>,
+    /// Objects to fetch in full whatever the parent holds, with why (the parent's data of
+    /// them is damaged, say).
+    pub full_because: std::collections::BTreeMap<String, String>,
+}
+
+impl BackupOptions {
+    pub fn new(task: &str) -> BackupOptions {
+        BackupOptions {
+            task: task.to_string(),
+            include: vec!["*".to_string()],
+            exclude: Vec::new(),
+            full_every_days: 7,
+            count_check: true,
+            sort_memory: DEFAULT_MEMORY,
+            concurrency: 4,
+            sandbox: None,
+            full_because: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// What happened to one object in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRun {
+    pub object: String,
+    /// Fetched in full (else incrementally), and why.
+    pub full: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rows the org returned (records and tombstones).
+    pub fetched: u64,
+    /// For incrementals: records created, changed and deleted in the window.
+    pub added: u64,
+    pub modified: u64,
+    pub deleted: u64,
+    /// Live records after the run, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct BackupOutcome {
+    pub snapshot: String,
+    pub manifest: SnapshotManifest,
+    pub coverage: Coverage,
+    /// Objects backed up in full this run, and incrementally.
+    pub full: Vec<String>,
+    pub incremental: Vec<String>,
+    /// Per object, in name order.
+    pub objects: Vec<ObjectRun>,
+    /// The normalised schema document of every object backed up.
+    pub schemas: BTreeMap<String, Value>,
+    /// API calls this run made.
+    pub api_calls: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the task says `environment: {}`, but its credentials reach {}; nothing was backed up",
+        if *expected_sandbox { "sandbox" } else { "production" },
+        if *expected_sandbox { "a production org (Organization.IsSandbox is false)" } else { "a sandbox (Organization.IsSandbox is true)" }
+    )]
+    WrongEnvironment { expected_sandbox: bool },
+}
+
+impl From<FetchError> for BackupError {
+    fn from(error: FetchError) -> BackupError {
+        match error {
+            FetchError::Source(e) => BackupError::Source(e),
+            FetchError::Store(e) => BackupError::Store(e),
+        }
+    }
+}
+
+impl BackupError {
+    pub fn guidance(&self) -> String {
+        match self {
+            BackupError::Source(e) => e.guidance(),
+            BackupError::Store(e) => e.guidance(),
+            BackupError::WrongEnvironment { .. } => "point the credentials (and loginUrl) at the org the task is for; an org of the other kind needs a task of its own".into(),
+        }
+    }
+}
+
+/// Where an object's fetched rows go.
+enum Fetched {
+    /// A full pass: its new base, written as rows arrive.
+    Full(Box<FullFetch>),
+    /// An incremental: its delta, written as rows arrive.
+    Changes(Box<DeltaWriter>),
+}
+
+impl RowSink for Fetched {
+    fn push(&mut self, row: Row) -> Result<(), StoreError> {
+        match self {
+            Fetched::Full(full) => full.push(row),
+            Fetched::Changes(delta) => delta.push(row),
+        }
+    }
+}
+
+/// A full pass in progress: the new base, and the versions the next incremental will fetch
+/// again.
+struct FullFetch {
+    base: BaseWriter,
+    recent: RecentVersions,
+    fetched: u64,
+}
+
+impl FullFetch {
+    fn new(store: &Store, plan: &ObjectPlan, options: &BackupOptions, recent_from: i64) -> Self {
+        FullFetch {
+            base: BaseWriter::new(store, &plan.name, options.sort_memory),
+            recent: RecentVersions::since(recent_from),
+            fetched: 0,
+        }
+    }
+
+    fn push(&mut self, row: Row) -> Result<(), StoreError> {
+        self.fetched += 1;
+        self.recent.note(&row);
+        self.base.push(row)
+    }
+}
+
+/// How one object is fetched this run.
+struct Job<'a> {
+    plan: &'a ObjectPlan,
+    /// Why in full; None for an incremental.
+    full_reason: Option<String>,
+    window: FetchWindow,
+}
+
+const DAY_MS: i64 = 86_400_000;
+/// How far each incremental window reaches back into the previous one.
+pub const WINDOW_OVERLAP_MS: i64 = 5 * 60_000;
+
+fn plan_job<'a>(
+    plan: &'a ObjectPlan,
+    previous: Option<&crate::snapshot::ObjectEntry>,
+    snapshot_until: Option<&str>,
+    now: &str,
+    now_ms: i64,
+    options: &BackupOptions,
+) -> Job<'a> {
+    let field_names: Vec<&str> = plan.fields.iter().map(|f| f.name.as_str()).collect();
+    let since = previous.and_then(|p| p.until.as_deref().or(snapshot_until));
+    let since_ms = since.and_then(crate::time::parse_datetime);
+    let full_age_days = previous
+        .and_then(|p| p.full_at.as_deref())
+        .and_then(crate::time::parse_datetime)
+        .map(|at| (now_ms - at) / DAY_MS);
+    let full_reason = if let Some(reason) = options.full_because.get(&plan.name) {
+        Some(reason.clone())
+    } else if !plan.incremental {
+        Some("the object has no SystemModstamp".to_string())
+    } else if previous.is_none() || since_ms.is_none() {
+        Some("first backup of the object".to_string())
+    } else if previous.is_some_and(|p| p.fields != field_names) {
+        Some("its fields changed".to_string())
+    } else if since_ms.is_some_and(|since| since - WINDOW_OVERLAP_MS > now_ms) {
+        // The last window ended beyond the org's present by more than the overlap (it was
+        // bounded by a clock ahead of the org's, before windows followed the org's clock): a
+        // window from there would skip what changed in between.
+        Some("the last window ended in the org's future (clocks disagreed)".to_string())
+    } else if options.full_every_days > 0 {
+        match full_age_days {
+            None => Some("no full fetch on record".to_string()),
+            Some(days) if days >= i64::from(options.full_every_days) => Some(format!(
+                "the periodic full fetch is due (last one {days} days ago)"
+            )),
+            Some(_) => None,
+        }
+    } else {
+        None
+    };
+    match (full_reason, since_ms) {
+        // Windows overlap: a change committed late with an earlier stamp, or in the very
+        // millisecond a window ended, is still seen.
+        (None, Some(since_ms)) => Job {
+            plan,
+            full_reason: None,
+            window: FetchWindow::Changes {
+                since_ms,
+                from_ms: since_ms - WINDOW_OVERLAP_MS,
+                to: now.to_string(),
+            },
+        },
+        (reason, _) => Job {
+            plan,
+            full_reason: Some(reason.unwrap_or_else(|| "first backup of the object".into())),
+            window: FetchWindow::Full,
+        },
+    }
+}
+
+/// Makes a full pass's base the object's, and returns the versions the next incremental will
+/// fetch again.
+fn write_full(
+    writer: &mut SnapshotWriter,
+    plan: &ObjectPlan,
+    full: Box<FullFetch>,
+    reason: &str,
+) -> Result<(ObjectRun, RecentVersions), BackupError> {
+    let base = full.base.finish()?;
+    writer.set_base(&plan.name, base.segments, base.records);
+    let run = ObjectRun {
+        object: plan.name.clone(),
+        full: true,
+        reason: Some(reason.to_string()),
+        fetched: full.fetched,
+        added: 0,
+        modified: 0,
+        deleted: 0,
+        records: Some(base.records),
+    };
+    Ok((run, full.recent))
+}
+
+/// Adds an incremental's delta to the object, and returns the versions the next incremental
+/// will fetch again.
+fn write_incremental(
+    writer: &mut SnapshotWriter,
+    plan: &ObjectPlan,
+    delta: Box<DeltaWriter>,
+) -> Result<(ObjectRun, RecentVersions), BackupError> {
+    let delta = delta.finish()?;
+    let counts = delta.counts;
+    writer.add_delta(&plan.name, delta.segments, counts.upserts(), counts.deleted);
+    writer.count_changes(&plan.name, counts.added, counts.removed);
+    let run = ObjectRun {
+        object: plan.name.clone(),
+        full: false,
+        reason: None,
+        fetched: counts.upserts() + counts.deleted,
+        added: counts.added,
+        modified: counts.modified,
+        deleted: counts.deleted,
+        records: writer.records(&plan.name),
+    };
+    Ok((run, delta.recent))
+}
+
+/// Why the org's count disagrees with the store's, if it does.
+fn count_mismatch(org: Option<u64>, stored: Option<u64>) -> Option<String> {
+    match (org, stored) {
+        (Some(org), Some(stored)) if org == stored => None,
+        (Some(org), Some(stored)) => Some(format!(
+            "count check: the org has {org} records, the backup {stored}"
+        )),
+        (_, None) => Some("count check: the backup's record count is unknown".into()),
+        (None, _) => None,
+    }
+}
+
+fn budget_reason(error: &BackupError, object: &str) -> Option<String> {
+    match error {
+        BackupError::Source(SourceError::BudgetExhausted {
+            used,
+            max,
+            limit_percent,
+        }) => Some(format!(
+            "the API budget ran out at {used} of {max} daily calls ({limit_percent}% allowed) before {object} was backed up"
+        )),
+        BackupError::Source(SourceError::DailyLimitReached { message }) => Some(format!(
+            "the org's daily API allocation ran out before {object} was backed up (Salesforce: {message})"
+        )),
+        _ => None,
+    }
+}
+
+/// One backup run of `connector`'s source into `store`, on top of `parent`, at `now`.
+pub async fn backup<C: Connector>(
+    connector: &C,
+    store: &Store,
+    options: &BackupOptions,
+    parent: Option<(&str, &SnapshotManifest)>,
+    now: &str,
+) -> Result<BackupOutcome, BackupError> {
+    let now_ms = crate::time::parse_datetime(now).ok_or_else(|| {
+        SourceError::Config(format!(
+            "the backup time {now:?} is not an ISO 8601 datetime"
+        ))
+    })?;
+    let calls_before = connector.api_calls();
+    connector.prepare().await?;
+    let (plans, coverage) = connector
+        .discover(&options.include, &options.exclude)
+        .await?;
+    let account = connector.account().await?;
+    // `source.environment` is fixed for the task's life, and a login URL may reach either
+    // kind of account: checked before anything is written.
+    if let (Some(expected), Some(is_sandbox)) = (options.sandbox, account.sandbox)
+        && expected != is_sandbox
+    {
+        return Err(BackupError::WrongEnvironment {
+            expected_sandbox: expected,
+        });
+    }
+    // Windows end at the org's clock, never the runner's: a runner ahead of the org would
+    // end a window in the org's future, and the next window, starting there, would never see
+    // what the org changed in between; one behind it would leave recent changes for later.
+    // The runner's time is taken only when it falls inside what the last answer's `Date` says;
+    // otherwise the earliest the org's time can be, never ahead of it: every query sent after
+    // sees the whole window, so the next run may take a record created before this end for one
+    // this run saw.
+    let window_end_ms = match connector.server_time_bounds() {
+        // The runner's clock agrees with the org's: it has the milliseconds `Date` lacks.
+        Some((earliest, latest)) if (earliest..=latest).contains(&now_ms) => now_ms,
+        Some((earliest, _)) => earliest,
+        None => now_ms,
+    };
+    let window_end = crate::time::format_datetime_z(window_end_ms);
+    // The snapshot is dated by the run (as the state branch lists it); its data by the org.
+    let snapshot_time = now;
+    let (now, now_ms) = (window_end.as_str(), window_end_ms);
+    let snapshot_until = parent
+        .and_then(|(_, m)| m.window.as_ref())
+        .map(|w| w.to.as_str());
+    let mut writer = SnapshotWriter::new(store, &options.task, parent)?;
+    // Objects no longer chosen or gone from the org leave the snapshot.
+    if let Some((_, manifest)) = parent {
+        for object in manifest.objects.keys() {
+            if !plans.iter().any(|p| &p.name == object) {
+                writer.drop_object(object);
+            }
+        }
+    }
+    let jobs: Vec<Job> = plans
+        .iter()
+        .map(|plan| {
+            let previous = parent.and_then(|(_, m)| m.objects.get(&plan.name));
+            plan_job(plan, previous, snapshot_until, now, now_ms, options)
+        })
+        .collect();
+    // What the next incremental will fetch again: versions stamped in its overlap.
+    let recent_from = now_ms - WINDOW_OVERLAP_MS;
+    let mut fetches = futures_util::stream::iter(jobs.iter().map(|job| {
+        let into = match job.full_reason {
+            Some(_) => Fetched::Full(Box::new(FullFetch::new(
+                store,
+                job.plan,
+                options,
+                recent_from,
+            ))),
+            None => Fetched::Changes(Box::new(DeltaWriter::new(
+                store,
+                &job.plan.name,
+                parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
+                recent_from,
+                options.sort_memory,
+            ))),
+        };
+        // An incremental's count check is asked alongside its fetch: the org counts while
+        // the rows arrive.
+        let count = job.full_reason.is_none() && options.count_check;
+        async move {
+            let counted = async {
+                match count {
+                    true => Some(connector.count(job.plan, now).await),
+                    false => None,
+                }
+            };
+            tokio::join!(connector.fetch(job.plan, &job.window, into), counted)
+        }
+    }))
+    .buffered(options.concurrency.max(1));
+    let mut runs = Vec::new();
+    let mut out_of_budget: Option<String> = None;
+    let mut next_job = jobs.iter();
+    while let Some((result, counted)) = fetches.next().await {
+        let Some(job) = next_job.next() else { break };
+        let name = &job.plan.name;
+        let fetched = match result {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                let e = BackupError::from(e);
+                match budget_reason(&e, name) {
+                    Some(reason) => {
+                        out_of_budget.get_or_insert(reason);
+                        continue;
+                    }
+                    None => return Err(e),
+                }
+            }
+        };
+        let (mut run, mut recent) = match fetched {
+            Fetched::Full(full) => {
+                let reason = job.full_reason.as_deref().unwrap_or_default();
+                write_full(&mut writer, job.plan, full, reason)?
+            }
+            Fetched::Changes(delta) => write_incremental(&mut writer, job.plan, delta)?,
+        };
+        if let (false, None, Some(counted)) = (run.full, &out_of_budget, counted) {
+            let checked = match counted.map(|org| count_mismatch(org, run.records)) {
+                Ok(None) => Ok(None),
+                Ok(Some(reason)) => {
+                    let into = Fetched::Full(Box::new(FullFetch::new(
+                        store,
+                        job.plan,
+                        options,
+                        recent_from,
+                    )));
+                    match connector.fetch(job.plan, &FetchWindow::Full, into).await {
+                        Ok(Fetched::Full(full)) => {
+                            write_full(&mut writer, job.plan, full, &reason).map(Some)
+                        }
+                        Ok(Fetched::Changes(_)) => unreachable!("fetch fills what it is given"),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                Err(e) => Err(e.into()),
+            };
+            match checked {
+                Ok(Some((full, full_recent))) => {
+                    run = full;
+                    recent = full_recent;
+                }
+                Ok(None) => {}
+                Err(e) => match budget_reason(&e, name) {
+                    // The incremental stands; the next run checks again.
+                    Some(reason) => {
+                        out_of_budget.get_or_insert(reason);
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+        writer.set_fields(
+            name,
+            job.plan.fields.iter().map(|f| f.name.clone()).collect(),
+        );
+        writer.set_schema(
+            name,
+            &serde_json::to_vec(&job.plan.schema).unwrap_or_default(),
+        )?;
+        writer.mark_synced(name, now, run.full);
+        writer.set_recent(name, recent.finish().as_ref())?;
+        runs.push(run);
+    }
+    drop(fetches);
+    let outcome = match out_of_budget {
+        None => Outcome::Complete,
+        Some(reason) => Outcome::Partial { reason },
+    };
+    let window = Some(Window {
+        from: snapshot_until.map(str::to_string),
+        to: now.to_string(),
+    });
+    let (snapshot, manifest) = writer.finish(
+        snapshot_time,
+        Source {
+            kind: connector.kind().to_string(),
+            account: account.id,
+            api_version: connector.api_version().to_string(),
+        },
+        window,
+        outcome,
+    )?;
+    Ok(BackupOutcome {
+        snapshot,
+        manifest,
+        coverage,
+        full: runs
+            .iter()
+            .filter(|r| r.full)
+            .map(|r| r.object.clone())
+            .collect(),
+        incremental: runs
+            .iter()
+            .filter(|r| !r.full)
+            .map(|r| r.object.clone())
+            .collect(),
+        objects: runs,
+        schemas: plans
+            .iter()
+            .map(|p| (p.name.clone(), p.schema.clone()))
+            .collect(),
+        api_calls: connector.api_calls() - calls_before,
+    })
+}

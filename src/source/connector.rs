@@ -1,0 +1,106 @@
+//! What the backup engine asks of a source. A connector knows its service (its API, its
+//! transport, how its records become canonical rows); the engine (`crate::backup`) knows
+//! snapshots: which objects to fetch in full and which since when, count checks, what a spent
+//! budget leaves, and writing. New kinds of rows (metadata components, file bodies) are new
+//! objects of the same connector, fetched into the same sinks.
+
+use std::future::Future;
+
+use crate::snapshot::sorter::Row;
+use crate::store::StoreError;
+
+use super::{Connection, Coverage, ObjectPlan, SourceError};
+
+/// The account a connector's credentials reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its id at the source (a Salesforce org id).
+    pub id: String,
+    /// Whether it is a sandbox (None: the source has no such notion).
+    pub sandbox: Option<bool>,
+}
+
+/// Which records of an object a fetch asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchWindow {
+    /// Every live record (and no tombstones), whatever its last change: a full pass.
+    Full,
+    /// Every record changed in `(from_ms, to]`, deleted ones as tombstones. `since_ms` is
+    /// where the last window ended: `from_ms` reaches back before it (windows overlap), and
+    /// rows from the overlap are marked as revisits.
+    Changes {
+        since_ms: i64,
+        from_ms: i64,
+        to: String,
+    },
+}
+
+impl FetchWindow {
+    /// Where the last window ended, for an incremental.
+    pub fn since_ms(&self) -> Option<i64> {
+        match self {
+            FetchWindow::Full => None,
+            FetchWindow::Changes { since_ms, .. } => Some(*since_ms),
+        }
+    }
+}
+
+/// Where a fetch's rows go: the engine's writer of a new base or of a delta. Moved to and from
+/// the connector's parsing threads, so it is owned and sendable.
+pub trait RowSink: Send + 'static {
+    fn push(&mut self, row: Row) -> Result<(), StoreError>;
+}
+
+/// A fetch that failed: at the source, or writing what it had fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub trait Connector: Sync {
+    /// The source's kind, as snapshots record it (`salesforce`).
+    fn kind(&self) -> &'static str;
+
+    /// The version of the source's API the rows were read with, as snapshots record it.
+    fn api_version(&self) -> &str;
+
+    /// Whether the credentials work, and whose account they reach.
+    fn check_connection(&self) -> impl Future<Output = Connection> + Send;
+
+    /// Readies the run: learns the API usage the budget starts from.
+    fn prepare(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// The account the credentials reach.
+    fn account(&self) -> impl Future<Output = Result<Account, SourceError>> + Send;
+
+    /// The objects to back up, chosen by include/exclude globs, and the coverage report.
+    fn discover(
+        &self,
+        include: &[String],
+        exclude: &[String],
+    ) -> impl Future<Output = Result<(Vec<ObjectPlan>, Coverage), SourceError>> + Send;
+
+    /// The source's clock, as its latest answer said: (earliest, latest) ms it can be now.
+    fn server_time_bounds(&self) -> Option<(i64, i64)>;
+
+    /// The object's records in the window, as canonical rows, into `sink`; returns the sink.
+    fn fetch<S: RowSink>(
+        &self,
+        object: &ObjectPlan,
+        window: &FetchWindow,
+        sink: S,
+    ) -> impl Future<Output = Result<S, FetchError>> + Send;
+
+    /// How many records the object had live at `at` (None: the source cannot say).
+    fn count(
+        &self,
+        object: &ObjectPlan,
+        at: &str,
+    ) -> impl Future<Output = Result<Option<u64>, SourceError>> + Send;
+
+    /// API calls made so far by this connector.
+    fn api_calls(&self) -> u64;
+}

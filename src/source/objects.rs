@@ -1,0 +1,53 @@
+//! What a source has to back up, as discovery finds it: objects with their fields, and the
+//! coverage report of what was chosen, skipped and left out.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A field as backups see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    pub name: String,
+    /// The describe `type`: string, boolean, int, double, currency, datetime, ...
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectPlan {
+    pub name: String,
+    /// Queryable fields in describe order; compound fields are left out (their components are
+    /// fields of their own).
+    pub fields: Vec<Field>,
+    /// Whether `SystemModstamp` exists: without it every backup of the object is a full one.
+    pub incremental: bool,
+    /// The normalised describe, for the schema document.
+    pub schema: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Coverage {
+    pub backed_up: Vec<String>,
+    /// (object, why it is not backed up)
+    pub skipped: Vec<(String, String)>,
+    /// Include patterns that match no object of the org (a typo, or an object that is gone),
+    /// each with the org's object name it most likely meant.
+    pub unmatched: Vec<(String, Option<String>)>,
+    /// The org's objects that include/exclude leave out: with `backed_up` and `skipped`, every
+    /// object of the org, so a plan can tell what a changed include would add or drop.
+    pub excluded: Vec<String>,
+}
+
+impl Coverage {
+    /// One line per include pattern that matched nothing, for the run's output and reports.
+    pub fn warnings(&self) -> Vec<String> {
+        self.unmatched
+            .iter()
+            .map(|(pattern, close)| match close {
+                Some(close) => format!(
+                    "objects.include `{pattern}` matches no object of the org; did you mean `{close}`?"
+                ),
+                None => format!("objects.include `{pattern}` matches no object of the org"),
+            })
+            .collect()
+    }
+}
