@@ -9,8 +9,7 @@ use crate::source::SourceError;
 use crate::source::salesforce::auth::{Credentials, Environment as OrgKind, LoginConfig};
 use crate::source::salesforce::{FetchSettings, SalesforceClient, SalesforceConnector};
 
-/// Reads the environment; tests and embedders supply their own.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use super::Env;
 
 /// How long one HTTP request may take before it counts as a transient failure.
 const REQUEST_TIMEOUT_SECS: u64 = 300;

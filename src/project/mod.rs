@@ -3,3 +3,6 @@
 
 pub mod connect;
 pub mod store_access;
+
+/// Reads the environment (secrets, keys, CI markers); tests and embedders supply their own.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;

@@ -12,8 +12,7 @@ use crate::store::lock::{LockTiming, STALE_AFTER_VARIABLE};
 use crate::store::s3::{S3Backend, S3Settings};
 use crate::store::{Store, keys};
 
-/// Reads the environment; tests and embedders can supply their own.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use super::Env;
 
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())

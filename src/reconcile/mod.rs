@@ -25,7 +25,7 @@ use crate::state::status::{self, Phase, Run, RunOutcome, SnapshotRow, TaskStatus
 use crate::store::lock::{Lock, LockKind};
 use crate::store::{Store, StoreError};
 
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use crate::project::Env;
 
 /// The exit code of a run stopped by Ctrl-C or SIGTERM, as shells report a SIGINT.
 pub const EXIT_INTERRUPTED: u8 = 130;
