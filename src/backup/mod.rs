@@ -40,7 +40,7 @@ pub struct BackupOptions {
     /// Objects fetched at once.
     pub concurrency: usize,
     /// The kind of org the task is for (`source.environment`): true for a sandbox. Checked
-    /// against Organization.IsSandbox before anything is written; None checks nothing.
+    /// against the account the connector reaches before anything is written; None checks nothing.
     pub sandbox: Option<bool>,
     /// Objects to fetch in full whatever the parent holds, with why (the parent's data of
     /// them is damaged, say).

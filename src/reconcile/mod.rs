@@ -1304,10 +1304,8 @@ fn unsound_blobs(
         })
     })?;
     let mut objects = BTreeMap::new();
-    for blob in unsound {
-        for object in &users[blob] {
-            *objects.entry(object.to_string()).or_insert(0) += 1;
-        }
+    for object in unsound.iter().filter_map(|blob| users.get(blob)).flatten() {
+        *objects.entry(object.to_string()).or_insert(0) += 1;
     }
     Ok(objects)
 }

@@ -483,7 +483,6 @@ impl SearchIndex {
     }
 }
 
-/// Index blobs the store must keep: every task's list and files.
 /// Each task's index as stored: the task, and its list blob with the files it names, or why
 /// the list could not be read (an unreadable index is rebuilt by the task's next apply).
 pub fn stored_indexes(store: &Store) -> Result<Vec<StoredIndex>, StoreError> {
