@@ -22,6 +22,13 @@ pub enum Error {
     Git { path: PathBuf, message: String },
     #[error("the manifests in {} have errors", dir.display())]
     InvalidConfig { dir: PathBuf },
+    #[error("the state branch's {path} is unreadable: {detail}")]
+    UnreadableStatus {
+        task: String,
+        path: String,
+        branch: String,
+        detail: String,
+    },
     #[error("no key to open the store: neither {key_env} nor {passphrase_env} is set")]
     NoKey {
         key_env: String,
@@ -84,6 +91,9 @@ impl Error {
             }
             Error::Git { .. } => "check the repository with `git fsck`".to_string(),
             Error::InvalidConfig { dir } => format!("run `cairn validate {}` and fix what it reports", dir.display()),
+            Error::UnreadableStatus { task, path, branch, .. } => format!(
+                "it was edited by hand or damaged; take it back from the branch's history (`git log -p {branch} -- {path}`), commit and push; the store's snapshots of {task} are unaffected"
+            ),
             Error::NoKey { key_env, passphrase_env } => format!(
                 "set {passphrase_env} to the passphrase of one of the store's key files, or {key_env} to the store's raw key (`cairn key raw` prints it)"
             ),

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod plan;
 pub mod project;
 pub mod reconcile;
+pub mod restore;
 pub mod search;
 pub mod snapshot;
 pub mod source;

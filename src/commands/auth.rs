@@ -13,8 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::manifest::model::{Auth, BackupTask, Environment};
-use crate::manifest::{ConfigTree, load};
+use crate::manifest::model::{Auth, Environment, Source};
+use crate::project::Project;
 use crate::project::connect::http_client;
 use crate::project::store_access::Env;
 use crate::source::SourceError;
@@ -37,28 +37,6 @@ pub const DEFAULT_PORT: u16 = 1717;
 /// The largest request head the callback listener reads.
 const MAX_REQUEST: usize = 16 * 1024;
 
-/// A task by id from the config repository in `dir`.
-pub fn find_task(dir: &std::path::Path, id: &str) -> Result<BackupTask, Error> {
-    let config = load(&ConfigTree::work_tree(dir)?)?;
-    let known: Vec<String> = config.tasks.iter().map(|t| t.task.id.clone()).collect();
-    if !known.iter().any(|k| k == id) && config.has_errors() {
-        // It may be the task whose manifest is broken: say so rather than "no such task".
-        return Err(Error::InvalidConfig {
-            dir: dir.to_path_buf(),
-        });
-    }
-    config
-        .tasks
-        .into_iter()
-        .find(|t| t.task.id == id)
-        .map(|t| t.task)
-        .ok_or_else(|| Error::NoSuchTask {
-            id: id.to_string(),
-            dir: dir.to_path_buf(),
-            known,
-        })
-}
-
 fn config_error(message: String) -> Error {
     let (message, next) = match message.split_once("; ") {
         Some((what, next)) => (what.to_string(), next.to_string()),
@@ -80,8 +58,10 @@ pub async fn login(
     env: Env<'_>,
     show: &(dyn Fn(&str) + Sync),
 ) -> Result<String, Error> {
-    let task = find_task(&options.dir, &options.task)?;
-    let Auth::RefreshToken(auth) = &task.source.auth else {
+    let project = Project::open(&options.dir, env)?;
+    let task = project.task(&options.task)?;
+    let Source::Salesforce(source) = &task.source;
+    let Auth::RefreshToken(auth) = &source.auth else {
         return Err(config_error(format!(
             "task {} signs in with a JWT (source.auth.jwt), which needs no login; `cairn auth login` is for source.auth.refreshToken",
             task.id
@@ -100,12 +80,11 @@ pub async fn login(
         })?)),
         None => None,
     };
-    let base = task
-        .source
+    let base = source
         .login_url
         .clone()
         .unwrap_or_else(|| {
-            match task.source.environment {
+            match source.environment {
                 Environment::Production => PRODUCTION_LOGIN,
                 Environment::Sandbox => SANDBOX_LOGIN,
             }
@@ -209,7 +188,7 @@ pub async fn login(
     let user = info["preferred_username"]
         .as_str()
         .unwrap_or("unknown user");
-    if let Some(pinned) = &task.source.org_id
+    if let Some(pinned) = &source.org_id
         && !pinned.starts_with(&org[..org.len().min(15)])
     {
         return Err(config_error(format!(

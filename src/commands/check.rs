@@ -6,23 +6,16 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::gitops::StateBranch;
-use crate::manifest::model::Repository;
 use crate::ops::check::{self, Finding, ReadData, Severity};
-use crate::project::store_access::{self, Env};
-use crate::state::status::TaskStatus;
+use crate::project::Project;
+use crate::project::store_access::Env;
 use crate::store::Store;
 
 /// Snapshots the state branch lists that the store lacks (errors: a backup reported as kept is
 /// gone), and snapshots in the store that no task's state lists (warnings: a run whose state
 /// was never committed or pushed).
-fn compare_with_state(
-    dir: &std::path::Path,
-    repository: &Repository,
-    store: &Store,
-) -> Result<Vec<Finding>, Error> {
-    let Ok(state) = StateBranch::open(dir, &repository.state.branch, &repository.state.remote)
-    else {
+fn compare_with_state(project: &Project<'_>, store: &Store) -> Result<Vec<Finding>, Error> {
+    let Ok(state) = project.state() else {
         return Ok(Vec::new());
     };
     let mut findings = Vec::new();
@@ -37,13 +30,20 @@ fn compare_with_state(
     let stored: std::collections::BTreeSet<String> = store.list_snapshots()?.into_iter().collect();
     let mut listed = std::collections::BTreeSet::new();
     for task in state.list("state")? {
-        let Some(bytes) = state.read(&TaskStatus::path(&task))? else {
-            continue;
+        let status = match project.status(&task) {
+            Ok(Some(status)) => status,
+            Ok(None) => continue,
+            // Its snapshots cannot be compared; the damage is a finding like any other.
+            Err(e) => {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    what: e.to_string(),
+                    affects: vec![format!("task {task}")],
+                    next: e.guidance(),
+                });
+                continue;
+            }
         };
-        let status = TaskStatus::parse(&bytes).map_err(|e| Error::Git {
-            path: std::path::PathBuf::from(TaskStatus::path(&task)),
-            message: format!("the state branch's status file is unreadable: {e}"),
-        })?;
         for row in status.snapshots {
             if !stored.contains(&row.id) {
                 findings.push(Finding {
@@ -88,12 +88,10 @@ pub struct CheckOutcome {
 }
 
 pub fn check(options: &CheckOptions, env: Env<'_>) -> Result<CheckOutcome, Error> {
-    let repository = store_access::repository(&options.dir)?;
-    let store = store_access::open(&options.dir, &repository, env)?;
-    let mut report = check::check(&store, options.read_data)?;
-    report
-        .findings
-        .extend(compare_with_state(&options.dir, &repository, &store)?);
+    let project = Project::open(&options.dir, env)?;
+    let store = project.store()?;
+    let mut report = check::check(store, options.read_data)?;
+    report.findings.extend(compare_with_state(&project, store)?);
     let mut out = String::new();
     for finding in &report.findings {
         let level = match finding.severity {

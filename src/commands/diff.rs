@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::snapshot_access::{TaskSnapshots, resolve};
 use crate::diff::{self, Kind, ObjectStats};
 use crate::error::Error;
-use crate::project::store_access::{self, Env};
+use crate::project::Project;
+use crate::project::store_access::Env;
 use crate::snapshot::writer::load_manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,8 @@ fn show(value: &Value) -> String {
 }
 
 pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
-    let task = TaskSnapshots::open(&options.dir, options.task.as_deref())?;
+    let project = Project::open(&options.dir, env)?;
+    let task = TaskSnapshots::open(&project, options.task.as_deref())?;
     let from = resolve(
         &task.status.snapshots,
         options.from.as_deref().unwrap_or("latest~1"),
@@ -49,21 +51,20 @@ pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
         &task.status.snapshots,
         options.to.as_deref().unwrap_or("latest"),
     )?;
-    let repository = &task.repository;
-    let store = store_access::open(&options.dir, repository, env)?;
-    let older = load_manifest(&store, &from.id)?;
-    let newer = load_manifest(&store, &to.id)?;
+    let store = project.store()?;
+    let older = load_manifest(store, &from.id)?;
+    let newer = load_manifest(store, &to.id)?;
 
     let mut changes = Vec::new();
     let stats = diff::diff(
-        &store,
+        store,
         &older,
         &newer,
         options.object.as_deref(),
         options.values || options.format == DiffFormat::Json,
         &mut |c| changes.push(c),
     )?;
-    let schema = diff::schema_diff(&store, &older, &newer, options.object.as_deref())?;
+    let schema = diff::schema_diff(store, &older, &newer, options.object.as_deref())?;
     let short = |id: &str| id[..id.len().min(12)].to_string();
     let mut out = String::new();
     match options.format {

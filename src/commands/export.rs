@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::snapshot_access::{TaskSnapshots, resolve};
 use crate::error::Error;
-use crate::project::store_access::{self, Env};
+use crate::project::Project;
+use crate::project::store_access::Env;
 use crate::snapshot::ObjectReader;
 use crate::snapshot::writer::load_manifest;
 
@@ -47,13 +48,14 @@ fn cell(value: Option<&Value>) -> String {
 }
 
 pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<String, Error> {
-    let task = TaskSnapshots::open(&options.dir, options.task.as_deref())?;
+    let project = Project::open(&options.dir, env)?;
+    let task = TaskSnapshots::open(&project, options.task.as_deref())?;
     let snapshot = resolve(
         &task.status.snapshots,
         options.snapshot.as_deref().unwrap_or("latest"),
     )?;
-    let store = store_access::open(&options.dir, &task.repository, env)?;
-    let manifest = load_manifest(&store, &snapshot.id)?;
+    let store = project.store()?;
+    let manifest = load_manifest(store, &snapshot.id)?;
     if let Some(wanted) = &options.object
         && !manifest
             .objects
@@ -94,7 +96,7 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<String, Error> {
         match options.format {
             ExportFormat::Jsonl => {
                 let mut out = BufWriter::new(file);
-                for record in ObjectReader::new(&store, object, entry) {
+                for record in ObjectReader::new(store, object, entry) {
                     let (_, body) = record?;
                     out.write_all(&body)
                         .and_then(|()| out.write_all(b"\n"))
@@ -110,7 +112,7 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<String, Error> {
                     source: std::io::Error::other(e.to_string()),
                 };
                 out.write_record(&entry.fields).map_err(csv_error)?;
-                for record in ObjectReader::new(&store, object, entry) {
+                for record in ObjectReader::new(store, object, entry) {
                     let (_, body) = record?;
                     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let row: Vec<String> =

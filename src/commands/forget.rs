@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::gitops::Change;
+use crate::project::Project;
 use crate::project::store_access::{self, Env};
 use crate::snapshot::manifest::Outcome;
 use crate::snapshot::writer::load_manifest;
@@ -32,21 +33,22 @@ pub struct ForgetOptions {
 }
 
 pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
-    let (config, repository) = store_access::valid_config(&options.dir)?;
-    let store = store_access::open(&options.dir, &repository, env)?;
+    let project = Project::open(&options.dir, env)?;
+    let config = project.config();
+    let store = project.store()?;
     let _alone = match options.dry_run {
         true => None,
         false => Some(store_access::lock(
-            &store,
+            store,
             crate::store::lock::LockKind::Forget,
             options.wait,
         )?),
     };
     // Outside a git repository there is no state branch: only the store changes.
-    let state = store_access::state_if_git(&options.dir, &repository)?;
+    let state = project.fetch_state_if_git()?;
     let mut by_task: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for id in store.list_snapshots()? {
-        let manifest = load_manifest(&store, &id)?;
+        let manifest = load_manifest(store, &id)?;
         let time = time::parse_datetime(&manifest.time).unwrap_or(0);
         by_task
             .entry(manifest.task.clone())
@@ -68,7 +70,7 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
         }
         let all = by_task.remove(&task.id).unwrap_or_default();
         let status = match &state {
-            Some(state) => crate::reconcile::read_status(state, &task.id)?,
+            Some(state) => crate::project::read_status(state, &task.id)?,
             None => None,
         };
         // With no state for the task there is nothing to tell orphans by: all count.
@@ -153,14 +155,14 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
         "removed; run `cairn prune` to free their data\n"
     });
     if !options.dry_run {
-        out.push_str(&store_access::publish(&store)?);
+        out.push_str(&store_access::publish(store)?);
         // Store first, then state, as apply does: the state never names what the remote lacks.
         let message = format!("cairn forget: {removed} snapshots removed");
         if let Some(state) = &state
             && state.commit(&changes, &message)?.is_some()
         {
             let mut line = "state committed".to_string();
-            if repository.state.push && state.has_remote() {
+            if project.repository()?.state.push && state.has_remote() {
                 state.push(&changes, &message)?;
                 line.push_str(" (pushed)");
             }

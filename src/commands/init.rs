@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::scaffold::StoreChoice;
 use crate::error::Error;
+use crate::project::Project;
 use crate::project::store_access::{self, Env};
 use crate::store::Store;
 use crate::store::crypto::MasterKey;
@@ -89,9 +90,10 @@ fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<Stri
             next: "edit `store` in cairn.yaml, then run `cairn init` without --store".into(),
         });
     }
-    let repository = store_access::repository(&options.dir)?;
+    let project = Project::open(&options.dir, env)?;
+    let repository = project.repository()?;
     let encryption = &repository.encryption;
-    let backend = store_access::backend(&options.dir, &repository, env)?;
+    let backend = store_access::backend(&options.dir, repository, env)?;
     let location = backend.location();
     // A raw key given for CI becomes the master key; otherwise a new one is made.
     let (master, from_env) = match env(&encryption.key_env) {
@@ -104,7 +106,7 @@ fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<Stri
     })?;
     let store = Store::init(backend, master)?;
     // A store that is not a local directory has nothing to keep out of git.
-    let ignored = match store_access::local_store_dir(&options.dir, &repository) {
+    let ignored = match store_access::local_store_dir(&options.dir, repository) {
         Some(local) => ignore_store_in_git(&options.dir, &local)?,
         None => None,
     };
@@ -139,12 +141,12 @@ fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<Stri
                 "The store is on {} of this repository. Once it has a remote, push it with\n  git push {} {}\n(`cairn apply` pushes it after every backup).\n",
                 store.location(),
                 repository.state.remote,
-                git_store_ref(&repository)
+                git_store_ref(repository)
             ));
         }
         None => {}
     }
-    if let Some(path) = store_access::store_inside_checkout(&options.dir, &repository)
+    if let Some(path) = store_access::store_inside_checkout(&options.dir, repository)
         && applies_in_ci(&options.dir)?
     {
         out.push_str(&format!(

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::error::Error;
+use crate::project::Project;
 use crate::project::store_access::{self, Env};
 use crate::store::keys::{self, KdfParams};
 
@@ -10,7 +11,8 @@ use crate::store::keys::{self, KdfParams};
 pub const NEW_PASSPHRASE_ENV: &str = "CAIRN_NEW_PASSPHRASE";
 
 pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<String, Error> {
-    let store = store_access::open_dir(dir, env)?;
+    let project = Project::open(dir, env)?;
+    let store = project.store()?;
     let passphrase = env(NEW_PASSPHRASE_ENV).ok_or_else(|| Error::MissingVariable {
         name: NEW_PASSPHRASE_ENV.into(),
         purpose: "the passphrase of the new key file".into(),
@@ -21,12 +23,13 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<Stri
         "Added key file keys/{}.key (\"{}\").\n{}",
         file.id,
         file.label,
-        store_access::publish(&store)?
+        store_access::publish(store)?
     ))
 }
 
 pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
-    let store = store_access::open_dir(dir, env)?;
+    let project = Project::open(dir, env)?;
+    let store = project.store()?;
     let mut out = String::new();
     let files = store.key_files_readable()?;
     for file in files.readable {
@@ -49,16 +52,18 @@ pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
 }
 
 pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<String, Error> {
-    let store = store_access::open_dir(dir, env)?;
+    let project = Project::open(dir, env)?;
+    let store = project.store()?;
     store.remove_key_file(id)?;
     Ok(format!(
         "Removed key file keys/{id}.key.\n{}",
-        store_access::publish(&store)?
+        store_access::publish(store)?
     ))
 }
 
 /// The raw master key, for a CI secret. It opens the store without any passphrase.
 pub fn raw(dir: &Path, env: Env<'_>) -> Result<String, Error> {
-    let store = store_access::open_dir(dir, env)?;
+    let project = Project::open(dir, env)?;
+    let store = project.store()?;
     Ok(format!("{}\n", keys::encode_raw_key(store.master_key())))
 }

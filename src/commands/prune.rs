@@ -7,20 +7,22 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::ops::prune;
+use crate::project::Project;
 use crate::project::store_access::{self, Env};
 use crate::store::lock::{Liveness, LockKind};
 
 /// Deletes what no snapshot refers to, alone: it waits up to `wait` for running backups and
 /// forgets to finish (and refuses after that).
 pub fn prune(dir: &Path, dry_run: bool, wait: Duration, env: Env<'_>) -> Result<String, Error> {
-    let store = store_access::open_dir(dir, env)?;
-    let _alone = store_access::lock(&store, LockKind::Prune, wait)?;
-    let report = prune::prune(&store, crate::time::now_ms(), dry_run)?;
+    let project = Project::open(dir, env)?;
+    let store = project.store()?;
+    let _alone = store_access::lock(store, LockKind::Prune, wait)?;
+    let report = prune::prune(store, crate::time::now_ms(), dry_run)?;
     let verb = if dry_run { "would delete" } else { "deleted" };
     let published = if dry_run {
         String::new()
     } else {
-        store_access::publish(&store)?
+        store_access::publish(store)?
     };
     Ok(format!(
         "{verb} {} blobs that no snapshot refers to ({:.1} MiB); {} blobs are in use\n{published}",
@@ -33,7 +35,8 @@ pub fn prune(dir: &Path, dry_run: bool, wait: Duration, env: Env<'_>) -> Result<
 /// Removes the locks whose holders are gone (or one lock and the rest of its run); live
 /// locks only with `force`, naming what that breaks.
 pub fn unlock(dir: &Path, id: Option<&str>, force: bool, env: Env<'_>) -> Result<String, Error> {
-    let store = store_access::open_dir(dir, env)?;
+    let project = Project::open(dir, env)?;
+    let store = project.store()?;
     let removed = match id {
         Some(id) => store.unlock_one(id, force)?,
         None => store.unlock(force)?,
@@ -64,6 +67,6 @@ pub fn unlock(dir: &Path, id: Option<&str>, force: bool, env: Env<'_>) -> Result
         }
     }
     let _ = writeln!(out, "removed {} locks", removed.len());
-    out.push_str(&store_access::publish(&store)?);
+    out.push_str(&store_access::publish(store)?);
     Ok(out)
 }

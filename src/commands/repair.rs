@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::gitops::Change;
+use crate::project::Project;
 use crate::project::store_access::{self, Env};
 use crate::snapshot::manifest::{Outcome, SnapshotManifest};
 use crate::snapshot::writer::load_manifest;
@@ -44,19 +45,19 @@ enum Fix {
 }
 
 pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
-    let (_, repository) = store_access::valid_config(&options.dir)?;
-    let store = store_access::open(&options.dir, &repository, env)?;
+    let project = Project::open(&options.dir, env)?;
+    let store = project.store()?;
     // Alone, as prune and forget are: no backup builds on what is being rewritten.
-    let _alone = store_access::lock(&store, LockKind::Forget, options.wait)?;
-    let state = store_access::state_if_git(&options.dir, &repository)?;
+    let _alone = store_access::lock(store, LockKind::Forget, options.wait)?;
+    let state = project.fetch_state_if_git()?;
 
     let mut out = String::new();
     let mut fixes: BTreeMap<String, (String, Fix)> = BTreeMap::new();
     let mut sound = BTreeMap::new();
     for id in store.list_snapshots()? {
-        match load_manifest(&store, &id) {
+        match load_manifest(store, &id) {
             Ok(manifest) => {
-                if let Some(fix) = examine(&store, &manifest, &mut sound)? {
+                if let Some(fix) = examine(store, &manifest, &mut sound)? {
                     fixes.insert(id, (manifest.task.clone(), fix));
                 }
             }
@@ -126,7 +127,7 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
     let mut changes = Vec::new();
     if let Some(state) = &state {
         for task in state.list("state")? {
-            let Some(mut status) = crate::reconcile::read_status(state, &task)? else {
+            let Some(mut status) = crate::project::read_status(state, &task)? else {
                 continue;
             };
             let stored: BTreeSet<String> = store.list_snapshots()?.into_iter().collect();
@@ -189,12 +190,12 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
         out.push_str("dry run: nothing was changed\n");
         return Ok(out);
     }
-    out.push_str(&store_access::publish(&store)?);
+    out.push_str(&store_access::publish(store)?);
     if let Some(state) = &state {
         let message = format!("cairn repair: {} snapshots repaired", fixes.len());
         if state.commit(&changes, &message)?.is_some() {
             let mut line = "state committed".to_string();
-            if repository.state.push && state.has_remote() {
+            if project.repository()?.state.push && state.has_remote() {
                 state.push(&changes, &message)?;
                 line.push_str(" (pushed)");
             }

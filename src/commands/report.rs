@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use super::snapshot_access::TaskSnapshots;
 use crate::error::Error;
-use crate::gitops::StateBranch;
-use crate::project::store_access::{self, Env};
+use crate::project::Project;
+use crate::project::store_access::Env;
 use crate::snapshot::writer::load_manifest;
 
 #[derive(Debug, Clone)]
@@ -94,20 +94,17 @@ pub fn chart(series: &BTreeMap<String, Vec<(i64, u64)>>) -> String {
 }
 
 pub fn report(options: &ReportOptions, env: Env<'_>) -> Result<String, Error> {
-    let task = TaskSnapshots::open(&options.dir, options.task.as_deref())?;
-    let store = store_access::open(&options.dir, &task.repository, env)?;
-    let state = StateBranch::open(
-        &options.dir,
-        &task.repository.state.branch,
-        &task.repository.state.remote,
-    )?;
+    let project = Project::open(&options.dir, env)?;
+    let task = TaskSnapshots::open(&project, options.task.as_deref())?;
+    let store = project.store()?;
+    let state = project.state()?;
 
     // Records per object at each snapshot, oldest first.
     let mut series: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
     let mut snapshots = task.status.snapshots.clone();
     snapshots.reverse();
     for row in &snapshots {
-        let Ok(manifest) = load_manifest(&store, &row.id) else {
+        let Ok(manifest) = load_manifest(store, &row.id) else {
             continue;
         };
         let time = crate::time::parse_datetime(&row.time).unwrap_or(0);

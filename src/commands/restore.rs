@@ -7,15 +7,15 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::auth::find_task;
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
 use crate::error::Error;
+use crate::project::Project;
 use crate::project::connect;
-use crate::project::store_access::{self, Env};
+use crate::project::store_access::Env;
+use crate::restore::{self, Chosen, RestorePlan, Schemas, Step};
 use crate::snapshot::ObjectReader;
 use crate::snapshot::writer::load_manifest;
-use crate::source::Connection;
-use crate::source::salesforce::restore::{self, Chosen, RestorePlan, Schemas, Step, field_infos};
+use crate::source::{Connection, Connector};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -71,13 +71,20 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
                 })
         })
         .collect::<Result<_, _>>()?;
-    let source = TaskSnapshots::open(&options.dir, Some(&options.task))?;
+    let project = Project::open(&options.dir, env)?;
+    let source = TaskSnapshots::open(&project, Some(&options.task))?;
     let snapshot = resolve(
         &source.status.snapshots,
         options.snapshot.as_deref().unwrap_or("latest"),
     )?;
-    let store = store_access::open(&options.dir, &source.repository, env)?;
-    let manifest = load_manifest(&store, &snapshot.id)?;
+    let store = project.store()?;
+    let manifest = load_manifest(store, &snapshot.id)?;
+
+    let target_id = options
+        .to_task
+        .clone()
+        .unwrap_or_else(|| options.task.clone());
+    let connector = connect::connector(project.task(&target_id)?, env)?;
 
     let mut chosen = Vec::new();
     let mut schemas: Schemas = BTreeMap::new();
@@ -96,13 +103,13 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             match store.get_blob(blob) {
                 Ok(bytes) => {
                     let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    schemas.insert(object.clone(), field_infos(&document));
+                    schemas.insert(object.clone(), connector.field_infos(&document));
                 }
                 Err(_) => undescribed.push(object.clone()),
             }
         }
         let every = options.ids.is_empty() && filters.is_empty();
-        for record in ObjectReader::new(&store, object, entry) {
+        for record in ObjectReader::new(store, object, entry) {
             let (id, body) = record?;
             let listed = options.ids.iter().any(|i| i == &id);
             let value: Value;
@@ -132,13 +139,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         ));
     }
 
-    let target_id = options
-        .to_task
-        .clone()
-        .unwrap_or_else(|| options.task.clone());
-    let target = find_task(&options.dir, &target_id)?;
-    let client = connect::client(&target, env)?;
-    let org = match client.check_connection().await {
+    let account = match connector.check_connection().await {
         Connection::Connected { org_id, .. } => org_id,
         Connection::Disconnected { reason, detail } => {
             return Err(usage(
@@ -147,42 +148,42 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             ));
         }
     };
-    let same_org = org.get(..15) == manifest.source.account.get(..15);
-    let version = target.source.api_version.clone();
+    let same_account = connector.same_account(&account, &manifest.source.account);
     let mut notes = String::new();
     for object in undescribed {
-        let path = format!("/services/data/v{version}/sobjects/{object}/describe");
-        let described = client
-            .call(reqwest::Method::GET, &path, None)
+        let described = connector
+            .describe(&object)
             .await
             .map_err(|e| usage(format!("describing {object}: {e}"), &e.guidance()))?;
-        schemas.insert(object.clone(), field_infos(&described));
+        schemas.insert(object.clone(), connector.field_infos(&described));
         let _ = writeln!(
             notes,
-            "note: the snapshot's schema document of {object} is unreadable; the org's current describe was used (`cairn check --read-data` shows the damage)"
+            "note: the snapshot's schema document of {object} is unreadable; the {}'s current description was used (`cairn check --read-data` shows the damage)",
+            connector.account_word()
         );
     }
     let only = (!options.fields.is_empty()).then_some(options.fields.as_slice());
-    let plan = restore::plan(&client, &version, &chosen, &schemas, only, !same_org).await?;
+    let plan = restore::plan(&connector, &chosen, &schemas, only, !same_account).await?;
 
+    let word = connector.account_word();
     let mut out = notes;
     let _ = write!(
         out,
-        "restore {} records from snapshot {} ({}) of {} into {target_id} (org {org}{})\n\n",
+        "restore {} records from snapshot {} ({}) of {} into {target_id} ({word} {account}{})\n\n",
         chosen.len(),
         &snapshot.id[..snapshot.id.len().min(12)],
         snapshot.time,
         options.task,
-        if same_org {
-            ""
+        if same_account {
+            String::new()
         } else {
-            ", another org: every record is created"
-        }
+            format!(", another {word}: every record is created")
+        },
     );
     render_plan(&plan, &mut out);
     let mut exit = 0;
     if options.apply {
-        let result = restore::apply(&client, &version, &plan, &schemas).await?;
+        let result = restore::apply(&connector, &plan, &schemas).await?;
         out.push('\n');
         for (object, old, new) in &result.created {
             let _ = writeln!(out, "created {object} {old} -> {new}");

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::auth::find_task;
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
 use crate::error::Error;
-use crate::project::store_access::{self, Env};
+use crate::project::Project;
+use crate::project::store_access::Env;
 use crate::search::SearchIndex;
 use crate::snapshot::SnapshotManifest;
 use crate::snapshot::reader::find_record;
@@ -95,8 +95,9 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
             "give words to look for, such as `cairn search \"Acme Corp\"`",
         ));
     }
-    let task = TaskSnapshots::open(&options.dir, options.task.as_deref())?;
-    if let Ok(manifest) = find_task(&options.dir, &task.id)
+    let project = Project::open(&options.dir, env)?;
+    let task = TaskSnapshots::open(&project, options.task.as_deref())?;
+    if let Ok(manifest) = project.task(&task.id)
         && !manifest.search.index
     {
         return Err(usage(
@@ -107,8 +108,8 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
             "set search.index: true; the next `cairn apply` builds the index",
         ));
     }
-    let store = store_access::open(&options.dir, &task.repository, env)?;
-    if !SearchIndex::exists(&store, &task.id)? {
+    let store = project.store()?;
+    if !SearchIndex::exists(store, &task.id)? {
         return Err(usage(
             format!("task {} has no search index yet", task.id),
             "the next `cairn apply` builds it",
@@ -118,7 +119,7 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
         Some(spec) => Some(resolve(&task.status.snapshots, spec)?.id.clone()),
         None => None,
     };
-    let index = SearchIndex::open(&store, &task.id)?;
+    let index = SearchIndex::open(store, &task.id)?;
     let limit = options.limit.max(1);
     // Filters applied after the query need more candidates.
     let wanted = if options.field.is_some() || options.deleted {
@@ -167,9 +168,9 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
         }
         let manifest = manifests
             .entry(hit.snapshot.clone())
-            .or_insert_with(|| load_manifest(&store, &hit.snapshot).ok());
+            .or_insert_with(|| load_manifest(store, &hit.snapshot).ok());
         let body = match manifest.as_ref().and_then(|m| m.objects.get(&hit.object)) {
-            Some(entry) => find_record(&store, entry, &hit.id)?,
+            Some(entry) => find_record(store, entry, &hit.id)?,
             None => None,
         };
         let cut = body

@@ -2,31 +2,22 @@
 //! snapshot list from the state branch, and snapshot names (`latest`, `latest~N`, a date, an
 //! id prefix) resolved against it.
 
-use std::path::Path;
-
 use crate::error::Error;
-use crate::gitops::StateBranch;
-use crate::manifest::model::Repository;
-use crate::manifest::{ConfigTree, load};
+use crate::project::Project;
 use crate::state::status::{SnapshotRow, TaskStatus};
 
 pub struct TaskSnapshots {
-    pub repository: Repository,
     pub id: String,
     pub status: TaskStatus,
 }
 
 impl TaskSnapshots {
-    pub fn open(dir: &Path, task: Option<&str>) -> Result<TaskSnapshots, Error> {
-        let config = load(&ConfigTree::work_tree(dir)?)?;
-        let Some(repository) = config.repository.clone() else {
-            return Err(Error::InvalidConfig {
-                dir: dir.to_path_buf(),
-            });
-        };
-        let state = StateBranch::open(dir, &repository.state.branch, &repository.state.remote)?;
-        let _ = state.fetch();
-        let known = state.list("state")?;
+    /// The task's snapshots as the state branch lists them (fetched when the remote answers);
+    /// without `task`, the only task with state.
+    pub fn open(project: &Project<'_>, task: Option<&str>) -> Result<TaskSnapshots, Error> {
+        project.repository()?;
+        project.state_fetched_if_reachable()?;
+        let known = project.tasks_with_state()?;
         let id = match (task, known.as_slice()) {
             (Some(task), _) => task.to_string(),
             (None, [only]) => only.clone(),
@@ -37,21 +28,14 @@ impl TaskSnapshots {
                 ));
             }
         };
-        let status = match state.read(&TaskStatus::path(&id))? {
-            Some(bytes) => TaskStatus::parse(&bytes).unwrap_or_default(),
-            None => {
-                return Err(Error::NoSuchTask {
-                    id,
-                    dir: dir.to_path_buf(),
-                    known,
-                });
-            }
-        };
-        Ok(TaskSnapshots {
-            repository,
-            id,
-            status,
-        })
+        match project.status(&id)? {
+            Some(status) => Ok(TaskSnapshots { id, status }),
+            None => Err(Error::NoSuchTask {
+                id,
+                dir: project.dir().to_path_buf(),
+                known,
+            }),
+        }
     }
 }
 

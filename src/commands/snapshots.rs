@@ -6,11 +6,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::gitops::StateBranch;
-use crate::manifest::{ConfigTree, load};
+use crate::project::Project;
 use crate::project::store_access::{self, Env};
 use crate::snapshot::writer::load_manifest;
-use crate::state::status::TaskStatus;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -53,19 +51,18 @@ impl DataState {
 
 /// What the store holds of each snapshot.
 fn data_states(
-    dir: &std::path::Path,
+    project: &Project<'_>,
     ids: &[&str],
-    env: Env<'_>,
 ) -> std::collections::HashMap<String, DataState> {
     let unverified = || {
         ids.iter()
             .map(|id| (id.to_string(), DataState::Unverified))
             .collect()
     };
-    let Ok(repository) = store_access::repository(dir) else {
+    let Ok(repository) = project.repository() else {
         return unverified();
     };
-    if let Ok(store) = store_access::open(dir, &repository, env) {
+    if let Ok(store) = project.store() {
         let stored: std::collections::HashSet<String> = match store.list_blobs() {
             Ok(blobs) => blobs.into_iter().collect(),
             Err(_) => return unverified(),
@@ -73,7 +70,7 @@ fn data_states(
         return ids
             .iter()
             .map(|id| {
-                let state = match load_manifest(&store, id) {
+                let state = match load_manifest(store, id) {
                     Ok(manifest) => {
                         let complete = manifest
                             .objects
@@ -96,7 +93,7 @@ fn data_states(
             })
             .collect();
     }
-    let Ok(backend) = store_access::backend(dir, &repository, env) else {
+    let Ok(backend) = store_access::backend(project.dir(), repository, project.env()) else {
         return unverified();
     };
     ids.iter()
@@ -112,28 +109,21 @@ fn data_states(
 }
 
 pub fn snapshots(options: &SnapshotsOptions, env: Env<'_>) -> Result<String, Error> {
-    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
-    let settings = config
-        .repository
-        .as_ref()
-        .map(|r| r.state.clone())
-        .unwrap_or_default();
-    let state = StateBranch::open(&options.dir, &settings.branch, &settings.remote)?;
-    let _ = state.fetch();
+    let project = Project::open(&options.dir, env)?;
+    project.state_fetched_if_reachable()?;
     let mut all = Vec::new();
-    for id in state.list("state")? {
+    for id in project.tasks_with_state()? {
         if !options.tasks.is_empty() && !options.tasks.contains(&id) {
             continue;
         }
-        if let Some(bytes) = state.read(&TaskStatus::path(&id))? {
-            let status = TaskStatus::parse(&bytes).unwrap_or_default();
+        if let Some(status) = project.status(&id)? {
             for snapshot in status.snapshots {
                 all.push((id.clone(), snapshot));
             }
         }
     }
     let ids: Vec<&str> = all.iter().map(|(_, s)| s.id.as_str()).collect();
-    let data = data_states(&options.dir, &ids, env);
+    let data = data_states(&project, &ids);
     let state = |id: &str| data.get(id).copied().unwrap_or(DataState::Unverified);
     if options.json {
         let rows: Vec<serde_json::Value> = all

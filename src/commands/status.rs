@@ -8,12 +8,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::gitops::StateBranch;
-use crate::manifest::{ConfigTree, load};
+use crate::project::Project;
 use crate::project::store_access::Env;
-use crate::source::Connection;
+use crate::source::{Connection, Connector};
 use crate::state::schedule;
-use crate::state::status::TaskStatus;
 
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
@@ -55,15 +53,10 @@ impl StatusOutcome {
 }
 
 pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutcome, Error> {
-    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
-    let settings = config
-        .repository
-        .as_ref()
-        .map(|r| r.state.clone())
-        .unwrap_or_default();
-    let state = StateBranch::open(&options.dir, &settings.branch, &settings.remote)?;
+    let project = Project::open(&options.dir, env)?;
+    let config = project.config();
     // An unreachable remote still leaves the local state to show.
-    let _ = state.fetch();
+    let state = project.state_fetched_if_reachable()?;
     let now = options.at.unwrap_or_else(crate::time::now_ms);
     let mut ids: Vec<String> = config.tasks.iter().map(|t| t.task.id.clone()).collect();
     for id in state.list("state")? {
@@ -82,10 +75,7 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutco
             .iter()
             .find(|t| t.task.id == id)
             .map(|t| &t.task);
-        let status = match state.read(&TaskStatus::path(&id))? {
-            Some(bytes) => TaskStatus::parse(&bytes).unwrap_or_default(),
-            None => TaskStatus::default(),
-        };
+        let status = project.status(&id)?.unwrap_or_default();
         let schedule_text = task.map(|t| t.schedule.as_str()).unwrap_or("0 3 * * *");
         let last = status.last_applied_ms();
         let next_due = last.and_then(|l| schedule::next_after(schedule_text, l));
@@ -107,8 +97,8 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutco
         if options.check_connection
             && let Some(task) = task
         {
-            connection = match crate::project::connect::client(task, env) {
-                Ok(client) => match client.check_connection().await {
+            connection = match crate::project::connect::connector(task, env) {
+                Ok(connector) => match connector.check_connection().await {
                     Connection::Connected { .. } => "Connected".to_string(),
                     Connection::Disconnected {
                         reason: crate::source::DisconnectReason::Unreachable,

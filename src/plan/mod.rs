@@ -15,8 +15,8 @@ use crate::error::Error;
 use crate::gitops::StateBranch;
 use crate::manifest::model::BackupTask;
 use crate::manifest::{ConfigTree, LoadedConfig, load};
-use crate::state::retention::{self, Candidate};
-use crate::state::schedule;
+use crate::project::Project;
+use crate::state::decision::{TaskDecision, decide, forgotten};
 use crate::state::status::{CoverageFile, Phase, TaskStatus};
 
 #[derive(Debug, Clone)]
@@ -258,7 +258,8 @@ fn as_json<T: Serialize>(value: &T) -> Value {
 const IMMUTABLE: [&str; 3] = ["id", "source.environment", "source.orgId"];
 
 pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
-    let head_config = load(&ConfigTree::work_tree(&options.dir)?)?;
+    // A plan reads no secrets.
+    let project = Project::open(&options.dir, &|_| None)?;
     let base_rev = resolve_base(&options.dir, options.base.as_deref())?;
     let base_config = match &base_rev {
         Some(rev) => match ConfigTree::at_revision(&options.dir, rev) {
@@ -269,22 +270,15 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
         },
         None => None,
     };
-    let settings = head_config
-        .repository
-        .as_ref()
-        .map(|r| r.state.clone())
-        .unwrap_or_default();
-    let state = StateBranch::open(&options.dir, &settings.branch, &settings.remote)?;
-    let _ = state.fetch();
+    let state = project.state_fetched_if_reachable()?;
+    let head_config = project.config();
     let now = options.at.unwrap_or_else(crate::time::now_ms);
 
-    let head_tasks = tasks_by_id(&head_config);
+    let head_tasks = tasks_by_id(head_config);
     let base_tasks = base_config.as_ref().map(tasks_by_id).unwrap_or_default();
     let mut recorded: BTreeMap<String, TaskStatus> = BTreeMap::new();
-    for id in state.list("state")? {
-        if let Some(bytes) = state.read(&TaskStatus::path(&id))?
-            && let Ok(status) = TaskStatus::parse(&bytes)
-        {
+    for id in project.tasks_with_state()? {
+        if let Some(status) = project.status(&id)? {
             recorded.insert(id, status);
         }
     }
@@ -334,21 +328,20 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
                 after: Value::String(id.clone()),
             });
         }
-        if let Some(status) = status {
-            let environment = match task.source.environment {
-                crate::manifest::model::Environment::Production => "production",
-                crate::manifest::model::Environment::Sandbox => "sandbox",
-            };
-            if !status.environment.is_empty()
-                && status.environment != environment
-                && !refused.iter().any(|c| c.field == "source.environment")
-            {
-                refused.push(FieldChange {
-                    field: "source.environment".into(),
-                    before: Value::String(status.environment.clone()),
-                    after: Value::String(environment.into()),
-                });
-            }
+        // What apply will do with the task, decided as apply decides it.
+        let decision = decide(task, status, now, false);
+        if let TaskDecision::Refused {
+            field,
+            before,
+            after,
+        } = &decision
+            && !refused.iter().any(|c| c.field == *field)
+        {
+            refused.push(FieldChange {
+                field: field.to_string(),
+                before: Value::String(before.clone()),
+                after: Value::String(after.clone()),
+            });
         }
         let action = if !refused.is_empty() {
             Action::Refused
@@ -360,35 +353,17 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
         } else {
             Action::Unchanged
         };
-        let last = status.and_then(TaskStatus::last_applied_ms);
-        let due = schedule::is_due(&task.schedule, last, now);
-        let would_forget = match status {
-            Some(status) if task.retention.keeps_anything() => {
-                let candidates: Vec<Candidate> = status
-                    .snapshots
-                    .iter()
-                    .map(|s| Candidate {
-                        id: s.id.clone(),
-                        time: crate::time::parse_datetime(&s.time).unwrap_or(0),
-                        complete: s.complete,
-                    })
-                    .collect();
-                retention::decide(&task.retention, &candidates)
-                    .map(|decisions| {
-                        decisions
-                            .into_iter()
-                            .filter(|d| !d.keep)
-                            .map(|d| (d.id, crate::time::format_datetime_z(d.time)))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
-            _ => Vec::new(),
-        };
+        let due = decision == TaskDecision::BackUp;
+        let would_forget = status
+            .map(|status| forgotten(task, &status.snapshots))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.id, crate::time::format_datetime_z(d.time)))
+            .collect();
         let coverage = changes
             .iter()
             .any(|c| c.field.starts_with("objects."))
-            .then(|| coverage_forecast(&state, id, task))
+            .then(|| coverage_forecast(state, id, task))
             .flatten();
         tasks.push(TaskPlan {
             coverage,
@@ -462,5 +437,5 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
         tasks,
         repository_refused,
     };
-    Ok((plan, head_config))
+    Ok((plan, project.into_config()))
 }

@@ -1,13 +1,20 @@
-//! A task's connector, from its manifest: login settings from `source`, secrets from the
-//! environment variables it names (never from the manifest), backup options from the rest.
+//! A task's connector, from its manifest: the registry of source kinds (`TaskConnector`, one
+//! variant per `source.type`), login settings from `source`, secrets from the environment
+//! variables it names (never from the manifest), backup options from the rest.
 
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::backup::BackupOptions;
-use crate::manifest::model::{Auth, BackupTask, Environment};
-use crate::source::SourceError;
+use crate::manifest::model::{Auth, BackupTask, Environment, SalesforceSource, Source};
 use crate::source::salesforce::auth::{Credentials, Environment as OrgKind, LoginConfig};
 use crate::source::salesforce::{FetchSettings, SalesforceClient, SalesforceConnector};
+use crate::source::{
+    Account, Connection, Connector, Coverage, FetchError, FetchWindow, FieldInfo, ObjectPlan,
+    RecordWrite, RowSink, SourceError, WriteOutcome,
+};
 
 pub use super::Env;
 
@@ -23,9 +30,12 @@ fn secret(env: Env<'_>, task: &BackupTask, name: &str, field: &str) -> Result<St
     })
 }
 
-/// The login settings of a task, with its secrets read from the environment.
-pub fn login_config(task: &BackupTask, env: Env<'_>) -> Result<LoginConfig, SourceError> {
-    let source = &task.source;
+/// The login settings of a Salesforce task, with its secrets read from the environment.
+pub fn login_config(
+    task: &BackupTask,
+    source: &SalesforceSource,
+    env: Env<'_>,
+) -> Result<LoginConfig, SourceError> {
     let credentials = match &source.auth {
         Auth::Jwt(jwt) => {
             let key = secret(env, task, &jwt.private_key_env, "jwt.privateKeyEnv")?;
@@ -90,21 +100,123 @@ pub fn http_client() -> Result<reqwest::Client, SourceError> {
         .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
-/// A client for the task's org, within its API budget.
-pub fn client(task: &BackupTask, env: Env<'_>) -> Result<SalesforceClient, SourceError> {
-    Ok(SalesforceClient::new(
-        login_config(task, env)?,
-        task.source.api_usage_limit_percent,
-        http_client()?,
-    ))
+/// The connector of a task's source: what the backup and restore engines, status and
+/// reconcile talk to, whatever the source's kind.
+pub fn connector(task: &BackupTask, env: Env<'_>) -> Result<TaskConnector, SourceError> {
+    match &task.source {
+        Source::Salesforce(source) => {
+            let client = SalesforceClient::new(
+                login_config(task, source, env)?,
+                source.api_usage_limit_percent,
+                http_client()?,
+            );
+            Ok(TaskConnector::Salesforce(SalesforceConnector::new(
+                client,
+                FetchSettings::new(&source.api_version),
+            )))
+        }
+    }
 }
 
-/// The task's org as the backup engine's connector.
-pub fn connector(task: &BackupTask, env: Env<'_>) -> Result<SalesforceConnector, SourceError> {
-    Ok(SalesforceConnector::new(
-        client(task, env)?,
-        FetchSettings::new(&task.source.api_version),
-    ))
+/// One connector per kind of source a manifest can name.
+pub enum TaskConnector {
+    Salesforce(SalesforceConnector),
+}
+
+/// Calls the same method on whichever connector this is.
+macro_rules! each {
+    ($self:ident, $c:ident => $call:expr) => {
+        match $self {
+            TaskConnector::Salesforce($c) => $call,
+        }
+    };
+}
+
+impl Connector for TaskConnector {
+    fn kind(&self) -> &'static str {
+        each!(self, c => c.kind())
+    }
+
+    fn api_version(&self) -> &str {
+        each!(self, c => c.api_version())
+    }
+
+    async fn check_connection(&self) -> Connection {
+        each!(self, c => c.check_connection().await)
+    }
+
+    async fn prepare(&self) -> Result<(), SourceError> {
+        each!(self, c => c.prepare().await)
+    }
+
+    async fn account(&self) -> Result<Account, SourceError> {
+        each!(self, c => c.account().await)
+    }
+
+    async fn discover(
+        &self,
+        include: &[String],
+        exclude: &[String],
+    ) -> Result<(Vec<ObjectPlan>, Coverage), SourceError> {
+        each!(self, c => c.discover(include, exclude).await)
+    }
+
+    fn server_time_bounds(&self) -> Option<(i64, i64)> {
+        each!(self, c => c.server_time_bounds())
+    }
+
+    async fn fetch<S: RowSink>(
+        &self,
+        object: &ObjectPlan,
+        window: &FetchWindow,
+        sink: S,
+    ) -> Result<S, FetchError> {
+        each!(self, c => c.fetch(object, window, sink).await)
+    }
+
+    async fn count(&self, object: &ObjectPlan, at: &str) -> Result<Option<u64>, SourceError> {
+        each!(self, c => c.count(object, at).await)
+    }
+
+    fn api_calls(&self) -> u64 {
+        each!(self, c => c.api_calls())
+    }
+
+    fn field_infos(&self, schema: &Value) -> BTreeMap<String, FieldInfo> {
+        each!(self, c => c.field_infos(schema))
+    }
+
+    async fn describe(&self, object: &str) -> Result<Value, SourceError> {
+        each!(self, c => c.describe(object).await)
+    }
+
+    async fn read_records(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
+        each!(self, c => c.read_records(object, fields, ids).await)
+    }
+
+    async fn write_records(
+        &self,
+        writes: &[RecordWrite],
+    ) -> Result<Vec<WriteOutcome>, SourceError> {
+        each!(self, c => c.write_records(writes).await)
+    }
+
+    fn write_batch(&self) -> usize {
+        each!(self, c => c.write_batch())
+    }
+
+    fn account_word(&self) -> &'static str {
+        each!(self, c => c.account_word())
+    }
+
+    fn same_account(&self, a: &str, b: &str) -> bool {
+        each!(self, c => c.same_account(a, b))
+    }
 }
 
 /// What the backup of this task fetches, and how.
@@ -114,7 +226,7 @@ pub fn backup_options(task: &BackupTask) -> BackupOptions {
         exclude: task.objects.exclude.clone(),
         full_every_days: task.full_backup.every_days,
         count_check: task.full_backup.count_check,
-        sandbox: Some(task.source.environment == Environment::Sandbox),
+        sandbox: Some(task.source.environment() == Environment::Sandbox),
         ..BackupOptions::new(&task.id)
     }
 }

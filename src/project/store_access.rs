@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::manifest::model::{Repository, Store as StoreSetting};
-use crate::manifest::{ConfigTree, load};
+
 use crate::store::backend::{Backend, LocalBackend};
 use crate::store::git::{GitBackend, GitRemote};
 use crate::store::lock::{LockTiming, STALE_AFTER_VARIABLE};
@@ -16,37 +16,6 @@ pub use super::Env;
 
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The repository manifest of a config directory, which must be valid.
-pub fn repository(dir: &Path) -> Result<Repository, Error> {
-    valid_config(dir).map(|(_, repository)| repository)
-}
-
-/// The config repository in `dir`, which must be valid, and its Repository manifest.
-pub fn valid_config(dir: &Path) -> Result<(crate::manifest::LoadedConfig, Repository), Error> {
-    let config = load(&ConfigTree::work_tree(dir)?)?;
-    match config.repository.clone() {
-        Some(repository) if !config.has_errors() => Ok((config, repository)),
-        _ => Err(Error::InvalidConfig {
-            dir: dir.to_path_buf(),
-        }),
-    }
-}
-
-/// The state branch, fetched, when `dir` is in a git repository (outside one there is none,
-/// and a command that changes the store changes only the store).
-pub fn state_if_git(
-    dir: &Path,
-    repository: &Repository,
-) -> Result<Option<crate::gitops::StateBranch>, Error> {
-    if git2::Repository::discover(dir).is_err() {
-        return Ok(None);
-    }
-    let state =
-        crate::gitops::StateBranch::open(dir, &repository.state.branch, &repository.state.remote)?;
-    state.fetch()?;
-    Ok(Some(state))
 }
 
 /// Where a local store is (its path is relative to the config directory); None for the other
@@ -205,11 +174,6 @@ fn open_backend(
         key_env: encryption.key_env.clone(),
         passphrase_env: encryption.passphrase_env.clone(),
     })
-}
-
-/// The store of the config repository in `dir`, opened with the key from the environment.
-pub fn open_dir(dir: &Path, env: Env<'_>) -> Result<Store, Error> {
-    open(dir, &repository(dir)?, env)
 }
 
 /// Pushes what a command wrote to where other machines read the store (the git store's ref to

@@ -13,13 +13,12 @@ use crate::backup::{BackupOutcome, backup};
 use crate::diff::summary::Triggered;
 use crate::error::Error;
 use crate::gitops::{Change, StateBranch};
-use crate::manifest::model::{BackupTask, Environment, Repository};
-use crate::manifest::{ConfigTree, load};
-use crate::project::connect;
+use crate::manifest::model::{BackupTask, Repository};
+use crate::project::{Project, connect};
 use crate::snapshot::writer::load_manifest;
 use crate::source::Connector as _;
 use crate::source::{Connection, DisconnectReason};
-use crate::state::retention::{self, Candidate};
+use crate::state::decision::{TaskDecision, decide, environment_name, forgotten};
 use crate::state::schedule;
 use crate::state::status::{self, Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
 use crate::store::lock::{Lock, LockKind};
@@ -227,15 +226,9 @@ impl Context<'_> {
 }
 
 pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome, Error> {
-    let config = load(&ConfigTree::work_tree(&options.dir)?)?;
-    let repository = match &config.repository {
-        Some(repository) if !config.has_errors() => repository.clone(),
-        _ => {
-            return Err(Error::InvalidConfig {
-                dir: options.dir.clone(),
-            });
-        }
-    };
+    let project = Project::open(&options.dir, env)?;
+    let config = project.config();
+    let repository = project.repository()?;
     let now_ms = match &options.at {
         Some(at) => crate::time::parse_datetime(at).ok_or_else(|| Error::Usage {
             message: format!("--at {at:?} is not an ISO 8601 time"),
@@ -244,40 +237,27 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         None => crate::time::now_ms(),
     };
     let now = crate::time::format_datetime_z(now_ms);
-    let state = StateBranch::open(
-        &options.dir,
-        &repository.state.branch,
-        &repository.state.remote,
-    )?;
-    state.fetch()?;
+    let state = project.fetch_state()?;
     for id in &options.tasks {
-        if !config.tasks.iter().any(|t| &t.task.id == id) {
-            return Err(Error::NoSuchTask {
-                id: id.clone(),
-                dir: options.dir.clone(),
-                known: config.tasks.iter().map(|t| t.task.id.clone()).collect(),
-            });
-        }
+        project.task(id)?;
     }
     let chosen = |id: &str| options.tasks.is_empty() || options.tasks.iter().any(|t| t == id);
 
     let mut results = Vec::new();
     if options.dry_run {
         for loaded in config.tasks.iter().filter(|t| chosen(&t.task.id)) {
-            let status = read_status(&state, &loaded.task.id)?;
-            let due = options.force
-                || schedule::is_due(
-                    &loaded.task.schedule,
-                    status.as_ref().and_then(TaskStatus::last_applied_ms),
-                    now_ms,
-                );
+            let status = project.status(&loaded.task.id)?;
+            let decision = decide(&loaded.task, status.as_ref(), now_ms, options.force);
             results.push(TaskResult {
                 task: loaded.task.id.clone(),
                 outcome: None,
-                message: match (loaded.task.suspend, due) {
-                    (true, _) => "suspended".into(),
-                    (false, true) => "due: would back up (dry run)".into(),
-                    (false, false) => "not due".into(),
+                message: match &decision {
+                    TaskDecision::Suspended => "suspended".into(),
+                    TaskDecision::BackUp => "due: would back up (dry run)".into(),
+                    TaskDecision::NotDue { .. } => "not due".into(),
+                    TaskDecision::Refused { .. } => {
+                        format!("refused: {}", decision.refusal().unwrap_or_default())
+                    }
                 },
                 snapshot: None,
                 alerts: Vec::new(),
@@ -313,11 +293,11 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             revision.as_deref().unwrap_or("uncommitted")
         ));
     }
-    let store = crate::project::store_access::open(&options.dir, &repository, env)?;
+    let store = project.store()?;
     let context = Context {
-        repository: &repository,
-        store: &store,
-        state: &state,
+        repository,
+        store,
+        state,
         revision,
         now: now.clone(),
         now_ms,
@@ -371,7 +351,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
     {
         return Err(e.into());
     }
-    let finished = publish_and_commit(&store, &state, &repository, &changes, &results, &now);
+    let finished = publish_and_commit(store, state, repository, &changes, &results, &now);
     drop(task_locks);
     drop(context);
     let failure = finished
@@ -476,7 +456,7 @@ fn notification_contexts(
             task: TaskInfo {
                 id: task.id.clone(),
                 name: task.name.clone(),
-                environment: environment_name(task.source.environment).to_string(),
+                environment: environment_name(task.source.environment()).to_string(),
             },
             run: RunInfo {
                 finished_at: now.to_string(),
@@ -529,24 +509,6 @@ fn commit_message(results: &[TaskResult], now: &str) -> String {
     message
 }
 
-/// A task's status from the state branch; None before its first run.
-pub(crate) fn read_status(state: &StateBranch, task: &str) -> Result<Option<TaskStatus>, Error> {
-    match state.read(&TaskStatus::path(task))? {
-        None => Ok(None),
-        Some(bytes) => TaskStatus::parse(&bytes).map(Some).map_err(|e| Error::Git {
-            path: PathBuf::from(TaskStatus::path(task)),
-            message: format!("the state branch's status file is unreadable: {e}"),
-        }),
-    }
-}
-
-fn environment_name(environment: Environment) -> &'static str {
-    match environment {
-        Environment::Production => "production",
-        Environment::Sandbox => "sandbox",
-    }
-}
-
 fn skipped(task: &str, message: impl Into<String>) -> TaskResult {
     TaskResult {
         task: task.to_string(),
@@ -565,11 +527,12 @@ async fn apply_task(
 ) -> (TaskResult, Vec<Change>, Option<Lock>) {
     // A task that is not due writes nothing, so it needs no lock: an hourly schedule's idle
     // runs leave the store alone. Whether it is due is decided again under the lock.
-    if let Ok(Some(peek)) = read_status(context.state, &task.id)
-        && !force
-        && !task.suspend
+    if let Ok(Some(peek)) = crate::project::read_status(context.state, &task.id)
         && peek.phase == Phase::Active
-        && !schedule::is_due(&task.schedule, peek.last_applied_ms(), context.now_ms)
+        && matches!(
+            decide(task, Some(&peek), context.now_ms, force),
+            TaskDecision::NotDue { .. }
+        )
     {
         return (not_due(task, &peek), Vec::new(), None);
     }
@@ -591,14 +554,17 @@ async fn apply_task(
     let read = context
         .state
         .fetch()
-        .and_then(|()| read_status(context.state, &task.id));
+        .and_then(|()| crate::project::read_status(context.state, &task.id));
     let status = match read {
         Ok(status) => status.unwrap_or_else(|| TaskStatus {
             task: task.id.clone(),
-            environment: environment_name(task.source.environment).into(),
+            environment: environment_name(task.source.environment()).into(),
             ..TaskStatus::default()
         }),
-        Err(e) => return (failed(&task.id, &e.to_string()), Vec::new(), Some(lock)),
+        Err(e) => {
+            let message = format!("{e}; {}", e.guidance());
+            return (failed(&task.id, &message), Vec::new(), Some(lock));
+        }
     };
     let (result, changes) = apply_locked_task(context, task, force, status).await;
     (result, changes, Some(lock))
@@ -613,7 +579,8 @@ async fn apply_locked_task(
     status.name = task.name.clone();
     status.auto_archived_days = task.retention.auto_archived_days;
     let now = &context.now;
-    if task.suspend {
+    let decision = decide(task, Some(&status), context.now_ms, force);
+    if decision == TaskDecision::Suspended {
         if status.phase == Phase::Suspended {
             return (skipped(&task.id, "suspended"), Vec::new());
         }
@@ -632,19 +599,13 @@ async fn apply_locked_task(
         status.archived_at = None;
         status.purge_after = None;
     }
-    let due = force || schedule::is_due(&task.schedule, status.last_applied_ms(), context.now_ms);
-    if !due {
-        return (not_due(task, &status), Vec::new());
-    }
-    if !status.environment.is_empty()
-        && status.environment != environment_name(task.source.environment)
-    {
-        let message = format!(
-            "source.environment changed from {} to {}: that forces a new lineage; give the task a new id instead",
-            status.environment,
-            environment_name(task.source.environment)
-        );
-        return finish_failed(status, task, &message, context);
+    match decision {
+        TaskDecision::NotDue { .. } => return (not_due(task, &status), Vec::new()),
+        TaskDecision::Refused { .. } => {
+            let message = decision.refusal().unwrap_or_default();
+            return finish_failed(status, task, &message, context);
+        }
+        TaskDecision::Suspended | TaskDecision::BackUp => {}
     }
 
     let run = tokio::select! {
@@ -774,7 +735,7 @@ async fn run_backup(
         connect::connector(task, context.env).map_err(|e| format!("{e}; {}", e.guidance()))?;
     match connector.check_connection().await {
         Connection::Connected { org_id, .. } => {
-            if let Some(pinned) = &task.source.org_id
+            if let Some(pinned) = task.source.pinned_account()
                 && !org_id.starts_with(&pinned[..pinned.len().min(15)])
             {
                 let message = format!(
@@ -974,30 +935,17 @@ async fn run_backup(
         },
     );
     // Retention: forget what the policy no longer keeps.
-    if task.retention.keeps_anything() {
-        let candidates: Vec<Candidate> = status
-            .snapshots
-            .iter()
-            .map(|s| Candidate {
-                id: s.id.clone(),
-                time: crate::time::parse_datetime(&s.time).unwrap_or(0),
-                complete: s.complete,
-            })
-            .collect();
-        if let Ok(decisions) = retention::decide(&task.retention, &candidates) {
-            for decision in decisions.iter().filter(|d| !d.keep) {
-                context
-                    .store
-                    .backend()
-                    .delete(&crate::store::snapshot_path(&decision.id))
-                    .map_err(|e| e.to_string())?;
-                changes.push(Change::remove(format!(
-                    "{dir}/snapshots/{}.enc",
-                    decision.id
-                )));
-                status.snapshots.retain(|s| s.id != decision.id);
-            }
-        }
+    for decision in forgotten(task, &status.snapshots) {
+        context
+            .store
+            .backend()
+            .delete(&crate::store::snapshot_path(&decision.id))
+            .map_err(|e| e.to_string())?;
+        changes.push(Change::remove(format!(
+            "{dir}/snapshots/{}.enc",
+            decision.id
+        )));
+        status.snapshots.retain(|s| s.id != decision.id);
     }
     status.set_condition(
         "Ready",
@@ -1193,7 +1141,7 @@ fn archive_removed(
     context: &Context<'_>,
     id: &str,
 ) -> Result<Option<(TaskResult, Vec<Change>)>, Error> {
-    let Some(mut status) = read_status(context.state, id)? else {
+    let Some(mut status) = crate::project::read_status(context.state, id)? else {
         return Ok(None);
     };
     let now = &context.now;

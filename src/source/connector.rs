@@ -4,12 +4,15 @@
 //! budget leaves, and writing. New kinds of rows (metadata components, file bodies) are new
 //! objects of the same connector, fetched into the same sinks.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+
+use serde_json::{Map, Value};
 
 use crate::snapshot::sorter::Row;
 use crate::store::StoreError;
 
-use super::{Connection, Coverage, ObjectPlan, SourceError};
+use super::{Connection, Coverage, FieldInfo, ObjectPlan, RecordWrite, SourceError, WriteOutcome};
 
 /// The account a connector's credentials reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,4 +106,41 @@ pub trait Connector: Sync {
 
     /// API calls made so far by this connector.
     fn api_calls(&self) -> u64;
+
+    // Restore: what the engine in `crate::restore` asks to compare and write records back.
+
+    /// What an object's schema document (as `discover` made it, or `describe` returns it) says
+    /// of its fields.
+    fn field_infos(&self, schema: &Value) -> BTreeMap<String, FieldInfo>;
+
+    /// The object's schema document as the source describes it now.
+    fn describe(&self, object: &str) -> impl Future<Output = Result<Value, SourceError>> + Send;
+
+    /// These records as the source holds them now, with these fields (absent: deleted).
+    fn read_records(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Map<String, Value>>, SourceError>> + Send;
+
+    /// Writes at most `write_batch()` records, each on its own (one refused leaves the others
+    /// written); one outcome per record, in order. An error means the batch's fate is unknown.
+    fn write_records(
+        &self,
+        writes: &[RecordWrite],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, SourceError>> + Send;
+
+    /// How many records one `write_records` call takes.
+    fn write_batch(&self) -> usize;
+
+    /// What the source calls an account, for messages ("org" for Salesforce).
+    fn account_word(&self) -> &'static str {
+        "account"
+    }
+
+    /// Whether two account ids name the same account.
+    fn same_account(&self, a: &str, b: &str) -> bool {
+        a == b
+    }
 }

@@ -1,4 +1,5 @@
-//! Sources of data to back up, behind one trait (`Connector`) the backup engine drives.
+//! Sources of data to back up, behind one trait (`Connector`) the backup and restore engines
+//! drive.
 //! Salesforce is the first; the connection status they report (Connected or Disconnected, and
 //! why) is the same for any SaaS.
 
@@ -9,7 +10,7 @@ pub mod salesforce;
 
 pub use connector::{Account, Connector, FetchError, FetchWindow, RowSink};
 pub use error::SourceError;
-pub use objects::{Coverage, Field, ObjectPlan};
+pub use objects::{Coverage, Field, FieldInfo, ObjectPlan, RecordWrite, WriteOutcome};
 
 /// Why a source cannot be reached with the credentials it has.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,3 +51,24 @@ impl Coverage {
             .collect()
     }
 }
+
+/// What restore needs to know of a field: whether it can be written on a new record or an
+/// existing one, and which objects it looks up (empty when it is no lookup).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldInfo {
+    pub createable: bool,
+    pub updateable: bool,
+    pub reference_to: Vec<String>,
+}
+
+/// One record to write back to a source: created when `id` is None, else updated (only the
+/// fields given).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    pub object: String,
+    pub id: Option<String>,
+    pub fields: serde_json::Map<String, Value>,
+}
+
+/// The source's answer for one written record: its Id, or why it was refused.
+pub type WriteOutcome = Result<String, String>;

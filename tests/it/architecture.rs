@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["snapshot"],
     &["search", "source"],
-    &["backup"],
+    &["backup", "restore"],
     &["error"],
     &["manifest", "gitops"],
     &["diff", "state"],

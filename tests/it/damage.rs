@@ -354,3 +354,64 @@ fn every_kind_of_store_file_damaged_every_way_is_found_and_never_reported_as_suc
     println!("{}", table.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A task's status file on the state branch, damaged by a hand edit, is an error everywhere it
+/// is read, with the way back; no command takes it for a task never backed up.
+#[test]
+fn an_unreadable_status_file_is_an_error_everywhere_never_a_task_without_backups() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = simulator(&runtime, 82);
+    let deployment = Deployment::new(&sim, StoreKind::Shared);
+    succeeded(&deployment.cairn("a", &["apply", "--now"]), "first apply");
+
+    // Someone edits the status file on the state branch by hand, and pushes.
+    let root = &deployment.root;
+    common::git(
+        root,
+        &[
+            "clone",
+            "--quiet",
+            "-b",
+            "cairn-state",
+            "remote.git",
+            "edit",
+        ],
+    );
+    let edit = root.join("edit");
+    std::fs::write(
+        edit.join("state/acme/status.yaml"),
+        "snapshots: [unclosed\n",
+    )
+    .expect("damage the status file");
+    common::git(&edit, &["commit", "--quiet", "-am", "hand edit"]);
+    common::git(&edit, &["push", "--quiet", "origin", "cairn-state"]);
+
+    for args in [
+        &["status"][..],
+        &["snapshots"],
+        &["plan"],
+        &["diff", "--task", "acme"],
+        &["apply", "--now"],
+    ] {
+        let output = deployment.cairn("b", args);
+        // apply reports each task's failure in its results, the others as errors.
+        let said = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(
+            !output.status.success(),
+            "cairn {args:?} succeeded over a damaged status file:\n{}",
+            text(&output.stdout)
+        );
+        assert!(
+            said.contains("state/acme/status.yaml is unreadable")
+                && said.contains("git log -p cairn-state -- state/acme/status.yaml"),
+            "cairn {args:?} does not name the damage and the way back:\n{said}"
+        );
+    }
+    let check = deployment.cairn("b", &["check"]);
+    assert!(!check.status.success(), "check passed over a damaged state");
+    assert!(
+        text(&check.stdout).contains("state/acme/status.yaml is unreadable"),
+        "{}",
+        text(&check.stdout)
+    );
+}

@@ -46,12 +46,6 @@ pub fn default_schedule() -> String {
     "0 3 * * *".to_string()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceType {
-    Salesforce,
-}
-
 /// Production or Sandbox: fixed for the life of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,11 +54,41 @@ pub enum Environment {
     Sandbox,
 }
 
+/// Where a task's data comes from: one kind of source, chosen by `type`. A new kind is a new
+/// variant with its own settings (and its connector in `project::connect`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Source {
+    Salesforce(SalesforceSource),
+}
+
+impl Source {
+    /// The kind, as manifests and snapshots name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Salesforce(_) => "salesforce",
+        }
+    }
+
+    /// Production or sandbox: fixed for the life of the task.
+    pub fn environment(&self) -> Environment {
+        match self {
+            Source::Salesforce(source) => source.environment,
+        }
+    }
+
+    /// The account the task may only back up, when the manifest pins one.
+    pub fn pinned_account(&self) -> Option<&str> {
+        match self {
+            Source::Salesforce(source) => source.org_id.as_deref(),
+        }
+    }
+}
+
+/// A Salesforce org and how to reach it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Source {
-    #[serde(rename = "type")]
-    pub source_type: SourceType,
+pub struct SalesforceSource {
     pub environment: Environment,
     #[serde(default)]
     pub org_id: Option<String>,

@@ -1,13 +1,17 @@
 //! Salesforce as a [`Connector`]: the engine's questions answered with the REST and Bulk APIs.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
+use serde_json::{Map, Value};
 
 use super::client::SalesforceClient;
 use super::discovery::discover;
 use super::fetch::{FetchSettings, fetch, full_soql, org_count, select, url_encode};
+use super::restore;
 use crate::source::{
-    Account, Connection, Connector, Coverage, FetchError, FetchWindow, ObjectPlan, RowSink,
-    SourceError,
+    Account, Connection, Connector, Coverage, FetchError, FetchWindow, FieldInfo, ObjectPlan,
+    RecordWrite, RowSink, SourceError, WriteOutcome,
 };
 
 pub struct SalesforceConnector {
@@ -107,5 +111,53 @@ impl Connector for SalesforceConnector {
 
     fn api_calls(&self) -> u64 {
         self.client.budget().calls
+    }
+
+    fn field_infos(&self, schema: &Value) -> BTreeMap<String, FieldInfo> {
+        restore::field_infos(schema)
+    }
+
+    async fn describe(&self, object: &str) -> Result<Value, SourceError> {
+        let path = format!(
+            "/services/data/v{}/sobjects/{object}/describe",
+            self.settings.api_version
+        );
+        self.client.call(Method::GET, &path, None).await
+    }
+
+    async fn read_records(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
+        restore::current(
+            &self.client,
+            &self.settings.api_version,
+            object,
+            fields,
+            ids,
+        )
+        .await
+    }
+
+    async fn write_records(
+        &self,
+        writes: &[RecordWrite],
+    ) -> Result<Vec<WriteOutcome>, SourceError> {
+        restore::write(&self.client, &self.settings.api_version, writes).await
+    }
+
+    fn write_batch(&self) -> usize {
+        restore::CHUNK
+    }
+
+    fn account_word(&self) -> &'static str {
+        "org"
+    }
+
+    /// Org Ids compare by their first 15 characters: the 18-character form adds a checksum.
+    fn same_account(&self, a: &str, b: &str) -> bool {
+        a.get(..15).is_some_and(|a| Some(a) == b.get(..15))
     }
 }

@@ -1,14 +1,16 @@
 //! A connector to a directory of JSON files, one per object: `{"records": [{"Id": …, "Modified":
-//! ms, "Deleted": bool, …}]}`. Deliberately tiny, and nothing of it is known outside this
-//! folder: the proof that the backup engine drives any `Connector`.
+//! ms, "Deleted": bool, …}]}`. A field named `<Object>Id` looks up that object's records.
+//! Deliberately tiny, and nothing of it is known outside this folder: the proof that the backup
+//! and restore engines drive any `Connector`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn::snapshot::sorter::Row;
 use cairn::source::{
-    Account, Connection, Connector, Coverage, FetchError, FetchWindow, Field, ObjectPlan, RowSink,
-    SourceError,
+    Account, Connection, Connector, Coverage, FetchError, FetchWindow, Field, FieldInfo,
+    ObjectPlan, RecordWrite, RowSink, SourceError, WriteOutcome,
 };
 use cairn::text::glob::glob;
 use serde_json::{Map, Value, json};
@@ -42,6 +44,35 @@ impl JsonFiles {
             .collect();
         records.sort_by(|a, b| a["Id"].as_str().cmp(&b["Id"].as_str()));
         Ok(records)
+    }
+
+    fn save(&self, object: &str, records: Vec<Map<String, Value>>) -> Result<(), SourceError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{object}.json"));
+        let text = serde_json::to_vec(&json!({ "records": records }))
+            .map_err(|e| SourceError::Config(e.to_string()))?;
+        std::fs::write(&path, text)
+            .map_err(|e| SourceError::Network(format!("{}: {e}", path.display())))
+    }
+
+    /// The schema document of an object with these fields: which can be written, and which
+    /// look up another object.
+    fn schema(&self, fields: &[Field]) -> Value {
+        let fields: Vec<Value> = fields
+            .iter()
+            .map(|f| {
+                let target = f
+                    .name
+                    .strip_suffix("Id")
+                    .filter(|t| !t.is_empty() && self.dir.join(format!("{t}.json")).is_file());
+                json!({
+                    "name": f.name,
+                    "writable": !matches!(f.name.as_str(), "Id" | "Created" | "Modified"),
+                    "refersTo": target,
+                })
+            })
+            .collect();
+        json!({ "fields": fields })
     }
 
     /// The object's fields: every key its records have, Id first, in name order.
@@ -121,7 +152,7 @@ impl Connector for JsonFiles {
             }
             let fields = JsonFiles::fields(&self.records(&name)?);
             plans.push(ObjectPlan {
-                schema: json!({ "fields": fields.iter().map(|f| &f.name).collect::<Vec<_>>() }),
+                schema: self.schema(&fields),
                 name: name.clone(),
                 fields,
                 incremental: true,
@@ -198,5 +229,97 @@ impl Connector for JsonFiles {
 
     fn api_calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    fn field_infos(&self, schema: &Value) -> BTreeMap<String, FieldInfo> {
+        schema["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let writable = f["writable"] == true;
+                Some((
+                    f["name"].as_str()?.to_string(),
+                    FieldInfo {
+                        createable: writable,
+                        updateable: writable,
+                        reference_to: f["refersTo"]
+                            .as_str()
+                            .map(str::to_string)
+                            .into_iter()
+                            .collect(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn describe(&self, object: &str) -> Result<Value, SourceError> {
+        Ok(self.schema(&JsonFiles::fields(&self.records(object)?)))
+    }
+
+    async fn read_records(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
+        Ok(self
+            .records(object)?
+            .into_iter()
+            .filter(|r| r.get("Deleted").and_then(Value::as_bool) != Some(true))
+            .filter_map(|r| {
+                let id = r["Id"].as_str()?.to_string();
+                ids.contains(&id).then(|| {
+                    let wanted = fields
+                        .iter()
+                        .map(|f| (f.clone(), r.get(f).cloned().unwrap_or(Value::Null)))
+                        .collect();
+                    (id, wanted)
+                })
+            })
+            .collect())
+    }
+
+    async fn write_records(
+        &self,
+        writes: &[RecordWrite],
+    ) -> Result<Vec<WriteOutcome>, SourceError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut outcomes = Vec::new();
+        for write in writes {
+            let mut records = self.records(&write.object)?;
+            let outcome = match &write.id {
+                None => {
+                    let id = format!("{}{}", write.object.to_lowercase(), records.len() + 1);
+                    let mut record = write.fields.clone();
+                    record.insert("Id".into(), json!(id));
+                    record.insert("Created".into(), json!(now));
+                    record.insert("Modified".into(), json!(now));
+                    records.push(record);
+                    Ok(id)
+                }
+                Some(id) => match records.iter_mut().find(|r| {
+                    r["Id"].as_str() == Some(id)
+                        && r.get("Deleted").and_then(Value::as_bool) != Some(true)
+                }) {
+                    Some(record) => {
+                        record.extend(write.fields.clone());
+                        record.insert("Modified".into(), json!(now));
+                        Ok(id.clone())
+                    }
+                    None => Err(format!("{} {id} does not exist", write.object)),
+                },
+            };
+            self.save(&write.object, records)?;
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    fn write_batch(&self) -> usize {
+        50
     }
 }

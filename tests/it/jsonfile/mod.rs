@@ -1,7 +1,8 @@
 //! The backup engine with a second connector (`connector.rs`: a directory of JSON files) that
 //! nothing outside this folder knows: a full backup, an incremental of edits, a deletion and a
-//! new record, the diff between them, search over what was backed up, and a deleted record read
-//! back for restore, all through the same engine and snapshot code Salesforce uses.
+//! new record, the diff between them, search over what was backed up, and a restore of an edit
+//! and of deleted records (a parent and a child that looks it up), all through the same
+//! engines and snapshot code Salesforce uses.
 
 mod connector;
 
@@ -9,9 +10,11 @@ use std::collections::BTreeMap;
 
 use cairn::backup::{BackupOptions, backup};
 use cairn::diff::Kind;
+use cairn::restore::{self, Chosen, Schemas};
 use cairn::search::SearchIndex;
 use cairn::snapshot::ObjectReader;
 use cairn::snapshot::reader::find_record;
+use cairn::source::Connector;
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
@@ -50,7 +53,7 @@ fn names(
 }
 
 #[tokio::test]
-async fn a_second_connector_backs_up_diffs_and_searches_through_the_same_engine() {
+async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_same_engines() {
     let files = tempfile::tempdir().expect("files");
     let data = files.path().join("data");
     std::fs::create_dir(&data).expect("data dir");
@@ -66,7 +69,7 @@ async fn a_second_connector_backs_up_diffs_and_searches_through_the_same_engine(
     write(
         &data,
         "Pot",
-        json!([{"Id": "q1", "Name": "Terracotta", "Created": T0 - HOUR, "Modified": T0 - HOUR}]),
+        json!([{"Id": "q1", "Name": "Terracotta", "PlantId": "p2", "Created": T0 - HOUR, "Modified": T0 - HOUR}]),
     );
     let source = JsonFiles::new(data.clone());
     let store_dir = files.path().join("store");
@@ -161,15 +164,89 @@ async fn a_second_connector_backs_up_diffs_and_searches_through_the_same_engine(
         ("Plant", "p1")
     );
 
-    // The deleted record is still in the first snapshot, ready to be written back.
-    let restored = find_record(&store, &first.manifest.objects["Plant"], "p2")
-        .expect("read")
-        .expect("p2 is in the first snapshot");
-    let restored: Value = serde_json::from_slice(&restored).expect("body");
-    assert_eq!(restored["Name"], "Cactus");
+    // The deleted record is still in the first snapshot, and gone from the second.
     assert!(
         find_record(&store, &second.manifest.objects["Plant"], "p2")
             .expect("read")
             .is_none()
+    );
+
+    // The pot that held the cactus goes too; a restore from the first snapshot puts the fern's
+    // name back and creates the cactus and its pot again, the pot looking up the new cactus.
+    write(
+        &data,
+        "Pot",
+        json!([{"Id": "q1", "Name": "Terracotta", "PlantId": "p2", "Created": T0 - HOUR, "Modified": T0 + 3 * HOUR, "Deleted": true}]),
+    );
+    let mut schemas = Schemas::new();
+    let mut chosen = Vec::new();
+    for (object, ids) in [("Plant", ["p1", "p2"].as_slice()), ("Pot", &["q1"])] {
+        let entry = &first.manifest.objects[object];
+        let schema = store
+            .get_blob(entry.schema.as_ref().expect("a schema document"))
+            .expect("schema");
+        let schema: Value = serde_json::from_slice(&schema).expect("schema JSON");
+        schemas.insert(object.to_string(), source.field_infos(&schema));
+        for id in ids {
+            let body = find_record(&store, entry, id)
+                .expect("read")
+                .expect("in the snapshot");
+            let Value::Object(record) = serde_json::from_slice(&body).expect("body") else {
+                panic!("{object} {id} is not an object");
+            };
+            chosen.push(Chosen {
+                object: object.to_string(),
+                id: id.to_string(),
+                record,
+            });
+        }
+    }
+    let plan = restore::plan(&source, &chosen, &schemas, None, false)
+        .await
+        .expect("plan");
+    assert_eq!(
+        (
+            plan.count("create"),
+            plan.count("update"),
+            plan.count("unchanged")
+        ),
+        (2, 1, 0),
+        "{:?}",
+        plan.steps
+    );
+    let result = restore::apply(&source, &plan, &schemas)
+        .await
+        .expect("apply");
+    assert!(result.failed.is_empty(), "{:?}", result.failed);
+    assert_eq!(result.updated, [("Plant".to_string(), "p1".to_string())]);
+    let created: BTreeMap<&str, &str> = result
+        .created
+        .iter()
+        .map(|(_, old, new)| (old.as_str(), new.as_str()))
+        .collect();
+    let live = |object: &str| -> Vec<Value> {
+        let text = std::fs::read(data.join(format!("{object}.json"))).expect("file");
+        let file: Value = serde_json::from_slice(&text).expect("JSON");
+        file["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["Deleted"] != true)
+            .cloned()
+            .collect()
+    };
+    let plants = live("Plant");
+    let by_id = |id: &str| plants.iter().find(|r| r["Id"] == id).cloned();
+    assert_eq!(by_id("p1").expect("p1")["Name"], "Fern");
+    assert_eq!(
+        by_id(created["p2"]).expect("the new cactus")["Name"],
+        "Cactus"
+    );
+    let pots = live("Pot");
+    assert_eq!(pots.len(), 1, "{pots:?}");
+    assert_eq!(pots[0]["Id"], created["q1"]);
+    assert_eq!(
+        pots[0]["PlantId"], created["p2"],
+        "the pot looks up the new cactus"
     );
 }
