@@ -1,27 +1,29 @@
 //! cairn: backup-as-code for SaaS data, Salesforce first.
 //!
-//! The binary is a thin layer over this library: `commands` holds one function per subcommand,
-//! each taking an options struct; ARCHITECTURE.md maps the layers below it.
+//! The binary calls `cli::main`; `cli` turns arguments into the options of `commands`, which
+//! holds one function per subcommand; ARCHITECTURE.md maps the layers below them.
 
 pub mod backup;
+pub mod cli;
 pub mod commands;
 pub mod diff;
 pub mod error;
-pub mod git_process;
+pub mod exit;
+pub(crate) mod git_process;
 pub mod gitops;
 pub mod manifest;
-pub mod notify;
+pub(crate) mod notify;
 pub mod ops;
-pub mod plan;
+pub(crate) mod plan;
 pub mod project;
-pub mod reconcile;
+pub(crate) mod reconcile;
 pub mod restore;
 pub mod search;
 pub mod snapshot;
 pub mod source;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
-pub mod templates;
+pub(crate) mod templates;
 pub mod text;
 pub mod time;
 

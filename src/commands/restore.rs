@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
 use crate::error::Error;
+use crate::exit::ExitStatus;
 use crate::project::Project;
 use crate::project::connect;
 use crate::project::store_access::Env;
@@ -37,8 +38,8 @@ pub struct RestoreOptions {
 
 pub struct RestoreOutcome {
     pub output: String,
-    /// 0 done (or planned), 3 some records failed, 1 all failed.
-    pub exit: u8,
+    /// Success when done (or planned), Partial when some records failed, Failure when all did.
+    pub exit: ExitStatus,
 }
 
 /// A value for the printed plan, with control characters escaped.
@@ -181,7 +182,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         },
     );
     render_plan(&plan, &mut out);
-    let mut exit = 0;
+    let mut exit = ExitStatus::Success;
     if options.apply {
         let result = restore::apply(&connector, &plan, &schemas).await?;
         out.push('\n');
@@ -203,9 +204,9 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         );
         if !result.failed.is_empty() {
             exit = if result.created.is_empty() && result.updated.is_empty() {
-                1
+                ExitStatus::Failure
             } else {
-                3
+                ExitStatus::Partial
             };
         }
     } else if plan.count("create") + plan.count("update") > 0 {

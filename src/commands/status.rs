@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::exit::ExitStatus;
 use crate::project::Project;
 use crate::project::store_access::Env;
 use crate::source::{Connection, Connector};
@@ -46,9 +47,9 @@ pub struct StatusOutcome {
 }
 
 impl StatusOutcome {
-    /// 1 when a checked task is Disconnected, else 0.
-    pub fn exit_code(&self) -> u8 {
-        u8::from(!self.disconnected.is_empty())
+    /// Failure when a checked task is Disconnected.
+    pub fn exit_status(&self) -> ExitStatus {
+        ExitStatus::from_ok(self.disconnected.is_empty())
     }
 }
 

@@ -12,11 +12,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::exit::ExitStatus;
 use crate::gitops::StateBranch;
 use crate::manifest::model::BackupTask;
 use crate::manifest::{ConfigTree, LoadedConfig, load};
 use crate::project::Project;
-use crate::state::decision::{TaskDecision, decide, forgotten};
+use crate::state::decision::{RemovedDecision, TaskDecision, decide, decide_removed, forgotten};
 use crate::state::status::{CoverageFile, Phase, TaskStatus};
 
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub enum Action {
     Create,
     Update,
     Archive,
+    /// An archived task whose `autoArchivedDays` have passed: apply removes its snapshots.
+    Purge,
     /// An immutable field changed: apply would refuse it.
     Refused,
     Unchanged,
@@ -148,14 +151,14 @@ impl Plan {
         !self.repository_refused.is_empty() || self.count(Action::Refused) > 0
     }
 
-    /// 1 refused, 2 changes, 0 nothing to do.
-    pub fn exit_code(&self) -> u8 {
+    /// Failure when a change is refused, Changes when there are any, else Success.
+    pub fn exit_status(&self) -> ExitStatus {
         if self.refused() {
-            1
+            ExitStatus::Failure
         } else if self.has_changes() {
-            2
+            ExitStatus::Changes
         } else {
-            0
+            ExitStatus::Success
         }
     }
 
@@ -163,7 +166,9 @@ impl Plan {
         self.tasks
             .iter()
             .filter(|t| {
-                t.due && !t.suspended && !matches!(t.action, Action::Archive | Action::Refused)
+                t.due
+                    && !t.suspended
+                    && !matches!(t.action, Action::Archive | Action::Purge | Action::Refused)
             })
             .map(|t| t.id.as_str())
             .collect()
@@ -389,7 +394,7 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
         .chain(
             recorded
                 .iter()
-                .filter(|(_, s)| matches!(s.phase, Phase::Active | Phase::Suspended))
+                .filter(|(_, s)| decide_removed(s, now) != RemovedDecision::Keep)
                 .map(|(id, _)| id),
         )
         .filter(|id| !head_tasks.contains_key(*id))
@@ -408,13 +413,20 @@ pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
         }
         let status = recorded.get(id);
         let base_task = base_tasks.get(id).map(|(_, t)| t);
+        // What apply does with it, decided as apply decides it (a task that never ran has
+        // nothing to archive, but its manifest's removal is shown).
+        let action = match status.map(|s| decide_removed(s, now)) {
+            Some(RemovedDecision::Keep) => continue,
+            Some(RemovedDecision::Purge) => Action::Purge,
+            Some(RemovedDecision::Archive) | None => Action::Archive,
+        };
         tasks.push(TaskPlan {
             id: id.clone(),
             name: base_task
                 .map(|t| t.name.clone())
                 .or_else(|| status.map(|s| s.name.clone()))
                 .unwrap_or_default(),
-            action: Action::Archive,
+            action,
             changes: Vec::new(),
             refused: Vec::new(),
             due: false,

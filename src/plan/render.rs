@@ -102,6 +102,10 @@ fn task_lines(task: &TaskPlan) -> Vec<String> {
                 }
             });
         }
+        Action::Purge => {
+            lines.push(format!("- purge {}{name}", task.id));
+            lines.push("    archived, and its retention.autoArchivedDays have passed: apply removes its snapshots from the store (`cairn prune` then frees the space)".into());
+        }
         Action::Refused => {
             lines.push(format!("! refused {}{name}", task.id));
             lines.extend(lineage_lines(&task.refused));
@@ -109,7 +113,7 @@ fn task_lines(task: &TaskPlan) -> Vec<String> {
         }
         Action::Unchanged => {}
     }
-    if !task.would_forget.is_empty() && task.action != Action::Archive {
+    if !task.would_forget.is_empty() && !matches!(task.action, Action::Archive | Action::Purge) {
         let list: Vec<String> = task
             .would_forget
             .iter()
@@ -127,7 +131,7 @@ fn task_lines(task: &TaskPlan) -> Vec<String> {
 fn state_line(plan: &Plan) -> Option<String> {
     let mut notes = Vec::new();
     for task in &plan.tasks {
-        if task.action == Action::Archive {
+        if matches!(task.action, Action::Archive | Action::Purge) {
             continue;
         }
         if task.suspended {
@@ -155,6 +159,10 @@ fn summary(plan: &Plan) -> String {
         plan.count(Action::Update),
         plan.count(Action::Archive)
     );
+    let purged = plan.count(Action::Purge);
+    if purged > 0 {
+        let _ = write!(text, ", {purged} to purge");
+    }
     let refused = plan.count(Action::Refused) + usize::from(!plan.repository_refused.is_empty());
     if refused > 0 {
         let _ = write!(text, ", {refused} refused");

@@ -6,7 +6,7 @@ use crate::manifest::model::{BackupTask, Environment};
 
 use super::retention::{self, Candidate};
 use super::schedule;
-use super::status::{SnapshotRow, TaskStatus};
+use super::status::{Phase, SnapshotRow, TaskStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskDecision {
@@ -75,6 +75,34 @@ pub fn decide(
         TaskDecision::NotDue {
             next_ms: last.and_then(|l| schedule::next_after(&task.schedule, l)),
         }
+    }
+}
+
+/// What a run does with a task whose manifest is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovedDecision {
+    /// Active or suspended: archive it (its data is kept for `autoArchivedDays`, or for good).
+    Archive,
+    /// Archived, and `autoArchivedDays` have passed: remove its snapshots from the store.
+    Purge,
+    /// Archived and still kept, or purged already: nothing.
+    Keep,
+}
+
+/// The decision for a task whose manifest is gone, from its recorded status.
+pub fn decide_removed(status: &TaskStatus, now_ms: i64) -> RemovedDecision {
+    match status.phase {
+        Phase::Active | Phase::Suspended => RemovedDecision::Archive,
+        Phase::Archived
+            if status
+                .purge_after
+                .as_deref()
+                .and_then(crate::time::parse_datetime)
+                .is_some_and(|at| at <= now_ms) =>
+        {
+            RemovedDecision::Purge
+        }
+        Phase::Archived | Phase::Purged => RemovedDecision::Keep,
     }
 }
 

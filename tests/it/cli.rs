@@ -229,6 +229,62 @@ fn usage_errors_exit_one_and_help_exits_zero() {
     Test::new().run_with(&["--help"]).status(0);
 }
 
+/// Every subcommand that reads a config repository takes it the same way, `--dir DIR` (or
+/// `-C DIR`, before or after the subcommand); the positional directory older scripts give is
+/// still read where it was, and giving two different ones is an error.
+#[test]
+fn the_config_directory_is_given_one_way_everywhere() {
+    let test = Test::new();
+    let missing = test.path().join("no-such-config");
+    let missing = missing.to_string_lossy();
+    let commands: &[&[&str]] = &[
+        &["validate"],
+        &["plan"],
+        &["apply"],
+        &["status"],
+        &["diff"],
+        &["search", "acme"],
+        &["restore", "--task", "acme", "--id", "001"],
+        &["report", "--out", "report.html"],
+        &["export", "--format", "csv", "--out", "export"],
+        &["snapshots"],
+        &["check"],
+        &["repair"],
+        &["forget"],
+        &["prune"],
+        &["unlock"],
+        &["key", "list"],
+        &["key", "add", "--label", "l"],
+        &["key", "remove", "k1"],
+        &["key", "raw"],
+        &["auth", "login", "--task", "acme"],
+    ];
+    for command in commands {
+        for place in ["after", "before"] {
+            let mut args: Vec<&str> = Vec::new();
+            if place == "before" {
+                args.extend(["-C", &missing]);
+            }
+            args.extend(command.iter());
+            if place == "after" {
+                args.extend(["--dir", &missing]);
+            }
+            let ran = test.run_with(&args).status(1);
+            assert!(
+                ran.stderr.contains("no-such-config"),
+                "cairn {args:?} did not read the directory it was given:\n{}",
+                ran.stderr
+            );
+        }
+    }
+    test.run_with(&["plan", "--dir", "a", "b"])
+        .status(1)
+        .stderr_has("two config directories given: --dir a and b");
+    test.run_with(&["plan", &missing])
+        .status(1)
+        .stderr_has("no-such-config");
+}
+
 #[test]
 fn help_lists_only_commands_that_work() {
     let ran = Test::new().run_with(&["--help"]).status(0);

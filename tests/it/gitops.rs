@@ -336,7 +336,17 @@ async fn a_removed_task_is_archived_then_purged_after_its_days() {
     };
     assert_eq!(store_snapshots(), 1);
 
-    // 29 days on: still kept. 31 days on: purged.
+    // 29 days on: still kept, and plan says nothing of it. 31 days on: plan shows the purge
+    // that apply then carries out.
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + HOUR + 29 * DAY)]).await;
+    assert!(!plan.stdout.contains("acme"), "{}", plan.stdout);
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + HOUR + 31 * DAY)]).await;
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("- purge acme") && plan.stdout.contains("1 to purge"),
+        "{}",
+        plan.stdout
+    );
     let kept = run(&fleet, &["apply", "--at", &at(T0 + HOUR + 29 * DAY)]).await;
     assert!(kept.stdout.contains("nothing committed"), "{}", kept.stdout);
     assert_eq!(store_snapshots(), 1);

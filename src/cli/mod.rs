@@ -1,0 +1,555 @@
+//! The command line: arguments (`args`) turned into each command's options in one place,
+//! `run` carrying the command out to an `ExitStatus`, and the signals that stop it. The
+//! binary (`src/main.rs`) only calls `main`.
+
+pub mod args;
+mod groups;
+mod signals;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::commands::apply::{ApplyOptions, apply};
+use crate::commands::auth::{LoginOptions, login};
+use crate::commands::check::{CheckOptions, check};
+use crate::commands::demo::{DemoOptions, demo};
+use crate::commands::diff::{DiffFormat, DiffOptions, diff};
+use crate::commands::export::{ExportFormat, ExportOptions, export};
+use crate::commands::forget::{ForgetOptions, forget};
+use crate::commands::init::{InitOptions, init};
+use crate::commands::plan_comment::{PlanCommentOptions, plan_comment};
+use crate::commands::repair::{RepairOptions, repair};
+use crate::commands::report::{ReportOptions, report as html_report};
+use crate::commands::restore::{RestoreOptions, restore};
+use crate::commands::scaffold::{AddOptions, StoreChoice, add_salesforce};
+use crate::commands::schema::schema;
+use crate::commands::search::{SearchOptions, search};
+use crate::commands::sim::{ServeOptions, serve};
+use crate::commands::snapshots::{SnapshotsOptions, snapshots};
+use crate::commands::status::{StatusOptions, status};
+use crate::commands::validate::{ValidateOptions, validate};
+use crate::commands::{key, prune};
+use crate::error::Error;
+use crate::exit::ExitStatus;
+use crate::manifest::Format;
+use crate::manifest::model::Environment;
+use crate::ops::check::ReadData;
+use crate::plan::{PlanOptions, plan, render as plan_render};
+use crate::project::store_access::process_env;
+use crate::reconcile::Interrupt;
+use crate::store::keys::KdfParams;
+
+use args::{
+    AddCommand, AuthCommand, Cli, Command, DiffFormatArg, EnvironmentArg, ExportFormatArg,
+    KeyCommand, LegacyDir, OutputFormat, PlanFormat, ProjectArgs, SimCommand,
+};
+
+/// Parses the command line, runs the command, and ends with its exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitStatus::Failure.into()
+            } else {
+                ExitStatus::Success.into()
+            };
+        }
+    };
+    let interrupt = Interrupt::default();
+    // The simulator's server stops on Ctrl-C by itself.
+    if !matches!(cli.command, Command::Sim { .. }) {
+        let graceful = matches!(cli.command, Command::Apply(_)).then(|| interrupt.clone());
+        signals::watch(graceful);
+    }
+    let status = run(cli, &interrupt).unwrap_or_else(|e| fail(&e));
+    // Locks still held by threads that outlived the command (a stopped backup's sealers).
+    crate::store::lock::release_all();
+    status.into()
+}
+
+/// The config directory: `--dir`, or the positional one older scripts give, or `.`.
+fn project_dir(project: &ProjectArgs, legacy: LegacyDir) -> Result<PathBuf, Error> {
+    match (&project.dir, legacy.dir) {
+        (Some(flag), Some(positional)) if *flag != positional => Err(Error::Usage {
+            message: format!(
+                "two config directories given: --dir {} and {}",
+                flag.display(),
+                positional.display()
+            ),
+            next: "give it once, as --dir DIR".into(),
+        }),
+        (Some(flag), _) => Ok(flag.clone()),
+        (None, Some(positional)) => Ok(positional),
+        (None, None) => Ok(PathBuf::from(".")),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Runtime::new().map_err(|e| Error::Io {
+        path: PathBuf::from("tokio runtime"),
+        source: e,
+    })
+}
+
+fn usage(message: String, next: &str) -> Error {
+    Error::Usage {
+        message,
+        next: next.to_string(),
+    }
+}
+
+fn parse_at(at: Option<&str>) -> Result<Option<i64>, Error> {
+    at.map(|text| {
+        crate::time::parse_datetime(text).ok_or_else(|| {
+            usage(
+                format!("--at {text:?} is not an ISO 8601 time"),
+                "write it like 2026-01-31T03:00:00Z",
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Carries out the command; what it prints goes to stdout, and the error (if any) is the
+/// caller's to show.
+pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
+    let Cli { project, command } = cli;
+    let env = &process_env;
+    let no_dir = || LegacyDir { dir: None };
+    match command {
+        Command::Demo(args) => {
+            let options = DemoOptions {
+                records: args.records,
+                keep: args.keep,
+            };
+            let mut stdout = std::io::stdout();
+            runtime()?.block_on(demo(&options, &mut stdout))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Validate(args) => {
+            let options = ValidateOptions {
+                dir: project_dir(&project, args.legacy)?,
+                rev: args.rev,
+                format: args.format,
+                color: args.color.enabled(),
+            };
+            let outcome = validate(&options)?;
+            print(&outcome.output);
+            Ok(ExitStatus::from_ok(outcome.is_valid()))
+        }
+        Command::PlanComment(args) => {
+            let token = process_env("GITHUB_TOKEN").ok_or_else(|| {
+                usage(
+                    "GITHUB_TOKEN is not set".into(),
+                    "give the step `env: GITHUB_TOKEN: ${{ github.token }}`",
+                )
+            })?;
+            let options = PlanCommentOptions {
+                repository: args.repository,
+                pull_request: args.pr,
+                parts: args.parts,
+                api_url: process_env("GITHUB_API_URL")
+                    .unwrap_or_else(|| "https://api.github.com".into()),
+                token,
+            };
+            printed(runtime()?.block_on(plan_comment(&options)))
+        }
+        Command::Plan(args) => {
+            let dir = project_dir(&project, args.legacy)?;
+            let (plan, config) = plan(&PlanOptions {
+                dir: dir.clone(),
+                base: args.base,
+                at: parse_at(args.at.as_deref())?,
+            })?;
+            if config.has_errors() {
+                let summary = crate::manifest::render::Summary::count(
+                    &config.diagnostics,
+                    config.files,
+                    config.task_files,
+                );
+                print(&crate::manifest::render::render(
+                    Format::Text,
+                    &config.diagnostics,
+                    &config.sources,
+                    summary,
+                    false,
+                ));
+                return Ok(ExitStatus::Failure);
+            }
+            match args.format {
+                PlanFormat::Text => print(&plan_render::text(&plan)),
+                PlanFormat::Markdown => {
+                    let parts = plan_render::markdown(&plan, &dir).map_err(|problem| {
+                        usage(
+                            format!("the plan comment cannot be rendered: {problem}"),
+                            "fix the template, or remove it to use the built-in one",
+                        )
+                    })?;
+                    if let Some(out) = &args.comment_dir {
+                        write_parts(out, &parts)?;
+                    }
+                    print(&parts.join("\n---\n"));
+                }
+                PlanFormat::Json => print(&plan_render::json(&plan)),
+                // A matrix is for a workflow to read, not a verdict on the change.
+                PlanFormat::Matrix => {
+                    print(&plan_render::matrix(&plan));
+                    return Ok(ExitStatus::Success);
+                }
+            }
+            Ok(plan.exit_status())
+        }
+        Command::Apply(args) => {
+            let options = ApplyOptions {
+                allow_dirty: args.allow_dirty,
+                wait: args.wait.wait,
+                interrupt: interrupt.clone(),
+                dir: project_dir(&project, args.legacy)?,
+                tasks: args.tasks,
+                force: args.now,
+                dry_run: args.dry_run,
+                at: args.at,
+                fail_on_alert: args.fail_on_alert,
+            };
+            let outcome = runtime()?.block_on(apply(&options, env))?;
+            match args.format {
+                OutputFormat::Text => print(&outcome.render()),
+                OutputFormat::Json => print(&json(&outcome)),
+            }
+            Ok(outcome.exit_status())
+        }
+        Command::Status(args) => {
+            let options = StatusOptions {
+                dir: project_dir(&project, args.legacy)?,
+                tasks: args.tasks,
+                check_connection: args.check_connection,
+                json: args.format == OutputFormat::Json,
+                at: None,
+            };
+            let outcome = runtime()?.block_on(status(&options, env))?;
+            print(&outcome.output);
+            Ok(outcome.exit_status())
+        }
+        Command::Diff(args) => printed(diff(
+            &DiffOptions {
+                dir: project_dir(&project, no_dir())?,
+                task: args.task,
+                from: args.from,
+                to: args.to,
+                object: args.object,
+                values: args.values,
+                format: match args.format {
+                    DiffFormatArg::Text => DiffFormat::Text,
+                    DiffFormatArg::Json => DiffFormat::Json,
+                    DiffFormatArg::Markdown => DiffFormat::Markdown,
+                },
+            },
+            env,
+        )),
+        Command::Search(args) => printed(search(
+            &SearchOptions {
+                dir: project_dir(&project, no_dir())?,
+                task: args.task,
+                query: args.query,
+                object: args.object,
+                field: args.field,
+                snapshot: args.snapshot,
+                deleted: args.deleted,
+                limit: args.limit,
+                json: args.format == OutputFormat::Json,
+            },
+            env,
+        )),
+        Command::Restore(args) => {
+            let options = RestoreOptions {
+                dir: project_dir(&project, no_dir())?,
+                task: args.task,
+                snapshot: args.snapshot,
+                object: args.object,
+                ids: args.ids,
+                filters: args.filters,
+                fields: args.fields,
+                to_task: args.to_task,
+                apply: args.apply,
+            };
+            let outcome = runtime()?.block_on(restore(&options, env))?;
+            print(&outcome.output);
+            Ok(outcome.exit)
+        }
+        Command::Report(args) => printed(html_report(
+            &ReportOptions {
+                dir: project_dir(&project, no_dir())?,
+                task: args.task,
+                out: args.out,
+            },
+            env,
+        )),
+        Command::Export(args) => printed(export(
+            &ExportOptions {
+                dir: project_dir(&project, no_dir())?,
+                task: args.task,
+                snapshot: args.snapshot,
+                object: args.object,
+                format: match args.format {
+                    ExportFormatArg::Csv => ExportFormat::Csv,
+                    ExportFormatArg::Jsonl => ExportFormat::Jsonl,
+                },
+                out: args.out,
+            },
+            env,
+        )),
+        Command::Snapshots(args) => printed(snapshots(
+            &SnapshotsOptions {
+                dir: project_dir(&project, args.legacy)?,
+                tasks: args.tasks,
+                json: args.format == OutputFormat::Json,
+            },
+            env,
+        )),
+        Command::Init(args) => {
+            let dir = project_dir(&project, args.legacy)?;
+            let store = store_choice(&dir, args.store, args.s3_endpoint, args.s3_region)
+                .map_err(|problem| {
+                    usage(
+                        format!("--store {problem}"),
+                        "git keeps backups on this repository's remote; s3://BUCKET/PREFIX in a bucket; local:PATH in a directory",
+                    )
+                })?;
+            let options = InitOptions {
+                dir,
+                store,
+                label: args.label,
+                kdf: KdfParams::default(),
+            };
+            printed(init(&options, env))
+        }
+        Command::Add {
+            source:
+                AddCommand::Salesforce {
+                    name,
+                    environment,
+                    id,
+                },
+        } => {
+            let options = AddOptions {
+                dir: project_dir(&project, no_dir())?,
+                name,
+                environment: match environment {
+                    EnvironmentArg::Production => Environment::Production,
+                    EnvironmentArg::Sandbox => Environment::Sandbox,
+                },
+                id,
+            };
+            printed(add_salesforce(&options).map(|(_, next)| next))
+        }
+        Command::Key { command } => printed(match command {
+            KeyCommand::Add { legacy, label } => key::add(
+                &project_dir(&project, legacy)?,
+                &label,
+                KdfParams::default(),
+                env,
+            ),
+            KeyCommand::List { legacy } => key::list(&project_dir(&project, legacy)?, env),
+            KeyCommand::Remove { id, legacy } => {
+                key::remove(&project_dir(&project, legacy)?, &id, env)
+            }
+            KeyCommand::Raw { legacy } => key::raw(&project_dir(&project, legacy)?, env),
+        }),
+        Command::Check(args) => {
+            let read_data = match args.read_data.as_deref().map(str::parse::<ReadData>) {
+                None => ReadData::None,
+                Some(Ok(subset)) => subset,
+                Some(Err(problem)) => {
+                    return Err(usage(
+                        format!("--read-data {problem}"),
+                        "give all, a share such as 10%, or a part such as 1/7",
+                    ));
+                }
+            };
+            let options = CheckOptions {
+                dir: project_dir(&project, args.legacy)?,
+                read_data,
+            };
+            let outcome = check(&options, env)?;
+            print(&outcome.output);
+            Ok(ExitStatus::from_ok(outcome.ok))
+        }
+        Command::Forget(args) => printed(forget(
+            &ForgetOptions {
+                dir: project_dir(&project, args.legacy)?,
+                tasks: args.tasks,
+                dry_run: args.dry_run,
+                snapshots: args.snapshots,
+                wait: args.wait.wait,
+            },
+            env,
+        )),
+        Command::Repair(args) => printed(repair(
+            &RepairOptions {
+                dir: project_dir(&project, args.legacy)?,
+                dry_run: args.dry_run,
+                wait: args.wait.wait,
+            },
+            env,
+        )),
+        Command::Prune(args) => printed(prune::prune(
+            &project_dir(&project, args.legacy)?,
+            args.dry_run,
+            args.wait.wait,
+            env,
+        )),
+        Command::Unlock(args) => printed(prune::unlock(
+            &project_dir(&project, args.legacy)?,
+            args.lock.as_deref(),
+            args.force,
+            env,
+        )),
+        Command::Auth {
+            command:
+                AuthCommand::Login {
+                    task,
+                    port,
+                    no_browser,
+                    timeout,
+                },
+        } => {
+            let options = LoginOptions {
+                dir: project_dir(&project, no_dir())?,
+                task,
+                port,
+                open_browser: !no_browser,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            let show = |url: &str| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "Open this URL, sign in and choose Allow:\n\n  {url}\n\nWaiting for the approval..."
+                );
+            };
+            printed(runtime()?.block_on(login(&options, env, &show)))
+        }
+        Command::Schema { kind } => {
+            print(&schema(kind));
+            Ok(ExitStatus::Success)
+        }
+        Command::Sim {
+            command: SimCommand::Serve(args),
+        } => {
+            let port = args.port;
+            let options = ServeOptions {
+                port,
+                records: args.records,
+                seed: args.seed,
+                sandbox: args.sandbox,
+                bulk_delay_ms: args.bulk_delay_ms,
+                api_limit: args.api_limit,
+                jwt_certificate: args.jwt_cert,
+                tls: args.tls,
+                ca_file: args.ca_file,
+            };
+            runtime()?.block_on(serve(options)).map_err(|e| {
+                usage(
+                    format!("the simulator could not start: {e}"),
+                    &format!(
+                        "if the port ({port}) is taken, pick another with --port (0 for any free one)"
+                    ),
+                )
+            })?;
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+/// The store `cairn init` writes into a new cairn.yaml: --store, else asked on a terminal,
+/// else None (the default for the directory).
+fn store_choice(
+    dir: &Path,
+    given: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+) -> Result<Option<StoreChoice>, String> {
+    use std::io::IsTerminal;
+    let text = match given {
+        Some(text) => Some(text),
+        None if !dir.join("cairn.yaml").exists() && std::io::stdin().is_terminal() => {
+            let default = match StoreChoice::default_for(dir) {
+                StoreChoice::Git => "git".to_string(),
+                StoreChoice::Local(path) => format!("local:{path}"),
+                StoreChoice::S3 { .. } => String::new(),
+            };
+            eprint!(
+                "Where should the encrypted backups live?\n  git                 on this repository's remote (ref refs/cairn/store): nothing else to run\n  s3://BUCKET/PREFIX  in an S3 bucket: for large orgs\n  local:PATH          in a directory that outlives the machine running apply\nStore [{default}]: "
+            );
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("could not be read: {e}"))?;
+            let line = line.trim();
+            (!line.is_empty()).then(|| line.to_string())
+        }
+        None => None,
+    };
+    let mut choice = text.map(|t| t.parse::<StoreChoice>()).transpose()?;
+    if let Some(StoreChoice::S3 {
+        endpoint: e,
+        region: r,
+        ..
+    }) = &mut choice
+    {
+        *e = endpoint;
+        *r = region;
+    } else if endpoint.is_some() || region.is_some() {
+        return Err("--s3-endpoint and --s3-region go with an s3:// store".into());
+    }
+    Ok(choice)
+}
+
+fn print(text: &str) {
+    // A closed pipe (`cairn validate | head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+/// Prints a command's text output: the commands that have nothing else to say.
+fn printed(result: Result<String, Error>) -> Result<ExitStatus, Error> {
+    print(&result?);
+    Ok(ExitStatus::Success)
+}
+
+/// Each comment part in its own file, numbered so they sort in order; parts of an earlier,
+/// longer plan in the directory are removed.
+fn write_parts(dir: &Path, parts: &[String]) -> Result<(), Error> {
+    let io = |path: PathBuf| move |source| Error::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir.to_path_buf()))? {
+        let path = entry.map_err(io(dir.to_path_buf()))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("part-") && name.ends_with(".md") {
+            std::fs::remove_file(&path).map_err(io(path.clone()))?;
+        }
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let path = dir.join(format!("part-{:03}.md", i + 1));
+        std::fs::write(&path, part).map_err(io(path.clone()))?;
+    }
+    Ok(())
+}
+
+/// Shows an error with what to do next; the run fails.
+fn fail(error: &Error) -> ExitStatus {
+    // Not eprintln: a closed stderr must not turn an error into a panic.
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: {error}\n  help: {}",
+        error.guidance()
+    );
+    ExitStatus::Failure
+}
