@@ -329,6 +329,8 @@ pub struct RestoreArgs {
     /// Carry out the plan.
     #[arg(long, visible_alias = "yes")]
     pub apply: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -398,6 +400,8 @@ pub struct CheckArgs {
     /// m runs that together read everything.
     #[arg(long, value_name = "SUBSET", num_args = 0..=1, default_missing_value = "all")]
     pub read_data: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -31,7 +31,7 @@ use crate::commands::sim::{ServeOptions, serve};
 use crate::commands::snapshots::{SnapshotsOptions, snapshots};
 use crate::commands::status::{StatusOptions, status};
 use crate::commands::validate::{ValidateOptions, validate};
-use crate::commands::{key, prune};
+use crate::commands::{Report, key, prune};
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::manifest::Format;
@@ -217,23 +217,17 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 fail_on_alert: args.fail_on_alert,
             };
             let outcome = runtime()?.block_on(apply(&options, env))?;
-            match args.format {
-                OutputFormat::Text => print(&outcome.render()),
-                OutputFormat::Json => print(&json(&outcome)),
-            }
-            Ok(outcome.exit_status())
+            Ok(show(&outcome, args.format))
         }
         Command::Status(args) => {
             let options = StatusOptions {
                 dir: project_dir(&project, args.legacy)?,
                 tasks: args.tasks,
                 check_connection: args.check_connection,
-                json: args.format == OutputFormat::Json,
                 at: None,
             };
             let outcome = runtime()?.block_on(status(&options, env))?;
-            print(&outcome.output);
-            Ok(outcome.exit_status())
+            Ok(show(&outcome, args.format))
         }
         Command::Diff(args) => printed(diff(
             &DiffOptions {
@@ -251,20 +245,22 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             },
             env,
         )),
-        Command::Search(args) => printed(search(
-            &SearchOptions {
-                dir: project_dir(&project, no_dir())?,
-                task: args.task,
-                query: args.query,
-                object: args.object,
-                field: args.field,
-                snapshot: args.snapshot,
-                deleted: args.deleted,
-                limit: args.limit,
-                json: args.format == OutputFormat::Json,
-            },
-            env,
-        )),
+        Command::Search(args) => {
+            let hits = search(
+                &SearchOptions {
+                    dir: project_dir(&project, no_dir())?,
+                    task: args.task,
+                    query: args.query,
+                    object: args.object,
+                    field: args.field,
+                    snapshot: args.snapshot,
+                    deleted: args.deleted,
+                    limit: args.limit,
+                },
+                env,
+            )?;
+            Ok(show(&hits, args.format))
+        }
         Command::Restore(args) => {
             let options = RestoreOptions {
                 dir: project_dir(&project, no_dir())?,
@@ -278,8 +274,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 apply: args.apply,
             };
             let outcome = runtime()?.block_on(restore(&options, env))?;
-            print(&outcome.output);
-            Ok(outcome.exit)
+            Ok(show(&outcome, args.format))
         }
         Command::Report(args) => printed(html_report(
             &ReportOptions {
@@ -303,14 +298,16 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             },
             env,
         )),
-        Command::Snapshots(args) => printed(snapshots(
-            &SnapshotsOptions {
-                dir: project_dir(&project, args.legacy)?,
-                tasks: args.tasks,
-                json: args.format == OutputFormat::Json,
-            },
-            env,
-        )),
+        Command::Snapshots(args) => {
+            let list = snapshots(
+                &SnapshotsOptions {
+                    dir: project_dir(&project, args.legacy)?,
+                    tasks: args.tasks,
+                },
+                env,
+            )?;
+            Ok(show(&list, args.format))
+        }
         Command::Init(args) => {
             let dir = project_dir(&project, args.legacy)?;
             let store = store_choice(&dir, args.store, args.s3_endpoint, args.s3_region)
@@ -376,8 +373,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 read_data,
             };
             let outcome = check(&options, env)?;
-            print(&outcome.output);
-            Ok(ExitStatus::from_ok(outcome.ok))
+            Ok(show(&outcome, args.format))
         }
         Command::Forget(args) => printed(forget(
             &ForgetOptions {
@@ -514,8 +510,13 @@ fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+/// Prints a command's outcome in the format asked for; its exit status follows.
+fn show(report: &impl Report, format: OutputFormat) -> ExitStatus {
+    match format {
+        OutputFormat::Text => print(&report.text()),
+        OutputFormat::Json => print(&report.json()),
+    }
+    report.exit_status()
 }
 
 /// Prints a command's text output: the commands that have nothing else to say.

@@ -5,8 +5,12 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
+use super::Report;
 use crate::error::Error;
-use crate::ops::check::{self, Finding, ReadData, Severity};
+use crate::exit::ExitStatus;
+use crate::ops::check::{self, CheckReport, Finding, ReadData, Severity};
 use crate::project::Project;
 use crate::project::store_access::Env;
 use crate::store::Store;
@@ -82,9 +86,55 @@ pub struct CheckOptions {
     pub read_data: ReadData,
 }
 
+/// What check found, and how much it read; `ok` when no finding is an error.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CheckOutcome {
-    pub output: String,
+    #[serde(flatten)]
+    pub report: CheckReport,
+    /// Whether blobs were decrypted (`--read-data`), not only listed.
+    pub data_read: bool,
     pub ok: bool,
+}
+
+impl Report for CheckOutcome {
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::from_ok(self.ok)
+    }
+
+    fn text(&self) -> String {
+        let report = &self.report;
+        let mut out = String::new();
+        for finding in &report.findings {
+            let level = match finding.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let _ = writeln!(out, "{level}: {}", finding.what);
+            for place in &finding.affects {
+                let _ = writeln!(out, "  affects {place}");
+            }
+            let _ = writeln!(out, "  help: {}\n", finding.next);
+        }
+        for lock in &report.live_locks {
+            let _ = writeln!(out, "in progress: {lock}");
+        }
+        let read = if self.data_read {
+            format!(
+                "{} of {} blobs decrypted and verified",
+                report.blobs_read, report.blobs
+            )
+        } else {
+            "structure only; add --read-data to decrypt and verify the data".to_string()
+        };
+        let verdict = if self.ok { "no errors" } else { "ERRORS FOUND" };
+        let _ = writeln!(
+            out,
+            "checked {} snapshots and {} blobs ({read}): {verdict}",
+            report.snapshots, report.blobs
+        );
+        out
+    }
 }
 
 pub fn check(options: &CheckOptions, env: Env<'_>) -> Result<CheckOutcome, Error> {
@@ -92,47 +142,9 @@ pub fn check(options: &CheckOptions, env: Env<'_>) -> Result<CheckOutcome, Error
     let store = project.store()?;
     let mut report = check::check(store, options.read_data)?;
     report.findings.extend(compare_with_state(&project, store)?);
-    let mut out = String::new();
-    for finding in &report.findings {
-        let level = match finding.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        let _ = writeln!(out, "{level}: {}", finding.what);
-        for place in &finding.affects {
-            let _ = writeln!(out, "  affects {place}");
-        }
-        let _ = writeln!(out, "  help: {}\n", finding.next);
-    }
-    for lock in &report.live_locks {
-        let _ = writeln!(out, "in progress: {lock}");
-    }
-    let read = match options.read_data {
-        ReadData::None => {
-            "structure only; add --read-data to decrypt and verify the data".to_string()
-        }
-        _ => format!(
-            "{} of {} blobs decrypted and verified",
-            report.blobs_read, report.blobs
-        ),
-    };
-    let errors = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let verdict = if errors == 0 {
-        "no errors"
-    } else {
-        "ERRORS FOUND"
-    };
-    let _ = writeln!(
-        out,
-        "checked {} snapshots and {} blobs ({read}): {verdict}",
-        report.snapshots, report.blobs
-    );
     Ok(CheckOutcome {
-        output: out,
-        ok: errors == 0,
+        ok: !report.has_errors(),
+        report,
+        data_read: !matches!(options.read_data, ReadData::None),
     })
 }

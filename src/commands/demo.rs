@@ -9,6 +9,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use super::Report as _;
 use super::diff::{DiffFormat, DiffOptions, diff};
 use super::init::{InitOptions, init};
 use super::restore::{RestoreOptions, restore};
@@ -318,7 +319,8 @@ pub async fn demo(
             ..SearchOptions::default()
         },
         &env,
-    )?;
+    )?
+    .text();
     out.write_all(indent(&found, 6).as_bytes())
         .map_err(io(Path::new("stdout")))?;
 
@@ -331,7 +333,7 @@ pub async fn demo(
         ..RestoreOptions::default()
     };
     let plan = restore(&restore_options, &env).await?;
-    out.write_all(indent(&plan.output, 8).as_bytes())
+    out.write_all(indent(&plan.text(), 8).as_bytes())
         .map_err(io(Path::new("stdout")))?;
     let applied = restore(
         &RestoreOptions {
@@ -341,8 +343,8 @@ pub async fn demo(
         &env,
     )
     .await?;
+    let applied = applied.text();
     let result: Vec<&str> = applied
-        .output
         .lines()
         .filter(|l| {
             ["created", "updated", "FAILED", "Restored"]

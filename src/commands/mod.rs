@@ -23,3 +23,19 @@ pub mod snapshot_access;
 pub mod snapshots;
 pub mod status;
 pub mod validate;
+
+use crate::exit::ExitStatus;
+
+/// A command's outcome as a value: text for people, JSON (its serialization) for scripts, and
+/// the exit status it means. The command line chooses the rendering (`--format`).
+pub trait Report: serde::Serialize {
+    fn text(&self) -> String;
+
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::Success
+    }
+
+    fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+}

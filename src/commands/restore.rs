@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
+use serde::Serialize;
+
+use super::Report;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::project::Project;
 use crate::project::connect;
 use crate::project::store_access::Env;
-use crate::restore::{self, Chosen, RestorePlan, Schemas, Step};
+use crate::restore::{self, Chosen, RestorePlan, RestoreResult, Schemas, Step};
 use crate::snapshot::ObjectReader;
 use crate::snapshot::writer::load_manifest;
 use crate::source::{Connection, Connector};
@@ -36,10 +39,92 @@ pub struct RestoreOptions {
     pub apply: bool,
 }
 
+/// A restore's plan, and with `--apply` what became of each record.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RestoreOutcome {
-    pub output: String,
+    pub task: String,
+    pub snapshot: String,
+    pub snapshot_time: String,
+    pub target: String,
+    pub account: String,
+    /// What the source calls an account ("org").
+    #[serde(skip)]
+    pub account_word: &'static str,
+    pub records: usize,
+    /// Notes on what was done differently from the snapshot (an unreadable schema document).
+    pub notes: Vec<String>,
+    pub plan: RestorePlan,
+    /// None: planned only.
+    pub result: Option<RestoreResult>,
+}
+
+impl Report for RestoreOutcome {
     /// Success when done (or planned), Partial when some records failed, Failure when all did.
-    pub exit: ExitStatus,
+    fn exit_status(&self) -> ExitStatus {
+        match &self.result {
+            Some(result) if !result.failed.is_empty() => {
+                if result.created.is_empty() && result.updated.is_empty() {
+                    ExitStatus::Failure
+                } else {
+                    ExitStatus::Partial
+                }
+            }
+            _ => ExitStatus::Success,
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        let word = self.account_word;
+        let _ = write!(
+            out,
+            "restore {} records from snapshot {} ({}) of {} into {} ({word} {}{})\n\n",
+            self.records,
+            &self.snapshot[..self.snapshot.len().min(12)],
+            self.snapshot_time,
+            self.task,
+            self.target,
+            self.account,
+            if self.plan.other_account {
+                format!(", another {word}: every record is created")
+            } else {
+                String::new()
+            },
+        );
+        render_plan(&self.plan, &mut out);
+        match &self.result {
+            Some(result) => {
+                out.push('\n');
+                for (object, old, new) in &result.created {
+                    let _ = writeln!(out, "created {object} {old} -> {new}");
+                }
+                for (object, id) in &result.updated {
+                    let _ = writeln!(out, "updated {object} {id}");
+                }
+                for (object, id, why) in &result.failed {
+                    let _ = writeln!(out, "FAILED  {object} {id}: {why}");
+                }
+                let _ = writeln!(
+                    out,
+                    "Restored: {} created, {} updated, {} failed.",
+                    result.created.len(),
+                    result.updated.len(),
+                    result.failed.len()
+                );
+            }
+            None if self.plan.count("create") + self.plan.count("update") > 0 => {
+                out.push_str(
+                    "Nothing was changed. Run again with --apply to carry out this plan.\n",
+                );
+            }
+            None => {}
+        }
+        out
+    }
 }
 
 /// A value for the printed plan, with control characters escaped.
@@ -150,69 +235,36 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         }
     };
     let same_account = connector.same_account(&account, &manifest.source.account);
-    let mut notes = String::new();
+    let mut notes = Vec::new();
     for object in undescribed {
         let described = connector
             .describe(&object)
             .await
             .map_err(|e| usage(format!("describing {object}: {e}"), &e.guidance()))?;
         schemas.insert(object.clone(), connector.field_infos(&described));
-        let _ = writeln!(
-            notes,
-            "note: the snapshot's schema document of {object} is unreadable; the {}'s current description was used (`cairn check --read-data` shows the damage)",
+        notes.push(format!(
+            "the snapshot's schema document of {object} is unreadable; the {}'s current description was used (`cairn check --read-data` shows the damage)",
             connector.account_word()
-        );
+        ));
     }
     let only = (!options.fields.is_empty()).then_some(options.fields.as_slice());
     let plan = restore::plan(&connector, &chosen, &schemas, only, !same_account).await?;
-
-    let word = connector.account_word();
-    let mut out = notes;
-    let _ = write!(
-        out,
-        "restore {} records from snapshot {} ({}) of {} into {target_id} ({word} {account}{})\n\n",
-        chosen.len(),
-        &snapshot.id[..snapshot.id.len().min(12)],
-        snapshot.time,
-        options.task,
-        if same_account {
-            String::new()
-        } else {
-            format!(", another {word}: every record is created")
-        },
-    );
-    render_plan(&plan, &mut out);
-    let mut exit = ExitStatus::Success;
-    if options.apply {
-        let result = restore::apply(&connector, &plan, &schemas).await?;
-        out.push('\n');
-        for (object, old, new) in &result.created {
-            let _ = writeln!(out, "created {object} {old} -> {new}");
-        }
-        for (object, id) in &result.updated {
-            let _ = writeln!(out, "updated {object} {id}");
-        }
-        for (object, id, why) in &result.failed {
-            let _ = writeln!(out, "FAILED  {object} {id}: {why}");
-        }
-        let _ = writeln!(
-            out,
-            "Restored: {} created, {} updated, {} failed.",
-            result.created.len(),
-            result.updated.len(),
-            result.failed.len()
-        );
-        if !result.failed.is_empty() {
-            exit = if result.created.is_empty() && result.updated.is_empty() {
-                ExitStatus::Failure
-            } else {
-                ExitStatus::Partial
-            };
-        }
-    } else if plan.count("create") + plan.count("update") > 0 {
-        out.push_str("Nothing was changed. Run again with --apply to carry out this plan.\n");
-    }
-    Ok(RestoreOutcome { output: out, exit })
+    let result = match options.apply {
+        true => Some(restore::apply(&connector, &plan, &schemas).await?),
+        false => None,
+    };
+    Ok(RestoreOutcome {
+        task: options.task.clone(),
+        snapshot: snapshot.id.clone(),
+        snapshot_time: snapshot.time.clone(),
+        target: target_id,
+        account,
+        account_word: connector.account_word(),
+        records: chosen.len(),
+        notes,
+        plan,
+        result,
+    })
 }
 
 fn render_plan(plan: &RestorePlan, out: &mut String) {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Report;
 use super::snapshot_access::{TaskSnapshots, resolve, usage};
 use crate::error::Error;
 use crate::project::Project;
@@ -28,7 +29,43 @@ pub struct SearchOptions {
     /// Only records deleted since the version found.
     pub deleted: bool,
     pub limit: usize,
-    pub json: bool,
+}
+
+/// What a search found; as JSON, the array of hits.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct SearchHits {
+    pub hits: Vec<Found>,
+}
+
+impl Report for SearchHits {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for f in &self.hits {
+            let _ = write!(
+                out,
+                "{} {}  snapshot {} ({})",
+                f.object,
+                f.id,
+                &f.snapshot[..f.snapshot.len().min(12)],
+                f.time
+            );
+            if let (Some(field), Some(snippet)) = (&f.field, &f.snippet) {
+                let _ = write!(out, "  {field}: {}", crate::text::printable(snippet));
+            }
+            if let Some(at) = &f.deleted_since {
+                let _ = write!(out, "  [deleted {at}]");
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "{} hit{}",
+            self.hits.len(),
+            if self.hits.len() == 1 { "" } else { "s" }
+        );
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,7 +125,7 @@ fn snippet(body: &[u8], words: &[String], only: Option<&str>) -> Option<(String,
     None
 }
 
-pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
+pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error> {
     if options.query.trim().is_empty() {
         return Err(usage(
             "the query is empty".into(),
@@ -192,32 +229,5 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<String, Error> {
             break;
         }
     }
-    if options.json {
-        return Ok(serde_json::to_string_pretty(&found).unwrap_or_default() + "\n");
-    }
-    let mut out = String::new();
-    for f in &found {
-        let _ = write!(
-            out,
-            "{} {}  snapshot {} ({})",
-            f.object,
-            f.id,
-            &f.snapshot[..f.snapshot.len().min(12)],
-            f.time
-        );
-        if let (Some(field), Some(snippet)) = (&f.field, &f.snippet) {
-            let _ = write!(out, "  {field}: {}", crate::text::printable(snippet));
-        }
-        if let Some(at) = &f.deleted_since {
-            let _ = write!(out, "  [deleted {at}]");
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(
-        out,
-        "{} hit{}",
-        found.len(),
-        if found.len() == 1 { "" } else { "s" }
-    );
-    Ok(out)
+    Ok(SearchHits { hits: found })
 }

@@ -5,6 +5,9 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
+use super::Report;
 use crate::error::Error;
 use crate::project::Project;
 use crate::project::store_access::{self, Env};
@@ -15,11 +18,11 @@ use crate::store::StoreError;
 pub struct SnapshotsOptions {
     pub dir: PathBuf,
     pub tasks: Vec<String>,
-    pub json: bool,
 }
 
 /// Whether the store holds a listed snapshot's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DataState {
     /// Its manifest opens and every blob it names is in the store.
     Present,
@@ -108,7 +111,65 @@ fn data_states(
         .collect()
 }
 
-pub fn snapshots(options: &SnapshotsOptions, env: Env<'_>) -> Result<String, Error> {
+/// One snapshot of the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotListRow {
+    pub task: String,
+    pub id: String,
+    pub time: String,
+    pub complete: bool,
+    pub records: u64,
+    pub data: DataState,
+}
+
+/// Every listed snapshot, newest first per task; as JSON, the array of rows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct SnapshotList {
+    pub rows: Vec<SnapshotListRow>,
+}
+
+impl Report for SnapshotList {
+    fn text(&self) -> String {
+        let mut out = format!(
+            "{:<24} {:<14} {:<25} {:<9} {:>10}  {}\n",
+            "TASK", "SNAPSHOT", "TIME", "OUTCOME", "RECORDS", "DATA"
+        );
+        for row in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<24} {:<14} {:<25} {:<9} {:>10}  {}",
+                row.task,
+                &row.id[..row.id.len().min(12)],
+                row.time,
+                if row.complete { "complete" } else { "partial" },
+                row.records,
+                row.data.word()
+            );
+        }
+        let _ = writeln!(out, "{} snapshots", self.rows.len());
+        let bad = self.rows.iter().filter(|row| row.data.is_bad()).count();
+        if bad > 0 {
+            let _ = writeln!(
+                out,
+                "warning: the store lacks data of {bad} of these snapshots (MISSING: no manifest; DAMAGED: unreadable or blobs gone); `cairn check` names what is affected"
+            );
+        }
+        if self
+            .rows
+            .iter()
+            .any(|row| row.data == DataState::ManifestPresent)
+        {
+            let _ = writeln!(
+                out,
+                "ok? = the manifest is in the store; set CAIRN_KEY or CAIRN_PASSPHRASE to verify every blob"
+            );
+        }
+        out
+    }
+}
+
+pub fn snapshots(options: &SnapshotsOptions, env: Env<'_>) -> Result<SnapshotList, Error> {
     let project = Project::open(&options.dir, env)?;
     project.state_fetched_if_reachable()?;
     let mut all = Vec::new();
@@ -125,42 +186,16 @@ pub fn snapshots(options: &SnapshotsOptions, env: Env<'_>) -> Result<String, Err
     let ids: Vec<&str> = all.iter().map(|(_, s)| s.id.as_str()).collect();
     let data = data_states(&project, &ids);
     let state = |id: &str| data.get(id).copied().unwrap_or(DataState::Unverified);
-    if options.json {
-        let rows: Vec<serde_json::Value> = all
-            .iter()
-            .map(|(task, s)| serde_json::json!({"task": task, "id": s.id, "time": s.time, "complete": s.complete, "records": s.records, "data": format!("{:?}", state(&s.id)).to_lowercase()}))
-            .collect();
-        return Ok(serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n");
-    }
-    let mut out = format!(
-        "{:<24} {:<14} {:<25} {:<9} {:>10}  {}\n",
-        "TASK", "SNAPSHOT", "TIME", "OUTCOME", "RECORDS", "DATA"
-    );
-    for (task, s) in &all {
-        let _ = writeln!(
-            out,
-            "{:<24} {:<14} {:<25} {:<9} {:>10}  {}",
-            task,
-            &s.id[..s.id.len().min(12)],
-            s.time,
-            if s.complete { "complete" } else { "partial" },
-            s.records,
-            state(&s.id).word()
-        );
-    }
-    let _ = writeln!(out, "{} snapshots", all.len());
-    let bad = all.iter().filter(|(_, s)| state(&s.id).is_bad()).count();
-    if bad > 0 {
-        let _ = writeln!(
-            out,
-            "warning: the store lacks data of {bad} of these snapshots (MISSING: no manifest; DAMAGED: unreadable or blobs gone); `cairn check` names what is affected"
-        );
-    }
-    if data.values().any(|d| *d == DataState::ManifestPresent) {
-        let _ = writeln!(
-            out,
-            "ok? = the manifest is in the store; set CAIRN_KEY or CAIRN_PASSPHRASE to verify every blob"
-        );
-    }
-    Ok(out)
+    let rows = all
+        .iter()
+        .map(|(task, s)| SnapshotListRow {
+            task: task.clone(),
+            id: s.id.clone(),
+            time: s.time.clone(),
+            complete: s.complete,
+            records: s.records,
+            data: state(&s.id),
+        })
+        .collect();
+    Ok(SnapshotList { rows })
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::Report;
 use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::project::Project;
@@ -19,7 +20,6 @@ pub struct StatusOptions {
     pub dir: PathBuf,
     pub tasks: Vec<String>,
     pub check_connection: bool,
-    pub json: bool,
     /// The time to judge staleness at (default: now).
     pub at: Option<i64>,
 }
@@ -40,16 +40,59 @@ pub struct StatusRow {
 }
 
 /// The status table, and whether a connection checked live (`--check-connection`) is down:
-/// a check that finds a task Disconnected fails, so a scheduled check turns red.
+/// a check that finds a task Disconnected fails, so a scheduled check turns red. As JSON, the
+/// array of rows.
+#[derive(Debug, Clone)]
 pub struct StatusOutcome {
-    pub output: String,
+    pub rows: Vec<StatusRow>,
     pub disconnected: Vec<String>,
 }
 
-impl StatusOutcome {
+impl Serialize for StatusOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.rows.serialize(serializer)
+    }
+}
+
+impl Report for StatusOutcome {
     /// Failure when a checked task is Disconnected.
-    pub fn exit_status(&self) -> ExitStatus {
+    fn exit_status(&self) -> ExitStatus {
         ExitStatus::from_ok(self.disconnected.is_empty())
+    }
+
+    fn text(&self) -> String {
+        let mut out = format!(
+            "{:<24} {:<28} {:<10} {:<25} {:<25} {:>9} {:>10}\n",
+            "TASK", "CONNECTION", "HEALTH", "LAST BACKUP", "NEXT DUE", "API CALLS", "RECORDS"
+        );
+        for row in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<24} {:<28} {:<10} {:<25} {:<25} {:>9} {:>10}",
+                row.task,
+                row.connection,
+                row.health,
+                row.last_backup.as_deref().unwrap_or("never"),
+                row.next_due.as_deref().unwrap_or("-"),
+                row.api_calls
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                row.records
+            );
+            if let Some(message) = &row.message
+                && row.health != "Healthy"
+            {
+                let _ = writeln!(out, "    {message}");
+            }
+        }
+        if !self.disconnected.is_empty() {
+            let _ = writeln!(
+                out,
+                "error: {} not connected: run `cairn auth login --task ID` for a Disconnected task, or fix the connected app; an Unreachable org may answer again later",
+                self.disconnected.join(", ")
+            );
+        }
+        out
     }
 }
 
@@ -139,45 +182,5 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutco
                 .and_then(|r| r.message.clone()),
         });
     }
-    if options.json {
-        return Ok(StatusOutcome {
-            output: serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
-            disconnected,
-        });
-    }
-    let mut out = format!(
-        "{:<24} {:<28} {:<10} {:<25} {:<25} {:>9} {:>10}\n",
-        "TASK", "CONNECTION", "HEALTH", "LAST BACKUP", "NEXT DUE", "API CALLS", "RECORDS"
-    );
-    for row in &rows {
-        let _ = writeln!(
-            out,
-            "{:<24} {:<28} {:<10} {:<25} {:<25} {:>9} {:>10}",
-            row.task,
-            row.connection,
-            row.health,
-            row.last_backup.as_deref().unwrap_or("never"),
-            row.next_due.as_deref().unwrap_or("-"),
-            row.api_calls
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "-".into()),
-            row.records
-        );
-        if let Some(message) = &row.message
-            && row.health != "Healthy"
-        {
-            let _ = writeln!(out, "    {message}");
-        }
-    }
-    if !disconnected.is_empty() {
-        let _ = writeln!(
-            out,
-            "error: {} not connected: run `cairn auth login --task ID` for a Disconnected task, or fix the connected app; an Unreachable org may answer again later",
-            disconnected.join(", ")
-        );
-    }
-    Ok(StatusOutcome {
-        output: out,
-        disconnected,
-    })
+    Ok(StatusOutcome { rows, disconnected })
 }

@@ -905,6 +905,20 @@ async fn a_deleted_account_comes_back_with_its_contacts_and_opportunities() {
         "{}",
         plan.stdout
     );
+    // The same plan as JSON: every step a create, and no result (nothing was written).
+    let json = run(
+        &fleet,
+        &[
+            "restore", "--task", "acme", "--id", &account, "--where", &selector, "--format", "json",
+        ],
+    )
+    .await;
+    assert_eq!(json.code, 0, "{}{}", json.stdout, json.stderr);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let steps = json["plan"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), creates, "{json}");
+    assert!(steps.iter().all(|s| s["action"] == "create"), "{json}");
+    assert!(json["result"].is_null(), "{json}");
     assert!(
         soql(
             &sim,

@@ -198,6 +198,19 @@ fn check_read_data_names_a_damaged_blob_and_its_snapshot() {
         .stdout_has(&format!("error: blob {blob} is damaged"))
         .stdout_has(&format!("affects snapshot {snapshot} (Account)"))
         .stdout_has("help: restore the blob");
+    // The same outcome as JSON, for scripts: the verdict, and each finding with its place.
+    let json = test
+        .run_with(&["check", "--read-data", "--format", "json"])
+        .status(1)
+        .json();
+    assert_eq!(json["ok"], false, "{json}");
+    assert_eq!(json["dataRead"], true, "{json}");
+    let findings = json["findings"].as_array().expect("findings");
+    assert!(
+        findings.iter().any(|f| f["severity"] == "error"
+            && f["affects"][0] == format!("snapshot {snapshot} (Account)")),
+        "{json}"
+    );
     std::fs::remove_file(&path).expect("lose it");
     test.run_with(&["check"])
         .status(1)
