@@ -431,6 +431,8 @@ pub struct ForgetArgs {
     pub snapshots: Vec<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -442,6 +444,8 @@ pub struct PruneArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -455,6 +459,8 @@ pub struct UnlockArgs {
     /// Remove live locks too; their runs then fail rather than commit.
     #[arg(long)]
     pub force: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

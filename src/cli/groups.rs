@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::args::LegacyDir;
+use super::args::{LegacyDir, OutputFormat};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -20,6 +20,8 @@ pub enum KeyCommand {
     List {
         #[command(flatten)]
         legacy: LegacyDir,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Remove a key file (never the last one).
     Remove {

@@ -21,6 +21,7 @@ use crate::commands::export::{ExportFormat, ExportOptions, export};
 use crate::commands::forget::{ForgetOptions, forget};
 use crate::commands::init::{InitOptions, init};
 use crate::commands::plan_comment::{PlanCommentOptions, plan_comment};
+use crate::commands::prune::{PruneOptions, UnlockOptions};
 use crate::commands::repair::{RepairOptions, repair};
 use crate::commands::report::{ReportOptions, report as html_report};
 use crate::commands::restore::{RestoreOptions, restore};
@@ -344,19 +345,22 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             };
             printed(add_salesforce(&options).map(|(_, next)| next))
         }
-        Command::Key { command } => printed(match command {
-            KeyCommand::Add { legacy, label } => key::add(
+        Command::Key { command } => match command {
+            KeyCommand::List { legacy, format } => Ok(show(
+                &key::list(&project_dir(&project, legacy)?, env)?,
+                format,
+            )),
+            KeyCommand::Add { legacy, label } => printed(key::add(
                 &project_dir(&project, legacy)?,
                 &label,
                 KdfParams::default(),
                 env,
-            ),
-            KeyCommand::List { legacy } => key::list(&project_dir(&project, legacy)?, env),
+            )),
             KeyCommand::Remove { id, legacy } => {
-                key::remove(&project_dir(&project, legacy)?, &id, env)
+                printed(key::remove(&project_dir(&project, legacy)?, &id, env))
             }
-            KeyCommand::Raw { legacy } => key::raw(&project_dir(&project, legacy)?, env),
-        }),
+            KeyCommand::Raw { legacy } => printed(key::raw(&project_dir(&project, legacy)?, env)),
+        },
         Command::Check(args) => {
             let read_data = match args.read_data.as_deref().map(str::parse::<ReadData>) {
                 None => ReadData::None,
@@ -375,16 +379,16 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             let outcome = check(&options, env)?;
             Ok(show(&outcome, args.format))
         }
-        Command::Forget(args) => printed(forget(
-            &ForgetOptions {
+        Command::Forget(args) => {
+            let options = ForgetOptions {
                 dir: project_dir(&project, args.legacy)?,
                 tasks: args.tasks,
                 dry_run: args.dry_run,
                 snapshots: args.snapshots,
                 wait: args.wait.wait,
-            },
-            env,
-        )),
+            };
+            Ok(show(&forget(&options, env)?, args.format))
+        }
         Command::Repair(args) => printed(repair(
             &RepairOptions {
                 dir: project_dir(&project, args.legacy)?,
@@ -393,18 +397,22 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             },
             env,
         )),
-        Command::Prune(args) => printed(prune::prune(
-            &project_dir(&project, args.legacy)?,
-            args.dry_run,
-            args.wait.wait,
-            env,
-        )),
-        Command::Unlock(args) => printed(prune::unlock(
-            &project_dir(&project, args.legacy)?,
-            args.lock.as_deref(),
-            args.force,
-            env,
-        )),
+        Command::Prune(args) => {
+            let options = PruneOptions {
+                dir: project_dir(&project, args.legacy)?,
+                dry_run: args.dry_run,
+                wait: args.wait.wait,
+            };
+            Ok(show(&prune::prune(&options, env)?, args.format))
+        }
+        Command::Unlock(args) => {
+            let options = UnlockOptions {
+                dir: project_dir(&project, args.legacy)?,
+                lock: args.lock,
+                force: args.force,
+            };
+            Ok(show(&prune::unlock(&options, env)?, args.format))
+        }
         Command::Auth {
             command:
                 AuthCommand::Login {

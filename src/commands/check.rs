@@ -139,6 +139,7 @@ impl Report for CheckOutcome {
 
 pub fn check(options: &CheckOptions, env: Env<'_>) -> Result<CheckOutcome, Error> {
     let project = Project::open(&options.dir, env)?;
+    project.require_valid()?;
     let store = project.store()?;
     let mut report = check::check(store, options.read_data)?;
     report.findings.extend(compare_with_state(&project, store)?);

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
+use super::Report;
 use crate::error::Error;
 use crate::gitops::Change;
 use crate::project::Project;
@@ -32,8 +35,86 @@ pub struct ForgetOptions {
     pub wait: std::time::Duration,
 }
 
-pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
+/// A snapshot forget keeps or removes, and why.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetRow {
+    pub id: String,
+    pub time: String,
+    pub keep: bool,
+    /// The rules that keep it; for a removed one, why it goes when not by the policy alone
+    /// (named, orphan).
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetTask {
+    pub task: String,
+    pub snapshots: Vec<ForgetRow>,
+}
+
+/// What forget kept and removed (or would, in a dry run), task by task.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgetOutcome {
+    pub dry_run: bool,
+    pub tasks: Vec<ForgetTask>,
+    pub kept: usize,
+    pub removed: usize,
+    /// Snapshots of tasks no longer in the config repository, kept until archiving purges
+    /// them.
+    pub others: usize,
+    /// What made the removals durable beyond this machine (the git store's push).
+    pub published: String,
+    /// The state commit's line ("state committed (pushed)"), when one was made.
+    pub state: Option<String>,
+}
+
+impl Report for ForgetOutcome {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for task in &self.tasks {
+            let _ = writeln!(
+                out,
+                "task {} ({} snapshots):",
+                task.task,
+                task.snapshots.len()
+            );
+            for row in &task.snapshots {
+                let _ = match (row.keep, row.why.is_empty()) {
+                    (true, _) => writeln!(out, "  keep    {}  {}  {}", row.id, row.time, row.why),
+                    (false, true) => writeln!(out, "  remove  {}  {}", row.id, row.time),
+                    (false, false) => {
+                        writeln!(out, "  remove  {}  {}  ({})", row.id, row.time, row.why)
+                    }
+                };
+            }
+        }
+        if self.others > 0 {
+            let _ = writeln!(
+                out,
+                "{} snapshots belong to tasks that are no longer in the config repository; they are kept until archiving purges them",
+                self.others
+            );
+        }
+        let _ = write!(out, "{} kept, {} ", self.kept, self.removed);
+        out.push_str(if self.dry_run {
+            "to remove (dry run: nothing was removed)\n"
+        } else {
+            "removed; run `cairn prune` to free their data\n"
+        });
+        out.push_str(&self.published);
+        if let Some(line) = &self.state {
+            let _ = writeln!(out, "{line}");
+        }
+        out
+    }
+}
+
+pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<ForgetOutcome, Error> {
     let project = Project::open(&options.dir, env)?;
+    project.require_valid()?;
     let config = project.config();
     let store = project.store()?;
     let _alone = match options.dry_run {
@@ -60,7 +141,7 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
             });
     }
     let named = resolve_named(&options.snapshots, &by_task, &options.tasks)?;
-    let mut out = String::new();
+    let mut tasks = Vec::new();
     let (mut kept, mut removed) = (0, 0);
     let mut changes = Vec::new();
     for loaded in &config.tasks {
@@ -85,38 +166,42 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
             retention::decide(&task.retention, &candidates).map_err(|_| Error::InvalidConfig {
                 dir: options.dir.clone(),
             })?;
-        let _ = writeln!(
-            out,
-            "task {} ({} snapshots):",
-            task.id,
-            decisions.len() + orphans.len()
-        );
+        let mut rows = Vec::new();
         let mut gone = Vec::new();
         for decision in decisions {
-            let when = time::format_datetime_z(decision.time);
+            let time = time::format_datetime_z(decision.time);
             if decision.keep && !named.contains(&decision.id) {
                 kept += 1;
-                let _ = writeln!(
-                    out,
-                    "  keep    {}  {when}  {}",
-                    decision.id,
-                    decision.reasons.join(", ")
-                );
+                rows.push(ForgetRow {
+                    id: decision.id,
+                    time,
+                    keep: true,
+                    why: decision.reasons.join(", "),
+                });
             } else {
-                let why = if decision.keep { "  (named)" } else { "" };
-                let _ = writeln!(out, "  remove  {}  {when}{why}", decision.id);
-                gone.push(decision.id);
+                let why = if decision.keep { "named" } else { "" };
+                gone.push(decision.id.clone());
+                rows.push(ForgetRow {
+                    id: decision.id,
+                    time,
+                    keep: false,
+                    why: why.into(),
+                });
             }
         }
         for orphan in orphans {
-            let when = time::format_datetime_z(orphan.time);
-            let _ = writeln!(
-                out,
-                "  remove  {}  {when}  (orphan: no run recorded it)",
-                orphan.id
-            );
-            gone.push(orphan.id);
+            gone.push(orphan.id.clone());
+            rows.push(ForgetRow {
+                id: orphan.id,
+                time: time::format_datetime_z(orphan.time),
+                keep: false,
+                why: "orphan: no run recorded it".into(),
+            });
         }
+        tasks.push(ForgetTask {
+            task: task.id.clone(),
+            snapshots: rows,
+        });
         removed += gone.len();
         if options.dry_run || gone.is_empty() {
             continue;
@@ -142,20 +227,10 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
         .filter(|(task, _)| options.tasks.is_empty() || options.tasks.contains(task))
         .map(|(_, snapshots)| snapshots.len())
         .sum();
-    if others > 0 {
-        let _ = writeln!(
-            out,
-            "{others} snapshots belong to tasks that are no longer in the config repository; they are kept until archiving purges them"
-        );
-    }
-    let _ = write!(out, "{kept} kept, {removed} ");
-    out.push_str(if options.dry_run {
-        "to remove (dry run: nothing was removed)\n"
-    } else {
-        "removed; run `cairn prune` to free their data\n"
-    });
+    let mut published = String::new();
+    let mut state_line = None;
     if !options.dry_run {
-        out.push_str(&store_access::publish(store)?);
+        published = store_access::publish(store)?;
         // Store first, then state, as apply does: the state never names what the remote lacks.
         let message = format!("cairn forget: {removed} snapshots removed");
         if let Some(state) = &state
@@ -166,10 +241,18 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<String, Error> {
                 state.push(&changes, &message)?;
                 line.push_str(" (pushed)");
             }
-            let _ = writeln!(out, "{line}");
+            state_line = Some(line);
         }
     }
-    Ok(out)
+    Ok(ForgetOutcome {
+        dry_run: options.dry_run,
+        tasks,
+        kept,
+        removed,
+        others,
+        published,
+        state: state_line,
+    })
 }
 
 /// The snapshots `--snapshot` names, each by its id or a unique prefix of at least 8

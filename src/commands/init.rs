@@ -91,7 +91,7 @@ fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<Stri
         });
     }
     let project = Project::open(&options.dir, env)?;
-    let repository = project.repository()?;
+    let repository = project.require_valid()?;
     let encryption = &repository.encryption;
     let backend = store_access::backend(&options.dir, repository, env)?;
     let location = backend.location();

@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use serde::Serialize;
+
+use super::Report;
 use crate::error::Error;
 use crate::project::Project;
 use crate::project::store_access::{self, Env};
@@ -12,6 +15,7 @@ pub const NEW_PASSPHRASE_ENV: &str = "CAIRN_NEW_PASSPHRASE";
 
 pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<String, Error> {
     let project = Project::open(dir, env)?;
+    project.require_valid()?;
     let store = project.store()?;
     let passphrase = env(NEW_PASSPHRASE_ENV).ok_or_else(|| Error::MissingVariable {
         name: NEW_PASSPHRASE_ENV.into(),
@@ -27,32 +31,72 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<Stri
     ))
 }
 
-pub fn list(dir: &Path, env: Env<'_>) -> Result<String, Error> {
+/// A key file as `key list` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyEntry {
+    pub id: String,
+    pub label: String,
+    pub created: String,
+    /// This process's passphrase opens it.
+    pub in_use: bool,
+}
+
+/// The store's key files; those that do not read, with why.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyList {
+    pub keys: Vec<KeyEntry>,
+    /// (id, why)
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl Report for KeyList {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for key in &self.keys {
+            let in_use = if key.in_use {
+                "  (in use: this passphrase opens it)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "{}  {}  created {}{in_use}\n",
+                key.id, key.label, key.created
+            ));
+        }
+        for (id, why) in &self.unreadable {
+            out.push_str(&format!(
+                "{id}  UNREADABLE: {why} (`cairn key remove {id}` removes it)\n"
+            ));
+        }
+        out
+    }
+}
+
+pub fn list(dir: &Path, env: Env<'_>) -> Result<KeyList, Error> {
     let project = Project::open(dir, env)?;
+    project.require_valid()?;
     let store = project.store()?;
-    let mut out = String::new();
     let files = store.key_files_readable()?;
-    for file in files.readable {
-        let in_use = if store.opened_with.as_deref() == Some(file.id.as_str()) {
-            "  (in use: this passphrase opens it)"
-        } else {
-            ""
-        };
-        out.push_str(&format!(
-            "{}  {}  created {}{in_use}\n",
-            file.id, file.label, file.created
-        ));
-    }
-    for (id, why) in files.unreadable {
-        out.push_str(&format!(
-            "{id}  UNREADABLE: {why} (`cairn key remove {id}` removes it)\n"
-        ));
-    }
-    Ok(out)
+    Ok(KeyList {
+        keys: files
+            .readable
+            .into_iter()
+            .map(|file| KeyEntry {
+                in_use: store.opened_with.as_deref() == Some(file.id.as_str()),
+                id: file.id,
+                label: file.label,
+                created: file.created,
+            })
+            .collect(),
+        unreadable: files.unreadable,
+    })
 }
 
 pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<String, Error> {
     let project = Project::open(dir, env)?;
+    project.require_valid()?;
     let store = project.store()?;
     store.remove_key_file(id)?;
     Ok(format!(
@@ -64,6 +108,7 @@ pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<String, Error> {
 /// The raw master key, for a CI secret. It opens the store without any passphrase.
 pub fn raw(dir: &Path, env: Env<'_>) -> Result<String, Error> {
     let project = Project::open(dir, env)?;
+    project.require_valid()?;
     let store = project.store()?;
     Ok(format!("{}\n", keys::encode_raw_key(store.master_key())))
 }

@@ -46,6 +46,7 @@ enum Fix {
 
 pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
     let project = Project::open(&options.dir, env)?;
+    project.require_valid()?;
     let store = project.store()?;
     // Alone, as prune and forget are: no backup builds on what is being rewritten.
     let _alone = store_access::lock(store, LockKind::Forget, options.wait)?;

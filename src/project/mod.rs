@@ -64,14 +64,26 @@ impl<'e> Project<'e> {
         self.env
     }
 
-    /// The repository manifest; the config must be free of errors.
+    /// The repository manifest (cairn.yaml), which must be valid; a broken task manifest
+    /// does not stop commands that read the store (restore on the day it is needed).
     pub fn repository(&self) -> Result<&Repository, Error> {
-        match &self.config.repository {
-            Some(repository) if !self.config.has_errors() => Ok(repository),
-            _ => Err(Error::InvalidConfig {
+        self.config
+            .repository
+            .as_ref()
+            .ok_or_else(|| Error::InvalidConfig {
                 dir: self.dir.clone(),
-            }),
+            })
+    }
+
+    /// The repository manifest, with every manifest free of errors: for the commands that act
+    /// on the tasks or change the store (apply, forget, repair, prune, check, init, key).
+    pub fn require_valid(&self) -> Result<&Repository, Error> {
+        if self.config.has_errors() {
+            return Err(Error::InvalidConfig {
+                dir: self.dir.clone(),
+            });
         }
+        self.repository()
     }
 
     /// Where the state branch is: from cairn.yaml when it reads, else the defaults (so that a

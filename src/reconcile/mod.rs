@@ -97,7 +97,7 @@ impl Context<'_> {
 pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome, Error> {
     let project = Project::open(&options.dir, env)?;
     let config = project.config();
-    let repository = project.repository()?;
+    let repository = project.require_valid()?;
     let now_ms = match &options.at {
         Some(at) => crate::time::parse_datetime(at).ok_or_else(|| Error::Usage {
             message: format!("--at {at:?} is not an ISO 8601 time"),

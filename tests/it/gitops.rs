@@ -2108,3 +2108,36 @@ async fn an_unreachable_org_fails_the_run_without_a_disconnection() {
     assert!(events.contains("failure:"), "{events}");
     assert!(!events.contains("disconnected:"), "{events}");
 }
+
+/// A broken task manifest stops what acts on tasks (apply), never what reads the backups of
+/// the others: restore, diff, search and export still work on the day they are needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_task_manifest_never_blocks_reading_the_backups_of_the_others() {
+    let sim = simulator(12).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    assert_eq!(
+        run(&fleet, &["apply", "--now", "--at", &at(T0 + HOUR)])
+            .await
+            .code,
+        0
+    );
+    fleet.write(
+        "tasks/broken.yaml",
+        "apiVersion: cairn/v1\nkind: BackupTask\nid: [\n",
+    );
+
+    let apply = run(&fleet, &["apply", "--now", "--allow-dirty"]).await;
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(apply.stderr.contains("have errors"), "{}", apply.stderr);
+
+    for args in [
+        &["snapshots"][..],
+        &["diff", "--task", "acme"],
+        &["search", "Acme", "--task", "acme"],
+        &["restore", "--task", "acme", "--object", "Account"],
+    ] {
+        let ran = run(&fleet, args).await;
+        assert_eq!(ran.code, 0, "cairn {args:?}:\n{}{}", ran.stdout, ran.stderr);
+    }
+}

@@ -71,6 +71,18 @@ fn key_files_can_be_added_listed_and_removed_but_never_the_last() {
     let dir = test.path().to_str().expect("path").to_string();
     let listed = test.run_with(&["key", "list"]).status(0);
     assert_eq!(listed.stdout.lines().count(), 2, "{}", listed.stdout);
+    let json = test
+        .run_with(&["key", "list", "--format", "json"])
+        .status(0)
+        .json();
+    let labels: Vec<&str> = json["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["label"].as_str())
+        .collect();
+    assert_eq!(labels.len(), 2, "{json}");
+    assert!(labels.contains(&"ops") && labels.contains(&"ci"), "{json}");
     let ops_id = listed
         .stdout
         .lines()
@@ -299,6 +311,15 @@ fn forget_applies_the_task_retention_and_prune_frees_the_data() {
     test.run_with(&["prune", "--dry-run"])
         .status(0)
         .stdout_has("would delete 2 blobs");
+    let json = test
+        .run_with(&["prune", "--dry-run", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(
+        (json["dryRun"].as_bool(), json["deleted"].as_u64()),
+        (Some(true), Some(2)),
+        "{json}"
+    );
     test.run_with(&["prune"])
         .status(0)
         .stdout_has("deleted 2 blobs");
