@@ -39,6 +39,14 @@ const PUSH_ATTEMPTS: usize = 6;
 /// Attempts to move the ref before giving up on a store that many writers contend for.
 const MAX_RETRIES: usize = 20;
 
+/// A ref's lock file older than this was left by a process killed while moving the ref
+/// (git holds it for the few milliseconds of a rename): it is removed, or every later write
+/// would fail. The waits between attempts on a locked ref add up to more than this.
+const STALE_REF_LOCK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a writer waits before trying a ref that another process has locked again.
+const LOCKED_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(150);
+
 impl GitBackend {
     /// The git repository that contains `dir`, storing under `reference`. With a remote that
     /// the repository knows, the remote's ref is fetched and merged first, so a fresh clone
@@ -171,12 +179,11 @@ impl GitBackend {
         };
         match moved {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.code(),
-                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-                ) =>
-            {
+            Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => Ok(false),
+            Err(e) if e.code() == ErrorCode::Locked => {
+                if !remove_stale_ref_lock(repo, &self.reference) {
+                    std::thread::sleep(LOCKED_RETRY_WAIT);
+                }
                 Ok(false)
             }
             Err(e) => Err(self.error(e)),
@@ -530,5 +537,20 @@ impl Backend for GitBackend {
             self.push()?;
         }
         Ok(())
+    }
+}
+
+/// Removes the lock file of `reference` when it is older than [`STALE_REF_LOCK`]; true when
+/// it did (or the lock is gone already).
+fn remove_stale_ref_lock(repo: &Repository, reference: &str) -> bool {
+    let lock = repo.path().join(format!("{reference}.lock"));
+    let age = std::fs::metadata(&lock)
+        .and_then(|m| m.modified())
+        .map(|modified| modified.elapsed().unwrap_or_default());
+    match age {
+        Ok(age) if age > STALE_REF_LOCK => std::fs::remove_file(&lock).is_ok(),
+        Ok(_) => false,
+        // Released meanwhile: try again at once.
+        Err(_) => true,
     }
 }

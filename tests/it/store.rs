@@ -762,3 +762,31 @@ fn git_stores_of_two_runners_merge_on_push_and_keep_each_others_objects() {
     .expect("reopen");
     assert_eq!(a_again.list("").expect("list"), listed);
 }
+
+/// A process killed while moving the store's ref leaves git's lock file behind; the next
+/// writer finds it stale and removes it, instead of failing every write from then on.
+#[test]
+fn a_ref_lock_left_by_a_killed_writer_does_not_block_the_store() {
+    use cairn::store::backend::Backend;
+    use cairn::store::git::GitBackend;
+    let root = tempfile::tempdir().expect("dir");
+    common::git(root.path(), &["init", "--quiet", "repo"]);
+    let dir = root.path().join("repo");
+    let store = GitBackend::open(&dir, "refs/cairn/store", None).expect("git backend");
+    store.put("config", b"store").expect("put");
+
+    let lock = dir.join(".git/refs/cairn/store.lock");
+    let file = std::fs::File::create(&lock).expect("lock file");
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    file.set_modified(an_hour_ago).expect("age the lock");
+    drop(file);
+
+    store
+        .put("data/00/after", b"after")
+        .expect("a write after the kill");
+    assert!(!lock.exists(), "the stale lock is gone");
+    assert_eq!(
+        store.get("data/00/after").expect("get"),
+        Some(b"after".to_vec())
+    );
+}
