@@ -203,6 +203,32 @@ pub struct PlanCommentArgs {
     /// The parts, in order (written by `cairn plan --format markdown --comment-dir`).
     #[arg(required = true)]
     pub parts: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// How a command's outcome is printed.
+#[derive(Debug, Args)]
+pub struct Output {
+    /// text for people, json for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// The tasks a command works on: all when none is named.
+#[derive(Debug, Args)]
+pub struct OnlyTasks {
+    /// Only this task (repeatable).
+    #[arg(long = "task", value_name = "ID")]
+    pub tasks: Vec<String>,
+}
+
+/// The task whose snapshots a command reads.
+#[derive(Debug, Args)]
+pub struct OfTask {
+    /// The task (needed when several have snapshots).
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
 }
 
 /// How long a command waits for others holding the store.
@@ -218,9 +244,8 @@ pub struct WaitArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub legacy: LegacyDir,
-    /// Only this task (repeatable).
-    #[arg(long = "task", value_name = "ID")]
-    pub tasks: Vec<String>,
+    #[command(flatten)]
+    pub only: OnlyTasks,
     /// Run the chosen tasks now, due or not.
     #[arg(long)]
     pub now: bool,
@@ -239,23 +264,22 @@ pub struct ApplyArgs {
     pub allow_dirty: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub legacy: LegacyDir,
-    /// Only this task (repeatable).
-    #[arg(long = "task", value_name = "ID")]
-    pub tasks: Vec<String>,
+    #[command(flatten)]
+    pub only: OnlyTasks,
     /// Log in to each org now instead of showing the last recorded connection; exits 1 when a
     /// task is Disconnected.
     #[arg(long)]
     pub check_connection: bool,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -264,9 +288,8 @@ pub struct DiffArgs {
     pub from: Option<String>,
     /// The newer snapshot (default latest).
     pub to: Option<String>,
-    /// The task (needed when several have snapshots).
-    #[arg(long, value_name = "ID")]
-    pub task: Option<String>,
+    #[command(flatten)]
+    pub of: OfTask,
     /// Only this object.
     #[arg(long, value_name = "NAME")]
     pub object: Option<String>,
@@ -281,9 +304,8 @@ pub struct DiffArgs {
 pub struct SearchArgs {
     /// Words to find (tantivy query syntax: AND, OR, "phrases").
     pub query: String,
-    /// The task (needed when several have snapshots).
-    #[arg(long, value_name = "ID")]
-    pub task: Option<String>,
+    #[command(flatten)]
+    pub of: OfTask,
     /// Only this object.
     #[arg(long, value_name = "NAME")]
     pub object: Option<String>,
@@ -299,8 +321,8 @@ pub struct SearchArgs {
     /// At most this many hits.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -329,25 +351,25 @@ pub struct RestoreArgs {
     /// Carry out the plan.
     #[arg(long, visible_alias = "yes")]
     pub apply: bool,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The task (needed when several have snapshots).
-    #[arg(long, value_name = "ID")]
-    pub task: Option<String>,
+    #[command(flatten)]
+    pub of: OfTask,
     /// The HTML file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The task (needed when several have snapshots).
-    #[arg(long, value_name = "ID")]
-    pub task: Option<String>,
+    #[command(flatten)]
+    pub of: OfTask,
     /// The snapshot: id, latest (default), latest~N or a date.
     #[arg(long, value_name = "S")]
     pub snapshot: Option<String>,
@@ -365,11 +387,10 @@ pub struct ExportArgs {
 pub struct SnapshotsArgs {
     #[command(flatten)]
     pub legacy: LegacyDir,
-    /// Only this task (repeatable).
-    #[arg(long = "task", value_name = "ID")]
-    pub tasks: Vec<String>,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub only: OnlyTasks,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +411,8 @@ pub struct InitArgs {
     /// With an s3:// store: the bucket's region.
     #[arg(long, value_name = "REGION")]
     pub s3_region: Option<String>,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -400,8 +423,8 @@ pub struct CheckArgs {
     /// m runs that together read everything.
     #[arg(long, value_name = "SUBSET", num_args = 0..=1, default_missing_value = "all")]
     pub read_data: Option<String>,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -413,15 +436,16 @@ pub struct RepairArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
     #[command(flatten)]
     pub legacy: LegacyDir,
-    /// Only this task (repeatable).
-    #[arg(long = "task", value_name = "ID")]
-    pub tasks: Vec<String>,
+    #[command(flatten)]
+    pub only: OnlyTasks,
     /// List what would be kept and removed, and why, without removing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -431,8 +455,8 @@ pub struct ForgetArgs {
     pub snapshots: Vec<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -444,8 +468,8 @@ pub struct PruneArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -459,8 +483,8 @@ pub struct UnlockArgs {
     /// Remove live locks too; their runs then fail rather than commit.
     #[arg(long)]
     pub force: bool,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

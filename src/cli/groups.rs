@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::args::{LegacyDir, OutputFormat};
+use super::args::{LegacyDir, Output};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -15,13 +15,15 @@ pub enum KeyCommand {
         /// A name for the key file, such as whose passphrase it is.
         #[arg(long)]
         label: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// List the key files.
     List {
         #[command(flatten)]
         legacy: LegacyDir,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        format: OutputFormat,
+        #[command(flatten)]
+        output: Output,
     },
     /// Remove a key file (never the last one).
     Remove {
@@ -29,11 +31,15 @@ pub enum KeyCommand {
         id: String,
         #[command(flatten)]
         legacy: LegacyDir,
+        #[command(flatten)]
+        output: Output,
     },
     /// Print the raw master key, for a CI secret (CAIRN_KEY). Handle it like the passphrase.
     Raw {
         #[command(flatten)]
         legacy: LegacyDir,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -50,6 +56,8 @@ pub enum AddCommand {
         /// The task's id (default: a slug of the name).
         #[arg(long)]
         id: Option<String>,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -78,6 +86,8 @@ pub enum AuthCommand {
         /// Seconds to wait for the approval.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        #[command(flatten)]
+        output: Output,
     },
 }
 

@@ -158,7 +158,8 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                     .unwrap_or_else(|| "https://api.github.com".into()),
                 token,
             };
-            printed(runtime()?.block_on(plan_comment(&options)))
+            let outcome = runtime()?.block_on(plan_comment(&options))?;
+            Ok(show(&outcome, args.output.format))
         }
         Command::Plan(args) => {
             let dir = project_dir(&project, args.legacy)?;
@@ -211,29 +212,29 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 wait: args.wait.wait,
                 interrupt: interrupt.clone(),
                 dir: project_dir(&project, args.legacy)?,
-                tasks: args.tasks,
+                tasks: args.only.tasks,
                 force: args.now,
                 dry_run: args.dry_run,
-                at: args.at,
+                at: parse_at(args.at.as_deref())?,
                 fail_on_alert: args.fail_on_alert,
             };
             let outcome = runtime()?.block_on(apply(&options, env))?;
-            Ok(show(&outcome, args.format))
+            Ok(show(&outcome, args.output.format))
         }
         Command::Status(args) => {
             let options = StatusOptions {
                 dir: project_dir(&project, args.legacy)?,
-                tasks: args.tasks,
+                tasks: args.only.tasks,
                 check_connection: args.check_connection,
                 at: None,
             };
             let outcome = runtime()?.block_on(status(&options, env))?;
-            Ok(show(&outcome, args.format))
+            Ok(show(&outcome, args.output.format))
         }
         Command::Diff(args) => printed(diff(
             &DiffOptions {
                 dir: project_dir(&project, no_dir())?,
-                task: args.task,
+                task: args.of.task,
                 from: args.from,
                 to: args.to,
                 object: args.object,
@@ -250,7 +251,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             let hits = search(
                 &SearchOptions {
                     dir: project_dir(&project, no_dir())?,
-                    task: args.task,
+                    task: args.of.task,
                     query: args.query,
                     object: args.object,
                     field: args.field,
@@ -260,7 +261,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 },
                 env,
             )?;
-            Ok(show(&hits, args.format))
+            Ok(show(&hits, args.output.format))
         }
         Command::Restore(args) => {
             let options = RestoreOptions {
@@ -275,20 +276,20 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 apply: args.apply,
             };
             let outcome = runtime()?.block_on(restore(&options, env))?;
-            Ok(show(&outcome, args.format))
+            Ok(show(&outcome, args.output.format))
         }
-        Command::Report(args) => printed(html_report(
-            &ReportOptions {
+        Command::Report(args) => {
+            let options = ReportOptions {
                 dir: project_dir(&project, no_dir())?,
-                task: args.task,
+                task: args.of.task,
                 out: args.out,
-            },
-            env,
-        )),
-        Command::Export(args) => printed(export(
-            &ExportOptions {
+            };
+            Ok(show(&html_report(&options, env)?, args.output.format))
+        }
+        Command::Export(args) => {
+            let options = ExportOptions {
                 dir: project_dir(&project, no_dir())?,
-                task: args.task,
+                task: args.of.task,
                 snapshot: args.snapshot,
                 object: args.object,
                 format: match args.format {
@@ -296,18 +297,19 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                     ExportFormatArg::Jsonl => ExportFormat::Jsonl,
                 },
                 out: args.out,
-            },
-            env,
-        )),
+            };
+            // --format names the files' format here; what was written is said as text.
+            Ok(show(&export(&options, env)?, OutputFormat::Text))
+        }
         Command::Snapshots(args) => {
             let list = snapshots(
                 &SnapshotsOptions {
                     dir: project_dir(&project, args.legacy)?,
-                    tasks: args.tasks,
+                    tasks: args.only.tasks,
                 },
                 env,
             )?;
-            Ok(show(&list, args.format))
+            Ok(show(&list, args.output.format))
         }
         Command::Init(args) => {
             let dir = project_dir(&project, args.legacy)?;
@@ -324,7 +326,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 label: args.label,
                 kdf: KdfParams::default(),
             };
-            printed(init(&options, env))
+            Ok(show(&init(&options, env)?, args.output.format))
         }
         Command::Add {
             source:
@@ -332,6 +334,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                     name,
                     environment,
                     id,
+                    output,
                 },
         } => {
             let options = AddOptions {
@@ -343,23 +346,34 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 },
                 id,
             };
-            printed(add_salesforce(&options).map(|(_, next)| next))
+            Ok(show(&add_salesforce(&options)?, output.format))
         }
         Command::Key { command } => match command {
-            KeyCommand::List { legacy, format } => Ok(show(
+            KeyCommand::List { legacy, output } => Ok(show(
                 &key::list(&project_dir(&project, legacy)?, env)?,
-                format,
+                output.format,
             )),
-            KeyCommand::Add { legacy, label } => printed(key::add(
-                &project_dir(&project, legacy)?,
-                &label,
-                KdfParams::default(),
-                env,
+            KeyCommand::Add {
+                legacy,
+                label,
+                output,
+            } => Ok(show(
+                &key::add(
+                    &project_dir(&project, legacy)?,
+                    &label,
+                    KdfParams::default(),
+                    env,
+                )?,
+                output.format,
             )),
-            KeyCommand::Remove { id, legacy } => {
-                printed(key::remove(&project_dir(&project, legacy)?, &id, env))
-            }
-            KeyCommand::Raw { legacy } => printed(key::raw(&project_dir(&project, legacy)?, env)),
+            KeyCommand::Remove { id, legacy, output } => Ok(show(
+                &key::remove(&project_dir(&project, legacy)?, &id, env)?,
+                output.format,
+            )),
+            KeyCommand::Raw { legacy, output } => Ok(show(
+                &key::raw(&project_dir(&project, legacy)?, env)?,
+                output.format,
+            )),
         },
         Command::Check(args) => {
             let read_data = match args.read_data.as_deref().map(str::parse::<ReadData>) {
@@ -377,33 +391,33 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 read_data,
             };
             let outcome = check(&options, env)?;
-            Ok(show(&outcome, args.format))
+            Ok(show(&outcome, args.output.format))
         }
         Command::Forget(args) => {
             let options = ForgetOptions {
                 dir: project_dir(&project, args.legacy)?,
-                tasks: args.tasks,
+                tasks: args.only.tasks,
                 dry_run: args.dry_run,
                 snapshots: args.snapshots,
                 wait: args.wait.wait,
             };
-            Ok(show(&forget(&options, env)?, args.format))
+            Ok(show(&forget(&options, env)?, args.output.format))
         }
-        Command::Repair(args) => printed(repair(
-            &RepairOptions {
+        Command::Repair(args) => {
+            let options = RepairOptions {
                 dir: project_dir(&project, args.legacy)?,
                 dry_run: args.dry_run,
                 wait: args.wait.wait,
-            },
-            env,
-        )),
+            };
+            Ok(show(&repair(&options, env)?, args.output.format))
+        }
         Command::Prune(args) => {
             let options = PruneOptions {
                 dir: project_dir(&project, args.legacy)?,
                 dry_run: args.dry_run,
                 wait: args.wait.wait,
             };
-            Ok(show(&prune::prune(&options, env)?, args.format))
+            Ok(show(&prune::prune(&options, env)?, args.output.format))
         }
         Command::Unlock(args) => {
             let options = UnlockOptions {
@@ -411,7 +425,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 lock: args.lock,
                 force: args.force,
             };
-            Ok(show(&prune::unlock(&options, env)?, args.format))
+            Ok(show(&prune::unlock(&options, env)?, args.output.format))
         }
         Command::Auth {
             command:
@@ -420,6 +434,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                     port,
                     no_browser,
                     timeout,
+                    output,
                 },
         } => {
             let options = LoginOptions {
@@ -435,7 +450,8 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                     "Open this URL, sign in and choose Allow:\n\n  {url}\n\nWaiting for the approval..."
                 );
             };
-            printed(runtime()?.block_on(login(&options, env, &show)))
+            let outcome = runtime()?.block_on(login(&options, env, &show))?;
+            Ok(self::show(&outcome, output.format))
         }
         Command::Schema { kind } => {
             print(&schema(kind));

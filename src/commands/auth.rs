@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
+use super::Report;
 use crate::error::Error;
 use crate::manifest::model::{Auth, Environment, Source};
 use crate::project::Project;
@@ -51,13 +52,47 @@ fn random_token(bytes: usize) -> Result<String, Error> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
+/// A login that worked: whose access was approved, and the refresh token to store as a secret.
+/// No `Debug`: the token must not reach a log by accident.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginOutcome {
+    pub task: String,
+    pub org: String,
+    pub user: String,
+    /// The variable (and CI secret) the task reads the refresh token from.
+    pub secret_name: String,
+    #[serde(serialize_with = "reveal")]
+    pub refresh_token: Zeroizing<String>,
+}
+
+fn reveal<S: serde::Serializer>(token: &Zeroizing<String>, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_str(token.as_str())
+}
+
+impl Report for LoginOutcome {
+    fn text(&self) -> String {
+        format!(
+            "Connected: org {org} as {user}.\n\n\
+             Store this refresh token as the secret {name} (named by source.auth.refreshToken.refreshTokenEnv\n\
+             of task {id}); for GitHub Actions: `gh secret set {name}`, then paste it. cairn keeps no copy.\n\n\
+             {name}={token}\n",
+            org = self.org,
+            user = self.user,
+            name = self.secret_name,
+            id = self.task,
+            token = self.refresh_token.as_str(),
+        )
+    }
+}
+
 /// Runs the flow; `show` receives the authorize URL as soon as it is known (the caller prints
 /// it). Returns what to tell the user, including the refresh token.
 pub async fn login(
     options: &LoginOptions,
     env: Env<'_>,
     show: &(dyn Fn(&str) + Sync),
-) -> Result<String, Error> {
+) -> Result<LoginOutcome, Error> {
     let project = Project::open(&options.dir, env)?;
     let task = project.task(&options.task)?;
     let Source::Salesforce(source) = &task.source;
@@ -196,15 +231,13 @@ pub async fn login(
             task.id
         )));
     }
-    let name = &auth.refresh_token_env;
-    Ok(format!(
-        "Connected: org {org} as {user}.\n\n\
-         Store this refresh token as the secret {name} (named by source.auth.refreshToken.refreshTokenEnv\n\
-         of task {id}); for GitHub Actions: `gh secret set {name}`, then paste it. cairn keeps no copy.\n\n\
-         {name}={token}\n",
-        id = task.id,
-        token = refresh_token.as_str(),
-    ))
+    Ok(LoginOutcome {
+        task: task.id.clone(),
+        org: org.to_string(),
+        user: user.to_string(),
+        secret_name: auth.refresh_token_env.clone(),
+        refresh_token,
+    })
 }
 
 /// Serves the callback until a request with the right state arrives; other requests (a

@@ -197,7 +197,7 @@ pub async fn demo(
         },
         &env,
     )?;
-    out.write_all(indent(&created, 10).as_bytes())
+    out.write_all(indent(&created.text(), 10).as_bytes())
         .map_err(io(Path::new("stdout")))?;
     git(&config, &["add", "-A"])?;
     git(

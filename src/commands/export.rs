@@ -5,8 +5,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use serde::Serialize;
 use serde_json::Value;
 
+use super::Report;
 use super::snapshot_access::{TaskSnapshots, resolve};
 use crate::error::Error;
 use crate::project::Project;
@@ -47,7 +49,41 @@ fn cell(value: Option<&Value>) -> String {
     }
 }
 
-pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<String, Error> {
+/// One file that `export` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedFile {
+    pub object: String,
+    pub path: PathBuf,
+    pub records: u64,
+}
+
+/// The files `export` wrote, from which snapshot.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportOutcome {
+    pub snapshot: String,
+    pub time: String,
+    pub files: Vec<ExportedFile>,
+}
+
+impl Report for ExportOutcome {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for file in &self.files {
+            out.push_str(&format!("{:>9}  {}\n", file.records, file.path.display()));
+        }
+        out.push_str(&format!(
+            "{} records of snapshot {} ({}) exported; the files hold record data in plaintext, keep them safe\n",
+            self.files.iter().map(|f| f.records).sum::<u64>(),
+            &self.snapshot[..self.snapshot.len().min(12)],
+            self.time
+        ));
+        out
+    }
+}
+
+pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Error> {
     let project = Project::open(&options.dir, env)?;
     let task = TaskSnapshots::open(&project, options.task.as_deref())?;
     let snapshot = resolve(
@@ -76,8 +112,7 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<String, Error> {
         ));
     }
     std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
-    let mut report = String::new();
-    let mut total = 0u64;
+    let mut files = Vec::new();
     for (object, entry) in &manifest.objects {
         if options
             .object
@@ -123,13 +158,15 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<String, Error> {
                 out.flush().map_err(io(&path))?;
             }
         }
-        total += count;
-        report.push_str(&format!("{count:>9}  {}\n", path.display()));
+        files.push(ExportedFile {
+            object: object.clone(),
+            path,
+            records: count,
+        });
     }
-    report.push_str(&format!(
-        "{total} records of snapshot {} ({}) exported; the files hold record data in plaintext, keep them safe\n",
-        &snapshot.id[..snapshot.id.len().min(12)],
-        snapshot.time
-    ));
-    Ok(report)
+    Ok(ExportOutcome {
+        snapshot: snapshot.id.clone(),
+        time: snapshot.time.clone(),
+        files,
+    })
 }

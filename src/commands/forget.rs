@@ -20,7 +20,6 @@ use crate::project::store_access::{self, Env};
 use crate::snapshot::manifest::Outcome;
 use crate::snapshot::writer::load_manifest;
 use crate::state::retention::{self, Candidate};
-use crate::state::status::TaskStatus;
 use crate::time;
 
 #[derive(Debug, Clone)]
@@ -66,9 +65,9 @@ pub struct ForgetOutcome {
     /// them.
     pub others: usize,
     /// What made the removals durable beyond this machine (the git store's push).
-    pub published: String,
-    /// The state commit's line ("state committed (pushed)"), when one was made.
-    pub state: Option<String>,
+    pub published: Option<String>,
+    /// The state branch got a commit; whether it was pushed.
+    pub state_committed: Option<bool>,
 }
 
 impl Report for ForgetOutcome {
@@ -104,9 +103,10 @@ impl Report for ForgetOutcome {
         } else {
             "removed; run `cairn prune` to free their data\n"
         });
-        out.push_str(&self.published);
-        if let Some(line) = &self.state {
-            let _ = writeln!(out, "{line}");
+        out.push_str(&super::published_line(self.published.as_deref()));
+        if let Some(pushed) = self.state_committed {
+            let pushed = if pushed { " (pushed)" } else { "" };
+            let _ = writeln!(out, "state committed{pushed}");
         }
         out
     }
@@ -215,11 +215,7 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<ForgetOutcome, Er
         }
         if let Some(mut status) = status {
             status.snapshots.retain(|row| !gone.contains(&row.id));
-            changes.push(Change::write_merged(
-                TaskStatus::path(&task.id),
-                status.to_yaml(),
-                TaskStatus::merge_replayed,
-            ));
+            changes.push(status.write(&task.id));
         }
     }
     let others: usize = by_task
@@ -227,21 +223,14 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<ForgetOutcome, Er
         .filter(|(task, _)| options.tasks.is_empty() || options.tasks.contains(task))
         .map(|(_, snapshots)| snapshots.len())
         .sum();
-    let mut published = String::new();
-    let mut state_line = None;
+    let mut published = None;
+    let mut state_committed = None;
     if !options.dry_run {
-        published = store_access::publish(store)?;
+        published = store.publish()?;
         // Store first, then state, as apply does: the state never names what the remote lacks.
         let message = format!("cairn forget: {removed} snapshots removed");
-        if let Some(state) = &state
-            && state.commit(&changes, &message)?.is_some()
-        {
-            let mut line = "state committed".to_string();
-            if project.repository()?.state.push && state.has_remote() {
-                state.push(&changes, &message)?;
-                line.push_str(" (pushed)");
-            }
-            state_line = Some(line);
+        if let Some(state) = &state {
+            state_committed = project.commit_state(state, &changes, &message)?;
         }
     }
     Ok(ForgetOutcome {
@@ -251,7 +240,7 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<ForgetOutcome, Er
         removed,
         others,
         published,
-        state: state_line,
+        state_committed,
     })
 }
 

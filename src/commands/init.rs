@@ -1,7 +1,11 @@
 //! `cairn init`: create the encrypted store of a config repository, and its first key file.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
+use super::Report;
 use super::scaffold::StoreChoice;
 use crate::error::Error;
 use crate::project::Project;
@@ -50,7 +54,87 @@ pub struct InitOptions {
     pub kdf: KdfParams,
 }
 
-pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
+/// A git store that has no remote yet: how to push it once there is one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushLater {
+    pub location: String,
+    pub remote: String,
+    pub reference: String,
+}
+
+/// What `init` wrote and created.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitOutcome {
+    /// The files of a new config repository; empty when cairn.yaml was there.
+    pub wrote: Vec<PathBuf>,
+    pub store: String,
+    pub store_id: String,
+    pub key_id: String,
+    pub key_label: String,
+    pub passphrase_env: String,
+    pub key_env: String,
+    /// The master key came from `key_env` rather than being made here.
+    pub master_key_from_env: bool,
+    /// The line added to .gitignore to keep a local store out of git.
+    pub gitignored: Option<String>,
+    pub published: Option<String>,
+    pub push_later: Option<PushLater>,
+    pub warnings: Vec<String>,
+}
+
+impl Report for InitOutcome {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for path in &self.wrote {
+            let _ = writeln!(out, "Wrote {}", path.display());
+        }
+        if !self.wrote.is_empty() {
+            out.push_str("Add a task with `cairn add salesforce --name \"Acme Production\" --environment production`.\n");
+        }
+        let _ = write!(
+            out,
+            "Created the encrypted store at {} (id {}).\nKey file keys/{}.key (\"{}\") opens it with the passphrase in {}.\n",
+            self.store, self.store_id, self.key_id, self.key_label, self.passphrase_env
+        );
+        if self.master_key_from_env {
+            let _ = writeln!(out, "The master key is the one in {}.", self.key_env);
+        } else {
+            let _ = writeln!(
+                out,
+                "For CI, store the raw key as the secret {} (`cairn key raw` prints it), or the passphrase as {}.",
+                self.key_env, self.passphrase_env
+            );
+        }
+        if let Some(entry) = &self.gitignored {
+            let _ = writeln!(
+                out,
+                "Added {entry} to .gitignore: the store stays out of the config repository's history."
+            );
+        }
+        if let Some(done) = &self.published {
+            let _ = writeln!(
+                out,
+                "{done}: every clone and CI runner of this repository finds the store there."
+            );
+        }
+        if let Some(push) = &self.push_later {
+            let _ = writeln!(
+                out,
+                "The store is on {} of this repository. Once it has a remote, push it with\n  git push {} {}\n(`cairn apply` pushes it after every backup).",
+                push.location, push.remote, push.reference
+            );
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+        out.push_str("Keep a copy of the passphrase or the raw key somewhere safe: without them the backups cannot be read.\n");
+        out
+    }
+}
+
+pub fn init(options: &InitOptions, env: Env<'_>) -> Result<InitOutcome, Error> {
     let scaffolds = !options.dir.join("cairn.yaml").exists();
     init_repository_and_store(options, env).map_err(|e| {
         if !scaffolds || !options.dir.join("cairn.yaml").exists() {
@@ -69,18 +153,15 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
     })
 }
 
-fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<String, Error> {
+fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<InitOutcome, Error> {
     // An empty (or new) directory becomes a config repository first.
-    let mut scaffolded = String::new();
+    let mut wrote = Vec::new();
     if !options.dir.join("cairn.yaml").exists() {
         let store = options
             .store
             .clone()
             .unwrap_or_else(|| StoreChoice::default_for(&options.dir));
-        for path in super::scaffold::scaffold_repository(&options.dir, &store)? {
-            scaffolded.push_str(&format!("Wrote {}\n", path.display()));
-        }
-        scaffolded.push_str("Add a task with `cairn add salesforce --name \"Acme Production\" --environment production`.\n");
+        wrote = super::scaffold::scaffold_repository(&options.dir, &store)?;
     } else if options.store.is_some() {
         return Err(Error::Usage {
             message: format!(
@@ -112,57 +193,38 @@ fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<Stri
     };
     let created = crate::time::format_datetime_z(crate::time::now_ms());
     let file = store.add_key_file(&passphrase, &options.label, options.kdf, &created)?;
-    let mut out = format!(
-        "Created the encrypted store at {location} (id {}).\nKey file keys/{}.key (\"{}\") opens it with the passphrase in {}.\n",
-        store.id, file.id, file.label, encryption.passphrase_env
-    );
-    if from_env {
-        out.push_str(&format!(
-            "The master key is the one in {}.\n",
-            encryption.key_env
-        ));
-    } else {
-        out.push_str(&format!(
-            "For CI, store the raw key as the secret {} (`cairn key raw` prints it), or the passphrase as {}.\n",
-            encryption.key_env, encryption.passphrase_env
-        ));
-    }
-    if let Some(entry) = ignored {
-        out.push_str(&format!(
-            "Added {entry} to .gitignore: the store stays out of the config repository's history.\n"
-        ));
-    }
-    match store.publish()? {
-        Some(done) => out.push_str(&format!(
-            "{done}: every clone and CI runner of this repository finds the store there.\n"
-        )),
-        None if matches!(repository.store, crate::manifest::model::Store::Git(_)) => {
-            out.push_str(&format!(
-                "The store is on {} of this repository. Once it has a remote, push it with\n  git push {} {}\n(`cairn apply` pushes it after every backup).\n",
-                store.location(),
-                repository.state.remote,
-                git_store_ref(repository)
-            ));
-        }
-        None => {}
-    }
+    let published = store.publish()?;
+    let push_later = match (&published, &repository.store) {
+        (None, crate::manifest::model::Store::Git(git)) => Some(PushLater {
+            location: store.location(),
+            remote: repository.state.remote.clone(),
+            reference: git.reference.clone(),
+        }),
+        _ => None,
+    };
+    let mut warnings = Vec::new();
     if let Some(path) = store_access::store_inside_checkout(&options.dir, repository)
         && applies_in_ci(&options.dir)?
     {
-        out.push_str(&format!(
-            "warning: a workflow runs `cairn apply`, but the store {} is inside the checkout, which a CI runner throws away after every job; apply refuses to run there. Use `store: {{git: {{}}}}` or s3 in cairn.yaml, or a path outside the checkout on a self-hosted runner.\n",
+        warnings.push(format!(
+            "a workflow runs `cairn apply`, but the store {} is inside the checkout, which a CI runner throws away after every job; apply refuses to run there. Use `store: {{git: {{}}}}` or s3 in cairn.yaml, or a path outside the checkout on a self-hosted runner.",
             path.display()
         ));
     }
-    out.push_str("Keep a copy of the passphrase or the raw key somewhere safe: without them the backups cannot be read.\n");
-    Ok(scaffolded + &out)
-}
-
-fn git_store_ref(repository: &crate::manifest::model::Repository) -> String {
-    match &repository.store {
-        crate::manifest::model::Store::Git(git) => git.reference.clone(),
-        _ => String::new(),
-    }
+    Ok(InitOutcome {
+        wrote,
+        store: location,
+        store_id: store.id.clone(),
+        key_id: file.id,
+        key_label: file.label,
+        passphrase_env: encryption.passphrase_env.clone(),
+        key_env: encryption.key_env.clone(),
+        master_key_from_env: from_env,
+        gitignored: ignored,
+        published,
+        push_later,
+        warnings,
+    })
 }
 
 /// Whether one of the repository's workflows runs `cairn apply`.

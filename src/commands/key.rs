@@ -7,13 +7,64 @@ use serde::Serialize;
 use super::Report;
 use crate::error::Error;
 use crate::project::Project;
-use crate::project::store_access::{self, Env};
+use crate::project::store_access::Env;
 use crate::store::keys::{self, KdfParams};
 
 /// The variable `cairn key add` reads the new passphrase from.
 pub const NEW_PASSPHRASE_ENV: &str = "CAIRN_NEW_PASSPHRASE";
 
-pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<String, Error> {
+/// A key file that `key add` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAdded {
+    pub id: String,
+    pub label: String,
+    /// Where the store was published, when it lives on a remote.
+    pub published: Option<String>,
+}
+
+impl Report for KeyAdded {
+    fn text(&self) -> String {
+        format!(
+            "Added key file keys/{}.key (\"{}\").\n{}",
+            self.id,
+            self.label,
+            super::published_line(self.published.as_deref())
+        )
+    }
+}
+
+/// A key file that `key remove` removed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRemoved {
+    pub id: String,
+    pub published: Option<String>,
+}
+
+impl Report for KeyRemoved {
+    fn text(&self) -> String {
+        format!(
+            "Removed key file keys/{}.key.\n{}",
+            self.id,
+            super::published_line(self.published.as_deref())
+        )
+    }
+}
+
+/// The store's master key, encoded for a CI secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawKey {
+    pub key: String,
+}
+
+impl Report for RawKey {
+    fn text(&self) -> String {
+        format!("{}\n", self.key)
+    }
+}
+
+pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<KeyAdded, Error> {
     let project = Project::open(dir, env)?;
     project.require_valid()?;
     let store = project.store()?;
@@ -23,12 +74,11 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<Stri
     })?;
     let created = crate::time::format_datetime_z(crate::time::now_ms());
     let file = store.add_key_file(&passphrase, label, kdf, &created)?;
-    Ok(format!(
-        "Added key file keys/{}.key (\"{}\").\n{}",
-        file.id,
-        file.label,
-        store_access::publish(store)?
-    ))
+    Ok(KeyAdded {
+        id: file.id,
+        label: file.label,
+        published: store.publish()?,
+    })
 }
 
 /// A key file as `key list` shows it.
@@ -94,21 +144,23 @@ pub fn list(dir: &Path, env: Env<'_>) -> Result<KeyList, Error> {
     })
 }
 
-pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<String, Error> {
+pub fn remove(dir: &Path, id: &str, env: Env<'_>) -> Result<KeyRemoved, Error> {
     let project = Project::open(dir, env)?;
     project.require_valid()?;
     let store = project.store()?;
     store.remove_key_file(id)?;
-    Ok(format!(
-        "Removed key file keys/{id}.key.\n{}",
-        store_access::publish(store)?
-    ))
+    Ok(KeyRemoved {
+        id: id.to_string(),
+        published: store.publish()?,
+    })
 }
 
 /// The raw master key, for a CI secret. It opens the store without any passphrase.
-pub fn raw(dir: &Path, env: Env<'_>) -> Result<String, Error> {
+pub fn raw(dir: &Path, env: Env<'_>) -> Result<RawKey, Error> {
     let project = Project::open(dir, env)?;
     project.require_valid()?;
     let store = project.store()?;
-    Ok(format!("{}\n", keys::encode_raw_key(store.master_key())))
+    Ok(RawKey {
+        key: keys::encode_raw_key(store.master_key()),
+    })
 }

@@ -39,3 +39,11 @@ pub trait Report: serde::Serialize {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 }
+
+/// The line saying what made a change durable beyond this machine (the git store's push); empty
+/// when the store needed no publishing.
+fn published_line(published: Option<&str>) -> String {
+    published
+        .map(|done| format!("{done}.\n"))
+        .unwrap_or_default()
+}

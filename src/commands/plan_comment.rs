@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::Report;
 use crate::error::Error;
 use crate::plan::render::MARKER;
 
@@ -46,7 +47,29 @@ fn failed(what: &str, detail: impl std::fmt::Display) -> Error {
     }
 }
 
-pub async fn plan_comment(options: &PlanCommentOptions) -> Result<String, Error> {
+/// What `plan-comment` did to the pull request's comments.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanCommented {
+    pub pull_request: u64,
+    pub parts: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Comments of an older, longer plan, and duplicates.
+    pub deleted: usize,
+}
+
+impl Report for PlanCommented {
+    fn text(&self) -> String {
+        format!(
+            "plan comment on #{}: {} parts ({} created, {} updated, {} unchanged), {} stale deleted\n",
+            self.pull_request, self.parts, self.created, self.updated, self.unchanged, self.deleted
+        )
+    }
+}
+
+pub async fn plan_comment(options: &PlanCommentOptions) -> Result<PlanCommented, Error> {
     let mut bodies = Vec::new();
     for path in &options.parts {
         let body = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -149,11 +172,14 @@ pub async fn plan_comment(options: &PlanCommentOptions) -> Result<String, Error>
         check("deleting a stale plan comment failed", response)?;
         deleted += 1;
     }
-    Ok(format!(
-        "plan comment on #{}: {} parts ({created} created, {updated} updated, {unchanged} unchanged), {deleted} stale deleted\n",
-        options.pull_request,
-        bodies.len()
-    ))
+    Ok(PlanCommented {
+        pull_request: options.pull_request,
+        parts: bodies.len(),
+        created,
+        updated,
+        unchanged,
+        deleted,
+    })
 }
 
 #[cfg(test)]

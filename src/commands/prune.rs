@@ -32,7 +32,7 @@ pub struct PruneOutcome {
     pub freed_bytes: u64,
     pub kept: usize,
     /// What made the deletions durable beyond this machine (the git store's push).
-    pub published: String,
+    pub published: Option<String>,
 }
 
 impl Report for PruneOutcome {
@@ -47,7 +47,7 @@ impl Report for PruneOutcome {
             self.deleted,
             self.freed_bytes as f64 / 1048576.0,
             self.kept,
-            self.published
+            super::published_line(self.published.as_deref())
         )
     }
 }
@@ -61,9 +61,9 @@ pub fn prune(options: &PruneOptions, env: Env<'_>) -> Result<PruneOutcome, Error
     let _alone = store_access::lock(store, LockKind::Prune, options.wait)?;
     let report = prune::prune(store, crate::time::now_ms(), options.dry_run)?;
     let published = if options.dry_run {
-        String::new()
+        None
     } else {
-        store_access::publish(store)?
+        store.publish()?
     };
     Ok(PruneOutcome {
         dry_run: options.dry_run,
@@ -100,7 +100,7 @@ pub struct UnlockOutcome {
     pub removed: Vec<RemovedLock>,
     /// Live locks left in place (none counted when one lock was named, or with --force).
     pub live_kept: usize,
-    pub published: String,
+    pub published: Option<String>,
 }
 
 impl Report for UnlockOutcome {
@@ -128,7 +128,7 @@ impl Report for UnlockOutcome {
             );
         }
         let _ = writeln!(out, "removed {} locks", self.removed.len());
-        out.push_str(&self.published);
+        out.push_str(&super::published_line(self.published.as_deref()));
         out
     }
 }
@@ -162,6 +162,6 @@ pub fn unlock(options: &UnlockOptions, env: Env<'_>) -> Result<UnlockOutcome, Er
     Ok(UnlockOutcome {
         removed,
         live_kept,
-        published: store_access::publish(store)?,
+        published: store.publish()?,
     })
 }

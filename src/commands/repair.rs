@@ -14,13 +14,15 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Serialize;
+
+use super::Report;
 use crate::error::Error;
 use crate::gitops::Change;
 use crate::project::Project;
 use crate::project::store_access::{self, Env};
 use crate::snapshot::manifest::{Outcome, SnapshotManifest};
 use crate::snapshot::writer::load_manifest;
-use crate::state::status::TaskStatus;
 use crate::store::lock::LockKind;
 use crate::store::{Store, StoreError};
 
@@ -44,7 +46,104 @@ enum Fix {
     },
 }
 
-pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
+/// One thing repair did (or, in a dry run, would do).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Repaired {
+    /// Its manifest does not open: the snapshot is forgotten.
+    #[serde(rename_all = "camelCase")]
+    Forget { snapshot: String, why: String },
+    /// Rewritten without what is lost; `new_id` is None in a dry run.
+    #[serde(rename_all = "camelCase")]
+    Rewrite {
+        snapshot: String,
+        task: String,
+        lost: Vec<String>,
+        dropped_derived: usize,
+        new_id: Option<String>,
+    },
+    /// Listed in the state but gone from the store: no longer listed.
+    #[serde(rename_all = "camelCase")]
+    Unlist { snapshot: String, task: String },
+}
+
+/// What `repair` found and did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepairOutcome {
+    pub repaired: Vec<Repaired>,
+    pub dry_run: bool,
+    pub published: Option<String>,
+    /// The state branch got a commit; whether it was pushed.
+    pub state_committed: Option<bool>,
+}
+
+impl Report for RepairOutcome {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for repaired in &self.repaired {
+            match repaired {
+                Repaired::Forget { snapshot, why } => {
+                    let _ = writeln!(out, "forget   snapshot {snapshot}: {why}");
+                }
+                Repaired::Rewrite {
+                    snapshot,
+                    task,
+                    lost,
+                    dropped_derived,
+                    new_id,
+                } => {
+                    let mut what = Vec::new();
+                    if !lost.is_empty() {
+                        what.push(format!(
+                            "loses {} (their data is damaged or missing)",
+                            lost.join(", ")
+                        ));
+                    }
+                    if *dropped_derived > 0 {
+                        what.push(format!(
+                            "drops {dropped_derived} damaged schema or recent-version documents (written again by the next apply)"
+                        ));
+                    }
+                    let _ = write!(
+                        out,
+                        "rewrite  snapshot {snapshot} of task {task}: {}",
+                        what.join("; ")
+                    );
+                    match new_id {
+                        Some(new_id) => {
+                            let _ = writeln!(out, " -> {new_id}");
+                        }
+                        None => out.push('\n'),
+                    }
+                }
+                Repaired::Unlist { snapshot, task } => {
+                    let _ = writeln!(
+                        out,
+                        "unlist   snapshot {snapshot} of task {task}: the store does not have it"
+                    );
+                }
+            }
+        }
+        if self.repaired.is_empty() {
+            out.push_str("nothing to repair: every snapshot's data is whole\n");
+            return out;
+        }
+        if self.dry_run {
+            out.push_str("dry run: nothing was changed\n");
+            return out;
+        }
+        out.push_str(&super::published_line(self.published.as_deref()));
+        if let Some(pushed) = self.state_committed {
+            let pushed = if pushed { " (pushed)" } else { "" };
+            let _ = writeln!(out, "state committed{pushed}");
+        }
+        out.push_str("next: `cairn apply` backs up again what was lost (a full pass of those objects), and `cairn prune` frees the damaged data\n");
+        out
+    }
+}
+
+pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<RepairOutcome, Error> {
     let project = Project::open(&options.dir, env)?;
     project.require_valid()?;
     let store = project.store()?;
@@ -52,7 +151,7 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
     let _alone = store_access::lock(store, LockKind::Forget, options.wait)?;
     let state = project.fetch_state_if_git()?;
 
-    let mut out = String::new();
+    let mut repaired = Vec::new();
     let mut fixes: BTreeMap<String, (String, Fix)> = BTreeMap::new();
     let mut sound = BTreeMap::new();
     for id in store.list_snapshots()? {
@@ -75,7 +174,10 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
     for (id, (task, fix)) in &fixes {
         match fix {
             Fix::Forget { why } => {
-                let _ = writeln!(out, "forget   snapshot {id}: {why}");
+                repaired.push(Repaired::Forget {
+                    snapshot: id.clone(),
+                    why: why.clone(),
+                });
                 if !options.dry_run {
                     store.backend().delete(&crate::store::snapshot_path(id))?;
                 }
@@ -86,25 +188,17 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
                 lost,
                 dropped_derived,
             } => {
-                let mut what = Vec::new();
-                if !lost.is_empty() {
-                    what.push(format!(
-                        "loses {} (their data is damaged or missing)",
-                        lost.join(", ")
-                    ));
-                }
-                if *dropped_derived > 0 {
-                    what.push(format!(
-                        "drops {dropped_derived} damaged schema or recent-version documents (written again by the next apply)"
-                    ));
-                }
-                let _ = write!(
-                    out,
-                    "rewrite  snapshot {id} of task {task}: {}",
-                    what.join("; ")
-                );
+                let mut rewrite = |new_id| {
+                    repaired.push(Repaired::Rewrite {
+                        snapshot: id.clone(),
+                        task: task.clone(),
+                        lost: lost.clone(),
+                        dropped_derived: *dropped_derived,
+                        new_id,
+                    })
+                };
                 if options.dry_run {
-                    out.push('\n');
+                    rewrite(None);
                     continue;
                 }
                 let json = serde_json::to_vec(manifest.as_ref())
@@ -117,7 +211,7 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
                 if new_id != *id {
                     store.backend().delete(&crate::store::snapshot_path(id))?;
                 }
-                let _ = writeln!(out, " -> {new_id}");
+                rewrite(Some(new_id.clone()));
                 let complete = manifest.outcome == Outcome::Complete;
                 renamed.insert(id.clone(), Some((new_id, sealed, complete)));
             }
@@ -161,11 +255,10 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
                     // Listed but gone from the store (and not by this repair): the state stops
                     // promising it.
                     None if !options.dry_run && !stored.contains(&row.id) => {
-                        let _ = writeln!(
-                            out,
-                            "unlist   snapshot {} of task {task}: the store does not have it",
-                            row.id
-                        );
+                        repaired.push(Repaired::Unlist {
+                            snapshot: row.id.clone(),
+                            task: task.clone(),
+                        });
                         changes.push(Change::remove(enc(&row.id)));
                         touched = true;
                     }
@@ -174,37 +267,26 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<String, Error> {
             }
             status.snapshots = rows;
             if touched {
-                changes.push(Change::write_merged(
-                    TaskStatus::path(&task),
-                    status.to_yaml(),
-                    TaskStatus::merge_replayed,
-                ));
+                changes.push(status.write(&task));
             }
         }
     }
 
-    if fixes.is_empty() && changes.is_empty() {
-        out.push_str("nothing to repair: every snapshot's data is whole\n");
-        return Ok(out);
+    let mut outcome = RepairOutcome {
+        repaired,
+        dry_run: options.dry_run,
+        published: None,
+        state_committed: None,
+    };
+    if outcome.repaired.is_empty() || options.dry_run {
+        return Ok(outcome);
     }
-    if options.dry_run {
-        out.push_str("dry run: nothing was changed\n");
-        return Ok(out);
-    }
-    out.push_str(&store_access::publish(store)?);
+    outcome.published = store.publish()?;
     if let Some(state) = &state {
         let message = format!("cairn repair: {} snapshots repaired", fixes.len());
-        if state.commit(&changes, &message)?.is_some() {
-            let mut line = "state committed".to_string();
-            if project.repository()?.state.push && state.has_remote() {
-                state.push(&changes, &message)?;
-                line.push_str(" (pushed)");
-            }
-            let _ = writeln!(out, "{line}");
-        }
+        outcome.state_committed = project.commit_state(state, &changes, &message)?;
     }
-    out.push_str("next: `cairn apply` backs up again what was lost (a full pass of those objects), and `cairn prune` frees the damaged data\n");
-    Ok(out)
+    Ok(outcome)
 }
 
 /// What is wrong with a snapshot's data, and the manifest without it; None when it is whole.

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
+use super::Report;
 use super::snapshot_access::TaskSnapshots;
 use crate::error::Error;
 use crate::project::Project;
@@ -93,7 +96,27 @@ pub fn chart(series: &BTreeMap<String, Vec<(i64, u64)>>) -> String {
     svg
 }
 
-pub fn report(options: &ReportOptions, env: Env<'_>) -> Result<String, Error> {
+/// The page `report` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportWritten {
+    pub path: PathBuf,
+    pub objects: usize,
+    pub snapshots: usize,
+}
+
+impl Report for ReportWritten {
+    fn text(&self) -> String {
+        format!(
+            "wrote {} ({} objects charted over {} snapshots)\n",
+            self.path.display(),
+            self.objects,
+            self.snapshots
+        )
+    }
+}
+
+pub fn report(options: &ReportOptions, env: Env<'_>) -> Result<ReportWritten, Error> {
     let project = Project::open(&options.dir, env)?;
     let task = TaskSnapshots::open(&project, options.task.as_deref())?;
     let store = project.store()?;
@@ -186,10 +209,9 @@ pub fn report(options: &ReportOptions, env: Env<'_>) -> Result<String, Error> {
         path: options.out.clone(),
         source,
     })?;
-    Ok(format!(
-        "wrote {} ({} objects charted over {} snapshots)\n",
-        options.out.display(),
-        series.len(),
-        snapshots.len()
-    ))
+    Ok(ReportWritten {
+        path: options.out.clone(),
+        objects: series.len(),
+        snapshots: snapshots.len(),
+    })
 }

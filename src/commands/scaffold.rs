@@ -286,9 +286,9 @@ pub fn map_secrets(workflow: &str, names: &[String]) -> Option<String> {
 
 /// Maps `names` in every workflow of `dir` that runs `cairn apply`; says what it did, or what
 /// to add by hand where the step could not be found.
-fn map_secrets_in_workflows(dir: &Path, names: &[String]) -> Result<String, Error> {
+fn map_secrets_in_workflows(dir: &Path, names: &[String]) -> Result<Vec<String>, Error> {
     let tree = crate::manifest::ConfigTree::work_tree(dir)?;
-    let mut said = String::new();
+    let mut said = Vec::new();
     for workflow in crate::manifest::workflows::read(&tree)? {
         if !workflow.runs_apply {
             continue;
@@ -303,15 +303,15 @@ fn map_secrets_in_workflows(dir: &Path, names: &[String]) -> Result<String, Erro
         match map_secrets(&text, names) {
             Some(updated) if updated != text => {
                 std::fs::write(&path, updated).map_err(io(&path))?;
-                said.push_str(&format!(
-                    "Mapped {} in {} (the step that runs cairn apply).\n",
+                said.push(format!(
+                    "Mapped {} in {} (the step that runs cairn apply).",
                     names.join(", "),
                     workflow.rel
                 ));
             }
             Some(_) => {}
-            None => said.push_str(&format!(
-                "{} runs cairn apply in a step this command cannot edit: add to its env:\n{lines}\n",
+            None => said.push(format!(
+                "{} runs cairn apply in a step this command cannot edit: add to its env:\n{lines}",
                 workflow.rel
             )),
         }
@@ -328,8 +328,35 @@ pub struct AddOptions {
     pub id: Option<String>,
 }
 
-/// Writes `tasks/<id>.yaml` for a Salesforce org and returns its id and what to do next.
-pub fn add_salesforce(options: &AddOptions) -> Result<(String, String), Error> {
+/// A task manifest that `add` wrote, and the secrets it reads.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAdded {
+    pub task: String,
+    pub path: PathBuf,
+    pub client_id_env: String,
+    pub refresh_token_env: String,
+    /// What was done to (or is to be added by hand in) the workflows that run apply.
+    pub workflows: Vec<String>,
+}
+
+impl super::Report for TaskAdded {
+    fn text(&self) -> String {
+        let mut out = format!("Wrote {}.\n", self.path.display());
+        for line in &self.workflows {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "Next: set {} to your connected app's consumer key, then run\n  cairn auth login --task {}\nand store the refresh token it prints as {} (for GitHub Actions, both as repository secrets). `cairn plan` shows the new task.\n",
+            self.client_id_env, self.task, self.refresh_token_env
+        ));
+        out
+    }
+}
+
+/// Writes `tasks/<id>.yaml` for a Salesforce org.
+pub fn add_salesforce(options: &AddOptions) -> Result<TaskAdded, Error> {
     if !options.dir.join("cairn.yaml").is_file() {
         return Err(Error::Usage {
             message: format!("{} has no cairn.yaml", options.dir.display()),
@@ -392,18 +419,19 @@ alerts:
         });
     }
     create(&path, &text)?;
-    let mapped = map_secrets_in_workflows(
+    let client_id_env = format!("SF_{variable}_CLIENT_ID");
+    let refresh_token_env = format!("SF_{variable}_REFRESH_TOKEN");
+    let workflows = map_secrets_in_workflows(
         &options.dir,
-        &[
-            format!("SF_{variable}_CLIENT_ID"),
-            format!("SF_{variable}_REFRESH_TOKEN"),
-        ],
+        &[client_id_env.clone(), refresh_token_env.clone()],
     )?;
-    let next = format!(
-        "Wrote {}.\n{mapped}Next: set SF_{variable}_CLIENT_ID to your connected app's consumer key, then run\n  cairn auth login --task {id}\nand store the refresh token it prints as SF_{variable}_REFRESH_TOKEN (for GitHub Actions, both as repository secrets). `cairn plan` shows the new task.\n",
-        path.display()
-    );
-    Ok((id, next))
+    Ok(TaskAdded {
+        task: id,
+        path,
+        client_id_env,
+        refresh_token_env,
+        workflows,
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::schema::{ManifestKind, SchemaDoc, schemas};
+use super::schema::{ManifestKind, SchemaDoc, conditional_branches, schemas};
 
 /// Nested deeper than this, a property is not listed (the schemas do not go that deep).
 const MAX_DEPTH: usize = 8;
@@ -47,7 +47,11 @@ fn walk(doc: SchemaDoc, node: &Value, path: &str, depth: usize, rows: &mut Vec<S
         },
         None => (doc, node),
     };
-    if !path.is_empty() {
+    if !path.is_empty()
+        && !rows
+            .iter()
+            .any(|row| row.starts_with(&format!("| `{path}` |")))
+    {
         let default = match node.get("default") {
             Some(Value::Object(map)) if map.len() > 3 => "see below".to_string(),
             Some(value) => format!("`{value}`"),
@@ -72,6 +76,11 @@ fn walk(doc: SchemaDoc, node: &Value, path: &str, depth: usize, rows: &mut Vec<S
     }
     if node.get("items").is_some() {
         walk(doc, &node["items"], &format!("{path}[]"), depth + 1, rows);
+    }
+    // The settings a discriminator chooses (`source.type`) belong to the same place; a
+    // property both sides name is listed once.
+    for branch in conditional_branches(node) {
+        walk(doc, branch, path, depth + 1, rows);
     }
 }
 

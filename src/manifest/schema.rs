@@ -169,6 +169,11 @@ impl Schemas {
             if let Some(items) = node.get("items") {
                 stack.push((doc, items, format!("{path}[]"), depth + 1));
             }
+            // A choice by a discriminator (`source.type`): each branch's properties are valid
+            // at the same place.
+            for branch in conditional_branches(node) {
+                stack.push((doc, branch, path.clone(), depth + 1));
+            }
             if let Some(Value::Object(properties)) = node.get("properties") {
                 for (name, child) in properties {
                     index.entry(name.clone()).or_default().insert(path.clone());
@@ -524,6 +529,16 @@ impl ErrorContext<'_> {
             (None, None) => "within the allowed range".to_string(),
         }
     }
+}
+
+/// The `then` of each `allOf: [{if, then}]`: the settings a discriminator (such as
+/// `source.type`) chooses.
+pub fn conditional_branches(node: &Value) -> impl Iterator<Item = &Value> {
+    node.get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|member| member.get("then"))
 }
 
 /// The first sentence of a schema node's description (following a `$ref` when it has none).

@@ -130,6 +130,25 @@ impl<'e> Project<'e> {
         self.fetch_state().map(Some)
     }
 
+    /// Commits `changes` to the state branch and pushes them when cairn.yaml says so and there
+    /// is a remote: Some(pushed) when a commit was made, None when nothing changed. Callers
+    /// publish the store first, so the state never names what the remote lacks.
+    pub fn commit_state(
+        &self,
+        state: &StateBranch,
+        changes: &[crate::gitops::Change],
+        message: &str,
+    ) -> Result<Option<bool>, Error> {
+        if state.commit(changes, message)?.is_none() {
+            return Ok(None);
+        }
+        let push = self.repository()?.state.push && state.has_remote();
+        if push {
+            state.push(changes, message)?;
+        }
+        Ok(Some(push))
+    }
+
     /// The store cairn.yaml names, opened once with the key from the environment.
     pub fn store(&self) -> Result<&Store, Error> {
         if let Some(store) = self.store.get() {

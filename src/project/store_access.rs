@@ -176,15 +176,6 @@ fn open_backend(
     })
 }
 
-/// Pushes what a command wrote to where other machines read the store (the git store's ref to
-/// its remote), and says so in a line; nothing for a store whose writes are durable already.
-pub fn publish(store: &Store) -> Result<String, Error> {
-    Ok(match store.publish()? {
-        Some(done) => format!("{done}.\n"),
-        None => String::new(),
-    })
-}
-
 /// Takes a lock on the store, waiting up to `wait` for a conflicting one, and says on stderr
 /// what it waits for and which stale locks it took over.
 pub fn lock(

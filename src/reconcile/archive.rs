@@ -1,7 +1,12 @@
 //! Tasks whose manifests are gone: archived, then purged when `autoArchivedDays` pass.
 
-use super::*;
+use super::Context;
+use super::outcome::{TaskResult, skipped};
+use super::task::status_change;
+use crate::error::Error;
+use crate::gitops::Change;
 use crate::state::decision::{RemovedDecision, decide_removed};
+use crate::state::status::{Phase, TaskStatus};
 
 pub(super) fn purge_after(status: &TaskStatus) -> Option<String> {
     let days = status.auto_archived_days?;

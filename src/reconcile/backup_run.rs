@@ -2,7 +2,22 @@
 //! the engine, then the state files (snapshot manifest, change summary, schemas, coverage),
 //! alerts, retention and the search index.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::archive::purge_after;
+use super::failure::TaskFailure;
+use super::{Context, index};
+use crate::backup::{BackupOutcome, backup};
+use crate::diff::summary::Triggered;
+use crate::gitops::Change;
+use crate::manifest::model::BackupTask;
+use crate::project::connect;
+use crate::snapshot::writer::load_manifest;
+use crate::source::{Connection, Connector as _, DisconnectReason};
+use crate::state::decision::forgotten;
+use crate::state::status::{self, Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
+use crate::store::{Store, StoreError};
 
 pub(super) fn describe(outcome: &BackupOutcome) -> String {
     let records: u64 = outcome.objects.iter().filter_map(|o| o.records).sum();

@@ -10,38 +10,25 @@ mod notifications;
 mod outcome;
 mod task;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use serde::Serialize;
-
-use crate::backup::{BackupOutcome, backup};
-use crate::diff::summary::Triggered;
 use crate::error::Error;
-use crate::exit::ExitStatus;
 use crate::gitops::{Change, StateBranch};
-use crate::manifest::model::{BackupTask, Repository};
+use crate::manifest::model::Repository;
 use crate::project::{Project, connect};
-use crate::snapshot::writer::load_manifest;
-use crate::source::Connector as _;
-use crate::source::{Connection, DisconnectReason};
-use crate::state::decision::{TaskDecision, decide, environment_name, forgotten};
-use crate::state::schedule;
-use crate::state::status::{self, Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
+use crate::state::decision::{TaskDecision, decide};
+use crate::state::status::{RunOutcome, TaskStatus};
+use crate::store::Store;
 use crate::store::lock::{Lock, LockKind};
-use crate::store::{Store, StoreError};
 
 pub use crate::project::Env;
 pub use interrupt::Interrupt;
 pub use outcome::{ApplyOutcome, TaskResult};
 
-use archive::{archive_removed, purge_after};
-use backup_run::*;
-use failure::TaskFailure;
+use archive::archive_removed;
 use notifications::notification_contexts;
-use outcome::*;
-use task::*;
+use outcome::{commit_message, skipped};
+use task::apply_task;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -52,8 +39,8 @@ pub struct ApplyOptions {
     pub force: bool,
     /// Say what would run; write nothing.
     pub dry_run: bool,
-    /// The time to act at (default: now). Tests and replays set it.
-    pub at: Option<String>,
+    /// The time to act at, in ms since the epoch (default: now). Tests and replays set it.
+    pub at: Option<i64>,
     /// Exit non-zero when a data-loss alert fires.
     pub fail_on_alert: bool,
     /// Run even though manifests have uncommitted changes (the revision is recorded as
@@ -98,13 +85,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
     let project = Project::open(&options.dir, env)?;
     let config = project.config();
     let repository = project.require_valid()?;
-    let now_ms = match &options.at {
-        Some(at) => crate::time::parse_datetime(at).ok_or_else(|| Error::Usage {
-            message: format!("--at {at:?} is not an ISO 8601 time"),
-            next: "write it like 2026-01-31T03:00:00Z".into(),
-        })?,
-        None => crate::time::now_ms(),
-    };
+    let now_ms = options.at.unwrap_or_else(crate::time::now_ms);
     let now = crate::time::format_datetime_z(now_ms);
     let state = project.fetch_state()?;
     for id in &options.tasks {

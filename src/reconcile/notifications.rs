@@ -1,6 +1,9 @@
 //! The events a task's run raises, each with the context its notification templates receive.
 
-use super::*;
+use super::outcome::TaskResult;
+use crate::manifest::model::BackupTask;
+use crate::state::decision::environment_name;
+use crate::state::status::{Phase, RunOutcome, TaskStatus};
 
 /// The events a task's run raises, each with the context its templates receive.
 pub(super) fn notification_contexts(

@@ -1,7 +1,13 @@
 //! What a run reports: each task's result, the run's outcome and exit status, its rendering,
 //! and the state commit's message.
 
-use super::*;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::failure::TaskFailure;
+use crate::exit::ExitStatus;
+use crate::state::status::RunOutcome;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

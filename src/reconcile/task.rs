@@ -1,7 +1,16 @@
 //! One task's run: the decision (`state::decision`) carried out under the task's lock, the
 //! status moved through its phases (active, suspended, archived), and a failure recorded.
 
-use super::*;
+use super::Context;
+use super::backup_run::{describe, run_backup};
+use super::failure::TaskFailure;
+use super::outcome::{TaskResult, failed, skipped};
+use crate::gitops::Change;
+use crate::manifest::model::BackupTask;
+use crate::state::decision::{TaskDecision, decide, environment_name};
+use crate::state::schedule;
+use crate::state::status::{Phase, Run, RunOutcome, TaskStatus};
+use crate::store::lock::{Lock, LockKind};
 
 pub(super) async fn apply_task(
     context: &Context<'_>,
@@ -170,9 +179,5 @@ pub(super) fn finish_failed(
 }
 
 pub(super) fn status_change(status: &TaskStatus) -> Vec<Change> {
-    vec![Change::write_merged(
-        TaskStatus::path(&status.task),
-        status.to_yaml(),
-        TaskStatus::merge_replayed,
-    )]
+    vec![status.write(&status.task)]
 }

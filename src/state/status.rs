@@ -121,6 +121,17 @@ impl TaskStatus {
         format!("# Written by `cairn apply`; observed state, not configuration.\n{body}")
     }
 
+    /// The state-branch change that writes this status as task `task`'s. A run that commits
+    /// after another replays its changes over the other's (`merge_replayed`), so concurrent
+    /// writers never drop each other's snapshots.
+    pub fn write(&self, task: &str) -> crate::gitops::Change {
+        crate::gitops::Change::write_merged(
+            TaskStatus::path(task),
+            self.to_yaml(),
+            TaskStatus::merge_replayed,
+        )
+    }
+
     pub fn condition(&self, kind: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.kind == kind)
     }

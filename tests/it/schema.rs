@@ -34,6 +34,17 @@ fn properties(kind: ManifestKind) -> Vec<Property> {
         if let Some(items) = target.get("items") {
             stack.push((doc, items, format!("{path}/[]"), depth + 1));
         }
+        // The settings a discriminator chooses (`allOf: [{if, then}]`) live at the same path.
+        for member in target
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(branch) = member.get("then") {
+                stack.push((doc, branch, path.clone(), depth + 1));
+            }
+        }
         let Some(Value::Object(props)) = target.get("properties") else {
             continue;
         };

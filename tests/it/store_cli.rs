@@ -376,3 +376,63 @@ fn an_s3_store_needs_its_credentials_named_in_the_manifest() {
         .stderr_has("storage at s3://acme-backups/")
         .stderr_has("help: check that the storage is reachable");
 }
+
+/// The commands that only confirm what they did say it as JSON too, with the same facts as
+/// their text.
+#[test]
+fn confirmations_read_as_json_for_scripts() {
+    let test = repo()
+        .env("CAIRN_PASSPHRASE", "ops")
+        .env("CAIRN_NEW_PASSPHRASE", "ci");
+    let init = test
+        .run_with(&["init", "--label", "ops", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(init["keyLabel"], "ops", "{init}");
+    assert_eq!(init["passphraseEnv"], "CAIRN_PASSPHRASE", "{init}");
+    assert_eq!(init["gitignored"], "/.cairn/store/", "{init}");
+    let store_id = init["storeId"].as_str().expect("store id");
+    assert!(
+        std::fs::read_to_string(test.path().join(".cairn/store/config"))
+            .expect("config")
+            .contains(store_id),
+        "{init}"
+    );
+
+    let added = test
+        .run_with(&["key", "add", "--label", "ci", "--format", "json"])
+        .status(0)
+        .json();
+    let id = added["id"].as_str().expect("id").to_string();
+    assert_eq!(added["label"], "ci");
+    assert!(
+        test.path()
+            .join(format!(".cairn/store/keys/{id}.key"))
+            .is_file()
+    );
+
+    let raw = test
+        .run_with(&["key", "raw", "--format", "json"])
+        .status(0)
+        .json();
+    let text = test.run_with(&["key", "raw"]).status(0).stdout;
+    assert_eq!(raw["key"].as_str(), Some(text.trim()));
+
+    let removed = test
+        .run_with(&["key", "remove", &id, "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(removed["id"].as_str(), Some(id.as_str()));
+    assert!(
+        !test
+            .path()
+            .join(format!(".cairn/store/keys/{id}.key"))
+            .exists()
+    );
+
+    let repaired = test
+        .run_with(&["repair", "--format", "json"])
+        .status(0)
+        .json();
+    assert_eq!(repaired["repaired"], serde_json::json!([]), "{repaired}");
+}
