@@ -14,7 +14,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(15);
 /// git whose cairn was killed dies of SIGPIPE on its next write, leaving its lock behind.)
 const STALE_LOCK: Duration = Duration::from_secs(5);
 
-pub fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(50);
     let mut removed = false;

@@ -3,6 +3,9 @@
 //! The binary calls `cli::main`; `cli` turns arguments into the options of `commands`, which
 //! holds one function per subcommand; ARCHITECTURE.md maps the layers below them.
 
+// An item is `pub` only when the crate exports it: the public surface is chosen, not accidental.
+#![warn(unreachable_pub)]
+
 pub mod backup;
 pub mod cli;
 pub mod commands;

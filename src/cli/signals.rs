@@ -7,7 +7,7 @@ use crate::reconcile::Interrupt;
 /// Ctrl-C and SIGTERM (how CI cancels a job) release the store's locks before the process
 /// ends, so nothing stays locked. A command that can stop cleanly (`apply`) is asked to,
 /// and records the run as interrupted; a second signal ends it at once.
-pub fn watch(graceful: Option<Interrupt>) {
+pub(super) fn watch(graceful: Option<Interrupt>) {
     let _ = std::thread::Builder::new()
         .name("cairn-signals".into())
         .spawn(move || {

@@ -25,17 +25,17 @@ mod email;
 /// Attempts per HTTP channel.
 const ATTEMPTS: u32 = 3;
 /// `$GITHUB_STEP_SUMMARY` takes at most 1 MiB per step.
-pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
+pub(crate) const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskInfo {
+pub(crate) struct TaskInfo {
     pub id: String,
     pub name: String,
     pub environment: String,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     pub finished_at: String,
     pub snapshot: Option<String>,
     pub api_calls: u64,
@@ -44,19 +44,19 @@ pub struct RunInfo {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct AlertInfo {
+pub(crate) struct AlertInfo {
     pub object: String,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ConnectionInfo {
+pub(crate) struct ConnectionInfo {
     pub connected: bool,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct NotificationContext {
+pub(crate) struct NotificationContext {
     pub event: String,
     pub outcome: String,
     pub task: TaskInfo,
@@ -68,7 +68,7 @@ pub struct NotificationContext {
 impl NotificationContext {
     /// A filled-in context: what `templates::NOTIFICATION_SAMPLE` holds.
     #[cfg(test)]
-    pub fn sample() -> NotificationContext {
+    pub(crate) fn sample() -> NotificationContext {
         NotificationContext {
             event: "warning".into(),
             outcome: "success".into(),
@@ -96,7 +96,7 @@ impl NotificationContext {
     }
 }
 
-pub fn event_name(event: Event) -> &'static str {
+pub(crate) fn event_name(event: Event) -> &'static str {
     match event {
         Event::Success => "success",
         Event::Partial => "partial",
@@ -108,7 +108,7 @@ pub fn event_name(event: Event) -> &'static str {
 }
 
 /// The built-in template for an event.
-pub fn default_template(event: &str) -> &'static str {
+pub(crate) fn default_template(event: &str) -> &'static str {
     match event {
         "failure" => "failure.md.j2",
         "disconnected" => "disconnected.md.j2",
@@ -169,7 +169,7 @@ async fn post(
 }
 
 /// Sends one event of one task to every notification that wants it.
-pub async fn notify(
+pub(crate) async fn notify(
     config_dir: &Path,
     task: &BackupTask,
     context: &NotificationContext,

@@ -3,7 +3,7 @@
 //! (with the changed fields), archive, or a refusal where an immutable field changed. Needs no
 //! Salesforce credentials and no store key: everything comes from git.
 
-pub mod render;
+pub(crate) mod render;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use crate::state::decision::{RemovedDecision, TaskDecision, decide, decide_remov
 use crate::state::status::{CoverageFile, Phase, TaskStatus};
 
 #[derive(Debug, Clone)]
-pub struct PlanOptions {
+pub(crate) struct PlanOptions {
     pub dir: PathBuf,
     /// The base revision; default: the merge base of HEAD with the default branch.
     pub base: Option<String>,
@@ -31,7 +31,7 @@ pub struct PlanOptions {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FieldChange {
+pub(crate) struct FieldChange {
     /// Dotted path, such as `retention.keepDaily`.
     pub field: String,
     pub before: Value,
@@ -40,7 +40,7 @@ pub struct FieldChange {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     Create,
     Update,
     Archive,
@@ -53,7 +53,7 @@ pub enum Action {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskPlan {
+pub(crate) struct TaskPlan {
     pub id: String,
     pub name: String,
     pub action: Action,
@@ -78,7 +78,7 @@ pub struct TaskPlan {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CoverageForecast {
+pub(crate) struct CoverageForecast {
     pub adds: Vec<String>,
     pub drops: Vec<String>,
     /// Include patterns that match none of the org's objects, with the likeliest meant one.
@@ -128,7 +128,7 @@ fn coverage_forecast(state: &StateBranch, id: &str, task: &BackupTask) -> Option
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Plan {
+pub(crate) struct Plan {
     pub base: String,
     pub head: String,
     pub tasks: Vec<TaskPlan>,
@@ -137,22 +137,22 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn count(&self, action: Action) -> usize {
+    pub(crate) fn count(&self, action: Action) -> usize {
         self.tasks.iter().filter(|t| t.action == action).count()
     }
 
-    pub fn has_changes(&self) -> bool {
+    pub(crate) fn has_changes(&self) -> bool {
         self.tasks
             .iter()
             .any(|t| !matches!(t.action, Action::Unchanged))
     }
 
-    pub fn refused(&self) -> bool {
+    pub(crate) fn refused(&self) -> bool {
         !self.repository_refused.is_empty() || self.count(Action::Refused) > 0
     }
 
     /// Failure when a change is refused, Changes when there are any, else Success.
-    pub fn exit_status(&self) -> ExitStatus {
+    pub(crate) fn exit_status(&self) -> ExitStatus {
         if self.refused() {
             ExitStatus::Failure
         } else if self.has_changes() {
@@ -162,7 +162,7 @@ impl Plan {
         }
     }
 
-    pub fn due(&self) -> Vec<&str> {
+    pub(crate) fn due(&self) -> Vec<&str> {
         self.tasks
             .iter()
             .filter(|t| {
@@ -262,7 +262,7 @@ fn as_json<T: Serialize>(value: &T) -> Value {
 /// The fields a task can never change: a change means a different backup lineage.
 const IMMUTABLE: [&str; 3] = ["id", "source.environment", "source.orgId"];
 
-pub fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
+pub(crate) fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error> {
     // A plan reads no secrets.
     let project = Project::open(&options.dir, &|_| None)?;
     let base_rev = resolve_base(&options.dir, options.base.as_deref())?;

@@ -13,9 +13,9 @@ use serde_json::Value;
 use super::{Action, Plan, TaskPlan};
 
 /// The hidden marker a workflow finds its own comment by, to update it in place.
-pub const MARKER: &str = "<!-- cairn-plan -->";
+pub(crate) const MARKER: &str = "<!-- cairn-plan -->";
 /// GitHub refuses comments longer than 65,536 characters; parts stay well below.
-pub const COMMENT_LIMIT: usize = 60_000;
+pub(crate) const COMMENT_LIMIT: usize = 60_000;
 
 fn value(v: &Value) -> String {
     match v {
@@ -184,7 +184,7 @@ fn body_lines(plan: &Plan) -> Vec<String> {
     lines
 }
 
-pub fn text(plan: &Plan) -> String {
+pub(crate) fn text(plan: &Plan) -> String {
     let mut out = format!("cairn plan: base {} -> {}\n\n", plan.base, plan.head);
     let lines = body_lines(plan);
     for line in &lines {
@@ -315,7 +315,7 @@ fn sample_comment_context() -> serde_json::Value {
 
 /// One or more comment bodies rendered through the comment template, each under
 /// [`COMMENT_LIMIT`], each starting with the marker.
-pub fn markdown(plan: &Plan, config_dir: &Path) -> Result<Vec<String>, String> {
+pub(crate) fn markdown(plan: &Plan, config_dir: &Path) -> Result<Vec<String>, String> {
     // Room for the template's own text around the sections.
     const FRAME: usize = 2_000;
     let mut groups: Vec<Vec<String>> = vec![Vec::new()];
@@ -353,12 +353,12 @@ pub fn markdown(plan: &Plan, config_dir: &Path) -> Result<Vec<String>, String> {
     Ok(parts)
 }
 
-pub fn json(plan: &Plan) -> String {
+pub(crate) fn json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).unwrap_or_default() + "\n"
 }
 
 /// `{"include":[{"task":"a"},...]}` for `strategy.matrix`; an empty list when nothing is due.
-pub fn matrix(plan: &Plan) -> String {
+pub(crate) fn matrix(plan: &Plan) -> String {
     let include: Vec<Value> = plan
         .due()
         .into_iter()

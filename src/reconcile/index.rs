@@ -25,7 +25,7 @@ pub(super) struct Indexing<'a> {
 }
 
 impl<'a> Indexing<'a> {
-    pub fn new(
+    pub(super) fn new(
         store: &'a Store,
         (index, writer): (&'a SearchIndex, &'a IndexWriter),
         snapshot: &'a str,
@@ -43,7 +43,7 @@ impl<'a> Indexing<'a> {
 
     /// One record's change, as the diff reports it; the first failure is kept for
     /// [`Indexing::finish`] (the diff's callback cannot return it).
-    pub fn change(&mut self, change: &RecordChange) {
+    pub(super) fn change(&mut self, change: &RecordChange) {
         let added = match (&change.change, &change.body) {
             (Kind::Deleted, _) => self.index.add_deletion(
                 self.writer,
@@ -68,7 +68,7 @@ impl<'a> Indexing<'a> {
     }
 
     /// Every record of an object, as of this snapshot.
-    pub fn whole_object(&self, object: &str, entry: &ObjectEntry) -> Result<(), StoreError> {
+    pub(super) fn whole_object(&self, object: &str, entry: &ObjectEntry) -> Result<(), StoreError> {
         for record in ObjectReader::new(self.store, object, entry) {
             let (id, body) = record?;
             self.index
@@ -79,7 +79,7 @@ impl<'a> Indexing<'a> {
 
     /// Objects that entered the backup bring records that are not new in the org, but are
     /// new to search.
-    pub fn entered(
+    pub(super) fn entered(
         &self,
         manifest: &SnapshotManifest,
         stats: &BTreeMap<String, ObjectStats>,
@@ -94,7 +94,7 @@ impl<'a> Indexing<'a> {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<(), StoreError> {
+    pub(super) fn finish(self) -> Result<(), StoreError> {
         self.error.map_or(Ok(()), Err)
     }
 }

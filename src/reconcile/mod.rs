@@ -21,8 +21,12 @@ use crate::state::status::{RunOutcome, TaskStatus};
 use crate::store::Store;
 use crate::store::lock::{Lock, LockKind};
 
+// `commands::apply` re-exports these; rustc judges the re-export here, not there.
+#[allow(unreachable_pub)]
 pub use crate::project::Env;
+#[allow(unreachable_pub)]
 pub use interrupt::Interrupt;
+#[allow(unreachable_pub)]
 pub use outcome::{ApplyOutcome, TaskResult};
 
 use archive::archive_removed;

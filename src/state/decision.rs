@@ -9,7 +9,7 @@ use super::schedule;
 use super::status::{Phase, SnapshotRow, TaskStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaskDecision {
+pub(crate) enum TaskDecision {
     /// `suspend: true`: nothing runs.
     Suspended,
     /// The manifest changed what a task may never change since its backups began.
@@ -26,7 +26,7 @@ pub enum TaskDecision {
 
 impl TaskDecision {
     /// The refusal's message, for apply's result and the plan.
-    pub fn refusal(&self) -> Option<String> {
+    pub(crate) fn refusal(&self) -> Option<String> {
         match self {
             TaskDecision::Refused {
                 field,
@@ -40,7 +40,7 @@ impl TaskDecision {
     }
 }
 
-pub fn environment_name(environment: Environment) -> &'static str {
+pub(crate) fn environment_name(environment: Environment) -> &'static str {
     match environment {
         Environment::Production => "production",
         Environment::Sandbox => "sandbox",
@@ -48,7 +48,7 @@ pub fn environment_name(environment: Environment) -> &'static str {
 }
 
 /// The decision for `task` at `now_ms`; `force` runs a task that is not due.
-pub fn decide(
+pub(crate) fn decide(
     task: &BackupTask,
     status: Option<&TaskStatus>,
     now_ms: i64,
@@ -80,7 +80,7 @@ pub fn decide(
 
 /// What a run does with a task whose manifest is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RemovedDecision {
+pub(crate) enum RemovedDecision {
     /// Active or suspended: archive it (its data is kept for `autoArchivedDays`, or for good).
     Archive,
     /// Archived, and `autoArchivedDays` have passed: remove its snapshots from the store.
@@ -90,7 +90,7 @@ pub enum RemovedDecision {
 }
 
 /// The decision for a task whose manifest is gone, from its recorded status.
-pub fn decide_removed(status: &TaskStatus, now_ms: i64) -> RemovedDecision {
+pub(crate) fn decide_removed(status: &TaskStatus, now_ms: i64) -> RemovedDecision {
     match status.phase {
         Phase::Active | Phase::Suspended => RemovedDecision::Archive,
         Phase::Archived
@@ -108,7 +108,7 @@ pub fn decide_removed(status: &TaskStatus, now_ms: i64) -> RemovedDecision {
 
 /// The snapshots of `snapshots` that the task's retention no longer keeps (none when the
 /// policy keeps nothing, which manifests cannot say).
-pub fn forgotten(task: &BackupTask, snapshots: &[SnapshotRow]) -> Vec<retention::Decision> {
+pub(crate) fn forgotten(task: &BackupTask, snapshots: &[SnapshotRow]) -> Vec<retention::Decision> {
     if !task.retention.keeps_anything() {
         return Vec::new();
     }

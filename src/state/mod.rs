@@ -3,7 +3,7 @@
 //! snapshots retention keeps, and the one decision (`decision`) plan shows and apply carries
 //! out. Read by plan, status and snapshots; written by apply.
 
-pub mod decision;
-pub mod retention;
-pub mod schedule;
-pub mod status;
+pub(crate) mod decision;
+pub(crate) mod retention;
+pub(crate) mod schedule;
+pub(crate) mod status;

@@ -8,7 +8,7 @@ use crate::time;
 
 /// What retention needs to know of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub id: String,
     /// Milliseconds since the epoch, UTC.
     pub time: i64,
@@ -16,7 +16,7 @@ pub struct Candidate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub id: String,
     pub time: i64,
     pub keep: bool,
@@ -26,13 +26,16 @@ pub struct Decision {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the retention policy keeps no snapshots: every keep rule is 0")]
-pub struct EmptyPolicy;
+pub(crate) struct EmptyPolicy;
 
 /// The period a time falls in, as text (`2026-01-05`, `2026-W02`, ...).
 type BucketOf = fn(i64) -> String;
 
 /// Decides for every candidate, newest first.
-pub fn decide(policy: &Retention, candidates: &[Candidate]) -> Result<Vec<Decision>, EmptyPolicy> {
+pub(crate) fn decide(
+    policy: &Retention,
+    candidates: &[Candidate],
+) -> Result<Vec<Decision>, EmptyPolicy> {
     if !policy.keeps_anything() {
         return Err(EmptyPolicy);
     }

@@ -4,7 +4,7 @@ use crate::manifest::rules::cron;
 
 /// The first time after `after_ms` that the schedule fires, in ms; None for a schedule that
 /// does not parse (validate reports it) or never fires again.
-pub fn next_after(schedule: &str, after_ms: i64) -> Option<i64> {
+pub(crate) fn next_after(schedule: &str, after_ms: i64) -> Option<i64> {
     let cron = cron::parse(schedule).ok()?;
     let start = jiff::Timestamp::from_millisecond(after_ms)
         .ok()?
@@ -14,7 +14,7 @@ pub fn next_after(schedule: &str, after_ms: i64) -> Option<i64> {
 }
 
 /// Due when never run, or when the schedule fired between the last success and now.
-pub fn is_due(schedule: &str, last_success_ms: Option<i64>, now_ms: i64) -> bool {
+pub(crate) fn is_due(schedule: &str, last_success_ms: Option<i64>, now_ms: i64) -> bool {
     match last_success_ms {
         None => true,
         Some(last) => next_after(schedule, last).is_some_and(|next| next <= now_ms),

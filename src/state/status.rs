@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Runs kept in `history`.
-pub const HISTORY: usize = 20;
+pub(crate) const HISTORY: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Phase {
@@ -250,7 +250,7 @@ impl TaskStatus {
 /// reads it to tell what a changed include/exclude will add or drop.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CoverageFile {
+pub(crate) struct CoverageFile {
     pub backed_up: Vec<String>,
     /// Object -> why it is not backed up.
     #[serde(default)]
@@ -265,15 +265,15 @@ pub struct CoverageFile {
 }
 
 impl CoverageFile {
-    pub fn path(task: &str) -> String {
+    pub(crate) fn path(task: &str) -> String {
         format!("state/{task}/coverage.yaml")
     }
 
-    pub fn parse(bytes: &[u8]) -> Option<CoverageFile> {
+    pub(crate) fn parse(bytes: &[u8]) -> Option<CoverageFile> {
         serde_yaml::from_slice(bytes).ok()
     }
 
-    pub fn to_yaml(&self) -> String {
+    pub(crate) fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).unwrap_or_default()
     }
 }

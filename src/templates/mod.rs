@@ -9,9 +9,9 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 /// The pull-request comment `cairn plan --format github` posts.
-pub const COMMENT_TEMPLATE: &str = "plan-comment.md.j2";
+pub(crate) const COMMENT_TEMPLATE: &str = "plan-comment.md.j2";
 
-pub const BUILTIN: [(&str, &str); 6] = [
+pub(crate) const BUILTIN: [(&str, &str); 6] = [
     (
         "run-summary.md.j2",
         include_str!("builtin/run-summary.md.j2"),
@@ -27,20 +27,24 @@ pub const BUILTIN: [(&str, &str); 6] = [
 ];
 
 /// What a notification template sees, filled in (`notify::NotificationContext`).
-pub const NOTIFICATION_SAMPLE: &str = include_str!("samples/notification.json");
+pub(crate) const NOTIFICATION_SAMPLE: &str = include_str!("samples/notification.json");
 /// What the plan comment template sees, filled in (`plan::render`'s comment context).
-pub const COMMENT_SAMPLE: &str = include_str!("samples/plan-comment.json");
+pub(crate) const COMMENT_SAMPLE: &str = include_str!("samples/plan-comment.json");
 
-pub const NOTIFICATION_CONTEXT: &str = "templates see: event, outcome, task {id, name, environment}, run {finished_at, snapshot, api_calls, records, message}, alerts [{object, reason}], connection {connected, reason}";
-pub const COMMENT_CONTEXT: &str = "the plan comment template sees: summary, base, head, changes, refused, tasks [{id, name, action, changes, refused, due, suspended, connected, disconnectedReason, wouldForget, archiveDays}], sections, part {number, total}, state";
+pub(crate) const NOTIFICATION_CONTEXT: &str = "templates see: event, outcome, task {id, name, environment}, run {finished_at, snapshot, api_calls, records, message}, alerts [{object, reason}], connection {connected, reason}";
+pub(crate) const COMMENT_CONTEXT: &str = "the plan comment template sees: summary, base, head, changes, refused, tasks [{id, name, action, changes, refused, due, suspended, connected, disconnectedReason, wouldForget, archiveDays}], sections, part {number, total}, state";
 
 /// Template steps one rendering may take: far more than any report needs, and reached in well
 /// under a second by a runaway loop, so a template can never hang validate, plan or apply.
-pub const TEMPLATE_FUEL: u64 = 5_000_000;
+pub(crate) const TEMPLATE_FUEL: u64 = 5_000_000;
 
 /// Renders a template: the config repository's `templates/<name>` when it exists, else the
 /// built-in one. Undefined variables are errors.
-pub fn render(config_dir: &Path, name: &str, context: &impl Serialize) -> Result<String, String> {
+pub(crate) fn render(
+    config_dir: &Path,
+    name: &str,
+    context: &impl Serialize,
+) -> Result<String, String> {
     let own = config_dir.join("templates").join(name);
     let source = match std::fs::read_to_string(&own) {
         Ok(text) => text,
@@ -53,7 +57,11 @@ pub fn render(config_dir: &Path, name: &str, context: &impl Serialize) -> Result
     render_source(name, &source, context)
 }
 
-pub fn render_source(name: &str, source: &str, context: &impl Serialize) -> Result<String, String> {
+pub(crate) fn render_source(
+    name: &str,
+    source: &str,
+    context: &impl Serialize,
+) -> Result<String, String> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
     environment.set_fuel(Some(TEMPLATE_FUEL));
@@ -71,7 +79,7 @@ pub fn render_source(name: &str, source: &str, context: &impl Serialize) -> Resu
 
 /// Whether a template of this name renders against its sample context; the problem and what
 /// the template may use when it does not.
-pub fn check(name: &str, source: &str) -> Result<(), (String, &'static str)> {
+pub(crate) fn check(name: &str, source: &str) -> Result<(), (String, &'static str)> {
     let (sample, help) = if name == COMMENT_TEMPLATE {
         (COMMENT_SAMPLE, COMMENT_CONTEXT)
     } else {

@@ -1,6 +1,9 @@
 //! The Salesforce simulator: a faithful local org (see ../shared/reference/salesforce-api.md) for
 //! tests, benchmarks and the demo. Used only by tests, `cairn demo` and `cairn sim serve`.
 
+// An item is `pub` only when the crate exports it: the public surface is chosen, not accidental.
+#![warn(unreachable_pub)]
+
 pub mod admin;
 pub mod bulk;
 pub mod catalog;

@@ -13,7 +13,7 @@ const THRESHOLDS: [&str; 4] = [
     "modifiedCount",
 ];
 
-pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
     for file in files {
         let alerts = format!("{}/alerts", file.settings_pointer());
         for (pointer, alert) in list_items(file, &alerts) {

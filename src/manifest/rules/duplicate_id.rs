@@ -8,7 +8,7 @@ use crate::manifest::schema::ManifestKind;
 
 const RULE: &str = "task/duplicate-id";
 
-pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
     let mut first_seen: HashMap<&str, &ManifestFile> = HashMap::new();
     for file in files.iter().filter(|f| f.kind == ManifestKind::Task) {
         let Some(id) = file.str_at("/id") else {

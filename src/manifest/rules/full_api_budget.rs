@@ -10,7 +10,7 @@ use crate::manifest::schema::ManifestKind;
 const RULE: &str = "source/full-api-budget";
 const POINTER: &str = "/source/apiUsageLimitPercent";
 
-pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
     for file in files.iter().filter(|f| f.kind == ManifestKind::Task) {
         if file.get(POINTER).and_then(Value::as_i64) == Some(100) {
             out.push(

@@ -23,7 +23,7 @@ const SECRET_KEY_WORDS: [&str; 9] = [
     "passphrase",
 ];
 
-pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
     for file in files {
         let mut stack: Vec<(String, Option<&str>, &Value)> =
             vec![(String::new(), None, &file.doc.value)];

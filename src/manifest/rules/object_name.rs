@@ -9,7 +9,7 @@ use crate::manifest::schema::ManifestKind;
 
 const RULE: &str = "object/name-syntax";
 
-pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
     for file in files {
         let mut patterns = Vec::new();
         if file.kind == ManifestKind::Task {
@@ -42,7 +42,7 @@ pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>)
 
 /// API names: letters, digits and underscores, starting with a letter, no trailing or tripled
 /// underscore, `__` only before a suffix or after a namespace.
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
+pub(super) fn check_pattern(pattern: &str) -> Result<(), String> {
     if pattern.contains(char::is_whitespace) {
         return Err("API names have no spaces; this looks like a label".to_string());
     }

@@ -16,7 +16,7 @@ const KEEP_RULES: [&str; 6] = [
     "keepYearly",
 ];
 
-pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
     for file in files {
         let pointer = format!("{}/retention", file.settings_pointer());
         let Some(Value::Object(retention)) = file.get(&pointer) else {

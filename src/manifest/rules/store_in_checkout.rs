@@ -31,7 +31,7 @@ fn stays_inside(path: &str) -> bool {
     true
 }
 
-pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
     let Some(workflow) = context.workflows.iter().find(|w| w.runs_apply) else {
         return;
     };

@@ -6,7 +6,7 @@ use crate::text::suggest::did_you_mean;
 
 const RULE: &str = "template/missing";
 
-pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
     for file in files {
         let notifications = format!("{}/notifications", file.settings_pointer());
         for (item, _) in list_items(file, &notifications) {

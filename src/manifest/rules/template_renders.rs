@@ -9,7 +9,7 @@ use crate::templates::BUILTIN;
 
 const RULE: &str = "template/render";
 
-pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
     check_overrides(files, context, out);
     for file in files {
         for (pointer, template) in named_templates(file) {

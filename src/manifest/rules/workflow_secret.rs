@@ -11,7 +11,7 @@ use crate::manifest::workflows::named_variables;
 
 const RULE: &str = "workflow/unmapped-secret";
 
-pub fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
+pub(super) fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {
     let applying: Vec<&crate::manifest::workflows::Workflow> =
         context.workflows.iter().filter(|w| w.runs_apply).collect();
     if applying.is_empty() {
