@@ -68,6 +68,8 @@ pub enum Error {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
+    #[error(transparent)]
+    Restore(#[from] crate::restore::RestoreError),
 }
 
 impl Error {
@@ -110,6 +112,14 @@ impl Error {
             Error::Store(e) => e.guidance(),
             Error::Source(e) => e.guidance(),
             Error::Backup(e) => e.guidance(),
+            Error::Restore(crate::restore::RestoreError::Source(e)) => format!(
+                "{}; then run the same restore again: it continues where it stopped",
+                e.guidance()
+            ),
+            Error::Restore(crate::restore::RestoreError::Journal(e)) => format!(
+                "{}; then run the same restore again: it continues where it stopped, and creates nothing twice",
+                e.guidance()
+            ),
         }
     }
 }

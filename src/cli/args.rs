@@ -84,6 +84,7 @@ pub enum Command {
     ///
     /// Choose records with --object (all of its records), --id, or --where FIELD=VALUE.
     /// Existing records are updated field by field (only --fields, when given); deleted ones
+    /// still in the Recycle Bin are undeleted with their original Ids, and those purged from it
     /// are created again, parents first, with lookups remapped to the new Ids.
     ///
     /// Exits 0 when done (or planned), 3 when some records failed, 1 when all did.
@@ -351,6 +352,8 @@ pub struct RestoreArgs {
     /// Carry out the plan.
     #[arg(long, visible_alias = "yes")]
     pub apply: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
     #[command(flatten)]
     pub output: Output,
 }

@@ -274,6 +274,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 fields: args.fields,
                 to_task: args.to_task,
                 apply: args.apply,
+                wait: args.wait.wait,
             };
             let outcome = runtime()?.block_on(restore(&options, env))?;
             Ok(show(&outcome, args.output.format))

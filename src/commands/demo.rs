@@ -347,7 +347,7 @@ pub async fn demo(
     let result: Vec<&str> = applied
         .lines()
         .filter(|l| {
-            ["created", "updated", "FAILED", "Restored"]
+            ["undeleted", "created", "updated", "FAILED", "Restored"]
                 .iter()
                 .any(|p| l.starts_with(p))
         })

@@ -15,11 +15,15 @@ use crate::error::Error;
 use crate::exit::ExitStatus;
 use crate::project::Project;
 use crate::project::connect;
+use crate::project::store_access;
 use crate::project::store_access::Env;
-use crate::restore::{self, Chosen, RestorePlan, RestoreResult, Schemas, Step};
+use crate::restore::{
+    self, Chosen, RestorePlan, RestoreResult, RunJournal, Schemas, Step, journal,
+};
 use crate::snapshot::ObjectReader;
 use crate::snapshot::writer::load_manifest;
 use crate::source::{Connection, Connector};
+use crate::store::lock::LockKind;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -37,6 +41,8 @@ pub struct RestoreOptions {
     /// Restore into this task's org instead.
     pub to_task: Option<String>,
     pub apply: bool,
+    /// How long `apply` waits for another restore into the same task to finish.
+    pub wait: std::time::Duration,
 }
 
 /// A restore's plan, and with `--apply` what became of each record.
@@ -64,7 +70,10 @@ impl Report for RestoreOutcome {
     fn exit_status(&self) -> ExitStatus {
         match &self.result {
             Some(result) if !result.failed.is_empty() => {
-                if result.created.is_empty() && result.updated.is_empty() {
+                if result.created.is_empty()
+                    && result.updated.is_empty()
+                    && result.undeleted.is_empty()
+                {
                     ExitStatus::Failure
                 } else {
                     ExitStatus::Partial
@@ -99,6 +108,9 @@ impl Report for RestoreOutcome {
         match &self.result {
             Some(result) => {
                 out.push('\n');
+                for (object, id) in &result.undeleted {
+                    let _ = writeln!(out, "undeleted {object} {id}");
+                }
                 for (object, old, new) in &result.created {
                     let _ = writeln!(out, "created {object} {old} -> {new}");
                 }
@@ -108,15 +120,23 @@ impl Report for RestoreOutcome {
                 for (object, id, why) in &result.failed {
                     let _ = writeln!(out, "FAILED  {object} {id}: {why}");
                 }
+                let undeleted = match result.undeleted.len() {
+                    0 => String::new(),
+                    n => format!("{n} undeleted (original Ids), "),
+                };
                 let _ = writeln!(
                     out,
-                    "Restored: {} created, {} updated, {} failed.",
+                    "Restored: {undeleted}{} created, {} updated, {} failed.",
                     result.created.len(),
                     result.updated.len(),
                     result.failed.len()
                 );
             }
-            None if self.plan.count("create") + self.plan.count("update") > 0 => {
+            None if self.plan.count("create")
+                + self.plan.count("update")
+                + self.plan.count("undelete")
+                > 0 =>
+            {
                 out.push_str(
                     "Nothing was changed. Run again with --apply to carry out this plan.\n",
                 );
@@ -247,10 +267,34 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             connector.account_word()
         ));
     }
+    // One restore at a time writes into a task's account; what earlier ones created, and what
+    // a stopped one may have created, is read under that lock.
+    let _alone = match options.apply {
+        true => Some(store_access::lock(
+            store,
+            LockKind::Restore(target_id.clone()),
+            options.wait,
+        )?),
+        false => None,
+    };
+    let mut runs = journal::runs(store, &account)?;
+    let settled = restore::resolve_pending(&connector, &mut runs).await?;
+    if options.apply {
+        for (name, document) in runs.iter().filter(|(n, _)| settled.contains(n)) {
+            journal::save(store, &account, name, document)?;
+        }
+    }
+    let earlier = journal::id_map(&runs);
     let only = (!options.fields.is_empty()).then_some(options.fields.as_slice());
-    let plan = restore::plan(&connector, &chosen, &schemas, only, !same_account).await?;
+    let plan = restore::plan(&connector, &chosen, &schemas, only, !same_account, &earlier).await?;
     let result = match options.apply {
-        true => Some(restore::apply(&connector, &plan, &schemas).await?),
+        true => {
+            let mut run = RunJournal::start(store, &account)?;
+            let result = restore::apply(&connector, &plan, &schemas, &mut run).await?;
+            // Other machines read the journal (and the lock's release) where the store lives.
+            store.publish()?;
+            Some(result)
+        }
         false => None,
     };
     Ok(RestoreOutcome {
@@ -279,12 +323,27 @@ fn render_plan(plan: &RestorePlan, out: &mut String) {
                     .unwrap_or_default();
                 let _ = writeln!(out, "+ create {object} {id}{name}");
             }
-            Step::Update {
+            Step::Undelete {
+                object,
+                id,
+                changes,
+            }
+            | Step::Update {
                 object,
                 id,
                 changes,
             } => {
-                let _ = writeln!(out, "~ update {object} {id}");
+                match step {
+                    Step::Undelete { .. } => {
+                        let _ = writeln!(
+                            out,
+                            "^ undelete {object} {id}  (from the recycle bin, with its Id)"
+                        );
+                    }
+                    _ => {
+                        let _ = writeln!(out, "~ update {object} {id}");
+                    }
+                }
                 for change in changes {
                     let _ = writeln!(
                         out,
@@ -298,9 +357,20 @@ fn render_plan(plan: &RestorePlan, out: &mut String) {
             Step::Unchanged { .. } => {}
         }
     }
+    if !plan.restored_as.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} of these records were created anew by an earlier restore: the records it made stand for them (the store's restore journal).",
+            plan.restored_as.len()
+        );
+    }
+    let undelete = match plan.count("undelete") {
+        0 => String::new(),
+        n => format!("{n} to undelete, "),
+    };
     let _ = writeln!(
         out,
-        "\nPlan: {} to create, {} to update, {} unchanged.",
+        "\nPlan: {undelete}{} to create, {} to update, {} unchanged.",
         plan.count("create"),
         plan.count("update"),
         plan.count("unchanged")

@@ -210,6 +210,32 @@ impl Connector for TaskConnector {
         each!(self, c => c.write_batch())
     }
 
+    async fn read_recycled(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
+        each!(self, c => c.read_recycled(object, fields, ids).await)
+    }
+
+    async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, SourceError> {
+        each!(self, c => c.undelete(ids).await)
+    }
+
+    fn undelete_batch(&self) -> usize {
+        each!(self, c => c.undelete_batch())
+    }
+
+    async fn created_since(
+        &self,
+        object: &str,
+        since: i64,
+        fields: &[String],
+    ) -> Result<Vec<(String, Map<String, Value>)>, SourceError> {
+        each!(self, c => c.created_since(object, since, fields).await)
+    }
+
     fn account_word(&self) -> &'static str {
         each!(self, c => c.account_word())
     }

@@ -1,6 +1,8 @@
 //! The restore engine, the same for every source: records chosen from a snapshot, compared
-//! with what the source holds now, as a plan (create or update, field by field), then applied
-//! in the connector's batches. Deleted records are created again parents first; lookups to
+//! with what the source holds now, as a plan (undelete, create or update, field by field),
+//! then applied in the connector's batches. Deleted records still in the source's recycle bin
+//! come back with their Ids (undelete, parents first); the others are created again parents
+//! first; lookups to
 //! records created in the same restore are rewritten from old to new Ids, and those that
 //! cannot be known yet (self and circular references) are set in a second pass. Every failure
 //! is reported with its record; what succeeded stays. The connector (`crate::source::Connector`)
@@ -12,6 +14,25 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::source::{Connector, FieldInfo, RecordWrite, SourceError, WriteOutcome};
+use crate::store::StoreError;
+
+pub mod journal;
+
+pub use journal::{Created, PendingBatch, RunDocument, RunJournal};
+
+/// Why a restore stopped: the source refused, or its journal could not be written (then
+/// nothing more is sent: a create the journal cannot remember could be made twice).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the restore journal could not be written, so the restore stopped: {0}")]
+    Journal(#[from] StoreError),
+}
+
+/// How far the source's clock may be behind what it last said, for finding what a killed run
+/// created.
+const CLOCK_MARGIN_MS: i64 = 5 * 60_000;
 
 /// Field name -> info, per object.
 pub type Schemas = BTreeMap<String, BTreeMap<String, FieldInfo>>;
@@ -41,6 +62,13 @@ pub enum Step {
         id: String,
         fields: Map<String, Value>,
     },
+    /// The record is in the source's recycle bin: bring it back with its Id (and what its
+    /// delete took along), then set the fields where it differs from the snapshot.
+    Undelete {
+        object: String,
+        id: String,
+        changes: Vec<FieldChange>,
+    },
     Update {
         object: String,
         id: String,
@@ -53,10 +81,17 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RestorePlan {
     pub steps: Vec<Step>,
     /// Into another account than the snapshot's.
     pub other_account: bool,
+    /// Chosen records an earlier restore created anew: Id in the snapshot -> the record that
+    /// stands for it (the steps name the latter).
+    pub restored_as: BTreeMap<String, String>,
+    /// Everything earlier restores created (snapshot Id -> new Id), for lookups to them.
+    #[serde(skip)]
+    pub id_map: BTreeMap<String, String>,
 }
 
 impl RestorePlan {
@@ -67,6 +102,7 @@ impl RestorePlan {
                 matches!(
                     (s, action),
                     (Step::Create { .. }, "create")
+                        | (Step::Undelete { .. }, "undelete")
                         | (Step::Update { .. }, "update")
                         | (Step::Unchanged { .. }, "unchanged")
                 )
@@ -78,6 +114,8 @@ impl RestorePlan {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreResult {
+    /// (object, Id): back from the recycle bin with its Id.
+    pub undeleted: Vec<(String, String)>,
     /// (object, Id in the snapshot, new Id)
     pub created: Vec<(String, String, String)>,
     /// (object, Id)
@@ -107,13 +145,16 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 /// Compares the chosen records with the source and decides each one's step. `only` restricts
-/// updates to these fields (a rollback of a mass update); `other_account` creates everything.
+/// updates to these fields (a rollback of a mass update); `other_account` restores into another
+/// account than the snapshot's. `earlier` is what earlier restores into this account created:
+/// a record they created stands for its snapshot record (updated, not created again).
 pub async fn plan<C: Connector>(
     connector: &C,
     chosen: &[Chosen],
     schemas: &Schemas,
     only: Option<&[String]>,
     other_account: bool,
+    earlier: &BTreeMap<String, Created>,
 ) -> Result<RestorePlan, SourceError> {
     let empty = BTreeMap::new();
     let mut by_object: BTreeMap<&str, Vec<&Chosen>> = BTreeMap::new();
@@ -121,6 +162,7 @@ pub async fn plan<C: Connector>(
         by_object.entry(c.object.as_str()).or_default().push(c);
     }
     let mut steps = Vec::new();
+    let mut restored_as = BTreeMap::new();
     for (object, records) in by_object {
         let infos = schemas.get(object).unwrap_or(&empty);
         let creatable = |record: &Map<String, Value>| -> Map<String, Value> {
@@ -132,63 +174,162 @@ pub async fn plan<C: Connector>(
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
-        if other_account {
-            for c in records {
+        let updateable: Vec<String> = infos
+            .iter()
+            .filter(|(name, i)| i.updateable && only.is_none_or(|o| o.iter().any(|f| f == *name)))
+            // Another account's lookups name that account's records, never these.
+            .filter(|(_, i)| !other_account || i.reference_to.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        // Where each record is now: an earlier restore's creation, or (in its own account)
+        // itself. Another account holds none of the snapshot's records.
+        let target = |c: &Chosen| -> Option<String> {
+            match earlier.get(&c.id).filter(|e| e.object == object) {
+                Some(created) => Some(created.new_id.clone()),
+                None => (!other_account).then(|| c.id.clone()),
+            }
+        };
+        let ids: Vec<String> = records.iter().filter_map(|c| target(c)).collect();
+        let now = if ids.is_empty() {
+            BTreeMap::new()
+        } else {
+            connector.read_records(object, &updateable, &ids).await?
+        };
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !now.contains_key(*id))
+            .cloned()
+            .collect();
+        // Deleted, but maybe still in the recycle bin: then it comes back with its Id.
+        let recycled = if missing.is_empty() {
+            BTreeMap::new()
+        } else {
+            connector
+                .read_recycled(object, &updateable, &missing)
+                .await?
+        };
+        let changes_from = |c: &Chosen, held: &Map<String, Value>| -> Vec<FieldChange> {
+            updateable
+                .iter()
+                .filter_map(|field| {
+                    let mut restored = c.record.get(field).cloned().unwrap_or(Value::Null);
+                    // A lookup to a record an earlier restore created anew points at that one.
+                    if infos.get(field).is_some_and(|i| !i.reference_to.is_empty())
+                        && let Some(created) = restored.as_str().and_then(|old| earlier.get(old))
+                    {
+                        restored = Value::String(created.new_id.clone());
+                    }
+                    let current = held.get(field).cloned().unwrap_or(Value::Null);
+                    (!same(&restored, &current)).then(|| FieldChange {
+                        field: field.clone(),
+                        current,
+                        restored,
+                    })
+                })
+                .collect()
+        };
+        for c in records {
+            let at = target(c);
+            let held = at.as_ref().and_then(|id| now.get(id));
+            let binned = at.as_ref().and_then(|id| recycled.get(id));
+            let Some(at) = at.filter(|_| held.is_some() || binned.is_some()) else {
                 steps.push(Step::Create {
                     object: object.to_string(),
                     id: c.id.clone(),
                     fields: creatable(&c.record),
                 });
+                continue;
+            };
+            if at != c.id {
+                restored_as.insert(c.id.clone(), at.clone());
             }
-            continue;
-        }
-        let updateable: Vec<String> = infos
-            .iter()
-            .filter(|(name, i)| i.updateable && only.is_none_or(|o| o.iter().any(|f| f == *name)))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let ids: Vec<String> = records.iter().map(|c| c.id.clone()).collect();
-        let now = connector.read_records(object, &updateable, &ids).await?;
-        for c in records {
-            match now.get(&c.id) {
-                None => steps.push(Step::Create {
-                    object: object.to_string(),
-                    id: c.id.clone(),
-                    fields: creatable(&c.record),
-                }),
-                Some(live) => {
-                    let changes: Vec<FieldChange> = updateable
-                        .iter()
-                        .filter_map(|field| {
-                            let restored = c.record.get(field).cloned().unwrap_or(Value::Null);
-                            let current = live.get(field).cloned().unwrap_or(Value::Null);
-                            (!same(&restored, &current)).then(|| FieldChange {
-                                field: field.clone(),
-                                current,
-                                restored,
-                            })
-                        })
-                        .collect();
+            match (held, binned) {
+                (Some(live), _) => {
+                    let changes = changes_from(c, live);
                     steps.push(if changes.is_empty() {
                         Step::Unchanged {
                             object: object.to_string(),
-                            id: c.id.clone(),
+                            id: at,
                         }
                     } else {
                         Step::Update {
                             object: object.to_string(),
-                            id: c.id.clone(),
+                            id: at,
                             changes,
                         }
                     });
                 }
+                (None, Some(binned)) => steps.push(Step::Undelete {
+                    object: object.to_string(),
+                    id: at,
+                    changes: changes_from(c, binned),
+                }),
+                (None, None) => unreachable!("filtered above"),
             }
         }
     }
     Ok(RestorePlan {
         steps,
         other_account,
+        restored_as,
+        id_map: earlier
+            .iter()
+            .map(|(old, created)| (old.clone(), created.new_id.clone()))
+            .collect(),
     })
+}
+
+/// Settles the pending batches of runs that stopped between sending creates and writing down
+/// their outcome: each pending record is matched to a record the source created since the
+/// batch was sent with exactly the values sent (each created record matched once). Matched
+/// records are written down as created; unmatched ones were not created. Returns whether any
+/// run changed (the caller saves them).
+pub async fn resolve_pending<C: Connector>(
+    connector: &C,
+    runs: &mut [(String, RunDocument)],
+) -> Result<Vec<String>, SourceError> {
+    let mut changed = Vec::new();
+    let claimed: BTreeSet<String> = runs
+        .iter()
+        .flat_map(|(_, doc)| doc.created.values().map(|c| c.new_id.clone()))
+        .collect();
+    let mut claimed = claimed;
+    for (name, doc) in runs.iter_mut() {
+        if doc.pending.is_empty() {
+            continue;
+        }
+        for batch in std::mem::take(&mut doc.pending) {
+            let fields: BTreeSet<String> = batch
+                .records
+                .iter()
+                .flat_map(|(_, values)| values.keys().cloned())
+                .collect();
+            let fields: Vec<String> = fields.into_iter().collect();
+            let made = connector
+                .created_since(&batch.object, batch.since, &fields)
+                .await?;
+            for (old, values) in batch.records {
+                let found = made.iter().find(|(id, record)| {
+                    !claimed.contains(id)
+                        && values
+                            .iter()
+                            .all(|(f, v)| same(v, record.get(f).unwrap_or(&Value::Null)))
+                });
+                if let Some((new_id, _)) = found {
+                    claimed.insert(new_id.clone());
+                    doc.created.insert(
+                        old,
+                        Created {
+                            object: batch.object.clone(),
+                            new_id: new_id.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        changed.push(name.clone());
+    }
+    Ok(changed)
 }
 
 /// Objects ordered parents first: an object comes after every other object of the set it
@@ -242,43 +383,118 @@ async fn write<C: Connector>(
     Ok(outcomes)
 }
 
+/// Brings the plan's recycled records back, parents first, in the connector's batches; returns
+/// the Ids that are back. A record refused because it already came back with its parent (a
+/// cascade) is back all the same: the source is asked which of the refused ones are live.
+async fn undelete<C: Connector>(
+    connector: &C,
+    plan: &RestorePlan,
+    schemas: &Schemas,
+    result: &mut RestoreResult,
+) -> Result<BTreeSet<String>, SourceError> {
+    let mut by_object: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for step in &plan.steps {
+        if let Step::Undelete { object, id, .. } = step {
+            by_object
+                .entry(object.clone())
+                .or_default()
+                .push(id.clone());
+        }
+    }
+    let mut back = BTreeSet::new();
+    let objects: BTreeSet<String> = by_object.keys().cloned().collect();
+    for object in parents_first(&objects, schemas) {
+        let ids = by_object.remove(&object).unwrap_or_default();
+        let mut refused = Vec::new();
+        for batch in ids.chunks(connector.undelete_batch().max(1)) {
+            let mut answers = connector.undelete(batch).await?;
+            answers.resize_with(batch.len(), || {
+                Err("no result returned for this record".into())
+            });
+            for (id, answer) in batch.iter().zip(answers) {
+                match answer {
+                    Ok(_) => {
+                        back.insert(id.clone());
+                        result.undeleted.push((object.clone(), id.clone()));
+                    }
+                    Err(why) => refused.push((id.clone(), why)),
+                }
+            }
+        }
+        if refused.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = refused.iter().map(|(id, _)| id.clone()).collect();
+        let live = connector.read_records(&object, &[], &ids).await?;
+        for (id, why) in refused {
+            if live.contains_key(&id) {
+                back.insert(id.clone());
+                result.undeleted.push((object.clone(), id));
+            } else {
+                result.failed.push((object.clone(), id, why));
+            }
+        }
+    }
+    Ok(back)
+}
+
 /// Executes a plan. An error from the source (its budget spent, say) stops it; what was done
 /// is in the result.
 pub async fn apply<C: Connector>(
     connector: &C,
     plan: &RestorePlan,
     schemas: &Schemas,
-) -> Result<RestoreResult, SourceError> {
+    journal: &mut RunJournal<'_>,
+) -> Result<RestoreResult, RestoreError> {
     let mut result = RestoreResult::default();
     let empty = BTreeMap::new();
 
-    // Updates first: they need no Ids from anywhere.
+    // Undeletes first, parents before children: a child comes back only with its parent, and
+    // what a parent's delete took along returns with it.
+    let back = undelete(connector, plan, schemas, &mut result).await?;
+
+    // Then updates (of undeleted records too): they need no Ids from anywhere.
     let mut updated_ids = Vec::new();
     let mut updates = Vec::new();
     for step in &plan.steps {
-        if let Step::Update {
+        let (Step::Update {
             object,
             id,
             changes,
-        } = step
-        {
-            updated_ids.push((object.clone(), id.clone()));
-            updates.push(RecordWrite {
-                object: object.clone(),
-                id: Some(id.clone()),
-                fields: changes
-                    .iter()
-                    .map(|c| (c.field.clone(), c.restored.clone()))
-                    .collect(),
-            });
         }
+        | Step::Undelete {
+            object,
+            id,
+            changes,
+        }) = step
+        else {
+            continue;
+        };
+        if matches!(step, Step::Undelete { .. }) && (changes.is_empty() || !back.contains(id)) {
+            continue;
+        }
+        updated_ids.push((object.clone(), id.clone()));
+        updates.push(RecordWrite {
+            object: object.clone(),
+            id: Some(id.clone()),
+            fields: changes
+                .iter()
+                .map(|c| (c.field.clone(), c.restored.clone()))
+                .collect(),
+        });
     }
     for ((object, id), outcome) in updated_ids
         .into_iter()
         .zip(write(connector, updates).await?)
     {
         match outcome {
+            Ok(_) if back.contains(&id) => {}
             Ok(_) => result.updated.push((object, id)),
+            Err(why) if back.contains(&id) => result.failed.push((
+                object,
+                id,
+                format!("undeleted, but its fields could not be set back: {why}"),
+            )),
             Err(why) => result.failed.push((object, id, why)),
         }
     }
@@ -319,6 +535,10 @@ pub async fn apply<C: Connector>(
                             )),
                         }
                     }
+                    // A record an earlier restore created stands for its snapshot record.
+                    (true, Some(target)) if plan.id_map.contains_key(target) => {
+                        record.insert(name.clone(), Value::String(plan.id_map[target].clone()));
+                    }
                     // Another account has none of this account's records.
                     (true, Some(_)) if plan.other_account => {}
                     _ => {
@@ -333,15 +553,45 @@ pub async fn apply<C: Connector>(
                 fields: record,
             });
         }
-        // Each object's batch goes before the next object's: children need their parents' Ids.
-        for (old_id, outcome) in old_ids.into_iter().zip(write(connector, records).await?) {
-            match outcome {
-                Ok(new) => {
-                    mapped.insert(old_id.clone(), new.clone());
-                    result.created.push((object.clone(), old_id, new));
+        // Each object's batches go before the next object's: children need their parents'
+        // Ids. Each batch is written down before it is sent, and what it made after.
+        let size = connector.write_batch().max(1);
+        for (old_ids, records) in old_ids.chunks(size).zip(records.chunks(size)) {
+            let since = connector
+                .server_time_bounds()
+                .map_or_else(crate::time::now_ms, |(earliest, _)| earliest)
+                - CLOCK_MARGIN_MS;
+            journal.sending(PendingBatch {
+                object: object.clone(),
+                since,
+                records: old_ids
+                    .iter()
+                    .cloned()
+                    .zip(records.iter().map(|r| r.fields.clone()))
+                    .collect(),
+            })?;
+            let mut answers = connector.write_records(records).await?;
+            answers.resize_with(records.len(), || {
+                Err("no result returned for this record".into())
+            });
+            let mut made = Vec::new();
+            for (old_id, outcome) in old_ids.iter().zip(answers) {
+                match outcome {
+                    Ok(new) => {
+                        mapped.insert(old_id.clone(), new.clone());
+                        made.push((
+                            old_id.clone(),
+                            Created {
+                                object: object.clone(),
+                                new_id: new.clone(),
+                            },
+                        ));
+                        result.created.push((object.clone(), old_id.clone(), new));
+                    }
+                    Err(why) => result.failed.push((object.clone(), old_id.clone(), why)),
                 }
-                Err(why) => result.failed.push((object.clone(), old_id, why)),
             }
+            journal.settled(made)?;
         }
     }
 

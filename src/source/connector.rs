@@ -14,6 +14,9 @@ use crate::store::StoreError;
 
 use super::{Connection, Coverage, FieldInfo, ObjectPlan, RecordWrite, SourceError, WriteOutcome};
 
+/// A record's fields by name.
+pub type Record = Map<String, Value>;
+
 /// The account a connector's credentials reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -133,6 +136,52 @@ pub trait Connector: Sync {
 
     /// How many records one `write_records` call takes.
     fn write_batch(&self) -> usize;
+
+    /// These records as they lie in the source's recycle bin, with these fields: deleted, but
+    /// able to come back with their Ids (`undelete`). Absent: live, or gone for good. A source
+    /// without a recycle bin has none.
+    fn read_recycled(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Map<String, Value>>, SourceError>> + Send
+    {
+        let _ = (object, fields, ids);
+        async { Ok(BTreeMap::new()) }
+    }
+
+    /// Brings at most `undelete_batch()` records back from the recycle bin with their Ids (and
+    /// whatever the source brings back with them); one outcome per Id, in order.
+    fn undelete(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, SourceError>> + Send {
+        let refused = ids
+            .iter()
+            .map(|_| Err("this source has no recycle bin".to_string()))
+            .collect();
+        async { Ok(refused) }
+    }
+
+    /// The records of `object` the source created at or after `since` (ms since the epoch),
+    /// with these fields, by Id: how a restore stopped between sending creates and writing
+    /// down their outcome finds what it made. A source that cannot say returns none, and such
+    /// writes count as not made.
+    fn created_since(
+        &self,
+        object: &str,
+        since: i64,
+        fields: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, Record)>, SourceError>> + Send {
+        let _ = (object, since, fields);
+        async { Ok(Vec::new()) }
+    }
+
+    /// How many Ids one `undelete` call takes.
+    fn undelete_batch(&self) -> usize {
+        200
+    }
 
     /// What the source calls an account, for messages ("org" for Salesforce).
     fn account_word(&self) -> &'static str {

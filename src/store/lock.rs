@@ -74,6 +74,9 @@ pub enum LockKind {
     Forget,
     /// One task's apply: two applies never write the same task at once.
     Task(String),
+    /// A restore into one task's account: two never write there at once (each would create
+    /// what the other is creating).
+    Restore(String),
 }
 
 impl LockKind {
@@ -83,6 +86,7 @@ impl LockKind {
             LockKind::Prune => "prune".into(),
             LockKind::Forget => "forget".into(),
             LockKind::Task(task) => format!("apply of task {task}"),
+            LockKind::Restore(task) => format!("restore into task {task}"),
         }
     }
 
@@ -92,6 +96,7 @@ impl LockKind {
             LockKind::Prune => "prune",
             LockKind::Forget => "forget",
             LockKind::Task(_) => "task",
+            LockKind::Restore(_) => "restore",
         }
     }
 
@@ -102,7 +107,9 @@ impl LockKind {
     fn conflicts_with(&self, other: &LockKind) -> bool {
         match (self, other) {
             (LockKind::Task(a), LockKind::Task(b)) => a == b,
-            (LockKind::Task(_), _) | (_, LockKind::Task(_)) => false,
+            (LockKind::Restore(a), LockKind::Restore(b)) => a == b,
+            (LockKind::Task(_) | LockKind::Restore(_), _)
+            | (_, LockKind::Task(_) | LockKind::Restore(_)) => false,
             (a, b) => a.exclusive() || b.exclusive(),
         }
     }

@@ -7,6 +7,7 @@
 //! keys/<id>.key          key files
 //! data/<ab>/<blob id>    sealed blobs (segments of records)
 //! snapshots/<id>         sealed snapshot manifests
+//! restores/<account>/<run>  sealed restore journals (what each restore created)
 //! ```
 
 pub mod backend;
@@ -375,6 +376,35 @@ impl Store {
             },
             other => other,
         })
+    }
+
+    /// Seals and stores a document that is neither a blob nor a snapshot (a restore's journal)
+    /// at `dir/name`, replacing what was there. The path is sealed in: a document moved to
+    /// another name does not open.
+    pub fn put_document(&self, dir: &str, name: &str, plaintext: &[u8]) -> Result<(), StoreError> {
+        let path = format!("{dir}/{name}");
+        let sealed = self.cipher.seal(&path, plaintext)?;
+        self.backend.put(&path, &sealed)
+    }
+
+    /// The document at `dir/name`, if there is one.
+    pub fn get_document(&self, dir: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = format!("{dir}/{name}");
+        match self.backend.get(&path)? {
+            Some(sealed) => self.cipher.open(&path, &sealed).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The names of the documents under `dir` (as `put_document` was given them).
+    pub fn list_documents(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{dir}/");
+        Ok(self
+            .backend
+            .list(dir)?
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
+            .collect())
     }
 
     pub fn list_snapshots(&self) -> Result<Vec<String>, StoreError> {

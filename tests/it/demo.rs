@@ -47,8 +47,9 @@ fn the_demo_runs_the_whole_loop() {
     );
     assert!(stage(7).contains("[deleted "), "{}", stage(7));
     assert!(
-        stage(8).contains("+ create Contact")
-            && stage(8).contains("Restored: 1 created, 0 updated, 0 failed."),
+        stage(8).contains("^ undelete Contact")
+            && stage(8)
+                .contains("Restored: 1 undeleted (original Ids), 0 created, 0 updated, 0 failed."),
         "{}",
         stage(8)
     );

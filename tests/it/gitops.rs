@@ -852,51 +852,154 @@ async fn family(sim: &Simulator) -> (String, Vec<String>, Vec<String>) {
     panic!("no account with contacts and opportunities");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_account_comes_back_with_its_contacts_and_opportunities() {
-    let sim = simulator(11).await;
-    let fleet = fleet_with_acme(&sim).await;
-    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
-    let (account, contacts, opportunities) = family(&sim).await;
-    for id in &contacts {
-        admin(
-            &sim,
-            Method::DELETE,
-            &format!("records/Contact/{id}"),
-            json!({}),
-        )
-        .await;
-    }
-    for id in &opportunities {
-        admin(
-            &sim,
-            Method::DELETE,
-            &format!("records/Opportunity/{id}"),
-            json!({}),
-        )
-        .await;
+/// Deletes the account, its contacts and its opportunities, as a user would.
+async fn delete_family(
+    sim: &Simulator,
+    account: &str,
+    contacts: &[String],
+    opportunities: &[String],
+) {
+    for (object, ids) in [("Contact", contacts), ("Opportunity", opportunities)] {
+        for id in ids {
+            admin(
+                sim,
+                Method::DELETE,
+                &format!("records/{object}/{id}"),
+                json!({}),
+            )
+            .await;
+        }
     }
     admin(
-        &sim,
+        sim,
         Method::DELETE,
         &format!("records/Account/{account}"),
         json!({}),
     )
     .await;
+}
 
+async fn count(sim: &Simulator, soql_text: &str) -> usize {
+    soql(sim, soql_text).await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_comes_back_with_its_ids_from_the_recycle_bin_and_as_new_records_once_purged()
+ {
+    let sim = simulator(11).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let (account, contacts, opportunities) = family(&sim).await;
+    let records = 1 + contacts.len() + opportunities.len();
     let selector = format!("AccountId={account}");
-    let plan = run(
-        &fleet,
-        &[
-            "restore", "--task", "acme", "--id", &account, "--where", &selector,
-        ],
-    )
-    .await;
+    let restore = [
+        "restore", "--task", "acme", "--id", &account, "--where", &selector,
+    ];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        restore
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let run_with = |args: Vec<String>| {
+        let fleet = &fleet;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(fleet, &args).await
+        }
+    };
+
+    // Still in the recycle bin: every record comes back with its own Id.
+    delete_family(&sim, &account, &contacts, &opportunities).await;
+    let plan = run_with(with(&[])).await;
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
-    let creates = 1 + contacts.len() + opportunities.len();
+    assert!(
+        plan.stdout.contains(&format!(
+            "Plan: {records} to undelete, 0 to create, 0 to update"
+        )),
+        "{}",
+        plan.stdout
+    );
     assert!(
         plan.stdout
-            .contains(&format!("Plan: {creates} to create, 0 to update")),
+            .contains(&format!("^ undelete Account {account}")),
+        "{}",
+        plan.stdout
+    );
+    let json = run_with(with(&["--format", "json"])).await;
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let steps = json["plan"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), records, "{json}");
+    assert!(steps.iter().all(|s| s["action"] == "undelete"), "{json}");
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Account WHERE Id = '{account}'")
+        )
+        .await,
+        0
+    );
+
+    let applied = run_with(with(&["--apply"])).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied.stdout.contains(&format!(
+            "Restored: {records} undeleted (original Ids), 0 created, 0 updated, 0 failed."
+        )),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Account WHERE Id = '{account}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'")
+        )
+        .await,
+        contacts.len(),
+        "the contacts are back under the account's own Id"
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Opportunity WHERE AccountId = '{account}'")
+        )
+        .await,
+        opportunities.len()
+    );
+    // Done once: the same restore again has nothing to do.
+    let again = run_with(with(&["--apply"])).await;
+    assert!(
+        again.stdout.contains(&format!(
+            "Plan: 0 to create, 0 to update, {records} unchanged."
+        )),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("Restored: 0 created, 0 updated, 0 failed."),
+        "{}",
+        again.stdout
+    );
+
+    // Purged from the recycle bin: they can only be created again, with new Ids, children
+    // re-parented to the new account.
+    delete_family(&sim, &account, &contacts, &opportunities).await;
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    let plan = run_with(with(&[])).await;
+    assert!(
+        plan.stdout
+            .contains(&format!("Plan: {records} to create, 0 to update")),
         "{}",
         plan.stdout
     );
@@ -905,29 +1008,199 @@ async fn a_deleted_account_comes_back_with_its_contacts_and_opportunities() {
         "{}",
         plan.stdout
     );
-    // The same plan as JSON: every step a create, and no result (nothing was written).
-    let json = run(
-        &fleet,
-        &[
-            "restore", "--task", "acme", "--id", &account, "--where", &selector, "--format", "json",
-        ],
+    let applied = run_with(with(&["--apply"])).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let new_account = applied
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("created Account {account} -> ")))
+        .expect("the account's new Id")
+        .to_string();
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{new_account}'")
+        )
+        .await,
+        contacts.len()
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Opportunity WHERE AccountId = '{new_account}'")
+        )
+        .await,
+        opportunities.len()
+    );
+    // Run again: the journal knows what the first run created; nothing is created twice.
+    let again = run_with(with(&["--apply"])).await;
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        again.stdout.contains(&format!(
+            "Plan: 0 to create, 0 to update, {records} unchanged."
+        )),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains(&format!(
+            "{records} of these records were created anew by an earlier restore"
+        )),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{new_account}'")
+        )
+        .await,
+        contacts.len()
+    );
+}
+
+/// The org carries out a batch of creates but the answer never arrives (the connection breaks
+/// after the commit). The restore stops, saying so; run again, it finds what the lost batch
+/// created and creates nothing twice, and the children it creates point at those records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_whose_answer_was_lost_creates_nothing_twice() {
+    let sim = simulator(16).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let (account, contacts, opportunities) = family(&sim).await;
+    let name = soql(
+        &sim,
+        &format!("SELECT Name FROM Account WHERE Id = '{account}'"),
+    )
+    .await
+    .remove(0)["Name"]
+        .as_str()
+        .expect("Name")
+        .to_string();
+    delete_family(&sim, &account, &contacts, &opportunities).await;
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    let by_name = format!(
+        "SELECT Id FROM Account WHERE Name = '{}' ORDER BY Id",
+        name.replace('\'', "\\'")
+    );
+    let before = count(&sim, &by_name).await;
+
+    let selector = format!("AccountId={account}");
+    let args = [
+        "restore", "--task", "acme", "--id", &account, "--where", &selector, "--apply",
+    ];
+    admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "CONNECTION_RESET_AFTER_WRITE", "path": "/composite/sobjects", "method": "POST", "times": 1}]),
     )
     .await;
-    assert_eq!(json.code, 0, "{}{}", json.stdout, json.stderr);
-    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
-    let steps = json["plan"]["steps"].as_array().expect("steps");
-    assert_eq!(steps.len(), creates, "{json}");
-    assert!(steps.iter().all(|s| s["action"] == "create"), "{json}");
-    assert!(json["result"].is_null(), "{json}");
+    let lost = run(&fleet, &args).await;
+    admin(&sim, Method::DELETE, "faults", json!({})).await;
+    assert_eq!(lost.code, 1, "{}{}", lost.stdout, lost.stderr);
     assert!(
-        soql(
-            &sim,
-            &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'")
-        )
-        .await
-        .is_empty()
+        lost.stderr.contains("run the same restore again"),
+        "{}",
+        lost.stderr
+    );
+    assert_eq!(
+        count(&sim, &by_name).await,
+        before + 1,
+        "the org created the account although its answer was lost"
     );
 
+    let resumed = run(&fleet, &args).await;
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert!(
+        resumed
+            .stdout
+            .contains("1 of these records were created anew by an earlier restore"),
+        "{}",
+        resumed.stdout
+    );
+    let accounts = soql(&sim, &by_name).await;
+    assert_eq!(accounts.len(), before + 1, "the account exactly once");
+    // Ids grow: the newest account with the name is the one the restore made.
+    let new_account = accounts
+        .last()
+        .and_then(|a| a["Id"].as_str())
+        .expect("the new account")
+        .to_string();
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{new_account}'")
+        )
+        .await,
+        contacts.len(),
+        "the contacts point at the account the lost batch made"
+    );
+    let third = run(&fleet, &args).await;
+    assert!(
+        third
+            .stdout
+            .contains("Restored: 0 created, 0 updated, 0 failed."),
+        "{}",
+        third.stdout
+    );
+}
+
+/// Deleting an account takes its invoices (master-detail) along; undeleting it brings them
+/// back, and naming them too does not count them twice or fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_detail_children_come_back_with_their_parent() {
+    let sim = simulator(14).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let invoices = soql(&sim, "SELECT Id, Account__c FROM Invoice__c").await;
+    let account = invoices
+        .first()
+        .and_then(|i| i["Account__c"].as_str())
+        .expect("an invoiced account")
+        .to_string();
+    let children = count(
+        &sim,
+        &format!("SELECT Id FROM Invoice__c WHERE Account__c = '{account}'"),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Account/{account}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Invoice__c WHERE Account__c = '{account}'")
+        )
+        .await,
+        0,
+        "the invoices went with the account"
+    );
+    let selector = format!("Account__c={account}");
+    // Without their master, the invoices cannot come back: it is still in the recycle bin.
+    let alone = run(
+        &fleet,
+        &["restore", "--task", "acme", "--where", &selector, "--apply"],
+    )
+    .await;
+    assert_eq!(
+        alone.code, 1,
+        "all failed: {}{}",
+        alone.stdout, alone.stderr
+    );
+    assert_eq!(
+        alone
+            .stdout
+            .matches("its Account__c is in the recycle bin")
+            .count(),
+        children,
+        "{}",
+        alone.stdout
+    );
     let applied = run(
         &fleet,
         &[
@@ -936,24 +1209,22 @@ async fn a_deleted_account_comes_back_with_its_contacts_and_opportunities() {
     )
     .await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
-    let new_account = applied
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("created Account {account} -> ")))
-        .expect("the account's new Id")
-        .to_string();
-    let restored_contacts = soql(
-        &sim,
-        &format!("SELECT Id FROM Contact WHERE AccountId = '{new_account}'"),
-    )
-    .await;
-    let restored_opportunities = soql(
-        &sim,
-        &format!("SELECT Id FROM Opportunity WHERE AccountId = '{new_account}'"),
-    )
-    .await;
-    assert_eq!(restored_contacts.len(), contacts.len());
-    assert_eq!(restored_opportunities.len(), opportunities.len());
+    assert!(
+        applied.stdout.contains(&format!(
+            "Restored: {} undeleted (original Ids), 0 created, 0 updated, 0 failed.",
+            1 + children
+        )),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Invoice__c WHERE Account__c = '{account}'")
+        )
+        .await,
+        children
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1148,8 +1419,9 @@ async fn records_restore_into_a_sandbox_org() {
     }
 }
 
-/// Invoices whose master account is gone cannot be created; the contact restored with them
-/// can. The result names each failed record and why, and keeps what succeeded.
+/// Invoices whose master account is gone for good (purged from the recycle bin) cannot be
+/// created; the contact restored with them can. The result names each failed record and why,
+/// and keeps what succeeded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_that_partly_fails_reports_exactly_which_records() {
     let sim = simulator(14).await;
@@ -1182,6 +1454,7 @@ async fn a_restore_that_partly_fails_reports_exactly_which_records() {
         json!({}),
     )
     .await;
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
 
     let selector = format!("Account__c={master}");
     let applied = run(

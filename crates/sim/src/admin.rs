@@ -39,6 +39,9 @@ pub enum FaultKind {
     InvalidSessionId,
     /// The connection is cut in the middle of the response.
     ConnectionReset,
+    /// The request is carried out (a write is committed), then the connection is cut before
+    /// the client reads the answer: what a client sees when a network fails at the worst time.
+    ConnectionResetAfterWrite,
     /// The response is delayed by `delayMs`.
     Slow,
     /// Bulk API 2.0 query jobs created while set end in state Failed.
@@ -213,6 +216,14 @@ pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: N
                     .status(StatusCode::OK)
                     .header("Content-Type", "application/json;charset=UTF-8")
                     .body(Body::from_stream(broken))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            }
+            FaultKind::ConnectionResetAfterWrite => {
+                let _done = next.run(request).await;
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header("Content-Type", "application/json;charset=UTF-8")
+                    .body(Body::from_stream(broken_body()))
                     .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
             }
             FaultKind::Slow | FaultKind::BulkJobFailed => {}

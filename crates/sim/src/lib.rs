@@ -14,6 +14,7 @@ pub mod records;
 pub mod render;
 pub mod rest;
 pub mod server;
+pub mod soap;
 pub mod soql;
 pub mod tls;
 pub mod write;

@@ -111,6 +111,9 @@ pub struct Table {
     pub records: Vec<Record>,
     /// (Id, deletion time in ms) of deleted records, for getDeleted.
     pub deleted: Vec<([u8; 18], i64)>,
+    /// Deleted records that a parent's delete took along (child Id -> parent Id): undeleting
+    /// the parent brings them back; those deleted on their own before it stay deleted.
+    pub taken_along: std::collections::HashMap<[u8; 18], [u8; 18]>,
     pub next_counter: u64,
     /// Where records moved at each purge: `purges[n][old]` is the position after the n-th
     /// purge of the record that was at `old` before it ([`GONE`] when purged). Records never

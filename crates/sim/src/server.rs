@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::org::{Org, OrgOptions};
-use super::{admin, bulk, oauth, records, rest};
+use super::{admin, bulk, oauth, records, rest, soap};
 
 /// Oldest and newest API versions the simulated org serves.
 pub const MIN_VERSION: u32 = 31;
@@ -162,6 +162,12 @@ pub fn admit(state: &State, headers: &HeaderMap) -> Result<String, ApiError> {
                 .or_else(|| v.strip_prefix("OAuth "))
         })
         .ok_or_else(ApiError::invalid_session)?;
+    admit_token(state, token)
+}
+
+/// Checks a session id however it came (a header, a SOAP `SessionHeader`) and counts the
+/// call. Returns the `Sforce-Limit-Info` value.
+pub fn admit_token(state: &State, token: &str) -> Result<String, ApiError> {
     let lifetime = state
         .session_calls
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -456,6 +462,7 @@ fn router(state: Arc<State>) -> Router {
             "/services/data/{version}/jobs/query/{job}/results",
             get(bulk::results),
         )
+        .route("/services/Soap/u/{version}", post(soap::partner))
         .merge(oauth::routes())
         .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })

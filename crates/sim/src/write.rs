@@ -438,6 +438,17 @@ pub fn delete(
     id: &str,
     journal: &mut Journal,
 ) -> Result<(), WriteError> {
+    delete_along(org, object, id, None, journal)
+}
+
+/// Deletes a record; `parent` is the record whose delete takes it along, if any.
+fn delete_along(
+    org: &mut Org,
+    object: usize,
+    id: &str,
+    parent: Option<[u8; 18]>,
+    journal: &mut Journal,
+) -> Result<(), WriteError> {
     let index = locate(org, object, id)?;
     if org.tables[object].records[index].is_deleted() {
         return Err(WriteError::new(
@@ -448,6 +459,10 @@ pub fn delete(
     }
     let raw = org.tables[object].records[index].id;
     set_deleted(org, object, index, true, journal);
+    match parent {
+        Some(parent) => org.tables[object].taken_along.insert(raw, parent),
+        None => org.tables[object].taken_along.remove(&raw),
+    };
     let parent = String::from_utf8_lossy(&raw).into_owned();
     let children: Vec<(usize, String)> = org
         .catalog
@@ -472,7 +487,7 @@ pub fn delete(
         })
         .collect();
     for (child, child_id) in children {
-        delete(org, child, &child_id, journal)?;
+        delete_along(org, child, &child_id, Some(raw), journal)?;
     }
     Ok(())
 }
@@ -492,6 +507,35 @@ pub fn undelete(
         ));
     }
     set_deleted(org, object, index, false, journal);
+    // What its delete took along comes back with it (Salesforce's cascade on undelete).
+    let raw = org.tables[object].records[index].id;
+    let along: Vec<(usize, String)> = org
+        .tables
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(table, t)| {
+            let children: Vec<[u8; 18]> = t
+                .taken_along
+                .iter()
+                .filter(|(_, parent)| **parent == raw)
+                .map(|(child, _)| *child)
+                .collect();
+            for child in &children {
+                t.taken_along.remove(child);
+            }
+            children
+                .into_iter()
+                .map(move |child| (table, String::from_utf8_lossy(&child).into_owned()))
+        })
+        .collect();
+    for (table, child) in along {
+        let Some(index) = org.tables[table].find(&child) else {
+            continue; // purged since
+        };
+        if org.tables[table].records[index].is_deleted() {
+            undelete(org, table, &child, journal)?;
+        }
+    }
     Ok(())
 }
 
@@ -741,6 +785,27 @@ mod tests {
         delete(&mut org, account, &parent, &mut journal).expect("delete");
         undelete(&mut org, account, &parent, &mut journal).expect("undelete");
         assert!(org.tables[account].deleted.is_empty());
+        assert!(
+            org.tables[invoice].deleted.is_empty(),
+            "the children its delete took along come back with it"
+        );
+
+        // A child deleted on its own before its parent stays deleted when the parent returns.
+        let child = org.tables[invoice]
+            .records
+            .iter()
+            .find(|r| matches!(&r.values()[master], Value::Text(p) if **p == *parent))
+            .map(|r| r.id().to_string())
+            .expect("a child");
+        delete(&mut org, invoice, &child, &mut journal).expect("delete child");
+        delete(&mut org, account, &parent, &mut journal).expect("delete parent");
+        assert_eq!(org.tables[invoice].deleted.len(), children);
+        undelete(&mut org, account, &parent, &mut journal).expect("undelete");
+        assert_eq!(org.tables[invoice].deleted.len(), 1);
+        let e = undelete(&mut org, account, &parent, &mut journal).unwrap_err();
+        assert_eq!(e.code, "UNDELETE_FAILED");
+        undelete(&mut org, invoice, &child, &mut journal).expect("the child on its own");
+        assert!(org.tables[invoice].deleted.is_empty());
     }
 
     #[test]

@@ -79,3 +79,86 @@ async fn simple_salesforce_works_unchanged_over_https() {
 async fn simple_salesforce_works_over_http_with_a_session_adapter() {
     run_simple_salesforce(false).await;
 }
+
+/// zeep, a general SOAP client, with the part of Salesforce's partner WSDL that `undelete`
+/// uses: it builds the envelope itself and checks the answer against the WSDL's types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeep_undeletes_through_the_partner_soap_api() {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 5,
+                population: Population::spread(200),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts");
+    let url = sim.url();
+    let token = sim.credentials.access_token.clone();
+    let http = reqwest::Client::new();
+    let accounts: serde_json::Value = http
+        .get(format!(
+            "{url}/services/data/v65.0/query?q=SELECT+Id+FROM+Account+LIMIT+2"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    let ids: Vec<String> = accounts["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["Id"].as_str().expect("Id").to_string())
+        .collect();
+    let (deleted, live) = (ids[0].clone(), ids[1].clone());
+    let removed = http
+        .delete(format!("{url}/__sim/records/Account/{deleted}"))
+        .send()
+        .await
+        .expect("delete");
+    assert!(removed.status().is_success(), "{removed:?}");
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/zeep_undelete_check.py"
+    );
+    let soap_url = format!("{url}/services/Soap/u/65.0");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args([&soap_url, &token, &deleted, &live])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python3 runs (`pip install -r tests/clients/requirements.txt` at the workspace root)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "zeep check failed (is zeep installed? `pip install -r tests/clients/requirements.txt`)\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok   undelete"), "{stdout}");
+    assert!(stdout.contains("ok   a bad session is a fault"), "{stdout}");
+    let back: serde_json::Value = http
+        .get(format!(
+            "{url}/services/data/v65.0/query?q=SELECT+Id+FROM+Account+WHERE+Id+=+'{}'",
+            ids[0]
+        ))
+        .bearer_auth(&sim.credentials.access_token)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(back["totalSize"], 1, "the record is live again: {back}");
+    sim.stop().await;
+}

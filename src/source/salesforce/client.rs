@@ -17,6 +17,18 @@ use crate::source::{Connection, DisconnectReason, SourceError};
 const MAX_ATTEMPTS: u32 = 6;
 const FIRST_BACKOFF_MS: u64 = 50;
 
+/// What a call sends.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    None,
+    Json(&'a Value),
+    /// A partner SOAP operation's content, wrapped in an envelope with the session.
+    Soap {
+        operation: &'a str,
+        content: &'a str,
+    },
+}
+
 #[derive(Debug, Clone)]
 struct Session {
     access_token: String,
@@ -49,6 +61,14 @@ fn disconnect_reason(error: &str, description: &str) -> DisconnectReason {
         }
         _ => DisconnectReason::Refused,
     }
+}
+
+/// Whether a request whose answer was lost may be sent again: everything but creating records
+/// (sObject Collections and single-record POSTs), which the org may have carried out.
+fn replayable(method: &Method, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    !(method == Method::POST
+        && (path.ends_with("/composite/sobjects") || path.contains("/sobjects/")))
 }
 
 /// Errors worth trying again: the service is busy, a row is locked, the connection broke.
@@ -185,6 +205,45 @@ impl SalesforceClient {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<reqwest::Response, SourceError> {
+        let payload = match body {
+            Some(json) => Payload::Json(json),
+            None => Payload::None,
+        };
+        self.send(method, path, payload, headers).await
+    }
+
+    /// A partner SOAP API call (`/services/Soap/u/{version}`): `content` is the operation's
+    /// escaped XML; the session goes in its `SessionHeader`. A fault is an `Api` error with
+    /// the fault's code.
+    pub async fn soap(
+        &self,
+        operation: &str,
+        content: &str,
+    ) -> Result<sfsoap::Message, SourceError> {
+        let path = format!("/services/Soap/u/{}", self.login.api_version);
+        let response = self
+            .send(
+                Method::POST,
+                &path,
+                Payload::Soap { operation, content },
+                &[],
+            )
+            .await?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| SourceError::Network(format!("unreadable SOAP response: {e}")))?;
+        sfsoap::Message::parse(&text)
+            .map_err(|e| SourceError::Network(format!("unreadable SOAP response: {e}")))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, SourceError> {
         let mut session = self.session(None).await?;
         let mut reminted = false;
         let mut attempt = 0;
@@ -192,14 +251,19 @@ impl SalesforceClient {
             self.reserve_call().await?;
             let mut request = self
                 .http
-                .request(method.clone(), format!("{}{path}", session.instance_url))
-                .bearer_auth(&session.access_token);
+                .request(method.clone(), format!("{}{path}", session.instance_url));
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
+            request = match payload {
+                Payload::None => request.bearer_auth(&session.access_token),
+                Payload::Json(body) => request.bearer_auth(&session.access_token).json(body),
+                // The partner API reads the session from the envelope, not a header.
+                Payload::Soap { operation, content } => request
+                    .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
+                    .header("SOAPAction", "\"\"")
+                    .body(sfsoap::request(&session.access_token, operation, content)),
+            };
             let sent = request.send().await;
             if let Some(ms) = sent
                 .as_ref()
@@ -223,7 +287,9 @@ impl SalesforceClient {
                 Ok(response) => response,
                 Err(e) => {
                     attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
+                    // A create that may have been carried out is never sent again: the caller
+                    // finds out what it made (a restore's journal), or it would be made twice.
+                    if attempt >= MAX_ATTEMPTS || !replayable(&method, path) {
                         return Err(SourceError::Network(e.to_string()));
                     }
                     tokio::time::sleep(Self::backoff(attempt)).await;
@@ -247,13 +313,26 @@ impl SalesforceClient {
                     continue;
                 }
             };
-            let first: Value = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get(0).cloned())
-                .unwrap_or(Value::Null);
-            let code = first["errorCode"].as_str().unwrap_or_default().to_string();
-            let message = first["message"].as_str().unwrap_or(&text).to_string();
-            if status == StatusCode::UNAUTHORIZED {
+            let (code, message) = match payload {
+                Payload::Soap { .. } => {
+                    match sfsoap::Message::parse(&text).ok().and_then(|m| m.fault()) {
+                        Some(fault) => (fault.exception_code().to_string(), fault.message),
+                        None => (String::new(), text.clone()),
+                    }
+                }
+                _ => {
+                    let first: Value = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get(0).cloned())
+                        .unwrap_or(Value::Null);
+                    (
+                        first["errorCode"].as_str().unwrap_or_default().to_string(),
+                        first["message"].as_str().unwrap_or(&text).to_string(),
+                    )
+                }
+            };
+            // SOAP says an expired session with a 500 and its fault code.
+            if status == StatusCode::UNAUTHORIZED || code == "INVALID_SESSION_ID" {
                 // A fresh session that is refused straight away will not be accepted: fail.
                 // A 401 after the fresh session worked is a new expiry, and gets its own.
                 if reminted {

@@ -152,6 +152,46 @@ impl Connector for SalesforceConnector {
         restore::CHUNK
     }
 
+    async fn read_recycled(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
+        restore::recycled(
+            &self.client,
+            &self.settings.api_version,
+            object,
+            fields,
+            ids,
+        )
+        .await
+    }
+
+    async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, SourceError> {
+        restore::undelete(&self.client, &self.settings.api_version, ids).await
+    }
+
+    fn undelete_batch(&self) -> usize {
+        restore::UNDELETE_CHUNK
+    }
+
+    async fn created_since(
+        &self,
+        object: &str,
+        since: i64,
+        fields: &[String],
+    ) -> Result<Vec<(String, Map<String, Value>)>, SourceError> {
+        restore::created_since(
+            &self.client,
+            &self.settings.api_version,
+            object,
+            since,
+            fields,
+        )
+        .await
+    }
+
     fn account_word(&self) -> &'static str {
         "org"
     }

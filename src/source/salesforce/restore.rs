@@ -1,5 +1,6 @@
 //! Salesforce's side of restore (`crate::restore` plans and drives it): the describe's field
-//! flags, the records the org holds now (a SOQL `IN` per 200 Ids), and writes with sObject
+//! flags, the records the org holds now and those in its recycle bin (a SOQL `IN` per 200
+//! Ids), `undelete` through the partner SOAP API (200 Ids a call), and writes with sObject
 //! Collections of 200, each record on its own (`allOrNone: false`).
 
 use std::collections::BTreeMap;
@@ -53,6 +54,40 @@ pub async fn current(
     fields: &[String],
     ids: &[String],
 ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
+    read(client, version, "query", object, fields, ids, "").await
+}
+
+/// These records as they lie in the recycle bin (`queryAll`, `IsDeleted = true`): live ones
+/// and those purged for good are absent.
+pub async fn recycled(
+    client: &SalesforceClient,
+    version: &str,
+    object: &str,
+    fields: &[String],
+    ids: &[String],
+) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
+    read(
+        client,
+        version,
+        "queryAll",
+        object,
+        fields,
+        ids,
+        " AND IsDeleted = true",
+    )
+    .await
+}
+
+/// Reads records by Id, [`CHUNK`] Ids per SOQL `IN`, through `resource` (query or queryAll).
+async fn read(
+    client: &SalesforceClient,
+    version: &str,
+    resource: &str,
+    object: &str,
+    fields: &[String],
+    ids: &[String],
+    condition: &str,
+) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
     let mut found = BTreeMap::new();
     let select: Vec<&str> = std::iter::once("Id")
         .chain(fields.iter().map(String::as_str).filter(|f| *f != "Id"))
@@ -61,27 +96,116 @@ pub async fn current(
     for chunk in ids.chunks(CHUNK) {
         let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
         let soql = format!(
-            "SELECT {} FROM {object} WHERE Id IN ({})",
+            "SELECT {} FROM {object} WHERE Id IN ({}){condition}",
             select.join(", "),
             list.join(", ")
         );
-        let mut path = format!("/services/data/v{version}/query?q={}", url_encode(&soql));
-        loop {
-            let page = client.call(Method::GET, &path, None).await?;
-            for record in page["records"].as_array().into_iter().flatten() {
-                if let (Some(id), Some(map)) = (record["Id"].as_str(), record.as_object()) {
-                    let mut map = map.clone();
-                    map.remove("attributes");
-                    found.insert(id.to_string(), map);
-                }
+        found.extend(every_page(client, version, resource, &soql).await?);
+    }
+    Ok(found)
+}
+
+/// A query's records by Id, every page of it, without their `attributes`.
+async fn every_page(
+    client: &SalesforceClient,
+    version: &str,
+    resource: &str,
+    soql: &str,
+) -> Result<Vec<(String, Map<String, Value>)>, SourceError> {
+    let mut found = Vec::new();
+    let mut path = format!(
+        "/services/data/v{version}/{resource}?q={}",
+        url_encode(soql)
+    );
+    loop {
+        let page = client.call(Method::GET, &path, None).await?;
+        for record in page["records"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(map)) = (record["Id"].as_str(), record.as_object()) {
+                let mut map = map.clone();
+                map.remove("attributes");
+                found.push((id.to_string(), map));
             }
-            match page["nextRecordsUrl"].as_str() {
-                Some(next) if page["done"] != true => path = next.to_string(),
-                _ => break,
-            }
+        }
+        match page["nextRecordsUrl"].as_str() {
+            Some(next) if page["done"] != true => path = next.to_string(),
+            _ => break,
         }
     }
     Ok(found)
+}
+
+/// The object's records created at or after `since` (CreatedDate, to the second), with these
+/// fields.
+pub async fn created_since(
+    client: &SalesforceClient,
+    version: &str,
+    object: &str,
+    since: i64,
+    fields: &[String],
+) -> Result<Vec<(String, Map<String, Value>)>, SourceError> {
+    let select: Vec<&str> = std::iter::once("Id")
+        .chain(fields.iter().map(String::as_str).filter(|f| *f != "Id"))
+        .collect();
+    let floor = since - since.rem_euclid(1000);
+    let iso = crate::time::format_datetime_z(floor);
+    let soql = format!(
+        "SELECT {} FROM {object} WHERE CreatedDate >= {}",
+        select.join(", "),
+        iso.replace(".000Z", "Z")
+    );
+    every_page(client, version, "query", &soql).await
+}
+
+/// The partner API's `undelete` takes at most this many Ids per call.
+pub const UNDELETE_CHUNK: usize = 200;
+
+/// Brings records back from the recycle bin with their Ids (SOAP `undelete`, one call per
+/// [`UNDELETE_CHUNK`]); what their delete took along comes back with them. One outcome per
+/// Id, in order.
+pub async fn undelete(
+    client: &SalesforceClient,
+    _version: &str,
+    ids: &[String],
+) -> Result<Vec<WriteOutcome>, SourceError> {
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(UNDELETE_CHUNK) {
+        let content: String = chunk
+            .iter()
+            .map(|id| format!("<ids>{}</ids>", sfsoap::escape(id)))
+            .collect();
+        let answer = client.soap("undelete", &content).await?;
+        let results: Vec<&sfsoap::Element> = answer.body.children_named("result").collect();
+        for (n, id) in chunk.iter().enumerate() {
+            outcomes.push(match results.get(n) {
+                Some(result) if result.child_text("success") == Some("true") => Ok(result
+                    .child("id")
+                    .filter(|e| !e.is_nil())
+                    .map_or_else(|| id.clone(), |e| e.text.clone())),
+                Some(result) => Err(soap_errors(result)),
+                None => Err("no result returned for this record".into()),
+            });
+        }
+    }
+    Ok(outcomes)
+}
+
+/// A failed SOAP result's `errors`, as `CODE: message`.
+fn soap_errors(result: &sfsoap::Element) -> String {
+    let errors: Vec<String> = result
+        .children_named("errors")
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.child_text("statusCode").unwrap_or("ERROR"),
+                e.child_text("message").unwrap_or("")
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        "no result returned for this record".into()
+    } else {
+        errors.join("; ")
+    }
 }
 
 /// Creates the records without an Id and updates those with one: one sObject Collections call

@@ -201,7 +201,7 @@ async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_sam
             });
         }
     }
-    let plan = restore::plan(&source, &chosen, &schemas, None, false)
+    let plan = restore::plan(&source, &chosen, &schemas, None, false, &BTreeMap::new())
         .await
         .expect("plan");
     assert_eq!(
@@ -214,9 +214,23 @@ async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_sam
         "{:?}",
         plan.steps
     );
-    let result = restore::apply(&source, &plan, &schemas)
+    let mut journal = restore::RunJournal::start(&store, "garden").expect("journal");
+    let result = restore::apply(&source, &plan, &schemas, &mut journal)
         .await
         .expect("apply");
+    // The journal remembers what was created: planned again, nothing is created twice.
+    let runs = restore::journal::runs(&store, "garden").expect("journals");
+    let again = restore::plan(
+        &source,
+        &chosen,
+        &schemas,
+        None,
+        false,
+        &restore::journal::id_map(&runs),
+    )
+    .await
+    .expect("plan again");
+    assert_eq!(again.count("create"), 0, "{:?}", again.steps);
     assert!(result.failed.is_empty(), "{:?}", result.failed);
     assert_eq!(result.updated, [("Plant".to_string(), "p1".to_string())]);
     let created: BTreeMap<&str, &str> = result
