@@ -346,12 +346,19 @@ pub struct RestoreArgs {
     /// Restore only these fields of existing records (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "F,G")]
     pub fields: Vec<String>,
+    /// Also restore the records whose lookups point at the chosen ones (their contacts,
+    /// opportunities, cases...), and theirs, to DEPTH levels (default 1).
+    #[arg(long, value_name = "DEPTH", num_args = 0..=1, default_missing_value = "1")]
+    pub with_children: Option<u32>,
     /// Restore into this task's org (such as a sandbox) instead.
     #[arg(long, value_name = "ID")]
     pub to_task: Option<String>,
-    /// Carry out the plan.
-    #[arg(long, visible_alias = "yes")]
+    /// Carry out the plan: on a terminal, after showing it and asking.
+    #[arg(long)]
     pub apply: bool,
+    /// Carry out the plan without asking (what scripts and CI give; implies --apply).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
     #[command(flatten)]

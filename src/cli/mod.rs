@@ -5,6 +5,7 @@
 pub mod args;
 mod groups;
 mod signals;
+mod terminal;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use crate::commands::prune::{PruneOptions, UnlockOptions};
 use crate::commands::repair::{RepairOptions, repair};
 use crate::commands::report::{ReportOptions, report as html_report};
 use crate::commands::restore::{RestoreOptions, restore};
-use crate::commands::scaffold::{AddOptions, StoreChoice, add_salesforce};
+use crate::commands::scaffold::{AddOptions, add_salesforce};
 use crate::commands::schema::schema;
 use crate::commands::search::{SearchOptions, search};
 use crate::commands::sim::{ServeOptions, serve};
@@ -42,6 +43,7 @@ use crate::plan::{PlanOptions, plan, render as plan_render};
 use crate::project::store_access::process_env;
 use crate::reconcile::Interrupt;
 use crate::store::keys::KdfParams;
+use terminal::{confirm_on_terminal, store_choice};
 
 use args::{
     AddCommand, AuthCommand, Cli, Command, DiffFormatArg, EnvironmentArg, ExportFormatArg,
@@ -264,6 +266,14 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(show(&hits, args.output.format))
         }
         Command::Restore(args) => {
+            use std::io::IsTerminal;
+            let ask = args.apply && !args.yes;
+            if ask && !std::io::stdin().is_terminal() {
+                return Err(usage(
+                    "restore --apply asks before it writes into the org, and there is no terminal to ask on".into(),
+                    "add --yes to carry out the plan without asking (as in CI), or run without --apply to see the plan",
+                ));
+            }
             let options = RestoreOptions {
                 dir: project_dir(&project, no_dir())?,
                 task: args.task,
@@ -273,8 +283,10 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 filters: args.filters,
                 fields: args.fields,
                 to_task: args.to_task,
-                apply: args.apply,
+                with_children: args.with_children,
+                apply: args.apply || args.yes,
                 wait: args.wait.wait,
+                confirm: ask.then_some(confirm_on_terminal as fn(&str) -> bool),
             };
             let outcome = runtime()?.block_on(restore(&options, env))?;
             Ok(show(&outcome, args.output.format))
@@ -484,50 +496,6 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(ExitStatus::Success)
         }
     }
-}
-
-/// The store `cairn init` writes into a new cairn.yaml: --store, else asked on a terminal,
-/// else None (the default for the directory).
-fn store_choice(
-    dir: &Path,
-    given: Option<String>,
-    endpoint: Option<String>,
-    region: Option<String>,
-) -> Result<Option<StoreChoice>, String> {
-    use std::io::IsTerminal;
-    let text = match given {
-        Some(text) => Some(text),
-        None if !dir.join("cairn.yaml").exists() && std::io::stdin().is_terminal() => {
-            let default = match StoreChoice::default_for(dir) {
-                StoreChoice::Git => "git".to_string(),
-                StoreChoice::Local(path) => format!("local:{path}"),
-                StoreChoice::S3 { .. } => String::new(),
-            };
-            eprint!(
-                "Where should the encrypted backups live?\n  git                 on this repository's remote (ref refs/cairn/store): nothing else to run\n  s3://BUCKET/PREFIX  in an S3 bucket: for large orgs\n  local:PATH          in a directory that outlives the machine running apply\nStore [{default}]: "
-            );
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| format!("could not be read: {e}"))?;
-            let line = line.trim();
-            (!line.is_empty()).then(|| line.to_string())
-        }
-        None => None,
-    };
-    let mut choice = text.map(|t| t.parse::<StoreChoice>()).transpose()?;
-    if let Some(StoreChoice::S3 {
-        endpoint: e,
-        region: r,
-        ..
-    }) = &mut choice
-    {
-        *e = endpoint;
-        *r = region;
-    } else if endpoint.is_some() || region.is_some() {
-        return Err("--s3-endpoint and --s3-region go with an s3:// store".into());
-    }
-    Ok(choice)
 }
 
 fn print(text: &str) {

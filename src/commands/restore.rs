@@ -41,8 +41,12 @@ pub struct RestoreOptions {
     /// Restore into this task's org instead.
     pub to_task: Option<String>,
     pub apply: bool,
+    /// Also the records whose lookups point at the chosen ones (children), to this depth.
+    pub with_children: Option<u32>,
     /// How long `apply` waits for another restore into the same task to finish.
     pub wait: std::time::Duration,
+    /// Asked with the plan before `apply` writes anything; false leaves the org as it is.
+    pub confirm: Option<fn(&str) -> bool>,
 }
 
 /// A restore's plan, and with `--apply` what became of each record.
@@ -58,6 +62,8 @@ pub struct RestoreOutcome {
     #[serde(skip)]
     pub account_word: &'static str,
     pub records: usize,
+    /// Children added by `--with-children`, per object.
+    pub children: BTreeMap<String, usize>,
     /// Notes on what was done differently from the snapshot (an unreadable schema document).
     pub notes: Vec<String>,
     pub plan: RestorePlan,
@@ -104,6 +110,18 @@ impl Report for RestoreOutcome {
                 String::new()
             },
         );
+        if !self.children.is_empty() {
+            let per_object: Vec<String> = self
+                .children
+                .iter()
+                .map(|(object, n)| format!("{object} {n}"))
+                .collect();
+            let _ = write!(
+                out,
+                "with their children, as they were in the snapshot: {}\n\n",
+                per_object.join(", ")
+            );
+        }
         render_plan(&self.plan, &mut out);
         match &self.result {
             Some(result) => {
@@ -132,11 +150,7 @@ impl Report for RestoreOutcome {
                     result.failed.len()
                 );
             }
-            None if self.plan.count("create")
-                + self.plan.count("update")
-                + self.plan.count("undelete")
-                > 0 =>
-            {
+            None if plan_changes(&self.plan) > 0 => {
                 out.push_str(
                     "Nothing was changed. Run again with --apply to carry out this plan.\n",
                 );
@@ -145,6 +159,11 @@ impl Report for RestoreOutcome {
         }
         out
     }
+}
+
+/// How many records the plan changes.
+fn plan_changes(plan: &RestorePlan) -> usize {
+    plan.count("create") + plan.count("update") + plan.count("undelete")
 }
 
 /// A value for the printed plan, with control characters escaped.
@@ -195,6 +214,23 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
     let mut chosen = Vec::new();
     let mut schemas: Schemas = BTreeMap::new();
     let mut undescribed = Vec::new();
+    // The schema document is derived (the org's describe): a damaged one is described again
+    // from the org below.
+    let mut describe_from_snapshot =
+        |object: &str, entry: &crate::snapshot::manifest::ObjectEntry, schemas: &mut Schemas| {
+            if schemas.contains_key(object) || undescribed.iter().any(|u| u == object) {
+                return;
+            }
+            if let Some(blob) = &entry.schema {
+                match store.get_blob(blob) {
+                    Ok(bytes) => {
+                        let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        schemas.insert(object.to_string(), connector.field_infos(&document));
+                    }
+                    Err(_) => undescribed.push(object.to_string()),
+                }
+            }
+        };
     for (object, entry) in &manifest.objects {
         if options
             .object
@@ -203,17 +239,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         {
             continue;
         }
-        if let Some(blob) = &entry.schema {
-            // The schema document is derived (the org's describe): a damaged one is described
-            // again from the org below.
-            match store.get_blob(blob) {
-                Ok(bytes) => {
-                    let document: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    schemas.insert(object.clone(), connector.field_infos(&document));
-                }
-                Err(_) => undescribed.push(object.clone()),
-            }
-        }
+        describe_from_snapshot(object, entry, &mut schemas);
         let every = options.ids.is_empty() && filters.is_empty();
         for record in ObjectReader::new(store, object, entry) {
             let (id, body) = record?;
@@ -243,6 +269,62 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             format!("no record of snapshot {} matches", &snapshot.id),
             "check the Ids and filters; `cairn export` shows what the snapshot holds",
         ));
+    }
+    // Children: records of any object whose lookups point at a chosen record, as they were in
+    // the snapshot, then their children, to the depth asked.
+    let mut children: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(depth) = options.with_children {
+        let mut taken: std::collections::BTreeSet<String> =
+            chosen.iter().map(|c| c.id.clone()).collect();
+        let mut frontier = taken.clone();
+        for _ in 0..depth {
+            let mut next = std::collections::BTreeSet::new();
+            for (object, entry) in &manifest.objects {
+                describe_from_snapshot(object, entry, &mut schemas);
+                let lookups: Vec<String> = schemas
+                    .get(object)
+                    .map(|infos| {
+                        infos
+                            .iter()
+                            .filter(|(_, i)| !i.reference_to.is_empty())
+                            .map(|(name, _)| name.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if lookups.is_empty() {
+                    continue;
+                }
+                for record in ObjectReader::new(store, object, entry) {
+                    let (id, body) = record?;
+                    if taken.contains(&id) {
+                        continue;
+                    }
+                    let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&body) else {
+                        continue;
+                    };
+                    let child = lookups.iter().any(|field| {
+                        record
+                            .get(field)
+                            .and_then(Value::as_str)
+                            .is_some_and(|parent| frontier.contains(parent))
+                    });
+                    if child {
+                        taken.insert(id.clone());
+                        next.insert(id.clone());
+                        *children.entry(object.clone()).or_default() += 1;
+                        chosen.push(Chosen {
+                            object: object.clone(),
+                            id,
+                            record,
+                        });
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
     }
 
     let account = match connector.check_connection().await {
@@ -287,7 +369,21 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
     let earlier = journal::id_map(&runs);
     let only = (!options.fields.is_empty()).then_some(options.fields.as_slice());
     let plan = restore::plan(&connector, &chosen, &schemas, only, !same_account, &earlier).await?;
-    let result = match options.apply {
+    let declined = options.apply
+        && plan_changes(&plan) > 0
+        && options.confirm.is_some_and(|ask| {
+            let mut summary = String::new();
+            render_plan(&plan, &mut summary);
+            let summary = format!(
+                "restore into {target_id} ({} {account}):\n{summary}",
+                connector.account_word()
+            );
+            !ask(&summary)
+        });
+    if declined {
+        notes.push("not confirmed: nothing was changed".into());
+    }
+    let result = match options.apply && !declined {
         true => {
             let mut run = RunJournal::start(store, &account)?;
             let result = restore::apply(&connector, &plan, &schemas, &mut run).await?;
@@ -305,6 +401,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         account,
         account_word: connector.account_word(),
         records: chosen.len(),
+        children,
         notes,
         plan,
         result,

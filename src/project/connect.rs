@@ -210,6 +210,15 @@ impl Connector for TaskConnector {
         each!(self, c => c.write_batch())
     }
 
+    async fn read_state(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<crate::source::Held, SourceError> {
+        each!(self, c => c.read_state(object, fields, ids).await)
+    }
+
     async fn read_recycled(
         &self,
         object: &str,

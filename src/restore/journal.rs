@@ -8,11 +8,13 @@
 //! next run resolves it by asking the source which records it created since then with exactly
 //! those values (see `super::resolve_pending`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::same;
+use crate::source::{Connector, SourceError};
 use crate::store::{Store, StoreError};
 
 const DIR: &str = "restores";
@@ -132,4 +134,57 @@ impl<'a> RunJournal<'a> {
     fn save(&self) -> Result<(), StoreError> {
         save(self.store, &self.account, &self.name, &self.document)
     }
+}
+
+/// Settles the pending batches of runs that stopped between sending creates and writing down
+/// their outcome: each pending record is matched to a record the source created since the
+/// batch was sent with exactly the values sent (each created record matched once). Matched
+/// records are written down as created; unmatched ones were not created. Returns whether any
+/// run changed (the caller saves them).
+pub async fn resolve_pending<C: Connector>(
+    connector: &C,
+    runs: &mut [(String, RunDocument)],
+) -> Result<Vec<String>, SourceError> {
+    let mut changed = Vec::new();
+    let claimed: BTreeSet<String> = runs
+        .iter()
+        .flat_map(|(_, doc)| doc.created.values().map(|c| c.new_id.clone()))
+        .collect();
+    let mut claimed = claimed;
+    for (name, doc) in runs.iter_mut() {
+        if doc.pending.is_empty() {
+            continue;
+        }
+        for batch in std::mem::take(&mut doc.pending) {
+            let fields: BTreeSet<String> = batch
+                .records
+                .iter()
+                .flat_map(|(_, values)| values.keys().cloned())
+                .collect();
+            let fields: Vec<String> = fields.into_iter().collect();
+            let made = connector
+                .created_since(&batch.object, batch.since, &fields)
+                .await?;
+            for (old, values) in batch.records {
+                let found = made.iter().find(|(id, record)| {
+                    !claimed.contains(id)
+                        && values
+                            .iter()
+                            .all(|(f, v)| same(v, record.get(f).unwrap_or(&Value::Null)))
+                });
+                if let Some((new_id, _)) = found {
+                    claimed.insert(new_id.clone());
+                    doc.created.insert(
+                        old,
+                        Created {
+                            object: batch.object.clone(),
+                            new_id: new_id.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        changed.push(name.clone());
+    }
+    Ok(changed)
 }

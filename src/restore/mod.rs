@@ -1,24 +1,26 @@
 //! The restore engine, the same for every source: records chosen from a snapshot, compared
 //! with what the source holds now, as a plan (undelete, create or update, field by field),
 //! then applied in the connector's batches. Deleted records still in the source's recycle bin
-//! come back with their Ids (undelete, parents first); the others are created again parents
-//! first; lookups to
-//! records created in the same restore are rewritten from old to new Ids, and those that
-//! cannot be known yet (self and circular references) are set in a second pass. Every failure
-//! is reported with its record; what succeeded stays. The connector (`crate::source::Connector`)
-//! reads and writes; the engine never knows which service it is.
+//! come back with their Ids (undelete, parents first, `undelete.rs`); the others are created
+//! again parents first; lookups to records created in the same restore are rewritten from old
+//! to new Ids, and those that cannot be known yet (self and circular references) are set in a
+//! second pass. What each run creates is journaled (`journal.rs`), so nothing is created
+//! twice. Every failure is reported with its record; what succeeded stays. The connector
+//! (`crate::source::Connector`) reads and writes; the engine never knows which service it is.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::source::{Connector, FieldInfo, RecordWrite, SourceError, WriteOutcome};
+use crate::source::{Connector, FieldInfo, Held, RecordWrite, SourceError, WriteOutcome};
 use crate::store::StoreError;
 
 pub mod journal;
+mod undelete;
 
-pub use journal::{Created, PendingBatch, RunDocument, RunJournal};
+pub use journal::{Created, PendingBatch, RunDocument, RunJournal, resolve_pending};
+use undelete::undelete;
 
 /// Why a restore stopped: the source refused, or its journal could not be written (then
 /// nothing more is sent: a create the journal cannot remember could be made twice).
@@ -125,7 +127,7 @@ pub struct RestoreResult {
 }
 
 /// Values equal as a source means them: datetimes in any offset, numbers in any form.
-fn same(a: &Value, b: &Value) -> bool {
+pub(crate) fn same(a: &Value, b: &Value) -> bool {
     if a == b {
         return true;
     }
@@ -190,23 +192,14 @@ pub async fn plan<C: Connector>(
             }
         };
         let ids: Vec<String> = records.iter().filter_map(|c| target(c)).collect();
-        let now = if ids.is_empty() {
-            BTreeMap::new()
+        // Live, or deleted but still in the recycle bin (then it comes back with its Id).
+        let Held {
+            live: now,
+            recycled,
+        } = if ids.is_empty() {
+            Held::default()
         } else {
-            connector.read_records(object, &updateable, &ids).await?
-        };
-        let missing: Vec<String> = ids
-            .iter()
-            .filter(|id| !now.contains_key(*id))
-            .cloned()
-            .collect();
-        // Deleted, but maybe still in the recycle bin: then it comes back with its Id.
-        let recycled = if missing.is_empty() {
-            BTreeMap::new()
-        } else {
-            connector
-                .read_recycled(object, &updateable, &missing)
-                .await?
+            connector.read_state(object, &updateable, &ids).await?
         };
         let changes_from = |c: &Chosen, held: &Map<String, Value>| -> Vec<FieldChange> {
             updateable
@@ -279,62 +272,9 @@ pub async fn plan<C: Connector>(
     })
 }
 
-/// Settles the pending batches of runs that stopped between sending creates and writing down
-/// their outcome: each pending record is matched to a record the source created since the
-/// batch was sent with exactly the values sent (each created record matched once). Matched
-/// records are written down as created; unmatched ones were not created. Returns whether any
-/// run changed (the caller saves them).
-pub async fn resolve_pending<C: Connector>(
-    connector: &C,
-    runs: &mut [(String, RunDocument)],
-) -> Result<Vec<String>, SourceError> {
-    let mut changed = Vec::new();
-    let claimed: BTreeSet<String> = runs
-        .iter()
-        .flat_map(|(_, doc)| doc.created.values().map(|c| c.new_id.clone()))
-        .collect();
-    let mut claimed = claimed;
-    for (name, doc) in runs.iter_mut() {
-        if doc.pending.is_empty() {
-            continue;
-        }
-        for batch in std::mem::take(&mut doc.pending) {
-            let fields: BTreeSet<String> = batch
-                .records
-                .iter()
-                .flat_map(|(_, values)| values.keys().cloned())
-                .collect();
-            let fields: Vec<String> = fields.into_iter().collect();
-            let made = connector
-                .created_since(&batch.object, batch.since, &fields)
-                .await?;
-            for (old, values) in batch.records {
-                let found = made.iter().find(|(id, record)| {
-                    !claimed.contains(id)
-                        && values
-                            .iter()
-                            .all(|(f, v)| same(v, record.get(f).unwrap_or(&Value::Null)))
-                });
-                if let Some((new_id, _)) = found {
-                    claimed.insert(new_id.clone());
-                    doc.created.insert(
-                        old,
-                        Created {
-                            object: batch.object.clone(),
-                            new_id: new_id.clone(),
-                        },
-                    );
-                }
-            }
-        }
-        changed.push(name.clone());
-    }
-    Ok(changed)
-}
-
 /// Objects ordered parents first: an object comes after every other object of the set it
 /// looks up. Objects in a cycle keep name order (their lookups wait for the second pass).
-fn parents_first(objects: &BTreeSet<String>, schemas: &Schemas) -> Vec<String> {
+pub(crate) fn parents_first(objects: &BTreeSet<String>, schemas: &Schemas) -> Vec<String> {
     let empty = BTreeMap::new();
     let needs = |object: &str| -> BTreeSet<String> {
         schemas
@@ -381,61 +321,6 @@ async fn write<C: Connector>(
         outcomes.extend(answers);
     }
     Ok(outcomes)
-}
-
-/// Brings the plan's recycled records back, parents first, in the connector's batches; returns
-/// the Ids that are back. A record refused because it already came back with its parent (a
-/// cascade) is back all the same: the source is asked which of the refused ones are live.
-async fn undelete<C: Connector>(
-    connector: &C,
-    plan: &RestorePlan,
-    schemas: &Schemas,
-    result: &mut RestoreResult,
-) -> Result<BTreeSet<String>, SourceError> {
-    let mut by_object: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for step in &plan.steps {
-        if let Step::Undelete { object, id, .. } = step {
-            by_object
-                .entry(object.clone())
-                .or_default()
-                .push(id.clone());
-        }
-    }
-    let mut back = BTreeSet::new();
-    let objects: BTreeSet<String> = by_object.keys().cloned().collect();
-    for object in parents_first(&objects, schemas) {
-        let ids = by_object.remove(&object).unwrap_or_default();
-        let mut refused = Vec::new();
-        for batch in ids.chunks(connector.undelete_batch().max(1)) {
-            let mut answers = connector.undelete(batch).await?;
-            answers.resize_with(batch.len(), || {
-                Err("no result returned for this record".into())
-            });
-            for (id, answer) in batch.iter().zip(answers) {
-                match answer {
-                    Ok(_) => {
-                        back.insert(id.clone());
-                        result.undeleted.push((object.clone(), id.clone()));
-                    }
-                    Err(why) => refused.push((id.clone(), why)),
-                }
-            }
-        }
-        if refused.is_empty() {
-            continue;
-        }
-        let ids: Vec<String> = refused.iter().map(|(id, _)| id.clone()).collect();
-        let live = connector.read_records(&object, &[], &ids).await?;
-        for (id, why) in refused {
-            if live.contains_key(&id) {
-                back.insert(id.clone());
-                result.undeleted.push((object.clone(), id));
-            } else {
-                result.failed.push((object.clone(), id, why));
-            }
-        }
-    }
-    Ok(back)
 }
 
 /// Executes a plan. An error from the source (its budget spent, say) stops it; what was done

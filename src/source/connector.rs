@@ -17,6 +17,13 @@ use super::{Connection, Coverage, FieldInfo, ObjectPlan, RecordWrite, SourceErro
 /// A record's fields by name.
 pub type Record = Map<String, Value>;
 
+/// Records by Id as the source holds them: live, or in its recycle bin.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    pub live: BTreeMap<String, Record>,
+    pub recycled: BTreeMap<String, Record>,
+}
+
 /// The account a connector's credentials reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -136,6 +143,30 @@ pub trait Connector: Sync {
 
     /// How many records one `write_records` call takes.
     fn write_batch(&self) -> usize;
+
+    /// Where these records are now, with these fields: live, in the recycle bin, or (absent
+    /// from both) gone for good. Sources that can tell both in one read say so here.
+    fn read_state(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> impl Future<Output = Result<Held, SourceError>> + Send {
+        async move {
+            let live = self.read_records(object, fields, ids).await?;
+            let missing: Vec<String> = ids
+                .iter()
+                .filter(|id| !live.contains_key(*id))
+                .cloned()
+                .collect();
+            let recycled = if missing.is_empty() {
+                BTreeMap::new()
+            } else {
+                self.read_recycled(object, fields, &missing).await?
+            };
+            Ok(Held { live, recycled })
+        }
+    }
 
     /// These records as they lie in the source's recycle bin, with these fields: deleted, but
     /// able to come back with their Ids (`undelete`). Absent: live, or gone for good. A source

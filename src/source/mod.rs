@@ -8,7 +8,7 @@ mod error;
 mod objects;
 pub mod salesforce;
 
-pub use connector::{Account, Connector, FetchError, FetchWindow, Record, RowSink};
+pub use connector::{Account, Connector, FetchError, FetchWindow, Held, Record, RowSink};
 pub use error::SourceError;
 pub use objects::{Coverage, Field, FieldInfo, ObjectPlan, RecordWrite, WriteOutcome};
 

@@ -229,6 +229,24 @@ fn usage_errors_exit_one_and_help_exits_zero() {
     Test::new().run_with(&["--help"]).status(0);
 }
 
+/// `restore --apply` asks before it writes into an org; with no terminal to ask on (a script,
+/// CI) it refuses and points at `--yes`, before reading anything.
+#[test]
+fn restore_apply_asks_and_without_a_terminal_wants_yes() {
+    Test::new()
+        .run_with(&[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            "0015g0000000001AAA",
+            "--apply",
+        ])
+        .status(1)
+        .stderr_has("no terminal to ask on")
+        .stderr_has("add --yes");
+}
+
 /// Every subcommand that reads a config repository takes it the same way, `--dir DIR` (or
 /// `-C DIR`, before or after the subcommand); the positional directory older scripts give is
 /// still read where it was, and giving two different ones is an error.

@@ -941,7 +941,7 @@ async fn a_deleted_account_comes_back_with_its_ids_from_the_recycle_bin_and_as_n
         0
     );
 
-    let applied = run_with(with(&["--apply"])).await;
+    let applied = run_with(with(&["--yes"])).await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
     assert!(
         applied.stdout.contains(&format!(
@@ -976,7 +976,7 @@ async fn a_deleted_account_comes_back_with_its_ids_from_the_recycle_bin_and_as_n
         opportunities.len()
     );
     // Done once: the same restore again has nothing to do.
-    let again = run_with(with(&["--apply"])).await;
+    let again = run_with(with(&["--yes"])).await;
     assert!(
         again.stdout.contains(&format!(
             "Plan: 0 to create, 0 to update, {records} unchanged."
@@ -1008,7 +1008,7 @@ async fn a_deleted_account_comes_back_with_its_ids_from_the_recycle_bin_and_as_n
         "{}",
         plan.stdout
     );
-    let applied = run_with(with(&["--apply"])).await;
+    let applied = run_with(with(&["--yes"])).await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
     let new_account = applied
         .stdout
@@ -1033,7 +1033,7 @@ async fn a_deleted_account_comes_back_with_its_ids_from_the_recycle_bin_and_as_n
         opportunities.len()
     );
     // Run again: the journal knows what the first run created; nothing is created twice.
-    let again = run_with(with(&["--apply"])).await;
+    let again = run_with(with(&["--yes"])).await;
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert!(
         again.stdout.contains(&format!(
@@ -1087,7 +1087,7 @@ async fn a_restore_whose_answer_was_lost_creates_nothing_twice() {
 
     let selector = format!("AccountId={account}");
     let args = [
-        "restore", "--task", "acme", "--id", &account, "--where", &selector, "--apply",
+        "restore", "--task", "acme", "--id", &account, "--where", &selector, "--yes",
     ];
     admin(
         &sim,
@@ -1184,7 +1184,7 @@ async fn master_detail_children_come_back_with_their_parent() {
     // Without their master, the invoices cannot come back: it is still in the recycle bin.
     let alone = run(
         &fleet,
-        &["restore", "--task", "acme", "--where", &selector, "--apply"],
+        &["restore", "--task", "acme", "--where", &selector, "--yes"],
     )
     .await;
     assert_eq!(
@@ -1204,7 +1204,7 @@ async fn master_detail_children_come_back_with_their_parent() {
     let applied = run(
         &fleet,
         &[
-            "restore", "--task", "acme", "--id", &account, "--where", &selector, "--apply",
+            "restore", "--task", "acme", "--id", &account, "--where", &selector, "--yes",
         ],
     )
     .await;
@@ -1300,7 +1300,7 @@ async fn a_mass_update_of_one_field_is_rolled_back_and_nothing_else_changes() {
     let applied = run(
         &fleet,
         &[
-            "restore", "--task", "acme", "--object", "Account", "--fields", "Phone", "--apply",
+            "restore", "--task", "acme", "--object", "Account", "--fields", "Phone", "--yes",
         ],
     )
     .await;
@@ -1382,7 +1382,7 @@ async fn records_restore_into_a_sandbox_org() {
             &selector,
             "--to-task",
             "uat",
-            "--apply",
+            "--yes",
         ],
     )
     .await;
@@ -1460,7 +1460,7 @@ async fn a_restore_that_partly_fails_reports_exactly_which_records() {
     let applied = run(
         &fleet,
         &[
-            "restore", "--task", "acme", "--where", &selector, "--id", &contact, "--apply",
+            "restore", "--task", "acme", "--where", &selector, "--id", &contact, "--yes",
         ],
     )
     .await;
@@ -2413,4 +2413,164 @@ async fn a_broken_task_manifest_never_blocks_reading_the_backups_of_the_others()
         let ran = run(&fleet, args).await;
         assert_eq!(ran.code, 0, "cairn {args:?}:\n{}{}", ran.stdout, ran.stderr);
     }
+}
+
+/// A restore killed (SIGKILL) at random moments, several times, then run to the end: every
+/// record exists exactly once, whatever batch each kill interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_killed_anywhere_and_run_again_creates_every_record_exactly_once() {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 17,
+                population: Population::spread(4000),
+                clock: Clock::fixed(T0),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator");
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let contacts: Vec<String> = soql(&sim, "SELECT Id FROM Contact")
+        .await
+        .iter()
+        .map(|c| c["Id"].as_str().expect("Id").to_string())
+        .collect();
+    assert!(contacts.len() >= 1000, "{}", contacts.len());
+    for id in &contacts {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Contact/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    // Each batch of 200 creates takes a while, so kills land between and inside batches.
+    admin(
+        &sim,
+        Method::PUT,
+        "faults",
+        json!([{"kind": "SLOW", "delayMs": 120, "path": "/composite/sobjects", "method": "POST"}]),
+    )
+    .await;
+
+    let args = [
+        "restore", "--task", "acme", "--object", "Contact", "--yes", "--wait", "30s",
+    ];
+    let mut rng = cairn_sim::org::Rng::new(23);
+    for _ in 0..3 {
+        let delay = std::time::Duration::from_millis(100 + rng.below(1200));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .current_dir(fleet.config())
+            .args(args)
+            .env_remove("CAIRN_KEY")
+            .envs(fleet.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cairn");
+        tokio::time::sleep(delay).await;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    admin(&sim, Method::DELETE, "faults", json!({})).await;
+    let finished = run(&fleet, &args).await;
+    assert_eq!(finished.code, 0, "{}{}", finished.stdout, finished.stderr);
+    let now = soql(&sim, "SELECT Id FROM Contact").await;
+    assert_eq!(
+        now.len(),
+        contacts.len(),
+        "every contact exactly once after the kills\n{}",
+        finished
+            .stdout
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let again = run(&fleet, &args).await;
+    assert!(
+        again
+            .stdout
+            .contains("Restored: 0 created, 0 updated, 0 failed."),
+        "{}",
+        again
+            .stdout
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// `--with-children` brings back what pointed at a restored account (its contacts and
+/// opportunities) as the snapshot had them, without naming them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_children_brings_back_what_pointed_at_the_parent() {
+    let sim = simulator(18).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let (account, contacts, opportunities) = family(&sim).await;
+    delete_family(&sim, &account, &contacts, &opportunities).await;
+    let plan = run(
+        &fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            &account,
+            "--with-children",
+        ],
+    )
+    .await;
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("with their children, as they were in the snapshot:")
+            && plan.stdout.contains(&format!("Contact {}", contacts.len()))
+            && plan
+                .stdout
+                .contains(&format!("Opportunity {}", opportunities.len())),
+        "{}",
+        plan.stdout
+    );
+    let applied = run(
+        &fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            &account,
+            "--with-children",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'")
+        )
+        .await,
+        contacts.len()
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Opportunity WHERE AccountId = '{account}'")
+        )
+        .await,
+        opportunities.len()
+    );
 }

@@ -152,6 +152,22 @@ impl Connector for SalesforceConnector {
         restore::CHUNK
     }
 
+    async fn read_state(
+        &self,
+        object: &str,
+        fields: &[String],
+        ids: &[String],
+    ) -> Result<crate::source::Held, SourceError> {
+        restore::state(
+            &self.client,
+            &self.settings.api_version,
+            object,
+            fields,
+            ids,
+        )
+        .await
+    }
+
     async fn read_recycled(
         &self,
         object: &str,

@@ -78,7 +78,41 @@ pub async fn recycled(
     .await
 }
 
-/// Reads records by Id, [`CHUNK`] Ids per SOQL `IN`, through `resource` (query or queryAll).
+/// Where these records are now, in one pass (`queryAll` with `IsDeleted`): live, in the
+/// recycle bin, or (absent) purged for good.
+pub async fn state(
+    client: &SalesforceClient,
+    version: &str,
+    object: &str,
+    fields: &[String],
+    ids: &[String],
+) -> Result<crate::source::Held, SourceError> {
+    let mut with_flag: Vec<String> = fields
+        .iter()
+        .filter(|f| *f != "IsDeleted")
+        .cloned()
+        .collect();
+    with_flag.push("IsDeleted".into());
+    let mut held = crate::source::Held::default();
+    for (id, mut record) in read(client, version, "queryAll", object, &with_flag, ids, "").await? {
+        let deleted = record.get("IsDeleted") == Some(&Value::Bool(true));
+        if !fields.iter().any(|f| f == "IsDeleted") {
+            record.remove("IsDeleted");
+        }
+        match deleted {
+            true => held.recycled.insert(id, record),
+            false => held.live.insert(id, record),
+        };
+    }
+    Ok(held)
+}
+
+/// The longest query URI sent: Salesforce refuses a URI and headers over 16,384 bytes (414),
+/// so long `IN` lists are split; this leaves room for the headers.
+const MAX_QUERY_URI: usize = 12_000;
+
+/// Reads records by Id through `resource` (query or queryAll), as many Ids per SOQL `IN` as
+/// fit in a URI Salesforce takes (about 400 with a short field list).
 async fn read(
     client: &SalesforceClient,
     version: &str,
@@ -92,14 +126,17 @@ async fn read(
     let select: Vec<&str> = std::iter::once("Id")
         .chain(fields.iter().map(String::as_str).filter(|f| *f != "Id"))
         .collect();
+    let head = format!("SELECT {} FROM {object} WHERE Id IN (", select.join(", "));
+    let fixed = url_encode(&head).len() + url_encode(&format!("){condition}")).len() + 64;
     let ids: Vec<&String> = ids.iter().filter(|id| is_id(id)).collect();
-    for chunk in ids.chunks(CHUNK) {
+    let mut rest = ids.as_slice();
+    while !rest.is_empty() {
+        // Each Id costs its 18 characters, two encoded quotes and an encoded comma.
+        let fit = (MAX_QUERY_URI.saturating_sub(fixed) / 27).clamp(1, 2000);
+        let (chunk, after) = rest.split_at(fit.min(rest.len()));
+        rest = after;
         let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
-        let soql = format!(
-            "SELECT {} FROM {object} WHERE Id IN ({}){condition}",
-            select.join(", "),
-            list.join(", ")
-        );
+        let soql = format!("{head}{}){condition}", list.join(","));
         found.extend(every_page(client, version, resource, &soql).await?);
     }
     Ok(found)
