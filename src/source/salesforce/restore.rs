@@ -109,7 +109,7 @@ pub async fn state(
 
 /// The longest query URI sent: Salesforce refuses a URI and headers over 16,384 bytes (414),
 /// so long `IN` lists are split; this leaves room for the headers.
-const MAX_QUERY_URI: usize = 12_000;
+const MAX_QUERY_URI: usize = 15_000;
 
 /// Reads records by Id through `resource` (query or queryAll), as many Ids per SOQL `IN` as
 /// fit in a URI Salesforce takes (about 400 with a short field list).
