@@ -12,14 +12,11 @@ use std::time::Instant;
 
 use cairn::backup::{BackupOptions, backup};
 use cairn::snapshot::ObjectReader;
-use cairn::source::salesforce::Environment;
-use cairn::source::salesforce::{Credentials, LoginConfig, SalesforceClient};
 use cairn::store::Store;
 use cairn::store::backend::LocalBackend;
 use cairn::store::crypto::MasterKey;
 use cairn_sim::org::{Clock, OrgOptions, Population, Rng};
 use cairn_sim::server::{SimOptions, Simulator};
-use zeroize::Zeroizing;
 
 const T0: i64 = 1_749_988_800_000;
 
@@ -53,23 +50,7 @@ async fn main() {
         MasterKey::generate().expect("key"),
     )
     .expect("store");
-    let client = cairn::source::salesforce::SalesforceConnector::new(
-        SalesforceClient::new(
-            LoginConfig {
-                environment: Environment::Production,
-                login_url: Some(sim.url()),
-                api_version: "62.0".into(),
-                credentials: Credentials::RefreshToken {
-                    client_id: sim.credentials.client_id.clone(),
-                    client_secret: None,
-                    refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
-                },
-            },
-            90,
-            reqwest::Client::new(),
-        ),
-        cairn::source::salesforce::FetchSettings::new("62.0"),
-    );
+    let client = common::connector(&sim);
     let options = BackupOptions {
         include: vec!["Account".into()],
         sort_memory: std::env::var("SORT_MIB")

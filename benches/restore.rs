@@ -15,12 +15,8 @@ use std::time::Instant;
 
 use cairn::restore::{self, Chosen, RunJournal, Schemas};
 use cairn::source::Connector;
-use cairn::source::salesforce::{
-    Credentials, Environment, FetchSettings, LoginConfig, SalesforceClient, SalesforceConnector,
-};
 use cairn_sim::org::{OrgOptions, Population};
 use cairn_sim::server::{SimOptions, Simulator};
-use zeroize::Zeroizing;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -43,25 +39,7 @@ async fn main() {
     )
     .await
     .expect("simulator");
-    let connect = || {
-        SalesforceConnector::new(
-            SalesforceClient::new(
-                LoginConfig {
-                    environment: Environment::Production,
-                    login_url: Some(sim.url()),
-                    api_version: "62.0".into(),
-                    credentials: Credentials::RefreshToken {
-                        client_id: sim.credentials.client_id.clone(),
-                        client_secret: None,
-                        refresh_token: Zeroizing::new(sim.credentials.refresh_token.clone()),
-                    },
-                },
-                90,
-                reqwest::Client::new(),
-            ),
-            FetchSettings::new("62.0"),
-        )
-    };
+    let connect = || common::connector(&sim);
     let (_dir, store) = common::bench_store();
 
     // Every invoice and its account, then more accounts, up to `wanted` records.

@@ -107,3 +107,30 @@ pub fn bench_store() -> (tempfile::TempDir, cairn::store::Store) {
     .expect("init");
     (dir, store)
 }
+
+/// A Salesforce connector logged in to the simulator with its refresh token, allowed 90% of
+/// the org's API allocation.
+pub fn connector(
+    sim: &cairn_sim::server::Simulator,
+) -> cairn::source::salesforce::SalesforceConnector {
+    use cairn::source::salesforce::{
+        Credentials, Environment, FetchSettings, LoginConfig, SalesforceClient, SalesforceConnector,
+    };
+    SalesforceConnector::new(
+        SalesforceClient::new(
+            LoginConfig {
+                environment: Environment::Production,
+                login_url: Some(sim.url()),
+                api_version: "62.0".into(),
+                credentials: Credentials::RefreshToken {
+                    client_id: sim.credentials.client_id.clone(),
+                    client_secret: None,
+                    refresh_token: zeroize::Zeroizing::new(sim.credentials.refresh_token.clone()),
+                },
+            },
+            90,
+            reqwest::Client::new(),
+        ),
+        FetchSettings::new("62.0"),
+    )
+}

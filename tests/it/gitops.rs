@@ -24,11 +24,16 @@ fn at(ms: i64) -> String {
 }
 
 async fn simulator(seed: u64) -> Simulator {
+    simulator_of(seed, 400).await
+}
+
+/// A simulated org of about `records` records, its clock fixed at T0.
+async fn simulator_of(seed: u64, records: usize) -> Simulator {
     Simulator::start(
         SimOptions {
             org: OrgOptions {
                 seed,
-                population: Population::spread(400),
+                population: Population::spread(records),
                 clock: Clock::fixed(T0),
                 ..OrgOptions::default()
             },
@@ -1229,20 +1234,7 @@ async fn master_detail_children_come_back_with_their_parent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mass_update_of_one_field_is_rolled_back_and_nothing_else_changes() {
-    let sim = Simulator::start(
-        SimOptions {
-            org: OrgOptions {
-                seed: 12,
-                population: Population::spread(5000),
-                clock: Clock::fixed(T0),
-                ..OrgOptions::default()
-            },
-            ..SimOptions::default()
-        },
-        0,
-    )
-    .await
-    .expect("simulator");
+    let sim = simulator_of(12, 5000).await;
     let fleet = fleet_with_acme(&sim).await;
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
     let accounts = soql(&sim, "SELECT Id, Phone FROM Account").await;
@@ -2419,20 +2411,7 @@ async fn a_broken_task_manifest_never_blocks_reading_the_backups_of_the_others()
 /// record exists exactly once, whatever batch each kill interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_killed_anywhere_and_run_again_creates_every_record_exactly_once() {
-    let sim = Simulator::start(
-        SimOptions {
-            org: OrgOptions {
-                seed: 17,
-                population: Population::spread(4000),
-                clock: Clock::fixed(T0),
-                ..OrgOptions::default()
-            },
-            ..SimOptions::default()
-        },
-        0,
-    )
-    .await
-    .expect("simulator");
+    let sim = simulator_of(17, 4000).await;
     let fleet = fleet_with_acme(&sim).await;
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
     let contacts: Vec<String> = soql(&sim, "SELECT Id FROM Contact")
