@@ -346,6 +346,10 @@ pub struct RestoreArgs {
     /// Restore only these fields of existing records (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "F,G")]
     pub fields: Vec<String>,
+    /// Which records to write: both (the default) brings back what is gone and sets back
+    /// what differs; create-missing only brings back; update-existing only sets back.
+    #[arg(long, value_enum, default_value_t = ModeArg::Both)]
+    pub mode: ModeArg,
     /// Also restore the records whose lookups point at the chosen ones (their contacts,
     /// opportunities, cases...), and theirs, to DEPTH levels (default 1).
     #[arg(long, value_name = "DEPTH", num_args = 0..=1, default_missing_value = "1")]
@@ -519,6 +523,13 @@ pub enum DiffFormatArg {
 pub enum ExportFormatArg {
     Csv,
     Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Both,
+    CreateMissing,
+    UpdateExisting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

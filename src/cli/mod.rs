@@ -47,7 +47,7 @@ use terminal::{confirm_on_terminal, store_choice};
 
 use args::{
     AddCommand, AuthCommand, Cli, Command, DiffFormatArg, EnvironmentArg, ExportFormatArg,
-    KeyCommand, LegacyDir, OutputFormat, PlanFormat, ProjectArgs, SimCommand,
+    KeyCommand, LegacyDir, ModeArg, OutputFormat, PlanFormat, ProjectArgs, SimCommand,
 };
 
 /// Parses the command line, runs the command, and ends with its exit status.
@@ -284,6 +284,11 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 fields: args.fields,
                 to_task: args.to_task,
                 with_children: args.with_children,
+                mode: match args.mode {
+                    ModeArg::Both => crate::restore::Mode::Both,
+                    ModeArg::CreateMissing => crate::restore::Mode::CreateMissing,
+                    ModeArg::UpdateExisting => crate::restore::Mode::UpdateExisting,
+                },
                 apply: args.apply || args.yes,
                 wait: args.wait.wait,
                 confirm: ask.then_some(confirm_on_terminal as fn(&str) -> bool),

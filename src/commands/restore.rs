@@ -41,6 +41,8 @@ pub struct RestoreOptions {
     /// Restore into this task's org instead.
     pub to_task: Option<String>,
     pub apply: bool,
+    /// Which records are written: gone ones, existing ones, or both.
+    pub mode: restore::Mode,
     /// Also the records whose lookups point at the chosen ones (children), to this depth.
     pub with_children: Option<u32>,
     /// How long `apply` waits for another restore into the same task to finish.
@@ -368,7 +370,9 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
     }
     let earlier = journal::id_map(&runs);
     let only = (!options.fields.is_empty()).then_some(options.fields.as_slice());
-    let plan = restore::plan(&connector, &chosen, &schemas, only, !same_account, &earlier).await?;
+    let plan = restore::plan(&connector, &chosen, &schemas, only, !same_account, &earlier)
+        .await?
+        .in_mode(options.mode);
     let declined = options.apply
         && plan_changes(&plan) > 0
         && options.confirm.is_some_and(|ask| {
@@ -451,8 +455,26 @@ fn render_plan(plan: &RestorePlan, out: &mut String) {
                     );
                 }
             }
-            Step::Unchanged { .. } => {}
+            Step::Unchanged { .. } | Step::Skipped { .. } => {}
         }
+    }
+    for (object, fields) in &plan.not_restorable {
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "\n{object} records created again cannot get these fields back (not settable on create): {}",
+            fields.join(", ")
+        );
+    }
+    if plan
+        .not_restorable
+        .values()
+        .any(|f| f.contains("CreatedDate") || f.contains("CreatedById"))
+    {
+        let _ = writeln!(
+            out,
+            "(CreatedDate and CreatedById can be, when the org grants the running user \"Set Audit Fields upon Record Creation\")"
+        );
     }
     if !plan.restored_as.is_empty() {
         let _ = writeln!(
@@ -465,9 +487,13 @@ fn render_plan(plan: &RestorePlan, out: &mut String) {
         0 => String::new(),
         n => format!("{n} to undelete, "),
     };
+    let skipped = match plan.count("skipped") {
+        0 => String::new(),
+        n => format!(", {n} skipped by --mode"),
+    };
     let _ = writeln!(
         out,
-        "\nPlan: {undelete}{} to create, {} to update, {} unchanged.",
+        "\nPlan: {undelete}{} to create, {} to update, {} unchanged{skipped}.",
         plan.count("create"),
         plan.count("update"),
         plan.count("unchanged")

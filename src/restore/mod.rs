@@ -80,6 +80,54 @@ pub enum Step {
         object: String,
         id: String,
     },
+    /// Left as it is, and why (the restore's mode).
+    Skipped {
+        object: String,
+        id: String,
+        why: String,
+    },
+}
+
+/// Which records a restore writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Brings back what is gone and sets back what differs.
+    #[default]
+    Both,
+    /// Brings back what is gone; records still there are left as they are.
+    CreateMissing,
+    /// Sets back what differs in records still there; nothing gone is brought back.
+    UpdateExisting,
+}
+
+impl RestorePlan {
+    /// The plan with the steps `mode` does not take turned into skips that say why.
+    pub fn in_mode(mut self, mode: Mode) -> RestorePlan {
+        for step in &mut self.steps {
+            let why = match (mode, &*step) {
+                (Mode::CreateMissing, Step::Update { .. }) => {
+                    "still there; --mode create-missing leaves it as it is"
+                }
+                (Mode::UpdateExisting, Step::Create { .. } | Step::Undelete { .. }) => {
+                    "gone; --mode update-existing brings nothing back"
+                }
+                _ => continue,
+            };
+            let (Step::Create { object, id, .. }
+            | Step::Undelete { object, id, .. }
+            | Step::Update { object, id, .. }) = step
+            else {
+                continue;
+            };
+            *step = Step::Skipped {
+                object: object.clone(),
+                id: id.clone(),
+                why: why.to_string(),
+            };
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -94,6 +142,9 @@ pub struct RestorePlan {
     /// Everything earlier restores created (snapshot Id -> new Id), for lookups to them.
     #[serde(skip)]
     pub id_map: BTreeMap<String, String>,
+    /// Fields with values in the snapshot that a create cannot set (audit fields without the
+    /// permission to set them, formulas, system fields), per object.
+    pub not_restorable: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl RestorePlan {
@@ -107,6 +158,7 @@ impl RestorePlan {
                         | (Step::Undelete { .. }, "undelete")
                         | (Step::Update { .. }, "update")
                         | (Step::Unchanged { .. }, "unchanged")
+                        | (Step::Skipped { .. }, "skipped")
                 )
             })
             .count()
@@ -165,6 +217,7 @@ pub async fn plan<C: Connector>(
     }
     let mut steps = Vec::new();
     let mut restored_as = BTreeMap::new();
+    let mut not_restorable: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (object, records) in by_object {
         let infos = schemas.get(object).unwrap_or(&empty);
         let creatable = |record: &Map<String, Value>| -> Map<String, Value> {
@@ -226,6 +279,29 @@ pub async fn plan<C: Connector>(
             let held = at.as_ref().and_then(|id| now.get(id));
             let binned = at.as_ref().and_then(|id| recycled.get(id));
             let Some(at) = at.filter(|_| held.is_some() || binned.is_some()) else {
+                // An object none of whose fields can be set on create (a history or system
+                // object) cannot have records created at all.
+                if !infos.is_empty() && !infos.values().any(|i| i.createable) {
+                    steps.push(Step::Skipped {
+                        object: object.to_string(),
+                        id: c.id.clone(),
+                        why: format!("{object} records cannot be created again: none of its fields can be set on create"),
+                    });
+                    continue;
+                }
+                not_restorable
+                    .entry(object.to_string())
+                    .or_default()
+                    .extend(
+                        c.record
+                            .iter()
+                            .filter(|(name, value)| {
+                                !value.is_null()
+                                    && *name != "Id"
+                                    && !infos.get(*name).is_some_and(|i| i.createable)
+                            })
+                            .map(|(name, _)| name.clone()),
+                    );
                 steps.push(Step::Create {
                     object: object.to_string(),
                     id: c.id.clone(),
@@ -269,6 +345,7 @@ pub async fn plan<C: Connector>(
             .iter()
             .map(|(old, created)| (old.clone(), created.new_id.clone()))
             .collect(),
+        not_restorable,
     })
 }
 

@@ -1013,6 +1013,16 @@ async fn a_deleted_account_comes_back_with_its_ids_from_the_recycle_bin_and_as_n
         "{}",
         plan.stdout
     );
+    // What a create cannot set is said, not silently dropped.
+    let audit = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Account records created again cannot get these fields back"))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(
+        audit.contains("CreatedDate") && audit.contains("CreatedById"),
+        "{audit}"
+    );
     let applied = run_with(with(&["--yes"])).await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
     let new_account = applied
@@ -2551,5 +2561,109 @@ async fn with_children_brings_back_what_pointed_at_the_parent() {
         )
         .await,
         opportunities.len()
+    );
+}
+
+/// `--mode create-missing` brings back only what is gone; `--mode update-existing` only sets
+/// back what differs; each says what it skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_mode_writes_only_what_it_names() {
+    let sim = simulator(19).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let (account, contacts, _) = family(&sim).await;
+    let phone_query = format!("SELECT Phone FROM Account WHERE Id = '{account}'");
+    let before = soql(&sim, &phone_query).await.remove(0)["Phone"].clone();
+    admin(
+        &sim,
+        Method::PATCH,
+        &format!("records/Account/{account}"),
+        json!({"Phone": "000"}),
+    )
+    .await;
+    for id in &contacts {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Contact/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    let selector = format!("AccountId={account}");
+    let created = run(
+        &fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            &account,
+            "--where",
+            &selector,
+            "--mode",
+            "create-missing",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(created.code, 0, "{}{}", created.stdout, created.stderr);
+    assert!(
+        created.stdout.contains("1 skipped by --mode"),
+        "{}",
+        created.stdout
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'")
+        )
+        .await,
+        contacts.len()
+    );
+    assert_eq!(soql(&sim, &phone_query).await.remove(0)["Phone"], "000");
+
+    for id in &contacts {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Contact/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    let updated = run(
+        &fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            &account,
+            "--where",
+            &selector,
+            "--mode",
+            "update-existing",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(updated.code, 0, "{}{}", updated.stdout, updated.stderr);
+    assert!(
+        updated
+            .stdout
+            .contains(&format!("{} skipped by --mode", contacts.len())),
+        "{}",
+        updated.stdout
+    );
+    assert_eq!(soql(&sim, &phone_query).await.remove(0)["Phone"], before);
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'")
+        )
+        .await,
+        0,
+        "nothing gone was brought back"
     );
 }
