@@ -1,7 +1,8 @@
 //! Running the `git` command for fetches and pushes: it knows the user's credentials and
 //! transports. A git that was stopped mid-update (its cairn killed, a runner cancelled) may
 //! still be finishing, or may have left its ref lock file behind; either way the next command
-//! must not fail on it, so a held lock is waited for and, once it is old, removed.
+//! must not fail on it, so a held lock is waited for and, once it is old, removed, and a ref
+//! it moved under this command is read again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -31,7 +32,15 @@ pub(crate) fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
         if output.status.success() {
             return Ok(output);
         }
-        let Some(lock) = held_lock(&String::from_utf8_lossy(&output.stderr)) else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // Another git moved the ref between this one's read and its update (the git of a
+        // killed cairn, still finishing): the next attempt reads the new value.
+        if moved_under_us(&stderr) && started.elapsed() < LOCK_WAIT {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
+            continue;
+        }
+        let Some(lock) = held_lock(&stderr) else {
             return Ok(output);
         };
         let abandoned = std::fs::metadata(&lock)
@@ -54,6 +63,11 @@ pub(crate) fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
     }
 }
 
+/// git's "cannot lock ref 'R': is at X but expected Y": R changed while this git ran.
+fn moved_under_us(stderr: &str) -> bool {
+    stderr.contains("cannot lock ref") && stderr.contains("but expected")
+}
+
 /// The lock file named by git's "Unable to create '<path>.lock': File exists".
 fn held_lock(stderr: &str) -> Option<PathBuf> {
     let start = stderr.find("Unable to create '")? + "Unable to create '".len();
@@ -65,6 +79,16 @@ fn held_lock(stderr: &str) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_ref_moved_by_another_git_is_told_from_other_failures() {
+        assert!(super::moved_under_us(
+            "error: cannot lock ref 'refs/remotes/origin/cairn-state': is at a46c but expected b13e"
+        ));
+        assert!(!super::moved_under_us(
+            "fatal: couldn't find remote ref cairn-state"
+        ));
+    }
+
     /// A ref lock left by a git that died (its cairn killed) does not fail the next command.
     #[test]
     fn an_abandoned_ref_lock_is_removed_and_the_command_runs() {

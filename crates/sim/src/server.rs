@@ -315,7 +315,12 @@ impl Simulator {
             refresh_token,
             ca_certificate: tls.as_ref().map(|t| t.ca_pem.clone()),
         };
-        let app = router(state.clone());
+        // Routing sees the path with repeated slashes collapsed, as Salesforce does: the
+        // official CLI keeps an instance URL with a trailing slash and asks for
+        // `//services/data/...`.
+        let app = Router::new()
+            .fallback_service(router(state.clone()))
+            .layer(axum::middleware::map_request(collapse_slashes));
         let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
         let until_shutdown = async {
             let _ = on_shutdown.await;
@@ -326,17 +331,9 @@ impl Simulator {
                     tcp: listener,
                     acceptor: tokio_rustls::TlsAcceptor::from(tls.config),
                 };
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(until_shutdown)
-                        .await;
-                })
+                tokio::spawn(super::http1::serve(listener, app, until_shutdown))
             }
-            None => tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(until_shutdown)
-                    .await;
-            }),
+            None => tokio::spawn(super::http1::serve(listener, app, until_shutdown)),
         };
         Ok(Simulator {
             addr,
@@ -368,6 +365,32 @@ impl Drop for Simulator {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
+async fn collapse_slashes(mut request: axum::extract::Request) -> axum::extract::Request {
+    let uri = request.uri();
+    if !uri.path().contains("//") {
+        return request;
+    }
+    let mut path = String::with_capacity(uri.path().len());
+    for c in uri.path().chars() {
+        if !(c == '/' && path.ends_with('/')) {
+            path.push(c);
+        }
+    }
+    let rewritten = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    if let Ok(path_and_query) = rewritten.parse::<axum::http::uri::PathAndQuery>() {
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 fn router(state: Arc<State>) -> Router {

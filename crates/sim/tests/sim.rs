@@ -129,6 +129,54 @@ async fn a_bad_session_is_a_401_with_a_json_array() {
     );
 }
 
+/// Header names go out in Salesforce's Title-Case over HTTP/1.1, for clients that read them
+/// through a case-sensitive map.
+#[tokio::test]
+async fn response_header_names_are_title_case_on_the_wire() {
+    use std::io::{Read, Write};
+    let sim = start(100, 100).await;
+    let request = format!(
+        "GET /services/data/{V}/limits HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        sim.credentials.access_token
+    );
+    let addr = sim.addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut socket = std::net::TcpStream::connect(addr).expect("connect");
+        socket.write_all(request.as_bytes()).expect("send");
+        let mut answer = Vec::new();
+        socket.read_to_end(&mut answer).expect("read");
+        answer
+    })
+    .await
+    .expect("join");
+    let answer = String::from_utf8_lossy(&answer);
+    let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    for name in ["Content-Type: ", "Sforce-Limit-Info: ", "Content-Length: "] {
+        assert!(
+            head.lines().any(|l| l.starts_with(name)),
+            "no {name:?} header line in:\n{head}"
+        );
+    }
+}
+
+/// The official CLI keeps an instance URL that ends in a slash and asks for
+/// `//services/data/...`; Salesforce answers it as the single-slash path.
+#[tokio::test]
+async fn repeated_slashes_in_a_path_reach_the_same_resource() {
+    let sim = start(100, 100).await;
+    let client = Client::new(&sim);
+    for path in [
+        format!("//services/data/{V}/limits"),
+        format!("//services//data/{V}/query?q=SELECT+Id+FROM+Account+LIMIT+1"),
+    ] {
+        let (status, body) = client.json(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, body) = client.json("//services/data/v62.0/nothing").await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"));
+}
+
 #[tokio::test]
 async fn unknown_versions_objects_and_paths_are_not_found() {
     let sim = start(100, 100).await;
