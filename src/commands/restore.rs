@@ -391,8 +391,13 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         true => {
             let mut run = RunJournal::start(store, &account)?;
             let result = restore::apply(&connector, &plan, &schemas, &mut run).await?;
-            // Other machines read the journal (and the lock's release) where the store lives.
-            store.publish()?;
+            // Other machines read the journal where the store lives. The org has the records
+            // either way: a journal not yet published is said, not turned into a failure.
+            if let Err(e) = store.publish() {
+                notes.push(format!(
+                    "the restore journal is written here but could not be published ({e}); run any cairn command that writes the store (or this restore again) before restoring from another machine"
+                ));
+            }
             Some(result)
         }
         false => None,
