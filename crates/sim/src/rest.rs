@@ -91,6 +91,47 @@ pub async fn limits(
     ))
 }
 
+#[derive(Deserialize)]
+pub struct RecordCountParams {
+    #[serde(rename = "sObjects")]
+    objects: Option<String>,
+}
+
+/// `/limits/recordCount`: each object's live records (the recycle bin not counted), for the
+/// objects named in `sObjects` (comma-separated; names the org lacks are left out), else all.
+pub async fn record_count(
+    Shared(state): Shared<Arc<State>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<RecordCountParams>,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let wanted: Vec<usize> = match params.objects.as_deref() {
+        Some(list) => list
+            .split(',')
+            .filter_map(|name| org.object_index(name.trim()))
+            .collect(),
+        None => (0..org.catalog.objects.len()).collect(),
+    };
+    let counts: Vec<serde_json::Value> = wanted
+        .into_iter()
+        .map(|object| {
+            let live = org.tables[object]
+                .records
+                .iter()
+                .filter(|r| !r.is_deleted())
+                .count();
+            json!({"count": live, "name": org.catalog.objects[object].name})
+        })
+        .collect();
+    Ok(with_limit_info(
+        json_response(StatusCode::OK, json!({ "sObjects": counts }).to_string()),
+        &info,
+    ))
+}
+
 pub async fn describe_global(
     Shared(state): Shared<Arc<State>>,
     Path(v): Path<String>,

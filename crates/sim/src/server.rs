@@ -402,6 +402,10 @@ fn router(state: Arc<State>) -> Router {
         .route("/services/data/{version}/limits", get(rest::limits))
         .route("/services/data/{version}/limits/", get(rest::limits))
         .route(
+            "/services/data/{version}/limits/recordCount",
+            get(rest::record_count),
+        )
+        .route(
             "/services/data/{version}/sobjects",
             get(rest::describe_global),
         )

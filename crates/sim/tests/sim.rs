@@ -129,6 +129,48 @@ async fn a_bad_session_is_a_401_with_a_json_array() {
     );
 }
 
+/// `/limits/recordCount` counts each object's live records, for the objects asked for (names
+/// the org lacks left out), or for every object.
+#[tokio::test]
+async fn record_counts_leave_out_the_recycle_bin() {
+    let sim = start(1000, 100).await;
+    let client = Client::new(&sim);
+    let (_, accounts) = client
+        .json(&format!(
+            "/services/data/{V}/query?q=SELECT+Id+FROM+Account"
+        ))
+        .await;
+    let total = accounts["totalSize"].as_u64().expect("totalSize");
+    let first = accounts["records"][0]["Id"]
+        .as_str()
+        .expect("Id")
+        .to_string();
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/__sim/records/Account/{first}", sim.url()))
+        .send()
+        .await
+        .expect("delete");
+    assert!(deleted.status().is_success());
+    let (status, body) = client
+        .json(&format!(
+            "/services/data/{V}/limits/recordCount?sObjects=Account,Nope__c,Contact"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let counts = body["sObjects"].as_array().expect("sObjects");
+    assert_eq!(counts.len(), 2, "{body}");
+    assert_eq!(counts[0]["name"], "Account");
+    assert_eq!(counts[0]["count"].as_u64(), Some(total - 1), "{body}");
+    assert_eq!(counts[1]["name"], "Contact");
+    let (_, all) = client
+        .json(&format!("/services/data/{V}/limits/recordCount"))
+        .await;
+    assert!(
+        all["sObjects"].as_array().expect("sObjects").len() > 2,
+        "{all}"
+    );
+}
+
 /// Header names go out in Salesforce's Title-Case over HTTP/1.1, for clients that read them
 /// through a case-sensitive map.
 #[tokio::test]
