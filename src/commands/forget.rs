@@ -230,7 +230,9 @@ pub fn forget(options: &ForgetOptions, env: Env<'_>) -> Result<ForgetOutcome, Er
         // Store first, then state, as apply does: the state never names what the remote lacks.
         let message = format!("cairn forget: {removed} snapshots removed");
         if let Some(state) = &state {
-            state_committed = project.commit_state(state, &changes, &message)?;
+            state_committed = project
+                .commit_state(state, &changes, &message)?
+                .map(|(_, pushed)| pushed);
         }
     }
     Ok(ForgetOutcome {

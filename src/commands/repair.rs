@@ -284,7 +284,9 @@ pub fn repair(options: &RepairOptions, env: Env<'_>) -> Result<RepairOutcome, Er
     outcome.published = store.publish()?;
     if let Some(state) = &state {
         let message = format!("cairn repair: {} snapshots repaired", fixes.len());
-        outcome.state_committed = project.commit_state(state, &changes, &message)?;
+        outcome.state_committed = project
+            .commit_state(state, &changes, &message)?
+            .map(|(_, pushed)| pushed);
     }
     Ok(outcome)
 }

@@ -131,22 +131,22 @@ impl<'e> Project<'e> {
     }
 
     /// Commits `changes` to the state branch and pushes them when cairn.yaml says so and there
-    /// is a remote: Some(pushed) when a commit was made, None when nothing changed. Callers
+    /// is a remote: the commit and whether it was pushed, None when nothing changed. Callers
     /// publish the store first, so the state never names what the remote lacks.
     pub fn commit_state(
         &self,
         state: &StateBranch,
         changes: &[crate::gitops::Change],
         message: &str,
-    ) -> Result<Option<bool>, Error> {
-        if state.commit(changes, message)?.is_none() {
+    ) -> Result<Option<Committed>, Error> {
+        let Some(commit) = state.commit(changes, message)? else {
             return Ok(None);
-        }
+        };
         let push = self.repository()?.state.push && state.has_remote();
         if push {
             state.push(changes, message)?;
         }
-        Ok(Some(push))
+        Ok(Some((commit, push)))
     }
 
     /// The store cairn.yaml names, opened once with the key from the environment.
@@ -193,6 +193,9 @@ impl<'e> Project<'e> {
         }
     }
 }
+
+/// A state commit, and whether it was pushed.
+pub type Committed = (git2::Oid, bool);
 
 /// A task's status from a state branch; None before its first run, an error when unreadable.
 pub fn read_status(state: &StateBranch, task: &str) -> Result<Option<TaskStatus>, Error> {

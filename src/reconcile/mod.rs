@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use crate::error::Error;
 use crate::gitops::{Change, StateBranch};
 use crate::manifest::model::Repository;
-use crate::project::{Project, connect};
+use crate::project::{Committed, Project, connect};
 use crate::state::decision::{TaskDecision, decide};
 use crate::state::status::{RunOutcome, TaskStatus};
 use crate::store::Store;
@@ -205,7 +205,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
     {
         return Err(e.into());
     }
-    let finished = publish_and_commit(store, state, repository, &changes, &results, &now);
+    let finished = publish_and_commit(&project, store, state, &changes, &results, &now);
     drop(task_locks);
     drop(context);
     let failure = finished
@@ -228,12 +228,12 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
             }
         }
     }
-    let (store_published, commit, pushed) = finished?;
+    let (store_published, committed) = finished?;
     Ok(ApplyOutcome {
         results,
-        commit: commit.map(|c| c.to_string()),
+        commit: committed.map(|(c, _)| c.to_string()),
         store_published,
-        pushed,
+        pushed: committed.is_some_and(|(_, pushed)| pushed),
         fail_on_alert: options.fail_on_alert,
         interrupted: options.interrupt.is_set(),
         deliveries,
@@ -242,24 +242,18 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
 
 /// Store first, then state: a state commit never names data the remote lacks, and no success
 /// is reported for data that exists only on this machine. Returns what published the store,
-/// the state commit, and whether it was pushed.
+/// and the state commit with whether it was pushed.
 fn publish_and_commit(
+    project: &Project,
     store: &Store,
     state: &StateBranch,
-    repository: &Repository,
     changes: &[Change],
     results: &[TaskResult],
     now: &str,
-) -> Result<(Option<String>, Option<git2::Oid>, bool), Error> {
+) -> Result<(Option<String>, Option<Committed>), Error> {
     let store_published = store.publish().map_err(|e| Error::Unpublished {
         detail: e.to_string(),
     })?;
-    let message = commit_message(results, now);
-    let commit = state.commit(changes, &message)?;
-    let mut pushed = false;
-    if commit.is_some() && repository.state.push && state.has_remote() {
-        state.push(changes, &message)?;
-        pushed = true;
-    }
-    Ok((store_published, commit, pushed))
+    let committed = project.commit_state(state, changes, &commit_message(results, now))?;
+    Ok((store_published, committed))
 }

@@ -146,11 +146,10 @@ pub async fn resolve_pending<C: Connector>(
     runs: &mut [(String, RunDocument)],
 ) -> Result<Vec<String>, SourceError> {
     let mut changed = Vec::new();
-    let claimed: BTreeSet<String> = runs
+    let mut claimed: BTreeSet<String> = runs
         .iter()
         .flat_map(|(_, doc)| doc.created.values().map(|c| c.new_id.clone()))
         .collect();
-    let mut claimed = claimed;
     for (name, doc) in runs.iter_mut() {
         if doc.pending.is_empty() {
             continue;

@@ -884,6 +884,18 @@ async fn delete_family(
     .await;
 }
 
+async fn delete_contacts(sim: &Simulator, contacts: &[String]) {
+    for id in contacts {
+        admin(
+            sim,
+            Method::DELETE,
+            &format!("records/Contact/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+}
+
 async fn count(sim: &Simulator, soql_text: &str) -> usize {
     soql(sim, soql_text).await.len()
 }
@@ -2581,32 +2593,19 @@ async fn a_restore_mode_writes_only_what_it_names() {
         json!({"Phone": "000"}),
     )
     .await;
-    for id in &contacts {
-        admin(
-            &sim,
-            Method::DELETE,
-            &format!("records/Contact/{id}"),
-            json!({}),
-        )
-        .await;
-    }
+    delete_contacts(&sim, &contacts).await;
     let selector = format!("AccountId={account}");
-    let created = run(
-        &fleet,
-        &[
-            "restore",
-            "--task",
-            "acme",
-            "--id",
-            &account,
-            "--where",
-            &selector,
-            "--mode",
-            "create-missing",
-            "--yes",
-        ],
-    )
-    .await;
+    let restore_in = async |mode: &str| {
+        run(
+            &fleet,
+            &[
+                "restore", "--task", "acme", "--id", &account, "--where", &selector, "--mode",
+                mode, "--yes",
+            ],
+        )
+        .await
+    };
+    let created = restore_in("create-missing").await;
     assert_eq!(created.code, 0, "{}{}", created.stdout, created.stderr);
     assert!(
         created.stdout.contains("1 skipped by --mode"),
@@ -2623,31 +2622,8 @@ async fn a_restore_mode_writes_only_what_it_names() {
     );
     assert_eq!(soql(&sim, &phone_query).await.remove(0)["Phone"], "000");
 
-    for id in &contacts {
-        admin(
-            &sim,
-            Method::DELETE,
-            &format!("records/Contact/{id}"),
-            json!({}),
-        )
-        .await;
-    }
-    let updated = run(
-        &fleet,
-        &[
-            "restore",
-            "--task",
-            "acme",
-            "--id",
-            &account,
-            "--where",
-            &selector,
-            "--mode",
-            "update-existing",
-            "--yes",
-        ],
-    )
-    .await;
+    delete_contacts(&sim, &contacts).await;
+    let updated = restore_in("update-existing").await;
     assert_eq!(updated.code, 0, "{}{}", updated.stdout, updated.stderr);
     assert!(
         updated

@@ -174,14 +174,7 @@ impl Connector for SalesforceConnector {
         fields: &[String],
         ids: &[String],
     ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
-        restore::recycled(
-            &self.client,
-            &self.settings.api_version,
-            object,
-            fields,
-            ids,
-        )
-        .await
+        Ok(self.read_state(object, fields, ids).await?.recycled)
     }
 
     async fn undelete(&self, ids: &[String]) -> Result<Vec<WriteOutcome>, SourceError> {

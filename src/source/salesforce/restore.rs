@@ -54,28 +54,7 @@ pub async fn current(
     fields: &[String],
     ids: &[String],
 ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
-    read(client, version, "query", object, fields, ids, "").await
-}
-
-/// These records as they lie in the recycle bin (`queryAll`, `IsDeleted = true`): live ones
-/// and those purged for good are absent.
-pub async fn recycled(
-    client: &SalesforceClient,
-    version: &str,
-    object: &str,
-    fields: &[String],
-    ids: &[String],
-) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
-    read(
-        client,
-        version,
-        "queryAll",
-        object,
-        fields,
-        ids,
-        " AND IsDeleted = true",
-    )
-    .await
+    read(client, version, "query", object, fields, ids).await
 }
 
 /// Where these records are now, in one pass (`queryAll` with `IsDeleted`): live, in the
@@ -94,7 +73,7 @@ pub async fn state(
         .collect();
     with_flag.push("IsDeleted".into());
     let mut held = crate::source::Held::default();
-    for (id, mut record) in read(client, version, "queryAll", object, &with_flag, ids, "").await? {
+    for (id, mut record) in read(client, version, "queryAll", object, &with_flag, ids).await? {
         let deleted = record.get("IsDeleted") == Some(&Value::Bool(true));
         if !fields.iter().any(|f| f == "IsDeleted") {
             record.remove("IsDeleted");
@@ -120,14 +99,13 @@ async fn read(
     object: &str,
     fields: &[String],
     ids: &[String],
-    condition: &str,
 ) -> Result<BTreeMap<String, Map<String, Value>>, SourceError> {
     let mut found = BTreeMap::new();
     let select: Vec<&str> = std::iter::once("Id")
         .chain(fields.iter().map(String::as_str).filter(|f| *f != "Id"))
         .collect();
     let head = format!("SELECT {} FROM {object} WHERE Id IN (", select.join(", "));
-    let fixed = url_encode(&head).len() + url_encode(&format!("){condition}")).len() + 64;
+    let fixed = url_encode(&head).len() + 64;
     let ids: Vec<&String> = ids.iter().filter(|id| is_id(id)).collect();
     let mut rest = ids.as_slice();
     while !rest.is_empty() {
@@ -136,7 +114,7 @@ async fn read(
         let (chunk, after) = rest.split_at(fit.min(rest.len()));
         rest = after;
         let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
-        let soql = format!("{head}{}){condition}", list.join(","));
+        let soql = format!("{head}{})", list.join(","));
         found.extend(every_page(client, version, resource, &soql).await?);
     }
     Ok(found)
