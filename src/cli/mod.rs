@@ -165,11 +165,18 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
         }
         Command::Plan(args) => {
             let dir = project_dir(&project, args.legacy)?;
-            let (plan, config) = plan(&PlanOptions {
+            let (mut plan, config) = plan(&PlanOptions {
                 dir: dir.clone(),
                 base: args.base,
                 at: parse_at(args.at.as_deref())?,
             })?;
+            // A matrix lists due tasks only; a restore's own plan is not part of it.
+            let matrix = matches!(args.format, PlanFormat::Matrix);
+            if !config.has_errors() && !matrix && plan.pending_restores() > 0 {
+                runtime()?.block_on(crate::commands::restore_manifests::preview(
+                    &mut plan, &config, &dir, env,
+                ));
+            }
             if config.has_errors() {
                 let summary = crate::manifest::render::Summary::count(
                     &config.diagnostics,
@@ -292,6 +299,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 apply: args.apply || args.yes,
                 wait: args.wait.wait,
                 confirm: ask.then_some(confirm_on_terminal as fn(&str) -> bool),
+                manifest: None,
             };
             let outcome = runtime()?.block_on(restore(&options, env))?;
             Ok(show(&outcome, args.output.format))

@@ -15,6 +15,7 @@ pub mod prune;
 pub mod repair;
 pub mod report;
 pub mod restore;
+pub(crate) mod restore_manifests;
 pub mod scaffold;
 pub mod schema;
 pub mod search;

@@ -49,6 +49,9 @@ pub struct RestoreOptions {
     pub wait: std::time::Duration,
     /// Asked with the plan before `apply` writes anything; false leaves the org as it is.
     pub confirm: Option<fn(&str) -> bool>,
+    /// The restore manifest (`restores/<id>.yaml`) carried out: it runs once, so a finished
+    /// run of it in the store's journal means there is nothing to do.
+    pub manifest: Option<String>,
 }
 
 /// A restore's plan, and with `--apply` what became of each record.
@@ -71,6 +74,13 @@ pub struct RestoreOutcome {
     pub plan: RestorePlan,
     /// None: planned only.
     pub result: Option<RestoreResult>,
+    /// The journal's run that carried out this restore's manifest before, and how it ended:
+    /// nothing was done this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_before: Option<(String, restore::Finished)>,
+    /// The journal's run that carried out this restore (with --apply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 impl Report for RestoreOutcome {
@@ -123,6 +133,18 @@ impl Report for RestoreOutcome {
                 "with their children, as they were in the snapshot: {}\n\n",
                 per_object.join(", ")
             );
+        }
+        if let Some((run, finished)) = &self.finished_before {
+            let _ = writeln!(
+                out,
+                "Nothing to do: this restore was carried out by run {run}, finished {} ({} undeleted, {} created, {} updated, {} failed). A restore manifest runs once; to restore again, add one with a new id.",
+                crate::time::format_datetime_z(finished.at),
+                finished.undeleted,
+                finished.created,
+                finished.updated,
+                finished.failed
+            );
+            return out;
         }
         render_plan(&self.plan, &mut out);
         match &self.result {
@@ -362,6 +384,25 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         false => None,
     };
     let mut runs = journal::runs(store, &account)?;
+    if let Some(manifest) = &options.manifest
+        && let Some((name, finished)) = journal::finished_manifest(&runs, manifest)
+    {
+        return Ok(RestoreOutcome {
+            task: options.task.clone(),
+            snapshot: snapshot.id.clone(),
+            snapshot_time: snapshot.time.clone(),
+            target: target_id,
+            account,
+            account_word: connector.account_word(),
+            records: chosen.len(),
+            children,
+            notes,
+            plan: RestorePlan::default(),
+            result: None,
+            finished_before: Some((name.to_string(), finished.clone())),
+            run: None,
+        });
+    }
     let settled = restore::resolve_pending(&connector, &mut runs).await?;
     if options.apply {
         for (name, document) in runs.iter().filter(|(n, _)| settled.contains(n)) {
@@ -387,10 +428,22 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
     if declined {
         notes.push("not confirmed: nothing was changed".into());
     }
+    let mut run_name = None;
     let result = match options.apply && !declined {
         true => {
             let mut run = RunJournal::start(store, &account)?;
+            if let Some(manifest) = &options.manifest {
+                run.for_manifest(manifest)?;
+            }
             let result = restore::apply(&connector, &plan, &schemas, &mut run).await?;
+            run.finish(restore::Finished {
+                at: crate::time::now_ms(),
+                undeleted: result.undeleted.len(),
+                created: result.created.len(),
+                updated: result.updated.len(),
+                failed: result.failed.len(),
+            })?;
+            run_name = Some(run.name().to_string());
             // Other machines read the journal where the store lives. The org has the records
             // either way: a journal not yet published is said, not turned into a failure.
             if let Err(e) = store.publish() {
@@ -414,6 +467,8 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         notes,
         plan,
         result,
+        finished_before: None,
+        run: run_name,
     })
 }
 

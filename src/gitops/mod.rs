@@ -115,7 +115,7 @@ impl StateBranch {
     }
 
     /// The manifests of the config repository in `config_dir` (cairn.yaml, tasks/,
-    /// templates/) that differ from the commit checked out: changed, added or removed and not
+    /// restores/, templates/) that differ from the commit checked out: changed, added or removed and not
     /// committed. `apply` records the commit it ran, so it must be what ran.
     pub fn uncommitted_manifests(&self, config_dir: &Path) -> Result<Vec<String>, Error> {
         let Some(workdir) = self.repo.workdir() else {
@@ -138,7 +138,7 @@ impl StateBranch {
             .include_untracked(true)
             .recurse_untracked_dirs(true)
             .include_ignored(false);
-        for spec in ["cairn.yaml", "tasks", "templates"] {
+        for spec in ["cairn.yaml", "tasks", "restores", "templates"] {
             options.pathspec(format!("{prefix}{spec}"));
         }
         let statuses = self.repo.statuses(Some(&mut options)).map_err(fail)?;

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
-use super::model::{BackupTask, Defaults, Repository};
+use super::model::{BackupTask, Defaults, Repository, RestoreManifest};
 use super::render::{SourceText, Sources};
 use super::rules::{self, LITERAL_SECRET, ManifestFile, RuleContext};
 use super::schema::{self, ManifestKind};
@@ -16,6 +16,7 @@ use crate::error::Error;
 
 pub const REPOSITORY_FILE: &str = "cairn.yaml";
 pub const TASKS_DIR: &str = "tasks";
+pub const RESTORES_DIR: &str = "restores";
 pub const TEMPLATES_DIR: &str = "templates";
 
 /// A task that passed every check, with repository defaults applied.
@@ -26,6 +27,14 @@ pub struct LoadedTask {
     pub task: BackupTask,
 }
 
+/// A restore manifest that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedRestore {
+    /// Path in the config repository.
+    pub path: String,
+    pub restore: RestoreManifest,
+}
+
 /// Everything known about a config repository at one revision.
 #[derive(Debug, Default)]
 pub struct LoadedConfig {
@@ -33,6 +42,8 @@ pub struct LoadedConfig {
     pub repository: Option<Repository>,
     /// The valid tasks, sorted by file name.
     pub tasks: Vec<LoadedTask>,
+    /// The valid restore manifests, sorted by file name.
+    pub restores: Vec<LoadedRestore>,
     pub diagnostics: Vec<Diagnostic>,
     /// Texts of the files read, for rendering diagnostics.
     pub sources: Sources,
@@ -71,17 +82,18 @@ pub fn load(tree: &ConfigTree) -> Result<LoadedConfig, Error> {
         None => {}
     }
 
-    let task_names: Vec<String> = tree
-        .list_files(TASKS_DIR)?
-        .into_iter()
-        .filter(|name| {
-            !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
-        })
-        .collect();
+    let task_names = manifest_names(tree, TASKS_DIR)?;
     config.task_files = task_names.len();
     for name in &task_names {
         let rel = format!("{TASKS_DIR}/{name}");
         if let Some(file) = read_manifest(tree, &rel, ManifestKind::Task, &mut config)? {
+            files.push(file);
+        }
+    }
+
+    for name in manifest_names(tree, RESTORES_DIR)? {
+        let rel = format!("{RESTORES_DIR}/{name}");
+        if let Some(file) = read_manifest(tree, &rel, ManifestKind::Restore, &mut config)? {
             files.push(file);
         }
     }
@@ -130,10 +142,33 @@ pub fn load(tree: &ConfigTree) -> Result<LoadedConfig, Error> {
         }
     }
 
+    for file in files.iter().filter(|f| f.kind == ManifestKind::Restore) {
+        if !is_clean(&config.diagnostics, &file.display) {
+            continue;
+        }
+        if let Some(restore) = typed::<RestoreManifest>(file, &mut config.diagnostics) {
+            config.restores.push(LoadedRestore {
+                path: file.rel.clone(),
+                restore,
+            });
+        }
+    }
+
     config
         .diagnostics
         .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Ok(config)
+}
+
+/// The YAML files of a folder of manifests, sorted.
+fn manifest_names(tree: &ConfigTree, dir: &str) -> Result<Vec<String>, Error> {
+    Ok(tree
+        .list_files(dir)?
+        .into_iter()
+        .filter(|name| {
+            !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
+        })
+        .collect())
 }
 
 /// Reads and parses one manifest; problems become diagnostics and the file is left out.

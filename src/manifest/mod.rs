@@ -14,6 +14,6 @@ pub mod workflows;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use load::{LoadedConfig, LoadedTask, load};
+pub use load::{LoadedConfig, LoadedRestore, LoadedTask, load};
 pub use render::{Format, Summary};
 pub use tree::ConfigTree;

@@ -1,4 +1,4 @@
-//! The manifest reference: every property of both schemas as a Markdown table (path, type,
+//! The manifest reference: every property of every schema as a Markdown table (path, type,
 //! default, description), generated from the schemas so it can never drift from them. The
 //! README embeds it; a test keeps the two equal; `cairn schema reference` prints it.
 
@@ -84,12 +84,13 @@ fn walk(doc: SchemaDoc, node: &Value, path: &str, depth: usize, rows: &mut Vec<S
     }
 }
 
-/// The whole reference, both manifests.
+/// The whole reference, every kind of manifest.
 pub fn reference() -> String {
     let mut out = String::new();
     for (kind, title, file) in [
         (ManifestKind::Repository, "Repository", "cairn.yaml"),
         (ManifestKind::Task, "BackupTask", "tasks/<id>.yaml"),
+        (ManifestKind::Restore, "Restore", "restores/<id>.yaml"),
     ] {
         let mut rows = Vec::new();
         walk(

@@ -19,6 +19,7 @@ use crate::text::suggest::did_you_mean;
 
 pub const TASK_SCHEMA: &str = include_str!("../../schemas/task.schema.json");
 pub const REPOSITORY_SCHEMA: &str = include_str!("../../schemas/repository.schema.json");
+pub const RESTORE_SCHEMA: &str = include_str!("../../schemas/restore.schema.json");
 
 const TASK_FILE: &str = "task.schema.json";
 
@@ -27,6 +28,7 @@ const TASK_FILE: &str = "task.schema.json";
 pub enum ManifestKind {
     Repository,
     Task,
+    Restore,
 }
 
 impl ManifestKind {
@@ -34,6 +36,7 @@ impl ManifestKind {
         match self {
             ManifestKind::Repository => "Repository",
             ManifestKind::Task => "BackupTask",
+            ManifestKind::Restore => "Restore",
         }
     }
 }
@@ -41,11 +44,14 @@ impl ManifestKind {
 pub struct Schemas {
     task: Value,
     repository: Value,
+    restore: Value,
     task_validator: Validator,
     repository_validator: Validator,
+    restore_validator: Validator,
     /// Property name -> where it is valid, per kind, to say where a misplaced key belongs.
     task_properties: BTreeMap<String, BTreeSet<String>>,
     repository_properties: BTreeMap<String, BTreeSet<String>>,
+    restore_properties: BTreeMap<String, BTreeSet<String>>,
 }
 
 struct EmbeddedRetriever(Value);
@@ -80,16 +86,26 @@ pub fn schemas() -> &'static Schemas {
             .with_retriever(EmbeddedRetriever(task.clone()))
             .build(&repository)
             .expect("embedded repository schema compiles");
+        let restore: Value =
+            serde_json::from_str(RESTORE_SCHEMA).expect("embedded restore schema is JSON");
+        let restore_validator = jsonschema::options()
+            .with_base_uri("json-schema:///restore.schema.json")
+            .build(&restore)
+            .expect("embedded restore schema compiles");
         let mut schemas = Schemas {
             task_properties: BTreeMap::new(),
             repository_properties: BTreeMap::new(),
+            restore_properties: BTreeMap::new(),
             task,
             repository,
+            restore,
             task_validator,
             repository_validator,
+            restore_validator,
         };
         schemas.task_properties = schemas.property_index(ManifestKind::Task);
         schemas.repository_properties = schemas.property_index(ManifestKind::Repository);
+        schemas.restore_properties = schemas.property_index(ManifestKind::Restore);
         schemas
     })
 }
@@ -99,6 +115,7 @@ impl Schemas {
         match kind {
             ManifestKind::Repository => &self.repository,
             ManifestKind::Task => &self.task,
+            ManifestKind::Restore => &self.restore,
         }
     }
 
@@ -106,6 +123,7 @@ impl Schemas {
         match kind {
             ManifestKind::Repository => &self.repository_validator,
             ManifestKind::Task => &self.task_validator,
+            ManifestKind::Restore => &self.restore_validator,
         }
     }
 
@@ -128,6 +146,7 @@ impl Schemas {
         match doc {
             SchemaDoc::Task => &self.task,
             SchemaDoc::Repository => &self.repository,
+            SchemaDoc::Restore => &self.restore,
         }
     }
 
@@ -193,6 +212,7 @@ impl Schemas {
         match kind {
             ManifestKind::Repository => self.repository_properties.get(property),
             ManifestKind::Task => self.task_properties.get(property),
+            ManifestKind::Restore => self.restore_properties.get(property),
         }
     }
 }
@@ -202,6 +222,7 @@ impl Schemas {
 pub enum SchemaDoc {
     Task,
     Repository,
+    Restore,
 }
 
 impl From<ManifestKind> for SchemaDoc {
@@ -209,6 +230,7 @@ impl From<ManifestKind> for SchemaDoc {
         match kind {
             ManifestKind::Repository => SchemaDoc::Repository,
             ManifestKind::Task => SchemaDoc::Task,
+            ManifestKind::Restore => SchemaDoc::Restore,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Salesforce credentials and no store key: everything comes from git.
 
 pub(crate) mod render;
+pub(crate) mod restores;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -134,6 +135,8 @@ pub(crate) struct Plan {
     pub tasks: Vec<TaskPlan>,
     /// Repository-level refusals (store or key changed).
     pub repository_refused: Vec<FieldChange>,
+    /// Restore manifests apply will carry out, and carried-out ones this change edits.
+    pub restores: Vec<restores::RestoreEntry>,
 }
 
 impl Plan {
@@ -145,10 +148,17 @@ impl Plan {
         self.tasks
             .iter()
             .any(|t| !matches!(t.action, Action::Unchanged))
+            || self.pending_restores() > 0
+    }
+
+    pub(crate) fn pending_restores(&self) -> usize {
+        self.restores.iter().filter(|r| r.pending()).count()
     }
 
     pub(crate) fn refused(&self) -> bool {
-        !self.repository_refused.is_empty() || self.count(Action::Refused) > 0
+        !self.repository_refused.is_empty()
+            || self.count(Action::Refused) > 0
+            || self.restores.iter().any(|r| r.problem.is_some())
     }
 
     /// Failure when a change is refused, Changes when there are any, else Success.
@@ -441,7 +451,9 @@ pub(crate) fn plan(options: &PlanOptions) -> Result<(Plan, LoadedConfig), Error>
         });
     }
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    let restores = restores::entries(head_config, base_config.as_ref(), state)?;
     let plan = Plan {
+        restores,
         base: base_rev
             .map(|r| r[..r.len().min(12)].to_string())
             .unwrap_or_else(|| "(nothing)".into()),

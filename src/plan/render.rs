@@ -167,6 +167,14 @@ fn summary(plan: &Plan) -> String {
     if refused > 0 {
         let _ = write!(text, ", {refused} refused");
     }
+    let unrunnable = plan.restores.iter().filter(|r| r.problem.is_some()).count();
+    if unrunnable > 0 {
+        let _ = write!(text, ", {unrunnable} restore(s) that cannot run");
+    }
+    let restores = plan.pending_restores() - unrunnable;
+    if restores > 0 {
+        let _ = write!(text, ", {restores} restore(s) to carry out");
+    }
     text.push('.');
     text
 }
@@ -180,6 +188,9 @@ fn body_lines(plan: &Plan) -> Vec<String> {
     }
     for task in &plan.tasks {
         lines.extend(task_lines(task));
+    }
+    for restore in &plan.restores {
+        lines.extend(super::restores::lines(restore));
     }
     lines
 }
@@ -308,6 +319,7 @@ fn sample_comment_context() -> serde_json::Value {
             task("sandbox", Action::Create),
         ],
         repository_refused: Vec::new(),
+        restores: Vec::new(),
     };
     let context = CommentContext::new(&plan, sections(&plan), 1, 1);
     serde_json::to_value(&context).unwrap_or_default()
@@ -415,6 +427,7 @@ mod tests {
             head: "work tree".into(),
             tasks: (0..2000).map(task).collect(),
             repository_refused: Vec::new(),
+            restores: Vec::new(),
         };
         let parts = markdown(&plan, Path::new("/no/config")).expect("renders");
         assert!(parts.len() > 5, "{} parts", parts.len());
@@ -439,6 +452,7 @@ mod tests {
             head: "work tree".into(),
             tasks: (0..3).map(task).collect(),
             repository_refused: Vec::new(),
+            restores: Vec::new(),
         };
         let parts = markdown(&plan, Path::new("/no/config")).expect("renders");
         assert_eq!(parts.len(), 1);
@@ -474,6 +488,7 @@ mod tests {
             head: "work tree".into(),
             tasks: (0..2).map(task).collect(),
             repository_refused: Vec::new(),
+            restores: Vec::new(),
         };
         let parts = markdown(&plan, config.path()).expect("renders");
         assert_eq!(

@@ -27,7 +27,7 @@ pub use crate::project::Env;
 #[allow(unreachable_pub)]
 pub use interrupt::Interrupt;
 #[allow(unreachable_pub)]
-pub use outcome::{ApplyOutcome, TaskResult};
+pub use outcome::{ApplyOutcome, RestoreRun, TaskResult};
 
 use archive::archive_removed;
 use notifications::notification_contexts;
@@ -85,7 +85,7 @@ impl Context<'_> {
     }
 }
 
-pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome, Error> {
+pub(crate) async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome, Error> {
     let project = Project::open(&options.dir, env)?;
     let config = project.config();
     let repository = project.require_valid()?;
@@ -120,6 +120,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
         }
         return Ok(ApplyOutcome {
             results,
+            restores: Vec::new(),
             commit: None,
             store_published: None,
             pushed: false,
@@ -231,6 +232,7 @@ pub async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyOutcome,
     let (store_published, committed) = finished?;
     Ok(ApplyOutcome {
         results,
+        restores: Vec::new(),
         commit: committed.map(|(c, _)| c.to_string()),
         store_published,
         pushed: committed.is_some_and(|(_, pushed)| pushed),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::failure::TaskFailure;
 use crate::exit::ExitStatus;
+use crate::state::restore_record::RestoreEnd;
 use crate::state::status::RunOutcome;
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,10 +28,27 @@ pub struct TaskResult {
     pub warnings: Vec<String>,
 }
 
+/// What became of a restore manifest (`restores/<id>.yaml`) in this run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRun {
+    pub id: String,
+    pub target: String,
+    /// None: it did not run to its end (an error, or a dry run), and runs on the next apply.
+    pub end: Option<RestoreEnd>,
+    /// It could not run (the next apply tries again).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub error: bool,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyOutcome {
     pub results: Vec<TaskResult>,
+    /// Restore manifests carried out (those carried out before are not listed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<RestoreRun>,
     /// The state commit, when one was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -54,11 +72,19 @@ impl ApplyOutcome {
     pub fn exit_status(&self) -> ExitStatus {
         let outcomes: Vec<RunOutcome> = self.results.iter().filter_map(|r| r.outcome).collect();
         let alerted = self.fail_on_alert && self.results.iter().any(|r| !r.alerts.is_empty());
+        let restore_failed = self
+            .restores
+            .iter()
+            .any(|r| r.error || r.end == Some(RestoreEnd::Failed));
+        let restore_partial = self
+            .restores
+            .iter()
+            .any(|r| r.end == Some(RestoreEnd::Partial));
         if self.interrupted || outcomes.contains(&RunOutcome::Interrupted) {
             ExitStatus::Interrupted
-        } else if outcomes.contains(&RunOutcome::Failed) || alerted {
+        } else if outcomes.contains(&RunOutcome::Failed) || alerted || restore_failed {
             ExitStatus::Failure
-        } else if outcomes.contains(&RunOutcome::Partial) {
+        } else if outcomes.contains(&RunOutcome::Partial) || restore_partial {
             ExitStatus::Partial
         } else {
             ExitStatus::Success
@@ -82,6 +108,20 @@ impl ApplyOutcome {
             for warning in &result.warnings {
                 let _ = writeln!(out, "  WARNING  {warning}");
             }
+        }
+        for run in &self.restores {
+            let word = match (run.error, run.end) {
+                (true, _) | (_, Some(RestoreEnd::Failed)) => "FAILED ",
+                (_, Some(RestoreEnd::Partial)) => "partial",
+                (_, Some(RestoreEnd::Completed)) => "restore",
+                (_, None) => "pending",
+            };
+            let _ = writeln!(
+                out,
+                "{word}  {:<24} {}",
+                format!("restores/{}", run.id),
+                run.message
+            );
         }
         for delivery in &self.deliveries {
             match &delivery.error {

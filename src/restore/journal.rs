@@ -47,6 +47,37 @@ pub struct RunDocument {
     pub created: BTreeMap<String, Created>,
     #[serde(default)]
     pub pending: Vec<PendingBatch>,
+    /// The restore manifest (`restores/<id>.yaml`) this run carries out, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// Set when the run came to its end; a manifest's finished run means it never runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Finished>,
+}
+
+/// How a run ended, in counts (the org holds the records; the journal holds no values).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finished {
+    /// When, in ms since the epoch (this machine's clock).
+    pub at: i64,
+    pub undeleted: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub failed: usize,
+}
+
+/// The finished run of a restore manifest, if one is journaled: its name and how it ended.
+pub fn finished_manifest<'a>(
+    runs: &'a [(String, RunDocument)],
+    manifest: &str,
+) -> Option<(&'a str, &'a Finished)> {
+    runs.iter().find_map(
+        |(name, doc)| match (doc.manifest.as_deref(), doc.finished.as_ref()) {
+            (Some(m), Some(finished)) if m == manifest => Some((name.as_str(), finished)),
+            _ => None,
+        },
+    )
 }
 
 /// The folder of an account's journals: a digest, so any account id makes a path.
@@ -116,6 +147,23 @@ impl<'a> RunJournal<'a> {
             ),
             document: RunDocument::default(),
         })
+    }
+
+    /// The run carries out this restore manifest.
+    pub fn for_manifest(&mut self, manifest: &str) -> Result<(), StoreError> {
+        self.document.manifest = Some(manifest.to_string());
+        self.save()
+    }
+
+    /// The run's name in the store.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Writes down that the run came to its end, and how.
+    pub fn finish(&mut self, finished: Finished) -> Result<(), StoreError> {
+        self.document.finished = Some(finished);
+        self.save()
     }
 
     /// Writes down a batch about to be sent.

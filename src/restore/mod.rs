@@ -19,7 +19,7 @@ use crate::store::StoreError;
 pub mod journal;
 mod undelete;
 
-pub use journal::{Created, PendingBatch, RunDocument, RunJournal, resolve_pending};
+pub use journal::{Created, Finished, PendingBatch, RunDocument, RunJournal, resolve_pending};
 use undelete::undelete;
 
 /// Why a restore stopped: the source refused, or its journal could not be written (then

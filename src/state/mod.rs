@@ -4,6 +4,7 @@
 //! out. Read by plan, status and snapshots; written by apply.
 
 pub(crate) mod decision;
+pub(crate) mod restore_record;
 pub(crate) mod retention;
 pub(crate) mod schedule;
 pub(crate) mod status;

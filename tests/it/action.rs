@@ -278,6 +278,7 @@ fn the_example_workflows_are_valid_yaml_that_use_the_action() {
             "apply.yml",
             "fanout.yml",
             "plan.yml",
+            "restore-plan.yml",
             "restore.yml",
             "staleness.yml"
         ]

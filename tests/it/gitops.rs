@@ -15,11 +15,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// 2025-06-15T12:00:00Z, the simulated org's clock at start.
-const T0: i64 = 1_749_988_800_000;
-const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
+pub(crate) const T0: i64 = 1_749_988_800_000;
+pub(crate) const HOUR: i64 = 3_600_000;
+pub(crate) const DAY: i64 = 24 * HOUR;
 
-fn at(ms: i64) -> String {
+pub(crate) fn at(ms: i64) -> String {
     cairn::time::format_datetime_z(ms)
 }
 
@@ -28,7 +28,7 @@ async fn simulator(seed: u64) -> Simulator {
 }
 
 /// A simulated org of about `records` records, its clock fixed at T0.
-async fn simulator_of(seed: u64, records: usize) -> Simulator {
+pub(crate) async fn simulator_of(seed: u64, records: usize) -> Simulator {
     Simulator::start(
         SimOptions {
             org: OrgOptions {
@@ -57,15 +57,15 @@ fn task(id: &str, sim: &Simulator, extra: &str) -> String {
 }
 
 /// A bare remote, a clone holding the config, and the environment cairn runs with.
-struct Fleet {
-    root: tempfile::TempDir,
-    env: Vec<(String, String)>,
+pub(crate) struct Fleet {
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) env: Vec<(String, String)>,
 }
 
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ran {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Fleet {
@@ -87,21 +87,21 @@ impl Fleet {
         fleet
     }
 
-    fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.root.path().join("config")
     }
 
-    fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let path = self.config().join(rel);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, text).expect("write");
     }
 
-    fn secret(&mut self, name: &str, value: &str) {
+    pub(crate) fn secret(&mut self, name: &str, value: &str) {
         self.env.push((name.to_string(), value.to_string()));
     }
 
-    fn commit(&self, message: &str) {
+    pub(crate) fn commit(&self, message: &str) {
         git(&self.config(), &["add", "-A"]);
         git(&self.config(), &["commit", "--quiet", "-m", message]);
     }
@@ -129,7 +129,7 @@ impl Fleet {
 }
 
 /// Runs cairn on a blocking thread, so the simulator (on this runtime) keeps serving.
-async fn run(fleet: &Fleet, args: &[&str]) -> Ran {
+pub(crate) async fn run(fleet: &Fleet, args: &[&str]) -> Ran {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let dir = fleet.config();
     let env = fleet.env.clone();
@@ -154,7 +154,7 @@ async fn run(fleet: &Fleet, args: &[&str]) -> Ran {
 }
 
 /// The fleet with one task "acme", initialised, committed and pushed.
-async fn fleet_with_acme(sim: &Simulator) -> Fleet {
+pub(crate) async fn fleet_with_acme(sim: &Simulator) -> Fleet {
     let mut fleet = Fleet::new(sim);
     fleet.secret("SF_REFRESH_TOKEN_ACME", &sim.credentials.refresh_token);
     fleet.write("tasks/acme.yaml", &task("acme", sim, ""));
@@ -174,7 +174,7 @@ async fn fleet_with_acme_and(sim: &Simulator, extra: &str, message: &str) -> Fle
     fleet
 }
 
-fn state_file(fleet: &Fleet, path: &str) -> String {
+pub(crate) fn state_file(fleet: &Fleet, path: &str) -> String {
     git(&fleet.config(), &["show", &format!("cairn-state:{path}")])
 }
 
@@ -815,7 +815,7 @@ async fn export_writes_every_record_as_csv_and_jsonl() {
 }
 
 /// SOQL against the simulated org with its own session: what a user would see.
-async fn soql(sim: &Simulator, query: &str) -> Vec<Value> {
+pub(crate) async fn soql(sim: &Simulator, query: &str) -> Vec<Value> {
     let page: Value = reqwest::Client::new()
         .get(format!("{}/services/data/v62.0/query", sim.url()))
         .query(&[("q", query)])
@@ -830,7 +830,7 @@ async fn soql(sim: &Simulator, query: &str) -> Vec<Value> {
 }
 
 /// An account that has both contacts and opportunities.
-async fn family(sim: &Simulator) -> (String, Vec<String>, Vec<String>) {
+pub(crate) async fn family(sim: &Simulator) -> (String, Vec<String>, Vec<String>) {
     for contact in soql(sim, "SELECT AccountId FROM Contact").await {
         let Some(account) = contact["AccountId"].as_str() else {
             continue;
@@ -858,7 +858,7 @@ async fn family(sim: &Simulator) -> (String, Vec<String>, Vec<String>) {
 }
 
 /// Deletes the account, its contacts and its opportunities, as a user would.
-async fn delete_family(
+pub(crate) async fn delete_family(
     sim: &Simulator,
     account: &str,
     contacts: &[String],
@@ -896,7 +896,7 @@ async fn delete_contacts(sim: &Simulator, contacts: &[String]) {
     }
 }
 
-async fn count(sim: &Simulator, soql_text: &str) -> usize {
+pub(crate) async fn count(sim: &Simulator, soql_text: &str) -> usize {
     soql(sim, soql_text).await.len()
 }
 

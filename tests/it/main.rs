@@ -23,6 +23,7 @@ mod diff;
 mod fuzz;
 mod gitops;
 mod jsonfile;
+mod restore_manifest;
 mod schema;
 mod store;
 mod store_cli;

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use cairn::manifest::model::{BackupTask, Repository};
+use cairn::manifest::model::{BackupTask, Repository, RestoreManifest};
 use cairn::manifest::schema::{ManifestKind, schemas};
 use cairn::manifest::{ConfigTree, load, yaml};
 use serde_json::Value;
@@ -95,7 +95,11 @@ fn resolve(mut doc: ManifestKind, mut node: &'static Value) -> (ManifestKind, &'
 
 #[test]
 fn schemas_are_valid_json_schema_2020_12() {
-    for kind in [ManifestKind::Task, ManifestKind::Repository] {
+    for kind in [
+        ManifestKind::Task,
+        ManifestKind::Repository,
+        ManifestKind::Restore,
+    ] {
         let schema = schemas().schema(kind);
         assert_eq!(
             schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
@@ -110,7 +114,11 @@ fn schemas_are_valid_json_schema_2020_12() {
 #[test]
 fn every_property_is_described_and_every_optional_one_defaulted() {
     let mut problems = Vec::new();
-    for kind in [ManifestKind::Task, ManifestKind::Repository] {
+    for kind in [
+        ManifestKind::Task,
+        ManifestKind::Repository,
+        ManifestKind::Restore,
+    ] {
         for property in properties(kind) {
             if property.description.as_deref().is_none_or(str::is_empty) {
                 problems.push(format!("{kind:?} {}: no description", property.path));
@@ -131,6 +139,7 @@ fn kitchen_sink(kind: ManifestKind) -> Vec<(String, Value)> {
     let prefix = match kind {
         ManifestKind::Task => "task-",
         ManifestKind::Repository => "repository-",
+        ManifestKind::Restore => "restore-",
     };
     let mut docs = Vec::new();
     for entry in std::fs::read_dir(dir).expect("kitchen-sink fixtures") {
@@ -185,6 +194,10 @@ fn typed(kind: ManifestKind, value: &Value) -> Value {
             serde_json::from_value::<Repository>(value.clone())
                 .expect("model reads a valid repository"),
         ),
+        ManifestKind::Restore => serde_json::to_value(
+            serde_json::from_value::<RestoreManifest>(value.clone())
+                .expect("model reads a valid restore"),
+        ),
     }
     .expect("model serialises")
 }
@@ -204,7 +217,11 @@ fn split_parent(pointer: &str) -> (&str, &str) {
 
 #[test]
 fn an_absent_property_means_its_schema_default_in_the_model() {
-    for kind in [ManifestKind::Task, ManifestKind::Repository] {
+    for kind in [
+        ManifestKind::Task,
+        ManifestKind::Repository,
+        ManifestKind::Restore,
+    ] {
         let docs = kitchen_sink(kind);
         assert!(!docs.is_empty(), "no kitchen-sink fixtures for {kind:?}");
         let mut covered = BTreeSet::new();

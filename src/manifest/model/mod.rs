@@ -3,7 +3,9 @@
 //! types.
 
 mod repository;
+mod restore;
 mod task;
 
 pub use repository::*;
+pub use restore::*;
 pub use task::*;

@@ -7,7 +7,10 @@ use crate::manifest::schema::ManifestKind;
 const RULE: &str = "task/id-format";
 
 pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
-    for file in files.iter().filter(|f| f.kind == ManifestKind::Task) {
+    for file in files
+        .iter()
+        .filter(|f| matches!(f.kind, ManifestKind::Task | ManifestKind::Restore))
+    {
         let Some(id) = file.str_at("/id") else {
             continue;
         };
@@ -21,12 +24,25 @@ pub fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>)
             "not a slug".to_string()
         };
         out.push(
-            file.error(RULE, "task `id` must be a lowercase slug")
+            file.error(
+                RULE,
+                format!("{} `id` must be a lowercase slug", kind_word(file.kind)),
+            )
                 .at(file.value_span("/id"))
                 .pointer("/id")
                 .label(label)
-                .help("use 2 to 63 lowercase letters, digits and single hyphens, starting with a letter; the display name goes in `name`"),
+                .help(match file.kind {
+                    ManifestKind::Restore => "use 2 to 63 lowercase letters, digits and single hyphens, starting with a letter; why the restore is done goes in `reason`",
+                    _ => "use 2 to 63 lowercase letters, digits and single hyphens, starting with a letter; the display name goes in `name`",
+                }),
         );
+    }
+}
+
+fn kind_word(kind: ManifestKind) -> &'static str {
+    match kind {
+        ManifestKind::Restore => "restore",
+        _ => "task",
     }
 }
 

@@ -15,6 +15,8 @@ mod full_api_budget;
 pub mod id_format;
 mod literal_secret;
 mod object_name;
+mod restore_selection;
+mod restore_task;
 mod retention;
 mod store_in_checkout;
 mod template_exists;
@@ -58,7 +60,7 @@ impl ManifestFile {
     /// itself, or `defaults` of cairn.yaml.
     pub fn settings_pointer(&self) -> &'static str {
         match self.kind {
-            ManifestKind::Task => "",
+            ManifestKind::Task | ManifestKind::Restore => "",
             ManifestKind::Repository => "/defaults",
         }
     }
@@ -100,6 +102,8 @@ const RULES: &[Check] = &[
     full_api_budget::check,
     workflow_secret::check,
     store_in_checkout::check,
+    restore_task::check,
+    restore_selection::check,
 ];
 
 pub fn check_all(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {

@@ -49,6 +49,8 @@ pub(super) fn check(files: &[ManifestFile], context: &RuleContext, out: &mut Vec
                     }
                 }
             }
+            // A restore names tasks, whose secrets are checked in their own files.
+            ManifestKind::Restore => {}
             ManifestKind::Repository => {
                 let named = |pointer: &str, default: &'static str| {
                     file.str_at(pointer).unwrap_or(default).to_string()

@@ -1,0 +1,280 @@
+//! Restore as code: a `kind: Restore` manifest reviewed in a pull request, planned (with the
+//! restore's own plan where credentials are), and carried out once by `cairn apply`, however
+//! often apply runs after it.
+
+use crate::gitops::{
+    DAY, Fleet, HOUR, T0, at, count, delete_family, family, fleet_with_acme, run, simulator_of,
+    soql, state_file,
+};
+
+use crate::common::git;
+
+/// The snapshot ids of task acme, newest last, from the state branch.
+fn snapshot_ids(fleet: &Fleet) -> Vec<String> {
+    let status: serde_yaml::Value =
+        serde_yaml::from_str(&state_file(fleet, "state/acme/status.yaml")).expect("YAML");
+    status["snapshots"]
+        .as_sequence()
+        .expect("snapshots")
+        .iter()
+        .filter_map(|row| row["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn restore_manifest(id: &str, snapshot: &str, account: &str) -> String {
+    format!(
+        "apiVersion: cairn/v1\nkind: Restore\nid: {id}\ntask: acme\nsnapshot: {snapshot}\nselect:\n  ids: [{account}]\nwithChildren: 1\nreason: INC-42, the account deleted by mistake\n"
+    )
+}
+
+/// Removes a file from the remote's state branch, as if the run that wrote it had been killed
+/// before its state commit.
+fn drop_from_remote_state(fleet: &Fleet, path: &str) {
+    let root = fleet.root.path();
+    git(
+        root,
+        &[
+            "clone",
+            "--quiet",
+            "--branch",
+            "cairn-state",
+            "remote.git",
+            "state-edit",
+        ],
+    );
+    let clone = root.join("state-edit");
+    git(&clone, &["rm", "--quiet", path]);
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "lose the record",
+        ],
+    );
+    git(&clone, &["push", "--quiet", "origin", "cairn-state"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_manifest_merged_in_a_pull_request_runs_once_across_three_applies() {
+    let sim = simulator_of(23, 400).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let snapshot = snapshot_ids(&fleet).pop().expect("a snapshot");
+    let (account, contacts, opportunities) = family(&sim).await;
+    let name = soql(
+        &sim,
+        &format!("SELECT Name FROM Account WHERE Id = '{account}'"),
+    )
+    .await[0]["Name"]
+        .as_str()
+        .expect("Name")
+        .to_string();
+    delete_family(&sim, &account, &contacts, &opportunities).await;
+
+    // The pull request: a restore manifest, pinned to the snapshot.
+    git(
+        &fleet.config(),
+        &["checkout", "--quiet", "-b", "restore-acme"],
+    );
+    fleet.write(
+        "restores/bring-back-acme.yaml",
+        &restore_manifest("bring-back-acme", &snapshot[..12], &account),
+    );
+    fleet.commit("Restore the account deleted by mistake");
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    for expected in [
+        "+ restore bring-back-acme  \"INC-42, the account deleted by mistake\"".to_string(),
+        format!("records with Id {account}, with their children, from snapshot"),
+        "runs once, at the next apply".into(),
+        "| Account: 1 to undelete (original Ids)".into(),
+        format!("| Contact: {} to undelete (original Ids)", contacts.len()),
+        "1 restore(s) to carry out".into(),
+    ] {
+        assert!(
+            plan.stdout.contains(&expected),
+            "{expected}\n{}",
+            plan.stdout
+        );
+    }
+    assert!(
+        !plan.stdout.contains(&name),
+        "a plan posted on a pull request shows no record values:\n{}",
+        plan.stdout
+    );
+    // A fork's pull request has no secrets: the manifest is still checked and shown.
+    let mut no_secrets = fleet.env.clone();
+    no_secrets.retain(|(k, _)| k != "CAIRN_PASSPHRASE");
+    let unkeyed_plan = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .current_dir(fleet.config())
+        .args(["plan", "--at", &at(T0 + HOUR)])
+        .env_remove("CAIRN_KEY")
+        .env_remove("CAIRN_PASSPHRASE")
+        .env_remove("GITHUB_ACTIONS")
+        .envs(no_secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("cairn");
+    let unkeyed_out = String::from_utf8_lossy(&unkeyed_plan.stdout);
+    assert_eq!(unkeyed_plan.status.code(), Some(2), "{unkeyed_out}");
+    assert!(
+        unkeyed_out.contains("+ restore bring-back-acme")
+            && unkeyed_out.contains("planned against the org where its credentials"),
+        "{unkeyed_out}"
+    );
+    // Nothing was written by planning.
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Account WHERE Id = '{account}'")
+        )
+        .await,
+        0
+    );
+
+    // Merged.
+    git(&fleet.config(), &["checkout", "--quiet", "main"]);
+    git(
+        &fleet.config(),
+        &["merge", "--quiet", "--ff-only", "restore-acme"],
+    );
+    git(&fleet.config(), &["push", "--quiet", "origin", "main"]);
+
+    let first = run(&fleet, &["apply", "--at", &at(T0 + HOUR)]).await;
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    // The account, its contacts and opportunities, and what its delete took along (its
+    // master-detail invoices): all of them as the plan counted them, all with their own Ids.
+    let planned: usize = plan
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("| ")?
+                .split_once(" records of snapshot")
+        })
+        .and_then(|(n, _)| n.parse().ok())
+        .expect("the restore's plan counts its records");
+    assert!(
+        planned >= 1 + contacts.len() + opportunities.len(),
+        "{}",
+        plan.stdout
+    );
+    let undeleted = planned;
+    assert!(
+        first
+            .stdout
+            .contains("restore  restores/bring-back-acme into acme (org ")
+            && first.stdout.contains(&format!(
+                "{undeleted} undeleted, 0 created, 0 updated, 0 failed of {planned} records"
+            )),
+        "{}",
+        first.stdout
+    );
+    let record = state_file(&fleet, "state/acme/restores/bring-back-acme.yaml");
+    assert!(record.contains("end: completed"), "{record}");
+    assert!(
+        record.contains(&format!("undeleted: {undeleted}")),
+        "{record}"
+    );
+    assert!(
+        record.contains(&format!("snapshot: {snapshot}")),
+        "{record}"
+    );
+    assert!(!record.contains(&name), "{record}");
+
+    for later in [T0 + 2 * HOUR, T0 + 3 * HOUR] {
+        let again = run(&fleet, &["apply", "--at", &at(later)]).await;
+        assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+        assert!(
+            !again.stdout.contains("bring-back-acme"),
+            "{}",
+            again.stdout
+        );
+        assert!(
+            again.stdout.contains("nothing committed"),
+            "{}",
+            again.stdout
+        );
+    }
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Account WHERE Id = '{account}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Contact WHERE AccountId = '{account}'")
+        )
+        .await,
+        contacts.len(),
+        "every contact back once, under its own Id"
+    );
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + 3 * HOUR)]).await;
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    assert!(!plan.stdout.contains("bring-back-acme"), "{}", plan.stdout);
+
+    // The record lost (a run killed before its state commit): the store's journal knows the
+    // restore finished, so the next apply records it and writes nothing into the org.
+    drop_from_remote_state(&fleet, "state/acme/restores/bring-back-acme.yaml");
+    delete_family(&sim, &account, &contacts, &opportunities).await;
+    let recorded = run(&fleet, &["apply", "--at", &at(T0 + 4 * HOUR)]).await;
+    assert_eq!(recorded.code, 0, "{}{}", recorded.stdout, recorded.stderr);
+    assert!(
+        recorded
+            .stdout
+            .contains("carried out by an earlier run; recorded now"),
+        "{}",
+        recorded.stdout
+    );
+    assert_eq!(
+        count(
+            &sim,
+            &format!("SELECT Id FROM Account WHERE Id = '{account}'")
+        )
+        .await,
+        0,
+        "a restore manifest never runs twice"
+    );
+    assert!(
+        state_file(&fleet, "state/acme/restores/bring-back-acme.yaml").contains("end: completed")
+    );
+
+    // Editing a manifest that ran does nothing, and the plan says so.
+    git(&fleet.config(), &["checkout", "--quiet", "-b", "edit"]);
+    fleet.write(
+        "restores/bring-back-acme.yaml",
+        &restore_manifest("bring-back-acme", &snapshot, &account)
+            .replace("withChildren: 1", "withChildren: 2"),
+    );
+    fleet.commit("Edit a restore that ran");
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + DAY / 2)]).await;
+    assert!(
+        plan.stdout.contains("! restore bring-back-acme")
+            && plan.stdout.contains("this edit has no effect"),
+        "{}",
+        plan.stdout
+    );
+    // A snapshot the task does not have fails the plan, with or without credentials.
+    fleet.write(
+        "restores/wrong-snapshot.yaml",
+        &restore_manifest("wrong-snapshot", "ffff0000", &account),
+    );
+    let plan = run(&fleet, &["plan", "--at", &at(T0 + DAY / 2)]).await;
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("! cannot run as written: no snapshot `ffff0000`")
+            && plan.stdout.contains("1 restore(s) that cannot run"),
+        "{}",
+        plan.stdout
+    );
+}
