@@ -54,6 +54,49 @@ pub struct RestoreOptions {
     pub manifest: Option<String>,
 }
 
+/// One row of a restore's tree: `depth` 0 for the records chosen, 1 for their children, ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeRow {
+    pub depth: usize,
+    pub object: String,
+    /// The lookup field of `object` that points at the row above (None at depth 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    pub records: usize,
+}
+
+/// Paths from a chosen object down through (object, lookup field) steps, as tree rows in
+/// depth-first order.
+fn tree_rows(paths: &BTreeMap<Vec<(String, String)>, usize>) -> Vec<TreeRow> {
+    paths
+        .iter()
+        .filter_map(|(path, records)| {
+            let (object, via) = path.last()?;
+            Some(TreeRow {
+                depth: path.len() - 1,
+                object: object.clone(),
+                via: (!via.is_empty()).then(|| via.clone()),
+                records: *records,
+            })
+        })
+        .collect()
+}
+
+/// The tree, drawn: `Account 1`, then `  └ Contact 2 (AccountId)` below it.
+pub(crate) fn render_tree(rows: &[TreeRow], out: &mut String) {
+    for row in rows {
+        let indent = "  ".repeat(row.depth);
+        let via = row
+            .via
+            .as_deref()
+            .map(|v| format!(" (by {v})"))
+            .unwrap_or_default();
+        let branch = if row.depth == 0 { "" } else { "└ " };
+        let _ = writeln!(out, "{indent}{branch}{} {}{via}", row.object, row.records);
+    }
+}
+
 /// A restore's plan, and with `--apply` what became of each record.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,6 +112,11 @@ pub struct RestoreOutcome {
     pub records: usize,
     /// Children added by `--with-children`, per object.
     pub children: BTreeMap<String, usize>,
+    /// The records chosen and their children as a tree of objects: each row an object reached
+    /// from its parent row through a lookup field, with how many records (empty without
+    /// `--with-children`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tree: Vec<TreeRow>,
     /// Notes on what was done differently from the snapshot (an unreadable schema document).
     pub notes: Vec<String>,
     pub plan: RestorePlan,
@@ -123,16 +171,9 @@ impl Report for RestoreOutcome {
             },
         );
         if !self.children.is_empty() {
-            let per_object: Vec<String> = self
-                .children
-                .iter()
-                .map(|(object, n)| format!("{object} {n}"))
-                .collect();
-            let _ = write!(
-                out,
-                "with their children, as they were in the snapshot: {}\n\n",
-                per_object.join(", ")
-            );
+            out.push_str("with their children, as they were in the snapshot:\n");
+            render_tree(&self.tree, &mut out);
+            out.push('\n');
         }
         if let Some((run, finished)) = &self.finished_before {
             let _ = writeln!(
@@ -297,12 +338,21 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
     // Children: records of any object whose lookups point at a chosen record, as they were in
     // the snapshot, then their children, to the depth asked.
     let mut children: BTreeMap<String, usize> = BTreeMap::new();
+    // Each record's place in the tree: the objects and lookups from a chosen record down.
+    type TreePath = Vec<(String, String)>;
+    let mut paths: BTreeMap<TreePath, usize> = BTreeMap::new();
     if let Some(depth) = options.with_children {
         let mut taken: std::collections::BTreeSet<String> =
             chosen.iter().map(|c| c.id.clone()).collect();
-        let mut frontier = taken.clone();
+        let mut frontier: BTreeMap<String, TreePath> = chosen
+            .iter()
+            .map(|c| (c.id.clone(), vec![(c.object.clone(), String::new())]))
+            .collect();
+        for path in frontier.values() {
+            *paths.entry(path.clone()).or_default() += 1;
+        }
         for _ in 0..depth {
-            let mut next = std::collections::BTreeSet::new();
+            let mut next: BTreeMap<String, TreePath> = BTreeMap::new();
             for (object, entry) in &manifest.objects {
                 describe_from_snapshot(object, entry, &mut schemas);
                 let lookups: Vec<String> = schemas
@@ -326,15 +376,16 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
                     let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&body) else {
                         continue;
                     };
-                    let child = lookups.iter().any(|field| {
-                        record
-                            .get(field)
-                            .and_then(Value::as_str)
-                            .is_some_and(|parent| frontier.contains(parent))
+                    let parent = lookups.iter().find_map(|field| {
+                        let parent = record.get(field).and_then(Value::as_str)?;
+                        Some((field, frontier.get(parent)?))
                     });
-                    if child {
+                    if let Some((field, parent_path)) = parent {
+                        let mut path = parent_path.clone();
+                        path.push((object.clone(), field.clone()));
+                        *paths.entry(path.clone()).or_default() += 1;
                         taken.insert(id.clone());
-                        next.insert(id.clone());
+                        next.insert(id.clone(), path);
                         *children.entry(object.clone()).or_default() += 1;
                         chosen.push(Chosen {
                             object: object.clone(),
@@ -396,6 +447,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             account_word: connector.account_word(),
             records: chosen.len(),
             children,
+            tree: tree_rows(&paths),
             notes,
             plan: RestorePlan::default(),
             result: None,
@@ -464,6 +516,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         account_word: connector.account_word(),
         records: chosen.len(),
         children,
+        tree: tree_rows(&paths),
         notes,
         plan,
         result,

@@ -278,13 +278,9 @@ fn counted(planned: &RestoreOutcome) -> String {
         let actions: Vec<String> = actions.iter().map(|(a, n)| format!("{n} {a}")).collect();
         let _ = writeln!(out, "{object}: {}", actions.join(", "));
     }
-    if !planned.children.is_empty() {
-        let children: Vec<String> = planned
-            .children
-            .iter()
-            .map(|(object, n)| format!("{object} {n}"))
-            .collect();
-        let _ = writeln!(out, "of these, children: {}", children.join(", "));
+    if !planned.tree.is_empty() {
+        out.push_str("with their children, as they were in the snapshot:\n");
+        super::restore::render_tree(&planned.tree, &mut out);
     }
     for (object, fields) in &planned.plan.not_restorable {
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();

@@ -387,3 +387,61 @@ async fn one_passing_fault_on_the_connection_check_is_not_a_disconnection() {
     );
     admin(&sim, Method::DELETE, "faults", json!({})).await;
 }
+
+/// Where thousands of records are (live, in the recycle bin, purged) is read with queries that
+/// each fill a URI, five of them to a `/composite` call: a restore's reads cost a handful of
+/// calls, not one per 200 records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_of_thousands_of_records_is_read_five_queries_to_a_call() {
+    use cairn::source::Connector;
+    use cairn_sim::org::Population;
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 5,
+                population: Population::spread(20_000),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator");
+    let (ids, recycled, purged) = {
+        let mut org = sim.state.org.write().expect("org");
+        let contact = org.object_index("Contact").expect("Contact");
+        let ids: Vec<String> = org.tables[contact]
+            .records
+            .iter()
+            .take(3_000)
+            .map(|r| r.id().to_string())
+            .collect();
+        assert_eq!(ids.len(), 3_000, "the org has enough contacts");
+        let recycled: Vec<String> = ids.iter().step_by(3).cloned().collect();
+        let purged: Vec<String> = ids.iter().skip(1).step_by(3).cloned().collect();
+        for id in recycled.iter().chain(&purged) {
+            cairn_sim::write::delete(&mut org, contact, id, &mut Vec::new()).expect("delete");
+        }
+        org.tables[contact].purge(|r| purged.iter().any(|p| p == r.id()));
+        (ids, recycled, purged)
+    };
+    let connector = crate::common::org::connector(&sim);
+    let before = connector.api_calls();
+    let held = connector
+        .read_state("Contact", &["LastName".to_string()], &ids)
+        .await
+        .expect("state");
+    let calls = connector.api_calls() - before;
+    assert_eq!(held.recycled.len(), recycled.len());
+    assert!(recycled.iter().all(|id| held.recycled.contains_key(id)));
+    assert_eq!(held.live.len(), ids.len() - recycled.len() - purged.len());
+    assert!(
+        purged
+            .iter()
+            .all(|id| !held.live.contains_key(id) && !held.recycled.contains_key(id))
+    );
+    assert!(held.live.values().all(|r| r.contains_key("LastName")));
+    // 3,000 Ids fill about six query URIs: two composite calls.
+    assert!(calls <= 2, "{calls} calls");
+}

@@ -95,6 +95,8 @@ async fn a_restore_manifest_merged_in_a_pull_request_runs_once_across_three_appl
         "runs once, at the next apply".into(),
         "| Account: 1 to undelete (original Ids)".into(),
         format!("| Contact: {} to undelete (original Ids)", contacts.len()),
+        "| Account 1\n".into(),
+        format!("|   └ Contact {} (by AccountId)", contacts.len()),
         "1 restore(s) to carry out".into(),
     ] {
         assert!(

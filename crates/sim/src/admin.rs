@@ -169,7 +169,8 @@ pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: N
         };
     }
     let token = path.starts_with("/services/oauth2/token");
-    if !api && !token {
+    // A composite call's subrequests are that one call: its faults were drawn already.
+    if (!api && !token) || state.is_subrequest(request.headers()) {
         return next.run(request).await;
     }
     let method = request.method().to_string();

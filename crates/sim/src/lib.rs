@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod bulk;
 pub mod catalog;
+pub mod composite;
 mod http1;
 pub mod ids;
 pub mod oauth;

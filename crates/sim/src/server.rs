@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::org::{Org, OrgOptions};
-use super::{admin, bulk, oauth, records, rest, soap};
+use super::{admin, bulk, composite, oauth, records, rest, soap};
 
 /// Oldest and newest API versions the simulated org serves.
 pub const MIN_VERSION: u32 = 31;
@@ -69,7 +69,23 @@ pub struct State {
     pub client_secret: String,
     pub base_url: RwLock<String>,
     pub bulk_delay_ms: u64,
+    /// Marks the requests a composite call makes of the org's own routes (the
+    /// [`SUBREQUEST_HEADER`]): they are part of that one call, not calls of their own. Random
+    /// per process, so no client can claim it.
+    pub subrequest_key: String,
     counter: Mutex<u64>,
+}
+
+/// The header that carries [`State::subrequest_key`].
+pub const SUBREQUEST_HEADER: &str = "x-sim-composite-subrequest";
+
+impl State {
+    /// Whether a request is a subrequest of a composite call (already admitted and counted).
+    pub fn is_subrequest(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(SUBREQUEST_HEADER)
+            .is_some_and(|v| v.as_bytes() == self.subrequest_key.as_bytes())
+    }
 }
 
 impl State {
@@ -162,6 +178,19 @@ pub fn admit(state: &State, headers: &HeaderMap) -> Result<String, ApiError> {
                 .or_else(|| v.strip_prefix("OAuth "))
         })
         .ok_or_else(ApiError::invalid_session)?;
+    if state.is_subrequest(headers) {
+        // Part of a composite call that was admitted and counted as one: the session is
+        // checked, nothing is counted again.
+        let known = state
+            .sessions
+            .lock()
+            .map(|sessions| sessions.contains_key(token.trim()))
+            .unwrap_or(false);
+        if !known {
+            return Err(ApiError::invalid_session());
+        }
+        return Ok(state.org.read().map_err(|_| poisoned())?.limit_info());
+    }
     admit_token(state, token)
 }
 
@@ -281,6 +310,12 @@ impl Simulator {
                 if options.tls { "https" } else { "http" }
             )),
             bulk_delay_ms: options.bulk_delay_ms,
+            subrequest_key: {
+                use std::hash::{BuildHasher, Hasher};
+                let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+                hasher.write_u64(addr.port().into());
+                format!("{:016x}", hasher.finish())
+            },
             counter: Mutex::new(0),
         });
         let org_id15 = state
@@ -393,7 +428,7 @@ async fn collapse_slashes(mut request: axum::extract::Request) -> axum::extract:
     request
 }
 
-fn router(state: Arc<State>) -> Router {
+pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/services/data", get(rest::versions))
         .route("/services/data/", get(rest::versions))
@@ -488,6 +523,14 @@ fn router(state: Arc<State>) -> Router {
         .route(
             "/services/data/{version}/jobs/query/{job}/results",
             get(bulk::results),
+        )
+        .route(
+            "/services/data/{version}/composite",
+            post(composite::composite),
+        )
+        .route(
+            "/services/data/{version}/composite/",
+            post(composite::composite),
         )
         .route("/services/Soap/u/{version}", post(soap::partner))
         .merge(oauth::routes())

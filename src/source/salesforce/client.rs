@@ -65,6 +65,9 @@ fn disconnect_reason(error: &str, description: &str) -> DisconnectReason {
 
 /// Whether a request whose answer was lost may be sent again: everything but creating records
 /// (sObject Collections and single-record POSTs), which the org may have carried out.
+/// Query subrequests a `/composite` call may hold.
+pub const COMPOSITE_QUERIES: usize = 5;
+
 fn replayable(method: &Method, path: &str) -> bool {
     let path = path.split('?').next().unwrap_or(path);
     !(method == Method::POST
@@ -194,6 +197,54 @@ impl SalesforceClient {
             .json()
             .await
             .map_err(|e| SourceError::Network(format!("unreadable response: {e}")))
+    }
+
+    /// Reads several resources in `/composite` calls, one API call for up to
+    /// [`COMPOSITE_QUERIES`] of them (composite takes 25 subrequests, of which 5 may be
+    /// queries). Each answer in order, or the error its subrequest got. Only GETs are sent,
+    /// which is why a composite call that broke off may be sent again.
+    pub async fn get_many(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Result<Value, SourceError>>, SourceError> {
+        let mut answers = Vec::with_capacity(paths.len());
+        for group in paths.chunks(COMPOSITE_QUERIES) {
+            let subrequests: Vec<Value> = group
+                .iter()
+                .enumerate()
+                .map(|(n, path)| {
+                    serde_json::json!({"method": "GET", "url": path, "referenceId": format!("read{n}")})
+                })
+                .collect();
+            let body = serde_json::json!({"allOrNone": false, "compositeRequest": subrequests});
+            let path = format!("/services/data/v{}/composite", self.login.api_version);
+            let answer = self.call(Method::POST, &path, Some(&body)).await?;
+            let results = answer["compositeResponse"].as_array();
+            for n in 0..group.len() {
+                let Some(result) = results.and_then(|r| r.get(n)) else {
+                    answers.push(Err(SourceError::Network(
+                        "a composite answer left out a subrequest".into(),
+                    )));
+                    continue;
+                };
+                let status = result["httpStatusCode"].as_u64().unwrap_or(0);
+                answers.push(match status {
+                    200..=299 => Ok(result["body"].clone()),
+                    _ => Err(SourceError::Api {
+                        status: u16::try_from(status).unwrap_or(0),
+                        code: result["body"][0]["errorCode"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        message: result["body"][0]["message"]
+                            .as_str()
+                            .unwrap_or("a composite subrequest failed")
+                            .to_string(),
+                    }),
+                });
+            }
+        }
+        Ok(answers)
     }
 
     /// Makes a call: within the budget, with a session (minted again once on a 401), retrying

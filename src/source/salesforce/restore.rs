@@ -1,6 +1,6 @@
 //! Salesforce's side of restore (`crate::restore` plans and drives it): the describe's field
-//! flags, the records the org holds now and those in its recycle bin (a SOQL `IN` per 200
-//! Ids), `undelete` through the partner SOAP API (200 Ids a call), and writes with sObject
+//! flags, the records the org holds now and those in its recycle bin (SOQL `IN` lists as long
+//! as a URI allows, five to a `/composite` call), `undelete` through the partner SOAP API (200 Ids a call), and writes with sObject
 //! Collections of 200, each record on its own (`allOrNone: false`).
 
 use std::collections::BTreeMap;
@@ -107,6 +107,7 @@ async fn read(
     let head = format!("SELECT {} FROM {object} WHERE Id IN (", select.join(", "));
     let fixed = url_encode(&head).len() + 64;
     let ids: Vec<&String> = ids.iter().filter(|id| is_id(id)).collect();
+    let mut soqls = Vec::new();
     let mut rest = ids.as_slice();
     while !rest.is_empty() {
         // Each Id costs its 18 characters, two encoded quotes and an encoded comma.
@@ -114,10 +115,59 @@ async fn read(
         let (chunk, after) = rest.split_at(fit.min(rest.len()));
         rest = after;
         let list: Vec<String> = chunk.iter().map(|id| format!("'{id}'")).collect();
-        let soql = format!("{head}{})", list.join(","));
-        found.extend(every_page(client, version, resource, &soql).await?);
+        soqls.push(format!("{head}{})", list.join(",")));
+    }
+    if soqls.len() < 2 || !composite_served(version) {
+        for soql in &soqls {
+            found.extend(every_page(client, version, resource, soql).await?);
+        }
+        return Ok(found);
+    }
+    // Several queries: five to a composite call, their further pages one call each.
+    let paths: Vec<String> = soqls
+        .iter()
+        .map(|soql| {
+            format!(
+                "/services/data/v{version}/{resource}?q={}",
+                url_encode(soql)
+            )
+        })
+        .collect();
+    for answer in client.get_many(&paths).await? {
+        let page = answer?;
+        found.extend(records_of(&page));
+        if let Some(next) = page["nextRecordsUrl"]
+            .as_str()
+            .filter(|_| page["done"] != true)
+        {
+            found.extend(pages_from(client, next.to_string()).await?);
+        }
     }
     Ok(found)
+}
+
+/// `/composite` exists from API version 34.0.
+fn composite_served(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 34)
+}
+
+/// A query page's records by Id, without their `attributes`.
+fn records_of(page: &Value) -> Vec<(String, Map<String, Value>)> {
+    page["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|record| {
+            let mut map = record.as_object()?.clone();
+            let id = record["Id"].as_str()?.to_string();
+            map.remove("attributes");
+            Some((id, map))
+        })
+        .collect()
 }
 
 /// A query's records by Id, every page of it, without their `attributes`.
@@ -127,20 +177,22 @@ async fn every_page(
     resource: &str,
     soql: &str,
 ) -> Result<Vec<(String, Map<String, Value>)>, SourceError> {
-    let mut found = Vec::new();
-    let mut path = format!(
+    let path = format!(
         "/services/data/v{version}/{resource}?q={}",
         url_encode(soql)
     );
+    pages_from(client, path).await
+}
+
+/// The records of a query's page at `path` and of every page after it.
+async fn pages_from(
+    client: &SalesforceClient,
+    mut path: String,
+) -> Result<Vec<(String, Map<String, Value>)>, SourceError> {
+    let mut found = Vec::new();
     loop {
         let page = client.call(Method::GET, &path, None).await?;
-        for record in page["records"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(map)) = (record["Id"].as_str(), record.as_object()) {
-                let mut map = map.clone();
-                map.remove("attributes");
-                found.push((id.to_string(), map));
-            }
-        }
+        found.extend(records_of(&page));
         match page["nextRecordsUrl"].as_str() {
             Some(next) if page["done"] != true => path = next.to_string(),
             _ => break,

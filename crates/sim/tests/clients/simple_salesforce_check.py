@@ -106,6 +106,24 @@ def main():
         "SELECT COUNT() FROM Account WHERE Industry = 'Energy' AND Name LIKE 'Collection %'")["totalSize"]
     check("collections wrote what they said", energy == 150, f"{energy} rows")
 
+    version = sf.sf_version
+    composite = sf.restful("composite", method="POST", json={
+        "allOrNone": False,
+        "compositeRequest": [
+            {"method": "POST", "url": f"/services/data/v{version}/sobjects/Account",
+             "referenceId": "acct", "body": {"Name": "Composite Ltd"}},
+            {"method": "POST", "url": f"/services/data/v{version}/sobjects/Contact",
+             "referenceId": "ct", "body": {"LastName": "Lovelace", "AccountId": "@{acct.id}"}},
+            {"method": "GET", "referenceId": "back",
+             "url": f"/services/data/v{version}/query?q=SELECT+AccountId+FROM+Contact+WHERE+Id='@{{ct.id}}'"},
+        ],
+    })
+    answers = composite["compositeResponse"]
+    check("composite with references",
+          [a["httpStatusCode"] for a in answers] == [201, 201, 200]
+          and answers[2]["body"]["records"][0]["AccountId"] == answers[0]["body"]["id"],
+          f"{len(answers)} subrequests")
+
     sf.Contact.delete(created["id"])
     gone = sf.query_all(f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{created['id']}'", include_deleted=True)
     check("delete goes to the recycle bin", gone["records"][0]["IsDeleted"] is True)

@@ -1,0 +1,207 @@
+//! `/composite` over real HTTP: subrequests answered as the resources answer alone, references
+//! between them, one API call for all of them, the limits, and both `allOrNone` behaviours.
+
+use cairn_sim::org::{Clock, OrgOptions, Population};
+use cairn_sim::server::{SimOptions, Simulator};
+use serde_json::{Value, json};
+
+const V: &str = "v62.0";
+
+async fn start() -> Simulator {
+    Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 7,
+                population: Population::spread(200),
+                api_max: 10_000,
+                clock: Clock::fixed(1_749_988_800_000),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts")
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(sim: &Simulator) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: sim.url(),
+            token: sim.credentials.access_token.clone(),
+        }
+    }
+
+    async fn composite(&self, body: Value) -> (u16, Value, Option<String>) {
+        let response = self
+            .http
+            .post(format!("{}/services/data/{V}/composite", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let info = response
+            .headers()
+            .get("Sforce-Limit-Info")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, response.json().await.expect("JSON"), info)
+    }
+
+    async fn count(&self, soql: &str) -> u64 {
+        let response = self
+            .http
+            .get(format!("{}/services/data/{V}/query", self.base))
+            .query(&[("q", soql)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let body: Value = response.json().await.expect("JSON");
+        body["totalSize"].as_u64().expect("totalSize")
+    }
+}
+
+/// `api-usage=N/M` -> N.
+fn used(info: &Option<String>) -> u64 {
+    info.as_deref()
+        .and_then(|i| i.strip_prefix("api-usage="))
+        .and_then(|i| i.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .expect("Sforce-Limit-Info")
+}
+
+#[tokio::test]
+async fn subrequests_refer_to_earlier_answers_and_cost_one_call_together() {
+    let sim = start().await;
+    let client = Client::new(&sim);
+    let (_, _, before) = client
+        .composite(json!({"compositeRequest": [
+            {"method": "GET", "url": format!("/services/data/{V}/limits"), "referenceId": "limits"}
+        ]}))
+        .await;
+    let (status, body, after) = client
+        .composite(json!({"compositeRequest": [
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Account"),
+             "referenceId": "newAccount", "body": {"Name": "Composite Ltd"}},
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Contact"),
+             "referenceId": "newContact",
+             "body": {"LastName": "Okafor", "AccountId": "@{newAccount.id}"}},
+            {"method": "GET",
+             "url": format!("/services/data/{V}/query?q=SELECT+Id,AccountId+FROM+Contact+WHERE+Id='@{{newContact.id}}'"),
+             "referenceId": "readBack"},
+            {"method": "GET", "url": format!("/services/data/{V}/sobjects/Account/@{{newAccount.id}}"),
+             "referenceId": "account"},
+        ]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["compositeResponse"]
+        .as_array()
+        .expect("compositeResponse");
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["httpStatusCode"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(statuses, [201, 201, 200, 200], "{body}");
+    let account = results[0]["body"]["id"].as_str().expect("id");
+    assert!(
+        results[0]["httpHeaders"]["Location"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(account)),
+        "{body}"
+    );
+    assert_eq!(results[1]["referenceId"], "newContact");
+    assert_eq!(results[2]["body"]["records"][0]["AccountId"], account);
+    assert_eq!(results[3]["body"]["Name"], "Composite Ltd");
+    assert_eq!(
+        used(&after),
+        used(&before) + 1,
+        "the whole composite is one call"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_subrequest_halts_what_refers_to_it_or_rolls_back_everything() {
+    let sim = start().await;
+    let client = Client::new(&sim);
+    let accounts = "SELECT COUNT() FROM Account";
+    let before = client.count(accounts).await;
+    let request = |all_or_none: bool| {
+        json!({"allOrNone": all_or_none, "compositeRequest": [
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Account"),
+             "referenceId": "kept", "body": {"Name": "Stays unless all or none"}},
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Contact"),
+             "referenceId": "noName", "body": {"FirstName": "Ada"}},
+            {"method": "PATCH", "url": format!("/services/data/{V}/sobjects/Contact/@{{noName.id}}"),
+             "referenceId": "dependent", "body": {"Title": "CTO"}},
+        ]})
+    };
+
+    let (status, body, _) = client.composite(request(false)).await;
+    assert_eq!(status, 200, "{body}");
+    let results = &body["compositeResponse"];
+    assert_eq!(results[0]["httpStatusCode"], 201, "{body}");
+    assert_eq!(results[1]["httpStatusCode"], 400, "{body}");
+    assert_eq!(results[1]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(results[2]["httpStatusCode"], 400, "{body}");
+    assert_eq!(results[2]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(client.count(accounts).await, before + 1);
+
+    let (status, body, _) = client.composite(request(true)).await;
+    assert_eq!(status, 200, "{body}");
+    let results = &body["compositeResponse"];
+    for (n, code) in [
+        (0, "PROCESSING_HALTED"),
+        (1, "REQUIRED_FIELD_MISSING"),
+        (2, "PROCESSING_HALTED"),
+    ] {
+        assert_eq!(results[n]["httpStatusCode"], 400, "{body}");
+        assert_eq!(results[n]["body"][0]["errorCode"], code, "{body}");
+    }
+    assert_eq!(
+        client.count(accounts).await,
+        before + 1,
+        "all or none: the account it created was rolled back"
+    );
+}
+
+#[tokio::test]
+async fn more_than_25_subrequests_or_5_queries_are_refused_whole() {
+    let sim = start().await;
+    let client = Client::new(&sim);
+    let get = |n: usize, path: &str| json!({"method": "GET", "url": format!("/services/data/{V}/{path}"), "referenceId": format!("r{n}")});
+    let too_many: Vec<Value> = (0..26).map(|n| get(n, "limits")).collect();
+    let (status, body, _) = client
+        .composite(json!({"compositeRequest": too_many}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body[0]["errorCode"].is_string(), "{body}");
+
+    let queries: Vec<Value> = (0..6)
+        .map(|n| get(n, "query?q=SELECT+Id+FROM+Account+LIMIT+1"))
+        .collect();
+    let (status, body, _) = client.composite(json!({"compositeRequest": queries})).await;
+    assert_eq!(status, 400, "{body}");
+
+    let five: Vec<Value> = (0..5)
+        .map(|n| get(n, "queryAll?q=SELECT+Id+FROM+Account+LIMIT+1"))
+        .chain((5..25).map(|n| get(n, "limits")))
+        .collect();
+    let (status, body, _) = client.composite(json!({"compositeRequest": five})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["compositeResponse"].as_array().map(Vec::len), Some(25));
+
+    let twice = json!({"compositeRequest": [get(0, "limits"), get(0, "limits")]});
+    let (status, _, _) = client.composite(twice).await;
+    assert_eq!(status, 400);
+}
