@@ -79,6 +79,20 @@ pub fn login_config(
                 "refreshToken.refreshTokenEnv",
             )?),
         },
+        Auth::ClientCredentials(app) => Credentials::ClientCredentials {
+            client_id: secret(
+                env,
+                task,
+                &app.client_id_env,
+                "clientCredentials.clientIdEnv",
+            )?,
+            client_secret: Zeroizing::new(secret(
+                env,
+                task,
+                &app.client_secret_env,
+                "clientCredentials.clientSecretEnv",
+            )?),
+        },
     };
     Ok(LoginConfig {
         environment: match source.environment {

@@ -445,3 +445,80 @@ async fn the_state_of_thousands_of_records_is_read_five_queries_to_a_call() {
     // 3,000 Ids fill about six query URIs: two composite calls.
     assert!(calls <= 2, "{calls} calls");
 }
+
+fn client_credentials(sim: &Simulator, login_base: String, secret: &str) -> LoginConfig {
+    LoginConfig {
+        environment: Environment::Production,
+        login_url: Some(login_base),
+        api_version: "62.0".into(),
+        credentials: Credentials::ClientCredentials {
+            client_id: sim.credentials.client_id.clone(),
+            client_secret: Zeroizing::new(secret.to_string()),
+        },
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_connect_on_the_my_domain_and_say_why_not_elsewhere() {
+    let sim = simulator(1000).await;
+    let secret = sim.credentials.client_secret.clone();
+    let connected = client(client_credentials(&sim, sim.url(), &secret), 75)
+        .check_connection()
+        .await;
+    assert!(
+        matches!(connected, Connection::Connected { .. }),
+        "{connected:?}"
+    );
+    let generic = format!("{}/login.salesforce.com", sim.url());
+    match client(client_credentials(&sim, generic, &secret), 75)
+        .check_connection()
+        .await
+    {
+        Connection::Disconnected { reason, detail } => {
+            assert_eq!(reason, DisconnectReason::Refused);
+            assert!(
+                detail.contains("request not supported on this domain"),
+                "{detail}"
+            );
+            assert!(!detail.contains(&secret), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match client(client_credentials(&sim, sim.url(), "wrong-secret"), 75)
+        .check_connection()
+        .await
+    {
+        Connection::Disconnected { reason, detail } => {
+            assert_eq!(reason, DisconnectReason::Refused);
+            assert!(detail.contains("invalid_client"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A task that logs in with client credentials backs up like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_with_client_credentials_backs_up() {
+    use crate::gitops::{T0, at, run};
+    let sim = Simulator::start(SimOptions::default(), 0)
+        .await
+        .expect("simulator");
+    let mut fleet = crate::gitops::Fleet::new(&sim);
+    fleet.secret("SF_CLIENT_SECRET", &sim.credentials.client_secret);
+    fleet.write(
+        "tasks/headless.yaml",
+        &format!(
+            "apiVersion: cairn/v1\nkind: BackupTask\nid: headless\nname: Headless\nsource:\n  type: salesforce\n  environment: production\n  loginUrl: {}\n  auth:\n    clientCredentials:\n      clientIdEnv: SF_CLIENT_ID\n      clientSecretEnv: SF_CLIENT_SECRET\n",
+            sim.url()
+        ),
+    );
+    assert_eq!(run(&fleet, &["init"]).await.code, 0);
+    fleet.commit("Add a headless task");
+    let applied = run(&fleet, &["apply", "--now", "--at", &at(T0)]).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied.stdout.contains("success  headless"),
+        "{}",
+        applied.stdout
+    );
+}

@@ -69,7 +69,7 @@ pub(crate) struct Ran {
 }
 
 impl Fleet {
-    fn new(sim: &Simulator) -> Fleet {
+    pub(crate) fn new(sim: &Simulator) -> Fleet {
         let root = tempfile::tempdir().expect("dir");
         git(
             root.path(),

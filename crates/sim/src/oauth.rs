@@ -94,7 +94,7 @@ pub fn routes() -> Router<Arc<State>> {
         router = router
             .route(
                 &format!("{base}/token"),
-                post(move |state, form| token(state, host, form)),
+                post(move |state, headers, form| token(state, host, headers, form)),
             )
             .route(
                 &format!("{base}/authorize"),
@@ -133,6 +133,7 @@ pub struct TokenRequest {
 async fn token(
     Shared(state): Shared<Arc<State>>,
     host: LoginHost,
+    headers: axum::http::HeaderMap,
     Form(request): Form<TokenRequest>,
 ) -> Response {
     let Some(grant) = request.grant_type.as_deref() else {
@@ -149,8 +150,48 @@ async fn token(
         "refresh_token" => refresh(&state, &request),
         JWT_BEARER => jwt_bearer(&state, &request),
         "authorization_code" => exchange_code(&state, &request),
+        "client_credentials" => client_credentials(&state, host, &headers, request),
         _ => oauth_error("unsupported_grant_type", "grant type not supported"),
     }
+}
+
+/// The client credentials grant: the app's key and secret (in the form, or as HTTP Basic
+/// credentials) for a session of the integration user it runs as. Served only on the org's My
+/// Domain, as Salesforce serves it; no refresh token is issued.
+fn client_credentials(
+    state: &State,
+    host: LoginHost,
+    headers: &axum::http::HeaderMap,
+    mut request: TokenRequest,
+) -> Response {
+    if host != LoginHost::MyDomain {
+        return oauth_error("invalid_grant", "request not supported on this domain");
+    }
+    if let Some((id, secret)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(i, s)| (i.to_string(), s.to_string()))
+        })
+    {
+        request.client_id.get_or_insert(id);
+        request.client_secret.get_or_insert(secret);
+    }
+    if request.client_secret.is_none() {
+        return oauth_error("invalid_client", "invalid client credentials");
+    }
+    if let Err(response) = check_client(state, &request) {
+        return *response;
+    }
+    issue(state, None, None, true)
 }
 
 /// A successful token response. `granted` is a refresh token to hand out (only the code flow

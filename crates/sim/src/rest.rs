@@ -46,6 +46,7 @@ pub async fn resources(
     let v = version(&v)?;
     let info = admit(&state, &headers)?;
     let base = format!("/services/data/v{v}");
+    // Only what this org serves: a client that follows the list must find each one.
     let map: serde_json::Map<String, serde_json::Value> = [
         "sobjects",
         "query",
@@ -53,9 +54,6 @@ pub async fn resources(
         "limits",
         "composite",
         "jobs",
-        "tooling",
-        "search",
-        "recent",
     ]
     .iter()
     .map(|r| (r.to_string(), json!(format!("{base}/{r}"))))

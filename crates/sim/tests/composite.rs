@@ -205,3 +205,38 @@ async fn more_than_25_subrequests_or_5_queries_are_refused_whole() {
     let (status, _, _) = client.composite(twice).await;
     assert_eq!(status, 400);
 }
+
+/// The resource list names only resources the org serves, and each one answers.
+#[tokio::test]
+async fn every_advertised_resource_answers() {
+    let sim = start().await;
+    let client = reqwest::Client::new();
+    let token = sim.credentials.access_token.clone();
+    let list: Value = client
+        .get(format!("{}/services/data/{V}", sim.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("resources")
+        .json()
+        .await
+        .expect("JSON");
+    let resources = list.as_object().expect("a map of resources");
+    assert!(resources.contains_key("composite"), "{list}");
+    for (name, path) in resources {
+        let path = path.as_str().expect("a path");
+        let url = match name.as_str() {
+            "query" | "queryAll" => format!("{}{path}?q=SELECT+Id+FROM+Account+LIMIT+1", sim.url()),
+            "jobs" => format!("{}{path}/query", sim.url()),
+            _ => format!("{}{path}", sim.url()),
+        };
+        let request = match name.as_str() {
+            "composite" => client
+                .post(&url)
+                .json(&json!({"compositeRequest": [{"method": "GET", "url": format!("/services/data/{V}/limits"), "referenceId": "l"}]})),
+            _ => client.get(&url),
+        };
+        let response = request.bearer_auth(&token).send().await.expect("request");
+        assert_eq!(response.status(), 200, "{name} at {path}");
+    }
+}

@@ -592,3 +592,68 @@ async fn the_identity_url_and_userinfo_describe_the_user() {
         .expect("userinfo");
     assert_eq!(denied.status(), 403);
 }
+
+#[tokio::test]
+async fn client_credentials_log_in_on_the_my_domain_only() {
+    let sim = start(false, "connected-app.crt").await;
+    let id = sim.credentials.client_id.clone();
+    let secret = sim.credentials.client_secret.clone();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+    ];
+
+    let (status, body) = token(&sim, "", &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let session = body["access_token"].as_str().expect("access_token");
+    let limits = reqwest::Client::new()
+        .get(format!(
+            "{}/services/data/v62.0/limits",
+            body["instance_url"].as_str().expect("instance_url")
+        ))
+        .bearer_auth(session)
+        .send()
+        .await
+        .expect("limits");
+    assert_eq!(limits.status(), 200, "the session works");
+
+    // The generic login host refuses the flow.
+    let (status, body) = token(&sim, "/login.salesforce.com", &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error_description"],
+        "request not supported on this domain"
+    );
+
+    // The secret is required, and must be the app's.
+    let (status, body) = token(&sim, "", &form[..2]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+    let wrong = [form[0], form[1], ("client_secret", "not-the-secret")];
+    let (status, body) = token(&sim, "", &wrong).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+
+    // HTTP Basic credentials stand for the form's.
+    let response = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", sim.url()))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), 200);
+}

@@ -115,6 +115,14 @@ pub fn default_api_usage_limit_percent() -> u8 {
 pub enum Auth {
     Jwt(JwtAuth),
     RefreshToken(RefreshTokenAuth),
+    ClientCredentials(ClientCredentialsAuth),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCredentialsAuth {
+    pub client_id_env: String,
+    pub client_secret_env: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

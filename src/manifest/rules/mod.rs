@@ -9,6 +9,7 @@ use super::span::Span;
 use super::yaml::Document;
 
 mod alert_threshold;
+mod client_credentials_domain;
 pub mod cron;
 mod duplicate_id;
 mod full_api_budget;
@@ -104,6 +105,7 @@ const RULES: &[Check] = &[
     store_in_checkout::check,
     restore_task::check,
     restore_selection::check,
+    client_credentials_domain::check,
 ];
 
 pub fn check_all(files: &[ManifestFile], context: &RuleContext, out: &mut Vec<Diagnostic>) {

@@ -1,5 +1,5 @@
-//! Logging in: the JWT bearer grant for unattended runs, or a refresh token from `cairn auth
-//! login`. The login host is the org's My Domain when given, else login.salesforce.com for
+//! Logging in: the JWT bearer grant or the client credentials grant for unattended runs, or a
+//! refresh token from `cairn auth login`. The login host is the org's My Domain when given, else login.salesforce.com for
 //! production and test.salesforce.com for sandboxes; the API base is always the token
 //! response's `instance_url`.
 
@@ -25,6 +25,11 @@ pub enum Credentials {
         client_secret: Option<Zeroizing<String>>,
         refresh_token: Zeroizing<String>,
     },
+    /// The client credentials flow: the app logs in as the integration user it is assigned.
+    ClientCredentials {
+        client_id: String,
+        client_secret: Zeroizing<String>,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -41,6 +46,10 @@ impl std::fmt::Debug for Credentials {
             Credentials::RefreshToken { client_id, .. } => write!(
                 f,
                 "RefreshToken {{ client_id: {client_id}, tokens: [REDACTED] }}"
+            ),
+            Credentials::ClientCredentials { client_id, .. } => write!(
+                f,
+                "ClientCredentials {{ client_id: {client_id}, client_secret: [REDACTED] }}"
             ),
         }
     }
@@ -127,6 +136,14 @@ impl LoginConfig {
                 }
                 Ok(form)
             }
+            Credentials::ClientCredentials {
+                client_id,
+                client_secret,
+            } => Ok(vec![
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", client_id.clone()),
+                ("client_secret", client_secret.to_string()),
+            ]),
         }
     }
 }
