@@ -996,7 +996,7 @@ async fn a_deleted_account_comes_back_with_its_ids_from_the_recycle_bin_and_as_n
     let again = run_with(with(&["--yes"])).await;
     assert!(
         again.stdout.contains(&format!(
-            "Plan: 0 to create, 0 to update, {records} unchanged."
+            "Plan: 0 to create, 0 to update, {records} unchanged.\nNothing to do"
         )),
         "{}",
         again.stdout

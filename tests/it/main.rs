@@ -23,7 +23,7 @@ mod diff;
 mod fuzz;
 mod gitops;
 mod jsonfile;
-mod restore_manifest;
+mod restore;
 mod schema;
 mod store;
 mod store_cli;

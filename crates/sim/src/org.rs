@@ -105,6 +105,15 @@ pub fn audit_field(def: &ObjectDef, name: &str) -> usize {
     def.field(name).map_or(ID, |(i, _)| i)
 }
 
+/// The audit fields "Set Audit Fields upon Record Creation" makes settable on create
+/// (SystemModstamp stays the org's own).
+pub const SETTABLE_AUDIT_FIELDS: [&str; 4] = [
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+];
+
 #[derive(Debug, Default, Clone)]
 pub struct Table {
     /// Sorted by Id; deleted records stay (IsDeleted = true) until purged, like the recycle bin.
@@ -376,6 +385,28 @@ impl Default for OrgOptions {
 const DAY_MS: i64 = 86_400_000;
 
 impl Org {
+    /// Grants or withdraws "Set Audit Fields upon Record Creation" for the API user.
+    pub fn set_audit_fields(&mut self, on: bool) {
+        for object in self.catalog.objects.iter_mut().filter(|o| o.createable) {
+            for field in object
+                .fields
+                .iter_mut()
+                .filter(|f| SETTABLE_AUDIT_FIELDS.contains(&f.name.as_str()))
+            {
+                field.createable = on;
+            }
+        }
+    }
+
+    pub fn audit_fields_settable(&self) -> bool {
+        self.catalog
+            .objects
+            .iter()
+            .filter(|o| o.createable)
+            .flat_map(|o| o.fields.iter())
+            .any(|f| f.name == "CreatedDate" && f.createable)
+    }
+
     pub fn generate(options: OrgOptions) -> Org {
         let catalog = Catalog::standard();
         let mut rng = Rng::new(options.seed);

@@ -363,11 +363,18 @@ pub fn insert(
         })
         .collect();
     values[org::ID] = Value::Null;
-    for (index, value) in changes {
-        values[index] = value;
+    for (index, value) in &changes {
+        values[*index] = value.clone();
     }
     refresh_name(org, object, &mut values);
     stamp(org, object, &mut values, true);
+    // Audit fields given on create (allowed only with "Set Audit Fields upon Record Creation",
+    // which check_fields enforced through `createable`) stand instead of the stamp.
+    for (index, value) in changes {
+        if org::SETTABLE_AUDIT_FIELDS.contains(&def.fields[index].name.as_str()) {
+            values[index] = value;
+        }
+    }
     let table = &mut org.tables[object];
     table.next_counter += 1;
     let id = ids::record_id(&def.key_prefix, table.next_counter);

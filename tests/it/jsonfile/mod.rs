@@ -264,3 +264,79 @@ async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_sam
         "the pot looks up the new cactus"
     );
 }
+
+/// What cannot be written back is said, not attempted: records of an object none of whose
+/// fields can be set on create (a history object) are skipped with why, and the fields a
+/// record created again cannot get back (audit fields) are listed per object.
+#[tokio::test]
+async fn what_a_restore_cannot_create_is_skipped_or_listed_with_why() {
+    use cairn::source::FieldInfo;
+    let files = tempfile::tempdir().expect("files");
+    write(files.path(), "PlantHistory", json!([]));
+    write(files.path(), "Plant", json!([]));
+    let source = JsonFiles::new(files.path().to_path_buf());
+    let info = |createable: bool| FieldInfo {
+        createable,
+        updateable: createable,
+        reference_to: Vec::new(),
+    };
+    let mut schemas = Schemas::new();
+    schemas.insert(
+        "PlantHistory".into(),
+        [("Id", false), ("Field", false), ("OldValue", false)]
+            .into_iter()
+            .map(|(name, c)| (name.to_string(), info(c)))
+            .collect(),
+    );
+    schemas.insert(
+        "Plant".into(),
+        [("Id", false), ("Name", true), ("CreatedDate", false)]
+            .into_iter()
+            .map(|(name, c)| (name.to_string(), info(c)))
+            .collect(),
+    );
+    let record = |value: Value| match value {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object"),
+    };
+    let chosen = vec![
+        Chosen {
+            object: "PlantHistory".into(),
+            id: "h1".into(),
+            record: record(json!({"Id": "h1", "Field": "Name", "OldValue": "Fern"})),
+        },
+        Chosen {
+            object: "Plant".into(),
+            id: "p9".into(),
+            record: record(
+                json!({"Id": "p9", "Name": "Fern", "CreatedDate": "2026-01-01T00:00:00.000Z"}),
+            ),
+        },
+    ];
+    let plan = restore::plan(&source, &chosen, &schemas, None, false, &BTreeMap::new())
+        .await
+        .expect("plan");
+    let skipped: Vec<(&str, &str)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            restore::Step::Skipped { id, why, .. } => Some((id.as_str(), why.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped.len(), 1, "{:?}", plan.steps);
+    assert_eq!(skipped[0].0, "h1");
+    assert!(
+        skipped[0].1.contains("cannot be created again"),
+        "{}",
+        skipped[0].1
+    );
+    assert_eq!(plan.count("create"), 1, "{:?}", plan.steps);
+    assert_eq!(
+        plan.not_restorable
+            .get("Plant")
+            .map(|f| f.iter().collect::<Vec<_>>()),
+        Some(vec![&"CreatedDate".to_string()])
+    );
+    assert!(!plan.not_restorable.contains_key("PlantHistory"));
+}

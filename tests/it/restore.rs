@@ -1,6 +1,7 @@
-//! Restore as code: a `kind: Restore` manifest reviewed in a pull request, planned (with the
-//! restore's own plan where credentials are), and carried out once by `cairn apply`, however
-//! often apply runs after it.
+//! Restore beyond the recycle bin and the journal (those are in `gitops`): restore as code (a
+//! `kind: Restore` manifest reviewed in a pull request, planned with the restore's own plan
+//! where credentials are, and carried out once by `cairn apply` however often apply runs after
+//! it), and what the target org's permissions let a restore write.
 
 use crate::gitops::{
     DAY, Fleet, HOUR, T0, at, count, delete_family, family, fleet_with_acme, run, simulator_of,
@@ -278,5 +279,79 @@ async fn a_restore_manifest_merged_in_a_pull_request_runs_once_across_three_appl
             && plan.stdout.contains("1 restore(s) that cannot run"),
         "{}",
         plan.stdout
+    );
+}
+
+/// Where the org grants "Set Audit Fields upon Record Creation", a record created again gets
+/// its CreatedDate back; where it does not, the plan says the field cannot be restored. The
+/// target org's permissions decide, not those the backup saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_created_again_keeps_its_created_date_where_the_org_allows_it() {
+    use crate::common::org::admin;
+    use reqwest::Method;
+    use serde_json::json;
+    let sim = simulator_of(29, 400).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let (account, contacts, opportunities) = family(&sim).await;
+    let created = |rows: Vec<serde_json::Value>| {
+        rows[0]["CreatedDate"]
+            .as_str()
+            .expect("CreatedDate")
+            .to_string()
+    };
+    let original = created(
+        soql(
+            &sim,
+            &format!("SELECT CreatedDate FROM Account WHERE Id = '{account}'"),
+        )
+        .await,
+    );
+    delete_family(&sim, &account, &contacts, &opportunities).await;
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+
+    let restore = ["restore", "--task", "acme", "--id", account.as_str()];
+    let without = run(&fleet, &restore).await;
+    assert!(
+        without.stdout.contains(
+            "cannot get these fields back (not settable on create): CreatedById, CreatedDate"
+        ),
+        "{}",
+        without.stdout
+    );
+
+    admin(
+        &sim,
+        Method::PUT,
+        "permissions",
+        json!({"setAuditFields": true}),
+    )
+    .await;
+    let plan = run(&fleet, &restore).await;
+    assert!(
+        !plan.stdout.contains("CreatedDate"),
+        "settable now: nothing to say about it\n{}",
+        plan.stdout
+    );
+    let args: Vec<&str> = restore.iter().copied().chain(["--yes"]).collect();
+    let applied = run(&fleet, &args).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let new_id = applied
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("created Account {account} -> ")))
+        .expect("the new Id")
+        .trim()
+        .to_string();
+    let again = created(
+        soql(
+            &sim,
+            &format!("SELECT CreatedDate FROM Account WHERE Id = '{new_id}'"),
+        )
+        .await,
+    );
+    assert_eq!(
+        again, original,
+        "the record created again keeps its CreatedDate"
     );
 }
