@@ -1,260 +1,28 @@
 //! The simulator's own API, under `/__sim/`: change the org as its users would (edit, delete,
-//! undelete, add a field, move the clock) and inject the failures a backup must survive. It is
+//! undelete, add a field, move the clock) and inject the failures a backup must survive
+//! (`faults.rs`). It is
 //! not Salesforce's API; nothing here needs a session or counts against limits.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State as Shared};
+use axum::body::Bytes;
+use axum::extract::{Path, State as Shared};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::catalog::{FieldDef, FieldType};
-use super::org::{Rng, Value};
+use super::org::Value;
 use super::server::{ApiError, State, json_response, poisoned};
 use super::write::{self, Journal};
 use sftime as time;
 
+pub use super::faults::{Fault, FaultKind, FaultState, Faults, inject};
+
 type Result<T> = std::result::Result<T, ApiError>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum FaultKind {
-    /// 403 REQUEST_LIMIT_EXCEEDED for too many concurrent long requests
-    /// (`ConcurrentPerOrgLongTxn`): a throttle that passes. The daily allocation running out
-    /// (`TotalRequests`) comes from the org's real API usage (`PUT /__sim/api-usage`), not from
-    /// a fault.
-    RequestLimitExceeded,
-    /// 503 SERVER_UNAVAILABLE.
-    ServerUnavailable,
-    /// 400 UNABLE_TO_LOCK_ROW on writes.
-    UnableToLockRow,
-    /// 401 INVALID_SESSION_ID.
-    InvalidSessionId,
-    /// The connection is cut in the middle of the response.
-    ConnectionReset,
-    /// The request is carried out (a write is committed), then the connection is cut before
-    /// the client reads the answer: what a client sees when a network fails at the worst time.
-    ConnectionResetAfterWrite,
-    /// The response is delayed by `delayMs`.
-    Slow,
-    /// Bulk API 2.0 query jobs created while set end in state Failed.
-    BulkJobFailed,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Fault {
-    pub kind: FaultKind,
-    /// Share of matching requests hit, 0.0 to 1.0.
-    #[serde(default = "always")]
-    pub rate: f64,
-    #[serde(default)]
-    pub delay_ms: u64,
-    /// Stop after this many hits; none means for as long as the fault is set.
-    #[serde(default)]
-    pub times: Option<u64>,
-    /// Only requests whose path contains this (then also the OAuth token endpoint); none
-    /// means every API request.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Only requests of this HTTP method.
-    #[serde(default)]
-    pub method: Option<String>,
-}
-
-fn always() -> f64 {
-    1.0
-}
-
-pub struct Faults {
-    active: Vec<Fault>,
-    rng: Rng,
-}
-
-impl Default for Faults {
-    fn default() -> Self {
-        Faults {
-            active: Vec::new(),
-            rng: Rng::new(0xFA17),
-        }
-    }
-}
-
-impl Faults {
-    /// Hits the active faults still have to give (a fault without `times` counts as one).
-    pub fn pending(&self) -> u64 {
-        self.active.iter().map(|f| f.times.unwrap_or(1)).sum()
-    }
-
-    /// The faults that hit this request (each drawn once).
-    fn draw(&mut self, method: &str, path: &str, api: bool) -> Vec<Fault> {
-        let write = method != "GET";
-        let mut hits = Vec::new();
-        for fault in &mut self.active {
-            if (fault.kind == FaultKind::UnableToLockRow && !write)
-                || fault.kind == FaultKind::BulkJobFailed
-            {
-                continue;
-            }
-            let aimed = match &fault.path {
-                Some(part) => path.contains(part.as_str()),
-                None => api,
-            };
-            if !aimed
-                || fault
-                    .method
-                    .as_ref()
-                    .is_some_and(|m| !m.eq_ignore_ascii_case(method))
-            {
-                continue;
-            }
-            if fault.times == Some(0) {
-                continue;
-            }
-            let roll = (self.rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
-            if roll < fault.rate {
-                if let Some(times) = &mut fault.times {
-                    *times -= 1;
-                }
-                hits.push(fault.clone());
-            }
-        }
-        hits
-    }
-}
-
-impl Faults {
-    /// Whether a fault of this kind hits now (counting it against its `times`).
-    pub fn strikes(&mut self, kind: FaultKind) -> bool {
-        let Some(fault) = self
-            .active
-            .iter_mut()
-            .find(|f| f.kind == kind && f.times != Some(0))
-        else {
-            return false;
-        };
-        let roll = (self.rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
-        if roll >= fault.rate {
-            return false;
-        }
-        if let Some(times) = &mut fault.times {
-            *times -= 1;
-        }
-        true
-    }
-}
-
-/// Applies injected faults, and the org's deletion, to Salesforce's API paths.
-pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let api = path.starts_with("/services/data/v") || path.starts_with("/services/oauth2/userinfo");
-    if path.contains("/services/") && state.org.read().map(|o| o.gone).unwrap_or(false) {
-        return if path.ends_with("/services/oauth2/token") {
-            json_response(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "invalid_grant", "error_description": "inactive organization"})
-                    .to_string(),
-            )
-        } else if path.starts_with("/services/data/v") {
-            ApiError::invalid_session().into_response()
-        } else {
-            next.run(request).await
-        };
-    }
-    let token = path.starts_with("/services/oauth2/token");
-    // A composite call's subrequests are that one call: its faults were drawn already.
-    if (!api && !token) || state.is_subrequest(request.headers()) {
-        return next.run(request).await;
-    }
-    let method = request.method().to_string();
-    let hits = match state.faults.lock() {
-        Ok(mut faults) => faults.draw(&method, path, api),
-        Err(_) => Vec::new(),
-    };
-    for fault in &hits {
-        if fault.kind == FaultKind::Slow {
-            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-        }
-    }
-    for fault in &hits {
-        match fault.kind {
-            FaultKind::RequestLimitExceeded => {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "REQUEST_LIMIT_EXCEEDED",
-                    "ConcurrentPerOrgLongTxn Limit exceeded.",
-                )
-                .into_response();
-            }
-            FaultKind::ServerUnavailable => {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SERVER_UNAVAILABLE",
-                    "Server temporarily unavailable. Please try again later.",
-                )
-                .into_response();
-            }
-            FaultKind::UnableToLockRow => {
-                return ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "UNABLE_TO_LOCK_ROW",
-                    "unable to obtain exclusive access to this record or 1 records",
-                )
-                .into_response();
-            }
-            FaultKind::InvalidSessionId => return ApiError::invalid_session().into_response(),
-            FaultKind::ConnectionReset => {
-                // Headers go out, then the body fails: the client sees the connection drop.
-                let broken = broken_body();
-                return Response::builder()
-                    .status(StatusCode::OK)
-                    .header("Content-Type", "application/json;charset=UTF-8")
-                    .body(Body::from_stream(broken))
-                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-            }
-            FaultKind::ConnectionResetAfterWrite => {
-                let _done = next.run(request).await;
-                return Response::builder()
-                    .status(StatusCode::OK)
-                    .header("Content-Type", "application/json;charset=UTF-8")
-                    .body(Body::from_stream(broken_body()))
-                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-            }
-            FaultKind::Slow | FaultKind::BulkJobFailed => {}
-        }
-    }
-    next.run(request).await
-}
-
-/// A body that sends a little and then fails.
-fn broken_body()
--> impl futures_core::Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send {
-    struct Broken(u8);
-    impl futures_core::Stream for Broken {
-        type Item = std::result::Result<Bytes, std::io::Error>;
-        fn poll_next(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Self::Item>> {
-            self.0 += 1;
-            std::task::Poll::Ready(Some(match self.0 {
-                1 => Ok(Bytes::from_static(b"{\"totalSize\":")),
-                _ => Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "injected connection reset",
-                )),
-            }))
-        }
-    }
-    Broken(0)
-}
 
 pub fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -276,6 +44,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/__sim/sessions/lifetime", put(session_lifetime))
         .route("/__sim/refresh-tokens/revoke", post(revoke_refresh_tokens))
         .route("/__sim/api-usage", put(api_usage))
+        .route("/__sim/permissions", put(permissions))
         .route("/__sim/faults", put(set_faults).delete(clear_faults))
         .route("/__sim/org", delete(delete_org))
 }
@@ -513,19 +282,48 @@ async fn expire_sessions(Shared(state): Shared<Arc<State>>) -> Result<Response> 
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct SessionLifetime {
     /// Calls each session serves before it expires; 0 or null: no limit.
     calls: Option<u32>,
+    /// How long a session lives without a call, in seconds (absent: as it is; the default is
+    /// Salesforce's two hours).
+    timeout_seconds: Option<f64>,
 }
 
 async fn session_lifetime(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
-    let request: SessionLifetime =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("{{\"calls\": N}}: {e}")))?;
+    let request: SessionLifetime = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("{{\"calls\": N, \"timeoutSeconds\": S}}: {e}")))?;
     let calls = request.calls.unwrap_or(0);
     state
         .session_calls
         .store(calls, std::sync::atomic::Ordering::Relaxed);
-    Ok(ok(json!({"calls": calls})))
+    let mut timeout = state.session_timeout.lock().map_err(|_| poisoned())?;
+    if let Some(seconds) = request.timeout_seconds {
+        *timeout = std::time::Duration::try_from_secs_f64(seconds)
+            .map_err(|e| bad(format!("timeoutSeconds: {e}")))?;
+    }
+    Ok(ok(
+        json!({"calls": calls, "timeoutSeconds": timeout.as_secs_f64()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Permissions {
+    /// "Set Audit Fields upon Record Creation": CreatedDate, CreatedById, LastModifiedDate and
+    /// LastModifiedById become settable on create (describe says `createable`).
+    set_audit_fields: Option<bool>,
+}
+
+async fn permissions(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
+    let request: Permissions = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("{{\"setAuditFields\": true}}: {e}")))?;
+    let mut org = state.org.write().map_err(|_| poisoned())?;
+    if let Some(on) = request.set_audit_fields {
+        org.set_audit_fields(on);
+    }
+    Ok(ok(json!({"setAuditFields": org.audit_fields_settable()})))
 }
 
 async fn revoke_refresh_tokens(Shared(state): Shared<Arc<State>>) -> Result<Response> {
@@ -577,6 +375,3 @@ async fn delete_org(Shared(state): Shared<Arc<State>>) -> Result<Response> {
     state.sessions.lock().map_err(|_| poisoned())?.clear();
     Ok(ok(json!({"gone": true})))
 }
-
-/// Faults live in the server state.
-pub type FaultState = Mutex<Faults>;

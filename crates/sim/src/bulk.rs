@@ -212,6 +212,9 @@ pub async fn create(
     if query.offset > 0 {
         return Err(bad_request("OFFSET is not supported by the Bulk API"));
     }
+    if query.fields_function {
+        return Err(bad_request("FIELDS() is not supported by the Bulk API"));
+    }
     let hits = execute(&org, &query, operation == "queryAll");
     let user = org.user_id.clone();
     let now = org.clock.now();

@@ -238,7 +238,7 @@ pub async fn composite(
     let info = admit(&state, &headers)?;
     let (all_or_none, subrequests) = parse(&json_body(&headers, &body)?)?;
     let authorization = headers.get(header::AUTHORIZATION).cloned();
-    let router = super::server::router(state.clone());
+    let router = super::routes::router(state.clone());
     let saved = match all_or_none {
         true => Some(state.org.read().map_err(|_| poisoned())?.tables.clone()),
         false => None,

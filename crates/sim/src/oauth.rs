@@ -209,13 +209,7 @@ fn issue(
     };
     let access_token = state.mint(&format!("{}!AQ", &org_id[..15]));
     if let Ok(mut sessions) = state.sessions.lock() {
-        sessions.insert(
-            access_token.clone(),
-            Session {
-                refresh_token: parent,
-                calls: 0,
-            },
-        );
+        sessions.insert(access_token.clone(), Session::new(parent));
     }
     let base = state.base_url();
     let id = format!("{base}/id/{org_id}/{user_id}");

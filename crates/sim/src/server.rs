@@ -9,10 +9,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 
 use super::org::{Org, OrgOptions};
-use super::{admin, bulk, composite, oauth, records, rest, soap};
+use super::{admin, bulk, oauth, rest};
 
 /// Oldest and newest API versions the simulated org serves.
 pub const MIN_VERSION: u32 = 31;
@@ -48,7 +47,22 @@ pub struct Session {
     pub refresh_token: Option<String>,
     /// Authenticated calls made with it.
     pub calls: u32,
+    /// When it was last used: a session unused for the timeout has expired.
+    pub last_used: std::time::Instant,
 }
+
+impl Session {
+    pub fn new(refresh_token: Option<String>) -> Session {
+        Session {
+            refresh_token,
+            calls: 0,
+            last_used: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Salesforce's default session timeout: two hours without a call.
+pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
 
 pub struct State {
     pub org: RwLock<Org>,
@@ -58,6 +72,9 @@ pub struct State {
     pub session_calls: std::sync::atomic::AtomicU32,
     /// Sessions that reached that many calls.
     pub sessions_worn_out: std::sync::atomic::AtomicU64,
+    /// How long a session lives without a call (real time, as Salesforce's sessions do; the
+    /// org's simulated clock moves by days in tests).
+    pub session_timeout: Mutex<std::time::Duration>,
     /// Refresh token -> still valid.
     pub refresh_tokens: Mutex<HashMap<String, bool>>,
     pub cursors: Mutex<rest::Cursors>,
@@ -200,6 +217,11 @@ pub fn admit_token(state: &State, token: &str) -> Result<String, ApiError> {
     let lifetime = state
         .session_calls
         .load(std::sync::atomic::Ordering::Relaxed);
+    let timeout = state
+        .session_timeout
+        .lock()
+        .map(|t| *t)
+        .unwrap_or(SESSION_TIMEOUT);
     let known = state
         .sessions
         .lock()
@@ -208,6 +230,11 @@ pub fn admit_token(state: &State, token: &str) -> Result<String, ApiError> {
             let Some(session) = sessions.get_mut(token) else {
                 return false;
             };
+            if session.last_used.elapsed() > timeout {
+                sessions.remove(token);
+                return false;
+            }
+            session.last_used = std::time::Instant::now();
             session.calls += 1;
             if lifetime > 0 && session.calls > lifetime {
                 sessions.remove(token);
@@ -297,6 +324,7 @@ impl Simulator {
             sessions: Mutex::new(HashMap::new()),
             session_calls: std::sync::atomic::AtomicU32::new(0),
             sessions_worn_out: std::sync::atomic::AtomicU64::new(0),
+            session_timeout: Mutex::new(SESSION_TIMEOUT),
             refresh_tokens: Mutex::new(HashMap::new()),
             cursors: Mutex::new(rest::Cursors::default()),
             jobs: Mutex::new(bulk::Jobs::default()),
@@ -326,13 +354,7 @@ impl Simulator {
         let access_token = state.mint(&format!("{org_id15}!AQ"));
         let refresh_token = state.mint("5Aep861");
         if let Ok(mut sessions) = state.sessions.lock() {
-            sessions.insert(
-                access_token.clone(),
-                Session {
-                    refresh_token: None,
-                    calls: 0,
-                },
-            );
+            sessions.insert(access_token.clone(), Session::new(None));
         }
         if let Ok(mut tokens) = state.refresh_tokens.lock() {
             tokens.insert(refresh_token.clone(), true);
@@ -354,8 +376,10 @@ impl Simulator {
         // official CLI keeps an instance URL with a trailing slash and asks for
         // `//services/data/...`.
         let app = Router::new()
-            .fallback_service(router(state.clone()))
-            .layer(axum::middleware::map_request(collapse_slashes));
+            .fallback_service(super::routes::router(state.clone()))
+            .layer(axum::middleware::map_request(
+                super::routes::collapse_slashes,
+            ));
         let (shutdown, on_shutdown) = tokio::sync::oneshot::channel::<()>();
         let until_shutdown = async {
             let _ = on_shutdown.await;
@@ -400,181 +424,6 @@ impl Drop for Simulator {
             let _ = shutdown.send(());
         }
     }
-}
-
-/// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
-async fn collapse_slashes(mut request: axum::extract::Request) -> axum::extract::Request {
-    let uri = request.uri();
-    if !uri.path().contains("//") {
-        return request;
-    }
-    let mut path = String::with_capacity(uri.path().len());
-    for c in uri.path().chars() {
-        if !(c == '/' && path.ends_with('/')) {
-            path.push(c);
-        }
-    }
-    let rewritten = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path,
-    };
-    if let Ok(path_and_query) = rewritten.parse::<axum::http::uri::PathAndQuery>() {
-        let mut parts = uri.clone().into_parts();
-        parts.path_and_query = Some(path_and_query);
-        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
-            *request.uri_mut() = uri;
-        }
-    }
-    request
-}
-
-pub(crate) fn router(state: Arc<State>) -> Router {
-    Router::new()
-        .route("/services/data", get(rest::versions))
-        .route("/services/data/", get(rest::versions))
-        .route("/services/data/{version}", get(rest::resources))
-        .route("/services/data/{version}/", get(rest::resources))
-        .route("/services/data/{version}/limits", get(rest::limits))
-        .route("/services/data/{version}/limits/", get(rest::limits))
-        .route(
-            "/services/data/{version}/limits/recordCount",
-            get(rest::record_count),
-        )
-        .route(
-            "/services/data/{version}/sobjects",
-            get(rest::describe_global),
-        )
-        .route(
-            "/services/data/{version}/sobjects/",
-            get(rest::describe_global),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}",
-            get(rest::object_info).post(records::create),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/",
-            get(rest::object_info).post(records::create),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/describe",
-            get(rest::describe),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/describe/",
-            get(rest::describe),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/updated",
-            get(rest::updated),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/updated/",
-            get(rest::updated),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/deleted",
-            get(rest::deleted),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/deleted/",
-            get(rest::deleted),
-        )
-        .route("/services/data/{version}/query", get(rest::query))
-        .route("/services/data/{version}/query/", get(rest::query))
-        .route("/services/data/{version}/queryAll", get(rest::query_all))
-        .route("/services/data/{version}/queryAll/", get(rest::query_all))
-        .route(
-            "/services/data/{version}/query/{locator}",
-            get(rest::query_more),
-        )
-        .route(
-            "/services/data/{version}/queryAll/{locator}",
-            get(rest::query_more),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/{id}",
-            get(records::read)
-                .patch(records::update)
-                .delete(records::delete),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/{field}/{value}",
-            axum::routing::patch(records::upsert),
-        )
-        .route(
-            "/services/data/{version}/composite/sobjects",
-            post(records::collection_create)
-                .patch(records::collection_update)
-                .delete(records::collection_delete),
-        )
-        .route(
-            "/services/data/{version}/composite/sobjects/{object}/{field}",
-            axum::routing::patch(records::collection_upsert),
-        )
-        .route(
-            "/services/data/{version}/jobs/query",
-            post(bulk::create).get(bulk::list),
-        )
-        .route(
-            "/services/data/{version}/jobs/query/{job}",
-            get(bulk::info).patch(bulk::abort).delete(bulk::delete),
-        )
-        .route(
-            "/services/data/{version}/jobs/query/{job}/results",
-            get(bulk::results),
-        )
-        .route(
-            "/services/data/{version}/composite",
-            post(composite::composite),
-        )
-        .route(
-            "/services/data/{version}/composite/",
-            post(composite::composite),
-        )
-        .route("/services/Soap/u/{version}", post(soap::partner))
-        .merge(oauth::routes())
-        .merge(admin::routes())
-        .fallback(|| async { ApiError::not_found() })
-        .method_not_allowed_fallback(|method: axum::http::Method| async move {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                format!(
-                    "HTTP Method '{method}' not allowed. Allowed are HEAD,GET,PATCH,POST,DELETE"
-                ),
-            )
-        })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admin::inject,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            server_date,
-        ))
-        .with_state(state)
-}
-
-/// Every response carries the org's own time in `Date`, as Salesforce's do: clients bound
-/// their windows by it, and a simulated clock (fixed, moved by tests) must be the one they
-/// see, not the machine's.
-async fn server_date(
-    axum::extract::State(state): axum::extract::State<Arc<State>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let now = state.org.read().map(|org| org.clock.now()).ok();
-    let mut response = next.run(request).await;
-    if let Some(date) = now
-        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map(|ts| jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&ts))
-        .and_then(|text| text.ok())
-        .and_then(|text| HeaderValue::from_str(&text).ok())
-    {
-        response.headers_mut().insert(header::DATE, date);
-    }
-    response
 }
 
 /// Request bodies are JSON, or the call is refused with 415.

@@ -1,5 +1,6 @@
-//! The SOQL a backup needs: field lists with parent paths, COUNT(), WHERE with comparisons,
-//! IN, LIKE, AND/OR/NOT and date literals, ORDER BY, LIMIT and OFFSET. Errors read like
+//! The SOQL a backup needs: field lists with parent paths, `FIELDS(ALL|STANDARD|CUSTOM)`,
+//! COUNT(), WHERE with comparisons, IN, LIKE, AND/OR/NOT and date literals, ORDER BY, LIMIT
+//! and OFFSET. Errors read like
 //! Salesforce's (`MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, with the caret line).
 //!
 //! Long because it is the parser and the evaluator of one language; the last 70 lines are its
@@ -17,6 +18,8 @@ pub struct Query {
     pub order: Vec<(FieldPath, bool, bool)>,
     pub limit: Option<usize>,
     pub offset: usize,
+    /// The field list used `FIELDS()` (which the Bulk API does not take).
+    pub fields_function: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -260,6 +263,8 @@ impl Parser<'_> {
         }
         let mut raw_fields = Vec::new();
         let mut count = false;
+        // FIELDS(ALL|STANDARD|CUSTOM), expanded once the object is known.
+        let mut field_sets: Vec<(String, usize)> = Vec::new();
         loop {
             if self.peek_word("COUNT")
                 && matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)))
@@ -269,12 +274,24 @@ impl Parser<'_> {
                     return Err(self.unexpected());
                 }
                 count = true;
-            } else if self.peek_word("FIELDS") {
-                return Err(malformed(
-                    self.soql,
-                    self.at(),
-                    "FIELDS() is not supported here: list the fields from describe",
-                ));
+            } else if self.peek_word("FIELDS")
+                && matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)))
+            {
+                let at = self.at();
+                self.pos += 2;
+                let (set, _) = self.word()?;
+                let set = set.to_ascii_uppercase();
+                if !matches!(set.as_str(), "ALL" | "STANDARD" | "CUSTOM") {
+                    return Err(malformed(
+                        self.soql,
+                        at,
+                        "FIELDS() takes ALL, STANDARD or CUSTOM",
+                    ));
+                }
+                if !self.eat_sym(")") {
+                    return Err(self.unexpected());
+                }
+                field_sets.push((set, at));
             } else if self.eat_sym("(") {
                 return Err(malformed(
                     self.soql,
@@ -299,7 +316,7 @@ impl Parser<'_> {
             )),
         })?;
         let select = if count {
-            if !raw_fields.is_empty() {
+            if !raw_fields.is_empty() || !field_sets.is_empty() {
                 return Err(malformed(
                     self.soql,
                     raw_fields[0].1,
@@ -309,6 +326,18 @@ impl Parser<'_> {
             Select::Count
         } else {
             let mut fields: Vec<FieldPath> = Vec::new();
+            for (set, at) in &field_sets {
+                for field in &self.catalog.objects[object].fields {
+                    let chosen = match set.as_str() {
+                        "CUSTOM" => field.custom,
+                        "STANDARD" => !field.custom,
+                        _ => true,
+                    };
+                    if chosen && !fields.iter().any(|f| f.display == field.name) {
+                        fields.push(self.path(object, &field.name, *at)?);
+                    }
+                }
+            }
             for (name, at) in raw_fields {
                 let path = self.path(object, &name, at)?;
                 if fields
@@ -380,6 +409,16 @@ impl Parser<'_> {
         if self.pos < self.tokens.len() {
             return Err(self.unexpected());
         }
+        // Unbounded sets of fields need a bounded number of rows.
+        if let Some((_, at)) = field_sets.iter().find(|(set, _)| set != "STANDARD")
+            && limit.is_none_or(|l| l > 200)
+        {
+            return Err(malformed(
+                self.soql,
+                *at,
+                "The SOQL FIELDS function must have a LIMIT of at most 200",
+            ));
+        }
         Ok(Query {
             object,
             select,
@@ -387,6 +426,7 @@ impl Parser<'_> {
             order,
             limit,
             offset,
+            fields_function: !field_sets.is_empty(),
         })
     }
 

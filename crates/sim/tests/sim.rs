@@ -1511,3 +1511,43 @@ async fn records_purged_after_a_query_ran_drop_out_of_its_pages_and_results() {
     );
     assert_eq!(counted, after.len());
 }
+
+#[tokio::test]
+async fn fields_functions_expand_and_need_a_limit_where_salesforce_asks_for_one() {
+    let sim = start(200, 10_000).await;
+    let client = Client::new(&sim);
+    let query = |soql: &str| format!("/services/data/{V}/query?q={}", soql.replace(' ', "+"));
+    let (status, page) = client
+        .json(&query("SELECT FIELDS(ALL) FROM Invoice__c LIMIT 5"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let record = page["records"][0].as_object().expect("a record");
+    for field in ["Id", "Name", "Account__c", "CreatedDate"] {
+        assert!(record.contains_key(field), "{field} in {page}");
+    }
+    let (_, custom) = client
+        .json(&query("SELECT FIELDS(CUSTOM) FROM Invoice__c LIMIT 5"))
+        .await;
+    let custom = custom["records"][0].as_object().expect("a record");
+    assert!(custom.contains_key("Account__c") && !custom.contains_key("CreatedDate"));
+    let (status, standard) = client
+        .json(&query("SELECT FIELDS(STANDARD) FROM Account"))
+        .await;
+    assert_eq!(status, 200, "STANDARD needs no LIMIT: {standard}");
+    assert!(standard["records"][0]["Name"].is_string());
+
+    for unbounded in [
+        "SELECT FIELDS(ALL) FROM Account",
+        "SELECT FIELDS(CUSTOM) FROM Account LIMIT 201",
+    ] {
+        let (status, body) = client.json(&query(unbounded)).await;
+        assert_eq!(status, 400, "{unbounded}");
+        assert_eq!(error_code(&body), "MALFORMED_QUERY");
+        assert!(
+            body[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("LIMIT of at most 200")),
+            "{body}"
+        );
+    }
+}

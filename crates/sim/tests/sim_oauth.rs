@@ -657,3 +657,34 @@ async fn client_credentials_log_in_on_the_my_domain_only() {
         .expect("token request");
     assert_eq!(response.status(), 200);
 }
+
+/// Sessions expire as Salesforce's do: after a time without a call, not while in use.
+#[tokio::test]
+async fn a_session_unused_for_its_timeout_expires() {
+    let sim = start(false, "connected-app.crt").await;
+    let http = reqwest::Client::new();
+    let set = http
+        .put(format!("{}/__sim/sessions/lifetime", sim.url()))
+        .json(&json!({"timeoutSeconds": 1.0}))
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(set.status(), 200);
+    let limits = || {
+        http.get(format!("{}/services/data/v62.0/limits", sim.url()))
+            .bearer_auth(&sim.credentials.access_token)
+            .send()
+    };
+    assert_eq!(limits().await.expect("call").status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        limits().await.expect("call").status(),
+        200,
+        "used within the timeout"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    let expired = limits().await.expect("call");
+    assert_eq!(expired.status(), 401, "unused for longer than the timeout");
+    let body: Value = expired.json().await.expect("JSON");
+    assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+}
