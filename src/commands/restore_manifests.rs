@@ -250,23 +250,7 @@ fn counted(planned: &RestoreOutcome) -> String {
             .entry(action)
             .or_default() += 1;
     }
-    let mut out = format!(
-        "{} records of snapshot {} ({}) into {} ({} {}){}\n",
-        planned.records,
-        &planned.snapshot[..planned.snapshot.len().min(12)],
-        planned.snapshot_time,
-        planned.target,
-        planned.account_word,
-        planned.account,
-        if planned.plan.other_account {
-            format!(
-                ", another {}: every record is created",
-                planned.account_word
-            )
-        } else {
-            String::new()
-        }
-    );
+    let mut out = format!("{}\n", planned.heading());
     if let Some((run, finished)) = &planned.finished_before {
         let _ = writeln!(
             out,

@@ -158,7 +158,7 @@ async fn a_restore_manifest_merged_in_a_pull_request_runs_once_across_three_appl
         .find_map(|l| {
             l.trim()
                 .strip_prefix("| ")?
-                .split_once(" records of snapshot")
+                .split_once(" records from snapshot")
         })
         .and_then(|(n, _)| n.parse().ok())
         .expect("the restore's plan counts its records");

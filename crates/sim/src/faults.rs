@@ -38,6 +38,11 @@ pub enum FaultKind {
     Slow,
     /// Bulk API 2.0 query jobs created while set end in state Failed.
     BulkJobFailed,
+    /// 400 QUERY_TIMEOUT: a query (REST query or queryAll) that ran too long.
+    QueryTimeout,
+    /// 400 OPERATION_TOO_LARGE: a query (REST query or queryAll) over too many rows for the
+    /// user's sharing.
+    OperationTooLarge,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,8 +95,13 @@ impl Faults {
         let write = method != "GET";
         let mut hits = Vec::new();
         for fault in &mut self.active {
+            let query = path.contains("/query");
             if (fault.kind == FaultKind::UnableToLockRow && !write)
                 || fault.kind == FaultKind::BulkJobFailed
+                || (matches!(
+                    fault.kind,
+                    FaultKind::QueryTimeout | FaultKind::OperationTooLarge
+                ) && !query)
             {
                 continue;
             }
@@ -202,6 +212,22 @@ pub async fn inject(Shared(state): Shared<Arc<State>>, request: Request, next: N
                 .into_response();
             }
             FaultKind::InvalidSessionId => return ApiError::invalid_session().into_response(),
+            FaultKind::QueryTimeout => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "QUERY_TIMEOUT",
+                    "Your query request was running for too long.",
+                )
+                .into_response();
+            }
+            FaultKind::OperationTooLarge => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "OPERATION_TOO_LARGE",
+                    "exceeded 100000 distinct ids",
+                )
+                .into_response();
+            }
             FaultKind::ConnectionReset => {
                 // Headers go out, then the body fails: the client sees the connection drop.
                 let broken = broken_body();

@@ -144,6 +144,11 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             post(composite::composite),
         )
         .route("/services/Soap/u/{version}", post(soap::partner))
+        .route("/services/Soap/{api}/{version}", post(soap::unserved))
+        .route(
+            "/services/async/{*rest}",
+            axum::routing::any(soap::bulk_v1_unserved),
+        )
         .merge(oauth::routes())
         .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })

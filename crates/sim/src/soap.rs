@@ -37,6 +37,36 @@ fn fault(code: &str, message: &str) -> Response {
     )
 }
 
+/// The SOAP APIs this org does not serve (enterprise `c`, metadata `m`, tooling `T`, …): a
+/// SOAP fault naming the operation asked for, as an endpoint without that operation answers,
+/// so a SOAP client reads an error it understands rather than JSON.
+pub async fn unserved(Path((api, _version)): Path<(String, String)>, body: String) -> Response {
+    let operation = Message::parse(&body)
+        .map(|m| {
+            format!(
+                "{{{}}}{}",
+                m.body.namespace.as_deref().unwrap_or_default(),
+                m.body.name
+            )
+        })
+        .unwrap_or_else(|_| "(unreadable request)".to_string());
+    fault(
+        "Client",
+        &format!(
+            "No operation available for request {operation}: the simulator serves the partner API (/services/Soap/u/) only, not /services/Soap/{api}/"
+        ),
+    )
+}
+
+/// Bulk API 1.0 (`/services/async/…`), which this org does not serve: an error in Bulk
+/// 1.0's own XML, which its clients parse.
+pub async fn bulk_v1_unserved() -> Response {
+    xml(
+        StatusCode::BAD_REQUEST,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><error xmlns=\"http://www.force.com/2009/06/asyncapi/dataload\"><exceptionCode>FeatureNotEnabled</exceptionCode><exceptionMessage>Bulk API 1.0 is not served by the simulator: use Bulk API 2.0 (/services/data/vXX.X/jobs/query)</exceptionMessage></error>".to_string(),
+    )
+}
+
 pub async fn partner(
     Shared(state): Shared<Arc<State>>,
     Path(version): Path<String>,

@@ -1094,6 +1094,24 @@ async fn injected_faults_return_the_documented_errors() {
         let (got, _) = client.json(&limits).await;
         assert_eq!(got, 200, "{kind} hit only once");
     }
+    // Query faults hit queries only.
+    let query = format!("/services/data/{V}/query?q=SELECT+Id+FROM+Account+LIMIT+1");
+    for (kind, code) in [
+        ("QUERY_TIMEOUT", "QUERY_TIMEOUT"),
+        ("OPERATION_TOO_LARGE", "OPERATION_TOO_LARGE"),
+    ] {
+        client
+            .admin(
+                Method::PUT,
+                "faults",
+                serde_json::json!([{"kind": kind, "times": 1}]),
+            )
+            .await;
+        let (got, _) = client.json(&limits).await;
+        assert_eq!(got, 200, "{kind} is not a fault of /limits");
+        let (got, body) = client.json(&query).await;
+        assert_eq!((got, error_code(&body)), (400, code), "{kind}");
+    }
     client
         .admin(
             Method::PUT,
@@ -1550,4 +1568,49 @@ async fn fields_functions_expand_and_need_a_limit_where_salesforce_asks_for_one(
             "{body}"
         );
     }
+}
+
+/// SOAP and Bulk 1.0 clients read errors in their own XML, even from APIs the simulator does
+/// not serve.
+#[tokio::test]
+async fn unserved_soap_and_bulk_v1_paths_answer_in_their_own_xml() {
+    let sim = start(50, 1_000).await;
+    let http = reqwest::Client::new();
+    let envelope = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:met="http://soap.sforce.com/2006/04/metadata"><soapenv:Body><met:listMetadata/></soapenv:Body></soapenv:Envelope>"#;
+    let response = http
+        .post(format!("{}/services/Soap/m/62.0", sim.url()))
+        .header("Content-Type", "text/xml; charset=UTF-8")
+        .header("SOAPAction", "\"\"")
+        .body(envelope)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 500);
+    assert!(
+        response
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/xml"))
+    );
+    let text = response.text().await.expect("body");
+    let fault = sfsoap::Message::parse(&text)
+        .expect("a SOAP message")
+        .fault()
+        .expect("a fault");
+    assert!(fault.message.contains("listMetadata"), "{}", fault.message);
+
+    let response = http
+        .post(format!("{}/services/async/62.0/job", sim.url()))
+        .header("X-SFDC-Session", &sim.credentials.access_token)
+        .body("<jobInfo/>")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.expect("body");
+    assert!(
+        text.contains("<exceptionCode>FeatureNotEnabled</exceptionCode>"),
+        "{text}"
+    );
 }

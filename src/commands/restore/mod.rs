@@ -305,26 +305,37 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         )?),
         false => None,
     };
+    let outcome = |notes: Vec<String>,
+                   plan: RestorePlan,
+                   result: Option<RestoreResult>,
+                   finished_before: Option<(String, restore::Finished)>,
+                   run: Option<String>| RestoreOutcome {
+        task: options.task.clone(),
+        snapshot: snapshot.id.clone(),
+        snapshot_time: snapshot.time.clone(),
+        target: target_id.clone(),
+        account: account.clone(),
+        account_word: connector.account_word(),
+        records: chosen.len(),
+        children: children.clone(),
+        tree: tree_rows(&paths),
+        notes,
+        plan,
+        result,
+        finished_before,
+        run,
+    };
     let mut runs = journal::runs(store, &account)?;
     if let Some(manifest) = &options.manifest
         && let Some((name, finished)) = journal::finished_manifest(&runs, manifest)
     {
-        return Ok(RestoreOutcome {
-            task: options.task.clone(),
-            snapshot: snapshot.id.clone(),
-            snapshot_time: snapshot.time.clone(),
-            target: target_id,
-            account,
-            account_word: connector.account_word(),
-            records: chosen.len(),
-            children,
-            tree: tree_rows(&paths),
+        return Ok(outcome(
             notes,
-            plan: RestorePlan::default(),
-            result: None,
-            finished_before: Some((name.to_string(), finished.clone())),
-            run: None,
-        });
+            RestorePlan::default(),
+            None,
+            Some((name.to_string(), finished.clone())),
+            None,
+        ));
     }
     let settled = restore::resolve_pending(&connector, &mut runs).await?;
     if options.apply {
@@ -378,20 +389,5 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         }
         false => None,
     };
-    Ok(RestoreOutcome {
-        task: options.task.clone(),
-        snapshot: snapshot.id.clone(),
-        snapshot_time: snapshot.time.clone(),
-        target: target_id,
-        account,
-        account_word: connector.account_word(),
-        records: chosen.len(),
-        children,
-        tree: tree_rows(&paths),
-        notes,
-        plan,
-        result,
-        finished_before: None,
-        run: run_name,
-    })
+    Ok(outcome(notes, plan, result, None, run_name))
 }

@@ -55,6 +55,28 @@ pub(crate) fn render_tree(rows: &[TreeRow], out: &mut String) {
     }
 }
 
+impl RestoreOutcome {
+    /// What is restored from where into where: `12 records from snapshot 3f9a… (time) of
+    /// acme into acme (org 00D…)`.
+    pub(crate) fn heading(&self) -> String {
+        let word = self.account_word;
+        format!(
+            "{} records from snapshot {} ({}) of {} into {} ({word} {}{})",
+            self.records,
+            &self.snapshot[..self.snapshot.len().min(12)],
+            self.snapshot_time,
+            self.task,
+            self.target,
+            self.account,
+            if self.plan.other_account {
+                format!(", another {word}: every record is created")
+            } else {
+                String::new()
+            },
+        )
+    }
+}
+
 impl Report for RestoreOutcome {
     /// Success when done (or planned), Partial when some records failed, Failure when all did.
     fn exit_status(&self) -> ExitStatus {
@@ -78,22 +100,7 @@ impl Report for RestoreOutcome {
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }
-        let word = self.account_word;
-        let _ = write!(
-            out,
-            "restore {} records from snapshot {} ({}) of {} into {} ({word} {}{})\n\n",
-            self.records,
-            &self.snapshot[..self.snapshot.len().min(12)],
-            self.snapshot_time,
-            self.task,
-            self.target,
-            self.account,
-            if self.plan.other_account {
-                format!(", another {word}: every record is created")
-            } else {
-                String::new()
-            },
-        );
+        let _ = write!(out, "restore {}\n\n", self.heading());
         if !self.children.is_empty() {
             out.push_str("with their children, as they were in the snapshot:\n");
             render_tree(&self.tree, &mut out);
