@@ -212,6 +212,11 @@ pub async fn create(
     if query.offset > 0 {
         return Err(bad_request("OFFSET is not supported by the Bulk API"));
     }
+    if !query.children.is_empty() {
+        return Err(bad_request(
+            "Parent-to-child subqueries are not supported by the Bulk API",
+        ));
+    }
     if query.fields_function {
         return Err(bad_request("FIELDS() is not supported by the Bulk API"));
     }

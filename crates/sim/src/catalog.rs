@@ -385,7 +385,7 @@ impl ObjectDef {
     }
 }
 
-fn child_relationship_name(child: &str) -> String {
+pub(crate) fn child_relationship_name(child: &str) -> String {
     match child.strip_suffix("__c") {
         Some(base) => format!("{base}s__r"),
         None if child.ends_with('y') => format!("{}ies", &child[..child.len() - 1]),

@@ -193,6 +193,10 @@ pub async fn describe(
 pub struct Cursor {
     object: usize,
     fields: Vec<soql::FieldPath>,
+    /// Parent-to-child subqueries, rendered into each record.
+    children: Vec<soql::ChildQuery>,
+    /// queryAll: deleted children count too.
+    scan_all: bool,
     hits: Hits,
     batch: usize,
 }
@@ -477,6 +481,8 @@ fn run(
     let cursor = Cursor {
         object: query.object,
         fields,
+        children: query.children.clone(),
+        scan_all,
         hits,
         batch: batch_size(&headers),
     };
@@ -525,6 +531,15 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
             &cursor.fields,
             version,
         );
+        if !cursor.children.is_empty() {
+            // The record's object is closed by json_record: reopen it for the subqueries.
+            body.pop();
+            for child in &cursor.children {
+                body.push_str(&format!(",\"{}\":", child.relationship));
+                child_records(&mut body, org, record, child, cursor.scan_all, version);
+            }
+            body.push('}');
+        }
         if first {
             // Room for the rest at the first record's size: growing a page copies all of it.
             body.reserve((body.len() + 64) * (end - offset));
@@ -533,6 +548,56 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
     }
     body.push_str("]}");
     body
+}
+
+/// A parent record's children through a subquery: `{"totalSize","done","records"}`, or null
+/// when it has none, as Salesforce renders them.
+fn child_records(
+    out: &mut String,
+    org: &org::Org,
+    parent: &org::Record,
+    child: &soql::ChildQuery,
+    scan_all: bool,
+    version: &str,
+) {
+    let lookup = soql::FieldPath {
+        display: org.catalog.objects[child.query.object].fields[child.field]
+            .name
+            .clone(),
+        hops: Vec::new(),
+        field: (child.query.object, child.field),
+    };
+    let of_parent = soql::Condition::Compare(
+        lookup,
+        soql::Op::Eq,
+        soql::Literal::Text(parent.id().to_string()),
+    );
+    let mut query = child.query.clone();
+    query.filter = Some(match query.filter.take() {
+        Some(filter) => soql::Condition::And(Box::new(of_parent), Box::new(filter)),
+        None => of_parent,
+    });
+    let hits = execute(org, &query, scan_all);
+    if hits.is_empty() {
+        out.push_str("null");
+        return;
+    }
+    let Select::Fields(fields) = &query.select else {
+        out.push_str("null");
+        return;
+    };
+    let table = &org.tables[query.object];
+    out.push_str(&format!(
+        "{{\"totalSize\":{},\"done\":true,\"records\":[",
+        hits.len()
+    ));
+    for (n, record) in hits.records(table, 0..hits.len()).enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        json_record(out, org, query.object, record, fields, version);
+    }
+    out.push_str("]}");
 }
 
 pub async fn query_more(

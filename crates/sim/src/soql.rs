@@ -1,4 +1,5 @@
-//! The SOQL a backup needs: field lists with parent paths, `FIELDS(ALL|STANDARD|CUSTOM)`,
+//! The SOQL a backup needs: field lists with parent paths, parent-to-child subqueries,
+//! `FIELDS(ALL|STANDARD|CUSTOM)`,
 //! COUNT(), WHERE with comparisons, IN, LIKE, AND/OR/NOT and date literals, ORDER BY, LIMIT
 //! and OFFSET. Errors read like
 //! Salesforce's (`MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, with the caret line).
@@ -20,6 +21,20 @@ pub struct Query {
     pub offset: usize,
     /// The field list used `FIELDS()` (which the Bulk API does not take).
     pub fields_function: bool,
+    /// Parent-to-child subqueries in the field list (`(SELECT Id FROM Contacts)`).
+    pub children: Vec<ChildQuery>,
+}
+
+/// A parent-to-child subquery: the child records of each parent record, through the child's
+/// lookup that points at the parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildQuery {
+    /// The relationship's name as the describe gives it (`Contacts`), the key in each record.
+    pub relationship: String,
+    /// The child object's lookup field that points at the parent.
+    pub field: usize,
+    /// The child records' fields, filter, order and limit (`object` is the child object).
+    pub query: Query,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -265,6 +280,8 @@ impl Parser<'_> {
         let mut count = false;
         // FIELDS(ALL|STANDARD|CUSTOM), expanded once the object is known.
         let mut field_sets: Vec<(String, usize)> = Vec::new();
+        // Where each parent-to-child subquery starts, read once the object is known.
+        let mut subqueries: Vec<usize> = Vec::new();
         loop {
             if self.peek_word("COUNT")
                 && matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)))
@@ -293,11 +310,18 @@ impl Parser<'_> {
                 }
                 field_sets.push((set, at));
             } else if self.eat_sym("(") {
-                return Err(malformed(
-                    self.soql,
-                    self.at(),
-                    "parent-to-child subqueries are not supported by the simulator",
-                ));
+                // Read once the parent object is known: skip to the matching parenthesis.
+                subqueries.push(self.pos);
+                let mut level = 1;
+                while level > 0 {
+                    match self.tokens.get(self.pos) {
+                        Some((Token::Sym("("), _)) => level += 1,
+                        Some((Token::Sym(")"), _)) => level -= 1,
+                        Some(_) => {}
+                        None => return Err(self.unexpected()),
+                    }
+                    self.pos += 1;
+                }
             } else {
                 raw_fields.push(self.word()?);
             }
@@ -315,8 +339,15 @@ impl Parser<'_> {
                 "sObject type '{object_name}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."
             )),
         })?;
+        let mut children = Vec::new();
+        let resume = self.pos;
+        for start in subqueries {
+            self.pos = start;
+            children.push(self.child_query(object)?);
+        }
+        self.pos = resume;
         let select = if count {
-            if !raw_fields.is_empty() || !field_sets.is_empty() {
+            if !raw_fields.is_empty() || !field_sets.is_empty() || !children.is_empty() {
                 return Err(malformed(
                     self.soql,
                     raw_fields[0].1,
@@ -358,36 +389,7 @@ impl Parser<'_> {
         } else {
             None
         };
-        let mut order = Vec::new();
-        if self.eat_word("ORDER") {
-            if !self.eat_word("BY") {
-                return Err(self.unexpected());
-            }
-            loop {
-                let (name, at) = self.word()?;
-                let path = self.path(object, &name, at)?;
-                let descending = if self.eat_word("DESC") {
-                    true
-                } else {
-                    self.eat_word("ASC");
-                    false
-                };
-                let mut nulls_last = descending;
-                if self.eat_word("NULLS") {
-                    nulls_last = if self.eat_word("LAST") {
-                        true
-                    } else if self.eat_word("FIRST") {
-                        false
-                    } else {
-                        return Err(self.unexpected());
-                    };
-                }
-                order.push((path, descending, nulls_last));
-                if !self.eat_sym(",") {
-                    break;
-                }
-            }
-        }
+        let order = self.order_by(object)?;
         let mut limit = None;
         let mut offset = 0;
         loop {
@@ -427,7 +429,124 @@ impl Parser<'_> {
             limit,
             offset,
             fields_function: !field_sets.is_empty(),
+            children,
         })
+    }
+
+    /// `SELECT … FROM Relationship [WHERE …] [ORDER BY …] [LIMIT n])`, the opening parenthesis
+    /// read already.
+    fn child_query(&mut self, parent: usize) -> Result<ChildQuery, QueryError> {
+        if !self.eat_word("SELECT") {
+            return Err(self.unexpected());
+        }
+        let mut raw_fields = Vec::new();
+        loop {
+            raw_fields.push(self.word()?);
+            if !self.eat_sym(",") {
+                break;
+            }
+        }
+        if !self.eat_word("FROM") {
+            return Err(self.unexpected());
+        }
+        let (name, at) = self.word()?;
+        let parent_name = &self.catalog.objects[parent].name;
+        let found = self
+            .catalog
+            .objects
+            .iter()
+            .enumerate()
+            .find_map(|(index, child)| {
+                let relationship = super::catalog::child_relationship_name(&child.name);
+                if !relationship.eq_ignore_ascii_case(&name) {
+                    return None;
+                }
+                let field = child.fields.iter().position(|f| {
+                    f.reference_to.contains(parent_name)
+                        && f.name != "CreatedById"
+                        && f.name != "LastModifiedById"
+                })?;
+                Some((index, field, relationship))
+            });
+        let Some((child, field, relationship)) = found else {
+            return Err(QueryError {
+                code: "INVALID_TYPE",
+                message: located(
+                    self.soql,
+                    at,
+                    &format!(
+                        "Didn't understand relationship '{name}' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."
+                    ),
+                ),
+            });
+        };
+        let mut fields: Vec<FieldPath> = Vec::new();
+        for (name, at) in raw_fields {
+            fields.push(self.path(child, &name, at)?);
+        }
+        let filter = if self.eat_word("WHERE") {
+            Some(self.or(child)?)
+        } else {
+            None
+        };
+        let order = self.order_by(child)?;
+        let limit = match self.eat_word("LIMIT") {
+            true => Some(self.integer()?),
+            false => None,
+        };
+        if !self.eat_sym(")") {
+            return Err(self.unexpected());
+        }
+        Ok(ChildQuery {
+            relationship,
+            field,
+            query: Query {
+                object: child,
+                select: Select::Fields(fields),
+                filter,
+                order,
+                limit,
+                offset: 0,
+                fields_function: false,
+                children: Vec::new(),
+            },
+        })
+    }
+
+    /// `ORDER BY field [ASC|DESC] [NULLS FIRST|LAST], …`, when there is one.
+    fn order_by(&mut self, object: usize) -> Result<Vec<(FieldPath, bool, bool)>, QueryError> {
+        let mut order = Vec::new();
+        if !self.eat_word("ORDER") {
+            return Ok(order);
+        }
+        if !self.eat_word("BY") {
+            return Err(self.unexpected());
+        }
+        loop {
+            let (name, at) = self.word()?;
+            let path = self.path(object, &name, at)?;
+            let descending = if self.eat_word("DESC") {
+                true
+            } else {
+                self.eat_word("ASC");
+                false
+            };
+            let mut nulls_last = descending;
+            if self.eat_word("NULLS") {
+                nulls_last = if self.eat_word("LAST") {
+                    true
+                } else if self.eat_word("FIRST") {
+                    false
+                } else {
+                    return Err(self.unexpected());
+                };
+            }
+            order.push((path, descending, nulls_last));
+            if !self.eat_sym(",") {
+                break;
+            }
+        }
+        Ok(order)
     }
 
     fn integer(&mut self) -> Result<usize, QueryError> {

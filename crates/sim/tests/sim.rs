@@ -1614,3 +1614,66 @@ async fn unserved_soap_and_bulk_v1_paths_answer_in_their_own_xml() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn parent_to_child_subqueries_nest_each_parents_children() {
+    let sim = start(2_000, 10_000).await;
+    let client = Client::new(&sim);
+    let query = |soql: &str| {
+        format!(
+            "/services/data/{V}/query?q={}",
+            soql.replace(' ', "+").replace('\'', "%27")
+        )
+    };
+    let (status, page) = client
+        .json(&query(
+            "SELECT Id, Name, (SELECT Id, LastName FROM Contacts ORDER BY LastName DESC LIMIT 2) FROM Account LIMIT 200",
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let accounts = page["records"].as_array().expect("records");
+    let mut with_children = 0;
+    for account in accounts {
+        let id = account["Id"].as_str().expect("Id");
+        let (_, count) = client
+            .json(&query(&format!(
+                "SELECT COUNT() FROM Contact WHERE AccountId = '{id}'"
+            )))
+            .await;
+        let expected = count["totalSize"].as_u64().expect("count").min(2);
+        let contacts = &account["Contacts"];
+        if expected == 0 {
+            assert!(contacts.is_null(), "{account}");
+            continue;
+        }
+        with_children += 1;
+        assert_eq!(contacts["totalSize"], expected, "{account}");
+        assert_eq!(contacts["done"], true);
+        let records = contacts["records"].as_array().expect("child records");
+        assert_eq!(records[0]["attributes"]["type"], "Contact");
+        if let [first, second] = records.as_slice() {
+            assert!(
+                first["LastName"].as_str() >= second["LastName"].as_str(),
+                "ORDER BY LastName DESC: {contacts}"
+            );
+        }
+    }
+    assert!(with_children > 0, "some accounts have contacts: {page}");
+
+    let (status, body) = client
+        .json(&query("SELECT Id, (SELECT Id FROM Nothings) FROM Account"))
+        .await;
+    assert_eq!((status, error_code(&body)), (400, "INVALID_TYPE"), "{body}");
+
+    let (status, body) = client
+        .send(
+            reqwest::Method::POST,
+            &format!("/services/data/{V}/jobs/query"),
+            Some(serde_json::json!({
+                "operation": "query",
+                "query": "SELECT Id, (SELECT Id FROM Contacts) FROM Account",
+            })),
+        )
+        .await;
+    assert_eq!(status, 400, "the Bulk API takes no subqueries: {body}");
+}

@@ -124,6 +124,12 @@ def main():
           and answers[2]["body"]["records"][0]["AccountId"] == answers[0]["body"]["id"],
           f"{len(answers)} subrequests")
 
+    nested = sf.query("SELECT Id, Name, (SELECT Id, LastName FROM Contacts) FROM Account LIMIT 50")
+    parents = [r for r in nested["records"] if r["Contacts"] is not None]
+    check("child subquery", len(parents) > 0 and all(
+        c["attributes"]["type"] == "Contact" for r in parents for c in r["Contacts"]["records"]),
+        f"{len(parents)} of {len(nested['records'])} accounts with contacts")
+
     sf.Contact.delete(created["id"])
     gone = sf.query_all(f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{created['id']}'", include_deleted=True)
     check("delete goes to the recycle bin", gone["records"][0]["IsDeleted"] is True)
