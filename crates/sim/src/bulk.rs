@@ -200,6 +200,11 @@ pub async fn create(
             ));
         }
         Select::Fields(fields) => fields.clone(),
+        Select::Grouped { .. } => {
+            return Err(bad_request(
+                "Aggregate queries are not supported by the Bulk API",
+            ));
+        }
     };
     if fields
         .iter()

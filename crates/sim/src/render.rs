@@ -39,7 +39,7 @@ pub fn json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-fn json_value(out: &mut String, value: &Value) {
+pub(crate) fn json_value(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),

@@ -302,8 +302,52 @@ impl Hits {
     }
 }
 
+/// A query's semi-joins run, their values standing in as `IN` lists; None when it has none.
+fn with_semi_joins_run(org: &org::Org, query: &Query) -> Option<Query> {
+    fn has(condition: &soql::Condition) -> bool {
+        use soql::Condition::*;
+        match condition {
+            And(a, b) | Or(a, b) => has(a) || has(b),
+            Not(inner) => has(inner),
+            InQuery(..) => true,
+            Compare(..) | In(..) => false,
+        }
+    }
+    fn run(org: &org::Org, condition: &soql::Condition) -> soql::Condition {
+        use soql::Condition::*;
+        match condition {
+            And(a, b) => And(Box::new(run(org, a)), Box::new(run(org, b))),
+            Or(a, b) => Or(Box::new(run(org, a)), Box::new(run(org, b))),
+            Not(inner) => Not(Box::new(run(org, inner))),
+            InQuery(path, inner, negated) => {
+                let Select::Fields(fields) = &inner.select else {
+                    return In(path.clone(), Vec::new(), *negated);
+                };
+                let hits = execute(org, inner, false);
+                let table = &org.tables[inner.object];
+                let values = hits
+                    .records(table, 0..hits.len())
+                    .filter_map(|r| match soql::resolve(org, r, &fields[0]).as_deref() {
+                        Some(Value::Text(id)) => Some(soql::Literal::Text(id.to_string())),
+                        _ => None,
+                    })
+                    .collect();
+                In(path.clone(), values, *negated)
+            }
+            other => other.clone(),
+        }
+    }
+    let filter = query.filter.as_ref().filter(|f| has(f))?;
+    let mut resolved = query.clone();
+    resolved.filter = Some(run(org, filter));
+    Some(resolved)
+}
+
 /// Runs a query: the records it matches, in order.
 pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Hits {
+    if let Some(resolved) = with_semi_joins_run(org, query) {
+        return execute(org, &resolved, scan_all);
+    }
     let table = &org.tables[query.object];
     let selected = |r: &org::Record| selects(org, query, scan_all, r);
     let layout = table.layout();
@@ -376,6 +420,9 @@ fn selects(org: &org::Org, query: &Query, scan_all: bool, record: &org::Record) 
 
 /// How many records a query matches, without listing them.
 pub fn count(org: &org::Org, query: &Query, scan_all: bool) -> usize {
+    if let Some(resolved) = with_semi_joins_run(org, query) {
+        return count(org, &resolved, scan_all);
+    }
     let table = &org.tables[query.object];
     let matched = scan(&table.records, usize::MAX, |_, r| {
         selects(org, query, scan_all, r).then_some(())
@@ -476,6 +523,10 @@ fn run(
             ));
         }
         Select::Fields(fields) => fields.clone(),
+        Select::Grouped { columns, group_by } => {
+            let body = aggregate_rows(&org, &query, columns, group_by, scan_all);
+            return Ok(with_limit_info(json_response(StatusCode::OK, body), &info));
+        }
     };
     let hits = execute(&org, &query, scan_all);
     let cursor = Cursor {
@@ -548,6 +599,146 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
     }
     body.push_str("]}");
     body
+}
+
+/// An aggregate query's answer: one `AggregateResult` row per group (one row in all without
+/// GROUP BY), its columns in the order the query names them.
+fn aggregate_rows(
+    org: &org::Org,
+    query: &Query,
+    columns: &[soql::Column],
+    group_by: &[soql::FieldPath],
+    scan_all: bool,
+) -> String {
+    let mut every = query.clone();
+    every.order.clear();
+    every.limit = None;
+    every.offset = 0;
+    let hits = execute(org, &every, scan_all);
+    let table = &org.tables[query.object];
+    let value_of = |record: &org::Record, path: &soql::FieldPath| {
+        soql::resolve(org, record, path).map_or(Value::Null, |v| v.into_owned())
+    };
+    let mut groups: Vec<(Vec<Value>, Vec<&org::Record>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for record in hits.records(table, 0..hits.len()) {
+        let key: Vec<Value> = group_by.iter().map(|p| value_of(record, p)).collect();
+        let slot = *index.entry(format!("{key:?}")).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(record);
+    }
+    if group_by.is_empty() && groups.is_empty() {
+        groups.push((Vec::new(), Vec::new()));
+    }
+    let position = |path: &soql::FieldPath| group_by.iter().position(|g| g == path);
+    groups.sort_by(|(a, _), (b, _)| {
+        let keys: Vec<(usize, bool)> = match query.order.is_empty() {
+            true => (0..group_by.len()).map(|i| (i, false)).collect(),
+            false => query
+                .order
+                .iter()
+                .filter_map(|(path, descending, _)| Some((position(path)?, *descending)))
+                .collect(),
+        };
+        for (i, descending) in keys {
+            let ordering = soql::order_values(&a[i], &b[i]);
+            let ordering = if descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
+            if ordering != std::cmp::Ordering::Equal {
+                return ordering;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    let rows: Vec<&(Vec<Value>, Vec<&org::Record>)> = groups
+        .iter()
+        .skip(query.offset)
+        .take(query.limit.unwrap_or(usize::MAX))
+        .collect();
+    let mut out = format!("{{\"totalSize\":{},\"done\":true,\"records\":[", rows.len());
+    for (n, (key, records)) in rows.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"attributes\":{\"type\":\"AggregateResult\"}");
+        for column in columns {
+            out.push(',');
+            match column {
+                soql::Column::Group(path) => {
+                    super::render::json_string(&mut out, &path.display);
+                    out.push(':');
+                    let at = position(path).unwrap_or(0);
+                    super::render::json_value(&mut out, key.get(at).unwrap_or(&Value::Null));
+                }
+                soql::Column::Aggregate {
+                    function,
+                    field,
+                    name,
+                } => {
+                    super::render::json_string(&mut out, name);
+                    out.push(':');
+                    let values: Vec<Value> = records
+                        .iter()
+                        .map(|r| value_of(r, field))
+                        .filter(|v| *v != Value::Null)
+                        .collect();
+                    out.push_str(&aggregate(*function, &values));
+                }
+            }
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
+/// One aggregate function over a group's non-null values, as JSON.
+fn aggregate(function: soql::Aggregate, values: &[Value]) -> String {
+    use soql::Aggregate::*;
+    let number = |v: &Value| match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Num(x) => Some(*x),
+        _ => None,
+    };
+    match function {
+        Count => values.len().to_string(),
+        CountDistinct => {
+            let distinct: std::collections::HashSet<String> =
+                values.iter().map(|v| format!("{v:?}")).collect();
+            distinct.len().to_string()
+        }
+        Sum | Avg => {
+            let numbers: Vec<f64> = values.iter().filter_map(number).collect();
+            if numbers.is_empty() {
+                return "null".into();
+            }
+            let sum: f64 = numbers.iter().sum();
+            let result = if function == Sum {
+                sum
+            } else {
+                sum / numbers.len() as f64
+            };
+            serde_json::Value::from(result).to_string()
+        }
+        Min | Max => {
+            let chosen = values.iter().reduce(|a, b| {
+                let ordering = soql::order_values(a, b);
+                let keep_a = match function {
+                    Min => ordering != std::cmp::Ordering::Greater,
+                    _ => ordering != std::cmp::Ordering::Less,
+                };
+                if keep_a { a } else { b }
+            });
+            let mut out = String::new();
+            super::render::json_value(&mut out, chosen.unwrap_or(&Value::Null));
+            out
+        }
+    }
 }
 
 /// A parent record's children through a subquery: `{"totalSize","done","records"}`, or null

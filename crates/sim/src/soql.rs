@@ -1,11 +1,13 @@
 //! The SOQL a backup needs: field lists with parent paths, parent-to-child subqueries,
+//! semi-joins (`Id IN (SELECT …)`), `toLabel()`, aggregates (COUNT, COUNT_DISTINCT, SUM, AVG,
+//! MIN, MAX) with GROUP BY,
 //! `FIELDS(ALL|STANDARD|CUSTOM)`,
 //! COUNT(), WHERE with comparisons, IN, LIKE, AND/OR/NOT and date literals, ORDER BY, LIMIT
 //! and OFFSET. Errors read like
 //! Salesforce's (`MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, with the caret line).
 //!
-//! Long because it is the parser and the evaluator of one language; the last 70 lines are its
-//! tests.
+//! Long because it is the parser and the evaluator of one language; its unit tests are at the
+//! end.
 
 use super::catalog::{Catalog, FieldType, ObjectDef};
 use super::org::{Org, Value};
@@ -41,6 +43,59 @@ pub struct ChildQuery {
 pub enum Select {
     Count,
     Fields(Vec<FieldPath>),
+    /// Aggregate functions and GROUP BY: one `AggregateResult` row per group.
+    Grouped {
+        columns: Vec<Column>,
+        group_by: Vec<FieldPath>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn named(word: &str) -> Option<Aggregate> {
+        Some(match word.to_ascii_uppercase().as_str() {
+            "COUNT" => Aggregate::Count,
+            "COUNT_DISTINCT" => Aggregate::CountDistinct,
+            "SUM" => Aggregate::Sum,
+            "AVG" => Aggregate::Avg,
+            "MIN" => Aggregate::Min,
+            "MAX" => Aggregate::Max,
+            _ => return None,
+        })
+    }
+}
+
+/// A column of an aggregate query's rows, in the order the query names them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// A GROUP BY field, under its own name.
+    Group(FieldPath),
+    /// `COUNT(Id)`, under its alias or `expr0`, `expr1`, … in order.
+    Aggregate {
+        function: Aggregate,
+        field: FieldPath,
+        name: String,
+    },
+}
+
+/// A column as read, before the object is known.
+enum RawColumn {
+    /// Index into the plain fields.
+    Field(usize),
+    Aggregate {
+        function: Aggregate,
+        field: (String, usize),
+        alias: Option<String>,
+    },
 }
 
 /// A field of the queried object, or one reached through lookups (`Owner.Name`).
@@ -60,6 +115,9 @@ pub enum Condition {
     Not(Box<Condition>),
     Compare(FieldPath, Op, Literal),
     In(FieldPath, Vec<Literal>, bool),
+    /// A semi-join (`Id IN (SELECT AccountId FROM Contact)`), or an anti-join with `NOT IN`:
+    /// the subquery runs first and its values stand in as an `In` list (`rest::execute`).
+    InQuery(FieldPath, Box<Query>, bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,8 +340,28 @@ impl Parser<'_> {
         let mut field_sets: Vec<(String, usize)> = Vec::new();
         // Where each parent-to-child subquery starts, read once the object is known.
         let mut subqueries: Vec<usize> = Vec::new();
+        let mut columns: Vec<RawColumn> = Vec::new();
         loop {
-            if self.peek_word("COUNT")
+            if let Some(function) = self.aggregate_here() {
+                self.pos += 2;
+                let field = self.word()?;
+                if !self.eat_sym(")") {
+                    return Err(self.unexpected());
+                }
+                let alias = match self.tokens.get(self.pos) {
+                    Some((Token::Word(w), _)) if !w.eq_ignore_ascii_case("FROM") => {
+                        let alias = w.clone();
+                        self.pos += 1;
+                        Some(alias)
+                    }
+                    _ => None,
+                };
+                columns.push(RawColumn::Aggregate {
+                    function,
+                    field,
+                    alias,
+                });
+            } else if self.peek_word("COUNT")
                 && matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)))
             {
                 self.pos += 2;
@@ -309,6 +387,17 @@ impl Parser<'_> {
                     return Err(self.unexpected());
                 }
                 field_sets.push((set, at));
+            } else if self.peek_word("toLabel")
+                && matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)))
+            {
+                // The picklist's label under the field's own name; the simulator's labels are
+                // its values.
+                self.pos += 2;
+                columns.push(RawColumn::Field(raw_fields.len()));
+                raw_fields.push(self.word()?);
+                if !self.eat_sym(")") {
+                    return Err(self.unexpected());
+                }
             } else if self.eat_sym("(") {
                 // Read once the parent object is known: skip to the matching parenthesis.
                 subqueries.push(self.pos);
@@ -323,6 +412,7 @@ impl Parser<'_> {
                     self.pos += 1;
                 }
             } else {
+                columns.push(RawColumn::Field(raw_fields.len()));
                 raw_fields.push(self.word()?);
             }
             if !self.eat_sym(",") {
@@ -347,10 +437,17 @@ impl Parser<'_> {
         }
         self.pos = resume;
         let select = if count {
-            if !raw_fields.is_empty() || !field_sets.is_empty() || !children.is_empty() {
+            let aggregates = columns
+                .iter()
+                .any(|c| matches!(c, RawColumn::Aggregate { .. }));
+            if !raw_fields.is_empty()
+                || !field_sets.is_empty()
+                || !children.is_empty()
+                || aggregates
+            {
                 return Err(malformed(
                     self.soql,
-                    raw_fields[0].1,
+                    raw_fields.first().map_or(object_at, |f| f.1),
                     "COUNT() cannot be combined with other fields",
                 ));
             }
@@ -389,7 +486,90 @@ impl Parser<'_> {
         } else {
             None
         };
+        let mut group_by = Vec::new();
+        if self.eat_word("GROUP") {
+            if !self.eat_word("BY") {
+                return Err(self.unexpected());
+            }
+            loop {
+                let (name, at) = self.word()?;
+                group_by.push(self.path(object, &name, at)?);
+                if !self.eat_sym(",") {
+                    break;
+                }
+            }
+        }
+        let aggregated = columns
+            .iter()
+            .any(|c| matches!(c, RawColumn::Aggregate { .. }));
+        let select = match (aggregated || !group_by.is_empty(), select) {
+            (true, Select::Fields(plain)) => {
+                if !field_sets.is_empty() || !children.is_empty() {
+                    return Err(malformed(
+                        self.soql,
+                        object_at,
+                        "an aggregate query cannot select FIELDS() or subqueries",
+                    ));
+                }
+                let mut built = Vec::new();
+                let mut unnamed = 0;
+                for column in columns {
+                    match column {
+                        RawColumn::Field(index) => {
+                            let path = plain[index].clone();
+                            if !group_by
+                                .iter()
+                                .any(|g| g.display.eq_ignore_ascii_case(&path.display))
+                            {
+                                return Err(malformed(
+                                    self.soql,
+                                    object_at,
+                                    &format!(
+                                        "Field must be grouped or aggregated: {}",
+                                        path.display
+                                    ),
+                                ));
+                            }
+                            built.push(Column::Group(path));
+                        }
+                        RawColumn::Aggregate {
+                            function,
+                            field: (name, at),
+                            alias,
+                        } => {
+                            let field = self.path(object, &name, at)?;
+                            let name = alias.unwrap_or_else(|| {
+                                unnamed += 1;
+                                format!("expr{}", unnamed - 1)
+                            });
+                            built.push(Column::Aggregate {
+                                function,
+                                field,
+                                name,
+                            });
+                        }
+                    }
+                }
+                Select::Grouped {
+                    columns: built,
+                    group_by: group_by.clone(),
+                }
+            }
+            (_, select) => select,
+        };
         let order = self.order_by(object)?;
+        if let Select::Grouped { group_by, .. } = &select
+            && let Some((path, _, _)) = order.iter().find(|(p, _, _)| !group_by.contains(p))
+        {
+            return Err(malformed(
+                self.soql,
+                object_at,
+                &format!(
+                    "ORDER BY {} must be one of the GROUP BY fields",
+                    path.display
+                ),
+            ));
+        }
         let mut limit = None;
         let mut offset = 0;
         loop {
@@ -511,6 +691,17 @@ impl Parser<'_> {
                 children: Vec::new(),
             },
         })
+    }
+
+    /// An aggregate function and its parenthesis here (`COUNT(` with a field, not `COUNT()`).
+    fn aggregate_here(&self) -> Option<Aggregate> {
+        let Some((Token::Word(word), _)) = self.tokens.get(self.pos) else {
+            return None;
+        };
+        let function = Aggregate::named(word)?;
+        let opens = matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)));
+        let empty = matches!(self.tokens.get(self.pos + 2), Some((Token::Sym(")"), _)));
+        (opens && !empty).then_some(function)
     }
 
     /// `ORDER BY field [ASC|DESC] [NULLS FIRST|LAST], …`, when there is one.
@@ -657,14 +848,24 @@ impl Parser<'_> {
         }
         let (name, at) = self.word()?;
         let path = self.path(object, &name, at)?;
-        if self.eat_word("IN") {
-            return Ok(Condition::In(path, self.list()?, false));
-        }
-        if self.eat_word("NOT") {
+        let negated = if self.eat_word("IN") {
+            Some(false)
+        } else if self.eat_word("NOT") {
             if !self.eat_word("IN") {
                 return Err(self.unexpected());
             }
-            return Ok(Condition::In(path, self.list()?, true));
+            Some(true)
+        } else {
+            None
+        };
+        if let Some(negated) = negated {
+            let semi_join = matches!(self.tokens.get(self.pos), Some((Token::Sym("("), _)))
+                && matches!(self.tokens.get(self.pos + 1), Some((Token::Word(w), _)) if w.eq_ignore_ascii_case("SELECT"));
+            if semi_join {
+                let inner = self.semi_join(&path, at)?;
+                return Ok(Condition::InQuery(path, Box::new(inner), negated));
+            }
+            return Ok(Condition::In(path, self.list()?, negated));
         }
         let op = if self.eat_word("LIKE") {
             Op::Like
@@ -683,6 +884,72 @@ impl Parser<'_> {
         };
         let literal = self.literal()?;
         Ok(Condition::Compare(path, op, literal))
+    }
+
+    /// `(SELECT field FROM Object …)` after IN: one Id or reference field, of which the
+    /// outer field must be one too.
+    fn semi_join(&mut self, outer: &FieldPath, at: usize) -> Result<Query, QueryError> {
+        let start = self.pos + 1;
+        let mut level = 0;
+        let mut end = self.pos;
+        loop {
+            match self.tokens.get(end) {
+                Some((Token::Sym("("), _)) => level += 1,
+                Some((Token::Sym(")"), _)) => {
+                    level -= 1;
+                    if level == 0 {
+                        break;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    return Err(malformed(
+                        self.soql,
+                        self.soql.len(),
+                        "unexpected token: '<EOF>'",
+                    ));
+                }
+            }
+            end += 1;
+        }
+        let mut inner = Parser {
+            soql: self.soql,
+            tokens: self.tokens[start..end].to_vec(),
+            pos: 0,
+            catalog: self.catalog,
+            now: self.now,
+            depth: self.depth + 1,
+        };
+        let query = inner.query()?;
+        self.pos = end + 1;
+        let is_key = |path: &FieldPath| {
+            let (object, field) = path.field;
+            matches!(
+                self.catalog.objects[object].fields[field].field_type,
+                FieldType::Id | FieldType::Reference
+            )
+        };
+        let selected_key = match &query.select {
+            Select::Fields(fields) => fields.len() == 1 && is_key(&fields[0]),
+            Select::Count | Select::Grouped { .. } => false,
+        };
+        if !selected_key || !query.children.is_empty() || query.fields_function {
+            return Err(malformed(
+                self.soql,
+                self.tokens
+                    .get(start)
+                    .map_or(self.soql.len(), |(_, at)| *at),
+                "a semi-join subquery selects exactly one Id or reference field",
+            ));
+        }
+        if !is_key(outer) {
+            return Err(malformed(
+                self.soql,
+                at,
+                "a semi-join compares an Id or reference field",
+            ));
+        }
+        Ok(query)
     }
 
     fn list(&mut self) -> Result<Vec<Literal>, QueryError> {
@@ -791,6 +1058,9 @@ pub fn matches(org: &Org, record: &super::org::Record, condition: &Condition) ->
             let value = value.as_deref().unwrap_or(&Value::Null);
             items.iter().any(|l| compare(value, Op::Eq, l)) != *negated
         }
+        // Semi-joins are run before the scan and replaced by their values; one that reaches
+        // here was not, and matches nothing rather than everything.
+        Condition::InQuery(..) => false,
     }
 }
 

@@ -1677,3 +1677,122 @@ async fn parent_to_child_subqueries_nest_each_parents_children() {
         .await;
     assert_eq!(status, 400, "the Bulk API takes no subqueries: {body}");
 }
+
+#[tokio::test]
+async fn semi_joins_and_to_label_filter_and_name_as_salesforce_does() {
+    let sim = start(2_000, 10_000).await;
+    let client = Client::new(&sim);
+    let query = |soql: &str| {
+        format!(
+            "/services/data/{V}/query?q={}",
+            soql.replace(' ', "+").replace('\'', "%27")
+        )
+    };
+    let total = |page: &Value| page["totalSize"].as_u64().expect("totalSize");
+    let (_, all) = client.json(&query("SELECT COUNT() FROM Account")).await;
+    let (status, with) = client
+        .json(&query(
+            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)",
+        ))
+        .await;
+    assert_eq!(status, 200, "{with}");
+    let (_, without) = client
+        .json(&query(
+            "SELECT COUNT() FROM Account WHERE Id NOT IN (SELECT AccountId FROM Contact)",
+        ))
+        .await;
+    assert!(total(&with) > 0 && total(&without) > 0, "{with} {without}");
+    assert_eq!(total(&with) + total(&without), total(&all));
+    // Each account the semi-join found has a contact.
+    let first = with["records"][0]["Id"].as_str().expect("Id");
+    let (_, contacts) = client
+        .json(&query(&format!(
+            "SELECT COUNT() FROM Contact WHERE AccountId = '{first}'"
+        )))
+        .await;
+    assert!(total(&contacts) > 0);
+
+    let (status, body) = client
+        .json(&query(
+            "SELECT Id FROM Account WHERE Id IN (SELECT LastName FROM Contact)",
+        ))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "MALFORMED_QUERY"),
+        "{body}"
+    );
+
+    let (status, page) = client
+        .json(&query("SELECT Id, toLabel(Industry) FROM Account LIMIT 3"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page["records"][0]
+            .as_object()
+            .is_some_and(|r| r.contains_key("Industry")),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn aggregate_queries_group_and_name_their_columns() {
+    let sim = start(2_000, 10_000).await;
+    let client = Client::new(&sim);
+    let query = |soql: &str| {
+        format!(
+            "/services/data/{V}/query?q={}",
+            soql.replace(' ', "+").replace('\'', "%27")
+        )
+    };
+    let (_, all) = client.json(&query("SELECT COUNT() FROM Account")).await;
+    let (status, grouped) = client
+        .json(&query(
+            "SELECT Industry, COUNT(Id), COUNT_DISTINCT(Name) names FROM Account GROUP BY Industry ORDER BY Industry",
+        ))
+        .await;
+    assert_eq!(status, 200, "{grouped}");
+    let rows = grouped["records"].as_array().expect("rows");
+    assert!(rows.len() > 1, "{grouped}");
+    let mut sum = 0;
+    for row in rows {
+        assert_eq!(row["attributes"]["type"], "AggregateResult");
+        assert!(row.as_object().is_some_and(|r| r.contains_key("Industry")));
+        let industry = row["Industry"].as_str();
+        let counted = row["expr0"].as_u64().expect("expr0");
+        assert!(row["names"].as_u64().is_some_and(|n| n <= counted), "{row}");
+        let filter = match industry {
+            Some(name) => format!("Industry = '{name}'"),
+            None => "Industry = null".to_string(),
+        };
+        let (_, alone) = client
+            .json(&query(&format!(
+                "SELECT COUNT() FROM Account WHERE {filter}"
+            )))
+            .await;
+        assert_eq!(alone["totalSize"].as_u64(), Some(counted), "{row}");
+        sum += counted;
+    }
+    assert_eq!(Some(sum), all["totalSize"].as_u64());
+
+    let (status, total) = client.json(&query("SELECT COUNT(Id) FROM Account")).await;
+    assert_eq!(status, 200, "{total}");
+    assert_eq!(total["records"][0]["expr0"], all["totalSize"]);
+
+    let (status, body) = client
+        .json(&query(
+            "SELECT Name, COUNT(Id) FROM Account GROUP BY Industry",
+        ))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "MALFORMED_QUERY"),
+        "{body}"
+    );
+    assert!(
+        body[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Field must be grouped or aggregated: Name")),
+        "{body}"
+    );
+}
