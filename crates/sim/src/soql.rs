@@ -1220,6 +1220,27 @@ mod tests {
     }
 
     #[test]
+    fn what_mixes_badly_is_refused_with_a_located_error_never_a_panic() {
+        let c = catalog();
+        for soql in [
+            "SELECT COUNT(), FIELDS(ALL) FROM Account LIMIT 1",
+            "SELECT COUNT(), (SELECT Id FROM Contacts) FROM Account",
+            "SELECT COUNT(), COUNT(Id) FROM Account",
+            "SELECT FIELDS(ALL), COUNT(Id) FROM Account LIMIT 1",
+            "SELECT Id FROM Account WHERE Id IN (SELECT LastName FROM Contact)",
+            "SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact",
+            "SELECT Id, (SELECT Id FROM Contacts FROM Account",
+            "SELECT Industry, COUNT(Id) FROM Account GROUP BY Industry ORDER BY Name",
+        ] {
+            let error = parse(soql, &c, 0).expect_err(soql);
+            assert!(
+                error.code == "MALFORMED_QUERY" || error.code == "INVALID_TYPE",
+                "{soql}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
     fn like_follows_soql() {
         assert!(like("Acme Corp", "acme%"));
         assert!(like("Acme Corp", "%CORP"));
