@@ -58,6 +58,14 @@ impl Client {
     }
 }
 
+/// The query resource's path for a SOQL text (spaces and quotes encoded).
+fn query(soql: &str) -> String {
+    format!(
+        "/services/data/{V}/query?q={}",
+        soql.replace(' ', "+").replace('\'', "%27")
+    )
+}
+
 /// A REST error body is an array of {message, errorCode}.
 fn error_code(body: &Value) -> &str {
     body.as_array()
@@ -1534,7 +1542,6 @@ async fn records_purged_after_a_query_ran_drop_out_of_its_pages_and_results() {
 async fn fields_functions_expand_and_need_a_limit_where_salesforce_asks_for_one() {
     let sim = start(200, 10_000).await;
     let client = Client::new(&sim);
-    let query = |soql: &str| format!("/services/data/{V}/query?q={}", soql.replace(' ', "+"));
     let (status, page) = client
         .json(&query("SELECT FIELDS(ALL) FROM Invoice__c LIMIT 5"))
         .await;
@@ -1619,12 +1626,6 @@ async fn unserved_soap_and_bulk_v1_paths_answer_in_their_own_xml() {
 async fn parent_to_child_subqueries_nest_each_parents_children() {
     let sim = start(2_000, 10_000).await;
     let client = Client::new(&sim);
-    let query = |soql: &str| {
-        format!(
-            "/services/data/{V}/query?q={}",
-            soql.replace(' ', "+").replace('\'', "%27")
-        )
-    };
     let (status, page) = client
         .json(&query(
             "SELECT Id, Name, (SELECT Id, LastName FROM Contacts ORDER BY LastName DESC LIMIT 2) FROM Account LIMIT 200",
@@ -1682,12 +1683,6 @@ async fn parent_to_child_subqueries_nest_each_parents_children() {
 async fn semi_joins_and_to_label_filter_and_name_as_salesforce_does() {
     let sim = start(2_000, 10_000).await;
     let client = Client::new(&sim);
-    let query = |soql: &str| {
-        format!(
-            "/services/data/{V}/query?q={}",
-            soql.replace(' ', "+").replace('\'', "%27")
-        )
-    };
     let total = |page: &Value| page["totalSize"].as_u64().expect("totalSize");
     let (_, all) = client.json(&query("SELECT COUNT() FROM Account")).await;
     let (status, with) = client
@@ -1739,12 +1734,6 @@ async fn semi_joins_and_to_label_filter_and_name_as_salesforce_does() {
 async fn aggregate_queries_group_and_name_their_columns() {
     let sim = start(2_000, 10_000).await;
     let client = Client::new(&sim);
-    let query = |soql: &str| {
-        format!(
-            "/services/data/{V}/query?q={}",
-            soql.replace(' ', "+").replace('\'', "%27")
-        )
-    };
     let (_, all) = client.json(&query("SELECT COUNT() FROM Account")).await;
     let (status, grouped) = client
         .json(&query(
