@@ -7,7 +7,6 @@
 
 use crate::error::Error;
 use crate::manifest::LoadedRestore;
-use crate::manifest::model::RestoreMode;
 use crate::project::{Env, Project};
 use crate::reconcile::{ApplyOptions, ApplyOutcome, RestoreRun};
 use crate::state::restore_record::{RestoreEnd, RestoreFailure, RestoreRecord, error_code};
@@ -32,11 +31,7 @@ pub(crate) fn restore_options(
         fields: manifest.fields.clone(),
         to_task: manifest.target.clone(),
         apply,
-        mode: match manifest.mode {
-            RestoreMode::Both => crate::restore::Mode::Both,
-            RestoreMode::CreateMissing => crate::restore::Mode::CreateMissing,
-            RestoreMode::UpdateExisting => crate::restore::Mode::UpdateExisting,
-        },
+        mode: manifest.mode,
         with_children: (manifest.with_children > 0).then_some(manifest.with_children),
         wait,
         confirm: None,
@@ -103,7 +98,7 @@ pub(crate) async fn carry_out(
         let restore_options = restore_options(loaded, &options.dir, options.wait, true);
         match restore(&restore_options, env).await {
             Ok(done) => {
-                let record = record_of(loaded, &done, revision.clone(), &state_now());
+                let record = record_of(loaded, &done, revision.clone(), crate::time::now_ms());
                 outcome
                     .restores
                     .push(run(Some(record.end), false, summary(&record, &done)));
@@ -127,7 +122,7 @@ pub(crate) async fn carry_out(
         .collect();
     let message = format!(
         "cairn apply {}: restore manifests carried out: {}\n",
-        state_now(),
+        crate::time::format_datetime_z(crate::time::now_ms()),
         ids.join(", ")
     );
     if let Some((commit, pushed)) = project.commit_state(state, &changes, &message)? {
@@ -137,53 +132,38 @@ pub(crate) async fn carry_out(
     Ok(())
 }
 
-fn state_now() -> String {
-    crate::time::format_datetime_z(crate::time::now_ms())
-}
-
 /// The state record of a restore that came to its end (now, or in an earlier run whose
 /// record was not committed).
 fn record_of(
     loaded: &LoadedRestore,
     done: &RestoreOutcome,
     revision: Option<String>,
-    now: &str,
+    now_ms: i64,
 ) -> RestoreRecord {
     let manifest = &loaded.restore;
-    let (run, finished_at, undeleted, created, updated, failures) =
-        match (&done.finished_before, &done.result) {
-            (Some((run, finished)), _) => (
-                run.clone(),
-                crate::time::format_datetime_z(finished.at),
-                finished.undeleted,
-                finished.created,
-                finished.updated,
-                // The earlier run's failures were in its output; the journal keeps counts.
-                Vec::new(),
-            ),
-            (None, result) => {
-                let result = result.clone().unwrap_or_default();
-                (
-                    done.run.clone().unwrap_or_default(),
-                    now.to_string(),
-                    result.undeleted.len(),
-                    result.created.len(),
-                    result.updated.len(),
-                    result
-                        .failed
-                        .iter()
-                        .map(|(object, id, why)| RestoreFailure {
-                            object: object.clone(),
-                            id: id.clone(),
-                            code: error_code(why),
-                        })
-                        .collect(),
-                )
-            }
-        };
-    let failed = match &done.finished_before {
-        Some((_, finished)) => finished.failed,
-        None => failures.len(),
+    let (run, finished, failures) = match (&done.finished_before, &done.result) {
+        // The earlier run's failures were in its output; the journal keeps counts.
+        (Some((run, finished)), _) => (run.clone(), finished.clone(), Vec::new()),
+        (None, result) => {
+            let result = result.clone().unwrap_or_default();
+            let finished = crate::restore::Finished {
+                at: now_ms,
+                undeleted: result.undeleted.len(),
+                created: result.created.len(),
+                updated: result.updated.len(),
+                failed: result.failed.len(),
+            };
+            let failures = result
+                .failed
+                .iter()
+                .map(|(object, id, why)| RestoreFailure {
+                    object: object.clone(),
+                    id: id.clone(),
+                    code: error_code(why),
+                })
+                .collect();
+            (done.run.clone().unwrap_or_default(), finished, failures)
+        }
     };
     RestoreRecord {
         id: manifest.id.clone(),
@@ -194,13 +174,16 @@ fn record_of(
         snapshot: done.snapshot.clone(),
         account: done.account.clone(),
         run,
-        finished_at,
-        end: RestoreRecord::end_of(undeleted + created + updated, failed),
+        finished_at: crate::time::format_datetime_z(finished.at),
+        end: RestoreRecord::end_of(
+            finished.undeleted + finished.created + finished.updated,
+            finished.failed,
+        ),
         records: done.records,
-        undeleted,
-        created,
-        updated,
-        failed,
+        undeleted: finished.undeleted,
+        created: finished.created,
+        updated: finished.updated,
+        failed: finished.failed,
         failures,
     }
 }
@@ -289,18 +272,24 @@ pub(crate) async fn preview(
     dir: &std::path::Path,
     env: Env<'_>,
 ) {
+    let project = Project::open(dir, env);
     for entry in plan.restores.iter_mut().filter(|e| e.pending()) {
         let Some(loaded) = config.restores.iter().find(|r| r.restore.id == entry.id) else {
             continue;
         };
         // The snapshot is checked against the state branch, which needs no key: a pinned id
         // that is not the task's fails the plan everywhere, a fork's pull request too.
-        let snapshot = Project::open(dir, env).and_then(|project| {
-            let snapshots =
-                super::snapshot_access::TaskSnapshots::open(&project, Some(&entry.task))?;
-            super::snapshot_access::resolve(&snapshots.status.snapshots, &entry.snapshot)?;
-            Ok(())
-        });
+        let snapshot = match &project {
+            Ok(project) => super::snapshot_access::TaskSnapshots::open(project, Some(&entry.task))
+                .and_then(|snapshots| {
+                    super::snapshot_access::resolve(&snapshots.status.snapshots, &entry.snapshot)
+                        .map(|_| ())
+                }),
+            Err(e) => Err(crate::error::Error::Usage {
+                message: e.to_string(),
+                next: e.guidance(),
+            }),
+        };
         if let Err(e) = snapshot {
             entry.problem = Some(format!("{e}; {}", e.guidance()));
             continue;

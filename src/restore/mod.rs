@@ -88,8 +88,8 @@ pub enum Step {
     },
 }
 
-/// Which records a restore writes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Which records a restore writes (also the `mode` of a restore manifest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Brings back what is gone and sets back what differs.

@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use super::ApiVersion;
 
+/// Which records a restore writes: the restore engine's own modes.
+pub use crate::restore::Mode as RestoreMode;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RestoreKind {
     Restore,
@@ -62,13 +65,4 @@ impl Selection {
             })
             .collect()
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestoreMode {
-    #[default]
-    Both,
-    CreateMissing,
-    UpdateExisting,
 }
