@@ -55,8 +55,11 @@ pub enum Command {
     /// Show what `apply` would change; needs no credentials.
     ///
     /// Compares the manifests at a base revision with the work tree and the recorded state.
+    /// Restore manifests (restores/*.yaml) not carried out yet are listed too; where the store
+    /// key and the target task's credentials are set, each with its own plan, in counts.
     ///
-    /// Exits 0 with no changes, 2 with changes, 1 on errors or a refused change.
+    /// Exits 0 with no changes, 2 with changes (a pending restore is one), 1 on errors, a
+    /// refused change or a restore that cannot run as written.
     Plan(PlanArgs),
     /// Post a plan's comment parts on a pull request, one sticky comment per part.
     ///
@@ -66,10 +69,13 @@ pub enum Command {
     PlanComment(PlanCommentArgs),
     /// Back up the due tasks and commit the observed state to the state branch.
     ///
-    /// Applies retention after each backup; one task failing never stops the others.
+    /// Applies retention after each backup; one task failing never stops the others. Then
+    /// carries out each restore manifest (restores/*.yaml) not carried out before, once, and
+    /// records it in state/<task>/restores/<id>.yaml.
     ///
-    /// Exits 0 when every task succeeded (or was not due), 3 when one was partial, 1 when one
-    /// failed, 130 when interrupted.
+    /// Exits 0 when every task succeeded (or was not due), 3 when one was partial (or a
+    /// restore wrote only some records), 1 when one failed (or a restore could not run or
+    /// wrote none), 130 when interrupted.
     Apply(ApplyArgs),
     /// One row per task: connection, health, last backup, next due, API calls.
     Status(StatusArgs),
