@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod bulk;
 pub mod catalog;
+mod columns;
 pub mod composite;
 pub mod faults;
 mod http1;

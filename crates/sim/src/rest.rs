@@ -230,6 +230,8 @@ impl Cursors {
 #[derive(Deserialize)]
 pub struct QueryParams {
     q: Option<String>,
+    /// `columns=true`: the query's column metadata instead of its records.
+    columns: Option<String>,
 }
 
 pub async fn query(
@@ -513,6 +515,13 @@ fn run(
     let org = state.org.read().map_err(|_| poisoned())?;
     let query = soql::parse(&soql_text, &org.catalog, org.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
+    if params.columns.as_deref() == Some("true") {
+        let body = super::columns::metadata(&org.catalog, &query);
+        return Ok(with_limit_info(
+            json_response(StatusCode::OK, body.to_string()),
+            &info,
+        ));
+    }
     let fields = match &query.select {
         Select::Count => {
             let total = count(&org, &query, scan_all);
@@ -679,6 +688,7 @@ fn aggregate_rows(
                     function,
                     field,
                     name,
+                    ..
                 } => {
                     super::render::json_string(&mut out, name);
                     out.push(':');

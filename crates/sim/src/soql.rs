@@ -84,6 +84,8 @@ pub enum Column {
         function: Aggregate,
         field: FieldPath,
         name: String,
+        /// The call as the query wrote it (`avg(Amount)`): the column's display name.
+        written: String,
     },
 }
 
@@ -95,6 +97,7 @@ enum RawColumn {
         function: Aggregate,
         field: (String, usize),
         alias: Option<String>,
+        written: String,
     },
 }
 
@@ -343,11 +346,16 @@ impl Parser<'_> {
         let mut columns: Vec<RawColumn> = Vec::new();
         loop {
             if let Some(function) = self.aggregate_here() {
+                let called = match self.tokens.get(self.pos) {
+                    Some((Token::Word(word), _)) => word.clone(),
+                    _ => String::new(),
+                };
                 self.pos += 2;
                 let field = self.word()?;
                 if !self.eat_sym(")") {
                     return Err(self.unexpected());
                 }
+                let written = format!("{called}({})", field.0);
                 let alias = match self.tokens.get(self.pos) {
                     Some((Token::Word(w), _)) if !w.eq_ignore_ascii_case("FROM") => {
                         let alias = w.clone();
@@ -360,6 +368,7 @@ impl Parser<'_> {
                     function,
                     field,
                     alias,
+                    written,
                 });
             } else if self.peek_word("COUNT")
                 && matches!(self.tokens.get(self.pos + 1), Some((Token::Sym("("), _)))
@@ -536,6 +545,7 @@ impl Parser<'_> {
                             function,
                             field: (name, at),
                             alias,
+                            written,
                         } => {
                             let field = self.path(object, &name, at)?;
                             let name = alias.unwrap_or_else(|| {
@@ -546,6 +556,7 @@ impl Parser<'_> {
                                 function,
                                 field,
                                 name,
+                                written,
                             });
                         }
                     }
