@@ -124,7 +124,7 @@ fn paths(catalog: &Catalog, fields: &[FieldPath]) -> Vec<Json> {
         match columns.iter_mut().find(|(k, _)| k.as_deref() == Some(&key)) {
             Some((_, column)) => {
                 if let Some(list) = column["joinColumns"].as_array_mut() {
-                    merge(catalog, list, joined);
+                    merge(list, joined);
                 }
             }
             None => {
@@ -143,7 +143,7 @@ fn paths(catalog: &Catalog, fields: &[FieldPath]) -> Vec<Json> {
 }
 
 /// Adds `joined` to a relationship's join columns, gathering deeper paths the same way.
-fn merge(catalog: &Catalog, list: &mut Vec<Json>, joined: Vec<Json>) {
+fn merge(list: &mut Vec<Json>, joined: Vec<Json>) {
     for column in joined {
         let same = list.iter_mut().find(|c| {
             c["columnName"] == column["columnName"]
@@ -153,7 +153,7 @@ fn merge(catalog: &Catalog, list: &mut Vec<Json>, joined: Vec<Json>) {
         match (same, column["joinColumns"].as_array().cloned()) {
             (Some(existing), Some(deeper)) => {
                 if let Some(existing) = existing["joinColumns"].as_array_mut() {
-                    merge(catalog, existing, deeper);
+                    merge(existing, deeper);
                 }
             }
             _ => list.push(column),

@@ -21,5 +21,6 @@ mod routes;
 pub mod server;
 pub mod soap;
 pub mod soql;
+pub mod sosl;
 pub mod tls;
 pub mod write;

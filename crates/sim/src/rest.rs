@@ -54,6 +54,7 @@ pub async fn resources(
         "limits",
         "composite",
         "jobs",
+        "search",
     ]
     .iter()
     .map(|r| (r.to_string(), json!(format!("{base}/{r}"))))
@@ -347,11 +348,22 @@ fn with_semi_joins_run(org: &org::Org, query: &Query) -> Option<Query> {
 
 /// Runs a query: the records it matches, in order.
 pub fn execute(org: &org::Org, query: &Query, scan_all: bool) -> Hits {
+    execute_where(org, query, scan_all, &|_| true)
+}
+
+/// Runs a query on the records `also` takes (a SOSL search's text match), before its order,
+/// offset and limit.
+pub fn execute_where(
+    org: &org::Org,
+    query: &Query,
+    scan_all: bool,
+    also: &(dyn Fn(&org::Record) -> bool + Sync),
+) -> Hits {
     if let Some(resolved) = with_semi_joins_run(org, query) {
-        return execute(org, &resolved, scan_all);
+        return execute_where(org, &resolved, scan_all, also);
     }
     let table = &org.tables[query.object];
-    let selected = |r: &org::Record| selects(org, query, scan_all, r);
+    let selected = |r: &org::Record| selects(org, query, scan_all, r) && also(r);
     let layout = table.layout();
     if query.order.is_empty() {
         // Table order is Id order: no sort, and the hits straight from the scan, which stops

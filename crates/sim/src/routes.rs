@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::server::{ApiError, State};
-use super::{admin, bulk, composite, oauth, records, rest, soap};
+use super::{admin, bulk, composite, oauth, records, rest, soap, sosl};
 
 /// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
 pub(crate) async fn collapse_slashes(
@@ -91,6 +91,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/services/data/{version}/sobjects/{object}/deleted/",
             get(rest::deleted),
         )
+        .route("/services/data/{version}/search", get(sosl::search))
+        .route("/services/data/{version}/search/", get(sosl::search))
         .route("/services/data/{version}/query", get(rest::query))
         .route("/services/data/{version}/query/", get(rest::query))
         .route("/services/data/{version}/queryAll", get(rest::query_all))

@@ -228,6 +228,7 @@ async fn every_advertised_resource_answers() {
         let url = match name.as_str() {
             "query" | "queryAll" => format!("{}{path}?q=SELECT+Id+FROM+Account+LIMIT+1", sim.url()),
             "jobs" => format!("{}{path}/query", sim.url()),
+            "search" => format!("{}{path}?q=FIND+%7BAcme%7D", sim.url()),
             _ => format!("{}{path}", sim.url()),
         };
         let request = match name.as_str() {
