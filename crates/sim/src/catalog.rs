@@ -413,6 +413,24 @@ impl Catalog {
             .position(|o| o.name.eq_ignore_ascii_case(name))
     }
 
+    /// The parent's child relationship called `name` (`Contacts` of Account): the child object,
+    /// its lookup field that points at the parent, and the relationship's name as described.
+    pub fn child_relationship(&self, parent: usize, name: &str) -> Option<(usize, usize, String)> {
+        let parent_name = &self.objects[parent].name;
+        self.objects.iter().enumerate().find_map(|(index, child)| {
+            let relationship = child_relationship_name(&child.name);
+            if !relationship.eq_ignore_ascii_case(name) {
+                return None;
+            }
+            let field = child.fields.iter().position(|f| {
+                f.reference_to.contains(parent_name)
+                    && f.name != "CreatedById"
+                    && f.name != "LastModifiedById"
+            })?;
+            Some((index, field, relationship))
+        })
+    }
+
     pub fn by_key_prefix(&self, id: &str) -> Option<usize> {
         let prefix = id.get(..3)?;
         self.objects.iter().position(|o| o.key_prefix == prefix)

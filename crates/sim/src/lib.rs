@@ -23,4 +23,5 @@ pub mod soap;
 pub mod soql;
 pub mod sosl;
 pub mod tls;
+pub mod tree;
 pub mod write;

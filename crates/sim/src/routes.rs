@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::server::{ApiError, State};
-use super::{admin, bulk, composite, oauth, records, rest, soap, sosl};
+use super::{admin, bulk, composite, oauth, records, rest, soap, sosl, tree};
 
 /// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
 pub(crate) async fn collapse_slashes(
@@ -136,6 +136,10 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route(
             "/services/data/{version}/jobs/query/{job}/results",
             get(bulk::results),
+        )
+        .route(
+            "/services/data/{version}/composite/tree/{object}",
+            post(tree::tree),
         )
         .route(
             "/services/data/{version}/composite",

@@ -641,24 +641,7 @@ impl Parser<'_> {
             return Err(self.unexpected());
         }
         let (name, at) = self.word()?;
-        let parent_name = &self.catalog.objects[parent].name;
-        let found = self
-            .catalog
-            .objects
-            .iter()
-            .enumerate()
-            .find_map(|(index, child)| {
-                let relationship = super::catalog::child_relationship_name(&child.name);
-                if !relationship.eq_ignore_ascii_case(&name) {
-                    return None;
-                }
-                let field = child.fields.iter().position(|f| {
-                    f.reference_to.contains(parent_name)
-                        && f.name != "CreatedById"
-                        && f.name != "LastModifiedById"
-                })?;
-                Some((index, field, relationship))
-            });
+        let found = self.catalog.child_relationship(parent, &name);
         let Some((child, field, relationship)) = found else {
             return Err(QueryError {
                 code: "INVALID_TYPE",

@@ -368,6 +368,12 @@ pub fn insert(
     }
     refresh_name(org, object, &mut values);
     stamp(org, object, &mut values, true);
+    // A record created without an owner is owned by whoever created it.
+    if let Some((owner, _)) = def.field("OwnerId")
+        && values[owner] == Value::Null
+    {
+        values[owner] = text(&org.user_id);
+    }
     // Audit fields given on create (allowed only with "Set Audit Fields upon Record Creation",
     // which check_fields enforced through `createable`) stand instead of the stamp.
     for (index, value) in changes {

@@ -1,5 +1,6 @@
 //! `/composite` over real HTTP: subrequests answered as the resources answer alone, references
-//! between them, one API call for all of them, the limits, and both `allOrNone` behaviours.
+//! between them, one API call for all of them, the limits, and both `allOrNone` behaviours; and
+//! `/composite/tree`: record trees created whole or not at all.
 
 use cairn_sim::org::{Clock, OrgOptions, Population};
 use cairn_sim::server::{SimOptions, Simulator};
@@ -44,6 +45,27 @@ impl Client {
         let response = self
             .http
             .post(format!("{}/services/data/{V}/composite", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let info = response
+            .headers()
+            .get("Sforce-Limit-Info")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, response.json().await.expect("JSON"), info)
+    }
+
+    async fn tree(&self, object: &str, body: Value) -> (u16, Value, Option<String>) {
+        let response = self
+            .http
+            .post(format!(
+                "{}/services/data/{V}/composite/tree/{object}",
+                self.base
+            ))
             .bearer_auth(&self.token)
             .json(&body)
             .send()
@@ -240,4 +262,124 @@ async fn every_advertised_resource_answers() {
         let response = request.bearer_auth(&token).send().await.expect("request");
         assert_eq!(response.status(), 200, "{name} at {path}");
     }
+}
+
+/// An Account with `contacts` Contacts under it, as `data import tree` writes one.
+fn account_tree(name: &str, reference: &str, contacts: &[&str]) -> Value {
+    let children: Vec<Value> = contacts
+        .iter()
+        .map(|last| {
+            json!({"attributes": {"type": "Contact", "referenceId": format!("{reference}-{last}")},
+                   "LastName": last})
+        })
+        .collect();
+    json!({
+        "attributes": {"type": "Account", "referenceId": reference},
+        "Name": name,
+        "Contacts": {"records": children},
+    })
+}
+
+#[tokio::test]
+async fn a_tree_creates_parents_then_children_linked_to_them_in_one_call() {
+    let sim = start().await;
+    let client = Client::new(&sim);
+    let (_, _, before) = client
+        .tree(
+            "Account",
+            json!({"records": [account_tree("Warm up", "w", &[])]}),
+        )
+        .await;
+    let body = json!({"records": [
+        account_tree("Tree One", "a1", &["Ames", "Bell"]),
+        account_tree("Tree Two", "a2", &["Cole"]),
+    ]});
+    let (status, answer, after) = client.tree("Account", body).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["hasErrors"], false);
+    let results = answer["results"].as_array().expect("results");
+    let references: Vec<&str> = results
+        .iter()
+        .map(|r| r["referenceId"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(references, ["a1", "a2", "a1-Ames", "a1-Bell", "a2-Cole"]);
+    assert_eq!(
+        used(&after),
+        used(&before) + 1,
+        "one call for the whole tree"
+    );
+    let account = results[0]["id"].as_str().expect("an Id");
+    assert!(account.starts_with("001"));
+    assert_eq!(
+        client
+            .count(&format!(
+                "SELECT COUNT() FROM Contact WHERE AccountId = '{account}'"
+            ))
+            .await,
+        2,
+        "the children point at their new parent"
+    );
+    assert_eq!(
+        client
+            .count(&format!(
+                "SELECT COUNT() FROM Account WHERE Id = '{account}' AND OwnerId != null"
+            ))
+            .await,
+        1,
+        "a record created without an owner is its creator's"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_record_undoes_the_whole_tree_and_is_the_only_result() {
+    let sim = start().await;
+    let client = Client::new(&sim);
+    let accounts = client.count("SELECT COUNT() FROM Account").await;
+    let contacts = client.count("SELECT COUNT() FROM Contact").await;
+    let mut second = account_tree("Tree Two", "a2", &["Cole"]);
+    // A Contact needs a LastName.
+    second["Contacts"]["records"][0]
+        .as_object_mut()
+        .expect("a record")
+        .remove("LastName");
+    let body = json!({"records": [account_tree("Tree One", "a1", &["Ames"]), second]});
+    let (status, answer, _) = client.tree("Account", body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["hasErrors"], true);
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{answer}");
+    assert_eq!(results[0]["referenceId"], "a2-Cole");
+    assert_eq!(
+        results[0]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    assert_eq!(client.count("SELECT COUNT() FROM Account").await, accounts);
+    assert_eq!(client.count("SELECT COUNT() FROM Contact").await, contacts);
+}
+
+#[tokio::test]
+async fn a_tree_over_the_limits_or_with_a_reused_reference_creates_nothing() {
+    let sim = start().await;
+    let client = Client::new(&sim);
+    let accounts = client.count("SELECT COUNT() FROM Account").await;
+    let many: Vec<Value> = (0..201)
+        .map(|i| account_tree(&format!("Many {i}"), &format!("m{i}"), &[]))
+        .collect();
+    let (status, answer, _) = client.tree("Account", json!({"records": many})).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["hasErrors"], true);
+    let twice = json!({"records": [
+        account_tree("Same", "same", &[]),
+        account_tree("Same again", "same", &[]),
+    ]});
+    let (status, answer, _) = client.tree("Account", twice).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["results"][0]["referenceId"], "same");
+    // A root of another type than the URL names.
+    let wrong_root = json!({"records": [
+        {"attributes": {"type": "Contact", "referenceId": "c"}, "LastName": "Root"}
+    ]});
+    let (status, answer, _) = client.tree("Account", wrong_root).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(client.count("SELECT COUNT() FROM Account").await, accounts);
 }
