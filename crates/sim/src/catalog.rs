@@ -246,6 +246,9 @@ pub struct ObjectDef {
     pub fields: Vec<FieldDef>,
     /// Objects that can be written through the API (not Organization).
     pub createable: bool,
+    /// Where its records live under `/services/data/vXX.X/`: `sobjects`, or
+    /// `tooling/sobjects` for the Tooling API's objects.
+    pub resource: &'static str,
 }
 
 impl ObjectDef {
@@ -283,6 +286,7 @@ impl ObjectDef {
             custom: name.ends_with("__c"),
             fields: all,
             createable,
+            resource: "sobjects",
         }
     }
 
@@ -303,7 +307,7 @@ impl ObjectDef {
     }
 
     pub fn urls(&self, version: &str) -> Json {
-        let base = format!("/services/data/v{version}/sobjects/{}", self.name);
+        let base = format!("/services/data/v{version}/{}/{}", self.resource, self.name);
         json!({
             "sobject": base,
             "describe": format!("{base}/describe"),
@@ -411,6 +415,36 @@ impl Catalog {
         self.objects
             .iter()
             .position(|o| o.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The Tooling API's objects this org serves: Apex classes and triggers, with their source.
+    pub fn tooling() -> Catalog {
+        use FieldType::*;
+        let status = || FieldDef::picklist("Status", &["Active", "Inactive", "Deleted"]);
+        let source = || {
+            vec![
+                FieldDef::new("Name", String).required(),
+                FieldDef::new("NamespacePrefix", String),
+                FieldDef::new("ApiVersion", Double),
+                status(),
+                FieldDef::new("IsValid", Boolean),
+                FieldDef::new("BodyCrc", Double),
+                FieldDef::new("Body", Textarea),
+                FieldDef::new("LengthWithoutComments", Int),
+            ]
+        };
+        let mut trigger = source();
+        trigger.push(FieldDef::new("TableEnumOrId", String));
+        trigger.push(FieldDef::new("UsageBeforeInsert", Boolean));
+        trigger.push(FieldDef::new("UsageAfterUpdate", Boolean));
+        let mut objects = vec![
+            ObjectDef::new("ApexClass", "Apex Classes", "01p", false, source()),
+            ObjectDef::new("ApexTrigger", "Apex Triggers", "01q", false, trigger),
+        ];
+        for object in &mut objects {
+            object.resource = "tooling/sobjects";
+        }
+        Catalog { objects }
     }
 
     /// The parent's child relationship called `name` (`Contacts` of Account): the child object,

@@ -382,7 +382,7 @@ impl Default for OrgOptions {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 impl Org {
     /// Grants or withdraws "Set Audit Fields upon Record Creation" for the API user.
@@ -667,7 +667,7 @@ impl Org {
     }
 
     /// Appends a generated record created at `created` (and last modified some time after).
-    fn insert_generated(
+    pub(crate) fn insert_generated(
         &mut self,
         object: &str,
         created: i64,

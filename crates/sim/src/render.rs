@@ -61,12 +61,14 @@ pub(crate) fn json_value(out: &mut String, value: &Value) {
 }
 
 pub fn attributes(out: &mut String, org: &Org, object: usize, id: &str, version: &str) {
-    let name = &org.catalog.objects[object].name;
+    let def = &org.catalog.objects[object];
+    let name = &def.name;
     out.push_str("\"attributes\":{\"type\":");
     json_string(out, name);
     let _ = write!(
         out,
-        ",\"url\":\"/services/data/v{version}/sobjects/{name}/{id}\"}}"
+        ",\"url\":\"/services/data/v{version}/{}/{name}/{id}\"}}",
+        def.resource
     );
 }
 

@@ -55,6 +55,7 @@ pub async fn resources(
         "composite",
         "jobs",
         "search",
+        "tooling",
     ]
     .iter()
     .map(|r| (r.to_string(), json!(format!("{base}/{r}"))))
@@ -131,14 +132,48 @@ pub async fn record_count(
     ))
 }
 
+/// Which API a resource belongs to: the data API's objects, or the Tooling API's (which has a
+/// catalog and records of its own, under `/tooling/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Data,
+    Tooling,
+}
+
+impl Api {
+    pub fn org(self, state: &State) -> &std::sync::RwLock<org::Org> {
+        match self {
+            Api::Data => &state.org,
+            Api::Tooling => &state.tooling,
+        }
+    }
+
+    /// Where its resources sit under `/services/data/vXX.X/`.
+    fn prefix(self) -> &'static str {
+        match self {
+            Api::Data => "",
+            Api::Tooling => "tooling/",
+        }
+    }
+}
+
 pub async fn describe_global(
+    state: Shared<Arc<State>>,
+    v: Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    describe_global_of(Api::Data, state, v, headers)
+}
+
+pub fn describe_global_of(
+    api: Api,
     Shared(state): Shared<Arc<State>>,
     Path(v): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let v = version(&v)?;
     let info = admit(&state, &headers)?;
-    let org = state.org.read().map_err(|_| poisoned())?;
+    let org = api.org(&state).read().map_err(|_| poisoned())?;
     let objects: Vec<serde_json::Value> = org
         .catalog
         .objects
@@ -153,13 +188,22 @@ pub async fn describe_global(
 }
 
 pub async fn object_info(
+    state: Shared<Arc<State>>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    object_info_of(Api::Data, state, path, headers)
+}
+
+pub fn object_info_of(
+    api: Api,
     Shared(state): Shared<Arc<State>>,
     Path((v, object)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let v = version(&v)?;
     let info = admit(&state, &headers)?;
-    let org = state.org.read().map_err(|_| poisoned())?;
+    let org = api.org(&state).read().map_err(|_| poisoned())?;
     let def = org
         .catalog
         .object(&object)
@@ -172,13 +216,22 @@ pub async fn object_info(
 }
 
 pub async fn describe(
+    state: Shared<Arc<State>>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    describe_of(Api::Data, state, path, headers)
+}
+
+pub fn describe_of(
+    api: Api,
     Shared(state): Shared<Arc<State>>,
     Path((v, object)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let v = version(&v)?;
     let info = admit(&state, &headers)?;
-    let org = state.org.read().map_err(|_| poisoned())?;
+    let org = api.org(&state).read().map_err(|_| poisoned())?;
     let def = org
         .catalog
         .object(&object)
@@ -192,6 +245,7 @@ pub async fn describe(
 /// An open query: the matching records in result order, read page by page. Locators name it
 /// with an offset (`01g…-2000`), and any page can be read again until the cursor is evicted.
 pub struct Cursor {
+    api: Api,
     object: usize,
     fields: Vec<soql::FieldPath>,
     /// Parent-to-child subqueries, rendered into each record.
@@ -241,7 +295,7 @@ pub async fn query(
     headers: HeaderMap,
     params: UrlQuery<QueryParams>,
 ) -> Result<Response> {
-    run(state, v, headers, params, false)
+    run(Api::Data, state, v, headers, params, false)
 }
 
 pub async fn query_all(
@@ -250,7 +304,7 @@ pub async fn query_all(
     headers: HeaderMap,
     params: UrlQuery<QueryParams>,
 ) -> Result<Response> {
-    run(state, v, headers, params, true)
+    run(Api::Data, state, v, headers, params, true)
 }
 
 /// Page size from `Sforce-Query-Options: batchSize=N` (200 to 2000, default 2000).
@@ -508,7 +562,8 @@ fn scan<'r, T: Send>(
     })
 }
 
-fn run(
+pub fn run(
+    api: Api,
     Shared(state): Shared<Arc<State>>,
     Path(v): Path<String>,
     headers: HeaderMap,
@@ -524,7 +579,7 @@ fn run(
             "A query string has to be specified",
         )
     })?;
-    let org = state.org.read().map_err(|_| poisoned())?;
+    let org = api.org(&state).read().map_err(|_| poisoned())?;
     let query = soql::parse(&soql_text, &org.catalog, org.clock.now())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
     if params.columns.as_deref() == Some("true") {
@@ -551,6 +606,7 @@ fn run(
     };
     let hits = execute(&org, &query, scan_all);
     let cursor = Cursor {
+        api,
         object: query.object,
         fields,
         children: query.children.clone(),
@@ -586,7 +642,8 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
         && let Some(id) = id
     {
         body.push_str(&format!(
-            ",\"nextRecordsUrl\":\"/services/data/v{version}/query/{id}-{end}\""
+            ",\"nextRecordsUrl\":\"/services/data/v{version}/{}query/{id}-{end}\"",
+            cursor.api.prefix()
         ));
     }
     body.push_str(",\"records\":[");
@@ -840,7 +897,7 @@ pub async fn query_more(
     if offset >= cursor.hits.len() {
         return Err(invalid());
     }
-    let org = state.org.read().map_err(|_| poisoned())?;
+    let org = cursor.api.org(&state).read().map_err(|_| poisoned())?;
     let body = page(&org, &cursor, Some(id), offset, &v);
     Ok(with_limit_info(json_response(StatusCode::OK, body), &info))
 }

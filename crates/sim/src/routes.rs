@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::server::{ApiError, State};
-use super::{admin, bulk, composite, oauth, records, rest, soap, sosl, tree};
+use super::{admin, bulk, composite, ingest, oauth, records, rest, soap, sosl, tooling, tree};
 
 /// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
 pub(crate) async fn collapse_slashes(
@@ -155,6 +155,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/services/async/{*rest}",
             axum::routing::any(soap::bulk_v1_unserved),
         )
+        .merge(tooling::routes())
+        .merge(ingest_routes())
         .merge(oauth::routes())
         .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() })
@@ -176,6 +178,44 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             server_date,
         ))
         .with_state(state)
+}
+
+/// Bulk API 2.0 ingest, with and without the trailing slash clients add.
+fn ingest_routes() -> Router<Arc<State>> {
+    use axum::routing::put;
+    let mut router = Router::new();
+    for slash in ["", "/"] {
+        let base = "/services/data/{version}/jobs/ingest";
+        router = router
+            .route(
+                &format!("{base}{slash}"),
+                get(ingest::list).post(ingest::create),
+            )
+            .route(
+                &format!("{base}/{{job}}{slash}"),
+                get(ingest::info)
+                    .patch(ingest::change)
+                    .delete(ingest::delete),
+            )
+            .route(
+                &format!("{base}/{{job}}/batches{slash}"),
+                put(ingest::upload)
+                    .layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_UPLOAD + 1)),
+            )
+            .route(
+                &format!("{base}/{{job}}/successfulResults{slash}"),
+                get(ingest::successful),
+            )
+            .route(
+                &format!("{base}/{{job}}/failedResults{slash}"),
+                get(ingest::failed),
+            )
+            .route(
+                &format!("{base}/{{job}}/unprocessedrecords{slash}"),
+                get(ingest::unprocessed),
+            );
+    }
+    router
 }
 
 /// Every response carries the org's own time in `Date`, as Salesforce's do: clients bound

@@ -66,6 +66,8 @@ pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 pub struct State {
     pub org: RwLock<Org>,
+    /// What the Tooling API serves (`/tooling/…`): Apex classes and triggers.
+    pub tooling: RwLock<Org>,
     pub sessions: Mutex<HashMap<String, Session>>,
     /// Calls a session serves before it expires (0: until expired by hand). A session
     /// timeout measured in calls, so tests can expire sessions mid-run deterministically.
@@ -79,6 +81,8 @@ pub struct State {
     pub refresh_tokens: Mutex<HashMap<String, bool>>,
     pub cursors: Mutex<rest::Cursors>,
     pub jobs: Mutex<bulk::Jobs>,
+    /// Bulk API 2.0 ingest jobs.
+    pub ingest: Mutex<super::ingest::IngestJobs>,
     pub faults: admin::FaultState,
     pub codes: Mutex<oauth::Codes>,
     pub jwt_key: Option<jsonwebtoken::DecodingKey>,
@@ -318,9 +322,12 @@ impl Simulator {
         } else {
             None
         };
+        let seed = options.org.seed;
         let org = Org::generate(options.org);
+        let tooling = super::tooling::generate(&org, seed);
         let state = Arc::new(State {
             org: RwLock::new(org),
+            tooling: RwLock::new(tooling),
             sessions: Mutex::new(HashMap::new()),
             session_calls: std::sync::atomic::AtomicU32::new(0),
             sessions_worn_out: std::sync::atomic::AtomicU64::new(0),
@@ -328,6 +335,7 @@ impl Simulator {
             refresh_tokens: Mutex::new(HashMap::new()),
             cursors: Mutex::new(rest::Cursors::default()),
             jobs: Mutex::new(bulk::Jobs::default()),
+            ingest: Mutex::new(super::ingest::IngestJobs::default()),
             faults: Mutex::new(admin::Faults::default()),
             codes: Mutex::new(oauth::Codes::default()),
             jwt_key,

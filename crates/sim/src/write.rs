@@ -635,7 +635,7 @@ pub fn record_json(
     let mut map = Map::new();
     map.insert(
         "attributes".into(),
-        serde_json::json!({"type": def.name, "url": format!("/services/data/v{version}/sobjects/{}/{}", def.name, record.id())}),
+        serde_json::json!({"type": def.name, "url": format!("/services/data/v{version}/{}/{}/{}", def.resource, def.name, record.id())}),
     );
     for (i, field) in def.fields.iter().enumerate() {
         if only.is_some_and(|only| !only.iter().any(|o| o.eq_ignore_ascii_case(&field.name))) {

@@ -60,6 +60,11 @@ async fn run_simple_salesforce(tls: bool) {
         "bulk2 query",
         "getUpdated",
         "getDeleted",
+        "composite with references",
+        "child subquery",
+        "bulk2 insert",
+        "bulk2 successful results",
+        "bulk2 update with a failing row",
     ] {
         assert!(
             stdout.contains(&format!("ok   {check}")),

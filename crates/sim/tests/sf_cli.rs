@@ -362,6 +362,27 @@ async fn the_official_cli_works_unchanged_over_https() {
         "{found:#}"
     );
 
+    // The Tooling API.
+    let apex = sf
+        .ok(&[
+            "data",
+            "query",
+            "--use-tooling-api",
+            "-q",
+            "SELECT Id, Name, ApiVersion FROM ApexClass ORDER BY Name",
+            "-o",
+            ORG,
+        ])
+        .await;
+    let records = apex["records"].as_array().expect("records");
+    assert!(!records.is_empty(), "{apex:#}");
+    assert_eq!(apex["totalSize"], records.len());
+    assert!(
+        records
+            .iter()
+            .all(|r| r["attributes"]["type"] == "ApexClass")
+    );
+
     // Bulk 2.0 export, and tree export then import (a new copy of each record).
     let out = sf.home.path().join("accounts.csv");
     let exported = sf
@@ -432,6 +453,54 @@ async fn the_official_cli_works_unchanged_over_https() {
         .as_u64()
         .expect("a count");
     assert_eq!(after, accounts + 3);
+
+    // Bulk 2.0 import: a CSV of new Contacts, one of which the org must refuse on its own.
+    let csv_path = sf.home.path().join("contacts.csv");
+    let mut csv = String::from("FirstName,LastName,Email\n");
+    for i in 0..50 {
+        csv.push_str(&format!("Bulk,Import {i},import{i}@example.com\n"));
+    }
+    csv.push_str("NoLastName,,nobody@example.com\n");
+    std::fs::write(&csv_path, csv).expect("write the CSV");
+    let (_, answer) = sf
+        .run(&[
+            "data",
+            "import",
+            "bulk",
+            "--file",
+            csv_path.to_str().expect("UTF-8 path"),
+            "--sobject",
+            "Contact",
+            "--wait",
+            "5",
+            "-o",
+            ORG,
+        ])
+        .await;
+    // One refused row makes the command fail, saying how many, with the job complete.
+    assert_eq!(answer["exitCode"], 1, "{answer:#}");
+    assert_eq!(answer["data"]["state"], "JobComplete", "{answer:#}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed to process 1 records"),
+        "{answer:#}"
+    );
+    let imported = rest_query(
+        &sim,
+        "SELECT COUNT() FROM Contact WHERE FirstName = 'Bulk' AND LastName LIKE 'Import %'",
+        false,
+    )
+    .await;
+    assert_eq!(imported["totalSize"], 50, "{answer:#}");
+    let job = answer["data"]["jobId"].as_str().expect("a job Id");
+    let results = sf
+        .ok(&["data", "bulk", "results", "--job-id", job, "-o", ORG])
+        .await;
+    assert_eq!(results["processedRecords"], 51, "{results:#}");
+    assert_eq!(results["successfulRecords"], 50, "{results:#}");
+    assert_eq!(results["failedRecords"], 1, "{results:#}");
 
     sim.stop().await;
 }

@@ -130,6 +130,27 @@ def main():
         c["attributes"]["type"] == "Contact" for r in parents for c in r["Contacts"]["records"]),
         f"{len(parents)} of {len(nested['records'])} accounts with contacts")
 
+    # Bulk API 2.0 ingest: insert, then update with one row that must fail on its own.
+    rows = [{"LastName": f"Bulk {i}", "Email": f"bulk{i}@example.com"} for i in range(120)]
+    results = sf.bulk2.Contact.insert(records=rows, wait=0)
+    job_id = results[0]["job_id"]
+    processed = sum(r["numberRecordsProcessed"] for r in results)
+    failed = sum(r["numberRecordsFailed"] for r in results)
+    loaded = sf.query("SELECT COUNT() FROM Contact WHERE LastName LIKE 'Bulk %'")["totalSize"]
+    check("bulk2 insert", processed == 120 and failed == 0 and loaded == 120, f"{processed} processed, job {job_id}")
+    successful = list(csv.DictReader(io.StringIO(sf.bulk2.Contact.get_successful_records(job_id))))
+    check("bulk2 successful results", len(successful) == 120 and all(
+        r["sf__Created"] == "true" and r["sf__Id"].startswith("003") for r in successful), f"{len(successful)} rows")
+    changes = [{"Id": r["sf__Id"], "Title": "Imported"} for r in successful[:10]]
+    changes.append({"Id": "003000000000000AAA", "Title": "Nobody"})
+    results = sf.bulk2.Contact.update(records=changes, wait=0)
+    job_id = results[0]["job_id"]
+    failures = list(csv.DictReader(io.StringIO(sf.bulk2.Contact.get_failed_records(job_id))))
+    titled = sf.query("SELECT COUNT() FROM Contact WHERE Title = 'Imported'")["totalSize"]
+    check("bulk2 update with a failing row",
+          results[0]["numberRecordsFailed"] == 1 and len(failures) == 1 and failures[0]["sf__Error"] and titled == 10,
+          f"{titled} updated, {len(failures)} failed: {failures[0]['sf__Error'] if failures else ''}")
+
     sf.Contact.delete(created["id"])
     gone = sf.query_all(f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{created['id']}'", include_deleted=True)
     check("delete goes to the recycle bin", gone["records"][0]["IsDeleted"] is True)
