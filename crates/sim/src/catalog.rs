@@ -246,6 +246,9 @@ pub struct ObjectDef {
     pub fields: Vec<FieldDef>,
     /// Objects that can be written through the API (not Organization).
     pub createable: bool,
+    /// Whether SOQL may name it in FROM (describe says so; some objects are reached only
+    /// through a relationship).
+    pub queryable: bool,
     /// Where its records live under `/services/data/vXX.X/`: `sobjects`, or
     /// `tooling/sobjects` for the Tooling API's objects.
     pub resource: &'static str,
@@ -286,6 +289,7 @@ impl ObjectDef {
             custom: name.ends_with("__c"),
             fields: all,
             createable,
+            queryable: true,
             resource: "sobjects",
         }
     }
@@ -323,8 +327,8 @@ impl ObjectDef {
             "keyPrefix": self.key_prefix,
             "custom": self.custom,
             "customSetting": false,
-            "queryable": true,
-            "retrieveable": true,
+            "queryable": self.queryable,
+            "retrieveable": self.queryable,
             "replicateable": self.createable,
             "searchable": self.createable,
             "createable": self.createable,
@@ -655,6 +659,25 @@ impl Catalog {
                 ObjectDef::new("Case", "Cases", "500", true, case),
                 ObjectDef::new("Invoice__c", "Invoices", "a01", true, invoice),
                 ObjectDef::new("Organization", "Organizations", "00D", false, organization),
+                // Approval history: read only through ProcessInstance's StepsAndWorkitems, so
+                // describe marks it not queryable, and a backup must pass it by.
+                ObjectDef {
+                    queryable: false,
+                    ..ObjectDef::new(
+                        "ProcessInstanceHistory",
+                        "Approval Histories",
+                        "04h",
+                        false,
+                        vec![
+                            FieldDef::lookup("ActorId", &["User"]),
+                            FieldDef::new("Comments", Textarea),
+                            FieldDef::picklist(
+                                "StepStatus",
+                                &["Approved", "Rejected", "Removed", "Pending"],
+                            ),
+                        ],
+                    )
+                },
             ],
         }
     }

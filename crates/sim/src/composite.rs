@@ -228,6 +228,70 @@ fn result(reference: &str, status: u16, body: Value, headers: Value) -> Value {
     })
 }
 
+/// A subrequest's answer.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub location: Option<String>,
+}
+
+/// Sends one subrequest through the org's own routes, marked as part of the call that carries
+/// it (so it is not admitted and counted again). None when the url is not a valid URI.
+pub(crate) async fn send(
+    state: &State,
+    router: &axum::Router,
+    authorization: Option<&HeaderValue>,
+    method: &Method,
+    url: &str,
+    body: Option<&Value>,
+    headers: &[(String, String)],
+) -> Result<Option<Answer>> {
+    let mut request = Request::builder().method(method.clone()).uri(url);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if let Some(auth) = authorization {
+        request = request.header(header::AUTHORIZATION, auth.clone());
+    }
+    request = request.header(
+        SUBREQUEST_HEADER,
+        HeaderValue::from_str(&state.subrequest_key).map_err(|_| poisoned())?,
+    );
+    let request = match body {
+        Some(json) => request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json.to_string())),
+        None => request.body(Body::empty()),
+    };
+    let Ok(request) = request else {
+        return Ok(None);
+    };
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .map_err(|_| poisoned())?;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .map_err(|_| poisoned())?;
+    let body = match bytes.is_empty() {
+        true => Value::Null,
+        false => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    };
+    Ok(Some(Answer {
+        status,
+        body,
+        location,
+    }))
+}
+
 pub async fn composite(
     Shared(state): Shared<Arc<State>>,
     Path(v): Path<String>,
@@ -284,24 +348,21 @@ pub async fn composite(
                 continue;
             }
         };
-        let mut request = Request::builder().method(sub.method.clone()).uri(&url);
-        for (name, value) in &sub.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        if let Some(auth) = &authorization {
-            request = request.header(header::AUTHORIZATION, auth.clone());
-        }
-        request = request.header(
-            SUBREQUEST_HEADER,
-            HeaderValue::from_str(&state.subrequest_key).map_err(|_| poisoned())?,
-        );
-        let request = match &sub_body {
-            Some(json) => request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(json.to_string())),
-            None => request.body(Body::empty()),
-        };
-        let Ok(request) = request else {
+        let Some(Answer {
+            status,
+            body: answer,
+            location,
+        }) = send(
+            &state,
+            &router,
+            authorization.as_ref(),
+            &sub.method,
+            &url,
+            sub_body.as_ref(),
+            &sub.headers,
+        )
+        .await?
+        else {
             failed = true;
             results.push(result(
                 &sub.reference,
@@ -310,25 +371,6 @@ pub async fn composite(
                 json!({}),
             ));
             continue;
-        };
-        let response = router
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|_| poisoned())?;
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .map(str::to_string);
-        let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
-            .await
-            .map_err(|_| poisoned())?;
-        let answer: Value = match bytes.is_empty() {
-            true => Value::Null,
-            false => serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
         };
         // A created record's answer names where it lives, as Salesforce's composite answers do.
         let location = location.or_else(|| {

@@ -5,6 +5,7 @@
 #![warn(unreachable_pub)]
 
 pub mod admin;
+pub mod batch;
 pub mod bulk;
 pub mod catalog;
 mod columns;

@@ -243,7 +243,7 @@ pub fn describe_of(
 }
 
 /// An open query: the matching records in result order, read page by page. Locators name it
-/// with an offset (`01g…-2000`), and any page can be read again until the cursor is evicted.
+/// with an offset (`01g…-2000`), and any page can be read again until the cursor expires.
 pub struct Cursor {
     api: Api,
     object: usize,
@@ -254,31 +254,57 @@ pub struct Cursor {
     scan_all: bool,
     hits: Hits,
     batch: usize,
+    /// When it was opened, on the org's clock.
+    opened: i64,
 }
 
-/// Open cursors stay this many at most; the oldest go first, as Salesforce limits the cursors a
-/// user may hold open (a client then gets INVALID_QUERY_LOCATOR).
-const MAX_OPEN_CURSORS: usize = 500;
+/// How long a cursor can be read: two days, as Salesforce documents since API v56 (which also
+/// dropped the cap on how many a user may hold open).
+pub const CURSOR_LIFETIME_MS: i64 = 2 * 86_400_000;
+
+/// The simulator's own guard, not Salesforce's: open cursors hold at most this many record
+/// positions together (4 bytes each), the oldest going first, so a client that never finishes
+/// its queries cannot exhaust the machine.
+const MAX_CURSOR_POSITIONS: usize = 64 << 20;
 
 #[derive(Default)]
 pub struct Cursors {
     open: HashMap<String, Arc<Cursor>>,
     order: std::collections::VecDeque<String>,
     counter: u64,
+    positions: usize,
 }
 
 impl Cursors {
     fn open(&mut self, cursor: Arc<Cursor>) -> String {
         self.counter += 1;
         let id = super::ids::record_id("01g", self.counter)[..15].to_string();
+        let now = cursor.opened;
+        self.positions += cursor.hits.len();
         self.open.insert(id.clone(), cursor);
         self.order.push_back(id.clone());
-        while self.order.len() > MAX_OPEN_CURSORS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.open.remove(&oldest);
+        while let Some(oldest) = self.order.front().cloned() {
+            let expired = self
+                .open
+                .get(&oldest)
+                .is_none_or(|c| now - c.opened > CURSOR_LIFETIME_MS);
+            if !expired && self.positions <= MAX_CURSOR_POSITIONS || oldest == id {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(gone) = self.open.remove(&oldest) {
+                self.positions -= gone.hits.len();
             }
         }
         id
+    }
+
+    /// The cursor a locator names, while it lives.
+    fn get(&self, id: &str, now: i64) -> Option<Arc<Cursor>> {
+        self.open
+            .get(id)
+            .filter(|c| now - c.opened <= CURSOR_LIFETIME_MS)
+            .cloned()
     }
 }
 
@@ -607,6 +633,7 @@ pub fn run(
     let hits = execute(&org, &query, scan_all);
     let cursor = Cursor {
         api,
+        opened: org.clock.now(),
         object: query.object,
         fields,
         children: query.children.clone(),
@@ -886,13 +913,12 @@ pub async fn query_more(
     };
     let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let offset: usize = offset.parse().map_err(|_| invalid())?;
+    let now = state.org.read().map_err(|_| poisoned())?.clock.now();
     let cursor = state
         .cursors
         .lock()
         .map_err(|_| poisoned())?
-        .open
-        .get(id)
-        .cloned()
+        .get(id, now)
         .ok_or_else(invalid)?;
     if offset >= cursor.hits.len() {
         return Err(invalid());

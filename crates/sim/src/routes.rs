@@ -9,7 +9,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::server::{ApiError, State};
-use super::{admin, bulk, composite, ingest, oauth, records, rest, soap, sosl, tooling, tree};
+use super::{
+    admin, batch, bulk, composite, ingest, oauth, records, rest, soap, sosl, tooling, tree,
+};
 
 /// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
 pub(crate) async fn collapse_slashes(
@@ -136,6 +138,14 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route(
             "/services/data/{version}/jobs/query/{job}/results",
             get(bulk::results),
+        )
+        .route(
+            "/services/data/{version}/composite/batch",
+            post(batch::batch),
+        )
+        .route(
+            "/services/data/{version}/composite/batch/",
+            post(batch::batch),
         )
         .route(
             "/services/data/{version}/composite/tree/{object}",

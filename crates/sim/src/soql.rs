@@ -438,6 +438,19 @@ impl Parser<'_> {
                 "sObject type '{object_name}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."
             )),
         })?;
+        if !self.catalog.objects[object].queryable {
+            return Err(QueryError {
+                code: "INVALID_TYPE",
+                message: located(
+                    self.soql,
+                    object_at,
+                    &format!(
+                        "entity type {} does not support query",
+                        self.catalog.objects[object].name
+                    ),
+                ),
+            });
+        }
         let mut children = Vec::new();
         let resume = self.pos;
         for start in subqueries {

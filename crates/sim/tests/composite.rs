@@ -1,6 +1,7 @@
 //! `/composite` over real HTTP: subrequests answered as the resources answer alone, references
 //! between them, one API call for all of them, the limits, and both `allOrNone` behaviours; and
-//! `/composite/tree`: record trees created whole or not at all.
+//! `/composite/tree`: record trees created whole or not at all; and `/composite/batch`:
+//! independent subrequests in one call.
 
 use cairn_sim::org::{Clock, OrgOptions, Population};
 use cairn_sim::server::{SimOptions, Simulator};
@@ -382,4 +383,85 @@ async fn a_tree_over_the_limits_or_with_a_reused_reference_creates_nothing() {
     let (status, answer, _) = client.tree("Account", wrong_root).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(client.count("SELECT COUNT() FROM Account").await, accounts);
+}
+
+#[tokio::test]
+async fn a_batch_runs_each_subrequest_alone_in_one_call() {
+    let sim = start().await;
+    let client = Client::new(&sim);
+    let post = |body: Value| {
+        client
+            .http
+            .post(format!("{}/services/data/{V}/composite/batch", client.base))
+            .bearer_auth(&client.token)
+            .json(&body)
+            .send()
+    };
+    let limits = || async {
+        let response = client
+            .http
+            .get(format!("{}/services/data/{V}/limits", client.base))
+            .bearer_auth(&client.token)
+            .send()
+            .await
+            .expect("limits");
+        used(
+            &response
+                .headers()
+                .get("Sforce-Limit-Info")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        )
+    };
+    let before = limits().await;
+    let response = post(json!({"batchRequests": [
+        {"method": "POST", "url": format!("{V}/sobjects/Account"), "richInput": {"Name": "Batch One"}},
+        {"method": "POST", "url": format!("{V}/sobjects/Contact"), "richInput": {"FirstName": "No last name"}},
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+COUNT()+FROM+Account+WHERE+Name='Batch+One'")},
+    ]}))
+    .await
+    .expect("batch");
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["hasErrors"], true, "{answer}");
+    let codes: Vec<u64> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["statusCode"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(codes, [201, 400, 200], "{answer}");
+    assert_eq!(
+        answer["results"][1]["result"][0]["errorCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    assert_eq!(
+        answer["results"][2]["result"]["totalSize"], 1,
+        "a failure does not undo the others"
+    );
+    assert_eq!(limits().await, before + 2, "the batch and the limits call");
+
+    let halted: Value = post(json!({"haltOnError": true, "batchRequests": [
+        {"method": "GET", "url": format!("{V}/sobjects/Nope__c/describe")},
+        {"method": "GET", "url": format!("{V}/limits")},
+    ]}))
+    .await
+    .expect("batch")
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(halted["results"][0]["statusCode"], 404, "{halted}");
+    assert_eq!(halted["results"][1]["statusCode"], 412, "{halted}");
+    assert_eq!(
+        halted["results"][1]["result"][0]["errorCode"],
+        "BATCH_PROCESSING_HALTED"
+    );
+
+    let too_many: Vec<Value> = (0..26)
+        .map(|_| json!({"method": "GET", "url": format!("{V}/limits")}))
+        .collect();
+    let refused = post(json!({"batchRequests": too_many}))
+        .await
+        .expect("batch");
+    assert_eq!(refused.status(), 400);
 }
