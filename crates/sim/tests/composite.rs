@@ -42,10 +42,11 @@ impl Client {
         }
     }
 
-    async fn composite(&self, body: Value) -> (u16, Value, Option<String>) {
+    /// POSTs `body` to a resource under /services/data/vXX.X/: status, answer, limit info.
+    async fn post(&self, resource: &str, body: Value) -> (u16, Value, Option<String>) {
         let response = self
             .http
-            .post(format!("{}/services/data/{V}/composite", self.base))
+            .post(format!("{}/services/data/{V}/{resource}", self.base))
             .bearer_auth(&self.token)
             .json(&body)
             .send()
@@ -60,25 +61,12 @@ impl Client {
         (status, response.json().await.expect("JSON"), info)
     }
 
+    async fn composite(&self, body: Value) -> (u16, Value, Option<String>) {
+        self.post("composite", body).await
+    }
+
     async fn tree(&self, object: &str, body: Value) -> (u16, Value, Option<String>) {
-        let response = self
-            .http
-            .post(format!(
-                "{}/services/data/{V}/composite/tree/{object}",
-                self.base
-            ))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        let info = response
-            .headers()
-            .get("Sforce-Limit-Info")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        (status, response.json().await.expect("JSON"), info)
+        self.post(&format!("composite/tree/{object}"), body).await
     }
 
     async fn count(&self, soql: &str) -> u64 {
@@ -389,40 +377,17 @@ async fn a_tree_over_the_limits_or_with_a_reused_reference_creates_nothing() {
 async fn a_batch_runs_each_subrequest_alone_in_one_call() {
     let sim = start().await;
     let client = Client::new(&sim);
-    let post = |body: Value| {
-        client
-            .http
-            .post(format!("{}/services/data/{V}/composite/batch", client.base))
-            .bearer_auth(&client.token)
-            .json(&body)
-            .send()
-    };
-    let limits = || async {
-        let response = client
-            .http
-            .get(format!("{}/services/data/{V}/limits", client.base))
-            .bearer_auth(&client.token)
-            .send()
-            .await
-            .expect("limits");
-        used(
-            &response
-                .headers()
-                .get("Sforce-Limit-Info")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+    let (status, answer, after) = client
+        .post(
+            "composite/batch",
+            json!({"batchRequests": [
+                {"method": "POST", "url": format!("{V}/sobjects/Account"), "richInput": {"Name": "Batch One"}},
+                {"method": "POST", "url": format!("{V}/sobjects/Contact"), "richInput": {"FirstName": "No last name"}},
+                {"method": "GET", "url": format!("{V}/query?q=SELECT+COUNT()+FROM+Account+WHERE+Name='Batch+One'")},
+            ]}),
         )
-    };
-    let before = limits().await;
-    let response = post(json!({"batchRequests": [
-        {"method": "POST", "url": format!("{V}/sobjects/Account"), "richInput": {"Name": "Batch One"}},
-        {"method": "POST", "url": format!("{V}/sobjects/Contact"), "richInput": {"FirstName": "No last name"}},
-        {"method": "GET", "url": format!("{V}/query?q=SELECT+COUNT()+FROM+Account+WHERE+Name='Batch+One'")},
-    ]}))
-    .await
-    .expect("batch");
-    assert_eq!(response.status(), 200);
-    let answer: Value = response.json().await.expect("JSON");
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(answer["hasErrors"], true, "{answer}");
     let codes: Vec<u64> = answer["results"]
         .as_array()
@@ -439,17 +404,17 @@ async fn a_batch_runs_each_subrequest_alone_in_one_call() {
         answer["results"][2]["result"]["totalSize"], 1,
         "a failure does not undo the others"
     );
-    assert_eq!(limits().await, before + 2, "the batch and the limits call");
 
-    let halted: Value = post(json!({"haltOnError": true, "batchRequests": [
-        {"method": "GET", "url": format!("{V}/sobjects/Nope__c/describe")},
-        {"method": "GET", "url": format!("{V}/limits")},
-    ]}))
-    .await
-    .expect("batch")
-    .json()
-    .await
-    .expect("JSON");
+    let (_, halted, again) = client
+        .post(
+            "composite/batch",
+            json!({"haltOnError": true, "batchRequests": [
+                {"method": "GET", "url": format!("{V}/sobjects/Nope__c/describe")},
+                {"method": "GET", "url": format!("{V}/limits")},
+            ]}),
+        )
+        .await;
+    assert_eq!(used(&again), used(&after) + 1, "a batch is one call");
     assert_eq!(halted["results"][0]["statusCode"], 404, "{halted}");
     assert_eq!(halted["results"][1]["statusCode"], 412, "{halted}");
     assert_eq!(
@@ -460,8 +425,8 @@ async fn a_batch_runs_each_subrequest_alone_in_one_call() {
     let too_many: Vec<Value> = (0..26)
         .map(|_| json!({"method": "GET", "url": format!("{V}/limits")}))
         .collect();
-    let refused = post(json!({"batchRequests": too_many}))
-        .await
-        .expect("batch");
-    assert_eq!(refused.status(), 400);
+    let (status, _, _) = client
+        .post("composite/batch", json!({"batchRequests": too_many}))
+        .await;
+    assert_eq!(status, 400);
 }
