@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::composite::{Answer, MAX_SUBREQUESTS, send};
+use super::composite::{Answer, MAX_SUBREQUESTS, method, send};
 use super::server::{ApiError, State, admit, json_body, json_response, version, with_limit_info};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -46,16 +46,7 @@ fn parse(body: &Value) -> Result<(bool, Vec<Subrequest>)> {
         .iter()
         .enumerate()
         .map(|(n, item)| {
-            let method = match item.get("method").and_then(Value::as_str) {
-                Some(m @ ("GET" | "POST" | "PATCH" | "PUT" | "DELETE" | "HEAD")) => {
-                    Method::from_bytes(m.as_bytes()).map_err(|_| invalid("bad method"))?
-                }
-                _ => {
-                    return Err(invalid(format!(
-                        "batch subrequest {n}: method must be one of GET, POST, PATCH, PUT, DELETE, HEAD"
-                    )));
-                }
-            };
+            let method = method(item, &format!("batch subrequest {n}"))?;
             let url = item
                 .get("url")
                 .and_then(Value::as_str)

@@ -60,6 +60,18 @@ fn is_query_or_collection(url: &str) -> bool {
     )
 }
 
+/// A subrequest's `method`: one a REST resource answers to.
+pub(crate) fn method(item: &Value, which: &str) -> Result<Method> {
+    match item.get("method").and_then(Value::as_str) {
+        Some(m @ ("GET" | "POST" | "PATCH" | "PUT" | "DELETE" | "HEAD")) => {
+            Method::from_bytes(m.as_bytes()).map_err(|_| invalid("bad method"))
+        }
+        _ => Err(invalid(format!(
+            "{which}: method must be one of GET, POST, PATCH, PUT, DELETE, HEAD"
+        ))),
+    }
+}
+
 fn parse(body: &Value) -> Result<(bool, Vec<Subrequest>)> {
     let all_or_none = match body.get("allOrNone") {
         None | Some(Value::Null) => false,
@@ -83,16 +95,7 @@ fn parse(body: &Value) -> Result<(bool, Vec<Subrequest>)> {
     let mut subrequests = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let text = |key: &str| item.get(key).and_then(Value::as_str);
-        let method = match text("method") {
-            Some(m @ ("GET" | "POST" | "PATCH" | "PUT" | "DELETE" | "HEAD")) => {
-                Method::from_bytes(m.as_bytes()).map_err(|_| invalid("bad method"))?
-            }
-            _ => {
-                return Err(invalid(format!(
-                    "subrequest {n}: method must be one of GET, POST, PATCH, PUT, DELETE, HEAD"
-                )));
-            }
-        };
+        let method = method(item, &format!("subrequest {n}"))?;
         let url = text("url")
             .filter(|u| u.starts_with("/services/data/v"))
             .ok_or_else(|| {

@@ -20,6 +20,9 @@ use super::soql;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+/// Salesforce's answer to a search term of fewer than two characters.
+const TOO_SHORT: &str = "No search term found. The search term must be longer than one character.";
+
 /// SOSL's own ceiling on the records of one search.
 const MAX_RECORDS: usize = 2000;
 
@@ -46,14 +49,14 @@ pub async fn search(
         if left == 0 {
             break;
         }
-        let object = &org.catalog.objects[target.query.object];
+        let object = &org.catalog.objects[target.object];
         let fields = searched_fields(object, search.scope);
         let matches = |record: &Record| {
             search
                 .terms
                 .matches(&|needle: &Needle| fields.iter().any(|&f| needle.found_in(record, f)))
         };
-        let mut query = target.query.clone();
+        let mut query = target.clone();
         query.limit = Some(query.limit.unwrap_or(MAX_RECORDS).min(left));
         let hits = super::rest::execute_where(&org, &query, false, &matches);
         let table = &org.tables[query.object];
@@ -116,12 +119,9 @@ fn searched_fields(object: &ObjectDef, scope: Scope) -> Vec<usize> {
 struct Search {
     terms: Terms,
     scope: Scope,
-    targets: Vec<Target>,
+    /// Each RETURNING clause as the query it reads like.
+    targets: Vec<soql::Query>,
     limit: usize,
-}
-
-struct Target {
-    query: soql::Query,
 }
 
 /// The search expression, as a tree.
@@ -268,7 +268,7 @@ fn parse_sosl(text: &str, org: &Org) -> std::result::Result<Search, Refused> {
                 org.clock.now(),
             )
             .map_err(Refused::Query)?;
-            targets.push(Target { query });
+            targets.push(query);
         }
     }
     Ok(Search {
@@ -280,7 +280,10 @@ fn parse_sosl(text: &str, org: &Org) -> std::result::Result<Search, Refused> {
 }
 
 /// `Object[(…)], …` up to a closing keyword: each clause as the SOQL it reads like.
-fn returning<'t>(text: &'t str, org: &Org) -> std::result::Result<(Vec<Target>, &'t str), Refused> {
+fn returning<'t>(
+    text: &'t str,
+    org: &Org,
+) -> std::result::Result<(Vec<soql::Query>, &'t str), Refused> {
     let mut targets = Vec::new();
     let mut rest = text.trim_start();
     loop {
@@ -306,7 +309,7 @@ fn returning<'t>(text: &'t str, org: &Org) -> std::result::Result<(Vec<Target>, 
         if !org.catalog.objects[query.object].createable {
             return Err(format!("entity type {object} does not support search").into());
         }
-        targets.push(Target { query });
+        targets.push(query);
         match rest.strip_prefix(',') {
             Some(after) => rest = after.trim_start(),
             None => return Ok((targets, rest)),
@@ -497,9 +500,7 @@ fn unit(tokens: &[Token], at: &mut usize) -> std::result::Result<Terms, String> 
         }
         Some(Token::Word(word)) | Some(Token::Phrase(word)) => needle(&word),
         Some(Token::Close) => Err("unexpected token: ')'".to_string()),
-        None => Err(
-            "No search term found. The search term must be longer than one character.".to_string(),
-        ),
+        None => Err(TOO_SHORT.to_string()),
     }
 }
 
@@ -514,9 +515,7 @@ fn needle(text: &str) -> std::result::Result<Terms, String> {
         .map(|w| w.chars().filter(|c| c.is_alphanumeric()).count())
         .sum();
     if letters < 2 {
-        return Err(
-            "No search term found. The search term must be longer than one character.".to_string(),
-        );
+        return Err(TOO_SHORT.to_string());
     }
     Ok(Terms::Needle(Needle { words }))
 }

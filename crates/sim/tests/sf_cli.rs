@@ -45,6 +45,11 @@ impl Sf {
 
     /// Runs `sf ARGS --json` in the home's directory; the parsed answer and the exit status.
     async fn run(&self, args: &[&str]) -> (bool, Value) {
+        self.run_with(args, None).await
+    }
+
+    /// `run`, with `SF_ACCESS_TOKEN` set when a token is given (and never inherited).
+    async fn run_with(&self, args: &[&str], access_token: Option<&str>) -> (bool, Value) {
         let mut command = Command::new(&self.node);
         command
             .arg(&self.run_js)
@@ -56,8 +61,11 @@ impl Sf {
             .env("SF_DISABLE_TELEMETRY", "true")
             .env("SF_AUTOUPDATE_DISABLE", "true")
             .env("SF_SKIP_NEW_VERSION_CHECK", "true")
-            .env("SF_USE_PROGRESS_BAR", "false")
-            .env_remove("SF_ACCESS_TOKEN");
+            .env("SF_USE_PROGRESS_BAR", "false");
+        match access_token {
+            Some(token) => command.env("SF_ACCESS_TOKEN", token),
+            None => command.env_remove("SF_ACCESS_TOKEN"),
+        };
         let shown = args.join(" ");
         let output = tokio::task::spawn_blocking(move || command.output())
             .await
@@ -75,7 +83,11 @@ impl Sf {
 
     /// `sf ARGS`, which must succeed: its `result`.
     async fn ok(&self, args: &[&str]) -> Value {
-        let (success, answer) = self.run(args).await;
+        self.ok_with(args, None).await
+    }
+
+    async fn ok_with(&self, args: &[&str], access_token: Option<&str>) -> Value {
+        let (success, answer) = self.run_with(args, access_token).await;
         assert!(
             success && answer["status"] == 0,
             "sf {} failed:\n{answer:#}",
@@ -84,38 +96,17 @@ impl Sf {
         answer["result"].clone()
     }
 
-    /// `sf ARGS` with the access token in the environment, as `org login access-token` takes it.
+    /// `org login access-token`, which takes the token from the environment.
     async fn login_with_token(&self, token: &str, url: &str) -> Value {
-        let mut command = Command::new(&self.node);
-        command
-            .arg(&self.run_js)
-            .args([
-                "org",
-                "login",
-                "access-token",
-                "--instance-url",
-                url,
-                "--no-prompt",
-                "--json",
-            ])
-            .current_dir(self.home.path())
-            .env("HOME", self.home.path())
-            .env("NODE_EXTRA_CA_CERTS", &self.ca)
-            .env("SF_DISABLE_TELEMETRY", "true")
-            .env("SF_AUTOUPDATE_DISABLE", "true")
-            .env("SF_ACCESS_TOKEN", token);
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .expect("join")
-            .expect("node runs");
-        let answer: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "sf org login access-token: not JSON ({e}): {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        assert!(output.status.success(), "login failed:\n{answer:#}");
-        answer["result"].clone()
+        let login = [
+            "org",
+            "login",
+            "access-token",
+            "--instance-url",
+            url,
+            "--no-prompt",
+        ];
+        self.ok_with(&login, Some(token)).await
     }
 }
 

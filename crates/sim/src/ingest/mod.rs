@@ -262,6 +262,8 @@ pub async fn create(
     drop(org);
     let mut jobs = state.ingest.lock().map_err(|_| poisoned())?;
     jobs.counter += 1;
+    // Query and ingest jobs share the 750 prefix but count apart: ingest Ids start a million
+    // further on, so the two never name the same job.
     let id = super::ids::record_id("750", 1_000_000 + jobs.counter);
     let job = IngestJob {
         id: id.clone(),
@@ -462,6 +464,26 @@ pub async fn delete(
     ))
 }
 
+/// A result set of processed rows: `sf__Id`, a column of its own (`own`), then the row as it was
+/// uploaded.
+fn write_results<'r>(
+    out: &mut Vec<u8>,
+    format: CsvFormat,
+    header: &[String],
+    own: &str,
+    rows: impl Iterator<Item = (&'r str, String, &'r [String])>,
+) {
+    let line = |id: &str, value: &str, rest: &[String]| {
+        let mut line = vec![id.to_string(), value.to_string()];
+        line.extend(rest.iter().cloned());
+        line
+    };
+    csv_line(out, &line("sf__Id", own, header), format);
+    for (id, value, row) in rows {
+        csv_line(out, &line(id, &value, row), format);
+    }
+}
+
 /// Which of a job's result sets to read.
 #[derive(Debug, Clone, Copy)]
 pub enum ResultSet {
@@ -520,26 +542,26 @@ fn results(
     let format = job.format;
     let mut out = Vec::new();
     match set {
-        ResultSet::Successful => {
-            let mut header = vec!["sf__Id".to_string(), "sf__Created".to_string()];
-            header.extend(outcome.header.iter().cloned());
-            csv_line(&mut out, &header, format);
-            for (id, created, row) in &outcome.succeeded {
-                let mut line = vec![id.clone(), created.to_string()];
-                line.extend(row.iter().cloned());
-                csv_line(&mut out, &line, format);
-            }
-        }
-        ResultSet::Failed => {
-            let mut header = vec!["sf__Id".to_string(), "sf__Error".to_string()];
-            header.extend(outcome.header.iter().cloned());
-            csv_line(&mut out, &header, format);
-            for (id, error, row) in &outcome.failed {
-                let mut line = vec![id.clone(), error.clone()];
-                line.extend(row.iter().cloned());
-                csv_line(&mut out, &line, format);
-            }
-        }
+        ResultSet::Successful => write_results(
+            &mut out,
+            format,
+            &outcome.header,
+            "sf__Created",
+            outcome
+                .succeeded
+                .iter()
+                .map(|(id, created, row)| (id.as_str(), created.to_string(), row.as_slice())),
+        ),
+        ResultSet::Failed => write_results(
+            &mut out,
+            format,
+            &outcome.header,
+            "sf__Error",
+            outcome
+                .failed
+                .iter()
+                .map(|(id, error, row)| (id.as_str(), error.clone(), row.as_slice())),
+        ),
         ResultSet::Unprocessed => {
             let (header, rows) = match (&job.data, current) {
                 (Some(data), "Open" | "Aborted") => parse_csv(data, format.delimiter)

@@ -89,45 +89,45 @@ pub(super) fn process(org: &mut crate::org::Org, job: &IngestJob, data: &[u8]) -
     }
     let header = rows.remove(0);
     let def = &org.catalog.objects[job.object];
-    let mut columns = Vec::with_capacity(header.len());
-    for name in &header {
-        match def.field(name.trim()) {
-            Some((_, field)) => columns.push((field.name.clone(), field.field_type)),
-            None => {
-                return Outcome {
-                    error: Some(format!("InvalidBatch : Field name not found : {name}")),
-                    unprocessed: rows,
-                    header,
-                    ..Outcome::default()
-                };
-            }
-        }
-    }
-    let id_column = columns.iter().position(|(name, _)| name == "Id");
-    let needs_id = matches!(job.operation, Operation::Update | Operation::Delete);
-    if needs_id && id_column.is_none() {
+    let columns: Vec<Option<(String, FieldType)>> = header
+        .iter()
+        .map(|name| {
+            def.field(name.trim())
+                .map(|(_, field)| (field.name.clone(), field.field_type))
+        })
+        .collect();
+    let position = |wanted: &str| {
+        columns
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|(name, _)| name == wanted))
+    };
+    let id_column = position("Id");
+    let external_column = job.external_id.as_deref().and_then(position);
+    // A column the object lacks, or one the operation needs and the header lacks, fails the
+    // whole job before any row is written.
+    let missing = header
+        .iter()
+        .zip(&columns)
+        .find(|(_, column)| column.is_none())
+        .map(|(name, _)| name.clone())
+        .or_else(|| {
+            let needs_id = matches!(job.operation, Operation::Update | Operation::Delete);
+            (needs_id && id_column.is_none()).then(|| "Id".to_string())
+        })
+        .or_else(|| {
+            job.external_id
+                .clone()
+                .filter(|_| external_column.is_none())
+        });
+    if let Some(name) = missing {
         return Outcome {
-            error: Some("InvalidBatch : Field name not found : Id".to_string()),
+            error: Some(format!("InvalidBatch : Field name not found : {name}")),
             unprocessed: rows,
             header,
             ..Outcome::default()
         };
     }
-    let external_column = job
-        .external_id
-        .as_ref()
-        .and_then(|ext| columns.iter().position(|(name, _)| name == ext));
-    if job.external_id.is_some() && external_column.is_none() {
-        return Outcome {
-            error: Some(format!(
-                "InvalidBatch : Field name not found : {}",
-                job.external_id.clone().unwrap_or_default()
-            )),
-            unprocessed: rows,
-            header,
-            ..Outcome::default()
-        };
-    }
+    let columns: Vec<(String, FieldType)> = columns.into_iter().flatten().collect();
     let mut outcome = Outcome {
         header,
         ..Outcome::default()
