@@ -485,6 +485,7 @@ pub(super) fn coverage_file(outcome: &BackupOutcome) -> status::CoverageFile {
     status::CoverageFile {
         backed_up: coverage.backed_up.clone(),
         skipped: coverage.skipped.iter().cloned().collect(),
+        fields_left_out: coverage.fields_left_out.iter().cloned().collect(),
         unmatched_includes: coverage
             .unmatched
             .iter()

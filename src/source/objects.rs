@@ -29,6 +29,8 @@ pub struct Coverage {
     pub backed_up: Vec<String>,
     /// (object, why it is not backed up)
     pub skipped: Vec<(String, String)>,
+    /// (`Object.Field`, why its values are not in the backup) for fields of backed-up objects.
+    pub fields_left_out: Vec<(String, String)>,
     /// Include patterns that match no object of the org (a typo, or an object that is gone),
     /// each with the org's object name it most likely meant.
     pub unmatched: Vec<(String, Option<String>)>,

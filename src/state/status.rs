@@ -255,6 +255,9 @@ pub(crate) struct CoverageFile {
     /// Object -> why it is not backed up.
     #[serde(default)]
     pub skipped: BTreeMap<String, String>,
+    /// `Object.Field` -> why its values are not in the backup, for objects backed up.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields_left_out: BTreeMap<String, String>,
     /// Include patterns that match no object: pattern -> what it most likely meant.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unmatched_includes: BTreeMap<String, String>,

@@ -8,6 +8,13 @@ use super::client::SalesforceClient;
 use crate::source::{Coverage, Field, ObjectPlan, SourceError};
 use crate::text::glob::glob;
 
+/// Objects Salesforce lists only under a filter a backup of the whole object cannot give, with
+/// why they are left out.
+const NEEDS_A_FILTER: &[(&str, &str)] = &[(
+    "ContentDocumentLink",
+    "Salesforce lists links between files and records only by a document's or a record's Id; they are not backed up yet",
+)];
+
 pub async fn discover(
     client: &SalesforceClient,
     version: &str,
@@ -51,6 +58,10 @@ pub async fn discover(
                 .push((name, "not queryable through the API".into()));
             continue;
         }
+        if let Some((_, why)) = NEEDS_A_FILTER.iter().find(|(object, _)| *object == name) {
+            coverage.skipped.push((name, why.to_string()));
+            continue;
+        }
         let describe = client
             .call(
                 Method::GET,
@@ -76,6 +87,16 @@ pub async fn discover(
                 "custom": field["custom"],
             }));
             if matches!(kind.as_str(), "address" | "location") {
+                continue;
+            }
+            if kind == "base64" {
+                // Bulk queries refuse a body, REST queries give only its URL: bodies are read
+                // one per call, which this backup does not make yet.
+                coverage.fields_left_out.push((
+                    format!("{name}.{field_name}"),
+                    "a file body, served one file per call; the record is backed up without it for now"
+                        .into(),
+                ));
                 continue;
             }
             fields.push(Field {
