@@ -446,8 +446,9 @@ async fn a_backup_that_runs_out_of_budget_is_partial_and_the_next_run_finishes_i
         MasterKey::generate().expect("key"),
     )
     .expect("store");
-    // Other integrations used 888 calls; backups may bring the org to 90% (900).
-    admin(&sim, Method::PUT, "api-usage", json!({"used": 888})).await;
+    // Other integrations used 885 calls; backups may bring the org to 90% (900): enough to
+    // describe the org's objects, not to read them all.
+    admin(&sim, Method::PUT, "api-usage", json!({"used": 885})).await;
     let partial = backup(&client(&sim), &store, &options(), None, &at(T0))
         .await
         .expect("a partial backup is still a backup");
@@ -461,7 +462,7 @@ async fn a_backup_that_runs_out_of_budget_is_partial_and_the_next_run_finishes_i
         "the org's own counter stayed under the ceiling: {state}"
     );
     assert!(
-        partial.manifest.objects.len() < 9,
+        partial.manifest.objects.len() < 12,
         "some objects were left for the next run"
     );
 

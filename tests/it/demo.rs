@@ -32,11 +32,12 @@ fn the_demo_runs_the_whole_loop() {
     assert!(stage(1).contains("2000 records, listening at http://127.0.0.1:"));
     assert!(stage(2).contains("Created the encrypted store"));
     assert!(
-        stage(3).contains("success  acme-production") && stage(3).contains("9 full, 0 incremental")
+        stage(3).contains("success  acme-production")
+            && stage(3).contains("12 full, 0 incremental")
     );
     assert!(stage(4).contains("contacts deleted"));
     assert!(
-        stage(5).contains("0 full, 9 incremental") && stage(5).contains("ALERT  Contact:"),
+        stage(5).contains("0 full, 12 incremental") && stage(5).contains("ALERT  Contact:"),
         "{}",
         stage(5)
     );

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::catalog::FieldType;
 use super::render::{CsvFormat, csv_header, csv_row};
 use super::rest::execute;
 use super::server::{
@@ -212,6 +213,18 @@ pub async fn create(
     {
         return Err(bad_request(
             "Selecting compound data not supported in Bulk Query",
+        ));
+    }
+    if fields
+        .iter()
+        .any(|f| org.catalog.objects[f.field.0].fields[f.field.1].field_type == FieldType::Base64)
+    {
+        // "FeatureNotEnabled : Binary field not supported", as clients report it: the code
+        // (spelt as Bulk API 2.0 spells its codes), then the message.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "FEATURENOTENABLED",
+            "Binary field not supported",
         ));
     }
     if query.offset > 0 {

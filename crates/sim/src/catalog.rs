@@ -22,6 +22,8 @@ pub enum FieldType {
     Url,
     Picklist,
     Address,
+    /// A file's body: a URL to it in query results, its bytes only one file per call.
+    Base64,
 }
 
 impl FieldType {
@@ -63,6 +65,7 @@ impl FieldType {
             FieldType::Url => "url",
             FieldType::Picklist => "picklist",
             FieldType::Address => "address",
+            FieldType::Base64 => "base64",
         }
     }
 
@@ -75,6 +78,7 @@ impl FieldType {
             FieldType::Date => "xsd:date",
             FieldType::Datetime => "xsd:dateTime",
             FieldType::Address => "urn:address",
+            FieldType::Base64 => "xsd:base64Binary",
             _ => "xsd:string",
         }
     }
@@ -249,6 +253,8 @@ pub struct ObjectDef {
     /// Whether SOQL may name it in FROM (describe says so; some objects are reached only
     /// through a relationship).
     pub queryable: bool,
+    /// Whether SOSL finds its records.
+    pub searchable: bool,
     /// Where its records live under `/services/data/vXX.X/`: `sobjects`, or
     /// `tooling/sobjects` for the Tooling API's objects.
     pub resource: &'static str,
@@ -290,8 +296,21 @@ impl ObjectDef {
             fields: all,
             createable,
             queryable: true,
+            searchable: createable,
             resource: "sobjects",
         }
+    }
+
+    /// An object that keeps only SystemModstamp of the platform's timestamps
+    /// (ContentDocumentLink: no created or last-modified fields).
+    fn without_audit_fields(mut self) -> Self {
+        self.fields.retain(|f| {
+            !matches!(
+                f.name.as_str(),
+                "CreatedDate" | "CreatedById" | "LastModifiedDate" | "LastModifiedById"
+            )
+        });
+        self
     }
 
     pub fn field(&self, name: &str) -> Option<(usize, &FieldDef)> {
@@ -330,7 +349,7 @@ impl ObjectDef {
             "queryable": self.queryable,
             "retrieveable": self.queryable,
             "replicateable": self.createable,
-            "searchable": self.createable,
+            "searchable": self.searchable,
             "createable": self.createable,
             "updateable": self.createable,
             "deletable": self.createable,
@@ -640,6 +659,95 @@ impl Catalog {
             FieldDef::new("Due_Date__c", Date),
             FieldDef::picklist("Status__c", &["Draft", "Sent", "Paid", "Void"]),
         ];
+        // Files: a document, its versions (the bodies), and the records it is shared with.
+        let read_only = |field: FieldDef| FieldDef {
+            createable: false,
+            updateable: false,
+            ..field
+        };
+        let content_document = vec![
+            FieldDef::new("Title", String).required(),
+            FieldDef::new("Description", Textarea),
+            read_only(FieldDef::new("FileType", String)),
+            read_only(FieldDef::new("FileExtension", String)),
+            read_only(FieldDef::new("ContentSize", Int)),
+            read_only(FieldDef::lookup(
+                "LatestPublishedVersionId",
+                &["ContentVersion"],
+            )),
+            owner(),
+        ];
+        let shared_with = [
+            "Account",
+            "Contact",
+            "Opportunity",
+            "Case",
+            "Lead",
+            "Invoice__c",
+            "User",
+        ];
+        let content_version = vec![
+            FieldDef {
+                cascade_delete: true,
+                ..FieldDef::lookup("ContentDocumentId", &["ContentDocument"])
+            },
+            FieldDef::new("Title", String).required(),
+            FieldDef::new("Description", Textarea),
+            FieldDef::new("PathOnClient", String).required(),
+            FieldDef::new("VersionData", Base64).required(),
+            FieldDef::new("ReasonForChange", String),
+            read_only(FieldDef::new("Checksum", String)),
+            read_only(FieldDef::new("ContentSize", Int)),
+            read_only(FieldDef::new("FileExtension", String)),
+            read_only(FieldDef::new("FileType", String)),
+            read_only(FieldDef::new("IsLatest", Boolean)),
+            read_only(FieldDef::new("VersionNumber", String)),
+            FieldDef {
+                updateable: false,
+                ..FieldDef::lookup("FirstPublishLocationId", &shared_with)
+            },
+            owner(),
+        ];
+        let content_document_link = vec![
+            FieldDef {
+                cascade_delete: true,
+                updateable: false,
+                ..FieldDef::lookup("ContentDocumentId", &["ContentDocument"]).required()
+            },
+            FieldDef {
+                cascade_delete: true,
+                updateable: false,
+                ..FieldDef::lookup("LinkedEntityId", &shared_with).required()
+            },
+            FieldDef::picklist("ShareType", &["V", "C", "I"]),
+            FieldDef::picklist("Visibility", &["AllUsers", "InternalUsers", "SharedUsers"]),
+        ];
+        let attachment = vec![
+            FieldDef {
+                cascade_delete: true,
+                updateable: false,
+                ..FieldDef::lookup(
+                    "ParentId",
+                    &[
+                        "Account",
+                        "Contact",
+                        "Opportunity",
+                        "Case",
+                        "Lead",
+                        "Invoice__c",
+                        "Task",
+                    ],
+                )
+                .required()
+            },
+            FieldDef::new("Name", String).required(),
+            FieldDef::new("IsPrivate", Boolean),
+            FieldDef::new("ContentType", String),
+            read_only(FieldDef::new("BodyLength", Int)),
+            FieldDef::new("Body", Base64).required(),
+            FieldDef::new("Description", Textarea),
+            owner(),
+        ];
         let organization = vec![
             FieldDef::new("Name", String),
             FieldDef::new("IsSandbox", Boolean),
@@ -658,6 +766,35 @@ impl Catalog {
                 ObjectDef::new("Task", "Tasks", "00T", true, task),
                 ObjectDef::new("Case", "Cases", "500", true, case),
                 ObjectDef::new("Invoice__c", "Invoices", "a01", true, invoice),
+                ObjectDef::new(
+                    "ContentDocument",
+                    "Content Documents",
+                    "069",
+                    false,
+                    content_document,
+                ),
+                ObjectDef::new(
+                    "ContentVersion",
+                    "Content Versions",
+                    "068",
+                    true,
+                    content_version,
+                ),
+                ObjectDef {
+                    searchable: false,
+                    ..ObjectDef::new(
+                        "ContentDocumentLink",
+                        "Content Document Links",
+                        "06A",
+                        true,
+                        content_document_link,
+                    )
+                    .without_audit_fields()
+                },
+                ObjectDef {
+                    searchable: false,
+                    ..ObjectDef::new("Attachment", "Attachments", "00P", true, attachment)
+                },
                 ObjectDef::new("Organization", "Organizations", "00D", false, organization),
                 // Approval history: read only through ProcessInstance's StepsAndWorkitems, so
                 // describe marks it not queryable, and a backup must pass it by.

@@ -196,6 +196,7 @@ fn entry(e: Entry) -> Json {
         FieldType::Date => "Date",
         FieldType::Datetime => "Datetime",
         FieldType::Address => "Address",
+        FieldType::Base64 => "Blob",
     });
     let text = matches!(
         field_type,

@@ -6,11 +6,13 @@
 
 pub mod admin;
 pub mod batch;
+pub mod blob;
 pub mod bulk;
 pub mod catalog;
 mod columns;
 pub mod composite;
 pub mod faults;
+pub mod files;
 mod http1;
 pub mod ids;
 pub mod ingest;

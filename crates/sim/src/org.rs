@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use super::blob::Blob;
 use super::catalog::{Catalog, FieldType, ObjectDef};
 use super::ids;
 
@@ -22,6 +23,8 @@ pub enum Value {
     DateTime(i64),
     /// Days since the Unix epoch.
     Date(i32),
+    /// A file's body (shared: a record's copy, kept for undo, costs no copy of the bytes).
+    Blob(Arc<Blob>),
 }
 
 /// One record. `values` follows the object's field order; the Id is kept inline rather than as
@@ -339,6 +342,10 @@ impl Population {
             ("Lead", 8),
             ("Task", 12),
             ("Invoice__c", 5),
+            // Files on top: a document (with its versions and links) per 50 records, an
+            // attachment per 100.
+            ("ContentDocument", 2),
+            ("Attachment", 1),
         ];
         Population {
             counts: shares
@@ -663,6 +670,19 @@ impl Org {
             }
             parents.push((object, made));
         }
+        let shared_on: Vec<String> = parents
+            .iter()
+            .filter(|(name, _)| matches!(*name, "Account" | "Opportunity" | "Case"))
+            .flat_map(|(_, ids)| ids.iter().cloned())
+            .collect();
+        super::files::generate(
+            &mut org,
+            &mut rng,
+            population.count("ContentDocument"),
+            population.count("Attachment"),
+            &shared_on,
+            &users,
+        );
         org
     }
 

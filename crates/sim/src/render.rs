@@ -57,7 +57,18 @@ pub(crate) fn json_value(out: &mut String, value: &Value) {
             out.push('"');
         }
         Value::Date(days) => json_string(out, &time::format_date(*days)),
+        // A body is never inlined: own_field gives its URL instead.
+        Value::Blob(_) => out.push_str("null"),
     }
+}
+
+/// Where a record's file body is read from, as query results and record reads give it.
+pub fn blob_url(org: &Org, object: usize, id: &str, field: &str, version: &str) -> String {
+    let def = &org.catalog.objects[object];
+    format!(
+        "/services/data/v{version}/{}/{}/{id}/{field}",
+        def.resource, def.name
+    )
 }
 
 pub fn attributes(out: &mut String, org: &Org, object: usize, id: &str, version: &str) {
@@ -87,7 +98,7 @@ pub fn json_record(
         // No parent fields: nothing to group (the common case, and a million times a backup).
         for path in fields {
             out.push(',');
-            own_field(out, org, record, path);
+            own_field(out, org, record, path, version);
         }
         out.push('}');
         return;
@@ -102,7 +113,7 @@ pub fn json_record(
         out.push(',');
         if path.hops.is_empty() {
             done[i] = true;
-            own_field(out, org, record, path);
+            own_field(out, org, record, path, version);
             continue;
         }
         let (hop_object, hop_field) = path.hops[0];
@@ -149,12 +160,20 @@ pub fn json_record(
 }
 
 /// `"name":value` for a field of the record itself.
-fn own_field(out: &mut String, org: &Org, record: &Record, path: &FieldPath) {
+fn own_field(out: &mut String, org: &Org, record: &Record, path: &FieldPath, version: &str) {
     let field = &org.catalog.objects[path.field.0].fields[path.field.1];
     json_string(out, &field.name);
     out.push(':');
     if field.field_type == FieldType::Address {
         address(out, org, record, path.field.0, &field.name);
+    } else if field.field_type == FieldType::Base64 {
+        match record.values().get(path.field.1) {
+            Some(Value::Blob(_)) => json_string(
+                out,
+                &blob_url(org, path.field.0, record.id(), &field.name, version),
+            ),
+            _ => out.push_str("null"),
+        }
     } else {
         let value = resolve(org, record, path);
         json_value(out, value.as_deref().unwrap_or(&Value::Null));
@@ -283,7 +302,8 @@ pub fn csv_row(
                         let _ = write!(scratch, "{x}");
                     }
                     Value::Date(days) => scratch.push_str(&time::format_date(*days)),
-                    Value::Null | Value::Text(_) | Value::DateTime(_) => {}
+                    // Bulk queries refuse file bodies (bulk::create).
+                    Value::Null | Value::Text(_) | Value::DateTime(_) | Value::Blob(_) => {}
                 }
                 csv_quoted(out, scratch.as_bytes());
             }

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 
 use super::server::{ApiError, State};
 use super::{
-    admin, batch, bulk, composite, ingest, oauth, records, rest, soap, sosl, tooling, tree,
+    admin, batch, bulk, composite, files, ingest, oauth, records, rest, soap, sosl, tooling, tree,
 };
 
 /// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
@@ -115,7 +115,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         )
         .route(
             "/services/data/{version}/sobjects/{object}/{field}/{value}",
-            axum::routing::patch(records::upsert),
+            axum::routing::patch(records::upsert).get(files::body),
         )
         .route(
             "/services/data/{version}/composite/sobjects",

@@ -269,6 +269,33 @@ struct Parser<'a> {
     depth: usize,
 }
 
+/// Salesforce refuses to list every link between files and records at once.
+pub const CONTENT_DOCUMENT_LINK_FILTER: &str = "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.";
+
+/// Whether every record `condition` lets through has one of `fields` equal to an Id it names:
+/// `F = 'id'`, `F IN ('id', …)` or `F IN (SELECT …)`, on its own or ANDed with anything.
+fn narrows_to_ids(condition: &Condition, catalog: &Catalog, fields: &[&str]) -> bool {
+    let named = |path: &FieldPath| {
+        path.hops.is_empty()
+            && fields.contains(
+                &catalog.objects[path.field.0].fields[path.field.1]
+                    .name
+                    .as_str(),
+            )
+    };
+    match condition {
+        Condition::And(left, right) => {
+            narrows_to_ids(left, catalog, fields) || narrows_to_ids(right, catalog, fields)
+        }
+        Condition::Or(left, right) => {
+            narrows_to_ids(left, catalog, fields) && narrows_to_ids(right, catalog, fields)
+        }
+        Condition::Compare(path, Op::Eq, Literal::Text(_)) => named(path),
+        Condition::In(path, _, false) | Condition::InQuery(path, _, false) => named(path),
+        _ => false,
+    }
+}
+
 pub fn parse(soql: &str, catalog: &Catalog, now: i64) -> Result<Query, QueryError> {
     let mut parser = Parser {
         soql,
@@ -625,6 +652,16 @@ impl Parser<'_> {
                 "The SOQL FIELDS function must have a LIMIT of at most 200",
             ));
         }
+        if self.catalog.objects[object].name == "ContentDocumentLink"
+            && !filter.as_ref().is_some_and(|f| {
+                narrows_to_ids(f, self.catalog, &["ContentDocumentId", "LinkedEntityId"])
+            })
+        {
+            return Err(QueryError {
+                code: "MALFORMED_QUERY",
+                message: CONTENT_DOCUMENT_LINK_FILTER.to_string(),
+            });
+        }
         Ok(Query {
             object,
             select,
@@ -855,6 +892,17 @@ impl Parser<'_> {
         }
         let (name, at) = self.word()?;
         let path = self.path(object, &name, at)?;
+        let (field_object, field) = path.field;
+        if self.catalog.objects[field_object].fields[field].field_type == FieldType::Base64 {
+            return Err(QueryError {
+                code: "INVALID_FIELD",
+                message: located(
+                    self.soql,
+                    at,
+                    &format!("field '{name}' can not be filtered in query call"),
+                ),
+            });
+        }
         let negated = if self.eat_word("IN") {
             Some(false)
         } else if self.eat_word("NOT") {

@@ -261,7 +261,7 @@ fn parse_sosl(text: &str, org: &Org) -> std::result::Result<Search, Refused> {
     }
     if targets.is_empty() {
         // No RETURNING: every searchable object, by Id.
-        for object in org.catalog.objects.iter().filter(|o| o.createable) {
+        for object in org.catalog.objects.iter().filter(|o| o.searchable) {
             let query = soql::parse(
                 &format!("SELECT Id FROM {}", object.name),
                 &org.catalog,
@@ -306,7 +306,7 @@ fn returning<'t>(
         let soql_text = soql_of(object, &clause);
         let query =
             soql::parse(&soql_text, &org.catalog, org.clock.now()).map_err(Refused::Query)?;
-        if !org.catalog.objects[query.object].createable {
+        if !org.catalog.objects[query.object].searchable {
             return Err(format!("entity type {object} does not support search").into());
         }
         targets.push(query);

@@ -137,6 +137,16 @@ fn convert(org: &Org, field: &FieldDef, json: &Json) -> Result<Value, WriteError
             }
             text(&id)
         }
+        FieldType::Base64 => {
+            use base64::Engine;
+            let encoded = json.as_str().ok_or_else(|| mismatch("base64"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| mismatch("base64"))?;
+            Value::Blob(std::sync::Arc::new(super::blob::Blob::Stored(
+                bytes.into_boxed_slice(),
+            )))
+        }
         _ => {
             let s = match json {
                 Json::String(s) => s.clone(),
@@ -323,13 +333,19 @@ fn stamp(org: &Org, object: usize, values: &mut [Value], created: bool) {
     let def = &org.catalog.objects[object];
     let now = Value::DateTime(org.clock.now());
     let user = text(&org.user_id);
-    if created {
-        values[org::audit_field(def, "CreatedDate")] = now.clone();
-        values[org::audit_field(def, "CreatedById")] = user.clone();
+    let stamped: &[(&str, &Value)] = &[
+        ("LastModifiedDate", &now),
+        ("LastModifiedById", &user),
+        ("SystemModstamp", &now),
+        ("CreatedDate", &now),
+        ("CreatedById", &user),
+    ];
+    // Some objects lack some of them (ContentDocumentLink keeps only SystemModstamp).
+    for (name, value) in &stamped[..if created { 5 } else { 3 }] {
+        if let Some((index, _)) = def.field(name) {
+            values[index] = (*value).clone();
+        }
     }
-    values[org::audit_field(def, "LastModifiedDate")] = now.clone();
-    values[org::audit_field(def, "LastModifiedById")] = user;
-    values[org::audit_field(def, "SystemModstamp")] = now;
 }
 
 pub fn insert(
@@ -381,6 +397,14 @@ pub fn insert(
             values[index] = value;
         }
     }
+    let id = append(org, object, values, journal);
+    super::files::on_insert(org, object, &id, journal);
+    Ok(id)
+}
+
+/// Appends a record under the table's next Id.
+fn append(org: &mut Org, object: usize, values: Vec<Value>, journal: &mut Journal) -> String {
+    let def = &org.catalog.objects[object];
     let table = &mut org.tables[object];
     table.next_counter += 1;
     let id = ids::record_id(&def.key_prefix, table.next_counter);
@@ -391,7 +415,48 @@ pub fn insert(
         .records
         .push(Record::new(raw, values.into_boxed_slice(), modstamp));
     journal.push(Undo::Inserted(object));
-    Ok(id)
+    id
+}
+
+/// Creates a record the platform makes on its own (a new file's document and links), stamped
+/// now and undone with the write that caused it.
+pub(crate) fn insert_derived(
+    org: &mut Org,
+    object: usize,
+    value: impl Fn(&str) -> Value,
+    journal: &mut Journal,
+) -> String {
+    let mut values: Vec<Value> = org.catalog.objects[object]
+        .fields
+        .iter()
+        .map(|f| match value(&f.name) {
+            Value::Null if f.field_type == FieldType::Boolean => Value::Bool(false),
+            given => given,
+        })
+        .collect();
+    values[org::ID] = Value::Null;
+    values[org::IS_DELETED] = Value::Bool(false);
+    stamp(org, object, &mut values, true);
+    append(org, object, values, journal)
+}
+
+/// Sets fields of a record as the platform does (no validation, no new stamps), undoably.
+pub(crate) fn set_derived(
+    org: &mut Org,
+    object: usize,
+    index: usize,
+    changes: &[(&str, Value)],
+    journal: &mut Journal,
+) {
+    remember(org, object, index, journal);
+    let def = &org.catalog.objects[object];
+    let mut values = org.tables[object].records[index].values().to_vec();
+    for (name, value) in changes {
+        if let Some((slot, _)) = def.field(name) {
+            values[slot] = value.clone();
+        }
+    }
+    org.tables[object].records[index].set_values(values.into_boxed_slice());
 }
 
 fn locate(org: &Org, object: usize, id: &str) -> Result<usize, WriteError> {
@@ -654,6 +719,13 @@ pub fn record_json(
                 Value::Text(s) => Json::String(s.to_string()),
                 Value::DateTime(ms) => Json::String(time::format_datetime(*ms)),
                 Value::Date(d) => Json::String(time::format_date(*d)),
+                Value::Blob(_) => Json::String(super::render::blob_url(
+                    org,
+                    object,
+                    record.id(),
+                    &field.name,
+                    version,
+                )),
             }
         };
         map.insert(field.name.clone(), value);

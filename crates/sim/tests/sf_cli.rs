@@ -322,6 +322,48 @@ async fn the_official_cli_works_unchanged_over_https() {
     assert_eq!(ids(&all["records"]), [id]);
     assert_eq!(all["records"][0]["IsDeleted"], true);
 
+    // Files: a version's body is a URL in query results; links are listed only by Id.
+    let soql = "SELECT Id, ContentDocumentId, VersionData FROM ContentVersion ORDER BY Id LIMIT 3";
+    let versions = sf.ok(&["data", "query", "-q", soql, "-o", ORG]).await;
+    let direct = rest_query(&sim, soql, false).await;
+    assert_eq!(ids(&versions["records"]), ids(&direct["records"]));
+    let first = versions["records"][0]["Id"].as_str().expect("an Id");
+    let body_url = versions["records"][0]["VersionData"]
+        .as_str()
+        .unwrap_or_default();
+    // Under the API version the CLI itself calls.
+    assert!(
+        body_url.starts_with("/services/data/v")
+            && body_url.ends_with(&format!("/sobjects/ContentVersion/{first}/VersionData")),
+        "{versions:#}"
+    );
+    let (success, refused) = sf
+        .run(&[
+            "data",
+            "query",
+            "-q",
+            "SELECT Id FROM ContentDocumentLink",
+            "-o",
+            ORG,
+        ])
+        .await;
+    assert!(
+        !success
+            && refused["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Implementation restriction: ContentDocumentLink requires a filter"),
+        "{refused:#}"
+    );
+    let document = versions["records"][0]["ContentDocumentId"]
+        .as_str()
+        .expect("a document");
+    let soql = format!(
+        "SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = '{document}'"
+    );
+    let links = sf.ok(&["data", "query", "-q", &soql, "-o", ORG]).await;
+    assert_eq!(links["totalSize"], 2, "{links:#}");
+
     // SOSL.
     let found = sf
         .ok(&[

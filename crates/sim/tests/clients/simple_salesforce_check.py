@@ -11,12 +11,14 @@ exits non-zero.
 
 import csv
 import datetime
+import hashlib
 import io
 import sys
 from urllib.parse import urlparse
 
 import requests
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 
 class PlainHttpToLocalhost(requests.Session):
@@ -150,6 +152,21 @@ def main():
     check("bulk2 update with a failing row",
           results[0]["numberRecordsFailed"] == 1 and len(failures) == 1 and failures[0]["sf__Error"] and titled == 10,
           f"{titled} updated, {len(failures)} failed: {failures[0]['sf__Error'] if failures else ''}")
+
+    # Files: a body read through the client's own session as raw bytes, whose MD5 the record
+    # gives; links between files and records listed only by Id, as Salesforce requires.
+    version = sf.query("SELECT Id, VersionData, Checksum, ContentSize FROM ContentVersion LIMIT 1")["records"][0]
+    body = sf.session.get(f"https://{host}{version['VersionData']}", headers=sf.headers)
+    check("file body",
+          body.status_code == 200 and len(body.content) == version["ContentSize"]
+          and hashlib.md5(body.content).hexdigest() == version["Checksum"],
+          f"{len(body.content)} bytes")
+    try:
+        sf.query("SELECT Id FROM ContentDocumentLink")
+        refused = ""
+    except SalesforceMalformedRequest as error:
+        refused = str(error.content)
+    check("ContentDocumentLink needs an Id filter", "Implementation restriction" in refused, refused[:60])
 
     sf.Contact.delete(created["id"])
     gone = sf.query_all(f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{created['id']}'", include_deleted=True)

@@ -1,0 +1,151 @@
+//! The bodies of files and attachments (`base64` fields): bytes a client uploaded, or bytes
+//! generated from a seed on the way out, so a simulated org can hold gigabytes of files it
+//! never keeps in memory.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use md5::{Digest, Md5};
+
+/// How much of a body one read produces, and one streamed frame carries.
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Blob {
+    /// `len` bytes that depend only on `seed`.
+    Generated {
+        seed: u64,
+        len: u64,
+    },
+    Stored(Box<[u8]>),
+}
+
+impl Blob {
+    pub fn len(&self) -> u64 {
+        match self {
+            Blob::Generated { len, .. } => *len,
+            Blob::Stored(bytes) => bytes.len() as u64,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends up to `max` bytes from `offset` on.
+    pub fn read_at(&self, offset: u64, max: usize, out: &mut Vec<u8>) {
+        let end = self.len().min(offset.saturating_add(max as u64));
+        if offset >= end {
+            return;
+        }
+        match self {
+            Blob::Stored(bytes) => out.extend_from_slice(&bytes[offset as usize..end as usize]),
+            Blob::Generated { seed, .. } => {
+                // Eight bytes per word, each word a function of the seed and its position, so
+                // any range can be produced without the bytes before it.
+                let mut word_index = offset / 8;
+                let mut skip = (offset % 8) as usize;
+                let mut left = (end - offset) as usize;
+                while left > 0 {
+                    let word =
+                        mix(seed ^ word_index.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes();
+                    let take = (8 - skip).min(left);
+                    out.extend_from_slice(&word[skip..skip + take]);
+                    left -= take;
+                    skip = 0;
+                    word_index += 1;
+                }
+            }
+        }
+    }
+
+    /// The whole body (for small bodies: tests and base64 in JSON).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len() as usize);
+        self.read_at(0, self.len() as usize, &mut out);
+        out
+    }
+
+    /// The MD5 of the body in lowercase hex, as ContentVersion's `Checksum` gives it.
+    pub fn md5_hex(&self) -> String {
+        let mut hasher = Md5::new();
+        let mut buffer = Vec::with_capacity(CHUNK);
+        let mut offset = 0;
+        while offset < self.len() {
+            buffer.clear();
+            self.read_at(offset, CHUNK, &mut buffer);
+            hasher.update(&buffer);
+            offset += buffer.len() as u64;
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The body as a stream of frames, produced as the client reads them.
+    pub fn stream(
+        self: Arc<Self>,
+    ) -> impl futures_core::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+        futures_util::stream::unfold(0u64, move |offset| {
+            let blob = self.clone();
+            async move {
+                if offset >= blob.len() {
+                    return None;
+                }
+                let mut frame = Vec::with_capacity(CHUNK);
+                blob.read_at(offset, CHUNK, &mut frame);
+                let next = offset + frame.len() as u64;
+                Some((Ok(Bytes::from(frame)), next))
+            }
+        })
+    }
+}
+
+/// splitmix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_range_of_a_generated_body_matches_the_whole() {
+        let blob = Blob::Generated { seed: 7, len: 1000 };
+        let whole = blob.to_vec();
+        assert_eq!(whole.len(), 1000);
+        for (offset, max) in [(0, 3), (5, 11), (997, 10), (8, 8), (999, 1)] {
+            let mut part = Vec::new();
+            blob.read_at(offset, max, &mut part);
+            let end = (offset as usize + max).min(1000);
+            assert_eq!(part, whole[offset as usize..end], "at {offset}+{max}");
+        }
+        assert_ne!(whole, Blob::Generated { seed: 8, len: 1000 }.to_vec());
+    }
+
+    #[test]
+    fn the_checksum_is_the_md5_of_the_body() {
+        // RFC 1321's test suite.
+        let abc = Blob::Stored(b"abc".to_vec().into_boxed_slice());
+        assert_eq!(abc.md5_hex(), "900150983cd24fb0d6963f7d28e17f72");
+        let empty = Blob::Stored(Box::new([]));
+        assert_eq!(empty.md5_hex(), "d41d8cd98f00b204e9800998ecf8427e");
+        let big = Blob::Generated {
+            seed: 1,
+            len: 200_000,
+        };
+        let mut hasher = Md5::new();
+        hasher.update(big.to_vec());
+        let direct: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(big.md5_hex(), direct);
+    }
+}

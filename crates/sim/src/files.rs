@@ -1,0 +1,368 @@
+//! Files in the simulated org: the documents, versions, links and attachments a generated org
+//! holds, and their bodies read one file per call from `/sobjects/{Object}/{Id}/{Field}`, as
+//! raw bytes, as Salesforce serves them.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State as Shared};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::blob::Blob;
+use super::catalog::FieldType;
+use super::org::{DAY_MS, Org, Rng, Value, text};
+use super::server::{ApiError, State, admit, poisoned, version, with_limit_info};
+use super::write::{self, Journal};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Kinds of files a generated org holds: extension, FileType, MIME type.
+const KINDS: &[(&str, &str, &str)] = &[
+    ("pdf", "PDF", "application/pdf"),
+    (
+        "docx",
+        "WORD_X",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    (
+        "xlsx",
+        "EXCEL_X",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    ("png", "PNG", "image/png"),
+    ("jpg", "JPG", "image/jpeg"),
+    ("csv", "CSV", "text/csv"),
+    ("txt", "TEXT", "text/plain"),
+];
+
+const TOPICS: &[&str] = &[
+    "Contract",
+    "Quote",
+    "Invoice",
+    "Signed order",
+    "Site photo",
+    "Price list",
+    "Meeting notes",
+];
+
+/// A body's size as files in an org are spread: most are small, a few are large.
+fn file_size(rng: &mut Rng) -> u64 {
+    match rng.below(100) {
+        0..70 => 200 + rng.below(8 * 1024),
+        70..95 => 8 * 1024 + rng.below(120 * 1024),
+        _ => 128 * 1024 + rng.below(384 * 1024),
+    }
+}
+
+/// `documents` files (each a ContentDocument with one to three versions, shared with its owner
+/// and with one record) and `attachments` Attachments, on records among `parents`.
+pub(crate) fn generate(
+    org: &mut Org,
+    rng: &mut Rng,
+    documents: usize,
+    attachments: usize,
+    parents: &[String],
+    users: &[String],
+) {
+    let now = org.clock.now();
+    if parents.is_empty() || users.is_empty() {
+        return;
+    }
+    for i in 0..documents {
+        let (extension, file_type, _) = KINDS[rng.below(KINDS.len() as u64) as usize];
+        let title = format!("{} {i}", rng.pick(TOPICS));
+        let owner = users[rng.below(users.len() as u64) as usize].clone();
+        let parent = parents[rng.below(parents.len() as u64) as usize].clone();
+        let created = now - (rng.below(600) as i64 + 30) * DAY_MS;
+        let versions = match rng.below(20) {
+            0 => 3,
+            1..5 => 2,
+            _ => 1,
+        };
+        let bodies: Vec<Arc<Blob>> = (0..versions)
+            .map(|_| {
+                Arc::new(Blob::Generated {
+                    seed: rng.next_u64(),
+                    len: file_size(rng),
+                })
+            })
+            .collect();
+        let Some(latest) = bodies.last() else {
+            continue;
+        };
+        let latest_size = latest.len() as i64;
+        let document = org.insert_generated("ContentDocument", created, |name| match name {
+            "Title" => text(&title),
+            "FileType" => text(file_type),
+            "FileExtension" => text(extension),
+            "ContentSize" => Value::Int(latest_size),
+            "OwnerId" => text(&owner),
+            _ => Value::Null,
+        });
+        let mut latest_id = String::new();
+        for (number, body) in bodies.iter().enumerate() {
+            let checksum = body.md5_hex();
+            let is_latest = number + 1 == bodies.len();
+            // Each later version a few days after the one before.
+            let at = (created + number as i64 * 3 * DAY_MS).min(now);
+            latest_id = org.insert_generated("ContentVersion", at, |name| match name {
+                "ContentDocumentId" => text(&document),
+                "Title" => text(&title),
+                "PathOnClient" => text(&format!("{title}.{extension}")),
+                "VersionData" => Value::Blob(body.clone()),
+                "Checksum" => text(&checksum),
+                "ContentSize" => Value::Int(body.len() as i64),
+                "FileExtension" => text(extension),
+                "FileType" => text(file_type),
+                "IsLatest" => Value::Bool(is_latest),
+                "VersionNumber" => text(&(number + 1).to_string()),
+                "FirstPublishLocationId" => text(&parent),
+                "OwnerId" => text(&owner),
+                _ => Value::Null,
+            });
+        }
+        set_value(
+            org,
+            "ContentDocument",
+            &document,
+            "LatestPublishedVersionId",
+            text(&latest_id),
+        );
+        for (entity, share) in [(&owner, "I"), (&parent, "V")] {
+            org.insert_generated("ContentDocumentLink", created, |name| match name {
+                "ContentDocumentId" => text(&document),
+                "LinkedEntityId" => text(entity),
+                "ShareType" => text(share),
+                "Visibility" => text("AllUsers"),
+                _ => Value::Null,
+            });
+        }
+    }
+    for i in 0..attachments {
+        let (extension, _, mime) = KINDS[rng.below(KINDS.len() as u64) as usize];
+        let body = Arc::new(Blob::Generated {
+            seed: rng.next_u64(),
+            len: file_size(rng),
+        });
+        let parent = parents[rng.below(parents.len() as u64) as usize].clone();
+        let owner = users[rng.below(users.len() as u64) as usize].clone();
+        let created = now - (rng.below(900) as i64 + 30) * DAY_MS;
+        let name = format!("{} {i}.{extension}", rng.pick(TOPICS));
+        org.insert_generated("Attachment", created, |field| match field {
+            "ParentId" => text(&parent),
+            "Name" => text(&name),
+            "IsPrivate" => Value::Bool(false),
+            "ContentType" => text(mime),
+            "BodyLength" => Value::Int(body.len() as i64),
+            "Body" => Value::Blob(body.clone()),
+            "OwnerId" => text(&owner),
+            _ => Value::Null,
+        });
+    }
+}
+
+/// What the platform adds when a file or an attachment is created through the API: sizes and
+/// checksum from the body; for a first version a new document, shared with its owner and with
+/// the record it was published on; for a later one, the document's history moved on.
+pub(crate) fn on_insert(org: &mut Org, object: usize, id: &str, journal: &mut Journal) {
+    let name = org.catalog.objects[object].name.clone();
+    let Some(row) = org.tables[object].find(id) else {
+        return;
+    };
+    let value = |org: &Org, field: &str| -> Value {
+        org.catalog.objects[object]
+            .field(field)
+            .map_or(Value::Null, |(slot, _)| {
+                org.tables[object].records[row].values()[slot].clone()
+            })
+    };
+    match name.as_str() {
+        "Attachment" => {
+            if let Value::Blob(body) = value(org, "Body") {
+                let length = Value::Int(body.len() as i64);
+                write::set_derived(org, object, row, &[("BodyLength", length)], journal);
+            }
+        }
+        "ContentVersion" => {
+            let Value::Blob(body) = value(org, "VersionData") else {
+                return;
+            };
+            let path = match value(org, "PathOnClient") {
+                Value::Text(path) => path.to_string(),
+                _ => String::new(),
+            };
+            let extension = path
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase())
+                .unwrap_or_default();
+            let file_type = KINDS
+                .iter()
+                .find(|(e, _, _)| *e == extension)
+                .map_or_else(|| "UNKNOWN".to_string(), |(_, t, _)| t.to_string());
+            let size = Value::Int(body.len() as i64);
+            let owner = value(org, "OwnerId");
+            let title = value(org, "Title");
+            let mut derived = vec![
+                ("Checksum", text(&body.md5_hex())),
+                ("ContentSize", size.clone()),
+                ("FileExtension", text(&extension)),
+                ("FileType", text(&file_type)),
+                ("IsLatest", Value::Bool(true)),
+            ];
+            let (Some(documents), Some(links)) = (
+                org.object_index("ContentDocument"),
+                org.object_index("ContentDocumentLink"),
+            ) else {
+                return;
+            };
+            let document_fields = |latest: &str| {
+                vec![
+                    ("Title", title.clone()),
+                    ("FileType", text(&file_type)),
+                    ("FileExtension", text(&extension)),
+                    ("ContentSize", size.clone()),
+                    ("LatestPublishedVersionId", text(latest)),
+                ]
+            };
+            match value(org, "ContentDocumentId") {
+                Value::Text(document) => {
+                    // A new version: the ones before it are no longer the latest.
+                    let earlier: Vec<usize> = (0..org.tables[object].records.len())
+                        .filter(|&r| r != row)
+                        .filter(|&r| {
+                            let record = &org.tables[object].records[r];
+                            !record.is_deleted()
+                                && org.catalog.objects[object]
+                                    .field("ContentDocumentId")
+                                    .is_some_and(|(slot, _)| {
+                                        matches!(&record.values()[slot], Value::Text(d) if *d == document)
+                                    })
+                        })
+                        .collect();
+                    for &r in &earlier {
+                        write::set_derived(
+                            org,
+                            object,
+                            r,
+                            &[("IsLatest", Value::Bool(false))],
+                            journal,
+                        );
+                    }
+                    derived.push(("VersionNumber", text(&(earlier.len() + 1).to_string())));
+                    if let Some(at) = org.tables[documents].find(&document) {
+                        write::set_derived(org, documents, at, &document_fields(id), journal);
+                    }
+                }
+                _ => {
+                    let mut fields = document_fields(id);
+                    fields.push(("OwnerId", owner.clone()));
+                    let document = write::insert_derived(
+                        org,
+                        documents,
+                        |name| {
+                            fields
+                                .iter()
+                                .find(|(n, _)| *n == name)
+                                .map_or(Value::Null, |(_, v)| v.clone())
+                        },
+                        journal,
+                    );
+                    derived.push(("ContentDocumentId", text(&document)));
+                    derived.push(("VersionNumber", text("1")));
+                    let mut shared = vec![(owner.clone(), "I")];
+                    let published = value(org, "FirstPublishLocationId");
+                    if published != Value::Null && published != owner {
+                        shared.push((published, "V"));
+                    }
+                    for (entity, share) in shared {
+                        write::insert_derived(
+                            org,
+                            links,
+                            |name| match name {
+                                "ContentDocumentId" => text(&document),
+                                "LinkedEntityId" => entity.clone(),
+                                "ShareType" => text(share),
+                                "Visibility" => text("AllUsers"),
+                                _ => Value::Null,
+                            },
+                            journal,
+                        );
+                    }
+                }
+            }
+            write::set_derived(org, object, row, &derived, journal);
+        }
+        _ => {}
+    }
+}
+
+/// Sets one field of a generated record (its stamps unchanged).
+fn set_value(org: &mut Org, object: &str, id: &str, field: &str, value: Value) {
+    let Some(index) = org.object_index(object) else {
+        return;
+    };
+    let Some((slot, _)) = org.catalog.objects[index].field(field) else {
+        return;
+    };
+    let table = &mut org.tables[index];
+    let Some(row) = table.find(id) else {
+        return;
+    };
+    let mut values = table.records[row].values().to_vec();
+    values[slot] = value;
+    table.records[row].set_values(values.into_boxed_slice());
+}
+
+/// GET `/sobjects/{Object}/{Id}/{Field}` on a `base64` field: the body's bytes, streamed.
+pub async fn body(
+    Shared(state): Shared<Arc<State>>,
+    Path((v, object, id, field)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    version(&v)?;
+    let info = admit(&state, &headers)?;
+    if state.is_subrequest(&headers) {
+        // The documentation says no more than that it is not supported; the wording is ours.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_API_INPUT",
+            "sObject Blob Get returns binary data and isn't supported in a composite request: get each body with a call of its own",
+        ));
+    }
+    let org = state.org.read().map_err(|_| poisoned())?;
+    let index = org.object_index(&object).ok_or_else(ApiError::not_found)?;
+    let def = &org.catalog.objects[index];
+    let Some((slot, described)) = def.field(&field) else {
+        return Err(ApiError::not_found());
+    };
+    if described.field_type != FieldType::Base64 {
+        return Err(ApiError::not_found());
+    }
+    let row = super::ids::normalize(&id)
+        .and_then(|id| org.tables[index].find(&id))
+        .ok_or_else(ApiError::not_found)?;
+    let record = &org.tables[index].records[row];
+    if record.is_deleted() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ENTITY_IS_DELETED",
+            "entity is deleted",
+        ));
+    }
+    let Value::Blob(blob) = &record.values()[slot] else {
+        return Err(ApiError::not_found());
+    };
+    let blob = blob.clone();
+    drop(org);
+    let length = blob.len();
+    let mut response = Response::new(Body::from_stream(blob.stream()));
+    let headers = response.headers_mut();
+    // Salesforce's own spelling of the type of a body it does not describe.
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octetstream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(with_limit_info(response, &info))
+}
