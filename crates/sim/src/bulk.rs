@@ -235,6 +235,9 @@ pub async fn create(
             "Parent-to-child subqueries are not supported by the Bulk API",
         ));
     }
+    if !query.polymorphic.is_empty() {
+        return Err(bad_request("TYPEOF is not supported by the Bulk API"));
+    }
     if query.fields_function {
         return Err(bad_request("FIELDS() is not supported by the Bulk API"));
     }

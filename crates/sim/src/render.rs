@@ -159,6 +159,35 @@ pub fn json_record(
     out.push('}');
 }
 
+/// A TYPEOF's parent record: its attributes and the fields the branch of its type chose, or
+/// null when the lookup is empty.
+pub fn polymorphic_parent(
+    out: &mut String,
+    org: &Org,
+    record: &Record,
+    type_of: &crate::soql::TypeOf,
+    version: &str,
+) {
+    let parent = match &record.values()[type_of.field] {
+        Value::Text(id) => org.catalog.by_key_prefix(id).and_then(|o| {
+            org.tables[o]
+                .find(id)
+                .map(|r| (o, &org.tables[o].records[r]))
+        }),
+        _ => None,
+    };
+    let Some((object, parent)) = parent else {
+        out.push_str("null");
+        return;
+    };
+    let fields = type_of
+        .branches
+        .iter()
+        .find(|(t, _)| *t == object)
+        .map_or(&[][..], |(_, fields)| fields.as_slice());
+    json_record(out, org, object, parent, fields, version);
+}
+
 /// `"name":value` for a field of the record itself.
 fn own_field(out: &mut String, org: &Org, record: &Record, path: &FieldPath, version: &str) {
     let field = &org.catalog.objects[path.field.0].fields[path.field.1];

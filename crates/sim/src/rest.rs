@@ -250,6 +250,8 @@ pub struct Cursor {
     fields: Vec<soql::FieldPath>,
     /// Parent-to-child subqueries, rendered into each record.
     children: Vec<soql::ChildQuery>,
+    /// TYPEOF parents, rendered into each record after the subqueries.
+    polymorphic: Vec<soql::TypeOf>,
     /// queryAll: deleted children count too.
     scan_all: bool,
     hits: Hits,
@@ -637,6 +639,7 @@ pub fn run(
         object: query.object,
         fields,
         children: query.children.clone(),
+        polymorphic: query.polymorphic.clone(),
         scan_all,
         hits,
         batch: batch_size(&headers),
@@ -687,12 +690,16 @@ fn page(org: &org::Org, cursor: &Cursor, id: Option<&str>, offset: usize, versio
             &cursor.fields,
             version,
         );
-        if !cursor.children.is_empty() {
+        if !cursor.children.is_empty() || !cursor.polymorphic.is_empty() {
             // The record's object is closed by json_record: reopen it for the subqueries.
             body.pop();
             for child in &cursor.children {
                 body.push_str(&format!(",\"{}\":", child.relationship));
                 child_records(&mut body, org, record, child, cursor.scan_all, version);
+            }
+            for type_of in &cursor.polymorphic {
+                body.push_str(&format!(",\"{}\":", type_of.relationship));
+                super::render::polymorphic_parent(&mut body, org, record, type_of, version);
             }
             body.push('}');
         }

@@ -1,5 +1,5 @@
 //! The SOQL a backup needs: field lists with parent paths, parent-to-child subqueries,
-//! semi-joins (`Id IN (SELECT …)`), `toLabel()`, aggregates (COUNT, COUNT_DISTINCT, SUM, AVG,
+//! semi-joins (`Id IN (SELECT …)`), `toLabel()`, `TYPEOF` on polymorphic lookups, aggregates (COUNT, COUNT_DISTINCT, SUM, AVG,
 //! MIN, MAX) with GROUP BY,
 //! `FIELDS(ALL|STANDARD|CUSTOM)`,
 //! COUNT(), WHERE with comparisons, IN, LIKE, AND/OR/NOT and date literals, ORDER BY, LIMIT
@@ -25,6 +25,20 @@ pub struct Query {
     pub fields_function: bool,
     /// Parent-to-child subqueries in the field list (`(SELECT Id FROM Contacts)`).
     pub children: Vec<ChildQuery>,
+    /// `TYPEOF What WHEN Account THEN Name … END` in the field list.
+    pub polymorphic: Vec<TypeOf>,
+}
+
+/// A polymorphic lookup's parent, with fields chosen by the type the parent turns out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeOf {
+    /// The relationship's name as the describe gives it (`What`), the key in each record.
+    pub relationship: String,
+    /// The lookup field (`WhatId`).
+    pub field: usize,
+    /// For each type the parent may be: its fields (WHEN's, or ELSE's for the types no WHEN
+    /// names; a type neither names has no entry and renders as its attributes alone).
+    pub branches: Vec<(usize, Vec<FieldPath>)>,
 }
 
 /// A parent-to-child subquery: the child records of each parent record, through the child's
@@ -370,6 +384,8 @@ impl Parser<'_> {
         let mut field_sets: Vec<(String, usize)> = Vec::new();
         // Where each parent-to-child subquery starts, read once the object is known.
         let mut subqueries: Vec<usize> = Vec::new();
+        // Where each TYPEOF starts, read once the object is known.
+        let mut polymorphic_at: Vec<usize> = Vec::new();
         let mut columns: Vec<RawColumn> = Vec::new();
         loop {
             if let Some(function) = self.aggregate_here() {
@@ -434,6 +450,15 @@ impl Parser<'_> {
                 if !self.eat_sym(")") {
                     return Err(self.unexpected());
                 }
+            } else if self.peek_word("TYPEOF") {
+                // Read once the object is known: skip to its END.
+                polymorphic_at.push(self.pos);
+                while !self.eat_word("END") {
+                    if self.pos >= self.tokens.len() {
+                        return Err(self.unexpected());
+                    }
+                    self.pos += 1;
+                }
             } else if self.eat_sym("(") {
                 // Read once the parent object is known: skip to the matching parenthesis.
                 subqueries.push(self.pos);
@@ -484,6 +509,11 @@ impl Parser<'_> {
             self.pos = start;
             children.push(self.child_query(object)?);
         }
+        let mut polymorphic = Vec::new();
+        for start in polymorphic_at {
+            self.pos = start;
+            polymorphic.push(self.type_of(object)?);
+        }
         self.pos = resume;
         let select = if count {
             let aggregates = columns
@@ -492,6 +522,7 @@ impl Parser<'_> {
             if !raw_fields.is_empty()
                 || !field_sets.is_empty()
                 || !children.is_empty()
+                || !polymorphic.is_empty()
                 || aggregates
             {
                 return Err(malformed(
@@ -553,7 +584,7 @@ impl Parser<'_> {
             .any(|c| matches!(c, RawColumn::Aggregate { .. }));
         let select = match (aggregated || !group_by.is_empty(), select) {
             (true, Select::Fields(plain)) => {
-                if !field_sets.is_empty() || !children.is_empty() {
+                if !field_sets.is_empty() || !children.is_empty() || !polymorphic.is_empty() {
                     return Err(malformed(
                         self.soql,
                         object_at,
@@ -671,7 +702,96 @@ impl Parser<'_> {
             offset,
             fields_function: !field_sets.is_empty(),
             children,
+            polymorphic,
         })
+    }
+
+    /// `TYPEOF Relationship WHEN Type THEN fields … [ELSE fields] END`, at TYPEOF.
+    fn type_of(&mut self, object: usize) -> Result<TypeOf, QueryError> {
+        self.pos += 1;
+        let (name, at) = self.word()?;
+        let found = self.catalog.objects[object]
+            .relationship(&name)
+            .filter(|(_, f)| f.reference_to.len() > 1);
+        let Some((field, lookup)) = found else {
+            return Err(QueryError {
+                code: "INVALID_FIELD",
+                message: located(
+                    self.soql,
+                    at,
+                    &format!(
+                        "TYPEOF needs a polymorphic relationship: '{name}' is not one of {}",
+                        self.catalog.objects[object].name
+                    ),
+                ),
+            });
+        };
+        let relationship = lookup.relationship_name.clone().unwrap_or_default();
+        let types: Vec<usize> = lookup
+            .reference_to
+            .iter()
+            .filter_map(|t| self.catalog.object_index(t))
+            .collect();
+        let mut branches: Vec<(usize, Vec<FieldPath>)> = Vec::new();
+        while self.eat_word("WHEN") {
+            let (type_name, type_at) = self.word()?;
+            let Some(&target) = types.iter().find(|&&t| {
+                self.catalog.objects[t]
+                    .name
+                    .eq_ignore_ascii_case(&type_name)
+            }) else {
+                return Err(malformed(
+                    self.soql,
+                    type_at,
+                    &format!("{relationship} cannot be a {type_name}"),
+                ));
+            };
+            if !self.eat_word("THEN") {
+                return Err(self.unexpected());
+            }
+            let names = self.field_names()?;
+            let mut fields = Vec::new();
+            for (name, at) in names {
+                fields.push(self.path(target, &name, at)?);
+            }
+            branches.push((target, fields));
+        }
+        if branches.is_empty() {
+            return Err(self.unexpected());
+        }
+        if self.eat_word("ELSE") {
+            let names = self.field_names()?;
+            for &other in &types {
+                if branches.iter().any(|(t, _)| *t == other) {
+                    continue;
+                }
+                // ELSE's fields on a type that lacks one leave that type out.
+                let fields: Option<Vec<FieldPath>> = names
+                    .iter()
+                    .map(|(name, at)| self.path(other, name, *at).ok())
+                    .collect();
+                if let Some(fields) = fields {
+                    branches.push((other, fields));
+                }
+            }
+        }
+        if !self.eat_word("END") {
+            return Err(self.unexpected());
+        }
+        Ok(TypeOf {
+            relationship,
+            field,
+            branches,
+        })
+    }
+
+    /// `Name, Phone`: field names up to the next keyword.
+    fn field_names(&mut self) -> Result<Vec<(String, usize)>, QueryError> {
+        let mut names = vec![self.word()?];
+        while self.eat_sym(",") {
+            names.push(self.word()?);
+        }
+        Ok(names)
     }
 
     /// `SELECT … FROM Relationship [WHERE …] [ORDER BY …] [LIMIT n])`, the opening parenthesis
@@ -733,6 +853,7 @@ impl Parser<'_> {
                 offset: 0,
                 fields_function: false,
                 children: Vec::new(),
+                polymorphic: Vec::new(),
             },
         })
     }
@@ -988,7 +1109,11 @@ impl Parser<'_> {
             Select::Fields(fields) => fields.len() == 1 && is_key(&fields[0]),
             Select::Count | Select::Grouped { .. } => false,
         };
-        if !selected_key || !query.children.is_empty() || query.fields_function {
+        if !selected_key
+            || !query.children.is_empty()
+            || !query.polymorphic.is_empty()
+            || query.fields_function
+        {
             return Err(malformed(
                 self.soql,
                 self.tokens

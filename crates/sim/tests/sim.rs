@@ -1799,6 +1799,67 @@ async fn semi_joins_and_to_label_filter_and_name_as_salesforce_does() {
 }
 
 #[tokio::test]
+async fn typeof_chooses_a_polymorphic_parents_fields_by_its_type() {
+    let sim = start(2_000, 10_000).await;
+    let client = Client::new(&sim);
+    let soql = "SELECT Id, WhatId, TYPEOF What WHEN Account THEN Name, Industry WHEN Opportunity THEN Amount ELSE Subject END FROM Task WHERE WhatId != null LIMIT 90";
+    let (status, page) = client.json(&query(soql)).await;
+    assert_eq!(status, 200, "{page}");
+    let records = page["records"].as_array().expect("records");
+    assert!(!records.is_empty(), "{page}");
+    let mut types = std::collections::BTreeSet::new();
+    for record in records {
+        let what = &record["What"];
+        let parent = record["WhatId"].as_str().expect("WhatId");
+        assert!(
+            what["attributes"]["url"]
+                .as_str()
+                .is_some_and(|url| url.ends_with(parent)),
+            "{record}"
+        );
+        let kind = what["attributes"]["type"].as_str().expect("a type");
+        let mut keys: Vec<&str> = what
+            .as_object()
+            .expect("the parent")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let expected: &[&str] = match kind {
+            "Account" => &["Industry", "Name", "attributes"],
+            "Opportunity" => &["Amount", "attributes"],
+            // ELSE, on the types no WHEN names.
+            _ => &["Subject", "attributes"],
+        };
+        assert_eq!(keys, expected, "{record}");
+        types.insert(kind.to_string());
+    }
+    assert!(
+        types.len() >= 3,
+        "accounts, opportunities and cases: {types:?}"
+    );
+
+    let (status, body) = client
+        .json(&query(
+            "SELECT Id, TYPEOF Account WHEN Account THEN Name END FROM Contact",
+        ))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "INVALID_FIELD"),
+        "{body}"
+    );
+    let (status, body) = client
+        .send(
+            reqwest::Method::POST,
+            &format!("/services/data/{V}/jobs/query"),
+            Some(serde_json::json!({"operation": "query", "query": soql})),
+        )
+        .await;
+    assert_eq!(status, 400, "the Bulk API takes no TYPEOF: {body}");
+}
+
+#[tokio::test]
 async fn aggregate_queries_group_and_name_their_columns() {
     let sim = start(2_000, 10_000).await;
     let client = Client::new(&sim);
