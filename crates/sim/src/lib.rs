@@ -16,6 +16,7 @@ pub mod files;
 mod http1;
 pub mod ids;
 pub mod ingest;
+pub mod metadata;
 pub mod oauth;
 pub mod org;
 pub mod records;

@@ -10,7 +10,8 @@ use axum::routing::{get, post};
 
 use super::server::{ApiError, State};
 use super::{
-    admin, batch, bulk, composite, files, ingest, oauth, records, rest, soap, sosl, tooling, tree,
+    admin, batch, bulk, composite, files, ingest, metadata, oauth, records, rest, soap, sosl,
+    tooling, tree,
 };
 
 /// `//services//data/v65.0/` -> `/services/data/v65.0/`; the query is kept as it is.
@@ -160,6 +161,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             post(composite::composite),
         )
         .route("/services/Soap/u/{version}", post(soap::partner))
+        .route("/services/Soap/m/{version}", post(metadata::metadata))
         .route("/services/Soap/{api}/{version}", post(soap::unserved))
         .route(
             "/services/async/{*rest}",

@@ -68,6 +68,8 @@ pub struct State {
     pub org: RwLock<Org>,
     /// What the Tooling API serves (`/tooling/…`): Apex classes and triggers.
     pub tooling: RwLock<Org>,
+    /// What the Metadata API lists: every component of the org.
+    pub metadata: RwLock<Vec<super::metadata::components::Component>>,
     pub sessions: Mutex<HashMap<String, Session>>,
     /// Calls a session serves before it expires (0: until expired by hand). A session
     /// timeout measured in calls, so tests can expire sessions mid-run deterministically.
@@ -325,9 +327,11 @@ impl Simulator {
         let seed = options.org.seed;
         let org = Org::generate(options.org);
         let tooling = super::tooling::generate(&org, seed);
+        let metadata = super::metadata::components::generate(&org, &tooling, seed);
         let state = Arc::new(State {
             org: RwLock::new(org),
             tooling: RwLock::new(tooling),
+            metadata: RwLock::new(metadata),
             sessions: Mutex::new(HashMap::new()),
             session_calls: std::sync::atomic::AtomicU32::new(0),
             sessions_worn_out: std::sync::atomic::AtomicU64::new(0),

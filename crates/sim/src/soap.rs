@@ -37,7 +37,7 @@ fn fault(code: &str, message: &str) -> Response {
     )
 }
 
-/// The SOAP APIs this org does not serve (enterprise `c`, metadata `m`, tooling `T`, …): a
+/// The SOAP APIs this org does not serve (enterprise `c`, tooling `T`, …): a
 /// SOAP fault naming the operation asked for, as an endpoint without that operation answers,
 /// so a SOAP client reads an error it understands rather than JSON.
 pub async fn unserved(Path((api, _version)): Path<(String, String)>, body: String) -> Response {
@@ -53,7 +53,7 @@ pub async fn unserved(Path((api, _version)): Path<(String, String)>, body: Strin
     fault(
         "Client",
         &format!(
-            "No operation available for request {operation}: the simulator serves the partner API (/services/Soap/u/) only, not /services/Soap/{api}/"
+            "No operation available for request {operation}: the simulator serves the partner API (/services/Soap/u/) and the Metadata API (/services/Soap/m/), not /services/Soap/{api}/"
         ),
     )
 }

@@ -416,6 +416,62 @@ async fn the_official_cli_works_unchanged_over_https() {
             .all(|r| r["attributes"]["type"] == "ApexClass")
     );
 
+    // The Metadata API: the types the org has, and its components (Apex, the Tooling API's
+    // own; reports one folder at a time).
+    let types = sf.ok(&["org", "list", "metadata-types", "-o", ORG]).await;
+    let described: Vec<&str> = types["metadataObjects"]
+        .as_array()
+        .expect("metadataObjects")
+        .iter()
+        .filter_map(|t| t["xmlName"].as_str())
+        .collect();
+    assert!(
+        ["ApexClass", "CustomObject", "Flow", "Report", "Profile"]
+            .iter()
+            .all(|t| described.contains(t)),
+        "{types:#}"
+    );
+    let classes = sf
+        .ok(&["org", "list", "metadata", "-m", "ApexClass", "-o", ORG])
+        .await;
+    let mut listed: Vec<&str> = classes
+        .as_array()
+        .expect("components")
+        .iter()
+        .filter_map(|c| c["fullName"].as_str())
+        .collect();
+    listed.sort_unstable();
+    let mut queried: Vec<&str> = records.iter().filter_map(|r| r["Name"].as_str()).collect();
+    queried.sort_unstable();
+    assert_eq!(listed, queried, "{classes:#}");
+    assert!(
+        classes[0]["fileName"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("classes/") && f.ends_with(".cls")),
+        "{classes:#}"
+    );
+    let reports = sf
+        .ok(&[
+            "org",
+            "list",
+            "metadata",
+            "-m",
+            "Report",
+            "--folder",
+            "Sales_Reports",
+            "-o",
+            ORG,
+        ])
+        .await;
+    let reports = reports.as_array().expect("reports");
+    assert!(
+        !reports.is_empty()
+            && reports.iter().all(|r| r["fullName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Sales_Reports/"))),
+        "{reports:#?}"
+    );
+
     // Bulk 2.0 export, and tree export then import (a new copy of each record).
     let out = sf.home.path().join("accounts.csv");
     let exported = sf

@@ -1651,9 +1651,9 @@ async fn fields_functions_expand_and_need_a_limit_where_salesforce_asks_for_one(
 async fn unserved_soap_and_bulk_v1_paths_answer_in_their_own_xml() {
     let sim = start(50, 1_000).await;
     let http = reqwest::Client::new();
-    let envelope = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:met="http://soap.sforce.com/2006/04/metadata"><soapenv:Body><met:listMetadata/></soapenv:Body></soapenv:Envelope>"#;
+    let envelope = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:enterprise.soap.sforce.com"><soapenv:Body><urn:describeGlobal/></soapenv:Body></soapenv:Envelope>"#;
     let response = http
-        .post(format!("{}/services/Soap/m/62.0", sim.url()))
+        .post(format!("{}/services/Soap/c/62.0", sim.url()))
         .header("Content-Type", "text/xml; charset=UTF-8")
         .header("SOAPAction", "\"\"")
         .body(envelope)
@@ -1673,7 +1673,7 @@ async fn unserved_soap_and_bulk_v1_paths_answer_in_their_own_xml() {
         .expect("a SOAP message")
         .fault()
         .expect("a fault");
-    assert!(fault.message.contains("listMetadata"), "{}", fault.message);
+    assert!(fault.message.contains("describeGlobal"), "{}", fault.message);
 
     let response = http
         .post(format!("{}/services/async/62.0/job", sim.url()))

@@ -13,6 +13,7 @@ use quick_xml::reader::NsReader;
 
 pub const ENVELOPE_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const PARTNER_NS: &str = "urn:partner.soap.sforce.com";
+pub const METADATA_NS: &str = "http://soap.sforce.com/2006/04/metadata";
 pub const PARTNER_FAULT_NS: &str = "urn:fault.partner.soap.sforce.com";
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
@@ -241,8 +242,13 @@ impl Message {
 /// A partner-API envelope: `header` and `body` are already-escaped XML in the partner
 /// namespace (the default namespace of the message).
 pub fn envelope(header: &str, body: &str) -> String {
+    envelope_in(PARTNER_NS, header, body)
+}
+
+/// An envelope whose default namespace is `namespace` (the Metadata API's, for one).
+pub fn envelope_in(namespace: &str, header: &str, body: &str) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"{ENVELOPE_NS}\" xmlns=\"{PARTNER_NS}\" xmlns:xsi=\"{XSI_NS}\"><soapenv:Header>{header}</soapenv:Header><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"{ENVELOPE_NS}\" xmlns=\"{namespace}\" xmlns:xsi=\"{XSI_NS}\"><soapenv:Header>{header}</soapenv:Header><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"
     )
 }
 

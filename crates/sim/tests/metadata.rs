@@ -1,0 +1,165 @@
+//! The Metadata API's read side over real HTTP, in its SOAP shapes: describeMetadata,
+//! listMetadata (foldered types one folder at a time), and the faults a client gets.
+
+use cairn_sim::org::{Clock, OrgOptions, Population};
+use cairn_sim::server::{SimOptions, Simulator};
+use sfsoap::{METADATA_NS, Message};
+
+async fn start() -> Simulator {
+    Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 5,
+                population: Population::spread(300),
+                clock: Clock::fixed(1_749_988_800_000),
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts")
+}
+
+/// Sends `operation` with `content` under `session`; the status and the parsed answer.
+async fn call(sim: &Simulator, session: &str, operation: &str, content: &str) -> (u16, Message) {
+    let body = sfsoap::envelope_in(
+        METADATA_NS,
+        &format!("<SessionHeader><sessionId>{session}</sessionId></SessionHeader>"),
+        &format!("<{operation}>{content}</{operation}>"),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/services/Soap/m/62.0", sim.url()))
+        .header("Content-Type", "text/xml; charset=UTF-8")
+        .header("SOAPAction", "\"\"")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, Message::parse(&text).expect("a SOAP envelope"))
+}
+
+fn listed(answer: &Message) -> Vec<(String, String, String)> {
+    answer
+        .body
+        .children_named("result")
+        .map(|r| {
+            let text = |name: &str| r.child_text(name).unwrap_or_default().to_string();
+            (text("type"), text("fullName"), text("fileName"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn describe_and_list_give_the_orgs_components_with_their_files() {
+    let sim = start().await;
+    let token = sim.credentials.access_token.clone();
+    let (status, described) = call(
+        &sim,
+        &token,
+        "describeMetadata",
+        "<asOfVersion>62.0</asOfVersion>",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let result = described.body.child("result").expect("result");
+    let report = result
+        .children_named("metadataObjects")
+        .find(|t| t.child_text("xmlName") == Some("Report"))
+        .expect("Report is described");
+    assert_eq!(report.child_text("inFolder"), Some("true"));
+    assert_eq!(report.child_text("directoryName"), Some("reports"));
+
+    let (_, classes) = call(
+        &sim,
+        &token,
+        "listMetadata",
+        "<queries><type>ApexClass</type></queries><asOfVersion>62.0</asOfVersion>",
+    )
+    .await;
+    let classes = listed(&classes);
+    assert!(classes.len() > 10, "{classes:?}");
+    for (kind, name, file) in &classes {
+        assert_eq!(kind, "ApexClass");
+        assert_eq!(file, &format!("classes/{name}.cls"));
+    }
+
+    // Three queries in one call; a foldered type needs its folder, and lists only that folder.
+    let (_, mixed) = call(
+        &sim,
+        &token,
+        "listMetadata",
+        "<queries><type>ReportFolder</type></queries><queries><type>Report</type><folder>Support_Reports</folder></queries><queries><type>Report</type></queries>",
+    )
+    .await;
+    let mixed = listed(&mixed);
+    let folders: Vec<&str> = mixed
+        .iter()
+        .filter(|(kind, _, _)| kind == "ReportFolder")
+        .map(|(_, name, _)| name.as_str())
+        .collect();
+    assert_eq!(folders, ["Sales_Reports", "Support_Reports"]);
+    let reports: Vec<&str> = mixed
+        .iter()
+        .filter(|(kind, _, _)| kind == "Report")
+        .map(|(_, name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            "Support_Reports/Escalations",
+            "Support_Reports/Open_Cases_By_Priority"
+        ],
+        "no wildcard reaches into a folder"
+    );
+
+    let (_, fields) = call(
+        &sim,
+        &token,
+        "listMetadata",
+        "<queries><type>CustomField</type></queries>",
+    )
+    .await;
+    assert!(
+        listed(&fields)
+            .iter()
+            .any(|(_, name, _)| name == "Invoice__c.Amount__c"),
+        "custom fields follow the describe"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_salesforces_faults() {
+    let sim = start().await;
+    let token = sim.credentials.access_token.clone();
+    let fault_code = |answer: &Message| {
+        answer
+            .fault()
+            .map(|f| f.exception_code().to_string())
+            .unwrap_or_default()
+    };
+    let (status, answer) = call(&sim, "00Dbogus!session", "describeMetadata", "").await;
+    assert_eq!(
+        (status, fault_code(&answer).as_str()),
+        (500, "INVALID_SESSION_ID")
+    );
+    let (_, answer) = call(
+        &sim,
+        &token,
+        "listMetadata",
+        "<queries><type>NoSuchType</type></queries>",
+    )
+    .await;
+    assert_eq!(fault_code(&answer), "INVALID_TYPE");
+    let four = "<queries><type>Flow</type></queries>".repeat(4);
+    let (_, answer) = call(&sim, &token, "listMetadata", &four).await;
+    assert_eq!(fault_code(&answer), "LIMIT_EXCEEDED");
+    let (_, answer) = call(&sim, &token, "deployRecentValidation", "").await;
+    assert!(
+        answer.fault().is_some(),
+        "an operation it does not serve is a fault"
+    );
+}
