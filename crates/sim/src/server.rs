@@ -70,6 +70,8 @@ pub struct State {
     pub tooling: RwLock<Org>,
     /// What the Metadata API lists: every component of the org.
     pub metadata: RwLock<Vec<super::metadata::components::Component>>,
+    /// Metadata retrieves, until their status is read.
+    pub retrievals: Mutex<super::metadata::retrieve::Retrievals>,
     pub sessions: Mutex<HashMap<String, Session>>,
     /// Calls a session serves before it expires (0: until expired by hand). A session
     /// timeout measured in calls, so tests can expire sessions mid-run deterministically.
@@ -332,6 +334,7 @@ impl Simulator {
             org: RwLock::new(org),
             tooling: RwLock::new(tooling),
             metadata: RwLock::new(metadata),
+            retrievals: Mutex::new(Default::default()),
             sessions: Mutex::new(HashMap::new()),
             session_calls: std::sync::atomic::AtomicU32::new(0),
             sessions_worn_out: std::sync::atomic::AtomicU64::new(0),

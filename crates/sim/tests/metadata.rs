@@ -163,3 +163,118 @@ async fn bad_requests_get_salesforces_faults() {
         "an operation it does not serve is a fault"
     );
 }
+
+#[tokio::test]
+async fn a_retrieve_zips_the_components_asked_for_with_their_package_xml() {
+    use base64::Engine;
+    use std::io::Read;
+    let sim = start().await;
+    let token = sim.credentials.access_token.clone();
+    let request = "<retrieveRequest><apiVersion>62.0</apiVersion><singlePackage>true</singlePackage><unpackaged>\
+        <types><members>*</members><members>Nope</members><name>ApexClass</name></types>\
+        <types><members>*</members><members>Sales_Reports/Pipeline_By_Stage</members><name>Report</name></types>\
+        <types><members>Invoice__c.Amount__c</members><name>CustomField</name></types>\
+        <version>62.0</version></unpackaged></retrieveRequest>";
+    let (status, started) = call(&sim, &token, "retrieve", request).await;
+    assert_eq!(status, 200);
+    let id = started
+        .body
+        .child("result")
+        .and_then(|r| r.child_text("id"))
+        .expect("an async process id")
+        .to_string();
+    let (_, checked) = call(
+        &sim,
+        &token,
+        "checkRetrieveStatus",
+        &format!("<asyncProcessId>{id}</asyncProcessId><includeZip>true</includeZip>"),
+    )
+    .await;
+    let result = checked.body.child("result").expect("result");
+    assert_eq!(result.child_text("status"), Some("Succeeded"));
+    let problems: Vec<&str> = result
+        .children_named("messages")
+        .filter_map(|m| m.child_text("problem"))
+        .collect();
+    assert_eq!(
+        problems,
+        ["Entity of type 'ApexClass' named 'Nope' cannot be found"]
+    );
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(result.child_text("zipFile").expect("the zip").trim())
+        .expect("base64");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip");
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        archive
+            .by_name(name)
+            .unwrap_or_else(|_| panic!("{name} in the zip"))
+            .read_to_string(&mut text)
+            .expect("text");
+        text
+    };
+    let manifest = read("package.xml");
+    assert!(
+        manifest.contains("<members>AccountService</members>"),
+        "{manifest}"
+    );
+    assert!(manifest.contains("<members>Sales_Reports/Pipeline_By_Stage</members>"));
+    assert!(
+        !manifest.contains("Won_This_Quarter"),
+        "a wildcard reaches no folder: {manifest}"
+    );
+    let class = read("classes/AccountService.cls");
+    assert!(
+        class.contains("public with sharing class AccountService"),
+        "{class}"
+    );
+    assert!(read("classes/AccountService.cls-meta.xml").contains("<apiVersion>"));
+    assert!(read("reports/Sales_Reports/Pipeline_By_Stage.report").contains("<Report "));
+    assert!(read("objects/Invoice__c.object").contains("<fullName>Amount__c</fullName>"));
+    // One file property per component (its -meta.xml has none of its own), package.xml first.
+    let listed: Vec<(&str, &str)> = result
+        .children_named("fileProperties")
+        .map(|f| {
+            (
+                f.child_text("type").unwrap_or_default(),
+                f.child_text("fileName").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(listed[0], ("Package", "package.xml"));
+    assert!(
+        listed.contains(&("ApexClass", "classes/AccountService.cls")),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&("CustomField", "objects/Invoice__c.object")),
+        "{listed:?}"
+    );
+    assert!(
+        !listed.iter().any(|(_, f)| f.ends_with("-meta.xml")),
+        "{listed:?}"
+    );
+
+    // Without the zip, and for an id no retrieve has.
+    let (_, bare) = call(
+        &sim,
+        &token,
+        "checkRetrieveStatus",
+        &format!("<asyncProcessId>{id}</asyncProcessId><includeZip>false</includeZip>"),
+    )
+    .await;
+    assert!(
+        bare.body
+            .child("result")
+            .and_then(|r| r.child("zipFile"))
+            .is_none()
+    );
+    let (_, unknown) = call(
+        &sim,
+        &token,
+        "checkRetrieveStatus",
+        "<asyncProcessId>09S000000000000AAA</asyncProcessId>",
+    )
+    .await;
+    assert!(unknown.fault().is_some());
+}

@@ -472,6 +472,65 @@ async fn the_official_cli_works_unchanged_over_https() {
         "{reports:#?}"
     );
 
+    // A retrieve into a project, in source format: Apex (the Tooling API's source), an object
+    // decomposed into its fields, flows, a report and its folder, an email template.
+    std::fs::write(
+        sf.home.path().join("sfdx-project.json"),
+        r#"{"packageDirectories":[{"path":"force-app","default":true}],"sourceApiVersion":"62.0","name":"retrieved"}"#,
+    )
+    .expect("a project");
+    std::fs::create_dir_all(sf.home.path().join("force-app")).expect("its package directory");
+    let retrieved = sf
+        .ok(&[
+            "project",
+            "retrieve",
+            "start",
+            "-m",
+            "ApexClass:AccountService",
+            "-m",
+            "CustomObject:Invoice__c",
+            "-m",
+            "Flow",
+            "-m",
+            "Report:Sales_Reports/Pipeline_By_Stage",
+            "-m",
+            "ReportFolder:Sales_Reports",
+            "-m",
+            "EmailTemplate:Sales_Templates/Welcome",
+            "-o",
+            ORG,
+        ])
+        .await;
+    assert_eq!(retrieved["status"], "Succeeded", "{retrieved:#}");
+    let source = sf.home.path().join("force-app/main/default");
+    let class = std::fs::read_to_string(source.join("classes/AccountService.cls"))
+        .expect("the class's source");
+    let tooling: Value = sf
+        .ok(&[
+            "data",
+            "query",
+            "--use-tooling-api",
+            "-q",
+            "SELECT Body FROM ApexClass WHERE Name = 'AccountService'",
+            "-o",
+            ORG,
+        ])
+        .await;
+    assert_eq!(Some(class.as_str()), tooling["records"][0]["Body"].as_str());
+    for file in [
+        "objects/Invoice__c/Invoice__c.object-meta.xml",
+        "objects/Invoice__c/fields/Amount__c.field-meta.xml",
+        "flows/Lead_Assignment.flow-meta.xml",
+        "reports/Sales_Reports.reportFolder-meta.xml",
+        "reports/Sales_Reports/Pipeline_By_Stage.report-meta.xml",
+        "email/Sales_Templates/Welcome.email",
+    ] {
+        assert!(
+            source.join(file).is_file(),
+            "{file} retrieved: {retrieved:#}"
+        );
+    }
+
     // Bulk 2.0 export, and tree export then import (a new copy of each record).
     let out = sf.home.path().join("accounts.csv");
     let exported = sf

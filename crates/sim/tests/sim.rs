@@ -1673,7 +1673,11 @@ async fn unserved_soap_and_bulk_v1_paths_answer_in_their_own_xml() {
         .expect("a SOAP message")
         .fault()
         .expect("a fault");
-    assert!(fault.message.contains("describeGlobal"), "{}", fault.message);
+    assert!(
+        fault.message.contains("describeGlobal"),
+        "{}",
+        fault.message
+    );
 
     let response = http
         .post(format!("{}/services/async/62.0/job", sim.url()))

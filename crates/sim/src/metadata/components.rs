@@ -124,57 +124,106 @@ pub struct Component {
     pub id: String,
     pub created: i64,
     pub modified: i64,
+    /// The component's file as a retrieve writes it (empty for a folder).
+    pub source: String,
+}
+
+/// The Metadata API's XML namespace, which every component file declares.
+const XMLNS: &str = "http://soap.sforce.com/2006/04/metadata";
+
+/// A component file: `<Kind xmlns=…>` around `inner`.
+pub fn xml_file(kind: &str, inner: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{kind} xmlns=\"{XMLNS}\">\n{inner}</{kind}>\n"
+    )
+}
+
+/// The `-meta.xml` beside a component whose type has one (Apex, templates, resources).
+pub fn meta_file(component: &Component) -> String {
+    let inner = match component.kind.as_str() {
+        "ApexClass" | "ApexTrigger" => {
+            "    <apiVersion>62.0</apiVersion>\n    <status>Active</status>\n".to_string()
+        }
+        "EmailTemplate" => format!(
+            "    <available>true</available>\n    <encodingKey>UTF-8</encodingKey>\n    <name>{}</name>\n    <style>none</style>\n    <type>text</type>\n",
+            leaf(&component.full_name)
+        ),
+        "StaticResource" => {
+            "    <cacheControl>Public</cacheControl>\n    <contentType>application/octet-stream</contentType>\n".to_string()
+        }
+        _ => String::new(),
+    };
+    xml_file(&component.kind, &inner)
+}
+
+fn leaf(full_name: &str) -> &str {
+    full_name
+        .rsplit_once('/')
+        .map_or(full_name, |(_, leaf)| leaf)
+}
+
+/// Builds the component list: Ids in order, times spread over the org's past.
+struct Maker {
+    made: Vec<Component>,
+    counter: u64,
+    now: i64,
+    rng: Rng,
+}
+
+impl Maker {
+    fn add(&mut self, kind: &str, full_name: String, file_name: String, source: Option<String>) {
+        self.counter += 1;
+        let created = self.now - (60 + self.rng.below(700) as i64) * DAY_MS;
+        let modified = (created + self.rng.below(50) as i64 * DAY_MS).min(self.now);
+        let source = source.unwrap_or_else(|| generated_source(kind, &full_name));
+        self.made.push(Component {
+            kind: kind.to_string(),
+            full_name,
+            file_name,
+            // Metadata Ids have prefixes of their own; one shared here keeps them unique.
+            id: ids::record_id("0Md", self.counter),
+            created,
+            modified,
+            source,
+        });
+    }
 }
 
 /// Every component of the org: its Apex from `tooling`, an object per describe, the rest
 /// generated from the seed.
 pub fn generate(org: &Org, tooling: &Org, seed: u64) -> Vec<Component> {
-    let mut rng = Rng::new(seed ^ 0x3E7A);
-    let now = org.clock.now();
-    let mut counter = 0u64;
-    let mut made = Vec::new();
-    let mut add = |kind: &str, full_name: String, file_name: String, rng: &mut Rng| {
-        counter += 1;
-        let created = now - (60 + rng.below(700) as i64) * DAY_MS;
-        let modified = created + rng.below(50) as i64 * DAY_MS;
-        made.push(Component {
-            kind: kind.to_string(),
-            full_name,
-            file_name,
-            // Metadata Ids have prefixes of their own; one shared here keeps them unique.
-            id: ids::record_id("0Md", counter),
-            created,
-            modified: modified.min(now),
-        });
+    let mut maker = Maker {
+        made: Vec::new(),
+        counter: 0,
+        now: org.clock.now(),
+        rng: Rng::new(seed ^ 0x3E7A),
     };
-    for (object, kind, suffix) in [
-        ("ApexClass", "ApexClass", "cls"),
-        ("ApexTrigger", "ApexTrigger", "trigger"),
+    for (object, directory, suffix) in [
+        ("ApexClass", "classes", "cls"),
+        ("ApexTrigger", "triggers", "trigger"),
     ] {
         let Some(index) = tooling.object_index(object) else {
             continue;
         };
         let def = &tooling.catalog.objects[index];
-        let name_slot = def.field("Name").map(|(i, _)| i);
+        let slot = |name: &str| def.field(name).map(|(i, _)| i);
+        let (Some(name_slot), Some(body_slot)) = (slot("Name"), slot("Body")) else {
+            continue;
+        };
         for record in &tooling.tables[index].records {
-            if let Some(Value::Text(name)) = name_slot.map(|i| &record.values()[i]) {
-                let directory = if kind == "ApexClass" {
-                    "classes"
-                } else {
-                    "triggers"
-                };
-                add(
-                    kind,
+            if let (Value::Text(name), Value::Text(body)) =
+                (&record.values()[name_slot], &record.values()[body_slot])
+            {
+                maker.add(
+                    object,
                     name.to_string(),
                     format!("{directory}/{name}.{suffix}"),
-                    &mut rng,
+                    Some(body.to_string()),
                 );
             }
         }
     }
-    objects(&org.catalog, &mut |kind, name, file| {
-        add(kind, name, file, &mut rng)
-    });
+    objects(&org.catalog, &mut maker);
     for flow in [
         "Lead_Assignment",
         "Case_Escalation",
@@ -183,12 +232,7 @@ pub fn generate(org: &Org, tooling: &Org, seed: u64) -> Vec<Component> {
         "Contact_Welcome_Email",
         "Account_Owner_Sync",
     ] {
-        add(
-            "Flow",
-            flow.to_string(),
-            format!("flows/{flow}.flow"),
-            &mut rng,
-        );
+        maker.add("Flow", flow.to_string(), format!("flows/{flow}.flow"), None);
     }
     for profile in [
         "Admin",
@@ -197,11 +241,11 @@ pub fn generate(org: &Org, tooling: &Org, seed: u64) -> Vec<Component> {
         "Sales Representative",
         "Support Agent",
     ] {
-        add(
+        maker.add(
             "Profile",
             profile.to_string(),
             format!("profiles/{profile}.profile"),
-            &mut rng,
+            None,
         );
     }
     for set in [
@@ -209,11 +253,11 @@ pub fn generate(org: &Org, tooling: &Org, seed: u64) -> Vec<Component> {
         "Backup_Integration",
         "Support_Supervisor",
     ] {
-        add(
+        maker.add(
             "PermissionSet",
             set.to_string(),
             format!("permissionsets/{set}.permissionset"),
-            &mut rng,
+            None,
         );
     }
     let foldered: [(&str, &str, &str, &[&str]); 4] = [
@@ -247,61 +291,112 @@ pub fn generate(org: &Org, tooling: &Org, seed: u64) -> Vec<Component> {
             .iter()
             .find(|(k, _)| *k == kind)
             .map_or("Folder", |(_, f)| *f);
-        add(
+        maker.add(
             folder_type,
             folder.to_string(),
             format!("{directory}/{folder}"),
-            &mut rng,
+            None,
         );
         let suffix = if kind == "Report" { "report" } else { "email" };
         for member in members {
-            add(
+            maker.add(
                 kind,
                 format!("{folder}/{member}"),
                 format!("{directory}/{folder}/{member}.{suffix}"),
-                &mut rng,
+                None,
             );
         }
     }
     for resource in ["CompanyLogo", "ChartLibrary"] {
-        add(
+        maker.add(
             "StaticResource",
             resource.to_string(),
             format!("staticresources/{resource}.resource"),
-            &mut rng,
+            None,
         );
     }
-    add(
+    maker.add(
         "CustomLabels",
         "CustomLabels".to_string(),
         "labels/CustomLabels.labels".to_string(),
-        &mut rng,
+        None,
     );
+    let mut made = maker.made;
     made.sort_by(|a, b| (&a.kind, &a.full_name).cmp(&(&b.kind, &b.full_name)));
     made
 }
 
 /// A CustomObject per object the org's describe has (standard and custom), with its custom
 /// fields and a layout each.
-fn objects(catalog: &Catalog, add: &mut dyn FnMut(&str, String, String)) {
+fn objects(catalog: &Catalog, maker: &mut Maker) {
     for object in catalog.objects.iter().filter(|o| o.createable) {
         let name = &object.name;
-        add(
-            "CustomObject",
-            name.clone(),
-            format!("objects/{name}.object"),
-        );
-        add(
-            "Layout",
-            format!("{name}-{} Layout", object.label),
-            format!("layouts/{name}-{} Layout.layout", object.label),
-        );
+        let mut fields = String::new();
         for field in object.fields.iter().filter(|f| f.custom) {
-            add(
+            fields.push_str(&field_xml(field));
+            maker.add(
                 "CustomField",
                 format!("{name}.{}", field.name),
                 format!("objects/{name}.object"),
+                Some(field_xml(field)),
             );
         }
+        let inner = format!(
+            "{fields}    <label>{}</label>\n    <pluralLabel>{}</pluralLabel>\n    <sharingModel>ReadWrite</sharingModel>\n",
+            object.label, object.label_plural
+        );
+        maker.add(
+            "CustomObject",
+            name.clone(),
+            format!("objects/{name}.object"),
+            Some(xml_file("CustomObject", &inner)),
+        );
+        maker.add(
+            "Layout",
+            format!("{name}-{} Layout", object.label),
+            format!("layouts/{name}-{} Layout.layout", object.label),
+            None,
+        );
     }
+}
+
+/// A custom field as a CustomObject file holds it.
+fn field_xml(field: &super::super::catalog::FieldDef) -> String {
+    let kind = match field.field_type.name() {
+        "string" => "Text",
+        "textarea" => "LongTextArea",
+        "reference" => "MasterDetail",
+        "currency" => "Currency",
+        "date" => "Date",
+        "picklist" => "Picklist",
+        "boolean" => "Checkbox",
+        "double" | "int" => "Number",
+        other => other,
+    };
+    format!(
+        "    <fields>\n        <fullName>{}</fullName>\n        <label>{}</label>\n        <type>{kind}</type>\n    </fields>\n",
+        field.name, field.label
+    )
+}
+
+/// The file of a component no other part of the org defines: a small document of its type.
+fn generated_source(kind: &str, full_name: &str) -> String {
+    let label = leaf(full_name).replace('_', " ");
+    let inner = match kind {
+        "ReportFolder" | "EmailFolder" => return String::new(),
+        "Flow" => format!(
+            "    <apiVersion>62.0</apiVersion>\n    <label>{label}</label>\n    <processType>AutoLaunchedFlow</processType>\n    <status>Active</status>\n"
+        ),
+        "Profile" => "    <custom>false</custom>\n    <userLicense>Salesforce</userLicense>\n".to_string(),
+        "PermissionSet" => format!("    <hasActivationRequired>false</hasActivationRequired>\n    <label>{label}</label>\n"),
+        "Report" => format!(
+            "    <format>Summary</format>\n    <name>{label}</name>\n    <reportType>Opportunity</reportType>\n    <scope>organization</scope>\n"
+        ),
+        "EmailTemplate" => return format!("Hello {{!Contact.FirstName}},\n\n{label}.\n"),
+        "StaticResource" => return format!("/* {label} */\n"),
+        "CustomLabels" => "    <labels>\n        <fullName>Greeting</fullName>\n        <language>en_US</language>\n        <protected>false</protected>\n        <shortDescription>Greeting</shortDescription>\n        <value>Hello</value>\n    </labels>\n".to_string(),
+        "Layout" => "    <layoutSections>\n        <label>Information</label>\n        <style>TwoColumnsTopToBottom</style>\n    </layoutSections>\n".to_string(),
+        _ => String::new(),
+    };
+    xml_file(kind, &inner)
 }

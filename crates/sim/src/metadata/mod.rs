@@ -1,10 +1,11 @@
 //! The Metadata API (SOAP, `POST /services/Soap/m/{version}`), its read side so far:
-//! `describeMetadata` (the types the org has, with their directories and suffixes) and
+//! `describeMetadata` (the types the org has, with their directories and suffixes),
 //! `listMetadata` (each component's file properties; foldered types listed per folder, as
-//! Salesforce lists them). Calls carry the session in `SessionHeader` and count as API calls;
+//! Salesforce lists them), and `retrieve` with `checkRetrieveStatus` (`retrieve.rs`). Calls carry the session in `SessionHeader` and count as API calls;
 //! faults are Salesforce's (`sf:INVALID_SESSION_ID`, `sf:INVALID_TYPE`).
 
 pub mod components;
+pub mod retrieve;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -57,7 +58,10 @@ pub async fn metadata(
         Err(why) => return fault("Client", &format!("Unable to parse the request: {why}")),
     };
     let operation = &message.body;
-    let known = matches!(operation.name.as_str(), "describeMetadata" | "listMetadata");
+    let known = matches!(
+        operation.name.as_str(),
+        "describeMetadata" | "listMetadata" | "retrieve" | "checkRetrieveStatus"
+    );
     if operation.namespace.as_deref() != Some(METADATA_NS) || !known {
         return fault(
             "Client",
@@ -84,6 +88,8 @@ pub async fn metadata(
     }
     let answer = match operation.name.as_str() {
         "describeMetadata" => Ok(describe()),
+        "retrieve" => start_retrieve(&state, operation),
+        "checkRetrieveStatus" => check_retrieve(&state, operation),
         _ => {
             let queries: Vec<(String, Option<String>)> = operation
                 .children_named("queries")
@@ -103,6 +109,70 @@ pub async fn metadata(
         Ok(body) => xml(StatusCode::OK, sfsoap::envelope_in(METADATA_NS, "", &body)),
         Err((code, message)) => fault(code, &message),
     }
+}
+
+type Answer = Result<String, (&'static str, String)>;
+
+fn unexpected() -> (&'static str, String) {
+    (
+        "UNKNOWN_EXCEPTION",
+        "An unexpected error occurred.".to_string(),
+    )
+}
+
+/// Gathers the package at once; its status says so on the first check.
+fn start_retrieve(state: &State, operation: &sfsoap::Element) -> Answer {
+    // The WSDL names it retrieveRequest; jsforce (and so the official CLI) sends `request`,
+    // which Salesforce takes too: the operation's one parameter, whatever its name.
+    let Some(request) = operation
+        .child("retrieveRequest")
+        .or_else(|| operation.children.first())
+    else {
+        return Err((
+            "INVALID_CROSS_REFERENCE_KEY",
+            "retrieve needs a retrieveRequest".to_string(),
+        ));
+    };
+    let outcome = {
+        let components = state.metadata.read().map_err(|_| unexpected())?;
+        retrieve::build(request, &components)
+    };
+    let id = state
+        .retrievals
+        .lock()
+        .map_err(|_| unexpected())?
+        .start(outcome);
+    Ok(format!(
+        "<retrieveResponse><result><done>false</done><id>{id}</id><state>Queued</state></result></retrieveResponse>"
+    ))
+}
+
+fn check_retrieve(state: &State, operation: &sfsoap::Element) -> Answer {
+    let id = operation
+        .child_text("asyncProcessId")
+        .unwrap_or_default()
+        .trim();
+    let include_zip = operation
+        .child_text("includeZip")
+        .is_none_or(|v| v.trim() != "false");
+    let (user_id, user_name, now) = state
+        .org
+        .read()
+        .map(|org| (org.user_id.clone(), org.user_name(), org.clock.now()))
+        .map_err(|_| unexpected())?;
+    let retrievals = state.retrievals.lock().map_err(|_| unexpected())?;
+    let retrieval = retrievals.get(id).ok_or_else(|| {
+        (
+            "INVALID_ID_FIELD",
+            format!("Retrieve result has been deleted or never existed: {id}"),
+        )
+    })?;
+    Ok(retrieve::status(
+        retrieval,
+        include_zip,
+        (&user_id, &user_name),
+        now,
+    ))
 }
 
 fn describe() -> String {
