@@ -171,6 +171,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .merge(ingest_routes())
         .merge(oauth::routes())
         .merge(admin::routes())
+        .merge(metadata::admin::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::new(

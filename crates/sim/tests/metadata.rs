@@ -278,3 +278,145 @@ async fn a_retrieve_zips_the_components_asked_for_with_their_package_xml() {
     .await;
     assert!(unknown.fault().is_some());
 }
+
+/// Sends a request to the simulator's own API.
+async fn admin(
+    sim: &Simulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> u16 {
+    let mut request = reqwest::Client::new().request(method, format!("{}/__sim/{path}", sim.url()));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request").status().as_u16()
+}
+
+#[tokio::test]
+async fn an_admins_edits_and_deletes_show_in_lists_retrieves_and_the_tooling_api() {
+    use base64::Engine;
+    use std::io::Read;
+    let sim = start().await;
+    let token = sim.credentials.access_token.clone();
+    let modified = |answer: &Message, name: &str| {
+        answer
+            .body
+            .children_named("result")
+            .find(|r| r.child_text("fullName") == Some(name))
+            .and_then(|r| r.child_text("lastModifiedDate").map(str::to_string))
+    };
+    let (_, before) = call(
+        &sim,
+        &token,
+        "listMetadata",
+        "<queries><type>ApexClass</type></queries>",
+    )
+    .await;
+    let edited = "public class AccountService { public static void run() { /* v2 */ } }\n";
+    let put = reqwest::Method::PUT;
+    assert_eq!(
+        admin(
+            &sim,
+            put.clone(),
+            "metadata/ApexClass/AccountService",
+            Some(serde_json::json!({"source": edited}))
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        admin(
+            &sim,
+            reqwest::Method::DELETE,
+            "metadata/Flow/Invoice_Reminder",
+            None
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        admin(
+            &sim,
+            put,
+            "metadata/Flow/New_Flow",
+            Some(serde_json::json!({"source": "<Flow/>"}))
+        )
+        .await,
+        200
+    );
+
+    let (_, after) = call(
+        &sim,
+        &token,
+        "listMetadata",
+        "<queries><type>ApexClass</type></queries><queries><type>Flow</type></queries>",
+    )
+    .await;
+    assert_ne!(
+        modified(&before, "AccountService"),
+        modified(&after, "AccountService")
+    );
+    assert_eq!(
+        modified(&after, "AccountService").as_deref(),
+        Some("2025-06-15T12:00:00.000Z"),
+        "stamped with the org's clock"
+    );
+    assert!(
+        modified(&after, "Invoice_Reminder").is_none(),
+        "the deleted flow is gone"
+    );
+    assert!(
+        modified(&after, "New_Flow").is_some(),
+        "the new flow is listed"
+    );
+
+    let request = "<retrieveRequest><singlePackage>true</singlePackage><unpackaged><types><members>AccountService</members><name>ApexClass</name></types><types><members>Invoice_Reminder</members><name>Flow</name></types></unpackaged></retrieveRequest>";
+    let (_, started) = call(&sim, &token, "retrieve", request).await;
+    let id = started
+        .body
+        .child("result")
+        .and_then(|r| r.child_text("id"))
+        .expect("id")
+        .to_string();
+    let (_, checked) = call(
+        &sim,
+        &token,
+        "checkRetrieveStatus",
+        &format!("<asyncProcessId>{id}</asyncProcessId>"),
+    )
+    .await;
+    let result = checked.body.child("result").expect("result");
+    assert!(
+        result
+            .children_named("messages")
+            .any(|m| m.child_text("problem")
+                == Some("Entity of type 'Flow' named 'Invoice_Reminder' cannot be found"))
+    );
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(result.child_text("zipFile").expect("zip").trim())
+        .expect("base64");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("zip");
+    let mut class = String::new();
+    archive
+        .by_name("classes/AccountService.cls")
+        .expect("the class")
+        .read_to_string(&mut class)
+        .expect("text");
+    assert_eq!(class, edited);
+
+    let tooling: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/services/data/v62.0/tooling/query", sim.url()))
+        .query(&[(
+            "q",
+            "SELECT Body FROM ApexClass WHERE Name = 'AccountService'",
+        )])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("tooling query")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(tooling["records"][0]["Body"], edited, "{tooling}");
+}

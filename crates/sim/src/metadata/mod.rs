@@ -4,6 +4,7 @@
 //! Salesforce lists them), and `retrieve` with `checkRetrieveStatus` (`retrieve.rs`). Calls carry the session in `SessionHeader` and count as API calls;
 //! faults are Salesforce's (`sf:INVALID_SESSION_ID`, `sf:INVALID_TYPE`).
 
+pub mod admin;
 pub mod components;
 pub mod retrieve;
 
