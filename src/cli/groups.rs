@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// Seed of the data generator: the same seed always gives the same org.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Metadata components to generate beyond the org's own set (flows, and reports in
+    /// folders of 100), for a large org's metadata.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub extra_metadata: usize,
     /// Make the org a sandbox (Organization.IsSandbox = true).
     #[arg(long)]
     pub sandbox: bool,

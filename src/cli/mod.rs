@@ -491,6 +491,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 port,
                 records: args.records,
                 seed: args.seed,
+                extra_metadata: args.extra_metadata,
                 sandbox: args.sandbox,
                 bulk_delay_ms: args.bulk_delay_ms,
                 api_limit: args.api_limit,

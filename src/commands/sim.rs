@@ -9,6 +9,7 @@ pub struct ServeOptions {
     pub port: u16,
     pub records: usize,
     pub seed: u64,
+    pub extra_metadata: usize,
     pub sandbox: bool,
     pub bulk_delay_ms: u64,
     pub api_limit: u64,
@@ -83,6 +84,7 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
                 population: Population::spread(options.records),
                 is_sandbox: options.sandbox,
                 api_max: options.api_limit,
+                extra_metadata: options.extra_metadata,
                 ..OrgOptions::default()
             },
             bulk_delay_ms: options.bulk_delay_ms,

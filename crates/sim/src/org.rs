@@ -375,6 +375,9 @@ pub struct OrgOptions {
     pub is_sandbox: bool,
     pub api_max: u64,
     pub clock: Clock,
+    /// Metadata components beyond the org's own set (flows, and reports in folders of 100),
+    /// for a large org's metadata.
+    pub extra_metadata: usize,
 }
 
 impl Default for OrgOptions {
@@ -385,6 +388,7 @@ impl Default for OrgOptions {
             is_sandbox: false,
             api_max: 15_000,
             clock: Clock::system(),
+            extra_metadata: 0,
         }
     }
 }

@@ -327,9 +327,10 @@ impl Simulator {
             None
         };
         let seed = options.org.seed;
+        let extra_metadata = options.org.extra_metadata;
         let org = Org::generate(options.org);
         let tooling = super::tooling::generate(&org, seed);
-        let metadata = super::metadata::components::generate(&org, &tooling, seed);
+        let metadata = super::metadata::components::generate(&org, &tooling, seed, extra_metadata);
         let state = Arc::new(State {
             org: RwLock::new(org),
             tooling: RwLock::new(tooling),

@@ -24,13 +24,17 @@ async fn start() -> Simulator {
 
 /// Sends `operation` with `content` under `session`; the status and the parsed answer.
 async fn call(sim: &Simulator, session: &str, operation: &str, content: &str) -> (u16, Message) {
+    call_at(&sim.url(), session, operation, content).await
+}
+
+async fn call_at(url: &str, session: &str, operation: &str, content: &str) -> (u16, Message) {
     let body = sfsoap::envelope_in(
         METADATA_NS,
         &format!("<SessionHeader><sessionId>{session}</sessionId></SessionHeader>"),
         &format!("<{operation}>{content}</{operation}>"),
     );
     let response = reqwest::Client::new()
-        .post(format!("{}/services/Soap/m/62.0", sim.url()))
+        .post(format!("{url}/services/Soap/m/62.0"))
         .header("Content-Type", "text/xml; charset=UTF-8")
         .header("SOAPAction", "\"\"")
         .body(body)
@@ -419,4 +423,78 @@ async fn an_admins_edits_and_deletes_show_in_lists_retrieves_and_the_tooling_api
         .await
         .expect("JSON");
     assert_eq!(tooling["records"][0]["Body"], edited, "{tooling}");
+}
+
+#[tokio::test]
+async fn a_large_orgs_retrieve_over_ten_thousand_files_fails_as_salesforce_does() {
+    let sim = Simulator::start(
+        SimOptions {
+            org: OrgOptions {
+                seed: 5,
+                population: Population::spread(100),
+                clock: Clock::fixed(1_749_988_800_000),
+                extra_metadata: 20_002,
+                ..OrgOptions::default()
+            },
+            ..SimOptions::default()
+        },
+        0,
+    )
+    .await
+    .expect("simulator starts");
+    let token = sim.credentials.access_token.clone();
+    let (_, folder) = call(
+        &sim,
+        &token,
+        "listMetadata",
+        "<queries><type>Report</type><folder>Archive_0000</folder></queries>",
+    )
+    .await;
+    assert_eq!(listed(&folder).len(), 100, "reports come in folders of 100");
+
+    let request = |members: &str| {
+        format!(
+            "<retrieveRequest><singlePackage>true</singlePackage><unpackaged><types>{members}<name>Flow</name></types></unpackaged></retrieveRequest>"
+        )
+    };
+    let status_of = |sim: &Simulator, request: String| {
+        let token = token.clone();
+        let url = sim.url();
+        async move {
+            let (_, started) = call_at(&url, &token, "retrieve", &request).await;
+            let id = started
+                .body
+                .child("result")
+                .and_then(|r| r.child_text("id"))
+                .expect("id")
+                .to_string();
+            call_at(
+                &url,
+                &token,
+                "checkRetrieveStatus",
+                &format!("<asyncProcessId>{id}</asyncProcessId><includeZip>false</includeZip>"),
+            )
+            .await
+            .1
+        }
+    };
+    let every = status_of(&sim, request("<members>*</members>")).await;
+    let result = every.body.child("result").expect("result");
+    assert_eq!(result.child_text("status"), Some("Failed"));
+    assert_eq!(result.child_text("errorStatusCode"), Some("LIMIT_EXCEEDED"));
+    assert!(
+        result
+            .child_text("errorMessage")
+            .is_some_and(|m| m.contains("Too many files in retrieve call, limit is: 10000")),
+        "{:?}",
+        result.child_text("errorMessage")
+    );
+    // A chunk under the limit goes through.
+    let some: String = (0..50)
+        .map(|i| format!("<members>Generated_Flow_{:06}</members>", i * 2))
+        .collect();
+    let chunk = status_of(&sim, request(&some)).await;
+    let result = chunk.body.child("result").expect("result");
+    assert_eq!(result.child_text("status"), Some("Succeeded"));
+    assert_eq!(result.children_named("fileProperties").count(), 51);
 }

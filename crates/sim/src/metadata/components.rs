@@ -191,7 +191,7 @@ impl Maker {
 
 /// Every component of the org: its Apex from `tooling`, an object per describe, the rest
 /// generated from the seed.
-pub fn generate(org: &Org, tooling: &Org, seed: u64) -> Vec<Component> {
+pub fn generate(org: &Org, tooling: &Org, seed: u64, extra: usize) -> Vec<Component> {
     let mut maker = Maker {
         made: Vec::new(),
         counter: 0,
@@ -321,6 +321,30 @@ pub fn generate(org: &Org, tooling: &Org, seed: u64) -> Vec<Component> {
         "labels/CustomLabels.labels".to_string(),
         None,
     );
+    // A large org's bulk: flows, and every other one a report in a folder of 100.
+    for i in 0..extra {
+        if i % 2 == 0 {
+            let name = format!("Generated_Flow_{i:06}");
+            maker.add("Flow", name.clone(), format!("flows/{name}.flow"), None);
+        } else {
+            let folder = format!("Archive_{:04}", i / 200);
+            if i % 200 == 1 {
+                maker.add(
+                    "ReportFolder",
+                    folder.clone(),
+                    format!("reports/{folder}"),
+                    None,
+                );
+            }
+            let name = format!("{folder}/Report_{i:06}");
+            maker.add(
+                "Report",
+                name.clone(),
+                format!("reports/{name}.report"),
+                None,
+            );
+        }
+    }
     let mut made = maker.made;
     made.sort_by(|a, b| (&a.kind, &a.full_name).cmp(&(&b.kind, &b.full_name)));
     made
