@@ -708,38 +708,31 @@ impl Catalog {
             },
             owner(),
         ];
+        // A required lookup set once, whose parent's delete takes the record along.
+        let owned_by = |name: &str, to: &[&str]| FieldDef {
+            cascade_delete: true,
+            updateable: false,
+            ..FieldDef::lookup(name, to).required()
+        };
         let content_document_link = vec![
-            FieldDef {
-                cascade_delete: true,
-                updateable: false,
-                ..FieldDef::lookup("ContentDocumentId", &["ContentDocument"]).required()
-            },
-            FieldDef {
-                cascade_delete: true,
-                updateable: false,
-                ..FieldDef::lookup("LinkedEntityId", &shared_with).required()
-            },
+            owned_by("ContentDocumentId", &["ContentDocument"]),
+            owned_by("LinkedEntityId", &shared_with),
             FieldDef::picklist("ShareType", &["V", "C", "I"]),
             FieldDef::picklist("Visibility", &["AllUsers", "InternalUsers", "SharedUsers"]),
         ];
         let attachment = vec![
-            FieldDef {
-                cascade_delete: true,
-                updateable: false,
-                ..FieldDef::lookup(
-                    "ParentId",
-                    &[
-                        "Account",
-                        "Contact",
-                        "Opportunity",
-                        "Case",
-                        "Lead",
-                        "Invoice__c",
-                        "Task",
-                    ],
-                )
-                .required()
-            },
+            owned_by(
+                "ParentId",
+                &[
+                    "Account",
+                    "Contact",
+                    "Opportunity",
+                    "Case",
+                    "Lead",
+                    "Invoice__c",
+                    "Task",
+                ],
+            ),
             FieldDef::new("Name", String).required(),
             FieldDef::new("IsPrivate", Boolean),
             FieldDef::new("ContentType", String),

@@ -120,15 +120,8 @@ pub fn json_record(
         let lookup = &org.catalog.objects[hop_object].fields[hop_field];
         json_string(out, lookup.relationship_name.as_deref().unwrap_or_default());
         out.push(':');
-        let parent = match &record.values()[hop_field] {
-            Value::Text(id) => org.catalog.by_key_prefix(id).and_then(|o| {
-                org.tables[o]
-                    .find(id)
-                    .map(|r| (o, &org.tables[o].records[r]))
-            }),
-            _ => None,
-        };
-        let Some((parent_object, parent_record)) = parent else {
+        let Some((parent_object, parent_record)) = parent_of(org, &record.values()[hop_field])
+        else {
             out.push_str("null");
             for (j, other) in fields.iter().enumerate().skip(i) {
                 if other.hops.first() == Some(&(hop_object, hop_field)) {
@@ -159,6 +152,16 @@ pub fn json_record(
     out.push('}');
 }
 
+/// The record a lookup's value names, with its object.
+fn parent_of<'o>(org: &'o Org, lookup: &Value) -> Option<(usize, &'o Record)> {
+    let Value::Text(id) = lookup else {
+        return None;
+    };
+    let object = org.catalog.by_key_prefix(id)?;
+    let row = org.tables[object].find(id)?;
+    Some((object, &org.tables[object].records[row]))
+}
+
 /// A TYPEOF's parent record: its attributes and the fields the branch of its type chose, or
 /// null when the lookup is empty.
 pub fn polymorphic_parent(
@@ -168,15 +171,7 @@ pub fn polymorphic_parent(
     type_of: &crate::soql::TypeOf,
     version: &str,
 ) {
-    let parent = match &record.values()[type_of.field] {
-        Value::Text(id) => org.catalog.by_key_prefix(id).and_then(|o| {
-            org.tables[o]
-                .find(id)
-                .map(|r| (o, &org.tables[o].records[r]))
-        }),
-        _ => None,
-    };
-    let Some((object, parent)) = parent else {
+    let Some((object, parent)) = parent_of(org, &record.values()[type_of.field]) else {
         out.push_str("null");
         return;
     };

@@ -21,7 +21,7 @@ use super::write::{self, Journal, WriteError};
 /// The most Ids one `undelete` call takes.
 pub const UNDELETE_LIMIT: usize = 200;
 
-fn xml(status: StatusCode, body: String) -> Response {
+pub(crate) fn xml(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -30,7 +30,7 @@ fn xml(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn fault(code: &str, message: &str) -> Response {
+pub(crate) fn fault(code: &str, message: &str) -> Response {
     xml(
         StatusCode::INTERNAL_SERVER_ERROR,
         sfsoap::fault(code, message),
@@ -67,50 +67,73 @@ pub async fn bulk_v1_unserved() -> Response {
     )
 }
 
-pub async fn partner(
-    Shared(state): Shared<Arc<State>>,
-    Path(version): Path<String>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
+/// What every SOAP call passes before its operation runs: the API version in the path, a
+/// SOAPAction header, an envelope that parses, an operation this endpoint serves (in
+/// `namespace`), and a live session in `SessionHeader`, counted as an API call. The message,
+/// or the fault to answer with (its code and message).
+pub(crate) fn admit_call(
+    state: &State,
+    version: &str,
+    headers: &HeaderMap,
+    body: &str,
+    namespace: &str,
+    operations: &[&str],
+) -> Result<Message, (String, String)> {
     if super::server::version(&format!("v{version}")).is_err() {
-        return fault(
+        return Err(refusal(
             "UNSUPPORTED_API_VERSION",
             "Invalid Api version specified on URL",
-        );
+        ));
     }
     if !headers.contains_key("SOAPAction") {
-        return fault("Client", "No SOAPAction header!");
+        return Err(refusal("Client", "No SOAPAction header!"));
     }
-    let message = match Message::parse(&body) {
-        Ok(message) => message,
-        Err(why) => return fault("Client", &format!("Unable to parse the request: {why}")),
-    };
-    let token = message
-        .header_text("SessionHeader", "sessionId")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let message = Message::parse(body)
+        .map_err(|why| refusal("Client", &format!("Unable to parse the request: {why}")))?;
     let operation = &message.body;
-    if operation.namespace.as_deref() != Some(PARTNER_NS) || operation.name != "undelete" {
-        return fault(
+    if operation.namespace.as_deref() != Some(namespace)
+        || !operations.contains(&operation.name.as_str())
+    {
+        return Err(refusal(
             "Client",
             &format!(
                 "No operation available for request {{{}}}{}",
                 operation.namespace.as_deref().unwrap_or_default(),
                 operation.name
             ),
-        );
+        ));
     }
-    if let Err(refused) = admit_token(&state, &token) {
-        return match refused.code {
-            "INVALID_SESSION_ID" => fault(
+    let token = message
+        .header_text("SessionHeader", "sessionId")
+        .unwrap_or_default()
+        .trim();
+    if let Err(refused) = admit_token(state, token) {
+        return Err(match refused.code {
+            "INVALID_SESSION_ID" => refusal(
                 "INVALID_SESSION_ID",
                 "Invalid Session ID found in SessionHeader: Illegal Session",
             ),
-            code => fault(code, &refused.message),
-        };
+            code => refusal(code, &refused.message),
+        });
     }
+    Ok(message)
+}
+
+fn refusal(code: &str, message: &str) -> (String, String) {
+    (code.to_string(), message.to_string())
+}
+
+pub async fn partner(
+    Shared(state): Shared<Arc<State>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let message = match admit_call(&state, &version, &headers, &body, PARTNER_NS, &["undelete"]) {
+        Ok(message) => message,
+        Err((code, message)) => return fault(&code, &message),
+    };
+    let operation = &message.body;
     let ids: Vec<&str> = operation
         .children_named("ids")
         .map(|e| e.text.trim())

@@ -24,17 +24,13 @@ async fn start() -> Simulator {
 
 /// Sends `operation` with `content` under `session`; the status and the parsed answer.
 async fn call(sim: &Simulator, session: &str, operation: &str, content: &str) -> (u16, Message) {
-    call_at(&sim.url(), session, operation, content).await
-}
-
-async fn call_at(url: &str, session: &str, operation: &str, content: &str) -> (u16, Message) {
     let body = sfsoap::envelope_in(
         METADATA_NS,
         &format!("<SessionHeader><sessionId>{session}</sessionId></SessionHeader>"),
         &format!("<{operation}>{content}</{operation}>"),
     );
     let response = reqwest::Client::new()
-        .post(format!("{url}/services/Soap/m/62.0"))
+        .post(format!("{}/services/Soap/m/62.0", sim.url()))
         .header("Content-Type", "text/xml; charset=UTF-8")
         .header("SOAPAction", "\"\"")
         .body(body)
@@ -44,6 +40,23 @@ async fn call_at(url: &str, session: &str, operation: &str, content: &str) -> (u
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
     (status, Message::parse(&text).expect("a SOAP envelope"))
+}
+
+/// Starts a retrieve and reads its status (with the zip when `zip`): its async process Id
+/// and the status.
+async fn retrieve(sim: &Simulator, request: &str, zip: bool) -> (String, Message) {
+    let token = &sim.credentials.access_token;
+    let (status, started) = call(sim, token, "retrieve", request).await;
+    assert_eq!(status, 200);
+    let id = started
+        .body
+        .child("result")
+        .and_then(|r| r.child_text("id"))
+        .expect("an async process id")
+        .to_string();
+    let status = format!("<asyncProcessId>{id}</asyncProcessId><includeZip>{zip}</includeZip>");
+    let (_, checked) = call(sim, token, "checkRetrieveStatus", &status).await;
+    (id, checked)
 }
 
 fn listed(answer: &Message) -> Vec<(String, String, String)> {
@@ -179,21 +192,7 @@ async fn a_retrieve_zips_the_components_asked_for_with_their_package_xml() {
         <types><members>*</members><members>Sales_Reports/Pipeline_By_Stage</members><name>Report</name></types>\
         <types><members>Invoice__c.Amount__c</members><name>CustomField</name></types>\
         <version>62.0</version></unpackaged></retrieveRequest>";
-    let (status, started) = call(&sim, &token, "retrieve", request).await;
-    assert_eq!(status, 200);
-    let id = started
-        .body
-        .child("result")
-        .and_then(|r| r.child_text("id"))
-        .expect("an async process id")
-        .to_string();
-    let (_, checked) = call(
-        &sim,
-        &token,
-        "checkRetrieveStatus",
-        &format!("<asyncProcessId>{id}</asyncProcessId><includeZip>true</includeZip>"),
-    )
-    .await;
+    let (id, checked) = retrieve(&sim, request, true).await;
     let result = checked.body.child("result").expect("result");
     assert_eq!(result.child_text("status"), Some("Succeeded"));
     let problems: Vec<&str> = result
@@ -376,20 +375,7 @@ async fn an_admins_edits_and_deletes_show_in_lists_retrieves_and_the_tooling_api
     );
 
     let request = "<retrieveRequest><singlePackage>true</singlePackage><unpackaged><types><members>AccountService</members><name>ApexClass</name></types><types><members>Invoice_Reminder</members><name>Flow</name></types></unpackaged></retrieveRequest>";
-    let (_, started) = call(&sim, &token, "retrieve", request).await;
-    let id = started
-        .body
-        .child("result")
-        .and_then(|r| r.child_text("id"))
-        .expect("id")
-        .to_string();
-    let (_, checked) = call(
-        &sim,
-        &token,
-        "checkRetrieveStatus",
-        &format!("<asyncProcessId>{id}</asyncProcessId>"),
-    )
-    .await;
+    let (_, checked) = retrieve(&sim, request, true).await;
     let result = checked.body.child("result").expect("result");
     assert!(
         result
@@ -457,28 +443,7 @@ async fn a_large_orgs_retrieve_over_ten_thousand_files_fails_as_salesforce_does(
             "<retrieveRequest><singlePackage>true</singlePackage><unpackaged><types>{members}<name>Flow</name></types></unpackaged></retrieveRequest>"
         )
     };
-    let status_of = |sim: &Simulator, request: String| {
-        let token = token.clone();
-        let url = sim.url();
-        async move {
-            let (_, started) = call_at(&url, &token, "retrieve", &request).await;
-            let id = started
-                .body
-                .child("result")
-                .and_then(|r| r.child_text("id"))
-                .expect("id")
-                .to_string();
-            call_at(
-                &url,
-                &token,
-                "checkRetrieveStatus",
-                &format!("<asyncProcessId>{id}</asyncProcessId><includeZip>false</includeZip>"),
-            )
-            .await
-            .1
-        }
-    };
-    let every = status_of(&sim, request("<members>*</members>")).await;
+    let (_, every) = retrieve(&sim, &request("<members>*</members>"), false).await;
     let result = every.body.child("result").expect("result");
     assert_eq!(result.child_text("status"), Some("Failed"));
     assert_eq!(result.child_text("errorStatusCode"), Some("LIMIT_EXCEEDED"));
@@ -493,7 +458,7 @@ async fn a_large_orgs_retrieve_over_ten_thousand_files_fails_as_salesforce_does(
     let some: String = (0..50)
         .map(|i| format!("<members>Generated_Flow_{:06}</members>", i * 2))
         .collect();
-    let chunk = status_of(&sim, request(&some)).await;
+    let (_, chunk) = retrieve(&sim, &request(&some), false).await;
     let result = chunk.body.child("result").expect("result");
     assert_eq!(result.child_text("status"), Some("Succeeded"));
     assert_eq!(result.children_named("fileProperties").count(), 51);

@@ -1,8 +1,9 @@
 //! The Metadata API (SOAP, `POST /services/Soap/m/{version}`), its read side so far:
 //! `describeMetadata` (the types the org has, with their directories and suffixes),
 //! `listMetadata` (each component's file properties; foldered types listed per folder, as
-//! Salesforce lists them), and `retrieve` with `checkRetrieveStatus` (`retrieve.rs`). Calls carry the session in `SessionHeader` and count as API calls;
-//! faults are Salesforce's (`sf:INVALID_SESSION_ID`, `sf:INVALID_TYPE`).
+//! Salesforce lists them), and `retrieve` with `checkRetrieveStatus` (`retrieve.rs`). Calls
+//! are admitted as the partner API's are (`soap::admit_call`); faults are Salesforce's
+//! (`sf:INVALID_SESSION_ID`, `sf:INVALID_TYPE`).
 
 pub mod admin;
 pub mod components;
@@ -12,32 +13,17 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, State as Shared};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use sfsoap::{METADATA_NS, Message, escape};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use sfsoap::{METADATA_NS, escape};
 use sftime as time;
 
-use super::server::{State, admit_token};
+use super::server::State;
+use super::soap::{admit_call, fault, xml};
 use components::{Component, FOLDER_TYPES, TYPES};
 
 /// The most queries one `listMetadata` call takes.
 pub const LIST_QUERY_LIMIT: usize = 3;
-
-fn xml(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml;charset=UTF-8"),
-    );
-    response
-}
-
-fn fault(code: &str, message: &str) -> Response {
-    xml(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        sfsoap::fault(code, message),
-    )
-}
 
 pub async fn metadata(
     Shared(state): Shared<Arc<State>>,
@@ -45,48 +31,17 @@ pub async fn metadata(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if super::server::version(&format!("v{version}")).is_err() {
-        return fault(
-            "UNSUPPORTED_API_VERSION",
-            "Invalid Api version specified on URL",
-        );
-    }
-    if !headers.contains_key("SOAPAction") {
-        return fault("Client", "No SOAPAction header!");
-    }
-    let message = match Message::parse(&body) {
+    let operations = [
+        "describeMetadata",
+        "listMetadata",
+        "retrieve",
+        "checkRetrieveStatus",
+    ];
+    let message = match admit_call(&state, &version, &headers, &body, METADATA_NS, &operations) {
         Ok(message) => message,
-        Err(why) => return fault("Client", &format!("Unable to parse the request: {why}")),
+        Err((code, message)) => return fault(&code, &message),
     };
     let operation = &message.body;
-    let known = matches!(
-        operation.name.as_str(),
-        "describeMetadata" | "listMetadata" | "retrieve" | "checkRetrieveStatus"
-    );
-    if operation.namespace.as_deref() != Some(METADATA_NS) || !known {
-        return fault(
-            "Client",
-            &format!(
-                "No operation available for request {{{}}}{}",
-                operation.namespace.as_deref().unwrap_or_default(),
-                operation.name
-            ),
-        );
-    }
-    let token = message
-        .header_text("SessionHeader", "sessionId")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    if let Err(refused) = admit_token(&state, &token) {
-        return match refused.code {
-            "INVALID_SESSION_ID" => fault(
-                "INVALID_SESSION_ID",
-                "Invalid Session ID found in SessionHeader: Illegal Session",
-            ),
-            code => fault(code, &refused.message),
-        };
-    }
     let answer = match operation.name.as_str() {
         "describeMetadata" => Ok(describe()),
         "retrieve" => start_retrieve(&state, operation),
@@ -134,9 +89,10 @@ fn start_retrieve(state: &State, operation: &sfsoap::Element) -> Answer {
             "retrieve needs a retrieveRequest".to_string(),
         ));
     };
+    let now = state.org.read().map_err(|_| unexpected())?.clock.now();
     let outcome = {
         let components = state.metadata.read().map_err(|_| unexpected())?;
-        retrieve::build(request, &components)
+        retrieve::build(request, &components, now)
     };
     let id = state
         .retrievals
@@ -156,10 +112,10 @@ fn check_retrieve(state: &State, operation: &sfsoap::Element) -> Answer {
     let include_zip = operation
         .child_text("includeZip")
         .is_none_or(|v| v.trim() != "false");
-    let (user_id, user_name, now) = state
+    let (user_id, user_name) = state
         .org
         .read()
-        .map(|org| (org.user_id.clone(), org.user_name(), org.clock.now()))
+        .map(|org| (org.user_id.clone(), org.user_name()))
         .map_err(|_| unexpected())?;
     let retrievals = state.retrievals.lock().map_err(|_| unexpected())?;
     let retrieval = retrievals.get(id).ok_or_else(|| {
@@ -172,7 +128,6 @@ fn check_retrieve(state: &State, operation: &sfsoap::Element) -> Answer {
         retrieval,
         include_zip,
         (&user_id, &user_name),
-        now,
     ))
 }
 
@@ -249,7 +204,7 @@ fn list(
                 (false, _) => true,
             };
             if listed {
-                file_properties(&mut out, component, &user_id, &user_name);
+                file_properties(&mut out, "result", component, (&user_id, &user_name));
             }
         }
     }
@@ -257,7 +212,14 @@ fn list(
     Ok(out)
 }
 
-fn file_properties(out: &mut String, component: &Component, user_id: &str, user_name: &str) {
+/// A component's FileProperties in `element` (`result` in a list, `fileProperties` in a
+/// retrieve's status), owned by `user` (Id, name).
+pub(crate) fn file_properties(
+    out: &mut String,
+    element: &str,
+    component: &Component,
+    (user_id, user_name): (&str, &str),
+) {
     let date = |ms: i64| {
         let mut text = String::new();
         time::push_datetime(&mut text, ms, "Z");
@@ -265,7 +227,7 @@ fn file_properties(out: &mut String, component: &Component, user_id: &str, user_
     };
     let _ = write!(
         out,
-        "<result><createdById>{user_id}</createdById><createdByName>{}</createdByName><createdDate>{}</createdDate><fileName>{}</fileName><fullName>{}</fullName><id>{}</id><lastModifiedById>{user_id}</lastModifiedById><lastModifiedByName>{}</lastModifiedByName><lastModifiedDate>{}</lastModifiedDate><manageableState>unmanaged</manageableState><type>{}</type></result>",
+        "<{element}><createdById>{user_id}</createdById><createdByName>{}</createdByName><createdDate>{}</createdDate><fileName>{}</fileName><fullName>{}</fullName><id>{}</id><lastModifiedById>{user_id}</lastModifiedById><lastModifiedByName>{}</lastModifiedByName><lastModifiedDate>{}</lastModifiedDate><manageableState>unmanaged</manageableState><type>{}</type></{element}>",
         escape(user_name),
         date(component.created),
         escape(&component.file_name),

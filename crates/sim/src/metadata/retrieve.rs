@@ -26,21 +26,10 @@ pub struct Retrieval {
 /// What a retrieve gathered.
 pub struct Package {
     pub zip: Vec<u8>,
-    /// What the status lists: package.xml, then one entry per component retrieved.
-    pub files: Vec<Listed>,
+    /// What the status lists: package.xml, then each component retrieved.
+    pub files: Vec<Component>,
     /// Members asked for that the org does not have.
     pub problems: Vec<String>,
-}
-
-/// A component as a retrieve's status describes it.
-pub struct Listed {
-    pub kind: String,
-    pub full_name: String,
-    pub file_name: String,
-    pub id: String,
-    /// 0 for package.xml, which takes the time of the status.
-    pub created: i64,
-    pub modified: i64,
 }
 
 #[derive(Default)]
@@ -69,7 +58,7 @@ impl Retrievals {
 }
 
 /// Reads `retrieveRequest` and builds the package from `components`.
-pub fn build(request: &Element, components: &[Component]) -> Result<Package, String> {
+pub fn build(request: &Element, components: &[Component], now: i64) -> Result<Package, String> {
     let single = request
         .child_text("singlePackage")
         .is_some_and(|v| v.trim() == "true");
@@ -181,22 +170,21 @@ pub fn build(request: &Element, components: &[Component]) -> Result<Package, Str
             "LIMIT_EXCEEDED: Retrieve result has exceeded the maximum zip size of {MAX_ZIPPED} bytes"
         ));
     }
-    // One entry per component (a -meta.xml has none of its own), package.xml first.
-    let mut listed = vec![Listed {
+    // One entry per component (a -meta.xml has none of its own), package.xml first, made
+    // when the retrieve was.
+    let mut listed = vec![Component {
         kind: "Package".to_string(),
         full_name: format!("{prefix}package.xml"),
         file_name: format!("{prefix}package.xml"),
         id: String::new(),
-        created: 0,
-        modified: 0,
+        created: now,
+        modified: now,
+        source: String::new(),
     }];
-    listed.extend(chosen.iter().map(|c| Listed {
-        kind: c.kind.clone(),
-        full_name: c.full_name.clone(),
+    listed.extend(chosen.iter().map(|c| Component {
         file_name: format!("{prefix}{}", c.file_name),
-        id: c.id.clone(),
-        created: c.created,
-        modified: c.modified,
+        source: String::new(),
+        ..(*c).clone()
     }));
     Ok(Package {
         zip,
@@ -228,7 +216,7 @@ fn package_xml(chosen: &[&Component], version: &str) -> String {
 }
 
 /// `checkRetrieveStatus`'s result for `retrieval`; the zip only when `include_zip`.
-pub fn status(retrieval: &Retrieval, include_zip: bool, user: (&str, &str), now: i64) -> String {
+pub fn status(retrieval: &Retrieval, include_zip: bool, user: (&str, &str)) -> String {
     let mut out = String::from("<checkRetrieveStatusResponse><result><done>true</done>");
     match &retrieval.outcome {
         Err(message) => {
@@ -243,25 +231,8 @@ pub fn status(retrieval: &Retrieval, include_zip: bool, user: (&str, &str), now:
             );
         }
         Ok(package) => {
-            let (user_id, user_name) = user;
-            let date = |ms: i64| {
-                let mut text = String::new();
-                sftime::push_datetime(&mut text, if ms == 0 { now } else { ms }, "Z");
-                text
-            };
             for file in &package.files {
-                let _ = write!(
-                    out,
-                    "<fileProperties><createdById>{user_id}</createdById><createdByName>{}</createdByName><createdDate>{}</createdDate><fileName>{}</fileName><fullName>{}</fullName><id>{}</id><lastModifiedById>{user_id}</lastModifiedById><lastModifiedByName>{}</lastModifiedByName><lastModifiedDate>{}</lastModifiedDate><manageableState>unmanaged</manageableState><type>{}</type></fileProperties>",
-                    escape(user_name),
-                    date(file.created),
-                    escape(&file.file_name),
-                    escape(&file.full_name),
-                    file.id,
-                    escape(user_name),
-                    date(file.modified),
-                    escape(&file.kind),
-                );
+                super::file_properties(&mut out, "fileProperties", file, user);
             }
             let _ = write!(out, "<id>{}</id>", retrieval.id);
             for problem in &package.problems {
