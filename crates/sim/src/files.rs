@@ -122,13 +122,13 @@ pub(crate) fn generate(
                 _ => Value::Null,
             });
         }
-        set_value(
-            org,
-            "ContentDocument",
-            &document,
-            "LatestPublishedVersionId",
-            text(&latest_id),
-        );
+        // Generated, so there is nothing to undo.
+        if let Some(documents) = org.object_index("ContentDocument")
+            && let Some(row) = org.tables[documents].find(&document)
+        {
+            let latest = [("LatestPublishedVersionId", text(&latest_id))];
+            write::set_derived(org, documents, row, &latest, &mut Journal::new());
+        }
         for (entity, share) in [(&owner, "I"), (&parent, "V")] {
             org.insert_generated("ContentDocumentLink", created, |name| match name {
                 "ContentDocumentId" => text(&document),
@@ -295,23 +295,6 @@ pub(crate) fn on_insert(org: &mut Org, object: usize, id: &str, journal: &mut Jo
         }
         _ => {}
     }
-}
-
-/// Sets one field of a generated record (its stamps unchanged).
-fn set_value(org: &mut Org, object: &str, id: &str, field: &str, value: Value) {
-    let Some(index) = org.object_index(object) else {
-        return;
-    };
-    let Some((slot, _)) = org.catalog.objects[index].field(field) else {
-        return;
-    };
-    let table = &mut org.tables[index];
-    let Some(row) = table.find(id) else {
-        return;
-    };
-    let mut values = table.records[row].values().to_vec();
-    values[slot] = value;
-    table.records[row].set_values(values.into_boxed_slice());
 }
 
 /// GET `/sobjects/{Object}/{Id}/{Field}` on a `base64` field: the body's bytes, streamed.

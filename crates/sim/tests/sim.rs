@@ -56,6 +56,21 @@ impl Client {
         let status = response.status().as_u16();
         (status, response.json().await.expect("JSON body"))
     }
+
+    /// The first page of `soql` through `resource` (query or queryAll), 200 records a page.
+    async fn first_page(&self, resource: &str, soql: &str) -> Value {
+        self.http
+            .get(format!("{}/services/data/{V}/{resource}", self.base))
+            .query(&[("q", soql)])
+            .header("Sforce-Query-Options", "batchSize=200")
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("JSON")
+    }
 }
 
 /// The query resource's path for a SOQL text (spaces and quotes encoded).
@@ -394,18 +409,7 @@ async fn cursors_last_two_days_without_a_cap_on_how_many_are_open() {
     let sim = start(3_000, 100_000).await;
     let client = Client::new(&sim);
     let open = || async {
-        let page: Value = client
-            .http
-            .get(format!("{}/services/data/{V}/query", client.base))
-            .query(&[("q", "SELECT Id FROM Contact")])
-            .header("Sforce-Query-Options", "batchSize=200")
-            .bearer_auth(&client.token)
-            .send()
-            .await
-            .expect("query")
-            .json()
-            .await
-            .expect("JSON");
+        let page = client.first_page("query", "SELECT Id FROM Contact").await;
         page["nextRecordsUrl"]
             .as_str()
             .expect("more than one page")
@@ -1514,18 +1518,9 @@ async fn records_purged_after_a_query_ran_drop_out_of_its_pages_and_results() {
     use reqwest::Method;
     let sim = start(3000, 1_000_000).await;
     let client = Client::new(&sim);
-    let first: Value = client
-        .http
-        .get(format!("{}/services/data/{V}/queryAll", client.base))
-        .query(&[("q", "SELECT Id FROM Account")])
-        .header("Sforce-Query-Options", "batchSize=200")
-        .bearer_auth(&client.token)
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("JSON");
+    let first = client
+        .first_page("queryAll", "SELECT Id FROM Account")
+        .await;
     let ids = |page: &Value| -> Vec<String> {
         page["records"]
             .as_array()
