@@ -77,6 +77,7 @@ async fn state_info(Shared(state): Shared<Arc<State>>) -> Result<Response> {
         "now": time::format_datetime(org.clock.now()),
         "apiUsage": {"used": org.api.used, "max": org.api.max},
         "records": counts,
+        "metadataCalls": state.metadata_calls.lock().map(|c| json!(*c)).unwrap_or_default(),
         "sessions": {
             "open": state.sessions.lock().map(|s| s.len()).unwrap_or(0),
             "callsEach": state.session_calls.load(std::sync::atomic::Ordering::Relaxed),

@@ -72,6 +72,12 @@ pub struct State {
     pub metadata: RwLock<Vec<super::metadata::components::Component>>,
     /// Metadata retrieves, until their status is read.
     pub retrievals: Mutex<super::metadata::retrieve::Retrievals>,
+    /// Metadata deploys, until their status is read.
+    pub deployments: Mutex<super::metadata::deploy::Deployments>,
+    /// The limits retrieves are held to.
+    pub retrieve_limits: Mutex<super::metadata::retrieve::Limits>,
+    /// Metadata API calls served, by operation (for tests and benchmarks; `/__sim/state`).
+    pub metadata_calls: Mutex<std::collections::BTreeMap<String, u64>>,
     pub sessions: Mutex<HashMap<String, Session>>,
     /// Calls a session serves before it expires (0: until expired by hand). A session
     /// timeout measured in calls, so tests can expire sessions mid-run deterministically.
@@ -336,6 +342,9 @@ impl Simulator {
             tooling: RwLock::new(tooling),
             metadata: RwLock::new(metadata),
             retrievals: Mutex::new(Default::default()),
+            retrieve_limits: Mutex::new(Default::default()),
+            deployments: Mutex::new(Default::default()),
+            metadata_calls: Mutex::new(Default::default()),
             sessions: Mutex::new(HashMap::new()),
             session_calls: std::sync::atomic::AtomicU32::new(0),
             sessions_worn_out: std::sync::atomic::AtomicU64::new(0),

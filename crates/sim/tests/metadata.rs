@@ -463,3 +463,174 @@ async fn a_large_orgs_retrieve_over_ten_thousand_files_fails_as_salesforce_does(
     assert_eq!(result.child_text("status"), Some("Succeeded"));
     assert_eq!(result.children_named("fileProperties").count(), 51);
 }
+
+/// A deploy zip: `package.xml` naming `members` and the files.
+fn deploy_zip(members: &[(&str, &str)], files: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut package = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Package xmlns=\"http://soap.sforce.com/2006/04/metadata\">",
+    );
+    for (kind, member) in members {
+        package.push_str(&format!(
+            "<types><members>{member}</members><name>{kind}</name></types>"
+        ));
+    }
+    package.push_str("<version>62.0</version></Package>");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (path, content) in [("package.xml", package.as_str())].iter().chain(files) {
+        zip.start_file(*path, options).expect("entry");
+        zip.write_all(content.as_bytes()).expect("write");
+    }
+    let bytes = zip.finish().expect("zip").into_inner();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Deploys and reads the status with details: the result element.
+async fn deploy(sim: &Simulator, zip: &str, check_only: bool) -> sfsoap::Element {
+    let token = &sim.credentials.access_token;
+    let (status, started) = call(
+        sim,
+        token,
+        "deploy",
+        &format!(
+            "<ZipFile>{zip}</ZipFile><DeployOptions><checkOnly>{check_only}</checkOnly><singlePackage>true</singlePackage></DeployOptions>"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = started
+        .body
+        .child("result")
+        .and_then(|r| r.child_text("id"))
+        .expect("an async process id")
+        .to_string();
+    let (_, checked) = call(
+        sim,
+        token,
+        "checkDeployStatus",
+        &format!("<asyncProcessId>{id}</asyncProcessId><includeDetails>true</includeDetails>"),
+    )
+    .await;
+    checked.body.child("result").cloned().expect("a result")
+}
+
+fn class_source(sim: &Simulator, name: &str) -> Option<String> {
+    sim.state
+        .metadata
+        .read()
+        .expect("metadata")
+        .iter()
+        .find(|c| c.kind == "ApexClass" && c.full_name == name)
+        .map(|c| c.source.clone())
+}
+
+#[tokio::test]
+async fn a_deploy_is_validated_then_written_and_a_broken_one_changes_nothing() {
+    let sim = start().await;
+    let class = "public with sharing class Rebate {\n    public Decimal rate = 0.1;\n}\n";
+    let meta = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ApexClass xmlns=\"http://soap.sforce.com/2006/04/metadata\"><apiVersion>62.0</apiVersion><status>Active</status></ApexClass>";
+    let flow = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Flow xmlns=\"http://soap.sforce.com/2006/04/metadata\"><label>Rebate Check</label><status>Active</status></Flow>";
+    let zip = deploy_zip(
+        &[("ApexClass", "Rebate"), ("Flow", "Rebate_Check")],
+        &[
+            ("classes/Rebate.cls", class),
+            ("classes/Rebate.cls-meta.xml", meta),
+            ("flows/Rebate_Check.flow", flow),
+        ],
+    );
+
+    // checkOnly: validated, nothing written.
+    let validated = deploy(&sim, &zip, true).await;
+    assert_eq!(validated.child_text("status"), Some("Succeeded"));
+    assert_eq!(validated.child_text("checkOnly"), Some("true"));
+    assert_eq!(validated.child_text("numberComponentsTotal"), Some("2"));
+    assert_eq!(class_source(&sim, "Rebate"), None);
+
+    let deployed = deploy(&sim, &zip, false).await;
+    assert_eq!(deployed.child_text("status"), Some("Succeeded"));
+    assert_eq!(deployed.child_text("success"), Some("true"));
+    let successes: Vec<String> = deployed
+        .child("details")
+        .expect("details")
+        .children_named("componentSuccesses")
+        .map(|s| {
+            format!(
+                "{}:{} created={}",
+                s.child_text("componentType").unwrap_or_default(),
+                s.child_text("fullName").unwrap_or_default(),
+                s.child_text("created").unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        successes,
+        [
+            "ApexClass:Rebate created=true",
+            "Flow:Rebate_Check created=true"
+        ]
+    );
+    assert_eq!(class_source(&sim, "Rebate").as_deref(), Some(class));
+    // The Tooling API has the class too.
+    let tooling: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/services/data/v62.0/tooling/query", sim.url()))
+        .query(&[(
+            "q",
+            "SELECT Name, Body FROM ApexClass WHERE Name = 'Rebate'",
+        )])
+        .bearer_auth(&sim.credentials.access_token)
+        .send()
+        .await
+        .expect("tooling query")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(tooling["records"][0]["Body"], class, "{tooling}");
+
+    // A class whose file declares another name, and a flow that is not XML: refused as a
+    // whole, the good class in the same package left as it was.
+    let broken = deploy_zip(
+        &[
+            ("ApexClass", "Rebate"),
+            ("ApexClass", "Surcharge"),
+            ("Flow", "Broken"),
+        ],
+        &[
+            ("classes/Rebate.cls", "public class Rebate { }"),
+            ("classes/Surcharge.cls", "public class NotSurcharge { }"),
+            ("flows/Broken.flow", "<Flow><label>unclosed</Flow>"),
+        ],
+    );
+    let refused = deploy(&sim, &broken, false).await;
+    assert_eq!(refused.child_text("status"), Some("Failed"));
+    assert_eq!(refused.child_text("numberComponentErrors"), Some("2"));
+    let failures: Vec<String> = refused
+        .child("details")
+        .expect("details")
+        .children_named("componentFailures")
+        .map(|f| f.child_text("fullName").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(failures, ["Surcharge", "Broken"]);
+    assert_eq!(class_source(&sim, "Rebate").as_deref(), Some(class));
+
+    // A member the package names but the zip lacks, and no package.xml at all.
+    let missing = deploy_zip(&[("ApexClass", "Ghost")], &[]);
+    let refused = deploy(&sim, &missing, true).await;
+    assert_eq!(refused.child_text("status"), Some("Failed"));
+    let without = {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("classes/A.cls", zip::write::SimpleFileOptions::default())
+            .expect("entry");
+        zip.write_all(b"public class A {}").expect("write");
+        base64::engine::general_purpose::STANDARD.encode(zip.finish().expect("zip").into_inner())
+    };
+    let refused = deploy(&sim, &without, false).await;
+    assert_eq!(refused.child_text("status"), Some("Failed"));
+    assert_eq!(
+        refused.child_text("errorMessage"),
+        Some("No package.xml found")
+    );
+}

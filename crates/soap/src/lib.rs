@@ -254,7 +254,13 @@ pub fn envelope_in(namespace: &str, header: &str, body: &str) -> String {
 
 /// A partner-API request with its session: `SessionHeader` and the operation element.
 pub fn request(session_id: &str, operation: &str, content: &str) -> String {
-    envelope(
+    request_in(PARTNER_NS, session_id, operation, content)
+}
+
+/// A request to the API of `namespace` (partner or Metadata) with its session.
+pub fn request_in(namespace: &str, session_id: &str, operation: &str, content: &str) -> String {
+    envelope_in(
+        namespace,
         &format!(
             "<SessionHeader><sessionId>{}</sessionId></SessionHeader>",
             escape(session_id)

@@ -15,14 +15,32 @@ use serde_json::json;
 use super::super::org::{Org, Value, text};
 use super::super::server::{ApiError, State, json_response, poisoned};
 use super::components::{Component, TYPES};
+use super::deploy::Incoming;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
 pub fn routes() -> Router<Arc<State>> {
-    Router::new().route(
-        "/__sim/metadata/{kind}/{*name}",
-        put(write_component).delete(delete_component),
-    )
+    Router::new()
+        .route(
+            "/__sim/metadata/{kind}/{*name}",
+            put(write_component).delete(delete_component),
+        )
+        .route("/__sim/metadata-limits", put(set_limits))
+}
+
+/// `PUT /__sim/metadata-limits` `{"maxFiles": …, "maxZippedBytes": …}`: the limits later
+/// retrieves are held to (Salesforce's are the default).
+async fn set_limits(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
+    let limits: super::retrieve::Limits = serde_json::from_slice(&body).map_err(|e| {
+        bad(format!(
+            "the body is {{\"maxFiles\": n, \"maxZippedBytes\": n}}: {e}"
+        ))
+    })?;
+    *state.retrieve_limits.lock().map_err(|_| poisoned())? = limits;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&limits).unwrap_or_default(),
+    ))
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -54,40 +72,65 @@ async fn write_component(
         let org = state.org.read().map_err(|_| poisoned())?;
         (org.clock.now(), org.user_id.clone())
     };
-    let mut components = state.metadata.write().map_err(|_| poisoned())?;
-    let added = match components
-        .iter_mut()
-        .find(|c| c.kind == kind && c.full_name == name)
-    {
-        Some(component) => {
-            component.source = source.clone();
-            component.modified = now;
-            false
-        }
-        None => {
-            let suffix = described.suffix.unwrap_or_default();
-            let id = super::super::ids::record_id("0Md", 900_000 + components.len() as u64);
-            components.push(Component {
-                kind: kind.clone(),
-                full_name: name.clone(),
-                file_name: format!("{}/{name}.{suffix}", described.directory),
-                id,
-                created: now,
-                modified: now,
-                source: source.clone(),
-            });
-            components.sort_by(|a, b| (&a.kind, &a.full_name).cmp(&(&b.kind, &b.full_name)));
-            true
-        }
+    let suffix = described.suffix.unwrap_or_default();
+    let incoming = Incoming {
+        kind: kind.clone(),
+        full_name: name.clone(),
+        file_name: format!("{}/{name}.{suffix}", described.directory),
+        source,
     };
-    if matches!(kind.as_str(), "ApexClass" | "ApexTrigger") {
-        let mut tooling = state.tooling.write().map_err(|_| poisoned())?;
-        apex_written(&mut tooling, &kind, &name, &source, now, &user);
-    }
+    let mut components = state.metadata.write().map_err(|_| poisoned())?;
+    let mut tooling = state.tooling.write().map_err(|_| poisoned())?;
+    let added = write(&mut components, &mut tooling, incoming, now, &user);
     Ok(json_response(
         StatusCode::OK,
         json!({"type": kind, "fullName": name, "added": added}).to_string(),
     ))
+}
+
+/// Writes a component as it now stands, stamped `now` (added, or edited in place); Apex goes
+/// into the Tooling API too. Whether it was added.
+pub(crate) fn write(
+    components: &mut Vec<Component>,
+    tooling: &mut Org,
+    incoming: Incoming,
+    now: i64,
+    user: &str,
+) -> bool {
+    if matches!(incoming.kind.as_str(), "ApexClass" | "ApexTrigger") {
+        apex_written(
+            tooling,
+            &incoming.kind,
+            &incoming.full_name,
+            &incoming.source,
+            now,
+            user,
+        );
+    }
+    match components
+        .iter_mut()
+        .find(|c| c.kind == incoming.kind && c.full_name == incoming.full_name)
+    {
+        Some(component) => {
+            component.source = incoming.source;
+            component.modified = now;
+            false
+        }
+        None => {
+            let id = super::super::ids::record_id("0Md", 900_000 + components.len() as u64);
+            components.push(Component {
+                kind: incoming.kind,
+                full_name: incoming.full_name,
+                file_name: incoming.file_name,
+                id,
+                created: now,
+                modified: now,
+                source: incoming.source,
+            });
+            components.sort_by(|a, b| (&a.kind, &a.full_name).cmp(&(&b.kind, &b.full_name)));
+            true
+        }
+    }
 }
 
 /// `DELETE /__sim/metadata/{Type}/{fullName}`.

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod components;
+pub mod deploy;
 pub mod retrieve;
 
 use std::fmt::Write as _;
@@ -36,16 +37,23 @@ pub async fn metadata(
         "listMetadata",
         "retrieve",
         "checkRetrieveStatus",
+        "deploy",
+        "checkDeployStatus",
     ];
     let message = match admit_call(&state, &version, &headers, &body, METADATA_NS, &operations) {
         Ok(message) => message,
         Err((code, message)) => return fault(&code, &message),
     };
     let operation = &message.body;
+    if let Ok(mut calls) = state.metadata_calls.lock() {
+        *calls.entry(operation.name.clone()).or_default() += 1;
+    }
     let answer = match operation.name.as_str() {
         "describeMetadata" => Ok(describe()),
         "retrieve" => start_retrieve(&state, operation),
         "checkRetrieveStatus" => check_retrieve(&state, operation),
+        "deploy" => start_deploy(&state, operation),
+        "checkDeployStatus" => check_deploy(&state, operation),
         _ => {
             let queries: Vec<(String, Option<String>)> = operation
                 .children_named("queries")
@@ -92,7 +100,8 @@ fn start_retrieve(state: &State, operation: &sfsoap::Element) -> Answer {
     let now = state.org.read().map_err(|_| unexpected())?.clock.now();
     let outcome = {
         let components = state.metadata.read().map_err(|_| unexpected())?;
-        retrieve::build(request, &components, now)
+        let limits = *state.retrieve_limits.lock().map_err(|_| unexpected())?;
+        retrieve::build(request, &components, now, limits)
     };
     let id = state
         .retrievals
@@ -101,6 +110,76 @@ fn start_retrieve(state: &State, operation: &sfsoap::Element) -> Answer {
         .start(outcome);
     Ok(format!(
         "<retrieveResponse><result><done>false</done><id>{id}</id><state>Queued</state></result></retrieveResponse>"
+    ))
+}
+
+/// Checks the deploy, and carries it out unless it is check-only or failed; its status says
+/// how it went on the first check.
+fn start_deploy(state: &State, operation: &sfsoap::Element) -> Answer {
+    let options = deploy::DeployOptions::read(operation);
+    let (now, user) = {
+        let org = state.org.read().map_err(|_| unexpected())?;
+        (org.clock.now(), org.user_id.clone())
+    };
+    let id = state
+        .deployments
+        .lock()
+        .map_err(|_| unexpected())?
+        .next_id();
+    let mut deployment = deploy::Deployment {
+        id: id.clone(),
+        options,
+        created: now,
+        error: None,
+        messages: Vec::new(),
+    };
+    let encoded = operation.child_text("ZipFile").unwrap_or_default();
+    let to_write = {
+        let components = state.metadata.read().map_err(|_| unexpected())?;
+        deploy::check(encoded, options, &components, &mut deployment)
+    };
+    if !to_write.is_empty() {
+        let mut components = state.metadata.write().map_err(|_| unexpected())?;
+        let mut tooling = state.tooling.write().map_err(|_| unexpected())?;
+        for incoming in to_write {
+            admin::write(&mut components, &mut tooling, incoming, now, &user);
+        }
+    }
+    state
+        .deployments
+        .lock()
+        .map_err(|_| unexpected())?
+        .keep(deployment);
+    Ok(format!(
+        "<deployResponse><result><done>false</done><id>{id}</id><state>Queued</state></result></deployResponse>"
+    ))
+}
+
+fn check_deploy(state: &State, operation: &sfsoap::Element) -> Answer {
+    let id = operation
+        .child_text("asyncProcessId")
+        .unwrap_or_default()
+        .trim();
+    let details = operation
+        .child_text("includeDetails")
+        .is_some_and(|v| v.trim() == "true");
+    let (user_id, user_name, now) = state
+        .org
+        .read()
+        .map(|org| (org.user_id.clone(), org.user_name(), org.clock.now()))
+        .map_err(|_| unexpected())?;
+    let deployments = state.deployments.lock().map_err(|_| unexpected())?;
+    let deployment = deployments.get(id).ok_or_else(|| {
+        (
+            "INVALID_ID_FIELD",
+            format!("Deploy result has been deleted or never existed: {id}"),
+        )
+    })?;
+    Ok(deploy::status(
+        deployment,
+        details,
+        (&user_id, &user_name),
+        now,
     ))
 }
 

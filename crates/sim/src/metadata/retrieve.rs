@@ -17,6 +17,24 @@ pub const MAX_FILES: usize = 10_000;
 /// The most bytes one retrieve's zip may hold.
 pub const MAX_ZIPPED: usize = 39 * 1024 * 1024;
 
+/// The limits a retrieve is held to: Salesforce's by default; smaller ones (set through
+/// `PUT /__sim/metadata-limits`) let a test reach them with a small org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    pub max_files: usize,
+    pub max_zipped_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_files: MAX_FILES,
+            max_zipped_bytes: MAX_ZIPPED,
+        }
+    }
+}
+
 /// A retrieve's outcome, kept until its status is read.
 pub struct Retrieval {
     pub id: String,
@@ -58,7 +76,12 @@ impl Retrievals {
 }
 
 /// Reads `retrieveRequest` and builds the package from `components`.
-pub fn build(request: &Element, components: &[Component], now: i64) -> Result<Package, String> {
+pub fn build(
+    request: &Element,
+    components: &[Component],
+    now: i64,
+    limits: Limits,
+) -> Result<Package, String> {
     let single = request
         .child_text("singlePackage")
         .is_some_and(|v| v.trim() == "true");
@@ -143,9 +166,10 @@ pub fn build(request: &Element, components: &[Component], now: i64) -> Result<Pa
             .entry(path)
             .or_insert_with(|| xml_file("CustomObject", &fields));
     }
-    if files.len() + 1 > MAX_FILES {
+    if files.len() + 1 > limits.max_files {
         return Err(format!(
-            "LIMIT_EXCEEDED: Too many files in retrieve call, limit is: {MAX_FILES}"
+            "LIMIT_EXCEEDED: Too many files in retrieve call, limit is: {}",
+            limits.max_files
         ));
     }
     let manifest = package_xml(&chosen, &version);
@@ -165,9 +189,10 @@ pub fn build(request: &Element, components: &[Component], now: i64) -> Result<Pa
         .finish()
         .map_err(|e| format!("UNKNOWN_EXCEPTION: could not write the zip: {e}"))?
         .into_inner();
-    if zip.len() > MAX_ZIPPED {
+    if zip.len() > limits.max_zipped_bytes {
         return Err(format!(
-            "LIMIT_EXCEEDED: Retrieve result has exceeded the maximum zip size of {MAX_ZIPPED} bytes"
+            "LIMIT_EXCEEDED: Retrieve result has exceeded the maximum zip size of {} bytes",
+            limits.max_zipped_bytes
         ));
     }
     // One entry per component (a -meta.xml has none of its own), package.xml first, made
