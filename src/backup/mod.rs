@@ -9,7 +9,7 @@
 //! data and the next run resumes them. The connector (`crate::source::Connector`) does the
 //! talking; the engine never knows which service it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::snapshot::base::BaseWriter;
 use crate::snapshot::delta::DeltaWriter;
+use crate::snapshot::reader::ObjectReader;
 use crate::snapshot::recent::RecentVersions;
 use crate::snapshot::sorter::{DEFAULT_MEMORY, Row};
 use crate::snapshot::{Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
@@ -132,20 +133,46 @@ impl BackupError {
     }
 }
 
-/// Where an object's fetched rows go.
-enum Fetched {
+/// Where an object's fetched rows go, and what the source said of the rest.
+struct Fetched {
+    into: Into,
+    /// Every Id the source lists now, when it lists rather than reports deletions.
+    listed: Option<BTreeSet<String>>,
+    /// Rows the source could not give in full, and why.
+    left_out: Vec<(String, String)>,
+}
+
+enum Into {
     /// A full pass: its new base, written as rows arrive.
     Full(Box<FullFetch>),
     /// An incremental: its delta, written as rows arrive.
     Changes(Box<DeltaWriter>),
 }
 
+impl Fetched {
+    fn new(into: Into) -> Fetched {
+        Fetched {
+            into,
+            listed: None,
+            left_out: Vec::new(),
+        }
+    }
+}
+
 impl RowSink for Fetched {
     fn push(&mut self, row: Row) -> Result<(), StoreError> {
-        match self {
-            Fetched::Full(full) => full.push(row),
-            Fetched::Changes(delta) => delta.push(row),
+        match &mut self.into {
+            Into::Full(full) => full.push(row),
+            Into::Changes(delta) => delta.push(row),
         }
+    }
+
+    fn listed(&mut self, ids: BTreeSet<String>) {
+        self.listed = Some(ids);
+    }
+
+    fn left_out(&mut self, what: String, why: String) {
+        self.left_out.push((what, why));
     }
 }
 
@@ -208,6 +235,8 @@ fn plan_job<'a>(
         Some("first backup of the object".to_string())
     } else if previous.is_some_and(|p| p.fields != field_names) {
         Some("its fields changed".to_string())
+    } else if previous.is_some_and(|p| p.scope != plan.scope) {
+        Some("what it covers changed".to_string())
     } else if since_ms.is_some_and(|since| since - WINDOW_OVERLAP_MS > now_ms) {
         // The last window ended beyond the org's present by more than the overlap (it was
         // bounded by a clock ahead of the org's, before windows followed the org's clock): a
@@ -268,12 +297,31 @@ fn write_full(
 }
 
 /// Adds an incremental's delta to the object, and returns the versions the next incremental
-/// will fetch again.
+/// will fetch again. When the source listed every Id it has, the parent's records it did not
+/// list are deleted.
 fn write_incremental(
     writer: &mut SnapshotWriter,
+    store: &Store,
     plan: &ObjectPlan,
-    delta: Box<DeltaWriter>,
+    parent: Option<&crate::snapshot::ObjectEntry>,
+    mut delta: Box<DeltaWriter>,
+    listed: Option<BTreeSet<String>>,
 ) -> Result<(ObjectRun, RecentVersions), BackupError> {
+    if let (Some(listed), Some(parent)) = (listed, parent) {
+        for record in ObjectReader::new(store, &plan.name, parent) {
+            let (id, _) = record?;
+            if !listed.contains(&id) {
+                delta.push(Row {
+                    id,
+                    deleted: true,
+                    created: false,
+                    revisit: false,
+                    stamp: i64::MIN,
+                    body: Vec::new(),
+                })?;
+            }
+        }
+    }
     let delta = delta.finish()?;
     let counts = delta.counts;
     writer.add_delta(&plan.name, delta.segments, counts.upserts(), counts.deleted);
@@ -386,21 +434,21 @@ pub async fn backup<C: Connector>(
     // What the next incremental will fetch again: versions stamped in its overlap.
     let recent_from = now_ms - WINDOW_OVERLAP_MS;
     let mut fetches = futures_util::stream::iter(jobs.iter().map(|job| {
-        let into = match job.full_reason {
-            Some(_) => Fetched::Full(Box::new(FullFetch::new(
+        let into = Fetched::new(match job.full_reason {
+            Some(_) => Into::Full(Box::new(FullFetch::new(
                 store,
                 job.plan,
                 options,
                 recent_from,
             ))),
-            None => Fetched::Changes(Box::new(DeltaWriter::new(
+            None => Into::Changes(Box::new(DeltaWriter::new(
                 store,
                 &job.plan.name,
                 parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
                 recent_from,
                 options.sort_memory,
             ))),
-        };
+        });
         // An incremental's count check is asked alongside its fetch: the org counts while
         // the rows arrive.
         let count = job.full_reason.is_none() && options.count_check;
@@ -416,6 +464,7 @@ pub async fn backup<C: Connector>(
     }))
     .buffered(options.concurrency.max(1));
     let mut runs = Vec::new();
+    let mut components_left_out = Vec::new();
     let mut out_of_budget: Option<String> = None;
     let mut next_job = jobs.iter();
     while let Some((result, counted)) = fetches.next().await {
@@ -434,28 +483,42 @@ pub async fn backup<C: Connector>(
                 }
             }
         };
-        let (mut run, mut recent) = match fetched {
-            Fetched::Full(full) => {
+        let Fetched {
+            into,
+            listed,
+            left_out,
+        } = fetched;
+        components_left_out.extend(left_out);
+        let (mut run, mut recent) = match into {
+            Into::Full(full) => {
                 let reason = job.full_reason.as_deref().unwrap_or_default();
                 write_full(&mut writer, job.plan, full, reason)?
             }
-            Fetched::Changes(delta) => write_incremental(&mut writer, job.plan, delta)?,
+            Into::Changes(delta) => write_incremental(
+                &mut writer,
+                store,
+                job.plan,
+                parent.and_then(|(_, m)| m.objects.get(name)),
+                delta,
+                listed,
+            )?,
         };
         if let (false, None, Some(counted)) = (run.full, &out_of_budget, counted) {
             let checked = match counted.map(|org| count_mismatch(org, run.records)) {
                 Ok(None) => Ok(None),
                 Ok(Some(reason)) => {
-                    let into = Fetched::Full(Box::new(FullFetch::new(
+                    let into = Fetched::new(Into::Full(Box::new(FullFetch::new(
                         store,
                         job.plan,
                         options,
                         recent_from,
-                    )));
+                    ))));
                     match connector.fetch(job.plan, &FetchWindow::Full, into).await {
-                        Ok(Fetched::Full(full)) => {
-                            write_full(&mut writer, job.plan, full, &reason).map(Some)
-                        }
-                        Ok(Fetched::Changes(_)) => unreachable!("fetch fills what it is given"),
+                        Ok(Fetched {
+                            into: Into::Full(full),
+                            ..
+                        }) => write_full(&mut writer, job.plan, full, &reason).map(Some),
+                        Ok(_) => unreachable!("fetch fills what it is given"),
                         Err(e) => Err(e.into()),
                     }
                 }
@@ -480,6 +543,7 @@ pub async fn backup<C: Connector>(
             name,
             job.plan.fields.iter().map(|f| f.name.clone()).collect(),
         );
+        writer.set_scope(name, job.plan.scope.clone());
         writer.set_schema(
             name,
             &serde_json::to_vec(&job.plan.schema).unwrap_or_default(),
@@ -507,6 +571,8 @@ pub async fn backup<C: Connector>(
         window,
         outcome,
     )?;
+    let mut coverage = coverage;
+    coverage.components_left_out = components_left_out;
     Ok(BackupOutcome {
         snapshot,
         manifest,

@@ -343,6 +343,10 @@ pub struct RestoreArgs {
     /// Only this object.
     #[arg(long, value_name = "NAME")]
     pub object: Option<String>,
+    /// A metadata component by Type:FullName, globs allowed (repeatable): deployed back,
+    /// after the org validates the package.
+    #[arg(long = "metadata", value_name = "TYPE:NAME", conflicts_with_all = ["object", "ids", "filters", "fields", "with_children"])]
+    pub metadata: Vec<String>,
     /// A record by Id (repeatable).
     #[arg(long = "id", value_name = "ID")]
     pub ids: Vec<String>,
@@ -396,8 +400,18 @@ pub struct ExportArgs {
     /// Only this object.
     #[arg(long, value_name = "NAME")]
     pub object: Option<String>,
-    #[arg(long, value_enum)]
-    pub format: ExportFormatArg,
+    /// Records as CSV or JSON lines, one file per object.
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "metadata",
+        conflicts_with = "metadata"
+    )]
+    pub format: Option<ExportFormatArg>,
+    /// The metadata components instead, as files in Salesforce's metadata format with a
+    /// package.xml (what `sf project deploy start --metadata-dir` deploys).
+    #[arg(long, conflicts_with = "object")]
+    pub metadata: bool,
     /// The directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

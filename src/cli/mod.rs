@@ -25,7 +25,7 @@ use crate::commands::plan_comment::{PlanCommentOptions, plan_comment};
 use crate::commands::prune::{PruneOptions, UnlockOptions};
 use crate::commands::repair::{RepairOptions, repair};
 use crate::commands::report::{ReportOptions, report as html_report};
-use crate::commands::restore::{RestoreOptions, restore};
+use crate::commands::restore::{MetadataRestoreOptions, RestoreOptions, restore, restore_metadata};
 use crate::commands::scaffold::{AddOptions, add_salesforce};
 use crate::commands::schema::schema;
 use crate::commands::search::{SearchOptions, search};
@@ -281,6 +281,20 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                     "add --yes to carry out the plan without asking (as in CI), or run without --apply to see the plan",
                 ));
             }
+            if !args.metadata.is_empty() {
+                let options = MetadataRestoreOptions {
+                    dir: project_dir(&project, no_dir())?,
+                    task: args.task,
+                    snapshot: args.snapshot,
+                    components: args.metadata,
+                    to_task: args.to_task,
+                    apply: args.apply || args.yes,
+                    wait: args.wait.wait,
+                    confirm: ask.then_some(confirm_on_terminal as fn(&str) -> bool),
+                };
+                let outcome = runtime()?.block_on(restore_metadata(&options, env))?;
+                return Ok(show(&outcome, args.output.format));
+            }
             let options = RestoreOptions {
                 dir: project_dir(&project, no_dir())?,
                 task: args.task,
@@ -319,8 +333,9 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 snapshot: args.snapshot,
                 object: args.object,
                 format: match args.format {
-                    ExportFormatArg::Csv => ExportFormat::Csv,
-                    ExportFormatArg::Jsonl => ExportFormat::Jsonl,
+                    _ if args.metadata => ExportFormat::Metadata,
+                    Some(ExportFormatArg::Csv) => ExportFormat::Csv,
+                    Some(ExportFormatArg::Jsonl) | None => ExportFormat::Jsonl,
                 },
                 out: args.out,
             };

@@ -124,15 +124,20 @@ pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
                 if options.values {
                     for field in &change.fields {
                         match change.change {
-                            Kind::Modified => {
-                                let _ = writeln!(
-                                    out,
-                                    "      {}: {} -> {}",
-                                    field.field,
-                                    show(&field.before),
-                                    show(&field.after)
-                                );
-                            }
+                            Kind::Modified => match text_diff(&field.before, &field.after) {
+                                Some(lines) => {
+                                    let _ = write!(out, "      {}:\n{lines}", field.field);
+                                }
+                                None => {
+                                    let _ = writeln!(
+                                        out,
+                                        "      {}: {} -> {}",
+                                        field.field,
+                                        show(&field.before),
+                                        show(&field.after)
+                                    );
+                                }
+                            },
                             Kind::Added if !field.after.is_null() => {
                                 let _ =
                                     writeln!(out, "      {}: {}", field.field, show(&field.after));
@@ -175,6 +180,27 @@ pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
         }
     }
     Ok(out)
+}
+
+/// Two versions of a text of several lines (a component's source, a long text field) as a
+/// unified diff, indented under its field; None for other values.
+fn text_diff(before: &Value, after: &Value) -> Option<String> {
+    let (Value::String(before), Value::String(after)) = (before, after) else {
+        return None;
+    };
+    if !before.contains('\n') && !after.contains('\n') {
+        return None;
+    }
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_secs(2))
+        .diff_lines(before.as_str(), after.as_str());
+    let mut out = String::new();
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        for line in hunk.to_string().lines() {
+            let _ = writeln!(out, "        {}", crate::text::printable(line));
+        }
+    }
+    Some(out)
 }
 
 fn footer(object: &str, s: &ObjectStats) -> String {

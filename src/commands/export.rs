@@ -20,6 +20,9 @@ use crate::snapshot::writer::load_manifest;
 pub enum ExportFormat {
     Csv,
     Jsonl,
+    /// The metadata components' files in Salesforce's metadata format, with a `package.xml`:
+    /// what `sf project deploy start --metadata-dir` deploys.
+    Metadata,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,18 @@ pub struct ExportOutcome {
 impl Report for ExportOutcome {
     fn text(&self) -> String {
         let mut out = String::new();
+        if let [only] = self.files.as_slice()
+            && only.object == crate::snapshot::components::METADATA_OBJECT
+        {
+            return format!(
+                "{} metadata components of snapshot {} ({}) written to {} with their package.xml; deploy them with `sf project deploy start --metadata-dir {}`\n",
+                only.records,
+                &self.snapshot[..self.snapshot.len().min(12)],
+                self.time,
+                only.path.display(),
+                only.path.display()
+            );
+        }
         for file in &self.files {
             out.push_str(&format!("{:>9}  {}\n", file.records, file.path.display()));
         }
@@ -112,6 +127,9 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
         ));
     }
     std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
+    if options.format == ExportFormat::Metadata {
+        return export_metadata(store, &manifest, options, snapshot);
+    }
     let mut files = Vec::new();
     for (object, entry) in &manifest.objects {
         if options
@@ -123,13 +141,13 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
         }
         let extension = match options.format {
             ExportFormat::Csv => "csv",
-            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Jsonl | ExportFormat::Metadata => "jsonl",
         };
         let path = options.out.join(format!("{object}.{extension}"));
         let file = File::create(&path).map_err(io(&path))?;
         let mut count = 0u64;
         match options.format {
-            ExportFormat::Jsonl => {
+            ExportFormat::Jsonl | ExportFormat::Metadata => {
                 let mut out = BufWriter::new(file);
                 for record in ObjectReader::new(store, object, entry) {
                     let (_, body) = record?;
@@ -168,5 +186,55 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
         snapshot: snapshot.id.clone(),
         time: snapshot.time.clone(),
         files,
+    })
+}
+
+/// Every component's files under `out`, as a retrieve lays them out, and the `package.xml`
+/// naming them.
+fn export_metadata(
+    store: &crate::store::Store,
+    manifest: &crate::snapshot::SnapshotManifest,
+    options: &ExportOptions,
+    snapshot: &crate::state::status::SnapshotRow,
+) -> Result<ExportOutcome, Error> {
+    let components = crate::snapshot::components::read_all(store, manifest)?;
+    if components.is_empty() {
+        return Err(super::snapshot_access::usage(
+            format!("snapshot {} holds no metadata", &snapshot.id),
+            "metadata is backed up when the task's `metadata.enabled` is true (the default); export a snapshot taken since",
+        ));
+    }
+    let mut written = Vec::new();
+    for component in &components {
+        if component.problem.is_some() {
+            continue;
+        }
+        let files = component.files().map_err(|reason| {
+            Error::Store(crate::store::StoreError::CorruptBlob {
+                id: component.id.clone(),
+                reason,
+            })
+        })?;
+        for (path, bytes) in files {
+            let target = options.out.join(&path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            std::fs::write(&target, bytes).map_err(io(&target))?;
+        }
+        written.push(component.clone());
+    }
+    let package = options.out.join("package.xml");
+    let xml =
+        crate::source::salesforce::metadata::package_xml_of(&written, &manifest.source.api_version);
+    std::fs::write(&package, xml).map_err(io(&package))?;
+    Ok(ExportOutcome {
+        snapshot: snapshot.id.clone(),
+        time: snapshot.time.clone(),
+        files: vec![ExportedFile {
+            object: crate::snapshot::components::METADATA_OBJECT.to_string(),
+            path: options.out.clone(),
+            records: written.len() as u64,
+        }],
     })
 }

@@ -106,9 +106,24 @@ fn parse(body: &[u8]) -> Value {
     serde_json::from_slice(body).unwrap_or(Value::Null)
 }
 
+/// A record's fields, with a field whose value is a map (a metadata component's files by
+/// path) taken apart into its entries, each named by its key: a change names the file.
+fn flattened(map: serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for (field, value) in map {
+        match value {
+            Value::Object(entries) => out.extend(entries),
+            value => {
+                out.insert(field, value);
+            }
+        }
+    }
+    out
+}
+
 fn all_fields(body: &[u8], before: bool) -> Vec<FieldChange> {
     match parse(body) {
-        Value::Object(map) => map
+        Value::Object(map) => flattened(map)
             .into_iter()
             .map(|(field, value)| {
                 let (before_value, after_value) = if before {
@@ -131,6 +146,7 @@ fn changed_fields(before: &[u8], after: &[u8]) -> Vec<FieldChange> {
     let (Value::Object(a), Value::Object(b)) = (parse(before), parse(after)) else {
         return Vec::new();
     };
+    let (a, b) = (flattened(a), flattened(b));
     let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
     names.sort();
     names.dedup();

@@ -11,14 +11,38 @@ use crate::text::glob::glob;
 
 /// Fields listed per object as "most changed".
 const TOP_FIELDS: usize = 5;
-/// Fields Salesforce changes on every edit: listing them says nothing.
-const AUDIT_FIELDS: [&str; 5] = [
+/// Fields Salesforce changes on every edit (of a record, or of a metadata component):
+/// listing them says nothing.
+const AUDIT_FIELDS: [&str; 7] = [
     "SystemModstamp",
     "LastModifiedDate",
     "LastModifiedById",
     "LastViewedDate",
     "LastReferencedDate",
+    "lastModifiedDate",
+    "lastModifiedByName",
 ];
+/// Metadata components listed by name; configuration, not record data, so always listed.
+const MAX_COMPONENTS: usize = 200;
+
+/// One metadata component changed: its `Type:FullName`, how, and for a change the files (or
+/// properties) that changed.
+pub type ComponentChange = (String, Kind, Vec<String>);
+
+/// The component changes among a diff's record changes (those of the metadata object).
+pub fn component_change(change: &super::RecordChange) -> Option<ComponentChange> {
+    (change.object == crate::source::METADATA_OBJECT).then(|| {
+        let files = change
+            .fields
+            .iter()
+            .filter(|f| {
+                change.change == Kind::Modified && !AUDIT_FIELDS.contains(&f.field.as_str())
+            })
+            .map(|f| f.field.clone())
+            .collect();
+        (change.id.clone(), change.change, files)
+    })
+}
 /// Record Ids listed per object when allowed.
 const MAX_IDS: usize = 50;
 
@@ -101,6 +125,8 @@ pub struct Summary<'a> {
     pub alerts: &'a [Triggered],
     /// (object, Id, change), present only when the repository allows Ids in git.
     pub ids: Option<&'a [(String, String, Kind)]>,
+    /// Metadata components added, changed and deleted.
+    pub components: &'a [ComponentChange],
 }
 
 pub fn render(summary: &Summary<'_>) -> String {
@@ -176,6 +202,30 @@ pub fn render(summary: &Summary<'_>) -> String {
             "\n## Schema changes\n\n```diff\n{}```\n",
             summary.schema_diff
         );
+    }
+    if !summary.components.is_empty() {
+        out.push_str("\n## Metadata changes\n\n");
+        for (id, kind, files) in summary.components.iter().take(MAX_COMPONENTS) {
+            let how = match kind {
+                Kind::Added => "added",
+                Kind::Deleted => "deleted",
+                Kind::Modified => "changed",
+            };
+            let _ = write!(out, "- {} `{}` {how}", kind.marker(), id);
+            if !files.is_empty() {
+                let named: Vec<String> = files.iter().map(|f| format!("`{f}`")).collect();
+                let _ = write!(out, ": {}", named.join(", "));
+            }
+            out.push('\n');
+        }
+        if summary.components.len() > MAX_COMPONENTS {
+            let _ = writeln!(
+                out,
+                "- … and {} more (`cairn diff --object {}` lists them all)",
+                summary.components.len() - MAX_COMPONENTS,
+                crate::source::METADATA_OBJECT
+            );
+        }
     }
     if let Some(ids) = summary.ids
         && !ids.is_empty()

@@ -235,6 +235,32 @@ impl StateBranch {
             .collect())
     }
 
+    /// Every file under `dir` on the branch's tip, by path from the repository's root.
+    pub fn list_files(&self, dir: &str) -> Result<Vec<String>, Error> {
+        let Some(tip) = self.tip() else {
+            return Ok(Vec::new());
+        };
+        let tree = tip.tree().map_err(|e| git_error(&self.workdir, e))?;
+        let Ok(entry) = tree.get_path(Path::new(dir)) else {
+            return Ok(Vec::new());
+        };
+        let Ok(subtree) = entry.to_object(&self.repo).and_then(|o| o.peel_to_tree()) else {
+            return Ok(Vec::new());
+        };
+        let mut files = Vec::new();
+        subtree
+            .walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
+                if entry.kind() == Some(git2::ObjectType::Blob)
+                    && let Ok(name) = entry.name()
+                {
+                    files.push(format!("{dir}/{parent}{name}"));
+                }
+                git2::TreeWalkResult::Ok
+            })
+            .map_err(|e| git_error(&self.workdir, e))?;
+        Ok(files)
+    }
+
     fn signature(&self) -> Result<Signature<'static>, Error> {
         Signature::now("cairn", "cairn@localhost").map_err(|e| git_error(&self.workdir, e))
     }

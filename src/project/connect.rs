@@ -9,11 +9,14 @@ use zeroize::Zeroizing;
 
 use crate::backup::BackupOptions;
 use crate::manifest::model::{Auth, BackupTask, Environment, SalesforceSource, Source};
+use crate::snapshot::components::Component;
 use crate::source::salesforce::auth::{Credentials, Environment as OrgKind, LoginConfig};
-use crate::source::salesforce::{FetchSettings, SalesforceClient, SalesforceConnector};
+use crate::source::salesforce::{
+    FetchSettings, MetadataScope, SalesforceClient, SalesforceConnector,
+};
 use crate::source::{
-    Account, Connection, Connector, Coverage, FetchError, FetchWindow, FieldInfo, ObjectPlan,
-    RecordWrite, RowSink, SourceError, WriteOutcome,
+    Account, Connection, Connector, Coverage, DeployReport, FetchError, FetchWindow, FieldInfo,
+    Files, ObjectPlan, RecordWrite, RowSink, SourceError, WriteOutcome,
 };
 
 pub use super::Env;
@@ -124,9 +127,15 @@ pub fn connector(task: &BackupTask, env: Env<'_>) -> Result<TaskConnector, Sourc
                 source.api_usage_limit_percent,
                 http_client()?,
             );
+            let settings = FetchSettings {
+                metadata: task.metadata.enabled.then(|| MetadataScope {
+                    include: task.metadata.types.include.clone(),
+                    exclude: task.metadata.types.exclude.clone(),
+                }),
+                ..FetchSettings::new(&source.api_version)
+            };
             Ok(TaskConnector::Salesforce(SalesforceConnector::new(
-                client,
-                FetchSettings::new(&source.api_version),
+                client, settings,
             )))
         }
     }
@@ -257,6 +266,21 @@ impl Connector for TaskConnector {
         fields: &[String],
     ) -> Result<Vec<(String, Map<String, Value>)>, SourceError> {
         each!(self, c => c.created_since(object, since, fields).await)
+    }
+
+    async fn read_components(
+        &self,
+        components: &[Component],
+    ) -> Result<BTreeMap<String, Files>, SourceError> {
+        each!(self, c => c.read_components(components).await)
+    }
+
+    async fn deploy_components(
+        &self,
+        components: &[Component],
+        check_only: bool,
+    ) -> Result<DeployReport, SourceError> {
+        each!(self, c => c.deploy_components(components, check_only).await)
     }
 
     fn account_word(&self) -> &'static str {

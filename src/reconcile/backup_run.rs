@@ -219,6 +219,7 @@ pub(super) async fn run_backup(
         status::CoverageFile::path(&task.id),
         coverage_file(&outcome).to_yaml(),
     ));
+    changes.extend(metadata_source(context, task, &dir, &outcome.manifest)?);
 
     let complete = outcome.manifest.outcome == crate::snapshot::Outcome::Complete;
     let records: u64 = outcome
@@ -309,6 +310,38 @@ pub(super) async fn run_backup(
     Ok((outcome, changes, alerts, notes))
 }
 
+/// `state/<task>/metadata/`: with `metadata.commitSource`, every component's files as the
+/// snapshot holds them (rewritten whole, so files of deleted components go); without it, none
+/// (a task that turns it off takes its source off the branch's tip).
+fn metadata_source(
+    context: &Context<'_>,
+    task: &BackupTask,
+    dir: &str,
+    manifest: &crate::snapshot::SnapshotManifest,
+) -> Result<Vec<Change>, TaskFailure> {
+    let root = format!("{dir}/metadata");
+    let mut stale: std::collections::BTreeSet<String> =
+        context.state.list_files(&root)?.into_iter().collect();
+    let mut changes = Vec::new();
+    if task.metadata.commit_source {
+        for component in crate::snapshot::components::read_all(context.store, manifest)? {
+            let files = component
+                .files()
+                .map_err(|reason| StoreError::CorruptBlob {
+                    id: component.id.clone(),
+                    reason,
+                })?;
+            for (path, bytes) in files {
+                let path = format!("{root}/{path}");
+                stale.remove(&path);
+                changes.push(Change::write(path, bytes));
+            }
+        }
+    }
+    changes.extend(stale.into_iter().map(Change::remove));
+    Ok(changes)
+}
+
 /// The change against the parent (read as a sorted merge-join that follows the change), as
 /// the committed summary, and the alerts it raises.
 pub(super) fn summarise(
@@ -325,6 +358,7 @@ pub(super) fn summarise(
     let older = parent.map(|(_, m)| m).unwrap_or(&empty);
     let record_ids = context.repository.state.record_ids;
     let mut ids = Vec::new();
+    let mut components = Vec::new();
     // The search index takes the same change: one pass over it for both. An index that is
     // gone or unreadable is first rebuilt from the task's earlier snapshots.
     let mut notes = Vec::new();
@@ -375,7 +409,8 @@ pub(super) fn summarise(
                 if let Some(indexing) = indexing.as_mut() {
                     indexing.change(&c);
                 }
-                if record_ids {
+                components.extend(crate::diff::summary::component_change(&c));
+                if record_ids && c.object != crate::source::METADATA_OBJECT {
                     ids.push((c.object, c.id, c.change));
                 }
             },
@@ -426,6 +461,7 @@ pub(super) fn summarise(
         schema_diff: &schema_diff,
         alerts: &alerts,
         ids: (record_ids && parent.is_some()).then_some(ids.as_slice()),
+        components: &components,
     });
     Ok((text, alerts, notes))
 }
@@ -498,5 +534,7 @@ pub(super) fn coverage_file(outcome: &BackupOutcome) -> status::CoverageFile {
             })
             .collect(),
         excluded: Some(coverage.excluded.clone()),
+        metadata_types: coverage.metadata_types.clone(),
+        components_left_out: coverage.components_left_out.iter().cloned().collect(),
     }
 }

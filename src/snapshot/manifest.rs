@@ -57,6 +57,10 @@ pub struct ObjectEntry {
     /// unchanged without reading the segments (`snapshot::recent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent: Option<String>,
+    /// What of the object the records cover beyond its fields (`ObjectPlan::scope`: the
+    /// metadata types chosen); when it changes, the next backup of the object is a full one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl ObjectEntry {

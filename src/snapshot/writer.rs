@@ -274,6 +274,7 @@ impl<'s> SnapshotWriter<'s> {
                 until: previous.until,
                 full_at: previous.full_at,
                 recent: previous.recent,
+                scope: previous.scope,
             },
         );
     }
@@ -324,6 +325,11 @@ impl<'s> SnapshotWriter<'s> {
     /// Records which fields an object's records hold (the source's describe, in order).
     pub fn set_fields(&mut self, object: &str, fields: Vec<String>) {
         self.objects.entry(object.to_string()).or_default().fields = fields;
+    }
+
+    /// Records what of the object its records cover beyond its fields.
+    pub fn set_scope(&mut self, object: &str, scope: Option<String>) {
+        self.objects.entry(object.to_string()).or_default().scope = scope;
     }
 
     /// Notes that the object's records are current up to `time`, and whether they were just

@@ -12,7 +12,14 @@ use serde_json::{Map, Value};
 use crate::snapshot::sorter::Row;
 use crate::store::StoreError;
 
-use super::{Connection, Coverage, FieldInfo, ObjectPlan, RecordWrite, SourceError, WriteOutcome};
+use super::{
+    Connection, Coverage, DeployReport, FieldInfo, ObjectPlan, RecordWrite, SourceError,
+    WriteOutcome,
+};
+use crate::snapshot::components::Component;
+
+/// Files by path.
+pub type Files = BTreeMap<String, Vec<u8>>;
 
 /// A record's fields by name.
 pub type Record = Map<String, Value>;
@@ -62,6 +69,17 @@ impl FetchWindow {
 /// the connector's parsing threads, so it is owned and sendable.
 pub trait RowSink: Send + 'static {
     fn push(&mut self, row: Row) -> Result<(), StoreError>;
+
+    /// Every Id the object has at the source now, for sources that list them all rather than
+    /// report deletions (metadata): in an incremental, the parent's others are deleted.
+    fn listed(&mut self, ids: std::collections::BTreeSet<String>) {
+        let _ = ids;
+    }
+
+    /// A row the source knows of but could not give in full (`what`), and why.
+    fn left_out(&mut self, what: String, why: String) {
+        let _ = (what, why);
+    }
 }
 
 /// A fetch that failed: at the source, or writing what it had fetched.
@@ -212,6 +230,37 @@ pub trait Connector: Sync {
     /// How many Ids one `undelete` call takes.
     fn undelete_batch(&self) -> usize {
         200
+    }
+
+    // Metadata: what restore asks to compare components and deploy them back.
+
+    /// The files these components (as a snapshot holds them) have at the source now, by Id;
+    /// absent: the source no longer has the component.
+    fn read_components(
+        &self,
+        components: &[Component],
+    ) -> impl Future<Output = Result<BTreeMap<String, Files>, SourceError>> + Send {
+        let _ = components;
+        async {
+            Err(SourceError::Config(
+                "this source keeps no metadata components".into(),
+            ))
+        }
+    }
+
+    /// Deploys these components' files as the snapshot holds them; with `check_only` the
+    /// source only validates them.
+    fn deploy_components(
+        &self,
+        components: &[Component],
+        check_only: bool,
+    ) -> impl Future<Output = Result<DeployReport, SourceError>> + Send {
+        let _ = (components, check_only);
+        async {
+            Err(SourceError::Config(
+                "this source keeps no metadata components".into(),
+            ))
+        }
     }
 
     /// What the source calls an account, for messages ("org" for Salesforce).

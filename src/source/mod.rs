@@ -8,9 +8,12 @@ mod error;
 mod objects;
 pub mod salesforce;
 
-pub use connector::{Account, Connector, FetchError, FetchWindow, Held, Record, RowSink};
+pub use crate::snapshot::components::METADATA_OBJECT;
+pub use connector::{Account, Connector, FetchError, FetchWindow, Files, Held, Record, RowSink};
 pub use error::SourceError;
-pub use objects::{Coverage, Field, FieldInfo, ObjectPlan, RecordWrite, WriteOutcome};
+pub use objects::{
+    Coverage, DeployReport, Field, FieldInfo, ObjectPlan, RecordWrite, WriteOutcome,
+};
 
 /// Why a source cannot be reached with the credentials it has.
 #[derive(Debug, Clone, PartialEq, Eq)]

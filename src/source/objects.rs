@@ -22,6 +22,9 @@ pub struct ObjectPlan {
     pub incremental: bool,
     /// The normalised describe, for the schema document.
     pub schema: Value,
+    /// What of the object the rows cover beyond its fields (the metadata types chosen): when
+    /// it changes, the next backup of the object is a full one.
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -37,20 +40,38 @@ pub struct Coverage {
     /// The org's objects that include/exclude leave out: with `backed_up` and `skipped`, every
     /// object of the org, so a plan can tell what a changed include would add or drop.
     pub excluded: Vec<String>,
+    /// The metadata types backed up (empty: no metadata backup).
+    pub metadata_types: Vec<String>,
+    /// `metadata.types.include` patterns that match no type of the org, with a likely meaning.
+    pub metadata_unmatched: Vec<(String, Option<String>)>,
+    /// (`Type:FullName`, why its files are not in the backup) for components the source listed
+    /// but could not give.
+    pub components_left_out: Vec<(String, String)>,
 }
 
 impl Coverage {
     /// One line per include pattern that matched nothing, for the run's output and reports.
     pub fn warnings(&self) -> Vec<String> {
-        self.unmatched
-            .iter()
-            .map(|(pattern, close)| match close {
-                Some(close) => format!(
-                    "objects.include `{pattern}` matches no object of the org; did you mean `{close}`?"
-                ),
-                None => format!("objects.include `{pattern}` matches no object of the org"),
-            })
-            .collect()
+        let unmatched = |setting: &str, what: &str, list: &[(String, Option<String>)]| {
+            list.iter()
+                .map(|(pattern, close)| match close {
+                    Some(close) => format!(
+                        "{setting} `{pattern}` matches no {what} of the org; did you mean `{close}`?"
+                    ),
+                    None => format!("{setting} `{pattern}` matches no {what} of the org"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut warnings = unmatched("objects.include", "object", &self.unmatched);
+        warnings.extend(unmatched(
+            "metadata.types.include",
+            "metadata type",
+            &self.metadata_unmatched,
+        ));
+        warnings.extend(self.components_left_out.iter().map(|(component, why)| {
+            format!("metadata component {component} is not in the backup: {why}")
+        }));
+        warnings
     }
 }
 
@@ -70,6 +91,21 @@ pub struct RecordWrite {
     pub object: String,
     pub id: Option<String>,
     pub fields: serde_json::Map<String, Value>,
+}
+
+/// A metadata deploy's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployReport {
+    /// The source's id of the deploy.
+    pub id: String,
+    pub success: bool,
+    /// As the source says it (`Succeeded`, `Failed`).
+    pub status: String,
+    /// `Type:FullName` of each component deployed (or, for a validation, that would be).
+    pub deployed: Vec<String>,
+    /// (`Type:FullName` or what failed, the source's problem).
+    pub failures: Vec<(String, String)>,
 }
 
 /// The source's answer for one written record: its Id, or why it was refused.

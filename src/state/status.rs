@@ -265,6 +265,12 @@ pub(crate) struct CoverageFile {
     /// was recorded.
     #[serde(default)]
     pub excluded: Option<Vec<String>>,
+    /// The metadata types backed up through the Metadata API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata_types: Vec<String>,
+    /// `Type:FullName` -> why the component's files are not in the backup.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components_left_out: BTreeMap<String, String>,
 }
 
 impl CoverageFile {

@@ -167,7 +167,7 @@ pub(crate) async fn fleet_with_acme(sim: &Simulator) -> Fleet {
 
 /// The fleet with "acme" whose manifest also holds `extra` (settings at the top level),
 /// committed.
-async fn fleet_with_acme_and(sim: &Simulator, extra: &str, message: &str) -> Fleet {
+pub(crate) async fn fleet_with_acme_and(sim: &Simulator, extra: &str, message: &str) -> Fleet {
     let fleet = fleet_with_acme(sim).await;
     fleet.write("tasks/acme.yaml", &task("acme", sim, extra));
     fleet.commit(message);

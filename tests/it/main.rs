@@ -23,6 +23,7 @@ mod diff;
 mod fuzz;
 mod gitops;
 mod jsonfile;
+mod metadata;
 mod restore;
 mod schema;
 mod store;

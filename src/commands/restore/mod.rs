@@ -2,7 +2,10 @@
 //! (create or update, field by field current -> restored); `--apply` carries it out. What it
 //! says is in `text.rs`.
 
+mod metadata;
 mod text;
+
+pub use metadata::{MetadataRestoreOptions, MetadataRestoreOutcome, restore_metadata};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

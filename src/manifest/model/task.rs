@@ -169,11 +169,37 @@ impl Default for Objects {
 pub struct Metadata {
     #[serde(default = "yes")]
     pub enabled: bool,
+    #[serde(default)]
+    pub types: MetadataTypes,
+    #[serde(default)]
+    pub commit_source: bool,
 }
 
 impl Default for Metadata {
     fn default() -> Self {
-        Metadata { enabled: true }
+        Metadata {
+            enabled: true,
+            types: MetadataTypes::default(),
+            commit_source: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetadataTypes {
+    #[serde(default = "match_everything")]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl Default for MetadataTypes {
+    fn default() -> Self {
+        MetadataTypes {
+            include: match_everything(),
+            exclude: Vec::new(),
+        }
     }
 }
 

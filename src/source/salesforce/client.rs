@@ -22,8 +22,10 @@ const FIRST_BACKOFF_MS: u64 = 50;
 enum Payload<'a> {
     None,
     Json(&'a Value),
-    /// A partner SOAP operation's content, wrapped in an envelope with the session.
+    /// A SOAP operation's content, wrapped in an envelope (of the API whose namespace it
+    /// names) with the session.
     Soap {
+        namespace: &'a str,
         operation: &'a str,
         content: &'a str,
     },
@@ -272,11 +274,37 @@ impl SalesforceClient {
         content: &str,
     ) -> Result<sfsoap::Message, SourceError> {
         let path = format!("/services/Soap/u/{}", self.login.api_version);
+        self.soap_at(&path, sfsoap::PARTNER_NS, operation, content)
+            .await
+    }
+
+    /// A Metadata API call (`/services/Soap/m/{version}`), as [`Self::soap`] makes partner ones.
+    pub async fn metadata(
+        &self,
+        operation: &str,
+        content: &str,
+    ) -> Result<sfsoap::Message, SourceError> {
+        let path = format!("/services/Soap/m/{}", self.login.api_version);
+        self.soap_at(&path, sfsoap::METADATA_NS, operation, content)
+            .await
+    }
+
+    async fn soap_at(
+        &self,
+        path: &str,
+        namespace: &str,
+        operation: &str,
+        content: &str,
+    ) -> Result<sfsoap::Message, SourceError> {
         let response = self
             .send(
                 Method::POST,
-                &path,
-                Payload::Soap { operation, content },
+                path,
+                Payload::Soap {
+                    namespace,
+                    operation,
+                    content,
+                },
                 &[],
             )
             .await?;
@@ -309,11 +337,20 @@ impl SalesforceClient {
             request = match payload {
                 Payload::None => request.bearer_auth(&session.access_token),
                 Payload::Json(body) => request.bearer_auth(&session.access_token).json(body),
-                // The partner API reads the session from the envelope, not a header.
-                Payload::Soap { operation, content } => request
+                // SOAP APIs read the session from the envelope, not a header.
+                Payload::Soap {
+                    namespace,
+                    operation,
+                    content,
+                } => request
                     .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=UTF-8")
                     .header("SOAPAction", "\"\"")
-                    .body(sfsoap::request(&session.access_token, operation, content)),
+                    .body(sfsoap::request_in(
+                        namespace,
+                        &session.access_token,
+                        operation,
+                        content,
+                    )),
             };
             let sent = request.send().await;
             if let Some(ms) = sent

@@ -8,10 +8,11 @@ use serde_json::{Map, Value};
 use super::client::SalesforceClient;
 use super::discovery::discover;
 use super::fetch::{FetchSettings, fetch, full_soql, org_count, select, url_encode};
-use super::restore;
+use super::{metadata, restore};
+use crate::snapshot::components::Component;
 use crate::source::{
-    Account, Connection, Connector, Coverage, FetchError, FetchWindow, FieldInfo, ObjectPlan,
-    RecordWrite, RowSink, SourceError, WriteOutcome,
+    Account, Connection, Connector, Coverage, DeployReport, FetchError, FetchWindow, FieldInfo,
+    Files, METADATA_OBJECT, ObjectPlan, RecordWrite, RowSink, SourceError, WriteOutcome,
 };
 
 pub struct SalesforceConnector {
@@ -73,7 +74,14 @@ impl Connector for SalesforceConnector {
         include: &[String],
         exclude: &[String],
     ) -> Result<(Vec<ObjectPlan>, Coverage), SourceError> {
-        discover(&self.client, &self.settings.api_version, include, exclude).await
+        let version = &self.settings.api_version;
+        let (mut plans, mut coverage) = discover(&self.client, version, include, exclude).await?;
+        if let Some(scope) = &self.settings.metadata
+            && let Some(plan) = metadata::plan(&self.client, version, scope, &mut coverage).await?
+        {
+            plans.push(plan);
+        }
+        Ok((plans, coverage))
     }
 
     fn server_time_bounds(&self) -> Option<(i64, i64)> {
@@ -86,6 +94,16 @@ impl Connector for SalesforceConnector {
         window: &FetchWindow,
         sink: S,
     ) -> Result<S, FetchError> {
+        if object.name == METADATA_OBJECT {
+            return metadata::fetch(
+                &self.client,
+                &self.settings.api_version,
+                object,
+                window,
+                sink,
+            )
+            .await;
+        }
         let soql = match window {
             FetchWindow::Full => full_soql(object),
             FetchWindow::Changes { from_ms, to, .. } => format!(
@@ -106,6 +124,10 @@ impl Connector for SalesforceConnector {
     }
 
     async fn count(&self, object: &ObjectPlan, at: &str) -> Result<Option<u64>, SourceError> {
+        // Every metadata fetch lists all components: its deletions need no count to be found.
+        if object.name == METADATA_OBJECT {
+            return Ok(None);
+        }
         org_count(&self.client, &self.settings, object, at).await
     }
 
@@ -183,6 +205,27 @@ impl Connector for SalesforceConnector {
 
     fn undelete_batch(&self) -> usize {
         restore::UNDELETE_CHUNK
+    }
+
+    async fn read_components(
+        &self,
+        components: &[Component],
+    ) -> Result<BTreeMap<String, Files>, SourceError> {
+        metadata::current(&self.client, &self.settings.api_version, components).await
+    }
+
+    async fn deploy_components(
+        &self,
+        components: &[Component],
+        check_only: bool,
+    ) -> Result<DeployReport, SourceError> {
+        metadata::deploy_back(
+            &self.client,
+            &self.settings.api_version,
+            components,
+            check_only,
+        )
+        .await
     }
 
     async fn created_since(

@@ -112,6 +112,7 @@ pub async fn discover(
             name,
             fields,
             incremental,
+            scope: None,
         });
     }
     plans.sort_by(|a, b| a.name.cmp(&b.name));

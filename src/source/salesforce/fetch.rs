@@ -22,6 +22,8 @@ pub struct FetchSettings {
     pub batch_size: u32,
     /// Objects with more records than this go through Bulk API 2.0 ([`BULK_THRESHOLD`]).
     pub bulk_threshold: u64,
+    /// The metadata types to back up through the Metadata API; None backs up none.
+    pub metadata: Option<super::metadata::MetadataScope>,
 }
 
 impl FetchSettings {
@@ -30,6 +32,7 @@ impl FetchSettings {
             api_version: api_version.to_string(),
             batch_size: 2000,
             bulk_threshold: BULK_THRESHOLD,
+            metadata: None,
         }
     }
 }

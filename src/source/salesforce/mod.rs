@@ -10,6 +10,7 @@ pub mod client;
 pub mod connector;
 pub mod discovery;
 pub mod fetch;
+pub mod metadata;
 pub mod rest_page;
 pub mod restore;
 
@@ -18,3 +19,4 @@ pub use budget::Budget;
 pub use client::SalesforceClient;
 pub use connector::SalesforceConnector;
 pub use fetch::FetchSettings;
+pub use metadata::MetadataScope;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 use super::git;
-use super::org::{admin, connector, records};
+use super::org::{admin, records, task_connector};
 
 use cairn::backup::backup;
 use cairn::manifest::{ConfigTree, load};
@@ -288,7 +288,7 @@ pub fn org_records(
     .expect("scratch store");
     let fresh = runtime
         .block_on(backup(
-            &connector(sim),
+            &task_connector(sim, &config.tasks[0].task),
             &scratch,
             &backup_options(&config.tasks[0].task),
             None,

@@ -43,11 +43,31 @@ pub fn client(sim: &Simulator) -> SalesforceClient {
     SalesforceClient::new(login, 90, reqwest::Client::new())
 }
 
-/// The simulator as the backup engine's connector.
+/// The simulator as the backup engine's connector (records only).
 pub fn connector(sim: &Simulator) -> cairn::source::salesforce::SalesforceConnector {
     cairn::source::salesforce::SalesforceConnector::new(
         client(sim),
         cairn::source::salesforce::FetchSettings::new("62.0"),
+    )
+}
+
+/// The simulator as the connector of `task`: its records, and its metadata as it chooses.
+pub fn task_connector(
+    sim: &Simulator,
+    task: &cairn::manifest::model::BackupTask,
+) -> cairn::source::salesforce::SalesforceConnector {
+    let metadata = &task.metadata;
+    cairn::source::salesforce::SalesforceConnector::new(
+        client(sim),
+        cairn::source::salesforce::FetchSettings {
+            metadata: metadata
+                .enabled
+                .then(|| cairn::source::salesforce::MetadataScope {
+                    include: metadata.types.include.clone(),
+                    exclude: metadata.types.exclude.clone(),
+                }),
+            ..cairn::source::salesforce::FetchSettings::new("62.0")
+        },
     )
 }
 

@@ -156,6 +156,7 @@ impl Connector for JsonFiles {
                 name: name.clone(),
                 fields,
                 incremental: true,
+                scope: None,
             });
             coverage.backed_up.push(name);
         }
