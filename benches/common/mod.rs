@@ -113,8 +113,17 @@ pub fn bench_store() -> (tempfile::TempDir, cairn::store::Store) {
 pub fn connector(
     sim: &cairn_sim::server::Simulator,
 ) -> cairn::source::salesforce::SalesforceConnector {
+    connector_with(sim, cairn::source::salesforce::FetchSettings::new("62.0"))
+}
+
+/// As [`connector`], with these fetch settings (metadata types, say).
+#[allow(dead_code)]
+pub fn connector_with(
+    sim: &cairn_sim::server::Simulator,
+    settings: cairn::source::salesforce::FetchSettings,
+) -> cairn::source::salesforce::SalesforceConnector {
     use cairn::source::salesforce::{
-        Credentials, Environment, FetchSettings, LoginConfig, SalesforceClient, SalesforceConnector,
+        Credentials, Environment, LoginConfig, SalesforceClient, SalesforceConnector,
     };
     SalesforceConnector::new(
         SalesforceClient::new(
@@ -131,6 +140,6 @@ pub fn connector(
             90,
             reqwest::Client::new(),
         ),
-        FetchSettings::new("62.0"),
+        settings,
     )
 }

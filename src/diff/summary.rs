@@ -53,11 +53,24 @@ pub struct Triggered {
     pub message: String,
 }
 
-/// Every threshold of every alert rule that the change crosses.
-pub fn alerts(rules: &[Alert], stats: &BTreeMap<String, ObjectStats>) -> Vec<Triggered> {
-    let mut out = Vec::new();
+/// Every threshold of every alert rule that the change crosses: record rules over each
+/// object's counts (the metadata object only when a rule names it), metadata rules over the
+/// components their glob matches.
+pub fn alerts(
+    rules: &[Alert],
+    stats: &BTreeMap<String, ObjectStats>,
+    components: &[ComponentChange],
+) -> Vec<Triggered> {
+    let mut out = component_alerts(rules, components);
     for (object, s) in stats {
-        for rule in rules.iter().filter(|r| glob(&r.object, object)) {
+        let applies = |r: &&Alert| {
+            r.metadata.is_none()
+                && match object.as_str() {
+                    crate::source::METADATA_OBJECT => r.object == *object,
+                    _ => glob(&r.object, object),
+                }
+        };
+        for rule in rules.iter().filter(applies) {
             let percent = |n: u64| {
                 if s.before == 0 {
                     0.0
@@ -109,6 +122,50 @@ pub fn alerts(rules: &[Alert], stats: &BTreeMap<String, ObjectStats>) -> Vec<Tri
                 if !out.contains(&triggered) {
                     out.push(triggered);
                 }
+            }
+        }
+    }
+    out
+}
+
+fn component_alerts(rules: &[Alert], components: &[ComponentChange]) -> Vec<Triggered> {
+    let mut out = Vec::new();
+    for rule in rules {
+        let Some(pattern) = &rule.metadata else {
+            continue;
+        };
+        let matching = |kind: Kind| -> Vec<&str> {
+            components
+                .iter()
+                .filter(|(id, k, _)| *k == kind && glob(pattern, id))
+                .map(|(id, _, _)| id.as_str())
+                .collect()
+        };
+        for (kind, limit, how) in [
+            (Kind::Added, rule.components_added, "added"),
+            (Kind::Modified, rule.components_changed, "changed"),
+            (Kind::Deleted, rule.components_deleted, "deleted"),
+        ] {
+            let Some(limit) = limit else { continue };
+            let hit = matching(kind);
+            if hit.len() as u64 > limit {
+                const NAMED: usize = 5;
+                let mut named = hit
+                    .iter()
+                    .take(NAMED)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if hit.len() > NAMED {
+                    named.push_str(&format!(" and {} more", hit.len() - NAMED));
+                }
+                out.push(Triggered {
+                    object: crate::source::METADATA_OBJECT.to_string(),
+                    message: format!(
+                        "metadata {pattern}: {} {how} (more than {limit}): {named}",
+                        hit.len()
+                    ),
+                });
             }
         }
     }

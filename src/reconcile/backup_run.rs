@@ -451,7 +451,7 @@ pub(super) fn summarise(
     if let Some((index, writer)) = index {
         index.save(context.store, &task.id, writer)?;
     }
-    let alerts = crate::diff::summary::alerts(&task.alerts, &stats);
+    let alerts = crate::diff::summary::alerts(&task.alerts, &stats, &components);
     let text = crate::diff::summary::render(&crate::diff::summary::Summary {
         title: &task.name,
         snapshot: &outcome.snapshot,

@@ -109,11 +109,14 @@ pub struct Hit {
 fn searchable(text: &str) -> bool {
     let id_like = text.len() == 18 && text.bytes().all(|b| b.is_ascii_alphanumeric());
     let timestamp = text.len() >= 20 && crate::time::parse_datetime(text).is_some();
-    !id_like && !timestamp
+    // Encoded bytes (a binary file's base64): one endless word nobody searches for.
+    let encoded = text.len() > 256 && !text.bytes().any(|b| b.is_ascii_whitespace());
+    !id_like && !timestamp && !encoded
 }
 
 /// The text values of a record as one text: what the index tokenizes. Top-level strings and
-/// numbers, one per line; nested values, booleans and nulls are not words people search for.
+/// numbers, one per line, and the strings of a map one level down (a metadata component's
+/// files by path); deeper values, lists, booleans and nulls are not words people search for.
 /// Read straight from the JSON without building a `Value`: this runs once per record indexed.
 pub fn record_text(body: &[u8]) -> String {
     let mut text = String::with_capacity(body.len());
@@ -194,6 +197,65 @@ impl<'de> serde::de::Visitor<'de> for FieldText<'_> {
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(NestedText(&mut *self.0))?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// A value inside a map field: appended when it is a searchable string.
+struct NestedText<'a>(&'a mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for NestedText<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NestedText<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        if searchable(value) {
+            self.0.push_str(value);
+            self.0.push('\n');
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
         Ok(())
     }
 
@@ -535,6 +597,15 @@ mod tests {
                 match value {
                     Value::String(s) if searchable(s) => text.push_str(s),
                     Value::Number(n) => text.push_str(&n.to_string()),
+                    Value::Object(nested) => {
+                        for s in nested.values().filter_map(Value::as_str) {
+                            if searchable(s) {
+                                text.push_str(s);
+                                text.push('\n');
+                            }
+                        }
+                        continue;
+                    }
                     _ => continue,
                 }
                 text.push('\n');
@@ -545,7 +616,7 @@ mod tests {
 
     #[test]
     fn the_text_of_a_record_is_its_searchable_strings_and_numbers() {
-        let cases: [&[u8]; 9] = [
+        let cases: [&[u8]; 10] = [
             br#"{"Id":"001000000000001AAA","Name":"Acme \"Q\" \u00e9t\u00e9","Count":-3,"Big":18446744073709551615,"Rate":100.0,"Tiny":1e-7,"Huge":1.5e300}"#,
             br#"{"Active":true,"Parent":null,"Address":{"City":"Oslo"},"Tags":["a","b"],"When":"2025-06-15T08:09:10.000+0000","Day":"2025-06-15"}"#,
             br#"{}"#,
@@ -555,6 +626,7 @@ mod tests {
             b"not json",
             br#"{"Name":"line\nbreak","Esc":"tab\there"}"#,
             "{\"Name\":\"\u{1F600} unicode\"}".as_bytes(),
+            br#"{"Id":"ApexClass:Invoice","files":{"classes/Invoice.cls":"public class Invoice {}","deep":{"x":"y"},"n":3},"binaryFiles":{"a.bin":"QUFB"}}"#,
         ];
         // The same values; in the record's own order rather than sorted by field name.
         let lines = |text: String| {

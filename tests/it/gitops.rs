@@ -2020,11 +2020,13 @@ async fn the_html_report_charts_one_series_per_object() {
         .count();
     let state = admin(&sim, Method::GET, "state", json!({})).await;
     assert!(state["records"].as_object().expect("objects").len() > queryable);
+    // And one for the org's metadata components.
     assert_eq!(
         html.matches("<polyline class=\"series\"").count(),
-        queryable,
+        queryable + 1,
         "{html}"
     );
+    assert!(html.contains("data-object=\"Metadata\""));
     assert!(html.contains("data-object=\"Lead\""));
     let leads = state["records"]["Lead"].as_u64().expect("Lead count");
     assert!(
@@ -2050,7 +2052,7 @@ async fn the_html_report_charts_one_series_per_object() {
         .skip(1)
         .map(|rest| rest.split("</polyline>").next().unwrap_or(rest))
         .collect();
-    assert_eq!(series.len(), queryable, "{dom}");
+    assert_eq!(series.len(), queryable + 1, "{dom}");
     for drawn in &series {
         let points = drawn.split("points=\"").nth(1).expect("points");
         let points = points.split('"').next().expect("points");

@@ -228,3 +228,98 @@ async fn an_apex_edit_and_a_deleted_flow_show_in_the_summary_the_diff_and_git() 
         "deleted in the latest"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieves_over_the_limit_are_split_and_nothing_is_skipped_unseen() {
+    let sim = simulator_of(43, 200).await;
+    // Text no compressor shrinks much: a component too large for any retrieve on its own.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let noise: String = (0..24_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'!' + (seed % 90) as u8)
+        })
+        .collect();
+    admin(
+        &sim,
+        Method::PUT,
+        "metadata/StaticResource/Huge_Resource",
+        json!({ "source": noise }),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::PUT,
+        "metadata-limits",
+        json!({"maxFiles": 10_000, "maxZippedBytes": 12_000}),
+    )
+    .await;
+    let fleet = fleet_with_acme_and(
+        &sim,
+        "metadata:\n  enabled: true\n",
+        "Back up acme's metadata",
+    )
+    .await;
+    let applied = run(&fleet, &["apply", "--at", &at(T0)]).await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied
+            .stdout
+            .contains("metadata component StaticResource:Huge_Resource is not in the backup"),
+        "{}",
+        applied.stdout
+    );
+    let coverage = state_file(&fleet, "state/acme/coverage.yaml");
+    assert!(
+        coverage.contains(
+            "componentsLeftOut:\n  StaticResource:Huge_Resource: 'too large to retrieve on its own"
+        ),
+        "{coverage}"
+    );
+    let retrieves = calls(&metadata_calls(&sim).await, "retrieve");
+    assert!(
+        retrieves >= 3,
+        "the one planned chunk was split: {retrieves} retrieves"
+    );
+
+    // Every other component the org lists is in the backup, files and all.
+    let out = fleet.root.path().join("exported");
+    let export = run(
+        &fleet,
+        &[
+            "export",
+            "--metadata",
+            "--out",
+            out.to_str().expect("UTF-8"),
+        ],
+    )
+    .await;
+    assert_eq!(export.code, 0, "{}{}", export.stdout, export.stderr);
+    let listed: Vec<(String, String)> = sim
+        .state
+        .metadata
+        .read()
+        .expect("metadata")
+        .iter()
+        .filter(|c| c.kind != "CustomField" && c.full_name != "Huge_Resource")
+        .map(|c| (c.kind.clone(), c.file_name.clone()))
+        .collect();
+    assert!(
+        export
+            .stdout
+            .starts_with(&format!("{} metadata components", listed.len())),
+        "{} listed: {}",
+        listed.len(),
+        export.stdout
+    );
+    for (kind, file) in &listed {
+        let path = if kind.ends_with("Folder") {
+            out.join(format!("{file}-meta.xml"))
+        } else {
+            out.join(file)
+        };
+        assert!(path.is_file(), "{kind} {file}");
+    }
+}

@@ -531,6 +531,55 @@ async fn the_official_cli_works_unchanged_over_https() {
         );
     }
 
+    // A deploy of the class, edited: validated first (--dry-run: checkOnly, nothing changes),
+    // then deployed; the Tooling API has the new source.
+    let edited = class.replacen('{', "{\n    // Reviewed by the deploy test.", 1);
+    assert_ne!(edited, class);
+    std::fs::write(source.join("classes/AccountService.cls"), &edited).expect("edit the class");
+    let class_file = "force-app/main/default/classes/AccountService.cls";
+    let body_now = || async {
+        sf.ok(&[
+            "data",
+            "query",
+            "--use-tooling-api",
+            "-q",
+            "SELECT Body FROM ApexClass WHERE Name = 'AccountService'",
+            "-o",
+            ORG,
+        ])
+        .await["records"][0]["Body"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let validated = sf
+        .ok(&[
+            "project",
+            "deploy",
+            "start",
+            "--dry-run",
+            "-d",
+            class_file,
+            "-o",
+            ORG,
+        ])
+        .await;
+    assert_eq!(validated["status"], "Succeeded", "{validated:#}");
+    assert_eq!(validated["checkOnly"], true, "{validated:#}");
+    assert_eq!(body_now().await.as_deref(), Some(class.as_str()));
+    let deployed = sf
+        .ok(&["project", "deploy", "start", "-d", class_file, "-o", ORG])
+        .await;
+    assert_eq!(deployed["status"], "Succeeded", "{deployed:#}");
+    assert!(
+        deployed["files"].as_array().is_some_and(|files| files
+            .iter()
+            .any(|f| f["fullName"] == "AccountService"
+                && f["type"] == "ApexClass"
+                && f["state"] == "Changed")),
+        "{deployed:#}"
+    );
+    assert_eq!(body_now().await.as_deref(), Some(edited.as_str()));
+
     // Bulk 2.0 export, and tree export then import (a new copy of each record).
     let out = sf.home.path().join("accounts.csv");
     let exported = sf

@@ -314,6 +314,15 @@ pub struct Alert {
     pub modified_percent: Option<f64>,
     #[serde(default)]
     pub modified_count: Option<u64>,
+    /// Metadata components instead of records: a glob on `Type:FullName`.
+    #[serde(default)]
+    pub metadata: Option<String>,
+    #[serde(default)]
+    pub components_added: Option<u64>,
+    #[serde(default)]
+    pub components_changed: Option<u64>,
+    #[serde(default)]
+    pub components_deleted: Option<u64>,
 }
 
 fn every_object() -> String {
@@ -327,6 +336,10 @@ pub fn default_alerts() -> Vec<Alert> {
         deleted_count: None,
         modified_percent: None,
         modified_count: None,
+        metadata: None,
+        components_added: None,
+        components_changed: None,
+        components_deleted: None,
     }]
 }
 
@@ -336,6 +349,9 @@ impl Alert {
             || self.deleted_count.is_some()
             || self.modified_percent.is_some()
             || self.modified_count.is_some()
+            || self.components_added.is_some()
+            || self.components_changed.is_some()
+            || self.components_deleted.is_some()
     }
 }
 

@@ -6,11 +6,14 @@ use super::{ManifestFile, RuleContext, list_items};
 use crate::manifest::diagnostic::Diagnostic;
 
 const RULE: &str = "alert/no-threshold";
-const THRESHOLDS: [&str; 4] = [
+const THRESHOLDS: [&str; 7] = [
     "deletedPercent",
     "deletedCount",
     "modifiedPercent",
     "modifiedCount",
+    "componentsAdded",
+    "componentsChanged",
+    "componentsDeleted",
 ];
 
 pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagnostic>) {
@@ -30,8 +33,16 @@ pub(super) fn check(files: &[ManifestFile], _: &RuleContext, out: &mut Vec<Diagn
                             .value_span(&pointer)
                             .map(|s| crate::manifest::span::Span::point(s.start)))
                         .pointer(pointer)
-                        .label("no deletedPercent, deletedCount, modifiedPercent or modifiedCount")
-                        .help("add a threshold, such as `deletedPercent: 5`, or remove the alert"),
+                        .label(if alert.contains_key("metadata") {
+                            "no componentsAdded, componentsChanged or componentsDeleted"
+                        } else {
+                            "no deletedPercent, deletedCount, modifiedPercent or modifiedCount"
+                        })
+                        .help(if alert.contains_key("metadata") {
+                            "add a threshold, such as `componentsChanged: 0` (any change), or remove the alert"
+                        } else {
+                            "add a threshold, such as `deletedPercent: 5`, or remove the alert"
+                        }),
                 );
             }
         }
