@@ -304,3 +304,70 @@ pub fn render(summary: &Summary<'_>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::model::default_alerts;
+
+    fn rule(yaml: &str) -> Alert {
+        serde_yaml::from_str(yaml).expect("an alert")
+    }
+
+    fn stats(object: &str, before: u64, deleted: u64) -> (String, ObjectStats) {
+        (
+            object.to_string(),
+            ObjectStats {
+                before,
+                deleted,
+                ..ObjectStats::default()
+            },
+        )
+    }
+
+    #[test]
+    fn metadata_rules_count_the_components_their_glob_matches() {
+        let changes: Vec<ComponentChange> = vec![
+            (
+                "Profile:Admin".into(),
+                Kind::Modified,
+                vec!["profiles/Admin.profile".into()],
+            ),
+            ("Profile:Standard".into(), Kind::Added, Vec::new()),
+            ("ApexClass:Invoice".into(), Kind::Deleted, Vec::new()),
+            ("ApexClass:Quote".into(), Kind::Modified, Vec::new()),
+        ];
+        let rules = vec![
+            rule("metadata: 'Profile:*'\ncomponentsChanged: 0\ncomponentsAdded: 1"),
+            rule("metadata: 'ApexClass:*'\ncomponentsDeleted: 0"),
+            rule("metadata: 'Flow:*'\ncomponentsDeleted: 0"),
+        ];
+        let fired: Vec<String> = alerts(&rules, &BTreeMap::new(), &changes)
+            .into_iter()
+            .map(|t| t.message)
+            .collect();
+        assert_eq!(
+            fired,
+            [
+                "metadata Profile:*: 1 changed (more than 0): Profile:Admin",
+                "metadata ApexClass:*: 1 deleted (more than 0): ApexClass:Invoice",
+            ]
+        );
+    }
+
+    #[test]
+    fn record_rules_leave_the_metadata_object_alone_unless_they_name_it() {
+        // One of ten components deleted is 10%: more than the default 5% for records.
+        let stats: BTreeMap<String, ObjectStats> =
+            [stats("Metadata", 10, 1), stats("Account", 100, 6)].into();
+        let fired: Vec<String> = alerts(&default_alerts(), &stats, &[])
+            .into_iter()
+            .map(|t| t.object)
+            .collect();
+        assert_eq!(fired, ["Account"]);
+        let named = vec![rule("object: Metadata\ndeletedPercent: 5")];
+        let fired = alerts(&named, &stats, &[]);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].object, "Metadata");
+    }
+}

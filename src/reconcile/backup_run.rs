@@ -197,7 +197,7 @@ pub(super) async fn run_backup(
         format!("{dir}/snapshots/{}.enc", outcome.snapshot),
         sealed,
     ));
-    let (summary, alerts, index_notes) =
+    let (summary, alerts, index_notes, component_changes) =
         summarise(context, task, &outcome, parent.as_ref(), &status.snapshots)?;
     notes.extend(index_notes);
     changes.push(Change::write(
@@ -215,11 +215,26 @@ pub(super) async fn run_backup(
             changes.push(Change::remove(format!("{dir}/schema/{previous}")));
         }
     }
+    let mut coverage = coverage_file(&outcome);
+    let recorded = context
+        .state
+        .read(&status::CoverageFile::path(&task.id))?
+        .and_then(|bytes| status::CoverageFile::parse(&bytes));
+    carry_components_left_out(&mut coverage, recorded, &outcome, &component_changes);
     changes.push(Change::write(
         status::CoverageFile::path(&task.id),
-        coverage_file(&outcome).to_yaml(),
+        coverage.to_yaml(),
     ));
-    changes.extend(metadata_source(context, task, &dir, &outcome.manifest)?);
+    let parent_metadata = parent
+        .as_ref()
+        .and_then(|(_, m)| m.objects.get(crate::source::METADATA_OBJECT));
+    changes.extend(metadata_source(
+        context,
+        task,
+        &dir,
+        &outcome.manifest,
+        parent_metadata,
+    )?);
 
     let complete = outcome.manifest.outcome == crate::snapshot::Outcome::Complete;
     let records: u64 = outcome
@@ -318,10 +333,16 @@ fn metadata_source(
     task: &BackupTask,
     dir: &str,
     manifest: &crate::snapshot::SnapshotManifest,
+    parent: Option<&crate::snapshot::ObjectEntry>,
 ) -> Result<Vec<Change>, TaskFailure> {
     let root = format!("{dir}/metadata");
     let mut stale: std::collections::BTreeSet<String> =
         context.state.list_files(&root)?.into_iter().collect();
+    // The branch already holds the components as the parent had them, and none changed.
+    let unchanged = manifest.objects.get(crate::source::METADATA_OBJECT) == parent;
+    if task.metadata.commit_source && !stale.is_empty() && unchanged {
+        return Ok(Vec::new());
+    }
     let mut changes = Vec::new();
     if task.metadata.commit_source {
         for component in crate::snapshot::components::read_all(context.store, manifest)? {
@@ -342,6 +363,30 @@ fn metadata_source(
     Ok(changes)
 }
 
+/// Components whose files a run could not retrieve stay named in `coverage.yaml` until a run
+/// retrieves them again: an incremental re-reads only what changed, so what an earlier run
+/// left out, and this one did not touch, is still missing from the backup.
+fn carry_components_left_out(
+    coverage: &mut status::CoverageFile,
+    recorded: Option<status::CoverageFile>,
+    outcome: &BackupOutcome,
+    changed: &[crate::diff::summary::ComponentChange],
+) {
+    let metadata = crate::source::METADATA_OBJECT;
+    let refetched_all = outcome.full.iter().any(|o| o == metadata);
+    let kept = outcome.manifest.objects.contains_key(metadata);
+    let Some(recorded) = recorded else { return };
+    if refetched_all || !kept {
+        return;
+    }
+    for (component, why) in recorded.components_left_out {
+        let touched = changed.iter().any(|(id, _, _)| *id == component);
+        if !touched {
+            coverage.components_left_out.entry(component).or_insert(why);
+        }
+    }
+}
+
 /// The change against the parent (read as a sorted merge-join that follows the change), as
 /// the committed summary, and the alerts it raises.
 pub(super) fn summarise(
@@ -350,7 +395,7 @@ pub(super) fn summarise(
     outcome: &BackupOutcome,
     parent: Option<&(String, crate::snapshot::SnapshotManifest)>,
     history: &[SnapshotRow],
-) -> Result<(String, Vec<Triggered>, Vec<String>), StoreError> {
+) -> Result<Summarised, StoreError> {
     let empty = crate::snapshot::SnapshotManifest {
         objects: BTreeMap::new(),
         ..outcome.manifest.clone()
@@ -463,8 +508,17 @@ pub(super) fn summarise(
         ids: (record_ids && parent.is_some()).then_some(ids.as_slice()),
         components: &components,
     });
-    Ok((text, alerts, notes))
+    Ok((text, alerts, notes, components))
 }
+
+/// A run's change summary, its alerts, notes on the search index, and the metadata components
+/// it saw change.
+pub(super) type Summarised = (
+    String,
+    Vec<Triggered>,
+    Vec<String>,
+    Vec<crate::diff::summary::ComponentChange>,
+);
 
 /// How many of the blobs a snapshot names are missing or damaged: an incremental takes its
 /// parent's data as it is, so it is read and authenticated first (on two threads; AES-GCM

@@ -284,6 +284,20 @@ async fn retrieves_over_the_limit_are_split_and_nothing_is_skipped_unseen() {
         "the one planned chunk was split: {retrieves} retrieves"
     );
 
+    // Incrementals that do not touch it (the second's window no longer reaches back to its
+    // last change) still say it is missing.
+    for day in [1, 2] {
+        admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
+        let next = run(&fleet, &["apply", "--at", &at(T0 + day * DAY)]).await;
+        assert_eq!(next.code, 0, "{}{}", next.stdout, next.stderr);
+        assert!(next.stdout.contains("incremental"), "{}", next.stdout);
+    }
+    let coverage = state_file(&fleet, "state/acme/coverage.yaml");
+    assert!(
+        coverage.contains("StaticResource:Huge_Resource: 'too large to retrieve on its own"),
+        "{coverage}"
+    );
+
     // Every other component the org lists is in the backup, files and all.
     let out = fleet.root.path().join("exported");
     let export = run(
