@@ -275,6 +275,10 @@ impl Connector for TaskConnector {
         each!(self, c => c.read_components(components).await)
     }
 
+    fn source_files(&self, component: &Component) -> Result<Files, String> {
+        each!(self, c => c.source_files(component))
+    }
+
     async fn deploy_components(
         &self,
         components: &[Component],

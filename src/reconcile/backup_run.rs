@@ -230,6 +230,7 @@ pub(super) async fn run_backup(
         .and_then(|(_, m)| m.objects.get(crate::source::METADATA_OBJECT));
     changes.extend(metadata_source(
         context,
+        &connector,
         task,
         &dir,
         &outcome.manifest,
@@ -330,6 +331,7 @@ pub(super) async fn run_backup(
 /// (a task that turns it off takes its source off the branch's tip).
 fn metadata_source(
     context: &Context<'_>,
+    connector: &impl crate::source::Connector,
     task: &BackupTask,
     dir: &str,
     manifest: &crate::snapshot::SnapshotManifest,
@@ -346,12 +348,13 @@ fn metadata_source(
     let mut changes = Vec::new();
     if task.metadata.commit_source {
         for component in crate::snapshot::components::read_all(context.store, manifest)? {
-            let files = component
-                .files()
-                .map_err(|reason| StoreError::CorruptBlob {
-                    id: component.id.clone(),
-                    reason,
-                })?;
+            let files =
+                connector
+                    .source_files(&component)
+                    .map_err(|reason| StoreError::CorruptBlob {
+                        id: component.id.clone(),
+                        reason,
+                    })?;
             for (path, bytes) in files {
                 let path = format!("{root}/{path}");
                 stale.remove(&path);

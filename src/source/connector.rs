@@ -248,6 +248,13 @@ pub trait Connector: Sync {
         }
     }
 
+    /// The component's files laid out as the source's own tools lay out a project (Salesforce's
+    /// source format): what is committed to the state branch for review. By default, the
+    /// files as the snapshot holds them.
+    fn source_files(&self, component: &Component) -> Result<Files, String> {
+        component.files()
+    }
+
     /// Deploys these components' files as the snapshot holds them; with `check_only` the
     /// source only validates them.
     fn deploy_components(

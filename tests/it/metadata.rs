@@ -39,11 +39,20 @@ async fn an_apex_edit_and_a_deleted_flow_show_in_the_summary_the_diff_and_git() 
         "{files}"
     );
     assert!(
-        files.contains("state/acme/metadata/flows/Lead_Assignment.flow\n"),
+        files.contains("state/acme/metadata/flows/Lead_Assignment.flow-meta.xml\n"),
         "{files}"
     );
     assert!(
-        files.contains("state/acme/metadata/reports/Sales_Reports/Pipeline_By_Stage.report\n"),
+        files.contains(
+            "state/acme/metadata/reports/Sales_Reports/Pipeline_By_Stage.report-meta.xml\n"
+        ),
+        "{files}"
+    );
+    // In Salesforce's source format: an object decomposed, a field in a file of its own.
+    assert!(
+        files.contains("state/acme/metadata/objects/Invoice__c/fields/Amount__c.field-meta.xml\n")
+            && files
+                .contains("state/acme/metadata/objects/Invoice__c/Invoice__c.object-meta.xml\n"),
         "{files}"
     );
     let coverage = state_file(&fleet, "state/acme/coverage.yaml");
@@ -116,7 +125,7 @@ async fn an_apex_edit_and_a_deleted_flow_show_in_the_summary_the_diff_and_git() 
     );
     assert!(
         git_diff.contains("deleted file mode 100644\n")
-            && git_diff.contains("state/acme/metadata/flows/Lead_Assignment.flow"),
+            && git_diff.contains("state/acme/metadata/flows/Lead_Assignment.flow-meta.xml"),
         "{git_diff}"
     );
 

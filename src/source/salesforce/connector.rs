@@ -214,6 +214,10 @@ impl Connector for SalesforceConnector {
         metadata::current(&self.client, &self.settings.api_version, components).await
     }
 
+    fn source_files(&self, component: &Component) -> Result<Files, String> {
+        metadata::source_format::source_files(component)
+    }
+
     async fn deploy_components(
         &self,
         components: &[Component],

@@ -8,6 +8,7 @@
 pub mod deploy;
 pub mod list;
 pub mod retrieve;
+pub mod source_format;
 
 use std::collections::{BTreeMap, BTreeSet};
 
