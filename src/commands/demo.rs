@@ -222,7 +222,11 @@ pub async fn demo(
     out.write_all(indent(&first.render(), 8).as_bytes())
         .map_err(io(Path::new("stdout")))?;
 
-    stage(out, 4, "Users at work: edits, deletes, a new lead");
+    stage(
+        out,
+        4,
+        "Users at work: edits, deletes, a new lead; an admin edits Apex",
+    );
     let http = reqwest::Client::new();
     let accounts = soql(&http, &sim, "SELECT Id FROM Account").await?;
     let edited = (accounts.len() / 100).max(3);
@@ -272,9 +276,36 @@ pub async fn demo(
         json!({"LastName": "Okafor", "Company": "Brightwater", "Status": "Open - Not Contacted"}),
     )
     .await?;
+    // An admin's change to the org's configuration, which the metadata backup keeps.
+    let class = "AccountService";
+    let source = sim
+        .state
+        .metadata
+        .read()
+        .ok()
+        .and_then(|components| {
+            components
+                .iter()
+                .find(|c| c.kind == "ApexClass" && c.full_name == class)
+                .map(|c| c.source.clone())
+        })
+        .unwrap_or_default();
+    let edited_source = source.replacen(
+        '{',
+        "{\n    // Discounts above 20% need a manager's approval.",
+        1,
+    );
+    admin(
+        &http,
+        &sim,
+        reqwest::Method::PUT,
+        &format!("metadata/ApexClass/{class}"),
+        json!({ "source": edited_source }),
+    )
+    .await?;
     let _ = writeln!(
         out,
-        "   {edited} accounts' phone numbers changed, {} contacts deleted, 1 lead created",
+        "   {edited} accounts' phone numbers changed, {} contacts deleted, 1 lead created, Apex class {class} edited",
         deleted.len()
     );
 
@@ -301,6 +332,27 @@ pub async fn demo(
         &env,
     )?;
     out.write_all(indent(&changes, 14).as_bytes())
+        .map_err(io(Path::new("stdout")))?;
+    let _ = writeln!(out, "   cairn diff --object Metadata --values:");
+    let metadata = diff(
+        &DiffOptions {
+            dir: config.clone(),
+            task: None,
+            from: None,
+            to: None,
+            object: Some(crate::source::METADATA_OBJECT.to_string()),
+            values: true,
+            format: DiffFormat::Text,
+        },
+        &env,
+    )?;
+    // The header and the class's changed lines; its dates follow.
+    let shown: String = metadata
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("lastModified"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    out.write_all(indent(&shown, 12).as_bytes())
         .map_err(io(Path::new("stdout")))?;
 
     let (first_deleted, name) = deleted.first().cloned().unwrap_or_default();

@@ -46,6 +46,12 @@ fn the_demo_runs_the_whole_loop() {
         "{}",
         stage(6)
     );
+    assert!(
+        stage(6).contains("M ApexClass:AccountService  classes/AccountService.cls")
+            && stage(6).contains("+    // Discounts above 20% need a manager's approval."),
+        "{}",
+        stage(6)
+    );
     assert!(stage(7).contains("[deleted "), "{}", stage(7));
     assert!(
         stage(8).contains("^ undelete Contact")
