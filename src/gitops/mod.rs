@@ -219,14 +219,7 @@ impl StateBranch {
 
     /// The names in a directory of the state branch.
     pub fn list(&self, dir: &str) -> Result<Vec<String>, Error> {
-        let Some(tip) = self.tip() else {
-            return Ok(Vec::new());
-        };
-        let tree = tip.tree().map_err(|e| git_error(&self.workdir, e))?;
-        let Ok(entry) = tree.get_path(Path::new(dir)) else {
-            return Ok(Vec::new());
-        };
-        let Ok(subtree) = entry.to_object(&self.repo).and_then(|o| o.peel_to_tree()) else {
+        let Some(subtree) = self.subtree(dir)? else {
             return Ok(Vec::new());
         };
         Ok(subtree
@@ -237,14 +230,7 @@ impl StateBranch {
 
     /// Every file under `dir` on the branch's tip, by path from the repository's root.
     pub fn list_files(&self, dir: &str) -> Result<Vec<String>, Error> {
-        let Some(tip) = self.tip() else {
-            return Ok(Vec::new());
-        };
-        let tree = tip.tree().map_err(|e| git_error(&self.workdir, e))?;
-        let Ok(entry) = tree.get_path(Path::new(dir)) else {
-            return Ok(Vec::new());
-        };
-        let Ok(subtree) = entry.to_object(&self.repo).and_then(|o| o.peel_to_tree()) else {
+        let Some(subtree) = self.subtree(dir)? else {
             return Ok(Vec::new());
         };
         let mut files = Vec::new();
@@ -259,6 +245,21 @@ impl StateBranch {
             })
             .map_err(|e| git_error(&self.workdir, e))?;
         Ok(files)
+    }
+
+    /// The directory `dir` on the branch's tip, if the tip has one there.
+    fn subtree(&self, dir: &str) -> Result<Option<git2::Tree<'_>>, Error> {
+        let Some(tip) = self.tip() else {
+            return Ok(None);
+        };
+        let tree = tip.tree().map_err(|e| git_error(&self.workdir, e))?;
+        let Ok(entry) = tree.get_path(Path::new(dir)) else {
+            return Ok(None);
+        };
+        Ok(entry
+            .to_object(&self.repo)
+            .and_then(|o| o.peel_to_tree())
+            .ok())
     }
 
     fn signature(&self) -> Result<Signature<'static>, Error> {

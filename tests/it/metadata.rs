@@ -15,6 +15,23 @@ async fn metadata_calls(sim: &cairn_sim::server::Simulator) -> Value {
     admin(sim, Method::GET, "state", Value::Null).await["metadataCalls"].clone()
 }
 
+/// `cairn export --metadata` of the latest snapshot: where it wrote, and what it said.
+async fn export_metadata(fleet: &crate::gitops::Fleet) -> (std::path::PathBuf, String) {
+    let out = fleet.root.path().join("exported");
+    let export = run(
+        fleet,
+        &[
+            "export",
+            "--metadata",
+            "--out",
+            out.to_str().expect("UTF-8"),
+        ],
+    )
+    .await;
+    assert_eq!(export.code, 0, "{}{}", export.stdout, export.stderr);
+    (out, export.stdout)
+}
+
 fn calls(counts: &Value, operation: &str) -> u64 {
     counts[operation].as_u64().unwrap_or(0)
 }
@@ -210,18 +227,7 @@ async fn an_apex_edit_and_a_deleted_flow_show_in_the_summary_the_diff_and_git() 
     );
 
     // The export is a metadata-format tree with its package.xml.
-    let out = fleet.root.path().join("exported");
-    let export = run(
-        &fleet,
-        &[
-            "export",
-            "--metadata",
-            "--out",
-            out.to_str().expect("UTF-8"),
-        ],
-    )
-    .await;
-    assert_eq!(export.code, 0, "{}{}", export.stdout, export.stderr);
+    let (out, _) = export_metadata(&fleet).await;
     let package = std::fs::read_to_string(out.join("package.xml")).expect("package.xml");
     assert!(
         package.contains("<members>AccountService</members>")
@@ -308,18 +314,7 @@ async fn retrieves_over_the_limit_are_split_and_nothing_is_skipped_unseen() {
     );
 
     // Every other component the org lists is in the backup, files and all.
-    let out = fleet.root.path().join("exported");
-    let export = run(
-        &fleet,
-        &[
-            "export",
-            "--metadata",
-            "--out",
-            out.to_str().expect("UTF-8"),
-        ],
-    )
-    .await;
-    assert_eq!(export.code, 0, "{}{}", export.stdout, export.stderr);
+    let (out, export) = export_metadata(&fleet).await;
     let listed: Vec<(String, String)> = sim
         .state
         .metadata
@@ -330,12 +325,9 @@ async fn retrieves_over_the_limit_are_split_and_nothing_is_skipped_unseen() {
         .map(|c| (c.kind.clone(), c.file_name.clone()))
         .collect();
     assert!(
-        export
-            .stdout
-            .starts_with(&format!("{} metadata components", listed.len())),
-        "{} listed: {}",
-        listed.len(),
-        export.stdout
+        export.starts_with(&format!("{} metadata components", listed.len())),
+        "{} listed: {export}",
+        listed.len()
     );
     for (kind, file) in &listed {
         let path = if kind.ends_with("Folder") {

@@ -42,11 +42,15 @@ async fn call(sim: &Simulator, session: &str, operation: &str, content: &str) ->
     (status, Message::parse(&text).expect("a SOAP envelope"))
 }
 
-/// Starts a retrieve and reads its status (with the zip when `zip`): its async process Id
-/// and the status.
-async fn retrieve(sim: &Simulator, request: &str, zip: bool) -> (String, Message) {
+/// Starts an asynchronous call (`start` with `content`) and reads its status once (`check`,
+/// with `extra` after the process Id): the Id and the status.
+async fn run_async(
+    sim: &Simulator,
+    (start, content): (&str, &str),
+    (check, extra): (&str, &str),
+) -> (String, Message) {
     let token = &sim.credentials.access_token;
-    let (status, started) = call(sim, token, "retrieve", request).await;
+    let (status, started) = call(sim, token, start, content).await;
     assert_eq!(status, 200);
     let id = started
         .body
@@ -54,9 +58,16 @@ async fn retrieve(sim: &Simulator, request: &str, zip: bool) -> (String, Message
         .and_then(|r| r.child_text("id"))
         .expect("an async process id")
         .to_string();
-    let status = format!("<asyncProcessId>{id}</asyncProcessId><includeZip>{zip}</includeZip>");
-    let (_, checked) = call(sim, token, "checkRetrieveStatus", &status).await;
+    let status = format!("<asyncProcessId>{id}</asyncProcessId>{extra}");
+    let (_, checked) = call(sim, token, check, &status).await;
     (id, checked)
+}
+
+/// Starts a retrieve and reads its status (with the zip when `zip`): its async process Id
+/// and the status.
+async fn retrieve(sim: &Simulator, request: &str, zip: bool) -> (String, Message) {
+    let extra = format!("<includeZip>{zip}</includeZip>");
+    run_async(sim, ("retrieve", request), ("checkRetrieveStatus", &extra)).await
 }
 
 fn listed(answer: &Message) -> Vec<(String, String, String)> {
@@ -489,28 +500,13 @@ fn deploy_zip(members: &[(&str, &str)], files: &[(&str, &str)]) -> String {
 
 /// Deploys and reads the status with details: the result element.
 async fn deploy(sim: &Simulator, zip: &str, check_only: bool) -> sfsoap::Element {
-    let token = &sim.credentials.access_token;
-    let (status, started) = call(
+    let request = format!(
+        "<ZipFile>{zip}</ZipFile><DeployOptions><checkOnly>{check_only}</checkOnly><singlePackage>true</singlePackage></DeployOptions>"
+    );
+    let (_, checked) = run_async(
         sim,
-        token,
-        "deploy",
-        &format!(
-            "<ZipFile>{zip}</ZipFile><DeployOptions><checkOnly>{check_only}</checkOnly><singlePackage>true</singlePackage></DeployOptions>"
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let id = started
-        .body
-        .child("result")
-        .and_then(|r| r.child_text("id"))
-        .expect("an async process id")
-        .to_string();
-    let (_, checked) = call(
-        sim,
-        token,
-        "checkDeployStatus",
-        &format!("<asyncProcessId>{id}</asyncProcessId><includeDetails>true</includeDetails>"),
+        ("deploy", &request),
+        ("checkDeployStatus", "<includeDetails>true</includeDetails>"),
     )
     .await;
     checked.body.child("result").cloned().expect("a result")

@@ -505,8 +505,8 @@ async fn the_official_cli_works_unchanged_over_https() {
     let source = sf.home.path().join("force-app/main/default");
     let class = std::fs::read_to_string(source.join("classes/AccountService.cls"))
         .expect("the class's source");
-    let tooling: Value = sf
-        .ok(&[
+    let body_now = || async {
+        sf.ok(&[
             "data",
             "query",
             "--use-tooling-api",
@@ -515,8 +515,11 @@ async fn the_official_cli_works_unchanged_over_https() {
             "-o",
             ORG,
         ])
-        .await;
-    assert_eq!(Some(class.as_str()), tooling["records"][0]["Body"].as_str());
+        .await["records"][0]["Body"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(body_now().await.as_deref(), Some(class.as_str()));
     for file in [
         "objects/Invoice__c/Invoice__c.object-meta.xml",
         "objects/Invoice__c/fields/Amount__c.field-meta.xml",
@@ -537,20 +540,6 @@ async fn the_official_cli_works_unchanged_over_https() {
     assert_ne!(edited, class);
     std::fs::write(source.join("classes/AccountService.cls"), &edited).expect("edit the class");
     let class_file = "force-app/main/default/classes/AccountService.cls";
-    let body_now = || async {
-        sf.ok(&[
-            "data",
-            "query",
-            "--use-tooling-api",
-            "-q",
-            "SELECT Body FROM ApexClass WHERE Name = 'AccountService'",
-            "-o",
-            ORG,
-        ])
-        .await["records"][0]["Body"]
-            .as_str()
-            .map(str::to_string)
-    };
     let validated = sf
         .ok(&[
             "project",

@@ -4,15 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::time::Duration;
 
 use base64::Engine as _;
 
 use super::super::client::SalesforceClient;
 use crate::source::{DeployReport, SourceError};
-
-/// How long a deploy may run at the org before it is given up on.
-const DEPLOY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The `package.xml` naming `members` ((type, full name)).
 pub fn package_xml(members: &[(String, String)], version: &str) -> String {
@@ -74,44 +70,18 @@ pub async fn deploy(
         "<ZipFile>{}</ZipFile><DeployOptions><checkOnly>{check_only}</checkOnly><rollbackOnError>true</rollbackOnError><singlePackage>true</singlePackage><ignoreWarnings>false</ignoreWarnings></DeployOptions>",
         base64::engine::general_purpose::STANDARD.encode(zip)
     );
-    let started = client.metadata("deploy", &content).await?;
-    let id = started
-        .body
-        .child("result")
-        .and_then(|r| r.child_text("id"))
+    let result = super::run_async(
+        client,
+        ("deploy", &content),
+        ("checkDeployStatus", "<includeDetails>true</includeDetails>"),
+        "`sf project deploy report --job-id` with its id tells how it ends",
+    )
+    .await?;
+    let id = result
+        .child_text("id")
         .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| super::list::unreadable("deploy"))?
+        .unwrap_or_default()
         .to_string();
-    let begun = std::time::Instant::now();
-    let mut wait = Duration::from_millis(0);
-    let result = loop {
-        tokio::time::sleep(wait).await;
-        let answer = client
-            .metadata(
-                "checkDeployStatus",
-                &format!(
-                    "<asyncProcessId>{}</asyncProcessId><includeDetails>true</includeDetails>",
-                    sfsoap::escape(&id)
-                ),
-            )
-            .await?;
-        let result = answer
-            .body
-            .child("result")
-            .cloned()
-            .ok_or_else(|| super::list::unreadable("checkDeployStatus"))?;
-        if result.child_text("done").map(str::trim) == Some("true") {
-            break result;
-        }
-        if begun.elapsed() > DEPLOY_TIMEOUT {
-            return Err(SourceError::Network(format!(
-                "the metadata deploy {id} was not done after {} minutes; `sf project deploy report --job-id {id}` tells how it ends",
-                DEPLOY_TIMEOUT.as_secs() / 60
-            )));
-        }
-        wait = (wait * 2).clamp(Duration::from_secs(1), Duration::from_secs(10));
-    };
     let text = |name: &str| result.child_text(name).map(str::trim).unwrap_or_default();
     let mut failures = Vec::new();
     let mut deployed = Vec::new();

@@ -269,3 +269,58 @@ pub async fn deploy_back(
         .map_err(|e| SourceError::Config(format!("the deploy package cannot be made: {e}")))?;
     deploy::deploy(client, &zip, check_only).await
 }
+
+/// How long an asynchronous Metadata API call (a retrieve, a deploy) may run at the org.
+const ASYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Starts an asynchronous call (`retrieve`, `deploy`) and polls its status (`check`, asked
+/// with the call's id and `extra`) with growing pauses, as Salesforce asks, until it is done:
+/// the final status's `result`. `timed_out` says what to do when it never is.
+async fn run_async(
+    client: &SalesforceClient,
+    (start, content): (&str, &str),
+    (check, extra): (&str, &str),
+    timed_out: &str,
+) -> Result<sfsoap::Element, SourceError> {
+    let started = client.metadata(start, content).await?;
+    let id = started
+        .body
+        .child("result")
+        .and_then(|r| r.child_text("id"))
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| list::unreadable(start))?
+        .to_string();
+    let begun = std::time::Instant::now();
+    let mut wait = std::time::Duration::ZERO;
+    loop {
+        tokio::time::sleep(wait).await;
+        let answer = client
+            .metadata(
+                check,
+                &format!(
+                    "<asyncProcessId>{}</asyncProcessId>{extra}",
+                    sfsoap::escape(&id)
+                ),
+            )
+            .await?;
+        let result = answer
+            .body
+            .child("result")
+            .cloned()
+            .ok_or_else(|| list::unreadable(check))?;
+        if result.child_text("done").map(str::trim) == Some("true") {
+            return Ok(result);
+        }
+        if begun.elapsed() > ASYNC_TIMEOUT {
+            return Err(SourceError::Network(format!(
+                "the metadata {start} {id} was not done after {} minutes; {timed_out}",
+                ASYNC_TIMEOUT.as_secs() / 60
+            )));
+        }
+        wait = (wait * 2).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(10),
+        );
+    }
+}

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::time::Duration;
 
 use base64::Engine as _;
 
@@ -17,8 +16,6 @@ use crate::source::SourceError;
 pub const MAX_FILES: usize = 10_000;
 /// Files planned per retrieve: below the limit, as bundles may hold more than guessed.
 const PLANNED_FILES: usize = 9_000;
-/// How long a retrieve may run at the org before it is given up.
-const RETRIEVE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// The most bytes one unzipped file may have (the org's own limit is 600 MB for a retrieve).
 const MAX_FILE_BYTES: u64 = 600 * 1024 * 1024;
 
@@ -129,45 +126,18 @@ async fn retrieve_once(
         "<version>{}</version></unpackaged></retrieveRequest>",
         sfsoap::escape(version)
     ));
-    let started = client.metadata("retrieve", &request).await?;
-    let id = started
-        .body
-        .child("result")
-        .and_then(|r| r.child_text("id"))
+    let status = super::run_async(
+        client,
+        ("retrieve", &request),
+        ("checkRetrieveStatus", "<includeZip>true</includeZip>"),
+        "the next run tries again",
+    )
+    .await?;
+    let id = status
+        .child_text("id")
         .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| super::list::unreadable("retrieve"))?
+        .unwrap_or_default()
         .to_string();
-    let begun = std::time::Instant::now();
-    let mut wait = Duration::from_millis(0);
-    let status = loop {
-        tokio::time::sleep(wait).await;
-        let answer = client
-            .metadata(
-                "checkRetrieveStatus",
-                &format!(
-                    "<asyncProcessId>{}</asyncProcessId><includeZip>true</includeZip>",
-                    sfsoap::escape(&id)
-                ),
-            )
-            .await?;
-        let result = answer
-            .body
-            .child("result")
-            .cloned()
-            .ok_or_else(|| super::list::unreadable("checkRetrieveStatus"))?;
-        if result.child_text("done").map(str::trim) == Some("true") {
-            break result;
-        }
-        if begun.elapsed() > RETRIEVE_TIMEOUT {
-            return Err(SourceError::Network(format!(
-                "the metadata retrieve {id} was not done after {} minutes; the next run tries again",
-                RETRIEVE_TIMEOUT.as_secs() / 60
-            )));
-        }
-        // Salesforce asks clients to poll with growing pauses.
-        wait = (wait * 2).clamp(Duration::from_secs(1), Duration::from_secs(10));
-    };
     let text = |name: &str| status.child_text(name).map(str::trim).unwrap_or_default();
     if text("status") != "Succeeded" {
         let (code, message) = (text("errorStatusCode"), text("errorMessage"));

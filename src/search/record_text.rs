@@ -1,0 +1,240 @@
+//! The text of a record that the index tokenizes: its searchable strings and numbers, read
+//! straight from the stored JSON.
+
+/// A value worth tokenizing: text people search for. Record Ids (18 characters, letters and
+/// digits) and timestamps are left out: Ids have their own field, and neither is words.
+fn searchable(text: &str) -> bool {
+    let id_like = text.len() == 18 && text.bytes().all(|b| b.is_ascii_alphanumeric());
+    let timestamp = text.len() >= 20 && crate::time::parse_datetime(text).is_some();
+    // Encoded bytes (a binary file's base64): one endless word nobody searches for.
+    let encoded = text.len() > 256 && !text.bytes().any(|b| b.is_ascii_whitespace());
+    !id_like && !timestamp && !encoded
+}
+
+/// The text values of a record as one text: what the index tokenizes. Top-level strings and
+/// numbers, one per line, and the strings of a map one level down (a metadata component's
+/// files by path); deeper values, lists, booleans and nulls are not words people search for.
+/// Read straight from the JSON without building a `Value`: this runs once per record indexed.
+pub fn record_text(body: &[u8]) -> String {
+    let mut text = String::with_capacity(body.len());
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    if serde::Deserializer::deserialize_any(&mut deserializer, RecordText(&mut text)).is_err() {
+        text.clear();
+    }
+    text
+}
+
+/// Visits a record object, appending its searchable values.
+struct RecordText<'a>(&'a mut String);
+
+impl<'de> serde::de::Visitor<'de> for RecordText<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(FieldText(&mut *self.0))?;
+        }
+        Ok(())
+    }
+}
+
+/// One field's value: appended when it is a searchable string or a number.
+struct FieldText<'a>(&'a mut String);
+
+impl FieldText<'_> {
+    fn push(self, value: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.0, "{value}");
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldText<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldText<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field value")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        if searchable(value) {
+            self.0.push_str(value);
+            self.0.push('\n');
+        }
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<(), E> {
+        self.push(value);
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<(), E> {
+        self.push(value);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<(), E> {
+        // As serde_json writes it (`100.0`, `1e300`), so numbers are found as they are stored.
+        if let Some(number) = serde_json::Number::from_f64(value) {
+            self.push(number);
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(NestedText(&mut *self.0))?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// A value inside a map field: appended when it is a searchable string.
+struct NestedText<'a>(&'a mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for NestedText<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NestedText<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        if searchable(value) {
+            self.0.push_str(value);
+            self.0.push('\n');
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// What the text is defined to be, spelled out on a parsed `Value`.
+    fn reference(body: &[u8]) -> String {
+        let mut text = String::new();
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+            for value in map.values() {
+                match value {
+                    Value::String(s) if searchable(s) => text.push_str(s),
+                    Value::Number(n) => text.push_str(&n.to_string()),
+                    Value::Object(nested) => {
+                        for s in nested.values().filter_map(Value::as_str) {
+                            if searchable(s) {
+                                text.push_str(s);
+                                text.push('\n');
+                            }
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                }
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn the_text_of_a_record_is_its_searchable_strings_and_numbers() {
+        let cases: [&[u8]; 10] = [
+            br#"{"Id":"001000000000001AAA","Name":"Acme \"Q\" \u00e9t\u00e9","Count":-3,"Big":18446744073709551615,"Rate":100.0,"Tiny":1e-7,"Huge":1.5e300}"#,
+            br#"{"Active":true,"Parent":null,"Address":{"City":"Oslo"},"Tags":["a","b"],"When":"2025-06-15T08:09:10.000+0000","Day":"2025-06-15"}"#,
+            br#"{}"#,
+            br#"[1,2,3]"#,
+            br#""just a string""#,
+            br#"{"Name":"cut"#,
+            b"not json",
+            br#"{"Name":"line\nbreak","Esc":"tab\there"}"#,
+            "{\"Name\":\"\u{1F600} unicode\"}".as_bytes(),
+            br#"{"Id":"ApexClass:Invoice","files":{"classes/Invoice.cls":"public class Invoice {}","deep":{"x":"y"},"n":3},"binaryFiles":{"a.bin":"QUFB"}}"#,
+        ];
+        // The same values; in the record's own order rather than sorted by field name.
+        let lines = |text: String| {
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        for body in cases {
+            assert_eq!(
+                lines(record_text(body)),
+                lines(reference(body)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            record_text(br#"{"Id":"001000000000001AAA","Name":"Acme","N":7}"#),
+            "Acme\n7\n"
+        );
+    }
+}
