@@ -383,8 +383,12 @@ fn carry_components_left_out(
         return;
     }
     for (component, why) in recorded.components_left_out {
+        // A type or folder the org would not list is asked again every run.
+        let listing = component
+            .split_once(':')
+            .is_none_or(|(kind, _)| kind.contains(' '));
         let touched = changed.iter().any(|(id, _, _)| *id == component);
-        if !touched {
+        if !touched && !listing {
             coverage.components_left_out.entry(component).or_insert(why);
         }
     }

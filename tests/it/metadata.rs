@@ -226,6 +226,19 @@ async fn an_apex_edit_and_a_deleted_flow_show_in_the_summary_the_diff_and_git() 
         "the class as it was"
     );
 
+    // Components are not records: a record restore of them says how they go back.
+    let as_records = run(
+        &fleet,
+        &["restore", "--task", "acme", "--object", "Metadata"],
+    )
+    .await;
+    assert_ne!(as_records.code, 0);
+    assert!(
+        as_records.stderr.contains("--metadata Type:FullName"),
+        "{}",
+        as_records.stderr
+    );
+
     // The export is a metadata-format tree with its package.xml.
     let (out, _) = export_metadata(&fleet).await;
     let package = std::fs::read_to_string(out.join("package.xml")).expect("package.xml");

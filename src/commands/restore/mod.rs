@@ -100,6 +100,16 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             "choose them with --object NAME (all of its records), --id ID, or --where FIELD=VALUE",
         ));
     }
+    if options
+        .object
+        .as_deref()
+        .is_some_and(|o| o.eq_ignore_ascii_case(crate::source::METADATA_OBJECT))
+    {
+        return Err(usage(
+            "metadata components are not records: they go back through a deploy".into(),
+            "restore them with --metadata Type:FullName (such as --metadata 'Flow:*')",
+        ));
+    }
     let filters: Vec<(String, String)> = options
         .filters
         .iter()
@@ -150,10 +160,11 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             }
         };
     for (object, entry) in &manifest.objects {
-        if options
-            .object
-            .as_deref()
-            .is_some_and(|o| !o.eq_ignore_ascii_case(object))
+        if object == crate::source::METADATA_OBJECT
+            || options
+                .object
+                .as_deref()
+                .is_some_and(|o| !o.eq_ignore_ascii_case(object))
         {
             continue;
         }

@@ -138,12 +138,14 @@ struct Query {
     folder: Option<String>,
 }
 
-/// Every component of `types`, in Id order.
+/// Every component of `types`, in Id order, and what the org would not list (a type or a
+/// folder, and why): the components of those are not known this run.
 pub async fn list(
     client: &SalesforceClient,
     version: &str,
     types: &[MetadataType],
-) -> Result<Vec<Listed>, SourceError> {
+) -> Result<(Vec<Listed>, Vec<(String, String)>), SourceError> {
+    let mut refused = Vec::new();
     let first: Vec<Query> = types
         .iter()
         .map(|t| Query {
@@ -156,7 +158,7 @@ pub async fn list(
         })
         .collect();
     let mut listed = Vec::new();
-    for found in run(client, version, &first).await? {
+    for found in run(client, version, &first, &mut refused).await? {
         // A folder may come back under its folder type or its foldered type's name.
         let Some(owner) = types
             .iter()
@@ -189,65 +191,106 @@ pub async fn list(
         })
         .chain(unfiled)
         .collect();
-    for found in run(client, version, &in_folders).await? {
+    for found in run(client, version, &in_folders, &mut refused).await? {
         if types.iter().any(|t| t.name == found.kind) {
             listed.push(found);
         }
     }
     listed.sort_by_key(Listed::id);
     listed.dedup_by(|a, b| a.id() == b.id());
-    Ok(listed)
+    Ok((listed, refused))
 }
 
-/// The queries, three to a call.
+/// The queries, three to a call. A call the org refuses is asked again one query at a time,
+/// so one type or folder it will not list costs only its own components; those it refuses
+/// alone come back as (what, why).
 async fn run(
     client: &SalesforceClient,
     version: &str,
     queries: &[Query],
+    refused: &mut Vec<(String, String)>,
 ) -> Result<Vec<Listed>, SourceError> {
     let mut found = Vec::new();
     for batch in queries.chunks(QUERIES_PER_LIST) {
-        let mut content = String::new();
-        for query in batch {
-            content.push_str("<queries>");
-            if let Some(folder) = &query.folder {
-                content.push_str(&format!("<folder>{}</folder>", sfsoap::escape(folder)));
+        match list_batch(client, version, batch).await {
+            Ok(listed) => found.extend(listed),
+            Err(SourceError::Api { message, .. }) if batch.len() == 1 => {
+                refused.push((batch[0].named(), message));
             }
-            content.push_str(&format!(
-                "<type>{}</type></queries>",
-                sfsoap::escape(&query.kind)
-            ));
+            Err(SourceError::Api { .. }) => {
+                for query in batch {
+                    match list_batch(client, version, std::slice::from_ref(query)).await {
+                        Ok(listed) => found.extend(listed),
+                        Err(SourceError::Api { message, .. }) => {
+                            refused.push((query.named(), message));
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(found)
+}
+
+impl Query {
+    /// What it lists, for messages: `type Flow`, `Report folder Sales`.
+    fn named(&self) -> String {
+        match &self.folder {
+            Some(folder) => format!("{} folder {folder}", self.kind),
+            None => format!("type {}", self.kind),
+        }
+    }
+}
+
+/// One `listMetadata` call of at most three queries.
+async fn list_batch(
+    client: &SalesforceClient,
+    version: &str,
+    batch: &[Query],
+) -> Result<Vec<Listed>, SourceError> {
+    let mut content = String::new();
+    for query in batch {
+        content.push_str("<queries>");
+        if let Some(folder) = &query.folder {
+            content.push_str(&format!("<folder>{}</folder>", sfsoap::escape(folder)));
         }
         content.push_str(&format!(
-            "<asOfVersion>{}</asOfVersion>",
-            sfsoap::escape(version)
+            "<type>{}</type></queries>",
+            sfsoap::escape(&query.kind)
         ));
-        let answer = client.metadata("listMetadata", &content).await?;
-        for result in answer.body.children_named("result") {
-            let text = |name: &str| {
-                result
-                    .child_text(name)
-                    .map(str::trim)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let (kind, full_name) = (text("type"), text("fullName"));
-            if kind.is_empty() || full_name.is_empty() {
-                continue;
-            }
-            let modified = text("lastModifiedDate");
-            found.push(Listed {
-                retrieve_as: kind.clone(),
-                kind,
-                full_name,
-                file_name: text("fileName"),
-                created_ms: crate::time::parse_datetime(&text("createdDate")).unwrap_or(i64::MIN),
-                modified_ms: crate::time::parse_datetime(&modified).unwrap_or(i64::MIN),
-                modified,
-                modified_by: text("lastModifiedByName"),
-                folder: false,
-            });
+    }
+    content.push_str(&format!(
+        "<asOfVersion>{}</asOfVersion>",
+        sfsoap::escape(version)
+    ));
+    let answer = client.metadata("listMetadata", &content).await?;
+    let mut found = Vec::new();
+    for result in answer.body.children_named("result") {
+        let text = |name: &str| {
+            result
+                .child_text(name)
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (kind, full_name) = (text("type"), text("fullName"));
+        if kind.is_empty() || full_name.is_empty() {
+            continue;
         }
+        let modified = text("lastModifiedDate");
+        found.push(Listed {
+            retrieve_as: kind.clone(),
+            kind,
+            full_name,
+            file_name: text("fileName"),
+            created_ms: crate::time::parse_datetime(&text("createdDate")).unwrap_or(i64::MIN),
+            modified_ms: crate::time::parse_datetime(&modified).unwrap_or(i64::MIN),
+            modified,
+            modified_by: text("lastModifiedByName"),
+            folder: false,
+        });
     }
     Ok(found)
 }

@@ -105,7 +105,13 @@ pub async fn fetch<S: RowSink>(
     mut sink: S,
 ) -> Result<S, FetchError> {
     let types = planned_types(plan);
-    let listed = list::list(client, version, &types).await?;
+    let (listed, refused) = list::list(client, version, &types).await?;
+    for (what, why) in &refused {
+        sink.left_out(
+            what.clone(),
+            format!("the org would not list it, so its components are not known this run: {why}"),
+        );
+    }
     let wanted: Vec<&list::Listed> = listed
         .iter()
         .filter(|c| match window {
@@ -172,7 +178,11 @@ pub async fn fetch<S: RowSink>(
             })?;
         }
     }
-    sink.listed(present);
+    // What the org would not list may still be there: no deletion is concluded from a listing
+    // with gaps (the next complete one finds them).
+    if refused.is_empty() {
+        sink.listed(present);
+    }
     Ok(sink)
 }
 
