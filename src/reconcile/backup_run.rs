@@ -220,7 +220,12 @@ pub(super) async fn run_backup(
         .state
         .read(&status::CoverageFile::path(&task.id))?
         .and_then(|bytes| status::CoverageFile::parse(&bytes));
-    carry_components_left_out(&mut coverage, recorded, &outcome, &component_changes);
+    super::metadata_state::carry_components_left_out(
+        &mut coverage,
+        recorded,
+        &outcome,
+        &component_changes,
+    );
     changes.push(Change::write(
         status::CoverageFile::path(&task.id),
         coverage.to_yaml(),
@@ -228,7 +233,7 @@ pub(super) async fn run_backup(
     let parent_metadata = parent
         .as_ref()
         .and_then(|(_, m)| m.objects.get(crate::source::METADATA_OBJECT));
-    changes.extend(metadata_source(
+    changes.extend(super::metadata_state::metadata_source(
         context,
         &connector,
         task,
@@ -324,74 +329,6 @@ pub(super) async fn run_backup(
         },
     });
     Ok((outcome, changes, alerts, notes))
-}
-
-/// `state/<task>/metadata/`: with `metadata.commitSource`, every component's files as the
-/// snapshot holds them (rewritten whole, so files of deleted components go); without it, none
-/// (a task that turns it off takes its source off the branch's tip).
-fn metadata_source(
-    context: &Context<'_>,
-    connector: &impl crate::source::Connector,
-    task: &BackupTask,
-    dir: &str,
-    manifest: &crate::snapshot::SnapshotManifest,
-    parent: Option<&crate::snapshot::ObjectEntry>,
-) -> Result<Vec<Change>, TaskFailure> {
-    let root = format!("{dir}/metadata");
-    let mut stale: std::collections::BTreeSet<String> =
-        context.state.list_files(&root)?.into_iter().collect();
-    // The branch already holds the components as the parent had them, and none changed.
-    let unchanged = manifest.objects.get(crate::source::METADATA_OBJECT) == parent;
-    if task.metadata.commit_source && !stale.is_empty() && unchanged {
-        return Ok(Vec::new());
-    }
-    let mut changes = Vec::new();
-    if task.metadata.commit_source {
-        for component in crate::snapshot::components::read_all(context.store, manifest)? {
-            let files =
-                connector
-                    .source_files(&component)
-                    .map_err(|reason| StoreError::CorruptBlob {
-                        id: component.id.clone(),
-                        reason,
-                    })?;
-            for (path, bytes) in files {
-                let path = format!("{root}/{path}");
-                stale.remove(&path);
-                changes.push(Change::write(path, bytes));
-            }
-        }
-    }
-    changes.extend(stale.into_iter().map(Change::remove));
-    Ok(changes)
-}
-
-/// Components whose files a run could not retrieve stay named in `coverage.yaml` until a run
-/// retrieves them again: an incremental re-reads only what changed, so what an earlier run
-/// left out, and this one did not touch, is still missing from the backup.
-fn carry_components_left_out(
-    coverage: &mut status::CoverageFile,
-    recorded: Option<status::CoverageFile>,
-    outcome: &BackupOutcome,
-    changed: &[crate::diff::summary::ComponentChange],
-) {
-    let metadata = crate::source::METADATA_OBJECT;
-    let refetched_all = outcome.full.iter().any(|o| o == metadata);
-    let kept = outcome.manifest.objects.contains_key(metadata);
-    let Some(recorded) = recorded else { return };
-    if refetched_all || !kept {
-        return;
-    }
-    for (component, why) in recorded.components_left_out {
-        // A type or folder the org would not list is asked again every run.
-        let listing = component
-            .split_once(':')
-            .is_none_or(|(kind, _)| kind.contains(' '));
-        let touched = changed.iter().any(|(id, _, _)| *id == component);
-        if !touched && !listing {
-            coverage.components_left_out.entry(component).or_insert(why);
-        }
-    }
 }
 
 /// The change against the parent (read as a sorted merge-join that follows the change), as

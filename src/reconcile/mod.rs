@@ -6,6 +6,7 @@ mod backup_run;
 mod failure;
 mod index;
 mod interrupt;
+mod metadata_state;
 mod notifications;
 mod outcome;
 mod task;
