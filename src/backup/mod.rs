@@ -135,14 +135,14 @@ impl BackupError {
 
 /// Where an object's fetched rows go, and what the source said of the rest.
 struct Fetched {
-    into: Into,
+    into: Writing,
     /// Every Id the source lists now, when it lists rather than reports deletions.
     listed: Option<BTreeSet<String>>,
     /// Rows the source could not give in full, and why.
     left_out: Vec<(String, String)>,
 }
 
-enum Into {
+enum Writing {
     /// A full pass: its new base, written as rows arrive.
     Full(Box<FullFetch>),
     /// An incremental: its delta, written as rows arrive.
@@ -150,7 +150,7 @@ enum Into {
 }
 
 impl Fetched {
-    fn new(into: Into) -> Fetched {
+    fn new(into: Writing) -> Fetched {
         Fetched {
             into,
             listed: None,
@@ -162,8 +162,8 @@ impl Fetched {
 impl RowSink for Fetched {
     fn push(&mut self, row: Row) -> Result<(), StoreError> {
         match &mut self.into {
-            Into::Full(full) => full.push(row),
-            Into::Changes(delta) => delta.push(row),
+            Writing::Full(full) => full.push(row),
+            Writing::Changes(delta) => delta.push(row),
         }
     }
 
@@ -435,13 +435,13 @@ pub async fn backup<C: Connector>(
     let recent_from = now_ms - WINDOW_OVERLAP_MS;
     let mut fetches = futures_util::stream::iter(jobs.iter().map(|job| {
         let into = Fetched::new(match job.full_reason {
-            Some(_) => Into::Full(Box::new(FullFetch::new(
+            Some(_) => Writing::Full(Box::new(FullFetch::new(
                 store,
                 job.plan,
                 options,
                 recent_from,
             ))),
-            None => Into::Changes(Box::new(DeltaWriter::new(
+            None => Writing::Changes(Box::new(DeltaWriter::new(
                 store,
                 &job.plan.name,
                 parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
@@ -490,11 +490,11 @@ pub async fn backup<C: Connector>(
         } = fetched;
         components_left_out.extend(left_out);
         let (mut run, mut recent) = match into {
-            Into::Full(full) => {
+            Writing::Full(full) => {
                 let reason = job.full_reason.as_deref().unwrap_or_default();
                 write_full(&mut writer, job.plan, full, reason)?
             }
-            Into::Changes(delta) => write_incremental(
+            Writing::Changes(delta) => write_incremental(
                 &mut writer,
                 store,
                 job.plan,
@@ -507,7 +507,7 @@ pub async fn backup<C: Connector>(
             let checked = match counted.map(|org| count_mismatch(org, run.records)) {
                 Ok(None) => Ok(None),
                 Ok(Some(reason)) => {
-                    let into = Fetched::new(Into::Full(Box::new(FullFetch::new(
+                    let into = Fetched::new(Writing::Full(Box::new(FullFetch::new(
                         store,
                         job.plan,
                         options,
@@ -515,7 +515,7 @@ pub async fn backup<C: Connector>(
                     ))));
                     match connector.fetch(job.plan, &FetchWindow::Full, into).await {
                         Ok(Fetched {
-                            into: Into::Full(full),
+                            into: Writing::Full(full),
                             ..
                         }) => write_full(&mut writer, job.plan, full, &reason).map(Some),
                         Ok(_) => unreachable!("fetch fills what it is given"),

@@ -69,7 +69,10 @@ async fn an_apex_edit_and_a_deleted_flow_show_in_the_summary_the_diff_and_git() 
     assert!(
         files.contains("state/acme/metadata/objects/Invoice__c/fields/Amount__c.field-meta.xml\n")
             && files
-                .contains("state/acme/metadata/objects/Invoice__c/Invoice__c.object-meta.xml\n"),
+                .contains("state/acme/metadata/objects/Invoice__c/Invoice__c.object-meta.xml\n")
+            && files.contains(
+                "state/acme/metadata/objects/Invoice__c/validationRules/Name_Required.validationRule-meta.xml\n"
+            ),
         "{files}"
     );
     let coverage = state_file(&fleet, "state/acme/coverage.yaml");

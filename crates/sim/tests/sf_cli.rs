@@ -523,6 +523,7 @@ async fn the_official_cli_works_unchanged_over_https() {
     for file in [
         "objects/Invoice__c/Invoice__c.object-meta.xml",
         "objects/Invoice__c/fields/Amount__c.field-meta.xml",
+        "objects/Invoice__c/validationRules/Name_Required.validationRule-meta.xml",
         "flows/Lead_Assignment.flow-meta.xml",
         "reports/Sales_Reports.reportFolder-meta.xml",
         "reports/Sales_Reports/Pipeline_By_Stage.report-meta.xml",

@@ -365,8 +365,17 @@ fn objects(catalog: &Catalog, maker: &mut Maker) {
                 Some(field_xml(field)),
             );
         }
+        // A custom object's rule, in its file as Salesforce writes it (after sharingModel).
+        let rules = if object.custom {
+            format!(
+                "    <validationRules>\n        <fullName>Name_Required</fullName>\n        <active>true</active>\n        <errorConditionFormula>ISBLANK(Name)</errorConditionFormula>\n        <errorMessage>Every {} needs a name.</errorMessage>\n    </validationRules>\n",
+                object.label
+            )
+        } else {
+            String::new()
+        };
         let inner = format!(
-            "{fields}    <label>{}</label>\n    <pluralLabel>{}</pluralLabel>\n    <sharingModel>ReadWrite</sharingModel>\n",
+            "{fields}    <label>{}</label>\n    <pluralLabel>{}</pluralLabel>\n    <sharingModel>ReadWrite</sharingModel>\n{rules}",
             object.label, object.label_plural
         );
         maker.add(
