@@ -32,17 +32,19 @@ pub type ComponentChange = (String, Kind, Vec<String>);
 /// The component changes among a diff's record changes (those of the metadata object).
 pub fn component_change(change: &super::RecordChange) -> Option<ComponentChange> {
     (change.object == crate::source::METADATA_OBJECT).then(|| {
-        let files = change
-            .fields
-            .iter()
-            .filter(|f| {
-                change.change == Kind::Modified && !AUDIT_FIELDS.contains(&f.field.as_str())
-            })
-            .map(|f| f.field.clone())
-            .collect();
+        let files = match change.change {
+            Kind::Modified => change
+                .fields
+                .iter()
+                .filter(|f| !AUDIT_FIELDS.contains(&f.field.as_str()))
+                .map(|f| f.field.clone())
+                .collect(),
+            Kind::Added | Kind::Deleted => Vec::new(),
+        };
         (change.id.clone(), change.change, files)
     })
 }
+
 /// Record Ids listed per object when allowed.
 const MAX_IDS: usize = 50;
 

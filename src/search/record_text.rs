@@ -36,19 +36,28 @@ impl<'de> serde::de::Visitor<'de> for RecordText<'_> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
-            map.next_value_seed(FieldText(&mut *self.0))?;
+            map.next_value_seed(FieldText {
+                text: &mut *self.0,
+                nested: false,
+            })?;
         }
         Ok(())
     }
 }
 
-/// One field's value: appended when it is a searchable string or a number.
-struct FieldText<'a>(&'a mut String);
+/// One field's value: appended when it is a searchable string or a number. Inside a map field
+/// (`nested`), only strings are, and deeper maps are passed over.
+struct FieldText<'a> {
+    text: &'a mut String,
+    nested: bool,
+}
 
 impl FieldText<'_> {
     fn push(self, value: impl std::fmt::Display) {
         use std::fmt::Write as _;
-        let _ = writeln!(self.0, "{value}");
+        if !self.nested {
+            let _ = writeln!(self.text, "{value}");
+        }
     }
 }
 
@@ -69,8 +78,8 @@ impl<'de> serde::de::Visitor<'de> for FieldText<'_> {
 
     fn visit_str<E>(self, value: &str) -> Result<(), E> {
         if searchable(value) {
-            self.0.push_str(value);
-            self.0.push('\n');
+            self.text.push_str(value);
+            self.text.push('\n');
         }
         Ok(())
     }
@@ -103,68 +112,15 @@ impl<'de> serde::de::Visitor<'de> for FieldText<'_> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
-            map.next_value_seed(NestedText(&mut *self.0))?;
+            if self.nested {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else {
+                map.next_value_seed(FieldText {
+                    text: &mut *self.text,
+                    nested: true,
+                })?;
+            }
         }
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-}
-
-/// A value inside a map field: appended when it is a searchable string.
-struct NestedText<'a>(&'a mut String);
-
-impl<'de> serde::de::DeserializeSeed<'de> for NestedText<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for NestedText<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a value")
-    }
-
-    fn visit_str<E>(self, value: &str) -> Result<(), E> {
-        if searchable(value) {
-            self.0.push_str(value);
-            self.0.push('\n');
-        }
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map
-            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-            .is_some()
-        {}
         Ok(())
     }
 

@@ -40,6 +40,20 @@ impl Component {
         serde_json::from_slice(body).map_err(|e| format!("not a metadata component: {e}"))
     }
 
+    /// The paths of its files, text and binary, in order (as `files` would give them).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        let mut paths: Vec<&str> = self
+            .files
+            .keys()
+            .chain(self.binary_files.keys())
+            .map(String::as_str)
+            .filter(|p| safe_path(p))
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        paths.into_iter()
+    }
+
     /// Its files by path, as bytes. A path that would leave the directory it is written
     /// under is not a path a retrieve gives, and is left out.
     pub fn files(&self) -> Result<BTreeMap<String, Vec<u8>>, String> {

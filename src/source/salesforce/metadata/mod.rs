@@ -126,7 +126,7 @@ pub async fn fetch<S: RowSink>(
     let since_ms = window.since_ms();
     for chunk in retrieve::plan_chunks(&wanted, &types) {
         let in_order = chunk.clone();
-        let (mut retrieved, _) = retrieve::retrieve(client, version, chunk).await?;
+        let mut retrieved = retrieve::retrieve(client, version, chunk).await?;
         for component in in_order {
             let id = component.id();
             let got = retrieved.remove(&id).unwrap_or_default();
@@ -135,10 +135,7 @@ pub async fn fetch<S: RowSink>(
                 continue;
             }
             if let Some(problem) = &got.problem {
-                sink.left_out(
-                    format!("{}:{}", component.kind, component.full_name),
-                    problem.clone(),
-                );
+                sink.left_out(id.clone(), problem.clone());
             }
             let mut binary = BTreeMap::new();
             let mut text = BTreeMap::new();
@@ -205,17 +202,16 @@ fn package_type(kind: &str) -> String {
 }
 
 /// A snapshot's component as a listing would have it: the path its files start from.
-fn as_listed(component: &Component) -> Result<list::Listed, SourceError> {
-    let files = component.files().map_err(SourceError::Config)?;
+fn as_listed(component: &Component) -> list::Listed {
     let folder = component.kind.ends_with("Folder");
-    let main = files
-        .keys()
+    let main = component
+        .paths()
         .filter(|p| !p.ends_with("-meta.xml"))
         .min_by_key(|p| p.len())
-        .cloned();
+        .map(str::to_string);
     let file_name = match (folder, main) {
-        (true, _) | (false, None) => files
-            .keys()
+        (true, _) | (false, None) => component
+            .paths()
             .next()
             .map(|p| p.trim_end_matches("-meta.xml").to_string())
             .unwrap_or_default(),
@@ -225,7 +221,7 @@ fn as_listed(component: &Component) -> Result<list::Listed, SourceError> {
         }
         (false, Some(main)) => main,
     };
-    Ok(list::Listed {
+    list::Listed {
         kind: component.kind.clone(),
         retrieve_as: package_type(&component.kind),
         full_name: component.full_name.clone(),
@@ -235,7 +231,7 @@ fn as_listed(component: &Component) -> Result<list::Listed, SourceError> {
         modified: String::new(),
         modified_by: String::new(),
         folder,
-    })
+    }
 }
 
 /// The org's current files of these components; absent: the org no longer has one.
@@ -244,14 +240,11 @@ pub async fn current(
     version: &str,
     components: &[Component],
 ) -> Result<BTreeMap<String, crate::source::Files>, SourceError> {
-    let listed = components
-        .iter()
-        .map(as_listed)
-        .collect::<Result<Vec<_>, _>>()?;
+    let listed: Vec<list::Listed> = components.iter().map(as_listed).collect();
     let refs: Vec<&list::Listed> = listed.iter().collect();
     let mut out = BTreeMap::new();
     for chunk in retrieve::plan_chunks(&refs, &[]) {
-        let (retrieved, _) = retrieve::retrieve(client, version, chunk).await?;
+        let retrieved = retrieve::retrieve(client, version, chunk).await?;
         for (id, got) in retrieved {
             if !got.gone {
                 out.insert(id, got.files);

@@ -57,17 +57,15 @@ pub fn plan_chunks<'a>(
 }
 
 /// The files of every component in `chunk`, splitting it while the org says it is too large.
-/// Returns them by component Id, and how many retrieves it took.
+/// Returns them by component Id.
 pub async fn retrieve(
     client: &SalesforceClient,
     version: &str,
     chunk: Vec<&Listed>,
-) -> Result<(BTreeMap<String, Retrieved>, u32), SourceError> {
+) -> Result<BTreeMap<String, Retrieved>, SourceError> {
     let mut out = BTreeMap::new();
     let mut pending = vec![chunk];
-    let mut retrieves = 0;
     while let Some(chunk) = pending.pop() {
-        retrieves += 1;
         match retrieve_once(client, version, &chunk).await? {
             Attempt::Done(files) => out.extend(files),
             Attempt::TooLarge(_) if chunk.len() > 1 => {
@@ -90,7 +88,7 @@ pub async fn retrieve(
             }
         }
     }
-    Ok((out, retrieves))
+    Ok(out)
 }
 
 enum Attempt {
