@@ -9,6 +9,10 @@
 //! data and the next run resumes them. The connector (`crate::source::Connector`) does the
 //! talking; the engine never knows which service it is.
 
+mod download;
+mod files;
+mod job;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt;
@@ -20,6 +24,10 @@ use crate::snapshot::delta::DeltaWriter;
 use crate::snapshot::reader::ObjectReader;
 use crate::snapshot::recent::RecentVersions;
 use crate::snapshot::sorter::{DEFAULT_MEMORY, Row};
+pub use files::FilesRun;
+pub use job::WINDOW_OVERLAP_MS;
+use job::{Job, plan_job};
+
 use crate::snapshot::{Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
 use crate::source::{
     Connector, Coverage, FetchError, FetchWindow, ObjectPlan, RowSink, SourceError,
@@ -46,6 +54,34 @@ pub struct BackupOptions {
     /// Objects to fetch in full whatever the parent holds, with why (the parent's data of
     /// them is damaged, say).
     pub full_because: std::collections::BTreeMap<String, String>,
+    /// Which file bodies to back up; None backs up none.
+    pub files: Option<FilesOptions>,
+    /// Chunks of the parent's file bodies that are damaged or missing: the bodies naming them
+    /// are downloaded again (their body objects are in `full_because`).
+    pub damaged_chunks: BTreeSet<String>,
+}
+
+/// The file bodies a backup keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesOptions {
+    /// Glob patterns of the objects whose bodies are kept.
+    pub objects: Vec<String>,
+    /// Bodies over this many bytes are left out.
+    pub max_size: Option<u64>,
+    /// The share of the task's API budget downloads may use in a run.
+    pub budget_percent: u8,
+}
+
+impl Default for FilesOptions {
+    fn default() -> Self {
+        FilesOptions {
+            objects: ["ContentVersion", "Attachment", "Document"]
+                .map(String::from)
+                .to_vec(),
+            max_size: None,
+            budget_percent: 50,
+        }
+    }
 }
 
 impl BackupOptions {
@@ -60,6 +96,8 @@ impl BackupOptions {
             concurrency: 4,
             sandbox: None,
             full_because: std::collections::BTreeMap::new(),
+            files: None,
+            damaged_chunks: BTreeSet::new(),
         }
     }
 }
@@ -98,6 +136,8 @@ pub struct BackupOutcome {
     pub schemas: BTreeMap<String, Value>,
     /// API calls this run made.
     pub api_calls: u64,
+    /// What the file pass did.
+    pub files: FilesRun,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,79 +237,6 @@ impl FullFetch {
         self.fetched += 1;
         self.recent.note(&row);
         self.base.push(row)
-    }
-}
-
-/// How one object is fetched this run.
-struct Job<'a> {
-    plan: &'a ObjectPlan,
-    /// Why in full; None for an incremental.
-    full_reason: Option<String>,
-    window: FetchWindow,
-}
-
-const DAY_MS: i64 = 86_400_000;
-/// How far each incremental window reaches back into the previous one.
-pub const WINDOW_OVERLAP_MS: i64 = 5 * 60_000;
-
-fn plan_job<'a>(
-    plan: &'a ObjectPlan,
-    previous: Option<&crate::snapshot::ObjectEntry>,
-    snapshot_until: Option<&str>,
-    now: &str,
-    now_ms: i64,
-    options: &BackupOptions,
-) -> Job<'a> {
-    let field_names: Vec<&str> = plan.fields.iter().map(|f| f.name.as_str()).collect();
-    let since = previous.and_then(|p| p.until.as_deref().or(snapshot_until));
-    let since_ms = since.and_then(crate::time::parse_datetime);
-    let full_age_days = previous
-        .and_then(|p| p.full_at.as_deref())
-        .and_then(crate::time::parse_datetime)
-        .map(|at| (now_ms - at) / DAY_MS);
-    let full_reason = if let Some(reason) = options.full_because.get(&plan.name) {
-        Some(reason.clone())
-    } else if !plan.incremental {
-        Some("the object has no SystemModstamp".to_string())
-    } else if previous.is_none() || since_ms.is_none() {
-        Some("first backup of the object".to_string())
-    } else if previous.is_some_and(|p| p.fields != field_names) {
-        Some("its fields changed".to_string())
-    } else if previous.is_some_and(|p| p.scope != plan.scope) {
-        Some("what it covers changed".to_string())
-    } else if since_ms.is_some_and(|since| since - WINDOW_OVERLAP_MS > now_ms) {
-        // The last window ended beyond the org's present by more than the overlap (it was
-        // bounded by a clock ahead of the org's, before windows followed the org's clock): a
-        // window from there would skip what changed in between.
-        Some("the last window ended in the org's future (clocks disagreed)".to_string())
-    } else if options.full_every_days > 0 {
-        match full_age_days {
-            None => Some("no full fetch on record".to_string()),
-            Some(days) if days >= i64::from(options.full_every_days) => Some(format!(
-                "the periodic full fetch is due (last one {days} days ago)"
-            )),
-            Some(_) => None,
-        }
-    } else {
-        None
-    };
-    match (full_reason, since_ms) {
-        // Windows overlap: a change committed late with an earlier stamp, or in the very
-        // millisecond a window ended, is still seen.
-        (None, Some(since_ms)) => Job {
-            plan,
-            full_reason: None,
-            window: FetchWindow::Changes {
-                since_ms,
-                from_ms: since_ms - WINDOW_OVERLAP_MS,
-                to: now.to_string(),
-            },
-        },
-        (reason, _) => Job {
-            plan,
-            full_reason: Some(reason.unwrap_or_else(|| "first backup of the object".into())),
-            window: FetchWindow::Full,
-        },
     }
 }
 
@@ -419,6 +386,10 @@ pub async fn backup<C: Connector>(
     // Objects no longer chosen or gone from the org leave the snapshot.
     if let Some((_, manifest)) = parent {
         for object in manifest.objects.keys() {
+            // Bodies follow their records: the file pass decides theirs.
+            if crate::snapshot::files::is_body_object(object) {
+                continue;
+            }
             if !plans.iter().any(|p| &p.name == object) {
                 writer.drop_object(object);
             }
@@ -553,6 +524,23 @@ pub async fn backup<C: Connector>(
         runs.push(run);
     }
     drop(fetches);
+    let mut coverage = coverage;
+    // Bodies after every record: a large library never holds up the data backup.
+    // With the budget spent, no body can be fetched: the records' bodies are written waiting,
+    // for the next run.
+    let (files, files_waiting) = files::back_up_bodies(
+        connector,
+        store,
+        &mut writer,
+        &plans,
+        &runs,
+        parent.map(|(_, m)| m),
+        options,
+        out_of_budget.clone(),
+        &mut coverage,
+    )
+    .await?;
+    let out_of_budget = out_of_budget.or(files_waiting);
     let outcome = match out_of_budget {
         None => Outcome::Complete,
         Some(reason) => Outcome::Partial { reason },
@@ -571,7 +559,6 @@ pub async fn backup<C: Connector>(
         window,
         outcome,
     )?;
-    let mut coverage = coverage;
     coverage.components_left_out = components_left_out;
     Ok(BackupOutcome {
         snapshot,
@@ -593,5 +580,6 @@ pub async fn backup<C: Connector>(
             .map(|p| (p.name.clone(), p.schema.clone()))
             .collect(),
         api_calls: connector.api_calls() - calls_before,
+        files,
     })
 }

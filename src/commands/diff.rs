@@ -113,12 +113,13 @@ pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
                     current = &change.object;
                 }
                 let names: Vec<&str> = change.fields.iter().map(|f| f.field.as_str()).collect();
+                let label = file_label(change).unwrap_or_default();
                 match change.change {
                     Kind::Modified => {
-                        let _ = writeln!(out, "M {}  {}", change.id, names.join(", "));
+                        let _ = writeln!(out, "M {}{label}  {}", change.id, names.join(", "));
                     }
                     kind => {
-                        let _ = writeln!(out, "{} {}", kind.marker(), change.id);
+                        let _ = writeln!(out, "{} {}{label}", kind.marker(), change.id);
                     }
                 }
                 if options.values {
@@ -204,8 +205,38 @@ fn text_diff(before: &Value, after: &Value) -> Option<String> {
 }
 
 fn footer(object: &str, s: &ObjectStats) -> String {
-    format!(
-        "{object}: {} added, {} deleted, {} modified (of {} records)",
-        s.added, s.deleted, s.modified, s.before
-    )
+    match s.files {
+        Some(bytes) => format!(
+            "{object}: {} added ({}), {} deleted ({}), {} changed ({} -> {}) (of {} files)",
+            s.added,
+            crate::text::size(bytes.added),
+            s.deleted,
+            crate::text::size(bytes.deleted),
+            s.modified,
+            crate::text::size(bytes.changed_before),
+            crate::text::size(bytes.changed_after),
+            s.before
+        ),
+        None => format!(
+            "{object}: {} added, {} deleted, {} modified (of {} records)",
+            s.added, s.deleted, s.modified, s.before
+        ),
+    }
+}
+
+/// A file's name and size, from its body row, for a change's line.
+fn file_label(change: &diff::RecordChange) -> Option<String> {
+    if !crate::snapshot::files::is_body_object(&change.object) {
+        return None;
+    }
+    let body = crate::snapshot::files::FileBody::parse(change.body.as_deref()?).ok()?;
+    let held = match &body.missing {
+        None => String::new(),
+        Some(missing) => format!(", not held: {}", missing.reason),
+    };
+    Some(format!(
+        "  {} ({}{held})",
+        crate::text::printable(&body.name),
+        crate::text::size(body.size)
+    ))
 }

@@ -72,6 +72,24 @@ pub struct ObjectStats {
     /// are then neither added nor deleted: the org did not change them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<CoverageChange>,
+    /// For an object of file bodies: the bytes of the files added, deleted and changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileBytes>,
+}
+
+/// Bytes of the files a change added, deleted and changed (before and after).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileBytes {
+    pub added: u64,
+    pub deleted: u64,
+    pub changed_before: u64,
+    pub changed_after: u64,
+}
+
+/// A body row's size (0 when it is not one).
+fn body_size(body: &[u8]) -> u64 {
+    parse(body)["size"].as_u64().unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -194,6 +212,7 @@ pub fn diff_object(
         before: older
             .map(|e| e.records.unwrap_or(e.base_records))
             .unwrap_or(0),
+        files: crate::snapshot::files::is_body_object(object).then(FileBytes::default),
         ..ObjectStats::default()
     };
     let mut emit =
@@ -227,6 +246,17 @@ pub fn diff_object(
                 }
                 (None, None) => return,
             };
+            if let Some(bytes) = stats.files.as_mut() {
+                let size = |body: Option<&[u8]>| body.map_or(0, body_size);
+                match change {
+                    Kind::Added => bytes.added += size(after),
+                    Kind::Deleted => bytes.deleted += size(before),
+                    Kind::Modified => {
+                        bytes.changed_before += size(before);
+                        bytes.changed_after += size(after);
+                    }
+                }
+            }
             match change {
                 Kind::Added => stats.added += 1,
                 Kind::Deleted => stats.deleted += 1,
@@ -311,6 +341,12 @@ pub fn diff_object(
             stats.deleted = reverse.added;
             stats.modified = reverse.modified;
             stats.fields = reverse.fields;
+            stats.files = reverse.files.map(|b| FileBytes {
+                added: b.deleted,
+                deleted: b.added,
+                changed_before: b.changed_after,
+                changed_after: b.changed_before,
+            });
             stats.incremental = true;
             for mut change in swapped {
                 change.change = match change.change {

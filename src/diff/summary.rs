@@ -217,7 +217,7 @@ pub fn render(summary: &Summary<'_>) -> String {
     );
     let mut quiet = 0;
     for (object, s) in summary.stats {
-        if s.coverage.is_some() {
+        if s.coverage.is_some() || s.files.is_some() {
             continue;
         }
         if s.changed() == 0 {
@@ -254,6 +254,10 @@ pub fn render(summary: &Summary<'_>) -> String {
         .collect();
     if !coverage.is_empty() {
         let _ = write!(out, "\n## Coverage changes\n\n{}\n", coverage.join("\n"));
+    }
+    let files = files_section(summary.stats);
+    if !files.is_empty() {
+        let _ = write!(out, "\n## Files\n\n{files}");
     }
     if !summary.schema_diff.is_empty() {
         let _ = write!(
@@ -303,6 +307,45 @@ pub fn render(summary: &Summary<'_>) -> String {
                 let _ = writeln!(out, "    … and {} more in {object}", n - MAX_IDS);
             }
         }
+    }
+    out
+}
+
+/// One line per object of file bodies that changed: how many files, and their bytes (sizes
+/// only: a file's name is the org's data).
+fn files_section(stats: &BTreeMap<String, ObjectStats>) -> String {
+    let mut out = String::new();
+    for (object, s) in stats {
+        let (Some(bytes), None) = (s.files, s.coverage) else {
+            continue;
+        };
+        if s.changed() == 0 {
+            continue;
+        }
+        let mut parts = Vec::new();
+        if s.added > 0 {
+            parts.push(format!(
+                "{} added ({})",
+                s.added,
+                crate::text::size(bytes.added)
+            ));
+        }
+        if s.modified > 0 {
+            parts.push(format!(
+                "{} changed ({} → {})",
+                s.modified,
+                crate::text::size(bytes.changed_before),
+                crate::text::size(bytes.changed_after)
+            ));
+        }
+        if s.deleted > 0 {
+            parts.push(format!(
+                "{} deleted ({})",
+                s.deleted,
+                crate::text::size(bytes.deleted)
+            ));
+        }
+        let _ = writeln!(out, "- {object}: {}", parts.join(", "));
     }
     out
 }

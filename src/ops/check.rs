@@ -132,6 +132,8 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
     let mut referenced: BTreeMap<String, (SegmentRef, Vec<String>)> = BTreeMap::new();
     let mut schemas: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut recents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // segment blob of file body rows -> where it is used
+    let mut body_segments: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for snapshot in store.list_snapshots()? {
         report.snapshots += 1;
         let manifest = match load_manifest(store, &snapshot) {
@@ -175,6 +177,12 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
                     .push(format!("snapshot {snapshot} ({object} recent versions)"));
             }
             for segment in entry.segments() {
+                if crate::snapshot::files::is_body_object(object) {
+                    body_segments
+                        .entry(segment.blob.clone())
+                        .or_default()
+                        .push(format!("snapshot {snapshot} ({object})"));
+                }
                 referenced
                     .entry(segment.blob.clone())
                     .or_insert_with(|| (segment.clone(), Vec::new()))
@@ -209,6 +217,7 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
             });
         }
     }
+    let chunks = check_chunks(store, &stored, read_data, &body_segments, &mut report);
     for (blob, affects) in &schemas {
         let problem = derived_problem(store, &stored, read_data, &mut report, blob, |bytes| {
             serde_json::from_slice::<serde_json::Value>(bytes)
@@ -278,6 +287,7 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
         .iter()
         .filter(|b| {
             !referenced.contains_key(*b)
+                && !chunks.contains(*b)
                 && !schemas.contains_key(*b)
                 && !recents.contains_key(*b)
                 && !index.contains(*b)
@@ -292,6 +302,99 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
         });
     }
     Ok(report)
+}
+
+/// Checks the chunks file bodies name: each is there, and with `--read-data` each selected one
+/// opens and holds as many bytes as its row says. Returns every chunk named.
+fn check_chunks(
+    store: &Store,
+    stored: &std::collections::BTreeSet<String>,
+    read_data: ReadData,
+    body_segments: &BTreeMap<String, Vec<String>>,
+    report: &mut CheckReport,
+) -> std::collections::BTreeSet<String> {
+    use crate::snapshot::files::FileBody;
+    // chunk -> (its length, the files and snapshots that use it)
+    let mut chunks: BTreeMap<String, (u64, std::collections::BTreeSet<String>)> = BTreeMap::new();
+    for (segment, used_by) in body_segments {
+        if !stored.contains(segment) {
+            // Reported missing with the other segments.
+            continue;
+        }
+        let layer = crate::snapshot::ObjectEntry {
+            base: vec![SegmentRef {
+                blob: segment.clone(),
+                records: 0,
+                first: String::new(),
+                last: String::new(),
+                bytes: 0,
+            }],
+            ..Default::default()
+        };
+        for row in crate::snapshot::ObjectReader::new(store, "", &layer) {
+            let body = row
+                .map_err(|e| e.to_string())
+                .and_then(|(_, bytes)| FileBody::parse(&bytes));
+            let body = match body {
+                Ok(body) => body,
+                Err(problem) => {
+                    // A damaged segment `--read-data` reads is reported with the segments.
+                    if !read_data.selects(segment) {
+                        report.findings.push(Finding {
+                            severity: Severity::Error,
+                            what: format!("the file body rows in blob {segment} cannot be read: {problem}"),
+                            affects: used_by.clone(),
+                            next: "restore the blob from a copy of the store, or forget the affected snapshots".into(),
+                        });
+                    }
+                    break;
+                }
+            };
+            for chunk in &body.chunks {
+                let entry = chunks
+                    .entry(chunk.blob.clone())
+                    .or_insert_with(|| (chunk.size, Default::default()));
+                for user in used_by {
+                    entry.1.insert(format!("{user}: {} {}", body.id, body.name));
+                }
+            }
+        }
+    }
+    for (chunk, (size, affects)) in &chunks {
+        let affects: Vec<String> = affects.iter().cloned().collect();
+        if !stored.contains(chunk) {
+            report.findings.push(Finding {
+                severity: Severity::Error,
+                what: format!("chunk {chunk} of a file body is missing"),
+                affects,
+                next: "restore the blob from a copy of the store; until then these files cannot be restored".into(),
+            });
+            continue;
+        }
+        if !read_data.selects(chunk) {
+            continue;
+        }
+        report.blobs_read += 1;
+        let problem = match store.get_blob(chunk) {
+            Ok(bytes) if bytes.len() as u64 == *size => None,
+            Ok(bytes) => Some(format!(
+                "holds {} bytes where its file says {size}",
+                bytes.len()
+            )),
+            Err(StoreError::CorruptBlob { reason, .. }) => Some(reason),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(problem) = problem {
+            report.findings.push(Finding {
+                severity: Severity::Error,
+                what: format!("chunk {chunk} of a file body is damaged: {problem}"),
+                affects,
+                next: "restore the blob from a copy of the store, or forget the affected snapshots"
+                    .into(),
+            });
+        }
+    }
+    chunks.into_keys().collect()
 }
 
 /// What is wrong with a blob of derived data (schema document, recent-version list, index

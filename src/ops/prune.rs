@@ -23,6 +23,9 @@ pub fn prune(store: &Store, now_ms: i64, dry_run: bool) -> Result<PruneReport, S
         for entry in manifest.objects.values() {
             referenced.extend(entry.blobs().map(str::to_string));
         }
+        // File bodies' chunks are named inside their rows; a row that cannot be read might
+        // need any chunk, and fails the prune with it.
+        referenced.extend(crate::snapshot::files::referenced_chunks(store, &manifest)?);
     }
     referenced.extend(crate::search::referenced_blobs(store)?);
     let mut report = PruneReport::default();

@@ -15,8 +15,8 @@ use crate::source::salesforce::{
     FetchSettings, MetadataScope, SalesforceClient, SalesforceConnector,
 };
 use crate::source::{
-    Account, Connection, Connector, Coverage, DeployReport, FetchError, FetchWindow, FieldInfo,
-    Files, ObjectPlan, RecordWrite, RowSink, SourceError, WriteOutcome,
+    Account, BodyStream, Connection, Connector, Coverage, DeployReport, FetchError, FetchWindow,
+    FieldInfo, Files, ObjectPlan, RecordWrite, RowSink, SourceError, WriteOutcome,
 };
 
 pub use super::Env;
@@ -205,6 +205,19 @@ impl Connector for TaskConnector {
         each!(self, c => c.api_calls())
     }
 
+    async fn read_body(
+        &self,
+        object: &str,
+        id: &str,
+        field: &str,
+    ) -> Result<BodyStream, SourceError> {
+        each!(self, c => c.read_body(object, id, field).await)
+    }
+
+    fn budget_share(&self, percent: u8) -> Option<u64> {
+        each!(self, c => c.budget_share(percent))
+    }
+
     fn field_infos(&self, schema: &Value) -> BTreeMap<String, FieldInfo> {
         each!(self, c => c.field_infos(schema))
     }
@@ -304,6 +317,14 @@ pub fn backup_options(task: &BackupTask) -> BackupOptions {
         full_every_days: task.full_backup.every_days,
         count_check: task.full_backup.count_check,
         sandbox: Some(task.source.environment() == Environment::Sandbox),
+        files: task.files.enabled.then(|| crate::backup::FilesOptions {
+            objects: task.files.objects.clone(),
+            max_size: task
+                .files
+                .max_size_mb
+                .map(|mb| mb.saturating_mul(1_000_000)),
+            budget_percent: task.files.budget_percent,
+        }),
         ..BackupOptions::new(&task.id)
     }
 }

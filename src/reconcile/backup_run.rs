@@ -29,6 +29,20 @@ pub(super) fn describe(outcome: &BackupOutcome) -> String {
         outcome.incremental.len(),
         outcome.api_calls
     );
+    let files = &outcome.files;
+    if files.held + files.downloaded + files.waiting > 0 {
+        let _ = write!(
+            text,
+            "; files: {} held, {} downloaded ({}), {} unchanged",
+            files.held,
+            files.downloaded,
+            crate::text::size(files.downloaded_bytes),
+            files.unchanged
+        );
+        if files.waiting > 0 {
+            let _ = write!(text, ", {} waiting", files.waiting);
+        }
+    }
     if let crate::snapshot::Outcome::Partial { reason } = &outcome.manifest.outcome {
         let _ = write!(text, "; partial: {reason}");
     }
@@ -147,8 +161,25 @@ pub(super) async fn run_backup(
         }
         None => None,
     };
+    let mut damaged_chunks = std::collections::BTreeSet::new();
+    if let Some((id, manifest)) = &parent {
+        let now_ms = crate::time::parse_datetime(&now).unwrap_or_else(crate::time::now_ms);
+        for (object, chunks) in super::chunk_audit::unsound_chunks(context.store, manifest, now_ms)?
+        {
+            notes.push(format!(
+                "the last snapshot {id} has {} damaged or missing chunks of file bodies in {object}, so this run downloads those files again; `cairn check --read-data` shows what else is affected",
+                chunks.len()
+            ));
+            refetch.insert(
+                object.clone(),
+                format!("the last snapshot's chunks of {object} are damaged"),
+            );
+            damaged_chunks.extend(chunks);
+        }
+    }
     let options = crate::backup::BackupOptions {
         full_because: refetch,
+        damaged_chunks,
         ..connect::backup_options(task)
     };
     let outcome = backup(
@@ -323,6 +354,8 @@ pub(super) async fn run_backup(
         snapshot: Some(outcome.snapshot.clone()),
         api_calls: outcome.api_calls,
         records,
+        files_downloaded: outcome.files.downloaded,
+        files_downloaded_bytes: outcome.files.downloaded_bytes,
         message: match &outcome.manifest.outcome {
             crate::snapshot::Outcome::Partial { reason } => Some(reason.clone()),
             crate::snapshot::Outcome::Complete => None,
@@ -534,5 +567,6 @@ pub(super) fn coverage_file(outcome: &BackupOutcome) -> status::CoverageFile {
         excluded: Some(coverage.excluded.clone()),
         metadata_types: coverage.metadata_types.clone(),
         components_left_out: coverage.components_left_out.iter().cloned().collect(),
+        files_left_out: coverage.files_left_out.iter().cloned().collect(),
     }
 }

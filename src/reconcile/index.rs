@@ -44,6 +44,11 @@ impl<'a> Indexing<'a> {
     /// One record's change, as the diff reports it; the first failure is kept for
     /// [`Indexing::finish`] (the diff's callback cannot return it).
     pub(super) fn change(&mut self, change: &RecordChange) {
+        // A file's searchable text (title, name, extension, parent) is its record's; its body
+        // row adds only chunk ids.
+        if crate::snapshot::files::is_body_object(&change.object) {
+            return;
+        }
         let added = match (&change.change, &change.body) {
             (Kind::Deleted, _) => self.index.add_deletion(
                 self.writer,
@@ -69,6 +74,9 @@ impl<'a> Indexing<'a> {
 
     /// Every record of an object, as of this snapshot.
     pub(super) fn whole_object(&self, object: &str, entry: &ObjectEntry) -> Result<(), StoreError> {
+        if crate::snapshot::files::is_body_object(object) {
+            return Ok(());
+        }
         for record in ObjectReader::new(self.store, object, entry) {
             let (id, body) = record?;
             self.index

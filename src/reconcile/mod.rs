@@ -3,6 +3,7 @@
 
 mod archive;
 mod backup_run;
+mod chunk_audit;
 mod failure;
 mod index;
 mod interrupt;

@@ -114,6 +114,8 @@ pub(super) async fn apply_locked_task(
             revision: context.revision.clone(),
             snapshot: None,
             api_calls: 0,
+            files_downloaded: 0,
+            files_downloaded_bytes: 0,
             records: 0,
             message: Some(message.into()),
         });
@@ -172,6 +174,8 @@ pub(super) fn finish_failed(
         revision: context.revision.clone(),
         snapshot: None,
         api_calls: 0,
+        files_downloaded: 0,
+        files_downloaded_bytes: 0,
         records: 0,
         message: Some(message),
     });

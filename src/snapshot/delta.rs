@@ -88,7 +88,17 @@ impl Comparison {
         if self.unchanged(row)? {
             return Ok(None);
         }
-        Ok(Some(match (row.deleted, row.created) {
+        // A version from the overlap the parent's window did not hold may be of a record made
+        // in the very moment that window ended, after it was read: the parent says whether it
+        // is new (else the live count would come out one short).
+        let created = row.created
+            || (row.revisit
+                && !row.deleted
+                && match self.parent.as_mut() {
+                    Some(parent) => parent.lookup.find(&row.id)?.is_none(),
+                    None => false,
+                });
+        Ok(Some(match (row.deleted, created) {
             (false, true) => Kind::Added,
             (false, false) => Kind::Modified,
             (true, false) => Kind::Removed,

@@ -61,6 +61,14 @@ pub struct ObjectEntry {
     /// metadata types chosen); when it changes, the next backup of the object is a full one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// For an object of file bodies: how many of its rows wait for a body the next backup
+    /// fetches (`snapshot::files::FileBody::waiting`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ObjectEntry {

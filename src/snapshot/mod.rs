@@ -6,6 +6,7 @@ pub mod arrival;
 pub mod base;
 pub mod components;
 pub mod delta;
+pub mod files;
 pub mod manifest;
 pub mod reader;
 pub mod recent;

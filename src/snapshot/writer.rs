@@ -275,6 +275,7 @@ impl<'s> SnapshotWriter<'s> {
                 full_at: previous.full_at,
                 recent: previous.recent,
                 scope: previous.scope,
+                pending: previous.pending,
             },
         );
     }
@@ -370,6 +371,23 @@ impl<'s> SnapshotWriter<'s> {
         };
         self.objects.entry(object.to_string()).or_default().recent = blob;
         Ok(())
+    }
+
+    /// An object's entry as the snapshot holds it so far.
+    pub fn entry(&self, object: &str) -> Option<&ObjectEntry> {
+        self.objects.get(object)
+    }
+
+    /// The objects the snapshot holds so far.
+    pub fn objects(&self) -> impl Iterator<Item = &str> {
+        self.objects.keys().map(String::as_str)
+    }
+
+    /// How many of a body object's rows wait for their body (see `ObjectEntry::pending`).
+    pub fn set_pending(&mut self, object: &str, pending: u64) {
+        if let Some(entry) = self.objects.get_mut(object) {
+            entry.pending = pending;
+        }
     }
 
     /// An object's live record count so far, when known.

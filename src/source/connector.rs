@@ -24,6 +24,11 @@ pub type Files = BTreeMap<String, Vec<u8>>;
 /// A record's fields by name.
 pub type Record = Map<String, Value>;
 
+/// A file body as it arrives from the source, piece by piece.
+pub type BodyStream = std::pin::Pin<
+    Box<dyn futures_core::Stream<Item = Result<bytes::Bytes, SourceError>> + Send + 'static>,
+>;
+
 /// Records by Id as the source holds them: live, or in its recycle bin.
 #[derive(Debug, Clone, Default)]
 pub struct Held {
@@ -134,6 +139,29 @@ pub trait Connector: Sync {
 
     /// API calls made so far by this connector.
     fn api_calls(&self) -> u64;
+
+    /// The body in `field` of record `id` of `object` (one of the plan's `bodies`), streamed:
+    /// one call.
+    fn read_body(
+        &self,
+        object: &str,
+        id: &str,
+        field: &str,
+    ) -> impl Future<Output = Result<BodyStream, SourceError>> + Send {
+        let _ = (object, id, field);
+        async {
+            Err(SourceError::Config(
+                "this source keeps no file bodies".into(),
+            ))
+        }
+    }
+
+    /// How many calls `percent` of the task's API budget is (None: the source cannot say,
+    /// and only the budget itself bounds the calls).
+    fn budget_share(&self, percent: u8) -> Option<u64> {
+        let _ = percent;
+        None
+    }
 
     // Restore: what the engine in `crate::restore` asks to compare and write records back.
 

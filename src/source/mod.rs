@@ -9,10 +9,12 @@ mod objects;
 pub mod salesforce;
 
 pub use crate::snapshot::components::METADATA_OBJECT;
-pub use connector::{Account, Connector, FetchError, FetchWindow, Files, Held, Record, RowSink};
+pub use connector::{
+    Account, BodyStream, Connector, FetchError, FetchWindow, Files, Held, Record, RowSink,
+};
 pub use error::SourceError;
 pub use objects::{
-    Coverage, DeployReport, Field, FieldInfo, ObjectPlan, RecordWrite, WriteOutcome,
+    BodyField, Coverage, DeployReport, Field, FieldInfo, ObjectPlan, RecordWrite, WriteOutcome,
 };
 
 /// Why a source cannot be reached with the credentials it has.

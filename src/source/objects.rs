@@ -25,6 +25,23 @@ pub struct ObjectPlan {
     /// What of the object the rows cover beyond its fields (the metadata types chosen): when
     /// it changes, the next backup of the object is a full one.
     pub scope: Option<String>,
+    /// Its fields that hold file bodies (read one per call, not with the records).
+    pub bodies: Vec<BodyField>,
+}
+
+/// A field holding a file body, and the record's fields that describe the body, so a backup
+/// can tell a body unchanged without downloading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct BodyField {
+    pub field: String,
+    /// The body's size in bytes.
+    pub size_field: Option<String>,
+    /// The body's MD5, lowercase hex.
+    pub checksum_field: Option<String>,
+    /// The file's name.
+    pub name_field: Option<String>,
+    /// The record the file belongs to.
+    pub parent_field: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -47,6 +64,8 @@ pub struct Coverage {
     /// (`Type:FullName`, why its files are not in the backup) for components the source listed
     /// but could not give.
     pub components_left_out: Vec<(String, String)>,
+    /// (`Object Id (name)`, why its body is not in the backup) for file bodies left out.
+    pub files_left_out: Vec<(String, String)>,
 }
 
 impl Coverage {
@@ -71,6 +90,11 @@ impl Coverage {
         warnings.extend(self.components_left_out.iter().map(|(component, why)| {
             format!("metadata component {component} is not in the backup: {why}")
         }));
+        warnings.extend(
+            self.files_left_out
+                .iter()
+                .map(|(file, why)| format!("the body of {file} is not in the backup: {why}")),
+        );
         warnings
     }
 }

@@ -152,6 +152,8 @@ mod tests {
                 revision: None,
                 snapshot: None,
                 api_calls: 0,
+                files_downloaded: 0,
+                files_downloaded_bytes: 0,
                 records: 0,
                 message: None,
             }),

@@ -56,8 +56,17 @@ pub struct Run {
     pub api_calls: u64,
     #[serde(default)]
     pub records: u64,
+    /// File bodies the run downloaded, and their bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_downloaded: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_downloaded_bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +280,11 @@ pub(crate) struct CoverageFile {
     /// `Type:FullName` -> why the component's files are not in the backup.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub components_left_out: BTreeMap<String, String>,
+    /// Body object (`ContentVersion.VersionData`) -> how many bodies were left out, and why
+    /// (counts and reasons only: a file's name is the org's data); `waiting` -> the bodies the
+    /// next run fetches first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files_left_out: BTreeMap<String, String>,
 }
 
 impl CoverageFile {
@@ -298,6 +312,8 @@ mod tests {
             revision: None,
             snapshot: Some(snapshot.into()),
             api_calls: 1,
+            files_downloaded: 0,
+            files_downloaded_bytes: 0,
             records: 1,
             message: None,
         }

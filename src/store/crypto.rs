@@ -83,6 +83,15 @@ impl MasterKey {
         out
     }
 
+    /// The seed of the chunker's gear tables: where file bodies are cut depends on the key, so
+    /// the sizes of a store's chunks do not tell which known file it holds.
+    pub fn chunker_seed(&self) -> u64 {
+        let key = self.derive("file body chunker seed");
+        u64::from_le_bytes([
+            key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+        ])
+    }
+
     /// A value that proves, without revealing the key, that a key is the store's.
     pub fn check_value(&self, store_id: &str) -> String {
         let key = self.derive("key check");

@@ -17,6 +17,22 @@ pub fn floor_char_boundary(text: &str, mut at: usize) -> usize {
     at
 }
 
+/// A size as people read it: `512 bytes`, `3.4 KB`, `1.2 MB`, `2.0 GB` (units of 1024, as
+/// Salesforce counts its limits).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The text with every control character (C0, DEL, C1) written as `\u{1b}`.
 pub fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
@@ -35,6 +51,15 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_read_in_the_largest_unit_under_1024() {
+        assert_eq!(super::size(0), "0 bytes");
+        assert_eq!(super::size(1023), "1023 bytes");
+        assert_eq!(super::size(1536), "1.5 KB");
+        assert_eq!(super::size(500 * 1_048_576), "500.0 MB");
+        assert_eq!(super::size(2 * 1_073_741_824), "2.0 GB");
+    }
+
     #[test]
     fn control_characters_are_escaped_and_the_rest_is_kept() {
         assert_eq!(super::printable("Okafor"), "Okafor");

@@ -285,3 +285,57 @@ fn no_file_is_long_without_a_reason_at_its_top() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The names of the `fn`s declared between `start` and the end of its block.
+fn functions_in_block(text: &str, start: &str) -> BTreeSet<String> {
+    let Some(at) = text.find(start) else {
+        return BTreeSet::new();
+    };
+    let mut depth = 0usize;
+    let mut end = text.len();
+    for (i, c) in text[at..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = at + i;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    text[at..end]
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let rest = line
+                .strip_prefix("fn ")
+                .or_else(|| line.strip_prefix("async fn "))?;
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            Some(name)
+        })
+        .collect()
+}
+
+#[test]
+fn the_tasks_connector_forwards_every_method_of_the_trait() {
+    // A method the trait gives a default and the wrapper does not forward would answer with
+    // the default ("this source keeps no …") for every task, whatever its source can do.
+    let trait_text =
+        std::fs::read_to_string(root().join("src/source/connector.rs")).expect("the trait's file");
+    let wrapper =
+        std::fs::read_to_string(root().join("src/project/connect.rs")).expect("the wrapper's file");
+    let declared = functions_in_block(&trait_text, "pub trait Connector");
+    let forwarded = functions_in_block(&wrapper, "impl Connector for TaskConnector");
+    assert!(declared.len() > 20, "{declared:?}");
+    let missing: Vec<&String> = declared.difference(&forwarded).collect();
+    assert!(
+        missing.is_empty(),
+        "not forwarded by TaskConnector: {missing:?}"
+    );
+}

@@ -65,15 +65,7 @@ fn newest_reads_as_the_org(
 ) -> Result<(), String> {
     let id = newest(deployment).ok_or("no snapshot in the state")?;
     let manifest = load_manifest(store, &id).map_err(|e| e.to_string())?;
-    let mut snapshot = common::org::Records::new();
-    for (object, entry) in &manifest.objects {
-        let mut rows = std::collections::BTreeMap::new();
-        for record in cairn::snapshot::ObjectReader::new(store, object, entry) {
-            let (id, body) = record.map_err(|e| e.to_string())?;
-            rows.insert(id, body);
-        }
-        snapshot.insert(object.clone(), rows);
-    }
+    let snapshot = common::org::try_records(store, &manifest)?;
     if snapshot == org_records(runtime, sim, deployment) {
         Ok(())
     } else {
@@ -144,6 +136,14 @@ fn every_kind_of_store_file_damaged_every_way_is_found_and_never_reported_as_suc
     let account = &manifest.objects["Account"];
     let contact = &manifest.objects["Contact"];
     let blob = |id: &str| cairn::store::blob_path(id);
+    let versions = &manifest.objects["ContentVersion.VersionData"];
+    let bodies: Vec<cairn::snapshot::files::FileBody> =
+        cairn::snapshot::ObjectReader::new(&store, "", versions)
+            .map(|row| {
+                cairn::snapshot::files::FileBody::parse(&row.expect("row").1).expect("a body")
+            })
+            .collect();
+    let chunk = |n: usize| bodies[n].chunks[0].blob.clone();
     let list = std::fs::read_to_string(store_dir.join("search/acme")).expect("pointer");
     let index_file = cairn::search::stored_indexes(&store)
         .expect("indexes")
@@ -198,6 +198,18 @@ fn every_kind_of_store_file_damaged_every_way_is_found_and_never_reported_as_suc
             name: "recent versions",
             path: blob(account.recent.as_deref().expect("recent")),
             other: Some(blob(account.base[0].blob.as_str())),
+            older: None,
+        },
+        Kind {
+            name: "file chunk",
+            path: blob(&chunk(0)),
+            other: Some(blob(&chunk(1))),
+            older: None,
+        },
+        Kind {
+            name: "file body rows",
+            path: blob(&versions.base[0].blob),
+            other: Some(blob(&account.base[0].blob)),
             older: None,
         },
         Kind {

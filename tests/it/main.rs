@@ -20,6 +20,7 @@ mod damage;
 mod demo;
 mod deploy;
 mod diff;
+mod files;
 mod fuzz;
 mod gitops;
 mod jsonfile;

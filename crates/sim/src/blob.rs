@@ -18,6 +18,12 @@ pub enum Blob {
         len: u64,
     },
     Stored(Box<[u8]>),
+    /// `base` with `patch` inserted at `at`: a later version of a file, edited.
+    Edited {
+        base: Arc<Blob>,
+        at: u64,
+        patch: Box<[u8]>,
+    },
 }
 
 impl Blob {
@@ -25,6 +31,7 @@ impl Blob {
         match self {
             Blob::Generated { len, .. } => *len,
             Blob::Stored(bytes) => bytes.len() as u64,
+            Blob::Edited { base, patch, .. } => base.len() + patch.len() as u64,
         }
     }
 
@@ -40,6 +47,27 @@ impl Blob {
         }
         match self {
             Blob::Stored(bytes) => out.extend_from_slice(&bytes[offset as usize..end as usize]),
+            Blob::Edited { base, at, patch } => {
+                let at = (*at).min(base.len());
+                let patch_end = at + patch.len() as u64;
+                let mut position = offset;
+                while position < end {
+                    let want = (end - position) as usize;
+                    if position < at {
+                        let take = want.min((at - position) as usize);
+                        base.read_at(position, take, out);
+                        position += take as u64;
+                    } else if position < patch_end {
+                        let from = (position - at) as usize;
+                        let take = want.min(patch.len() - from);
+                        out.extend_from_slice(&patch[from..from + take]);
+                        position += take as u64;
+                    } else {
+                        base.read_at(position - patch.len() as u64, want, out);
+                        position = end;
+                    }
+                }
+            }
             Blob::Generated { seed, .. } => {
                 // Eight bytes per word, each word a function of the seed and its position, so
                 // any range can be produced without the bytes before it.
@@ -126,6 +154,26 @@ mod tests {
             assert_eq!(part, whole[offset as usize..end], "at {offset}+{max}");
         }
         assert_ne!(whole, Blob::Generated { seed: 8, len: 1000 }.to_vec());
+    }
+
+    #[test]
+    fn an_edited_body_is_its_base_with_the_patch_inserted() {
+        let base = Arc::new(Blob::Generated { seed: 3, len: 500 });
+        let edited = Blob::Edited {
+            base: base.clone(),
+            at: 200,
+            patch: b"signed".to_vec().into_boxed_slice(),
+        };
+        let mut expected = base.to_vec();
+        expected.splice(200..200, b"signed".iter().copied());
+        assert_eq!(edited.len(), 506);
+        assert_eq!(edited.to_vec(), expected);
+        for (offset, max) in [(0, 506), (195, 10), (203, 100), (206, 300), (505, 9)] {
+            let mut part = Vec::new();
+            edited.read_at(offset, max, &mut part);
+            let end = (offset as usize + max).min(506);
+            assert_eq!(part, expected[offset as usize..end], "at {offset}+{max}");
+        }
     }
 
     #[test]

@@ -46,12 +46,48 @@ const TOPICS: &[&str] = &[
     "Meeting notes",
 ];
 
+/// How large a generated org's files are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileSizes {
+    /// Up to half a MB: quick to back up, for tests.
+    #[default]
+    Small,
+    /// As a real org spreads them: most under a MB, some of tens of MB, one in a thousand of
+    /// hundreds of MB (about 0.8 MB a file on average).
+    Realistic,
+}
+
+const KB: u64 = 1024;
+const MB: u64 = 1024 * 1024;
+
 /// A body's size as files in an org are spread: most are small, a few are large.
-fn file_size(rng: &mut Rng) -> u64 {
-    match rng.below(100) {
-        0..70 => 200 + rng.below(8 * 1024),
-        70..95 => 8 * 1024 + rng.below(120 * 1024),
-        _ => 128 * 1024 + rng.below(384 * 1024),
+fn file_size(rng: &mut Rng, sizes: FileSizes) -> u64 {
+    match sizes {
+        FileSizes::Small => match rng.below(100) {
+            0..70 => 200 + rng.below(8 * KB),
+            70..95 => 8 * KB + rng.below(120 * KB),
+            _ => 128 * KB + rng.below(384 * KB),
+        },
+        FileSizes::Realistic => match rng.below(1000) {
+            0..700 => KB + rng.below(63 * KB),
+            700..950 => 64 * KB + rng.below(960 * KB),
+            950..999 => MB + rng.below(15 * MB),
+            _ => 100 * MB + rng.below(200 * MB),
+        },
+    }
+}
+
+/// A later version of `base`: the same file with a few bytes inserted somewhere, as an edit
+/// leaves it.
+pub(crate) fn edited(rng: &mut Rng, base: Arc<Blob>) -> Blob {
+    let at = rng.below(base.len().max(1));
+    let patch: Vec<u8> = (0..8 + rng.below(56))
+        .map(|_| rng.below(256) as u8)
+        .collect();
+    Blob::Edited {
+        base,
+        at,
+        patch: patch.into_boxed_slice(),
     }
 }
 
@@ -64,6 +100,7 @@ pub(crate) fn generate(
     attachments: usize,
     parents: &[String],
     users: &[String],
+    sizes: FileSizes,
 ) {
     let now = org.clock.now();
     if parents.is_empty() || users.is_empty() {
@@ -80,14 +117,15 @@ pub(crate) fn generate(
             1..5 => 2,
             _ => 1,
         };
-        let bodies: Vec<Arc<Blob>> = (0..versions)
-            .map(|_| {
-                Arc::new(Blob::Generated {
-                    seed: rng.next_u64(),
-                    len: file_size(rng),
-                })
-            })
-            .collect();
+        // Each later version an edit of the one before.
+        let mut bodies: Vec<Arc<Blob>> = vec![Arc::new(Blob::Generated {
+            seed: rng.next_u64(),
+            len: file_size(rng, sizes),
+        })];
+        while bodies.len() < versions {
+            let before = bodies[bodies.len() - 1].clone();
+            bodies.push(Arc::new(edited(rng, before)));
+        }
         let Some(latest) = bodies.last() else {
             continue;
         };
@@ -143,7 +181,7 @@ pub(crate) fn generate(
         let (extension, _, mime) = KINDS[rng.below(KINDS.len() as u64) as usize];
         let body = Arc::new(Blob::Generated {
             seed: rng.next_u64(),
-            len: file_size(rng),
+            len: file_size(rng, sizes),
         });
         let parent = parents[rng.below(parents.len() as u64) as usize].clone();
         let owner = users[rng.below(users.len() as u64) as usize].clone();

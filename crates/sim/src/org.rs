@@ -378,6 +378,8 @@ pub struct OrgOptions {
     /// Metadata components beyond the org's own set (flows, and reports in folders of 100),
     /// for a large org's metadata.
     pub extra_metadata: usize,
+    /// How large the generated files are.
+    pub file_sizes: super::files::FileSizes,
 }
 
 impl Default for OrgOptions {
@@ -389,6 +391,7 @@ impl Default for OrgOptions {
             api_max: 15_000,
             clock: Clock::system(),
             extra_metadata: 0,
+            file_sizes: super::files::FileSizes::Small,
         }
     }
 }
@@ -686,6 +689,7 @@ impl Org {
             population.count("Attachment"),
             &shared_on,
             &users,
+            options.file_sizes,
         );
         org
     }

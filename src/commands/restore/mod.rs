@@ -160,7 +160,9 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             }
         };
     for (object, entry) in &manifest.objects {
+        // Metadata is restored by `--metadata`; file bodies with their records.
         if object == crate::source::METADATA_OBJECT
+            || crate::snapshot::files::is_body_object(object)
             || options
                 .object
                 .as_deref()

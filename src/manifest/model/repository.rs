@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::task::{
-    Alert, ApiVersion, Metadata, Notification, Retention, Search, default_alerts, default_schedule,
+    Alert, ApiVersion, FileBodies, Metadata, Notification, Retention, Search, default_alerts,
+    default_schedule,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +161,8 @@ pub struct Defaults {
     pub search: Search,
     #[serde(default)]
     pub metadata: Metadata,
+    #[serde(default)]
+    pub files: FileBodies,
 }
 
 impl Default for Defaults {
@@ -171,6 +174,7 @@ impl Default for Defaults {
             notifications: Vec::new(),
             search: Search::default(),
             metadata: Metadata::default(),
+            files: FileBodies::default(),
         }
     }
 }

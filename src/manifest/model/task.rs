@@ -31,6 +31,8 @@ pub struct BackupTask {
     #[serde(default)]
     pub metadata: Metadata,
     #[serde(default)]
+    pub files: FileBodies,
+    #[serde(default)]
     pub search: Search,
     #[serde(default)]
     pub full_backup: FullBackup,
@@ -199,6 +201,41 @@ impl Default for MetadataTypes {
         MetadataTypes {
             include: match_everything(),
             exclude: Vec::new(),
+        }
+    }
+}
+
+/// `files`: which file bodies are backed up, and what of the budget they may use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileBodies {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "file_objects")]
+    pub objects: Vec<String>,
+    #[serde(default)]
+    pub max_size_mb: Option<u64>,
+    #[serde(default = "default_file_budget")]
+    pub budget_percent: u8,
+}
+
+fn file_objects() -> Vec<String> {
+    ["ContentVersion", "Attachment", "Document"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_file_budget() -> u8 {
+    50
+}
+
+impl Default for FileBodies {
+    fn default() -> Self {
+        FileBodies {
+            enabled: true,
+            objects: file_objects(),
+            max_size_mb: None,
+            budget_percent: default_file_budget(),
         }
     }
 }

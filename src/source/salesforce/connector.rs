@@ -11,8 +11,8 @@ use super::fetch::{FetchSettings, fetch, full_soql, org_count, select, url_encod
 use super::{metadata, restore};
 use crate::snapshot::components::Component;
 use crate::source::{
-    Account, Connection, Connector, Coverage, DeployReport, FetchError, FetchWindow, FieldInfo,
-    Files, METADATA_OBJECT, ObjectPlan, RecordWrite, RowSink, SourceError, WriteOutcome,
+    Account, BodyStream, Connection, Connector, Coverage, DeployReport, FetchError, FetchWindow,
+    FieldInfo, Files, METADATA_OBJECT, ObjectPlan, RecordWrite, RowSink, SourceError, WriteOutcome,
 };
 
 pub struct SalesforceConnector {
@@ -133,6 +133,40 @@ impl Connector for SalesforceConnector {
 
     fn api_calls(&self) -> u64 {
         self.client.budget().calls
+    }
+
+    async fn read_body(
+        &self,
+        object: &str,
+        id: &str,
+        field: &str,
+    ) -> Result<BodyStream, SourceError> {
+        // sObject Blob Retrieve: the raw bytes, one call per body.
+        let path = format!(
+            "/services/data/v{}/sobjects/{}/{}/{}",
+            self.settings.api_version,
+            url_encode(object),
+            url_encode(id),
+            url_encode(field)
+        );
+        let response = self.client.request(Method::GET, &path, None, &[]).await?;
+        let pieces = futures_util::stream::unfold(Some(response), |response| async move {
+            let mut response = response?;
+            match response.chunk().await {
+                Ok(Some(piece)) => Some((Ok(piece), Some(response))),
+                Ok(None) => None,
+                Err(e) => Some((
+                    Err(SourceError::Network(format!("the download broke off: {e}"))),
+                    None,
+                )),
+            }
+        });
+        Ok(Box::pin(pieces))
+    }
+
+    fn budget_share(&self, percent: u8) -> Option<u64> {
+        let budget = self.client.budget();
+        (budget.max > 0).then(|| budget.ceiling() * u64::from(percent) / 100)
     }
 
     fn field_infos(&self, schema: &Value) -> BTreeMap<String, FieldInfo> {

@@ -5,8 +5,52 @@
 use reqwest::Method;
 
 use super::client::SalesforceClient;
-use crate::source::{Coverage, Field, ObjectPlan, SourceError};
+use crate::source::{BodyField, Coverage, Field, ObjectPlan, SourceError};
 use crate::text::glob::glob;
+
+/// What Salesforce's file objects say of their bodies: (object, body field, size, checksum,
+/// file name, parent record).
+type BodyFields = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+);
+const BODY_FIELDS: &[BodyFields] = &[
+    (
+        "ContentVersion",
+        "VersionData",
+        "ContentSize",
+        Some("Checksum"),
+        "PathOnClient",
+        "ContentDocumentId",
+    ),
+    ("Attachment", "Body", "BodyLength", None, "Name", "ParentId"),
+    ("Document", "Body", "BodyLength", None, "Name", "FolderId"),
+];
+
+fn body_field(object: &str, field: &str) -> BodyField {
+    match BODY_FIELDS
+        .iter()
+        .find(|(o, f, ..)| *o == object && *f == field)
+    {
+        Some((_, _, size, checksum, name, parent)) => BodyField {
+            field: field.to_string(),
+            size_field: Some(size.to_string()),
+            checksum_field: checksum.map(str::to_string),
+            name_field: Some(name.to_string()),
+            parent_field: Some(parent.to_string()),
+        },
+        // Another object's body: known by its record's last change alone.
+        None => BodyField {
+            field: field.to_string(),
+            name_field: Some("Name".to_string()),
+            ..BodyField::default()
+        },
+    }
+}
 
 /// Objects Salesforce lists only under a filter a backup of the whole object cannot give, with
 /// why they are left out.
@@ -71,6 +115,7 @@ pub async fn discover(
             .await?;
         let mut fields = Vec::new();
         let mut schema_fields = Vec::new();
+        let mut bodies: Vec<BodyField> = Vec::new();
         for field in describe["fields"].as_array().cloned().unwrap_or_default() {
             let field_name = field["name"].as_str().unwrap_or_default().to_string();
             let kind = field["type"].as_str().unwrap_or_default().to_string();
@@ -90,19 +135,31 @@ pub async fn discover(
                 continue;
             }
             if kind == "base64" {
-                // Bulk queries refuse a body, REST queries give only its URL: bodies are read
-                // one per call, which this backup does not make yet.
-                coverage.fields_left_out.push((
-                    format!("{name}.{field_name}"),
-                    "a file body, served one file per call; the record is backed up without it for now"
-                        .into(),
-                ));
+                // Bulk queries refuse a body and REST queries give only its URL: bodies are
+                // read one per call, by the engine's file pass.
+                bodies.push(body_field(&name, &field_name));
                 continue;
             }
             fields.push(Field {
                 name: field_name,
                 kind,
             });
+        }
+        // A body's describing fields are only as good as the record has them.
+        for body in &mut bodies {
+            for described in [
+                &mut body.size_field,
+                &mut body.checksum_field,
+                &mut body.name_field,
+                &mut body.parent_field,
+            ] {
+                if described
+                    .as_ref()
+                    .is_some_and(|f| !fields.iter().any(|field| &field.name == f))
+                {
+                    *described = None;
+                }
+            }
         }
         schema_fields.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         let incremental = fields.iter().any(|f| f.name == "SystemModstamp");
@@ -113,6 +170,7 @@ pub async fn discover(
             fields,
             incremental,
             scope: None,
+            bodies,
         });
     }
     plans.sort_by(|a, b| a.name.cmp(&b.name));

@@ -212,6 +212,9 @@ pub fn simulator(runtime: &tokio::runtime::Runtime, seed: u64) -> Simulator {
                 org: OrgOptions {
                     seed,
                     population: Population::spread(1200),
+                    // Many deployments of one org, each downloading its files: a large org's
+                    // daily allocation.
+                    api_max: 1_000_000,
                     ..OrgOptions::default()
                 },
                 ..SimOptions::default()

@@ -157,6 +157,7 @@ impl Connector for JsonFiles {
                 fields,
                 incremental: true,
                 scope: None,
+                bodies: Vec::new(),
             });
             coverage.backed_up.push(name);
         }

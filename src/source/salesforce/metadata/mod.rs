@@ -87,6 +87,7 @@ pub async fn plan(
         // A type newly chosen has components older than any window: a change of types is a
         // full pass.
         scope: Some(coverage.metadata_types.join(",")),
+        bodies: Vec::new(),
         schema: serde_json::json!({"name": METADATA_OBJECT, "types": chosen}),
     }))
 }
