@@ -130,7 +130,7 @@ async fn main() {
             .await
             .expect("plan");
         let mut journal = RunJournal::start(&store, &format!("bench-{purge}")).expect("journal");
-        let result = restore::apply(&connector, &plan, &schemas, &mut journal)
+        let result = restore::apply(&connector, &plan, &schemas, None, &mut journal)
             .await
             .expect("apply");
         let elapsed = started.elapsed().as_secs_f64();

@@ -120,6 +120,10 @@ impl Error {
                 "{}; then run the same restore again: it continues where it stopped, and creates nothing twice",
                 e.guidance()
             ),
+            Error::Restore(crate::restore::RestoreError::Snapshot(e)) => format!(
+                "{}; or restore from another snapshot (`--snapshot`); what was restored stays, and the same restore run again creates nothing twice",
+                e.guidance()
+            ),
         }
     }
 }

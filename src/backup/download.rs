@@ -37,86 +37,91 @@ impl Failure {
     }
 }
 
-/// Downloads a body, once more if the first try fails for this body alone.
-pub(super) async fn download_with_retry<C: Connector>(
-    connector: &C,
-    store: &Store,
-    seed: u64,
-    object: &str,
-    field: &str,
-    described: &Described,
-) -> Result<FileBody, Failure> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match download(connector, store, seed, object, field, described).await {
-            Err(Failure::Body(_)) if tries < TRIES => continue,
-            outcome => return outcome,
-        }
-    }
+/// Where bodies of one field come from and go to.
+pub(super) struct Download<'a, C> {
+    pub connector: &'a C,
+    pub store: &'a Store,
+    /// The chunker's seed (`MasterKey::chunker_seed`).
+    pub seed: u64,
+    pub object: &'a str,
+    pub field: &'a str,
 }
 
-/// Streams one body into the store and checks it against what the record says.
-async fn download<C: Connector>(
-    connector: &C,
-    store: &Store,
-    seed: u64,
-    object: &str,
-    field: &str,
-    described: &Described,
-) -> Result<FileBody, Failure> {
-    let failed = |error: SourceError| {
-        let error = BackupError::Source(error);
-        match budget_reason(&error, &format!("{object} {}", described.id)) {
-            Some(reason) => Failure::Budget(reason),
-            None => Failure::body(
-                "the download failed (tried twice; the next run tries again)",
-                format!("the download failed: {error}"),
-            ),
+impl<C: Connector> Download<'_, C> {
+    /// Downloads a body, once more if the first try fails for this body alone.
+    pub(super) async fn with_retry(&self, described: &Described) -> Result<FileBody, Failure> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.once(described).await {
+                Err(Failure::Body(_)) if tries < TRIES => continue,
+                outcome => return outcome,
+            }
         }
-    };
-    let mut pieces = connector
-        .read_body(object, &described.id, field)
-        .await
-        .map_err(failed)?;
-    let mut cutter = BodyCutter::new(seed);
-    let mut chunks = Vec::new();
-    while let Some(piece) = pieces.next().await {
-        let piece = piece.map_err(failed)?;
-        for chunk in cutter.push(&piece) {
+    }
+
+    /// Streams one body into the store and checks it against what the record says.
+    async fn once(&self, described: &Described) -> Result<FileBody, Failure> {
+        let Download {
+            connector,
+            store,
+            seed,
+            object,
+            field,
+        } = *self;
+        let failed = |error: SourceError| {
+            let error = BackupError::Source(error);
+            match budget_reason(&error, &format!("{object} {}", described.id)) {
+                Some(reason) => Failure::Budget(reason),
+                None => Failure::body(
+                    "the download failed (tried twice; the next run tries again)",
+                    format!("the download failed: {error}"),
+                ),
+            }
+        };
+        let mut pieces = connector
+            .read_body(object, &described.id, field)
+            .await
+            .map_err(failed)?;
+        let mut cutter = BodyCutter::new(seed);
+        let mut chunks = Vec::new();
+        while let Some(piece) = pieces.next().await {
+            let piece = piece.map_err(failed)?;
+            for chunk in cutter.push(&piece) {
+                chunks.push(seal(store, chunk).await?);
+            }
+        }
+        let (last, size, md5) = cutter.finish();
+        for chunk in last {
             chunks.push(seal(store, chunk).await?);
         }
+        if let Some(expected) = described.size
+            && expected != size
+        {
+            return Err(Failure::body(
+                "the download's size differs from the record's (tried twice; the next run tries again)",
+                format!("the download has {size} bytes where the record says {expected}"),
+            ));
+        }
+        if let Some(expected) = &described.checksum
+            && *expected != md5
+        {
+            return Err(Failure::body(
+                "the download's MD5 differs from the record's checksum (tried twice; the next run tries again)",
+                format!("the download's MD5 is {md5} where the record's checksum says {expected}"),
+            ));
+        }
+        Ok(FileBody {
+            id: described.id.clone(),
+            name: described.name.clone(),
+            parent: described.parent.clone(),
+            size,
+            md5: Some(md5),
+            version: described.version.clone(),
+            chunks,
+            missing: None,
+        })
     }
-    let (last, size, md5) = cutter.finish();
-    for chunk in last {
-        chunks.push(seal(store, chunk).await?);
-    }
-    if let Some(expected) = described.size
-        && expected != size
-    {
-        return Err(Failure::body(
-            "the download's size differs from the record's (tried twice; the next run tries again)",
-            format!("the download has {size} bytes where the record says {expected}"),
-        ));
-    }
-    if let Some(expected) = &described.checksum
-        && *expected != md5
-    {
-        return Err(Failure::body(
-            "the download's MD5 differs from the record's checksum (tried twice; the next run tries again)",
-            format!("the download's MD5 is {md5} where the record's checksum says {expected}"),
-        ));
-    }
-    Ok(FileBody {
-        id: described.id.clone(),
-        name: described.name.clone(),
-        parent: described.parent.clone(),
-        size,
-        md5: Some(md5),
-        version: described.version.clone(),
-        chunks,
-        missing: None,
-    })
 }
 
 /// Stores one chunk (compressing and sealing on a blocking thread).

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::download::{Failure, download_with_retry};
+use super::download::{Download, Failure};
 use super::{BackupError, FilesOptions, ObjectRun};
 use crate::snapshot::files::{FileBody, Missing, body_object, is_body_object};
 use crate::snapshot::reader::{ObjectReader, RecordLookup};
@@ -39,8 +39,8 @@ pub struct FilesRun {
     /// Bodies left out (too large, say) and waiting for the next run.
     pub left_out: u64,
     pub waiting: u64,
-    /// Bodies the snapshot holds, over every body object.
-    pub held: u64,
+    /// Files the snapshot knows, over every body object: held, waiting or left out.
+    pub known: u64,
     /// API calls the downloads made.
     pub api_calls: u64,
 }
@@ -315,7 +315,7 @@ pub(super) async fn back_up_bodies<C: Connector>(
     for object in writer.objects().filter(|o| is_body_object(o)) {
         if let Some(entry) = writer.entry(object) {
             report.waiting += entry.pending;
-            report.held += entry.records.unwrap_or(0).saturating_sub(entry.pending);
+            report.known += entry.records.unwrap_or(0);
         }
     }
     report.api_calls = connector.api_calls() - allowance.calls_at_start;
@@ -474,13 +474,13 @@ impl<C: Connector> Pass<'_, C> {
         {
             let mut downloads = futures_util::stream::iter(decisions.into_iter().map(|decision| {
                 let spent = allowance.check(self.connector);
-                let (connector, store, seed, object, field) = (
-                    self.connector,
-                    self.store,
-                    self.seed,
-                    self.plan.name.as_str(),
-                    self.body.field.as_str(),
-                );
+                let download = Download {
+                    connector: self.connector,
+                    store: self.store,
+                    seed: self.seed,
+                    object: self.plan.name.as_str(),
+                    field: self.body.field.as_str(),
+                };
                 async move {
                     let described = match decision {
                         Decision::Download(described) => described,
@@ -489,10 +489,7 @@ impl<C: Connector> Pass<'_, C> {
                     };
                     let result = match spent {
                         Some(why) => Err(Failure::Budget(why)),
-                        None => {
-                            download_with_retry(connector, store, seed, object, field, &described)
-                                .await
-                        }
+                        None => download.with_retry(&described).await,
                     };
                     match result {
                         Ok(row) => Written::Downloaded(row),

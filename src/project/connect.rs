@@ -214,6 +214,15 @@ impl Connector for TaskConnector {
         each!(self, c => c.read_body(object, id, field).await)
     }
 
+    async fn create_with_body(
+        &self,
+        object: &str,
+        fields: &crate::source::Record,
+        upload: &crate::source::Upload,
+    ) -> Result<WriteOutcome, SourceError> {
+        each!(self, c => c.create_with_body(object, fields, upload).await)
+    }
+
     fn budget_share(&self, percent: u8) -> Option<u64> {
         each!(self, c => c.budget_share(percent))
     }

@@ -30,17 +30,19 @@ pub(super) fn describe(outcome: &BackupOutcome) -> String {
         outcome.api_calls
     );
     let files = &outcome.files;
-    if files.held + files.downloaded + files.waiting > 0 {
+    if files.known > 0 {
         let _ = write!(
             text,
-            "; files: {} held, {} downloaded ({}), {} unchanged",
-            files.held,
+            "; {} files: {} downloaded ({}), {} unchanged",
+            files.known,
             files.downloaded,
             crate::text::size(files.downloaded_bytes),
             files.unchanged
         );
-        if files.waiting > 0 {
-            let _ = write!(text, ", {} waiting", files.waiting);
+        for (n, what) in [(files.waiting, "waiting"), (files.left_out, "left out")] {
+            if n > 0 {
+                let _ = write!(text, ", {n} {what}");
+            }
         }
     }
     if let crate::snapshot::Outcome::Partial { reason } = &outcome.manifest.outcome {
@@ -285,7 +287,13 @@ pub(super) async fn run_backup(
         .iter()
         .map(|(name, entry)| (name.clone(), entry.records.unwrap_or(entry.base_records)))
         .collect();
-    let total: u64 = status.counts.values().sum();
+    // Records only: a file's body row stands for a record counted already.
+    let total: u64 = status
+        .counts
+        .iter()
+        .filter(|(object, _)| !crate::snapshot::files::is_body_object(object))
+        .map(|(_, n)| n)
+        .sum();
     status.snapshots.insert(
         0,
         SnapshotRow {

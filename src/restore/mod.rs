@@ -16,8 +16,11 @@ use serde_json::{Map, Value};
 use crate::source::{Connector, FieldInfo, Held, RecordWrite, SourceError, WriteOutcome};
 use crate::store::StoreError;
 
+mod bodies;
 pub mod journal;
 mod undelete;
+
+pub use bodies::SnapshotBodies;
 
 pub use journal::{Created, Finished, PendingBatch, RunDocument, RunJournal, resolve_pending};
 use undelete::undelete;
@@ -30,6 +33,8 @@ pub enum RestoreError {
     Source(#[from] SourceError),
     #[error("the restore journal could not be written, so the restore stopped: {0}")]
     Journal(#[from] StoreError),
+    #[error("a file body could not be read from the snapshot, so the restore stopped: {0}")]
+    Snapshot(StoreError),
 }
 
 /// How far the source's clock may be behind what it last said, for finding what a killed run
@@ -400,12 +405,66 @@ async fn write<C: Connector>(
     Ok(outcomes)
 }
 
+/// The journal's note of a batch about to be sent: what it creates, and since when the source
+/// may have made it.
+fn pending_batch<C: Connector>(
+    connector: &C,
+    object: &str,
+    old_ids: &[String],
+    records: &[RecordWrite],
+) -> PendingBatch {
+    let since = connector
+        .server_time_bounds()
+        .map_or_else(crate::time::now_ms, |(earliest, _)| earliest)
+        - CLOCK_MARGIN_MS;
+    PendingBatch {
+        object: object.to_string(),
+        since,
+        records: old_ids
+            .iter()
+            .cloned()
+            .zip(records.iter().map(|r| r.fields.clone()))
+            .collect(),
+    }
+}
+
+/// Takes a batch's outcomes: new Ids mapped from old, failures reported, and what it made
+/// written down.
+fn settle(
+    object: &str,
+    outcomes: Vec<(String, WriteOutcome)>,
+    mapped: &mut BTreeMap<String, String>,
+    result: &mut RestoreResult,
+    journal: &mut RunJournal<'_>,
+) -> Result<(), RestoreError> {
+    let mut made = Vec::new();
+    for (old_id, outcome) in outcomes {
+        match outcome {
+            Ok(new) => {
+                mapped.insert(old_id.clone(), new.clone());
+                made.push((
+                    old_id.clone(),
+                    Created {
+                        object: object.to_string(),
+                        new_id: new.clone(),
+                    },
+                ));
+                result.created.push((object.to_string(), old_id, new));
+            }
+            Err(why) => result.failed.push((object.to_string(), old_id, why)),
+        }
+    }
+    journal.settled(made)?;
+    Ok(())
+}
+
 /// Executes a plan. An error from the source (its budget spent, say) stops it; what was done
 /// is in the result.
 pub async fn apply<C: Connector>(
     connector: &C,
     plan: &RestorePlan,
     schemas: &Schemas,
+    bodies: Option<&SnapshotBodies<'_>>,
     journal: &mut RunJournal<'_>,
 ) -> Result<RestoreResult, RestoreError> {
     let mut result = RestoreResult::default();
@@ -515,45 +574,52 @@ pub async fn apply<C: Connector>(
                 fields: record,
             });
         }
+        // A record with a file body goes in a call of its own, its body streamed with it.
+        let mut batched_ids = Vec::new();
+        let mut batched = Vec::new();
+        let mut single = Vec::new();
+        for (old_id, record) in old_ids.into_iter().zip(records) {
+            match bodies
+                .map(|b| b.upload(&object, &old_id))
+                .transpose()
+                .map_err(RestoreError::Snapshot)?
+                .flatten()
+            {
+                None => {
+                    batched_ids.push(old_id);
+                    batched.push(record);
+                }
+                Some(Ok(upload)) => single.push((old_id, record, upload)),
+                Some(Err(why)) => result.failed.push((object.clone(), old_id, why)),
+            }
+        }
         // Each object's batches go before the next object's: children need their parents'
         // Ids. Each batch is written down before it is sent, and what it made after.
         let size = connector.write_batch().max(1);
-        for (old_ids, records) in old_ids.chunks(size).zip(records.chunks(size)) {
-            let since = connector
-                .server_time_bounds()
-                .map_or_else(crate::time::now_ms, |(earliest, _)| earliest)
-                - CLOCK_MARGIN_MS;
-            journal.sending(PendingBatch {
-                object: object.clone(),
-                since,
-                records: old_ids
-                    .iter()
-                    .cloned()
-                    .zip(records.iter().map(|r| r.fields.clone()))
-                    .collect(),
-            })?;
+        for (old_ids, records) in batched_ids.chunks(size).zip(batched.chunks(size)) {
+            journal.sending(pending_batch(connector, &object, old_ids, records))?;
             let mut answers = connector.write_records(records).await?;
             answers.resize_with(records.len(), || {
                 Err("no result returned for this record".into())
             });
-            let mut made = Vec::new();
-            for (old_id, outcome) in old_ids.iter().zip(answers) {
-                match outcome {
-                    Ok(new) => {
-                        mapped.insert(old_id.clone(), new.clone());
-                        made.push((
-                            old_id.clone(),
-                            Created {
-                                object: object.clone(),
-                                new_id: new.clone(),
-                            },
-                        ));
-                        result.created.push((object.clone(), old_id.clone(), new));
-                    }
-                    Err(why) => result.failed.push((object.clone(), old_id.clone(), why)),
-                }
-            }
-            journal.settled(made)?;
+            let outcomes: Vec<(String, WriteOutcome)> =
+                old_ids.iter().cloned().zip(answers).collect();
+            settle(&object, outcomes, &mut mapped, &mut result, journal)?;
+        }
+        for (old_id, record, upload) in single {
+            let old_ids = std::slice::from_ref(&old_id);
+            let records = std::slice::from_ref(&record);
+            journal.sending(pending_batch(connector, &object, old_ids, records))?;
+            let outcome = connector
+                .create_with_body(&object, &record.fields, &upload)
+                .await?;
+            settle(
+                &object,
+                vec![(old_id, outcome)],
+                &mut mapped,
+                &mut result,
+                journal,
+            )?;
         }
     }
 

@@ -170,21 +170,22 @@ fn cut_point(data: &[u8], seed: u64) -> usize {
 }
 
 /// Reads a held body back chunk by chunk, checking each chunk's length, and the whole body's
-/// size and MD5 at its end: a body is never given back other than it was stored.
-pub struct BodyReader<'s> {
-    store: &'s Store,
-    body: &'s FileBody,
+/// size and MD5 at its end: a body is never given back other than it was stored. Owns its
+/// handles (both cheap to copy), so it can move to a blocking thread.
+pub struct BodyReader {
+    store: Store,
+    body: FileBody,
     next: usize,
     md5: Md5,
     size: u64,
     failed: bool,
 }
 
-impl<'s> BodyReader<'s> {
-    pub fn new(store: &'s Store, body: &'s FileBody) -> BodyReader<'s> {
+impl BodyReader {
+    pub fn new(store: &Store, body: &FileBody) -> BodyReader {
         BodyReader {
-            store,
-            body,
+            store: store.clone(),
+            body: body.clone(),
             next: 0,
             md5: Md5::new(),
             size: 0,
@@ -219,22 +220,48 @@ impl<'s> BodyReader<'s> {
         self.next += 1;
         let bytes = self.store.get_blob(&chunk.blob)?;
         if bytes.len() as u64 != chunk.size {
+            let (blob, size) = (chunk.blob.clone(), chunk.size);
             return Err(self.damaged(
-                &chunk.blob,
-                format!(
-                    "a chunk of {} bytes where {} were stored",
-                    bytes.len(),
-                    chunk.size
-                ),
+                &blob,
+                format!("a chunk of {} bytes where {size} were stored", bytes.len()),
             ));
         }
         self.md5.update(&bytes);
         self.size += bytes.len() as u64;
         Ok(Some(bytes))
     }
+
+    /// The body as a stream of its chunks, each read on a blocking thread: what an upload
+    /// sends, one chunk in memory at a time.
+    pub fn into_stream(
+        self,
+    ) -> impl futures_core::Stream<Item = Result<bytes::Bytes, StoreError>> + Send + 'static {
+        futures_util::stream::unfold(Some(self), |reader| async move {
+            let mut reader = reader?;
+            let read = tokio::task::spawn_blocking(move || {
+                let next = reader.next();
+                (next, reader)
+            })
+            .await;
+            match read {
+                Ok((Some(Ok(bytes)), reader)) => {
+                    Some((Ok(bytes::Bytes::from(bytes)), Some(reader)))
+                }
+                Ok((Some(Err(e)), _)) => Some((Err(e), None)),
+                Ok((None, _)) => None,
+                Err(e) => Some((
+                    Err(StoreError::Backend {
+                        location: String::new(),
+                        message: format!("the thread reading a file body stopped: {e}"),
+                    }),
+                    None,
+                )),
+            }
+        })
+    }
 }
 
-impl Iterator for BodyReader<'_> {
+impl Iterator for BodyReader {
     type Item = Result<Vec<u8>, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {

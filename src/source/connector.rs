@@ -29,6 +29,31 @@ pub type BodyStream = std::pin::Pin<
     Box<dyn futures_core::Stream<Item = Result<bytes::Bytes, SourceError>> + Send + 'static>,
 >;
 
+/// The bytes of a file being uploaded, piece by piece.
+pub type UploadStream = std::pin::Pin<
+    Box<
+        dyn futures_core::Stream<
+                Item = Result<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>,
+            > + Send
+            + 'static,
+    >,
+>;
+
+/// A file body to write with a record: its field, file name and size, and its bytes (asked
+/// for again should the request have to be sent again).
+pub struct Upload {
+    pub field: String,
+    pub file_name: String,
+    pub size: u64,
+    pub bytes: Box<dyn Fn() -> UploadStream + Send + Sync>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Upload({} of {} bytes)", self.field, self.size)
+    }
+}
+
 /// Records by Id as the source holds them: live, or in its recycle bin.
 #[derive(Debug, Clone, Default)]
 pub struct Held {
@@ -149,6 +174,22 @@ pub trait Connector: Sync {
         field: &str,
     ) -> impl Future<Output = Result<BodyStream, SourceError>> + Send {
         let _ = (object, id, field);
+        async {
+            Err(SourceError::Config(
+                "this source keeps no file bodies".into(),
+            ))
+        }
+    }
+
+    /// Creates one record with its file body (one call, the body streamed); the new record's
+    /// Id, or why the source refused it.
+    fn create_with_body(
+        &self,
+        object: &str,
+        fields: &Record,
+        upload: &Upload,
+    ) -> impl Future<Output = Result<WriteOutcome, SourceError>> + Send {
+        let _ = (object, fields, upload);
         async {
             Err(SourceError::Config(
                 "this source keeps no file bodies".into(),

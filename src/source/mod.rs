@@ -10,7 +10,8 @@ pub mod salesforce;
 
 pub use crate::snapshot::components::METADATA_OBJECT;
 pub use connector::{
-    Account, BodyStream, Connector, FetchError, FetchWindow, Files, Held, Record, RowSink,
+    Account, BodyStream, Connector, FetchError, FetchWindow, Files, Held, Record, RowSink, Upload,
+    UploadStream,
 };
 pub use error::SourceError;
 pub use objects::{

@@ -245,3 +245,112 @@ async fn every_body_is_kept_and_an_incremental_downloads_only_what_changed() {
     assert_eq!(pruned.deleted, 0, "{pruned:?}");
     assert_eq!(read_back(&store, &held[&new_version]), bytes);
 }
+
+#[tokio::test]
+async fn downloads_keep_to_their_share_of_the_budget_and_what_waits_comes_next() {
+    // 90% of 1,000 daily calls for the task; 5% of that for files: 45 downloads a run.
+    let sim = simulator(1500, 1_000).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = connector(&sim);
+    let files = FilesOptions {
+        budget_percent: 5,
+        ..FilesOptions::default()
+    };
+    let first = backup(&client, &store, &options(files.clone()), None, &at(T0))
+        .await
+        .expect("first backup");
+    let Outcome::Partial { reason } = &first.manifest.outcome else {
+        panic!("a partial backup: {:?}", first.manifest.outcome);
+    };
+    assert!(reason.contains("wait for the next run"), "{reason}");
+    assert!(
+        reason.contains("files.budgetPercent 5%"),
+        "the reason names the setting: {reason}"
+    );
+    assert!(first.files.api_calls <= 45 + 3, "{:?}", first.files);
+    assert!(first.files.waiting > 0, "{:?}", first.files);
+    let waiting_rows = |manifest: &SnapshotManifest| {
+        ["ContentVersion.VersionData", "Attachment.Body"]
+            .iter()
+            .flat_map(|o| bodies(&store, manifest, o).into_values())
+            .filter(FileBody::waiting)
+            .count() as u64
+    };
+    assert_eq!(waiting_rows(&first.manifest), first.files.waiting);
+    // The records are all there: files never starve them.
+    let versions = org_records(&sim, "SELECT Id FROM ContentVersion").await;
+    assert_eq!(
+        common::org::records(&store, &first.manifest)["ContentVersion"].len(),
+        versions.len()
+    );
+
+    // The next run, with nothing changed in the org, fetches what waited.
+    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let second = backup(
+        &client,
+        &store,
+        &options(files),
+        Some((&first.snapshot, &first.manifest)),
+        &at(T0 + HOUR),
+    )
+    .await
+    .expect("second backup");
+    assert_eq!(
+        second.manifest.outcome,
+        Outcome::Complete,
+        "{:?}",
+        second.files
+    );
+    assert_eq!(second.files.downloaded, first.files.waiting);
+    assert_eq!(second.files.waiting, 0);
+    assert_eq!(waiting_rows(&second.manifest), 0);
+    for object in ["ContentVersion.VersionData", "Attachment.Body"] {
+        for body in bodies(&store, &second.manifest, object).values() {
+            assert!(body.is_held(), "{body:?}");
+            read_back(&store, body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_size_limit_are_left_out_and_said_so() {
+    let sim = simulator(1500, 1_000_000).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = connector(&sim);
+    let limit = 64 * 1024;
+    let files = FilesOptions {
+        max_size: Some(limit),
+        ..FilesOptions::default()
+    };
+    let outcome = backup(&client, &store, &options(files), None, &at(T0))
+        .await
+        .expect("backup");
+    // Left out by the task's own setting: the backup is complete.
+    assert_eq!(outcome.manifest.outcome, Outcome::Complete);
+    let versions = org_records(&sim, "SELECT Id, ContentSize FROM ContentVersion").await;
+    let large = versions
+        .values()
+        .filter(|v| v["ContentSize"].as_u64().is_some_and(|s| s > limit))
+        .count();
+    assert!(large > 0 && large < versions.len());
+    let held = bodies(&store, &outcome.manifest, "ContentVersion.VersionData");
+    let left_out: Vec<&FileBody> = held.values().filter(|b| !b.is_held()).collect();
+    assert_eq!(left_out.len(), large);
+    for body in left_out {
+        assert!(!body.waiting(), "not fetched again until the limit changes");
+        assert!(body.size > limit);
+    }
+    let (object, why) = outcome
+        .coverage
+        .files_left_out
+        .iter()
+        .find(|(o, _)| o == "ContentVersion.VersionData")
+        .expect("the coverage report says so");
+    assert_eq!(object, "ContentVersion.VersionData");
+    assert_eq!(
+        why,
+        &format!("{large} left out: over files.maxSizeMb (64.0 KB)")
+    );
+}

@@ -355,3 +355,130 @@ async fn a_record_created_again_keeps_its_created_date_where_the_org_allows_it()
         "the record created again keeps its CreatedDate"
     );
 }
+
+/// Files whose records were deleted and purged come back with their bodies: an Attachment
+/// on its record, and a ContentVersion, whose document is gone, as a new document published
+/// on its record again; the bytes are those of the backup, streamed from its chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_created_again_get_their_bodies_back() {
+    use crate::common::org::admin;
+    use reqwest::Method;
+    use serde_json::json;
+    let sim = simulator_of(31, 600).await;
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    let body = |object: &'static str, id: String| {
+        let sim = &sim;
+        async move {
+            reqwest::Client::new()
+                .get(format!(
+                    "{}/services/data/v62.0/sobjects/{object}/{id}/{}",
+                    sim.url(),
+                    if object == "Attachment" {
+                        "Body"
+                    } else {
+                        "VersionData"
+                    }
+                ))
+                .bearer_auth(&sim.credentials.access_token)
+                .send()
+                .await
+                .expect("a body")
+                .bytes()
+                .await
+                .expect("bytes")
+                .to_vec()
+        }
+    };
+    let attachment = soql(&sim, "SELECT Id, ParentId FROM Attachment LIMIT 1").await;
+    let attachment_id = attachment[0]["Id"].as_str().expect("Id").to_string();
+    let parent = attachment[0]["ParentId"]
+        .as_str()
+        .expect("parent")
+        .to_string();
+    let version = soql(
+        &sim,
+        "SELECT Id, ContentDocumentId, FirstPublishLocationId FROM ContentVersion WHERE IsLatest = true LIMIT 1",
+    )
+    .await;
+    let version_id = version[0]["Id"].as_str().expect("Id").to_string();
+    let document = version[0]["ContentDocumentId"]
+        .as_str()
+        .expect("doc")
+        .to_string();
+    let published = version[0]["FirstPublishLocationId"]
+        .as_str()
+        .expect("published on a record")
+        .to_string();
+    let attachment_bytes = body("Attachment", attachment_id.clone()).await;
+    let version_bytes = body("ContentVersion", version_id.clone()).await;
+    assert!(!attachment_bytes.is_empty() && !version_bytes.is_empty());
+
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Attachment/{attachment_id}"),
+        json!({}),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/ContentDocument/{document}"),
+        json!({}),
+    )
+    .await;
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+
+    for (object, id, bytes) in [
+        ("Attachment", &attachment_id, &attachment_bytes),
+        ("ContentVersion", &version_id, &version_bytes),
+    ] {
+        let applied = run(&fleet, &["restore", "--task", "acme", "--id", id, "--yes"]).await;
+        assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+        let new_id = applied
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("created {object} {id} -> ")))
+            .unwrap_or_else(|| panic!("a new {object}:\n{}", applied.stdout))
+            .trim()
+            .to_string();
+        assert_eq!(
+            &body(object, new_id.clone()).await,
+            bytes,
+            "{object}'s bytes"
+        );
+        match object {
+            "Attachment" => {
+                let again = soql(
+                    &sim,
+                    &format!("SELECT ParentId FROM Attachment WHERE Id = '{new_id}'"),
+                )
+                .await;
+                assert_eq!(again[0]["ParentId"].as_str(), Some(parent.as_str()));
+            }
+            _ => {
+                let again = soql(
+                    &sim,
+                    &format!("SELECT ContentDocumentId FROM ContentVersion WHERE Id = '{new_id}'"),
+                )
+                .await;
+                let new_document = again[0]["ContentDocumentId"].as_str().expect("a document");
+                assert_ne!(new_document, document, "a new document");
+                let links = soql(
+                    &sim,
+                    &format!(
+                        "SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = '{new_document}'"
+                    ),
+                )
+                .await;
+                assert!(
+                    links
+                        .iter()
+                        .any(|l| l["LinkedEntityId"].as_str() == Some(published.as_str())),
+                    "published on its record again: {links:?}"
+                );
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 /// How much of a body one read produces, and one streamed frame carries.
 const CHUNK: usize = 64 * 1024;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Blob {
     /// `len` bytes that depend only on `seed`.
     Generated {
@@ -18,6 +18,12 @@ pub enum Blob {
         len: u64,
     },
     Stored(Box<[u8]>),
+    /// Bytes uploaded in parts, kept in a file (deleted with its last reference) rather than
+    /// in memory: an upload may be of GBs.
+    Spilled {
+        file: std::fs::File,
+        len: u64,
+    },
     /// `base` with `patch` inserted at `at`: a later version of a file, edited.
     Edited {
         base: Arc<Blob>,
@@ -26,12 +32,46 @@ pub enum Blob {
     },
 }
 
+impl PartialEq for Blob {
+    /// Bodies made the same way are equal; an upload equals only itself (comparing bytes
+    /// could read GBs).
+    fn eq(&self, other: &Blob) -> bool {
+        match (self, other) {
+            (Blob::Generated { seed: a, len: m }, Blob::Generated { seed: b, len: n }) => {
+                a == b && m == n
+            }
+            (Blob::Stored(a), Blob::Stored(b)) => a == b,
+            (
+                Blob::Edited { base, at, patch },
+                Blob::Edited {
+                    base: other_base,
+                    at: other_at,
+                    patch: other_patch,
+                },
+            ) => at == other_at && patch == other_patch && base == other_base,
+            (Blob::Spilled { .. }, Blob::Spilled { .. }) => std::ptr::eq(self, other),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Blob {}
+
 impl Blob {
+    /// A body uploaded as a stream: its pieces are written to an unnamed temporary file.
+    pub fn spill() -> std::io::Result<Spill> {
+        Ok(Spill {
+            file: tempfile::tempfile()?,
+            len: 0,
+        })
+    }
+
     pub fn len(&self) -> u64 {
         match self {
             Blob::Generated { len, .. } => *len,
             Blob::Stored(bytes) => bytes.len() as u64,
             Blob::Edited { base, patch, .. } => base.len() + patch.len() as u64,
+            Blob::Spilled { len, .. } => *len,
         }
     }
 
@@ -47,6 +87,19 @@ impl Blob {
         }
         match self {
             Blob::Stored(bytes) => out.extend_from_slice(&bytes[offset as usize..end as usize]),
+            Blob::Spilled { file, .. } => {
+                use std::os::unix::fs::FileExt as _;
+                let start = out.len();
+                out.resize(start + (end - offset) as usize, 0);
+                let mut filled = 0;
+                while start + filled < out.len() {
+                    match file.read_at(&mut out[start + filled..], offset + filled as u64) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => filled += n,
+                    }
+                }
+                // A spill file cut short under the simulator reads as zeros past its end.
+            }
             Blob::Edited { base, at, patch } => {
                 let at = (*at).min(base.len());
                 let patch_end = at + patch.len() as u64;
@@ -128,6 +181,36 @@ impl Blob {
                 Some((Ok(Bytes::from(frame)), next))
             }
         })
+    }
+}
+
+/// An upload being written to its file.
+pub struct Spill {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl Spill {
+    pub fn write(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        self.file.write_all(piece)?;
+        self.len += piece.len() as u64;
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn finish(self) -> Blob {
+        Blob::Spilled {
+            file: self.file,
+            len: self.len,
+        }
     }
 }
 

@@ -335,6 +335,44 @@ pub(crate) fn on_insert(org: &mut Org, object: usize, id: &str, journal: &mut Jo
     }
 }
 
+/// The document a version belongs to.
+pub(crate) fn document_of(org: &Org, version: &str) -> Option<String> {
+    let versions = org.object_index("ContentVersion")?;
+    let row = org.tables[versions].find(version)?;
+    let (slot, _) = org.catalog.objects[versions].field("ContentDocumentId")?;
+    match &org.tables[versions].records[row].values()[slot] {
+        Value::Text(document) => Some(document.to_string()),
+        _ => None,
+    }
+}
+
+/// The body and file name of a document's latest version.
+pub(crate) fn latest_body(org: &Org, document: &str) -> Option<(Arc<Blob>, String)> {
+    let versions = org.object_index("ContentVersion")?;
+    let def = &org.catalog.objects[versions];
+    let slot = |name: &str| def.field(name).map(|(slot, _)| slot);
+    let (of, latest, data, path) = (
+        slot("ContentDocumentId")?,
+        slot("IsLatest")?,
+        slot("VersionData")?,
+        slot("PathOnClient")?,
+    );
+    org.tables[versions].records.iter().find_map(|record| {
+        let values = record.values();
+        let mine = matches!(&values[of], Value::Text(d) if **d == *document);
+        match (mine && !record.is_deleted(), &values[latest], &values[data]) {
+            (true, Value::Bool(true), Value::Blob(body)) => {
+                let name = match &values[path] {
+                    Value::Text(path) => path.to_string(),
+                    _ => String::new(),
+                };
+                Some((body.clone(), name))
+            }
+            _ => None,
+        }
+    })
+}
+
 /// GET `/sobjects/{Object}/{Id}/{Field}` on a `base64` field: the body's bytes, streamed.
 pub async fn body(
     Shared(state): Shared<Arc<State>>,

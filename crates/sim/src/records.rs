@@ -47,19 +47,136 @@ fn as_fields(json: &Json) -> Result<&Map<String, Json>> {
     })
 }
 
+/// The most a request without parts may carry, as Salesforce counts it (50 MB).
+const MAX_REQUEST: usize = 52_428_800;
+
+/// The largest file one insert in parts may carry: 2 GB for a ContentVersion, 500 MB for
+/// the other objects.
+pub(crate) fn max_upload(object: &str) -> u64 {
+    match object {
+        "ContentVersion" => 2 * 1024 * 1024 * 1024,
+        _ => 500 * 1024 * 1024,
+    }
+}
+
+/// What the create routes accept at most (the handler holds each kind of body to its own
+/// limit).
+pub(crate) const CREATE_BODY_LIMIT: usize = 2 * 1024 * 1024 * 1024 + 1024 * 1024;
+
+fn request_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "JSON_PARSER_ERROR",
+        format!("Maximum size of request is {MAX_REQUEST} bytes"),
+    )
+}
+
+fn bad_parts(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_MULTIPART_REQUEST",
+        message,
+    )
+}
+
+/// A multipart insert: the record's fields as JSON in the first part (`entity_content`,
+/// `entity_document`, …), then a file body in a part named by its field (`VersionData`,
+/// `Body`), streamed to a spill file.
+async fn read_parts(
+    object: &str,
+    request: axum::extract::Request,
+) -> Result<(Json, Vec<(String, Arc<super::blob::Blob>)>)> {
+    use axum::extract::FromRequest as _;
+    let mut multipart = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|e| bad_parts(e.body_text()))?;
+    let mut json = None;
+    let mut bodies = Vec::new();
+    let broken = |e: axum::extract::multipart::MultipartError| bad_parts(e.body_text());
+    while let Some(mut part) = multipart.next_field().await.map_err(broken)? {
+        let name = part.name().unwrap_or_default().to_string();
+        let is_json = part
+            .content_type()
+            .is_some_and(|c| c.starts_with("application/json"))
+            || name.starts_with("entity_");
+        if is_json && json.is_none() {
+            let bytes = part.bytes().await.map_err(broken)?;
+            json = Some(serde_json::from_slice::<Json>(&bytes).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "JSON_PARSER_ERROR",
+                    format!("the part {name} is not JSON: {e}"),
+                )
+            })?);
+            continue;
+        }
+        let mut spill = super::blob::Blob::spill()
+            .map_err(|e| bad_parts(format!("the upload could not be kept: {e}")))?;
+        while let Some(piece) = part.chunk().await.map_err(broken)? {
+            spill
+                .write(&piece)
+                .map_err(|e| bad_parts(format!("the upload could not be kept: {e}")))?;
+            if spill.len() > max_upload(object) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "STORAGE_LIMIT_EXCEEDED",
+                    format!(
+                        "The file is over the largest {object} a request may carry ({} bytes)",
+                        max_upload(object)
+                    ),
+                ));
+            }
+        }
+        bodies.push((name, Arc::new(spill.finish())));
+    }
+    let json = json.ok_or_else(|| bad_parts("no part holds the record's fields as JSON"))?;
+    Ok((json, bodies))
+}
+
 pub async fn create(
     Shared(state): Shared<Arc<State>>,
     Path((v, object)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Response> {
     version(&v)?;
+    let headers = request.headers().clone();
     let info = admit(&state, &headers)?;
-    let json = json_body(&headers, &body)?;
+    let in_parts = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("multipart/form-data"));
+    let (json, bodies) = if in_parts {
+        read_parts(&object, request).await?
+    } else {
+        let body = axum::body::to_bytes(request.into_body(), MAX_REQUEST)
+            .await
+            .map_err(|_| request_too_large())?;
+        (json_body(&headers, &body)?, Vec::new())
+    };
     let mut org = state.org.write().map_err(|_| poisoned())?;
     let index = object_index(&org, &object)?;
-    let id = write::insert(&mut org, index, as_fields(&json)?, &mut Journal::new())
-        .map_err(record_error)?;
+    for (name, _) in &bodies {
+        let is_body = org.catalog.objects[index]
+            .field(name)
+            .is_some_and(|(_, f)| f.field_type == super::catalog::FieldType::Base64);
+        if !is_body {
+            return Err(bad_parts(format!(
+                "the part {name} names no body field of {object}"
+            )));
+        }
+    }
+    let given: Vec<(&str, Arc<super::blob::Blob>)> = bodies
+        .iter()
+        .map(|(name, body)| (name.as_str(), body.clone()))
+        .collect();
+    let id = write::insert_with_bodies(
+        &mut org,
+        index,
+        as_fields(&json)?,
+        &given,
+        &mut Journal::new(),
+    )
+    .map_err(record_error)?;
     let body = json!({"id": id, "success": true, "errors": []});
     Ok(with_limit_info(
         json_response(StatusCode::CREATED, body.to_string()),

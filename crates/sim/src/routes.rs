@@ -64,11 +64,15 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         )
         .route(
             "/services/data/{version}/sobjects/{object}",
-            get(rest::object_info).post(records::create),
+            get(rest::object_info).post(records::create).layer(
+                axum::extract::DefaultBodyLimit::max(records::CREATE_BODY_LIMIT),
+            ),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/",
-            get(rest::object_info).post(records::create),
+            get(rest::object_info).post(records::create).layer(
+                axum::extract::DefaultBodyLimit::max(records::CREATE_BODY_LIMIT),
+            ),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/describe",

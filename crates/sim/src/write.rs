@@ -354,6 +354,30 @@ pub fn insert(
     fields: &Map<String, Json>,
     journal: &mut Journal,
 ) -> Result<String, WriteError> {
+    insert_with_bodies(org, object, fields, &[], journal)
+}
+
+/// As [`insert`], with bodies given as bytes rather than base64 in `fields` (an upload in
+/// parts, or a generated file): (field, body).
+pub fn insert_with_bodies(
+    org: &mut Org,
+    object: usize,
+    fields: &Map<String, Json>,
+    bodies: &[(&str, std::sync::Arc<super::blob::Blob>)],
+    journal: &mut Journal,
+) -> Result<String, WriteError> {
+    // A body given apart stands in the fields as an empty one, for the fields' checks.
+    let given;
+    let fields = if bodies.is_empty() {
+        fields
+    } else {
+        let mut with_bodies = fields.clone();
+        for (field, _) in bodies {
+            with_bodies.insert(field.to_string(), Json::String(String::new()));
+        }
+        given = with_bodies;
+        &given
+    };
     if !org.catalog.objects[object].createable {
         return Err(WriteError::new(
             "INVALID_TYPE",
@@ -381,6 +405,11 @@ pub fn insert(
     values[org::ID] = Value::Null;
     for (index, value) in &changes {
         values[*index] = value.clone();
+    }
+    for (field, body) in bodies {
+        if let Some((index, _)) = def.field(field) {
+            values[index] = Value::Blob(body.clone());
+        }
     }
     refresh_name(org, object, &mut values);
     stamp(org, object, &mut values, true);

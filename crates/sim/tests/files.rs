@@ -436,3 +436,92 @@ async fn a_file_created_through_the_api_gets_its_document_links_and_history() {
         .await;
     assert_eq!(attachment["records"][0]["BodyLength"], 5);
 }
+
+/// Insert or Update Blob Data: the fields as JSON in the first part, the file in a part named
+/// by its field, of any size up to the object's limit (here more than the 2 MB a JSON body
+/// defaults to); without parts, a request over 50 MB is refused with Salesforce's message.
+#[tokio::test]
+async fn a_file_inserted_in_parts_is_kept_whole_and_a_json_body_over_50_mb_is_refused() {
+    let org = Org::start().await;
+    let bytes: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let boundary = "boundary_string";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\nContent-Type: application/json\r\n\r\n{}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"VersionData\"; filename=\"survey.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+        json!({"PathOnClient": "survey.bin", "Title": "Survey"})
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = org
+        .http
+        .post(format!(
+            "{}/services/data/{V}/sobjects/ContentVersion/",
+            org.sim.url()
+        ))
+        .bearer_auth(&org.sim.credentials.access_token)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("JSON");
+    let id = created["id"].as_str().expect("an Id");
+    let (_, version) = org
+        .query(&format!(
+            "SELECT Checksum, ContentSize, ContentDocumentId FROM ContentVersion WHERE Id = '{id}'"
+        ))
+        .await;
+    let record = &version["records"][0];
+    assert_eq!(record["ContentSize"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(record["Checksum"], md5_hex(&bytes));
+    assert!(record["ContentDocumentId"].is_string(), "a new document");
+    let served = org
+        .get(&format!(
+            "/services/data/{V}/sobjects/ContentVersion/{id}/VersionData"
+        ))
+        .await
+        .bytes()
+        .await
+        .expect("body");
+    assert!(served.as_ref() == bytes.as_slice(), "the same bytes back");
+
+    // A part naming no body field is refused.
+    let wrong = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\nContent-Type: application/json\r\n\r\n{{\"PathOnClient\":\"a.txt\",\"Title\":\"a\"}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"Title\"; filename=\"a.txt\"\r\n\r\nabc\r\n--{boundary}--\r\n"
+    );
+    let refused = org
+        .http
+        .post(format!(
+            "{}/services/data/{V}/sobjects/ContentVersion/",
+            org.sim.url()
+        ))
+        .bearer_auth(&org.sim.credentials.access_token)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(wrong)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 400);
+
+    // 50 MB of base64 in JSON is over the limit.
+    let huge = json!({
+        "PathOnClient": "big.bin",
+        "Title": "big",
+        "VersionData": "A".repeat(52_428_800),
+    });
+    let (status, answer) = org.post("sobjects/ContentVersion/", huge).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        answer[0]["message"], "Maximum size of request is 52428800 bytes",
+        "{answer}"
+    );
+}

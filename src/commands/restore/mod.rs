@@ -385,7 +385,12 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             if let Some(manifest) = &options.manifest {
                 run.for_manifest(manifest)?;
             }
-            let result = restore::apply(&connector, &plan, &schemas, &mut run).await?;
+            let bodies = restore::SnapshotBodies {
+                store,
+                manifest: &manifest,
+            };
+            let result =
+                restore::apply(&connector, &plan, &schemas, Some(&bodies), &mut run).await?;
             run.finish(restore::Finished {
                 at: crate::time::now_ms(),
                 undeleted: result.undeleted.len(),

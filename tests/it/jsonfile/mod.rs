@@ -215,7 +215,7 @@ async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_sam
         plan.steps
     );
     let mut journal = restore::RunJournal::start(&store, "garden").expect("journal");
-    let result = restore::apply(&source, &plan, &schemas, &mut journal)
+    let result = restore::apply(&source, &plan, &schemas, None, &mut journal)
         .await
         .expect("apply");
     // The journal remembers what was created: planned again, nothing is created twice.
