@@ -404,14 +404,18 @@ pub struct ExportArgs {
     #[arg(
         long,
         value_enum,
-        required_unless_present = "metadata",
-        conflicts_with = "metadata"
+        required_unless_present_any = ["metadata", "files"],
+        conflicts_with_all = ["metadata", "files"]
     )]
     pub format: Option<ExportFormatArg>,
     /// The metadata components instead, as files in Salesforce's metadata format with a
     /// package.xml (what `sf project deploy start --metadata-dir` deploys).
-    #[arg(long, conflicts_with = "object")]
+    #[arg(long, conflicts_with_all = ["object", "files"])]
     pub metadata: bool,
+    /// The file bodies instead (of ContentVersion, Attachment, Document, or the --object
+    /// given), each as `OBJECT/ID/NAME`, with an index of them all in `files.csv`.
+    #[arg(long)]
+    pub files: bool,
     /// The directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -334,6 +334,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 object: args.object,
                 format: match args.format {
                     _ if args.metadata => ExportFormat::Metadata,
+                    _ if args.files => ExportFormat::Files,
                     Some(ExportFormatArg::Csv) => ExportFormat::Csv,
                     Some(ExportFormatArg::Jsonl) | None => ExportFormat::Jsonl,
                 },

@@ -23,6 +23,8 @@ pub enum ExportFormat {
     /// The metadata components' files in Salesforce's metadata format, with a `package.xml`:
     /// what `sf project deploy start --metadata-dir` deploys.
     Metadata,
+    /// The file bodies, each as `OBJECT/ID/NAME`, with `files.csv` indexing them.
+    Files,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,18 @@ impl Report for ExportOutcome {
                 only.path.display()
             );
         }
+        if let [only] = self.files.as_slice()
+            && only.object == FILES_INDEX
+        {
+            return format!(
+                "{} files of snapshot {} ({}) written under {}, indexed in {}; they hold the org's data in plaintext, keep them safe\n",
+                only.records,
+                &self.snapshot[..self.snapshot.len().min(12)],
+                self.time,
+                only.path.parent().unwrap_or(&only.path).display(),
+                only.path.display()
+            );
+        }
         for file in &self.files {
             out.push_str(&format!("{:>9}  {}\n", file.records, file.path.display()));
         }
@@ -130,8 +144,16 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
     if options.format == ExportFormat::Metadata {
         return export_metadata(store, &manifest, options, snapshot);
     }
+    if options.format == ExportFormat::Files {
+        return export_files(store, &manifest, options, snapshot);
+    }
     let mut files = Vec::new();
-    for (object, entry) in &manifest.objects {
+    // File bodies are exported by `--files`.
+    for (object, entry) in manifest
+        .objects
+        .iter()
+        .filter(|(o, _)| !crate::snapshot::files::is_body_object(o))
+    {
         if options
             .object
             .as_deref()
@@ -141,13 +163,13 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
         }
         let extension = match options.format {
             ExportFormat::Csv => "csv",
-            ExportFormat::Jsonl | ExportFormat::Metadata => "jsonl",
+            ExportFormat::Jsonl | ExportFormat::Metadata | ExportFormat::Files => "jsonl",
         };
         let path = options.out.join(format!("{object}.{extension}"));
         let file = File::create(&path).map_err(io(&path))?;
         let mut count = 0u64;
         match options.format {
-            ExportFormat::Jsonl | ExportFormat::Metadata => {
+            ExportFormat::Jsonl | ExportFormat::Metadata | ExportFormat::Files => {
                 let mut out = BufWriter::new(file);
                 for record in ObjectReader::new(store, object, entry) {
                     let (_, body) = record?;
@@ -186,6 +208,118 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
         snapshot: snapshot.id.clone(),
         time: snapshot.time.clone(),
         files,
+    })
+}
+
+/// What `export --files` names the index it writes.
+const FILES_INDEX: &str = "files.csv";
+
+/// A file name as the org gave it, made safe to write: its last path component, without
+/// control characters, never empty nor `.`/`..`.
+fn safe_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    match cleaned.trim() {
+        "" | "." | ".." => "body".to_string(),
+        _ => cleaned,
+    }
+}
+
+/// Every held file body under `out/OBJECT/ID/NAME`, streamed chunk by chunk (each checked
+/// against the size and MD5 the backup recorded), and `files.csv` indexing every file the
+/// snapshot knows, held or not.
+fn export_files(
+    store: &crate::store::Store,
+    manifest: &crate::snapshot::SnapshotManifest,
+    options: &ExportOptions,
+    snapshot: &crate::state::status::SnapshotRow,
+) -> Result<ExportOutcome, Error> {
+    use crate::snapshot::files::{BodyReader, FileBody, body_object_parts};
+    let objects: Vec<(&String, &crate::snapshot::ObjectEntry)> = manifest
+        .objects
+        .iter()
+        .filter(|(name, _)| {
+            body_object_parts(name).is_some_and(|(object, _)| {
+                options
+                    .object
+                    .as_deref()
+                    .is_none_or(|wanted| wanted.eq_ignore_ascii_case(object))
+            })
+        })
+        .collect();
+    if objects.is_empty() {
+        return Err(super::snapshot_access::usage(
+            format!("snapshot {} holds no file bodies", &snapshot.id),
+            "file bodies are backed up when the task's `files.enabled` is true (the default); export a snapshot taken since",
+        ));
+    }
+    let index_path = options.out.join(FILES_INDEX);
+    let index_file = File::create(&index_path).map_err(io(&index_path))?;
+    let mut index = csv::Writer::from_writer(BufWriter::new(index_file));
+    let csv_error = |e: csv::Error| Error::Io {
+        path: index_path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    index
+        .write_record([
+            "object", "id", "parent", "name", "size", "md5", "path", "missing",
+        ])
+        .map_err(csv_error)?;
+    let mut written = 0u64;
+    for (name, entry) in objects {
+        let object = body_object_parts(name).map_or(name.as_str(), |(o, _)| o);
+        for row in ObjectReader::new(store, name, entry) {
+            let (id, bytes) = row?;
+            let body = FileBody::parse(&bytes).map_err(|reason| {
+                Error::Store(crate::store::StoreError::CorruptBlob {
+                    id: String::new(),
+                    reason: format!("the body row of {id} in {name}: {reason}"),
+                })
+            })?;
+            let mut relative = String::new();
+            if body.is_held() {
+                relative = format!(
+                    "{object}/{}/{}",
+                    safe_file_name(&id),
+                    safe_file_name(&body.name)
+                );
+                let target = options.out.join(&relative);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                }
+                let mut out = BufWriter::new(File::create(&target).map_err(io(&target))?);
+                for chunk in BodyReader::new(store, &body) {
+                    out.write_all(&chunk?).map_err(io(&target))?;
+                }
+                out.flush().map_err(io(&target))?;
+                written += 1;
+            }
+            index
+                .write_record([
+                    object,
+                    id.as_str(),
+                    body.parent.as_deref().unwrap_or_default(),
+                    body.name.as_str(),
+                    body.size.to_string().as_str(),
+                    body.md5.as_deref().unwrap_or_default(),
+                    relative.as_str(),
+                    body.missing.as_ref().map_or("", |m| m.reason.as_str()),
+                ])
+                .map_err(csv_error)?;
+        }
+    }
+    index.flush().map_err(io(&index_path))?;
+    Ok(ExportOutcome {
+        snapshot: snapshot.id.clone(),
+        time: snapshot.time.clone(),
+        files: vec![ExportedFile {
+            object: FILES_INDEX.to_string(),
+            path: index_path,
+            records: written,
+        }],
     })
 }
 

@@ -95,8 +95,10 @@ pub fn try_records(store: &Store, manifest: &SnapshotManifest) -> Result<Records
                 continue;
             }
             let mut body = cairn::snapshot::files::FileBody::parse(&bytes)?;
-            for chunk in cairn::snapshot::files::BodyReader::new(store, &body) {
-                chunk.map_err(|e| e.to_string())?;
+            if body.is_held() {
+                for chunk in cairn::snapshot::files::BodyReader::new(store, &body) {
+                    chunk.map_err(|e| e.to_string())?;
+                }
             }
             body.chunks.clear();
             rows.insert(id, body.encode());
