@@ -18,9 +18,11 @@ use crate::store::StoreError;
 
 mod bodies;
 pub mod journal;
+mod settle;
 mod undelete;
 
 pub use bodies::SnapshotBodies;
+use settle::Creating;
 
 pub use journal::{Created, Finished, PendingBatch, RunDocument, RunJournal, resolve_pending};
 use undelete::undelete;
@@ -405,59 +407,6 @@ async fn write<C: Connector>(
     Ok(outcomes)
 }
 
-/// The journal's note of a batch about to be sent: what it creates, and since when the source
-/// may have made it.
-fn pending_batch<C: Connector>(
-    connector: &C,
-    object: &str,
-    old_ids: &[String],
-    records: &[RecordWrite],
-) -> PendingBatch {
-    let since = connector
-        .server_time_bounds()
-        .map_or_else(crate::time::now_ms, |(earliest, _)| earliest)
-        - CLOCK_MARGIN_MS;
-    PendingBatch {
-        object: object.to_string(),
-        since,
-        records: old_ids
-            .iter()
-            .cloned()
-            .zip(records.iter().map(|r| r.fields.clone()))
-            .collect(),
-    }
-}
-
-/// Takes a batch's outcomes: new Ids mapped from old, failures reported, and what it made
-/// written down.
-fn settle(
-    object: &str,
-    outcomes: Vec<(String, WriteOutcome)>,
-    mapped: &mut BTreeMap<String, String>,
-    result: &mut RestoreResult,
-    journal: &mut RunJournal<'_>,
-) -> Result<(), RestoreError> {
-    let mut made = Vec::new();
-    for (old_id, outcome) in outcomes {
-        match outcome {
-            Ok(new) => {
-                mapped.insert(old_id.clone(), new.clone());
-                made.push((
-                    old_id.clone(),
-                    Created {
-                        object: object.to_string(),
-                        new_id: new.clone(),
-                    },
-                ));
-                result.created.push((object.to_string(), old_id, new));
-            }
-            Err(why) => result.failed.push((object.to_string(), old_id, why)),
-        }
-    }
-    journal.settled(made)?;
-    Ok(())
-}
-
 /// Executes a plan. An error from the source (its budget spent, say) stops it; what was done
 /// is in the result.
 pub async fn apply<C: Connector>(
@@ -595,31 +544,17 @@ pub async fn apply<C: Connector>(
         }
         // Each object's batches go before the next object's: children need their parents'
         // Ids. Each batch is written down before it is sent, and what it made after.
-        let size = connector.write_batch().max(1);
-        for (old_ids, records) in batched_ids.chunks(size).zip(batched.chunks(size)) {
-            journal.sending(pending_batch(connector, &object, old_ids, records))?;
-            let mut answers = connector.write_records(records).await?;
-            answers.resize_with(records.len(), || {
-                Err("no result returned for this record".into())
-            });
-            let outcomes: Vec<(String, WriteOutcome)> =
-                old_ids.iter().cloned().zip(answers).collect();
-            settle(&object, outcomes, &mut mapped, &mut result, journal)?;
-        }
+        let mut created = Creating {
+            object: &object,
+            mapped: &mut mapped,
+            result: &mut result,
+            journal,
+        };
+        created.batches(connector, &batched_ids, &batched).await?;
         for (old_id, record, upload) in single {
-            let old_ids = std::slice::from_ref(&old_id);
-            let records = std::slice::from_ref(&record);
-            journal.sending(pending_batch(connector, &object, old_ids, records))?;
-            let outcome = connector
-                .create_with_body(&object, &record.fields, &upload)
+            created
+                .with_body(connector, old_id, record, &upload)
                 .await?;
-            settle(
-                &object,
-                vec![(old_id, outcome)],
-                &mut mapped,
-                &mut result,
-                journal,
-            )?;
         }
     }
 

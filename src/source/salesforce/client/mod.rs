@@ -6,13 +6,15 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::auth::{LoginConfig, TokenError, TokenResponse};
 use super::budget::{Budget, Reservation};
 use crate::source::{Connection, DisconnectReason, SourceError};
+
+mod composite;
+mod parts;
 
 /// Attempts for a call that keeps failing transiently.
 const MAX_ATTEMPTS: u32 = 6;
@@ -36,33 +38,6 @@ enum Payload<'a> {
         json: &'a Value,
         upload: &'a crate::source::Upload,
     },
-}
-
-/// The request body of a multipart insert: the fields (`entity_content`), then the file in a
-/// part named by its field, streamed.
-fn multipart_body(
-    boundary: &str,
-    json: &Value,
-    upload: &crate::source::Upload,
-) -> (u64, reqwest::Body) {
-    // A file name is the org's data, and goes in a quoted header: quotes and line breaks out.
-    let file_name: String = upload
-        .file_name
-        .chars()
-        .map(|c| if c == '"' || c.is_control() { '_' } else { c })
-        .collect();
-    let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\nContent-Type: application/json\r\n\r\n{json}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-        upload.field
-    );
-    let tail = format!("\r\n--{boundary}--\r\n");
-    let length = head.len() as u64 + upload.size + tail.len() as u64;
-    let framed = futures_util::stream::once(async move { Ok(bytes::Bytes::from(head)) })
-        .chain((upload.bytes)())
-        .chain(futures_util::stream::once(async move {
-            Ok(bytes::Bytes::from(tail))
-        }));
-    (length, reqwest::Body::wrap_stream(framed))
 }
 
 #[derive(Debug, Clone)]
@@ -235,54 +210,6 @@ impl SalesforceClient {
             .map_err(|e| SourceError::Network(format!("unreadable response: {e}")))
     }
 
-    /// Reads several resources in `/composite` calls, one API call for up to
-    /// [`COMPOSITE_QUERIES`] of them (composite takes 25 subrequests, of which 5 may be
-    /// queries). Each answer in order, or the error its subrequest got. Only GETs are sent,
-    /// which is why a composite call that broke off may be sent again.
-    pub async fn get_many(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Result<Value, SourceError>>, SourceError> {
-        let mut answers = Vec::with_capacity(paths.len());
-        for group in paths.chunks(COMPOSITE_QUERIES) {
-            let subrequests: Vec<Value> = group
-                .iter()
-                .enumerate()
-                .map(|(n, path)| {
-                    serde_json::json!({"method": "GET", "url": path, "referenceId": format!("read{n}")})
-                })
-                .collect();
-            let body = serde_json::json!({"allOrNone": false, "compositeRequest": subrequests});
-            let path = format!("/services/data/v{}/composite", self.login.api_version);
-            let answer = self.call(Method::POST, &path, Some(&body)).await?;
-            let results = answer["compositeResponse"].as_array();
-            for n in 0..group.len() {
-                let Some(result) = results.and_then(|r| r.get(n)) else {
-                    answers.push(Err(SourceError::Network(
-                        "a composite answer left out a subrequest".into(),
-                    )));
-                    continue;
-                };
-                let status = result["httpStatusCode"].as_u64().unwrap_or(0);
-                answers.push(match status {
-                    200..=299 => Ok(result["body"].clone()),
-                    _ => Err(SourceError::Api {
-                        status: u16::try_from(status).unwrap_or(0),
-                        code: result["body"][0]["errorCode"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        message: result["body"][0]["message"]
-                            .as_str()
-                            .unwrap_or("a composite subrequest failed")
-                            .to_string(),
-                    }),
-                });
-            }
-        }
-        Ok(answers)
-    }
-
     /// Makes a call: within the budget, with a session (minted again once on a 401), retrying
     /// transient failures. Returns the successful response.
     pub async fn request(
@@ -297,35 +224,6 @@ impl SalesforceClient {
             None => Payload::None,
         };
         self.send(method, path, payload, headers).await
-    }
-
-    /// Creates a record with a file body in one multipart call; the answer's JSON.
-    pub async fn create_with_body(
-        &self,
-        path: &str,
-        json: &Value,
-        upload: &crate::source::Upload,
-    ) -> Result<Value, SourceError> {
-        // The body is binary: a boundary that cannot be in the JSON part, and is unlikely in it.
-        let mut raw = [0u8; 12];
-        getrandom::fill(&mut raw).map_err(|e| SourceError::Config(e.to_string()))?;
-        let boundary = format!("cairn-{}", crate::store::crypto::hex(&raw));
-        let response = self
-            .send(
-                Method::POST,
-                path,
-                Payload::Parts {
-                    boundary: &boundary,
-                    json,
-                    upload,
-                },
-                &[],
-            )
-            .await?;
-        response
-            .json()
-            .await
-            .map_err(|e| SourceError::Network(format!("unreadable response: {e}")))
     }
 
     /// A partner SOAP API call (`/services/Soap/u/{version}`): `content` is the operation's
@@ -419,7 +317,7 @@ impl SalesforceClient {
                     json,
                     upload,
                 } => {
-                    let (length, body) = multipart_body(boundary, json, upload);
+                    let (length, body) = parts::multipart_body(boundary, json, upload);
                     request
                         .bearer_auth(&session.access_token)
                         .header(
