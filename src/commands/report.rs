@@ -131,7 +131,12 @@ pub fn report(options: &ReportOptions, env: Env<'_>) -> Result<ReportWritten, Er
             continue;
         };
         let time = crate::time::parse_datetime(&row.time).unwrap_or(0);
-        for (object, entry) in &manifest.objects {
+        // Records per object: a file's body row stands for a record counted already.
+        for (object, entry) in manifest
+            .objects
+            .iter()
+            .filter(|(o, _)| !crate::snapshot::files::is_body_object(o))
+        {
             series
                 .entry(object.clone())
                 .or_default()
