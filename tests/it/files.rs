@@ -88,21 +88,10 @@ fn read_back(store: &Store, body: &FileBody) -> Vec<u8> {
 
 /// The org's records of an object with these fields, by Id.
 async fn org_records(sim: &Simulator, soql: &str) -> BTreeMap<String, Value> {
-    let answer: Value = reqwest::Client::new()
-        .get(format!("{}/services/data/v62.0/query", sim.url()))
-        .query(&[("q", soql)])
-        .bearer_auth(&sim.credentials.access_token)
-        .send()
+    crate::gitops::soql(sim, soql)
         .await
-        .expect("query")
-        .json()
-        .await
-        .expect("JSON");
-    answer["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|r| (r["Id"].as_str().expect("Id").to_string(), r.clone()))
+        .into_iter()
+        .map(|r| (r["Id"].as_str().expect("Id").to_string(), r))
         .collect()
 }
 

@@ -168,15 +168,7 @@ async fn add_file(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Resp
         len: new.size,
     });
     let mut org = state.org.write().map_err(|_| poisoned())?;
-    let index = object(&org, "ContentVersion")?;
-    let id = write::insert_with_bodies(
-        &mut org,
-        index,
-        &fields,
-        &[("VersionData", blob)],
-        &mut Journal::new(),
-    )
-    .map_err(write_error)?;
+    let id = insert_version(&mut org, &fields, blob)?;
     let document = super::files::document_of(&org, &id).unwrap_or_default();
     Ok(ok(json!({"id": id, "contentDocumentId": document})))
 }
@@ -203,16 +195,25 @@ async fn edit_file(
     fields.insert("PathOnClient".into(), json!(name));
     fields.insert("Title".into(), json!(name));
     let size = edited.len();
-    let index = object(&org, "ContentVersion")?;
-    let id = write::insert_with_bodies(
-        &mut org,
+    let id = insert_version(&mut org, &fields, edited)?;
+    Ok(ok(json!({"id": id, "contentSize": size})))
+}
+
+/// A ContentVersion with these fields and this body, as an upload makes one.
+fn insert_version(
+    org: &mut super::org::Org,
+    fields: &serde_json::Map<String, Json>,
+    body: Arc<super::blob::Blob>,
+) -> Result<String> {
+    let index = object(org, "ContentVersion")?;
+    write::insert_with_bodies(
+        org,
         index,
-        &fields,
-        &[("VersionData", edited)],
+        fields,
+        &[("VersionData", body)],
         &mut Journal::new(),
     )
-    .map_err(write_error)?;
-    Ok(ok(json!({"id": id, "contentSize": size})))
+    .map_err(write_error)
 }
 
 async fn edit(

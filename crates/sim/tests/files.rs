@@ -77,6 +77,24 @@ impl Org {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// A ContentVersion inserted with a body in parts.
+    async fn post_parts(&self, boundary: &str, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(format!(
+                "{}/services/data/{V}/sobjects/ContentVersion/",
+                self.sim.url()
+            ))
+            .bearer_auth(&self.sim.credentials.access_token)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     async fn api_calls_used(&self) -> u64 {
         let limits: Value = self
             .get(&format!("/services/data/{V}/limits"))
@@ -454,21 +472,7 @@ async fn a_file_inserted_in_parts_is_kept_whole_and_a_json_body_over_50_mb_is_re
     .into_bytes();
     body.extend_from_slice(&bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let response = org
-        .http
-        .post(format!(
-            "{}/services/data/{V}/sobjects/ContentVersion/",
-            org.sim.url()
-        ))
-        .bearer_auth(&org.sim.credentials.access_token)
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("request");
+    let response = org.post_parts(boundary, body).await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("JSON");
     let id = created["id"].as_str().expect("an Id");
@@ -495,21 +499,7 @@ async fn a_file_inserted_in_parts_is_kept_whole_and_a_json_body_over_50_mb_is_re
     let wrong = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\nContent-Type: application/json\r\n\r\n{{\"PathOnClient\":\"a.txt\",\"Title\":\"a\"}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"Title\"; filename=\"a.txt\"\r\n\r\nabc\r\n--{boundary}--\r\n"
     );
-    let refused = org
-        .http
-        .post(format!(
-            "{}/services/data/{V}/sobjects/ContentVersion/",
-            org.sim.url()
-        ))
-        .bearer_auth(&org.sim.credentials.access_token)
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(wrong)
-        .send()
-        .await
-        .expect("request");
+    let refused = org.post_parts(boundary, wrong.into_bytes()).await;
     assert_eq!(refused.status(), 400);
 
     // 50 MB of base64 in JSON is over the limit.

@@ -32,6 +32,16 @@ impl SalesforceConnector {
 }
 
 impl SalesforceConnector {
+    /// The first page of a query's answer.
+    async fn query(&self, soql: &str) -> Result<Value, SourceError> {
+        let path = format!(
+            "/services/data/v{}/query?q={}",
+            self.settings.api_version,
+            url_encode(soql)
+        );
+        self.client.call(Method::GET, &path, None).await
+    }
+
     /// A version comes back as a new version of its document while the org has the document,
     /// and as a new document (published on its record again) once the document is gone; a
     /// version names one or the other, never both.
@@ -47,18 +57,7 @@ impl SalesforceConnector {
             "SELECT Id FROM ContentDocument WHERE Id = '{}'",
             document.replace(['\\', '\''], "")
         );
-        let found = self
-            .client
-            .call(
-                Method::GET,
-                &format!(
-                    "/services/data/v{}/query?q={}",
-                    self.settings.api_version,
-                    url_encode(&soql)
-                ),
-                None,
-            )
-            .await?;
+        let found = self.query(&soql).await?;
         if found["totalSize"].as_u64().unwrap_or(0) > 0 {
             fields.remove("FirstPublishLocationId");
         } else {
@@ -86,18 +85,7 @@ impl Connector for SalesforceConnector {
     }
 
     async fn account(&self) -> Result<Account, SourceError> {
-        let org = self
-            .client
-            .call(
-                Method::GET,
-                &format!(
-                    "/services/data/v{}/query?q={}",
-                    self.settings.api_version,
-                    url_encode("SELECT Id, IsSandbox FROM Organization")
-                ),
-                None,
-            )
-            .await?;
+        let org = self.query("SELECT Id, IsSandbox FROM Organization").await?;
         Ok(Account {
             id: org["records"][0]["Id"]
                 .as_str()
