@@ -178,10 +178,7 @@ async fn main() {
         .await
         .expect("plan");
         let mut journal = cairn::restore::RunJournal::start(&store, "bench").expect("journal");
-        let bodies = cairn::restore::SnapshotBodies {
-            store: &store,
-            manifest: &outcome.manifest,
-        };
+        let bodies = cairn::restore::SnapshotBodies::new(&store, &outcome.manifest);
         let result =
             cairn::restore::apply(&connector, &plan, &schemas, Some(&bodies), &mut journal)
                 .await

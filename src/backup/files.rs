@@ -242,7 +242,6 @@ pub(super) async fn back_up_bodies<C: Connector>(
         };
         let previous = parent.and_then(|m| m.objects.get(&name)).cloned();
         let full = run.full || previous.is_none() || backup.full_because.contains_key(&name);
-        let candidates: Vec<crate::snapshot::reader::Versioned>;
         let mut pass = Pass {
             connector,
             store,
@@ -268,7 +267,7 @@ pub(super) async fn back_up_bodies<C: Connector>(
             }
             pass.run_batch(batch, &allowance, true).await?;
         } else {
-            candidates = incremental_candidates(
+            let candidates = incremental_candidates(
                 store,
                 &records,
                 parent.and_then(|m| m.objects.get(&plan.name)),
@@ -355,18 +354,24 @@ fn incremental_candidates(
             candidates.push(change?);
         }
     }
-    if let Some(previous) = previous.filter(|p| p.pending > 0) {
-        let mut lookup = RecordLookup::new(store, records);
-        for row in ObjectReader::new(store, "", previous) {
-            let (id, bytes) = row?;
-            let waiting = FileBody::parse(&bytes).is_ok_and(|b| b.waiting());
-            if waiting && candidates.binary_search_by(|(c, _)| c.cmp(&id)).is_err() {
-                let record = lookup.find(&id)?.map(<[u8]>::to_vec);
-                let at = candidates.partition_point(|(c, _)| *c < id);
-                candidates.insert(at, (id, record));
-            }
+    let Some(previous) = previous.filter(|p| p.pending > 0) else {
+        return Ok(candidates);
+    };
+    // The records whose bodies wait, in Id order, merged in (the delta's change of a record
+    // stands for it).
+    let mut lookup = RecordLookup::new(store, records);
+    let mut waiting = Vec::new();
+    for row in ObjectReader::new(store, "", previous) {
+        let (id, bytes) = row?;
+        if FileBody::parse(&bytes).is_ok_and(|b| b.waiting())
+            && candidates.binary_search_by(|(c, _)| c.cmp(&id)).is_err()
+        {
+            let record = lookup.find(&id)?.map(<[u8]>::to_vec);
+            waiting.push((id, record));
         }
     }
+    candidates.extend(waiting);
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(candidates)
 }
 
@@ -432,14 +437,18 @@ impl<C: Connector> Pass<'_, C> {
         full: bool,
     ) -> Result<(), BackupError> {
         let mut decisions = Vec::with_capacity(batch.len());
+        // Whether each decision's row is new to the body object, in the decisions' order.
+        let mut new_rows = Vec::with_capacity(batch.len());
         for (id, record) in batch {
             let previous = self.previous_body(&id)?;
+            let decided = decisions.len();
             if previous.as_ref().is_some_and(FileBody::waiting) {
                 self.counts.resolved += 1;
             }
             let Some(record) = record else {
                 if previous.is_some() {
                     decisions.push(Decision::Delete(id));
+                    new_rows.push(false);
                 }
                 continue;
             };
@@ -450,6 +459,7 @@ impl<C: Connector> Pass<'_, C> {
                 // An incremental writes only what changed; a full pass writes every row.
                 if full || renamed != *held {
                     decisions.push(Decision::Row(renamed));
+                    new_rows.push(false);
                 }
                 continue;
             }
@@ -467,6 +477,9 @@ impl<C: Connector> Pass<'_, C> {
                     decisions.push(Decision::Row(described.missing(why, false)));
                 }
                 _ => decisions.push(Decision::Download(described)),
+            }
+            if decisions.len() > decided {
+                new_rows.push(previous.is_none());
             }
         }
         // Downloads go a few at a time; their rows are written in Id order.
@@ -505,25 +518,27 @@ impl<C: Connector> Pass<'_, C> {
                 outcomes.push(outcome);
             }
         }
-        for outcome in outcomes {
+        // A full pass writes a new base: no row is added to an earlier one.
+        for (outcome, new) in outcomes.into_iter().zip(new_rows) {
+            let new = new && !full;
             match outcome {
                 Written::Delete(id) => {
                     self.sink.push(&id, None)?;
                     self.counts.deleted += 1;
                 }
-                Written::Row(row) => self.write(row, full)?,
+                Written::Row(row) => self.write(row, new)?,
                 Written::Downloaded(row) => {
                     self.counts.downloaded += 1;
                     self.counts.downloaded_bytes += row.size;
-                    self.write(row, full)?;
+                    self.write(row, new)?;
                 }
                 Written::Failed(_, Failure::Store(e)) => return Err(e.into()),
                 Written::Failed(described, Failure::Budget(why)) => {
-                    self.write(described.missing(why, true), full)?;
+                    self.write(described.missing(why, true), new)?;
                 }
                 Written::Failed(described, Failure::Body(why)) => {
                     self.note_left_out(why.kind.to_string());
-                    self.write(described.missing(why.detail, true), full)?;
+                    self.write(described.missing(why.detail, true), new)?;
                 }
             }
         }
@@ -537,11 +552,12 @@ impl<C: Connector> Pass<'_, C> {
         *self.left_out.entry(reason).or_default() += 1;
     }
 
-    fn write(&mut self, row: FileBody, full: bool) -> Result<(), StoreError> {
+    /// Writes a row; `new` when the body object had no row for its record.
+    fn write(&mut self, row: FileBody, new: bool) -> Result<(), StoreError> {
         if row.waiting() {
             self.counts.waiting += 1;
         }
-        if !full && self.previous_body(&row.id)?.is_none() {
+        if new {
             self.counts.added += 1;
         }
         self.sink.push(&row.id, Some(&row.encode()))?;

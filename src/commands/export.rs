@@ -273,12 +273,7 @@ fn export_files(
         let object = body_object_parts(name).map_or(name.as_str(), |(o, _)| o);
         for row in ObjectReader::new(store, name, entry) {
             let (id, bytes) = row?;
-            let body = FileBody::parse(&bytes).map_err(|reason| {
-                Error::Store(crate::store::StoreError::CorruptBlob {
-                    id: String::new(),
-                    reason: format!("the body row of {id} in {name}: {reason}"),
-                })
-            })?;
+            let body = FileBody::read(name, &id, &bytes)?;
             let mut relative = String::new();
             if body.is_held() {
                 relative = format!(

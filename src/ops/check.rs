@@ -132,8 +132,8 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
     let mut referenced: BTreeMap<String, (SegmentRef, Vec<String>)> = BTreeMap::new();
     let mut schemas: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut recents: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    // segment blob of file body rows -> where it is used
-    let mut body_segments: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // segment blob of file body rows -> (its body object, where it is used)
+    let mut body_segments: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     for snapshot in store.list_snapshots()? {
         report.snapshots += 1;
         let manifest = match load_manifest(store, &snapshot) {
@@ -180,7 +180,8 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
                 if crate::snapshot::files::is_body_object(object) {
                     body_segments
                         .entry(segment.blob.clone())
-                        .or_default()
+                        .or_insert_with(|| (object.clone(), Vec::new()))
+                        .1
                         .push(format!("snapshot {snapshot} ({object})"));
                 }
                 referenced
@@ -310,46 +311,34 @@ fn check_chunks(
     store: &Store,
     stored: &std::collections::BTreeSet<String>,
     read_data: ReadData,
-    body_segments: &BTreeMap<String, Vec<String>>,
+    body_segments: &BTreeMap<String, (String, Vec<String>)>,
     report: &mut CheckReport,
 ) -> std::collections::BTreeSet<String> {
-    use crate::snapshot::files::FileBody;
     // chunk -> (its length, the files and snapshots that use it)
     let mut chunks: BTreeMap<String, (u64, std::collections::BTreeSet<String>)> = BTreeMap::new();
-    for (segment, used_by) in body_segments {
+    for (segment, (object, used_by)) in body_segments {
         if !stored.contains(segment) {
             // Reported missing with the other segments.
             continue;
         }
-        let layer = crate::snapshot::ObjectEntry {
-            base: vec![SegmentRef {
-                blob: segment.clone(),
-                records: 0,
-                first: String::new(),
-                last: String::new(),
-                bytes: 0,
-            }],
-            ..Default::default()
-        };
-        for row in crate::snapshot::ObjectReader::new(store, "", &layer) {
-            let body = row
-                .map_err(|e| e.to_string())
-                .and_then(|(_, bytes)| FileBody::parse(&bytes));
-            let body = match body {
-                Ok(body) => body,
-                Err(problem) => {
-                    // A damaged segment `--read-data` reads is reported with the segments.
-                    if !read_data.selects(segment) {
-                        report.findings.push(Finding {
-                            severity: Severity::Error,
-                            what: format!("the file body rows in blob {segment} cannot be read: {problem}"),
-                            affects: used_by.clone(),
-                            next: "restore the blob from a copy of the store, or forget the affected snapshots".into(),
-                        });
-                    }
-                    break;
+        let bodies = match crate::snapshot::files::segment_bodies(store, object, segment) {
+            Ok(bodies) => bodies,
+            Err(problem) => {
+                // A damaged segment `--read-data` reads is reported with the segments.
+                if !read_data.selects(segment) {
+                    report.findings.push(Finding {
+                        severity: Severity::Error,
+                        what: format!(
+                            "the file body rows in blob {segment} cannot be read: {problem}"
+                        ),
+                        affects: used_by.clone(),
+                        next: "restore the blob from a copy of the store, or forget the affected snapshots".into(),
+                    });
                 }
-            };
+                continue;
+            }
+        };
+        for body in &bodies {
             for chunk in &body.chunks {
                 let entry = chunks
                     .entry(chunk.blob.clone())

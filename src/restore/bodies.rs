@@ -12,11 +12,22 @@ use crate::store::{Store, StoreError};
 
 /// The snapshot a restore reads its records from, for their bodies.
 pub struct SnapshotBodies<'a> {
-    pub store: &'a Store,
-    pub manifest: &'a SnapshotManifest,
+    store: &'a Store,
+    manifest: &'a SnapshotManifest,
+    /// One lookup per body object, kept across records: creates go in Id order, so each
+    /// segment of rows is read once rather than once per record.
+    lookups: std::sync::Mutex<std::collections::BTreeMap<String, RecordLookup>>,
 }
 
-impl SnapshotBodies<'_> {
+impl<'a> SnapshotBodies<'a> {
+    pub fn new(store: &'a Store, manifest: &'a SnapshotManifest) -> SnapshotBodies<'a> {
+        SnapshotBodies {
+            store,
+            manifest,
+            lookups: Default::default(),
+        }
+    }
+
     /// The body of record `id` of `object` as an upload: None when the object keeps no body in
     /// the snapshot; an error naming why when the snapshot has none for this record.
     pub fn upload(
@@ -35,16 +46,17 @@ impl SnapshotBodies<'_> {
         let Some((_, field)) = body_object_parts(name) else {
             return Ok(None);
         };
-        let Some(bytes) = RecordLookup::new(self.store, entry)
-            .find(id)?
-            .map(<[u8]>::to_vec)
-        else {
+        let found = {
+            let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+            let lookup = lookups
+                .entry(name.clone())
+                .or_insert_with(|| RecordLookup::new(self.store, entry));
+            lookup.find(id)?.map(<[u8]>::to_vec)
+        };
+        let Some(bytes) = found else {
             return Ok(Some(Err("its file body is not in the snapshot".into())));
         };
-        let body = FileBody::parse(&bytes).map_err(|reason| StoreError::CorruptBlob {
-            id: String::new(),
-            reason: format!("the body row of {id} in {name}: {reason}"),
-        })?;
+        let body = FileBody::read(name, id, &bytes)?;
         if let Some(missing) = &body.missing {
             return Ok(Some(Err(format!(
                 "its file body is not in the snapshot: {}",

@@ -12,7 +12,6 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::manifest::SnapshotManifest;
-use super::reader::ObjectReader;
 use crate::store::{Store, StoreError};
 
 /// Chunk sizes: small files are one chunk; large ones are cut about every MiB, never into
@@ -84,6 +83,14 @@ pub struct FileBody {
 impl FileBody {
     pub fn parse(bytes: &[u8]) -> Result<FileBody, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not a file body row: {e}"))
+    }
+
+    /// A row of body object `object`, as stored: one that does not parse is damage, named.
+    pub fn read(object: &str, id: &str, bytes: &[u8]) -> Result<FileBody, StoreError> {
+        FileBody::parse(bytes).map_err(|reason| StoreError::CorruptBlob {
+            id: String::new(),
+            reason: format!("the body row of {id} in {object}: {reason}"),
+        })
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -282,26 +289,24 @@ impl Iterator for BodyReader {
     }
 }
 
-/// Every held body of a snapshot: (body object, its row). A row that does not parse is an
-/// error naming it.
-pub fn bodies<'a>(
-    store: &'a Store,
-    manifest: &'a SnapshotManifest,
-) -> impl Iterator<Item = Result<(String, FileBody), StoreError>> + 'a {
-    manifest
-        .objects
-        .iter()
-        .filter(|(name, _)| is_body_object(name))
-        .flat_map(move |(name, entry)| {
-            ObjectReader::new(store, name, entry).map(move |row| {
-                let (id, bytes) = row?;
-                let body = FileBody::parse(&bytes).map_err(|reason| StoreError::CorruptBlob {
-                    id: String::new(),
-                    reason: format!("the body row of {id} in {name}: {reason}"),
-                })?;
-                Ok((name.clone(), body))
-            })
-        })
+/// The body rows of one segment of a body object (`object`, for errors), in Id order.
+pub fn segment_bodies(
+    store: &Store,
+    object: &str,
+    blob: &str,
+) -> Result<Vec<FileBody>, StoreError> {
+    let bytes = store.get_blob(blob)?;
+    let entries = super::segment::index(blob, &bytes)?;
+    let mut bodies = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let id = String::from_utf8_lossy(&bytes[entry.id.0..entry.id.1]);
+        // A tombstone names no chunk.
+        let Some((start, end)) = entry.body else {
+            continue;
+        };
+        bodies.push(FileBody::read(object, &id, &bytes[start..end])?);
+    }
+    Ok(bodies)
 }
 
 /// The chunks a snapshot's bodies name, including those only its deltas' older rows name (a
@@ -314,16 +319,7 @@ pub fn referenced_chunks(
     let mut chunks = BTreeSet::new();
     for (name, entry) in manifest.objects.iter().filter(|(n, _)| is_body_object(n)) {
         for segment in entry.segments() {
-            let layer = crate::snapshot::ObjectEntry {
-                base: vec![segment.clone()],
-                ..Default::default()
-            };
-            for row in ObjectReader::new(store, name, &layer) {
-                let (id, bytes) = row?;
-                let body = FileBody::parse(&bytes).map_err(|reason| StoreError::CorruptBlob {
-                    id: segment.blob.clone(),
-                    reason: format!("the body row of {id} in {name}: {reason}"),
-                })?;
+            for body in segment_bodies(store, name, &segment.blob)? {
                 chunks.extend(body.chunks.into_iter().map(|c| c.blob));
             }
         }

@@ -385,10 +385,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
             if let Some(manifest) = &options.manifest {
                 run.for_manifest(manifest)?;
             }
-            let bodies = restore::SnapshotBodies {
-                store,
-                manifest: &manifest,
-            };
+            let bodies = restore::SnapshotBodies::new(store, &manifest);
             let result =
                 restore::apply(&connector, &plan, &schemas, Some(&bodies), &mut run).await?;
             run.finish(restore::Finished {
