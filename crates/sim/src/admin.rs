@@ -148,6 +148,10 @@ struct NewFile {
     parent_id: Option<String>,
     #[serde(default)]
     seed: Option<u64>,
+    /// Owned by another user and shared with no record: seen by the API user only with
+    /// "Query All Files".
+    #[serde(default)]
+    private: bool,
 }
 
 /// POST `/__sim/files`: a new file (its document, first version and links) of `size`
@@ -168,8 +172,29 @@ async fn add_file(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Resp
         len: new.size,
     });
     let mut org = state.org.write().map_err(|_| poisoned())?;
+    if new.private {
+        if fields.contains_key("FirstPublishLocationId") {
+            return Err(bad(
+                "a private file is published on no record: drop parentId",
+            ));
+        }
+        let someone_else = org
+            .object_index("User")
+            .and_then(|users| {
+                org.tables[users]
+                    .records
+                    .iter()
+                    .map(|r| r.id().to_string())
+                    .find(|id| *id != org.user_id)
+            })
+            .ok_or_else(|| bad("the org has no other user to own a private file"))?;
+        fields.insert("OwnerId".into(), json!(someone_else));
+    }
     let id = insert_version(&mut org, &fields, blob)?;
     let document = super::files::document_of(&org, &id).unwrap_or_default();
+    if new.private {
+        org.private_documents.insert(document.clone());
+    }
     Ok(ok(json!({"id": id, "contentDocumentId": document})))
 }
 
@@ -397,6 +422,8 @@ struct Permissions {
     /// "Set Audit Fields upon Record Creation": CreatedDate, CreatedById, LastModifiedDate and
     /// LastModifiedById become settable on create (describe says `createable`).
     set_audit_fields: Option<bool>,
+    /// "Query All Files": every file is listed, private ones too, and links need no filter.
+    query_all_files: Option<bool>,
 }
 
 async fn permissions(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<Response> {
@@ -406,7 +433,13 @@ async fn permissions(Shared(state): Shared<Arc<State>>, body: Bytes) -> Result<R
     if let Some(on) = request.set_audit_fields {
         org.set_audit_fields(on);
     }
-    Ok(ok(json!({"setAuditFields": org.audit_fields_settable()})))
+    if let Some(on) = request.query_all_files {
+        org.catalog.query_all_files = on;
+    }
+    Ok(ok(json!({
+        "setAuditFields": org.audit_fields_settable(),
+        "queryAllFiles": org.catalog.query_all_files,
+    })))
 }
 
 async fn revoke_refresh_tokens(Shared(state): Shared<Arc<State>>) -> Result<Response> {

@@ -425,6 +425,9 @@ pub(crate) fn child_relationship_name(child: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub objects: Vec<ObjectDef>,
+    /// Whether the API user holds "Query All Files": every file is listed to it, and its
+    /// queries of ContentDocumentLink need no filter.
+    pub query_all_files: bool,
 }
 
 impl Catalog {
@@ -467,7 +470,10 @@ impl Catalog {
         for object in &mut objects {
             object.resource = "tooling/sobjects";
         }
-        Catalog { objects }
+        Catalog {
+            objects,
+            query_all_files: false,
+        }
     }
 
     /// The parent's child relationship called `name` (`Contacts` of Account): the child object,
@@ -720,6 +726,30 @@ impl Catalog {
             FieldDef::picklist("ShareType", &["V", "C", "I"]),
             FieldDef::picklist("Visibility", &["AllUsers", "InternalUsers", "SharedUsers"]),
         ];
+        // Folders of the Documents tab (and of reports, dashboards and email templates).
+        let folder = vec![
+            FieldDef::new("Name", String).required(),
+            FieldDef::new("DeveloperName", String),
+            FieldDef::picklist("Type", &["Document", "Report", "Dashboard", "Email"]),
+            FieldDef::picklist(
+                "AccessType",
+                &["Public", "Hidden", "Shared", "PublicInternal"],
+            ),
+        ];
+        // A Document lives in a folder, or in a user's personal folder (its Id is the user's).
+        let document = vec![
+            FieldDef::new("Name", String).required(),
+            FieldDef::new("DeveloperName", String),
+            FieldDef::lookup("FolderId", &["Folder", "User"]).required(),
+            FieldDef::new("ContentType", String),
+            FieldDef::new("Type", String),
+            FieldDef::new("IsPublic", Boolean),
+            read_only(FieldDef::new("BodyLength", Int)),
+            FieldDef::new("Body", Base64).required(),
+            FieldDef::new("Description", Textarea),
+            FieldDef::new("Keywords", String),
+            FieldDef::lookup("AuthorId", &["User"]),
+        ];
         let attachment = vec![
             owned_by(
                 "ParentId",
@@ -749,7 +779,7 @@ impl Catalog {
             FieldDef::new("TrialExpirationDate", Datetime),
             FieldDef::new("NamespacePrefix", String),
         ];
-        Catalog {
+        let mut catalog = Catalog {
             objects: vec![
                 ObjectDef::new("Account", "Accounts", "001", true, account),
                 ObjectDef::new("Contact", "Contacts", "003", true, contact),
@@ -788,6 +818,8 @@ impl Catalog {
                     searchable: false,
                     ..ObjectDef::new("Attachment", "Attachments", "00P", true, attachment)
                 },
+                ObjectDef::new("Folder", "Folders", "00l", true, folder),
+                ObjectDef::new("Document", "Documents", "015", true, document),
                 ObjectDef::new("Organization", "Organizations", "00D", false, organization),
                 // Approval history: read only through ProcessInstance's StepsAndWorkitems, so
                 // describe marks it not queryable, and a backup must pass it by.
@@ -809,7 +841,16 @@ impl Catalog {
                     )
                 },
             ],
+            query_all_files: false,
+        };
+        // No field of an object the API cannot create is settable on create (a document
+        // comes into being with its first version).
+        for object in catalog.objects.iter_mut().filter(|o| !o.createable) {
+            for field in &mut object.fields {
+                field.createable = false;
+            }
         }
+        catalog
     }
 }
 

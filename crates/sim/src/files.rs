@@ -198,6 +198,51 @@ pub(crate) fn generate(
             _ => Value::Null,
         });
     }
+    // The Documents tab's files: one for every eight documents, in three shared folders or
+    // in their author's personal folder.
+    let folders: Vec<String> = if documents == 0 {
+        Vec::new()
+    } else {
+        ["Marketing", "Templates", "Price lists"]
+            .iter()
+            .map(|name| {
+                let created = now - 900 * DAY_MS;
+                org.insert_generated("Folder", created, |field| match field {
+                    "Name" => text(name),
+                    "DeveloperName" => text(&name.replace(' ', "_")),
+                    "Type" => text("Document"),
+                    "AccessType" => text("Public"),
+                    _ => Value::Null,
+                })
+            })
+            .collect()
+    };
+    for i in 0..documents.div_ceil(8) {
+        let (extension, _, mime) = KINDS[rng.below(KINDS.len() as u64) as usize];
+        let body = Arc::new(Blob::Generated {
+            seed: rng.next_u64(),
+            len: file_size(rng, sizes),
+        });
+        let author = users[rng.below(users.len() as u64) as usize].clone();
+        let folder = match rng.below(5) {
+            0 => author.clone(),
+            n => folders[(n as usize - 1) % folders.len()].clone(),
+        };
+        let created = now - (rng.below(900) as i64 + 30) * DAY_MS;
+        let name = format!("{} {i}", rng.pick(TOPICS));
+        org.insert_generated("Document", created, |field| match field {
+            "Name" => text(&name),
+            "DeveloperName" => text(&format!("{}_{i}", name.replace(' ', "_"))),
+            "FolderId" => text(&folder),
+            "ContentType" => text(mime),
+            "Type" => text(extension),
+            "IsPublic" => Value::Bool(false),
+            "BodyLength" => Value::Int(body.len() as i64),
+            "Body" => Value::Blob(body.clone()),
+            "AuthorId" => text(&author),
+            _ => Value::Null,
+        });
+    }
 }
 
 /// What the platform adds when a file or an attachment is created through the API: sizes and
@@ -216,7 +261,7 @@ pub(crate) fn on_insert(org: &mut Org, object: usize, id: &str, journal: &mut Jo
             })
     };
     match name.as_str() {
-        "Attachment" => {
+        "Attachment" | "Document" => {
             if let Value::Blob(body) = value(org, "Body") {
                 let length = Value::Int(body.len() as i64);
                 write::set_derived(org, object, row, &[("BodyLength", length)], journal);
@@ -331,8 +376,52 @@ pub(crate) fn on_insert(org: &mut Org, object: usize, id: &str, journal: &mut Jo
             }
             write::set_derived(org, object, row, &derived, journal);
         }
+        // A private file shared with a record is seen by whoever sees the record.
+        "ContentDocumentLink" => {
+            if let (Value::Text(document), Value::Text(entity)) = (
+                value(org, "ContentDocumentId"),
+                value(org, "LinkedEntityId"),
+            ) && !entity.starts_with("005")
+            {
+                org.private_documents.remove(&*document);
+            }
+        }
         _ => {}
     }
+}
+
+/// A file is linked to a record once: a second link between the same two is refused.
+pub(crate) fn check_new_link(
+    org: &Org,
+    object: usize,
+    changes: &[(usize, Value)],
+) -> std::result::Result<(), write::WriteError> {
+    let def = &org.catalog.objects[object];
+    if def.name != "ContentDocumentLink" {
+        return Ok(());
+    }
+    let (Some((document, _)), Some((entity, _))) =
+        (def.field("ContentDocumentId"), def.field("LinkedEntityId"))
+    else {
+        return Ok(());
+    };
+    let given = |slot: usize| changes.iter().find(|(i, _)| *i == slot).map(|(_, v)| v);
+    let (Some(Value::Text(d)), Some(Value::Text(e))) = (given(document), given(entity)) else {
+        return Ok(());
+    };
+    let linked = org.tables[object].records.iter().any(|r| {
+        !r.is_deleted()
+            && matches!(&r.values()[document], Value::Text(x) if x == d)
+            && matches!(&r.values()[entity], Value::Text(x) if x == e)
+    });
+    if linked {
+        return Err(write::WriteError::new(
+            "DUPLICATE_VALUE",
+            format!("Document with ID: {d} is already linked with the entity with ID: {e}"),
+            &["LinkedEntityId"],
+        ));
+    }
+    Ok(())
 }
 
 /// The document a version belongs to.
@@ -400,6 +489,7 @@ pub async fn body(
     }
     let row = super::ids::normalize(&id)
         .and_then(|id| org.tables[index].find(&id))
+        .filter(|&row| org.visible(index, &org.tables[index].records[row]))
         .ok_or_else(ApiError::not_found)?;
     let record = &org.tables[index].records[row];
     if record.is_deleted() {

@@ -252,6 +252,9 @@ pub struct Org {
     pub is_sandbox: bool,
     pub api: ApiUsage,
     pub clock: Clock,
+    /// Documents only their owner (another user) can see: listed to the API user only with
+    /// "Query All Files".
+    pub private_documents: std::collections::BTreeSet<String>,
 }
 
 /// A small deterministic PRNG (splitmix64): the same seed always builds the same org.
@@ -380,6 +383,9 @@ pub struct OrgOptions {
     pub extra_metadata: usize,
     /// How large the generated files are.
     pub file_sizes: super::files::FileSizes,
+    /// Whether the API user holds "Query All Files", as a backup user is set up to (a fresh
+    /// admin does not: then files it cannot see are left out, and links need a filter).
+    pub query_all_files: bool,
 }
 
 impl Default for OrgOptions {
@@ -392,6 +398,7 @@ impl Default for OrgOptions {
             clock: Clock::system(),
             extra_metadata: 0,
             file_sizes: super::files::FileSizes::Small,
+            query_all_files: true,
         }
     }
 }
@@ -439,7 +446,9 @@ impl Org {
                 used: 0,
             },
             clock: options.clock,
+            private_documents: Default::default(),
         };
+        org.catalog.query_all_files = options.query_all_files;
         let suffix = if options.is_sandbox { ".uat" } else { "" };
         org.username = format!("backup@acme.example{suffix}");
         let users: Vec<String> = (0..8)
@@ -744,6 +753,28 @@ impl Org {
 
     pub fn object_index(&self, name: &str) -> Option<usize> {
         self.catalog.object_index(name)
+    }
+
+    /// Whether the API user sees the record: a file kept private by another user (its
+    /// document, versions and links) is listed only with "Query All Files", with no error
+    /// otherwise, as Salesforce leaves such files out.
+    pub fn visible(&self, object: usize, record: &Record) -> bool {
+        if self.private_documents.is_empty() || self.catalog.query_all_files {
+            return true;
+        }
+        let def = &self.catalog.objects[object];
+        let document = match def.name.as_str() {
+            "ContentDocument" => Some(record.id()),
+            "ContentVersion" | "ContentDocumentLink" => {
+                def.field("ContentDocumentId")
+                    .and_then(|(slot, _)| match &record.values()[slot] {
+                        Value::Text(document) => Some(&**document),
+                        _ => None,
+                    })
+            }
+            _ => None,
+        };
+        document.is_none_or(|document| !self.private_documents.contains(document))
     }
 
     /// Counts one API call; false when the daily allocation is spent.

@@ -208,6 +208,7 @@ pub async fn read(
     })?;
     let row = org.tables[index]
         .find(&id)
+        .filter(|&row| org.visible(index, &org.tables[index].records[row]))
         .ok_or_else(ApiError::not_found)?;
     if org.tables[index].records[row].is_deleted() {
         return Err(ApiError::new(

@@ -508,6 +508,7 @@ pub fn execute_where(
 /// Whether the query takes the record (queryAll takes deleted ones too).
 fn selects(org: &org::Org, query: &Query, scan_all: bool, record: &org::Record) -> bool {
     (scan_all || !record.is_deleted())
+        && org.visible(query.object, record)
         && query
             .filter
             .as_ref()

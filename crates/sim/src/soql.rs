@@ -283,7 +283,9 @@ struct Parser<'a> {
     depth: usize,
 }
 
-/// Salesforce refuses to list every link between files and records at once.
+/// Salesforce refuses to list every link between files and records at once. Links named by
+/// their own Ids pass too: the help on "Query All Files" names Id beside the two lookups, and
+/// clients read links back by Id (`WHERE Id IN (…)`).
 pub const CONTENT_DOCUMENT_LINK_FILTER: &str = "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.";
 
 /// Whether every record `condition` lets through has one of `fields` equal to an Id it names:
@@ -684,8 +686,13 @@ impl Parser<'_> {
             ));
         }
         if self.catalog.objects[object].name == "ContentDocumentLink"
+            && !self.catalog.query_all_files
             && !filter.as_ref().is_some_and(|f| {
-                narrows_to_ids(f, self.catalog, &["ContentDocumentId", "LinkedEntityId"])
+                narrows_to_ids(
+                    f,
+                    self.catalog,
+                    &["ContentDocumentId", "LinkedEntityId", "Id"],
+                )
             })
         {
             return Err(QueryError {

@@ -60,6 +60,7 @@ pub fn generate(org: &Org, seed: u64) -> Org {
         // Calls are counted on the org's own allocation.
         api: ApiUsage { max: 0, used: 0 },
         clock: org.clock.clone(),
+        private_documents: Default::default(),
     };
     let mut rng = Rng::new(seed ^ 0x7001);
     let now = org.clock.now();

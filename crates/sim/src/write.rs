@@ -22,7 +22,7 @@ pub struct WriteError {
 }
 
 impl WriteError {
-    fn new(code: &'static str, message: impl Into<String>, fields: &[&str]) -> Self {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>, fields: &[&str]) -> Self {
         WriteError {
             code,
             message: message.into(),
@@ -390,6 +390,7 @@ pub fn insert_with_bodies(
     }
     let changes = check_fields(org, object, fields, true)?;
     check_unique(org, object, &changes, None)?;
+    super::files::check_new_link(org, object, &changes)?;
     let def = &org.catalog.objects[object];
     let mut values: Vec<Value> = def
         .fields

@@ -24,6 +24,9 @@ impl Org {
                     seed: 9,
                     population: Population::spread(500),
                     clock: Clock::fixed(1_749_988_800_000),
+                    // The API user of a fresh org: links need a filter, private files are
+                    // out of its sight.
+                    query_all_files: false,
                     ..OrgOptions::default()
                 },
                 ..SimOptions::default()
@@ -93,6 +96,19 @@ impl Org {
             .send()
             .await
             .expect("request")
+    }
+
+    /// The simulator's own API (`/__sim/...`).
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .request(method, format!("{}/__sim/{path}", self.sim.url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert!(response.status().is_success(), "{path}");
+        response.json().await.expect("JSON body")
     }
 
     async fn api_calls_used(&self) -> u64 {
@@ -258,6 +274,10 @@ async fn links_between_files_and_records_are_listed_only_by_id() {
     assert!(linked.iter().any(|l| l.starts_with("005")), "{by_document}");
     for accepted in [
         format!("SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId = '{shared_with}'"),
+        format!(
+            "SELECT Id FROM ContentDocumentLink WHERE Id IN ('{}')",
+            by_document["records"][0]["Id"].as_str().expect("a link")
+        ),
         format!(
             "SELECT Id FROM ContentDocumentLink WHERE ContentDocumentId IN ('{document}', '{other}') AND ShareType = 'V'"
         ),
@@ -514,4 +534,69 @@ async fn a_file_inserted_in_parts_is_kept_whole_and_a_json_body_over_50_mb_is_re
         answer[0]["message"], "Maximum size of request is 52428800 bytes",
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn a_private_file_is_listed_only_with_query_all_files() {
+    let org = Org::start().await;
+    let added = org
+        .admin(
+            reqwest::Method::POST,
+            "files",
+            json!({"size": 1000, "name": "salaries.xlsx", "private": true}),
+        )
+        .await;
+    let version = added["id"].as_str().expect("a version").to_string();
+    let document = added["contentDocumentId"]
+        .as_str()
+        .expect("a document")
+        .to_string();
+    let listed = |object: &'static str, id: String| {
+        let org = &org;
+        async move {
+            let (status, body) = org
+                .query(&format!("SELECT Id FROM {object} WHERE Id = '{id}'"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["totalSize"].as_u64() == Some(1)
+        }
+    };
+    // No error: the file is simply not there.
+    assert!(!listed("ContentVersion", version.clone()).await);
+    assert!(!listed("ContentDocument", document.clone()).await);
+    let (_, links) = org
+        .query(&format!(
+            "SELECT Id FROM ContentDocumentLink WHERE ContentDocumentId = '{document}'"
+        ))
+        .await;
+    assert_eq!(links["totalSize"], 0, "{links}");
+    let body = org
+        .get(&format!(
+            "/services/data/{V}/sobjects/ContentVersion/{version}/VersionData"
+        ))
+        .await;
+    assert_eq!(body.status().as_u16(), 404);
+    let (status, _) = org.query("SELECT Id FROM ContentDocumentLink").await;
+    assert_eq!(status, 400, "links need a filter without the permission");
+
+    let granted = org
+        .admin(
+            reqwest::Method::PUT,
+            "permissions",
+            json!({"queryAllFiles": true}),
+        )
+        .await;
+    assert_eq!(granted["queryAllFiles"], true);
+    assert!(listed("ContentVersion", version.clone()).await);
+    assert!(listed("ContentDocument", document.clone()).await);
+    let body = org
+        .get(&format!(
+            "/services/data/{V}/sobjects/ContentVersion/{version}/VersionData"
+        ))
+        .await;
+    assert_eq!(body.status().as_u16(), 200);
+    assert_eq!(body.bytes().await.expect("bytes").len(), 1000);
+    let (status, all) = org.query("SELECT Id FROM ContentDocumentLink").await;
+    assert_eq!(status, 200, "{all}");
+    assert!(all["totalSize"].as_u64() > Some(2), "{all}");
 }

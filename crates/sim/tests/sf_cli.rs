@@ -156,6 +156,8 @@ async fn the_official_cli_works_unchanged_over_https() {
                 seed: 11,
                 population: Population::spread(3_000),
                 api_max: 1_000_000,
+                // A user without "Query All Files": its link queries need a filter.
+                query_all_files: false,
                 ..OrgOptions::default()
             },
             tls: true,
