@@ -31,9 +31,16 @@ fn at(ms: i64) -> String {
 
 fn options() -> BackupOptions {
     BackupOptions {
-        include: ["Account", "ContentVersion", "ContentDocument", "Attachment"]
-            .map(String::from)
-            .to_vec(),
+        include: [
+            "Account",
+            "ContentVersion",
+            "ContentDocument",
+            "ContentDocumentLink",
+            "Attachment",
+            "Document",
+        ]
+        .map(String::from)
+        .to_vec(),
         files: Some(FilesOptions {
             budget_percent: 100,
             ..FilesOptions::default()
@@ -216,14 +223,17 @@ async fn main() {
     let seconds = started.elapsed().as_secs_f64();
     let after_full = common::dir_bytes(dir.path());
     report("full", &full, seconds, after_full);
+    let records = |manifest: &cairn::snapshot::SnapshotManifest, object: &str| {
+        manifest.objects[object].records.unwrap_or(0)
+    };
     println!(
-        "  bodies {} ({} versions of {} documents, {} attachments); raw {:.0} MiB stored as {:.0} MiB (ratio {:.3})",
+        "  bodies {} ({} versions of {} documents, {} attachments, {} Documents), {} links; raw {:.0} MiB stored as {:.0} MiB (ratio {:.3})",
         full.files.known,
-        full.manifest.objects["ContentVersion"].records.unwrap_or(0),
-        full.manifest.objects["ContentDocument"]
-            .records
-            .unwrap_or(0),
-        full.manifest.objects["Attachment"].records.unwrap_or(0),
+        records(&full.manifest, "ContentVersion"),
+        records(&full.manifest, "ContentDocument"),
+        records(&full.manifest, "Attachment"),
+        records(&full.manifest, "Document"),
+        records(&full.manifest, "ContentDocumentLink"),
         full.files.downloaded_bytes as f64 / MIB,
         after_full as f64 / MIB,
         after_full as f64 / full.files.downloaded_bytes.max(1) as f64,

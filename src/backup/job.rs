@@ -34,7 +34,11 @@ pub(super) fn plan_job<'a>(
     let full_reason = if let Some(reason) = options.full_because.get(&plan.name) {
         Some(reason.clone())
     } else if !plan.incremental {
-        Some("the object has no SystemModstamp".to_string())
+        Some(
+            plan.always_full
+                .clone()
+                .unwrap_or_else(|| "the object has no SystemModstamp".to_string()),
+        )
     } else if previous.is_none() || since_ms.is_none() {
         Some("first backup of the object".to_string())
     } else if previous.is_some_and(|p| p.fields != field_names) {
@@ -75,4 +79,32 @@ pub(super) fn plan_job<'a>(
             window: FetchWindow::Full,
         },
     }
+}
+
+/// The objects the source now lists in part where the parent had them under another recorded
+/// scope (whole), and why they stay as the parent has them: a fetch could not tell what went
+/// out of sight from what was deleted.
+pub(super) fn held_back<'a>(
+    plans: &'a [ObjectPlan],
+    parent: Option<&crate::snapshot::SnapshotManifest>,
+) -> (Vec<&'a str>, Option<String>) {
+    let held: Vec<&ObjectPlan> = plans
+        .iter()
+        .filter(|plan| {
+            plan.narrowed.is_some()
+                && parent
+                    .and_then(|m| m.objects.get(&plan.name))
+                    .is_some_and(|previous| {
+                        previous.scope.is_some() && previous.scope != plan.scope
+                    })
+        })
+        .collect();
+    let names: Vec<&str> = held.iter().map(|plan| plan.name.as_str()).collect();
+    let reason = held.first().and_then(|plan| plan.narrowed.as_ref()).map(|why| {
+        format!(
+            "{} kept as the last backup had them: {why}, and a fetch now would take what is out of sight for deleted",
+            names.join(", ")
+        )
+    });
+    (names, reason)
 }

@@ -26,7 +26,7 @@ use crate::snapshot::recent::RecentVersions;
 use crate::snapshot::sorter::{DEFAULT_MEMORY, Row};
 pub use files::FilesRun;
 pub use job::WINDOW_OVERLAP_MS;
-use job::{Job, plan_job};
+use job::{Job, held_back, plan_job};
 
 use crate::snapshot::{Outcome, SnapshotManifest, SnapshotWriter, Source, Window};
 use crate::source::{
@@ -395,8 +395,10 @@ pub async fn backup<C: Connector>(
             }
         }
     }
+    let (held_back, held_back_reason) = held_back(&plans, parent.map(|(_, m)| m));
     let jobs: Vec<Job> = plans
         .iter()
+        .filter(|plan| !held_back.contains(&plan.name.as_str()))
         .map(|plan| {
             let previous = parent.and_then(|(_, m)| m.objects.get(&plan.name));
             plan_job(plan, previous, snapshot_until, now, now_ms, options)
@@ -540,10 +542,15 @@ pub async fn backup<C: Connector>(
         &mut coverage,
     )
     .await?;
-    let out_of_budget = out_of_budget.or(files_waiting);
-    let outcome = match out_of_budget {
-        None => Outcome::Complete,
-        Some(reason) => Outcome::Partial { reason },
+    let reasons: Vec<String> = held_back_reason
+        .into_iter()
+        .chain(out_of_budget.or(files_waiting))
+        .collect();
+    let outcome = match reasons.is_empty() {
+        true => Outcome::Complete,
+        false => Outcome::Partial {
+            reason: reasons.join("; "),
+        },
     };
     let window = Some(Window {
         from: snapshot_until.map(str::to_string),

@@ -225,7 +225,7 @@ fn counted(planned: &RestoreOutcome) -> String {
             Step::Create { object, .. } => (object, "to create"),
             Step::Update { object, .. } => (object, "to update"),
             Step::Unchanged { object, .. } => (object, "unchanged"),
-            Step::Skipped { object, .. } => (object, "left as they are (mode)"),
+            Step::Skipped { object, .. } => (object, "skipped"),
         };
         *per_object
             .entry(object.as_str())

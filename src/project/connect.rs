@@ -227,6 +227,14 @@ impl Connector for TaskConnector {
         each!(self, c => c.budget_share(percent))
     }
 
+    fn makes(&self, object: &str) -> Vec<String> {
+        each!(self, c => c.makes(object))
+    }
+
+    fn take_made(&self) -> Vec<(String, String)> {
+        each!(self, c => c.take_made())
+    }
+
     fn field_infos(&self, schema: &Value) -> BTreeMap<String, FieldInfo> {
         each!(self, c => c.field_infos(schema))
     }

@@ -18,10 +18,12 @@ use crate::store::StoreError;
 
 mod bodies;
 pub mod journal;
+mod order;
 mod settle;
 mod undelete;
 
 pub use bodies::SnapshotBodies;
+use order::parents_first;
 use settle::Creating;
 
 pub use journal::{Created, Finished, PendingBatch, RunDocument, RunJournal, resolve_pending};
@@ -225,6 +227,14 @@ pub async fn plan<C: Connector>(
     let mut steps = Vec::new();
     let mut restored_as = BTreeMap::new();
     let mut not_restorable: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // The chosen object whose creates make records of `object` (a version, its document).
+    let chosen_objects: Vec<&str> = by_object.keys().copied().collect();
+    let made_by = |object: &str| {
+        chosen_objects
+            .iter()
+            .find(|maker| connector.makes(maker).iter().any(|m| m == object))
+            .copied()
+    };
     for (object, records) in by_object {
         let infos = schemas.get(object).unwrap_or(&empty);
         let creatable = |record: &Map<String, Value>| -> Map<String, Value> {
@@ -289,10 +299,18 @@ pub async fn plan<C: Connector>(
                 // An object none of whose fields can be set on create (a history or system
                 // object) cannot have records created at all.
                 if !infos.is_empty() && !infos.values().any(|i| i.createable) {
+                    let why = match made_by(object) {
+                        Some(maker) => format!(
+                            "{object} records are not created on their own: the {maker} records restored with it make a new one"
+                        ),
+                        None => format!(
+                            "{object} records cannot be created again: none of its fields can be set on create"
+                        ),
+                    };
                     steps.push(Step::Skipped {
                         object: object.to_string(),
                         id: c.id.clone(),
-                        why: format!("{object} records cannot be created again: none of its fields can be set on create"),
+                        why,
                     });
                     continue;
                 }
@@ -354,40 +372,6 @@ pub async fn plan<C: Connector>(
             .collect(),
         not_restorable,
     })
-}
-
-/// Objects ordered parents first: an object comes after every other object of the set it
-/// looks up. Objects in a cycle keep name order (their lookups wait for the second pass).
-pub(crate) fn parents_first(objects: &BTreeSet<String>, schemas: &Schemas) -> Vec<String> {
-    let empty = BTreeMap::new();
-    let needs = |object: &str| -> BTreeSet<String> {
-        schemas
-            .get(object)
-            .unwrap_or(&empty)
-            .values()
-            .flat_map(|i| i.reference_to.iter().cloned())
-            .filter(|parent| parent != object && objects.contains(parent))
-            .collect()
-    };
-    let mut order = Vec::new();
-    let mut left: BTreeSet<String> = objects.clone();
-    while !left.is_empty() {
-        let ready: Vec<String> = left
-            .iter()
-            .filter(|o| needs(o).iter().all(|p| !left.contains(p)))
-            .cloned()
-            .collect();
-        let next = if ready.is_empty() {
-            left.iter().take(1).cloned().collect()
-        } else {
-            ready
-        };
-        for o in next {
-            left.remove(&o);
-            order.push(o);
-        }
-    }
-    order
 }
 
 /// Writes records in the connector's batches; one outcome per record, in order. A source
@@ -483,7 +467,7 @@ pub async fn apply<C: Connector>(
     let mut mapped: BTreeMap<String, String> = BTreeMap::new();
     // (object, old Id, field, old target Id): lookups set in the second pass.
     let mut deferred: Vec<(String, String, String, String)> = Vec::new();
-    for object in parents_first(&objects, schemas) {
+    for object in parents_first(&objects, schemas, &|o| connector.makes(o)) {
         let infos = schemas.get(&object).unwrap_or(&empty);
         let mut old_ids = Vec::new();
         let mut records = Vec::new();
@@ -504,6 +488,10 @@ pub async fn apply<C: Connector>(
                                 target.to_string(),
                             )),
                         }
+                    }
+                    // A record the source made alongside a create (a version's new document).
+                    (true, Some(target)) if mapped.contains_key(target) => {
+                        record.insert(name.clone(), Value::String(mapped[target].clone()));
                     }
                     // A record an earlier restore created stands for its snapshot record.
                     (true, Some(target)) if plan.id_map.contains_key(target) => {
@@ -556,6 +544,7 @@ pub async fn apply<C: Connector>(
                 .with_body(connector, old_id, record, &upload)
                 .await?;
         }
+        mapped.extend(connector.take_made());
     }
 
     // Second pass: self and circular references, now that every new Id is known.

@@ -25,7 +25,7 @@ pub(super) async fn undelete<C: Connector>(
     }
     let mut back = BTreeSet::new();
     let objects: BTreeSet<String> = by_object.keys().cloned().collect();
-    for object in parents_first(&objects, schemas) {
+    for object in parents_first(&objects, schemas, &|o| connector.makes(o)) {
         let mut ids = by_object.remove(&object).unwrap_or_default();
         if !back.is_empty() {
             // What came back with its parent (a cascade) needs no undelete of its own.

@@ -296,6 +296,20 @@ pub trait Connector: Sync {
         async { Ok(Vec::new()) }
     }
 
+    /// Objects whose records come into being when one of `object`'s is created (Salesforce: a
+    /// ContentVersion makes its ContentDocument). A restore creates `object`'s records before
+    /// those of objects that look the made ones up.
+    fn makes(&self, object: &str) -> Vec<String> {
+        let _ = object;
+        Vec::new()
+    }
+
+    /// Records the source made alongside the creates so far, as (snapshot Id, new Id), each
+    /// given once: a restore rewrites lookups to them as to the records it created.
+    fn take_made(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// How many Ids one `undelete` call takes.
     fn undelete_batch(&self) -> usize {
         200

@@ -20,6 +20,12 @@ pub struct ObjectPlan {
     pub fields: Vec<Field>,
     /// Whether `SystemModstamp` exists: without it every backup of the object is a full one.
     pub incremental: bool,
+    /// Why every backup of it is a full one, when the source says more than "no
+    /// SystemModstamp" (links listed whole by document).
+    pub always_full: Option<String>,
+    /// Why the source may list only some of its records (the user's sight is narrowed): a
+    /// full pass then cannot tell a record out of sight from a deleted one.
+    pub narrowed: Option<String>,
     /// The normalised describe, for the schema document.
     pub schema: Value,
     /// What of the object the rows cover beyond its fields (the metadata types chosen): when
@@ -90,11 +96,15 @@ impl Coverage {
         warnings.extend(self.components_left_out.iter().map(|(component, why)| {
             format!("metadata component {component} is not in the backup: {why}")
         }));
-        warnings.extend(
-            self.files_left_out
-                .iter()
-                .map(|(file, why)| format!("the body of {file} is not in the backup: {why}")),
-        );
+        // Keyed by body object (with counts by reason), or by what the entry is about
+        // (`waiting`, `not visible`), whose reason says it all.
+        warnings.extend(self.files_left_out.iter().map(|(what, why)| {
+            if crate::snapshot::files::is_body_object(what) {
+                format!("{what} bodies not in the backup: {why}")
+            } else {
+                why.clone()
+            }
+        }));
         warnings
     }
 }

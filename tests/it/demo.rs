@@ -33,11 +33,11 @@ fn the_demo_runs_the_whole_loop() {
     assert!(stage(2).contains("Created the encrypted store"));
     assert!(
         stage(3).contains("success  acme-production")
-            && stage(3).contains("13 full, 0 incremental")
+            && stage(3).contains("16 full, 0 incremental")
     );
     assert!(stage(4).contains("contacts deleted"));
     assert!(
-        stage(5).contains("0 full, 13 incremental") && stage(5).contains("ALERT  Contact:"),
+        stage(5).contains("1 full, 15 incremental") && stage(5).contains("ALERT  Contact:"),
         "{}",
         stage(5)
     );

@@ -30,24 +30,35 @@ fn at(ms: i64) -> String {
 
 fn options(files: FilesOptions) -> BackupOptions {
     BackupOptions {
-        include: ["Account", "ContentVersion", "Attachment", "ContentDocument"]
-            .map(String::from)
-            .to_vec(),
+        include: [
+            "Account",
+            "ContentVersion",
+            "Attachment",
+            "ContentDocument",
+            "Document",
+        ]
+        .map(String::from)
+        .to_vec(),
         files: Some(files),
         ..BackupOptions::new("acme")
     }
 }
 
 async fn simulator(records: usize, api_max: u64) -> Simulator {
+    simulator_with(OrgOptions {
+        seed: 4,
+        population: Population::spread(records),
+        api_max,
+        clock: Clock::fixed(T0),
+        ..OrgOptions::default()
+    })
+    .await
+}
+
+async fn simulator_with(org: OrgOptions) -> Simulator {
     Simulator::start(
         SimOptions {
-            org: OrgOptions {
-                seed: 4,
-                population: Population::spread(records),
-                api_max,
-                clock: Clock::fixed(T0),
-                ..OrgOptions::default()
-            },
+            org,
             ..SimOptions::default()
         },
         0,
@@ -158,9 +169,26 @@ async fn every_body_is_kept_and_an_incremental_downloads_only_what_changed() {
     }
     let held_attachments = bodies(&store, &first.manifest, "Attachment.Body");
     assert_eq!(held_attachments.len(), attachments.len());
+    // The Documents tab's files, known by their size alone (Document has no checksum).
+    let documents = org_records(&sim, "SELECT Id, BodyLength, Name, FolderId FROM Document").await;
+    assert!(!documents.is_empty());
+    let held_documents = bodies(&store, &first.manifest, "Document.Body");
+    assert_eq!(
+        held_documents.keys().collect::<Vec<_>>(),
+        documents.keys().collect::<Vec<_>>()
+    );
+    for (id, document) in &documents {
+        let body = &held_documents[id];
+        assert_eq!(Some(body.size), document["BodyLength"].as_u64());
+        assert_eq!(body.parent.as_deref(), document["FolderId"].as_str());
+        assert_eq!(
+            read_back(&store, body),
+            org_body(&sim, "Document", id, "Body").await
+        );
+    }
     let pruned = cairn::ops::prune::prune(&store, cairn::time::now_ms(), true).expect("prune");
     assert_eq!(pruned.deleted, 0, "after the first: {pruned:?}");
-    let downloads = (versions.len() + attachments.len()) as u64;
+    let downloads = (versions.len() + attachments.len() + documents.len()) as u64;
     assert_eq!(first.files.downloaded, downloads);
     assert_eq!(first.files.api_calls, downloads, "one call per body");
 
@@ -260,11 +288,15 @@ async fn downloads_keep_to_their_share_of_the_budget_and_what_waits_comes_next()
     assert!(first.files.api_calls <= 45 + 3, "{:?}", first.files);
     assert!(first.files.waiting > 0, "{:?}", first.files);
     let waiting_rows = |manifest: &SnapshotManifest| {
-        ["ContentVersion.VersionData", "Attachment.Body"]
-            .iter()
-            .flat_map(|o| bodies(&store, manifest, o).into_values())
-            .filter(FileBody::waiting)
-            .count() as u64
+        [
+            "ContentVersion.VersionData",
+            "Attachment.Body",
+            "Document.Body",
+        ]
+        .iter()
+        .flat_map(|o| bodies(&store, manifest, o).into_values())
+        .filter(FileBody::waiting)
+        .count() as u64
     };
     assert_eq!(waiting_rows(&first.manifest), first.files.waiting);
     // The records are all there: files never starve them.
@@ -294,7 +326,11 @@ async fn downloads_keep_to_their_share_of_the_budget_and_what_waits_comes_next()
     assert_eq!(second.files.downloaded, first.files.waiting);
     assert_eq!(second.files.waiting, 0);
     assert_eq!(waiting_rows(&second.manifest), 0);
-    for object in ["ContentVersion.VersionData", "Attachment.Body"] {
+    for object in [
+        "ContentVersion.VersionData",
+        "Attachment.Body",
+        "Document.Body",
+    ] {
         for body in bodies(&store, &second.manifest, object).values() {
             assert!(body.is_held(), "{body:?}");
             read_back(&store, body);
@@ -341,5 +377,283 @@ async fn bodies_over_the_size_limit_are_left_out_and_said_so() {
     assert_eq!(
         why,
         &format!("{large} left out: over files.maxSizeMb (64.0 KB)")
+    );
+}
+
+/// Every link of every document, as the org lists them one document at a time.
+async fn org_links(sim: &Simulator) -> BTreeMap<String, Value> {
+    let documents = org_records(sim, "SELECT Id FROM ContentDocument").await;
+    let mut links = BTreeMap::new();
+    for document in documents.keys() {
+        links.extend(
+            org_records(
+                sim,
+                &format!(
+                    "SELECT Id, ContentDocumentId, LinkedEntityId, ShareType FROM ContentDocumentLink WHERE ContentDocumentId = '{document}'"
+                ),
+            )
+            .await,
+        );
+    }
+    links
+}
+
+/// The snapshot's links by Id, as rows.
+fn held_links(store: &Store, manifest: &SnapshotManifest) -> BTreeMap<String, Value> {
+    let entry = manifest
+        .objects
+        .get("ContentDocumentLink")
+        .expect("links are in the snapshot");
+    ObjectReader::new(store, "ContentDocumentLink", entry)
+        .map(|row| {
+            let (id, bytes) = row.expect("row");
+            (id, serde_json::from_slice(&bytes).expect("a JSON row"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn links_are_kept_whole_every_run_with_query_all_files() {
+    links_are_kept_whole_every_run(true).await;
+}
+
+#[tokio::test]
+async fn links_are_kept_whole_every_run_listed_by_document() {
+    links_are_kept_whole_every_run(false).await;
+}
+
+async fn links_are_kept_whole_every_run(query_all_files: bool) {
+    let sim = simulator_with(OrgOptions {
+        seed: 4,
+        population: Population::spread(1500),
+        api_max: 1_000_000,
+        clock: Clock::fixed(T0),
+        query_all_files,
+        ..OrgOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = connector(&sim);
+    let options = BackupOptions {
+        include: ["Account", "ContentDocument", "ContentDocumentLink"]
+            .map(String::from)
+            .to_vec(),
+        ..BackupOptions::new("acme")
+    };
+    let first = backup(&client, &store, &options, None, &at(T0))
+        .await
+        .expect("first backup");
+    assert_eq!(first.manifest.outcome, Outcome::Complete);
+    assert!(
+        !first
+            .coverage
+            .skipped
+            .iter()
+            .any(|(o, _)| o == "ContentDocumentLink"),
+        "{:?}",
+        first.coverage.skipped
+    );
+    let links = org_links(&sim).await;
+    assert!(links.len() > 40, "{}", links.len());
+    let held = held_links(&store, &first.manifest);
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        links.keys().collect::<Vec<_>>()
+    );
+    for (id, link) in &links {
+        assert_eq!(held[id]["LinkedEntityId"], link["LinkedEntityId"], "{id}");
+        assert_eq!(held[id]["ContentDocumentId"], link["ContentDocumentId"]);
+    }
+
+    // One document shared with one more account, one link taken away.
+    let (document, account) = {
+        let any = links.values().next().expect("a link");
+        let accounts = org_records(&sim, "SELECT Id FROM Account LIMIT 50").await;
+        let linked: Vec<&str> = links
+            .values()
+            .filter(|l| l["ContentDocumentId"] == any["ContentDocumentId"])
+            .filter_map(|l| l["LinkedEntityId"].as_str())
+            .collect();
+        let account = accounts
+            .keys()
+            .find(|a| !linked.contains(&a.as_str()))
+            .expect("an account the document is not shared with")
+            .clone();
+        (
+            any["ContentDocumentId"]
+                .as_str()
+                .expect("document")
+                .to_string(),
+            account,
+        )
+    };
+    let shared = common::org::admin(
+        &sim,
+        Method::POST,
+        "records/ContentDocumentLink",
+        json!({"ContentDocumentId": document, "LinkedEntityId": account, "ShareType": "V", "Visibility": "AllUsers"}),
+    )
+    .await;
+    let shared = shared["id"].as_str().expect("a new link").to_string();
+    let unshared = links
+        .iter()
+        .find(|(_, l)| l["ShareType"] == "V" && l["ContentDocumentId"] != document.as_str())
+        .map(|(id, _)| id.clone())
+        .expect("a link to a record");
+    common::org::admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/ContentDocumentLink/{unshared}"),
+        json!({}),
+    )
+    .await;
+    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+
+    let second = backup(
+        &client,
+        &store,
+        &options,
+        Some((&first.snapshot, &first.manifest)),
+        &at(T0 + HOUR),
+    )
+    .await
+    .expect("incremental");
+    assert_eq!(second.manifest.outcome, Outcome::Complete);
+    let held = held_links(&store, &second.manifest);
+    assert!(held.contains_key(&shared), "the new link is kept");
+    assert!(!held.contains_key(&unshared), "the removed link is gone");
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        org_links(&sim).await.keys().collect::<Vec<_>>()
+    );
+    let run = second
+        .objects
+        .iter()
+        .find(|r| r.object == "ContentDocumentLink")
+        .expect("links were fetched");
+    assert!(
+        run.full
+            && run
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("by document")),
+        "{run:?}"
+    );
+}
+
+/// Without "Query All Files" the org lists only the files the backup user can see, with no
+/// error: coverage says so, and once the permission is granted the next backup fetches the
+/// file objects in full and finds what was out of sight.
+#[tokio::test]
+async fn files_out_of_the_users_sight_are_said_so_and_come_once_visible() {
+    let sim = simulator_with(OrgOptions {
+        seed: 4,
+        population: Population::spread(1500),
+        api_max: 1_000_000,
+        clock: Clock::fixed(T0),
+        query_all_files: false,
+        ..OrgOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = connector(&sim);
+    let private = common::org::admin(
+        &sim,
+        Method::POST,
+        "files",
+        json!({"size": 5000, "name": "salaries.xlsx", "private": true}),
+    )
+    .await;
+    let private = private["id"].as_str().expect("a version").to_string();
+
+    let first = backup(
+        &client,
+        &store,
+        &options(FilesOptions::default()),
+        None,
+        &at(T0),
+    )
+    .await
+    .expect("first backup");
+    let not_visible = |coverage: &cairn::source::Coverage| {
+        coverage
+            .files_left_out
+            .iter()
+            .find(|(what, _)| what == "not visible")
+            .map(|(_, why)| why.clone())
+    };
+    let why = not_visible(&first.coverage).expect("coverage names the files out of sight");
+    assert!(why.contains("Query All Files"), "{why}");
+    assert!(
+        first.coverage.warnings().iter().any(|w| w == &why),
+        "{:?}",
+        first.coverage.warnings()
+    );
+    let held = bodies(&store, &first.manifest, "ContentVersion.VersionData");
+    assert!(!held.contains_key(&private));
+
+    common::org::admin(
+        &sim,
+        Method::PUT,
+        "permissions",
+        json!({"queryAllFiles": true}),
+    )
+    .await;
+    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let second = backup(
+        &client,
+        &store,
+        &options(FilesOptions::default()),
+        Some((&first.snapshot, &first.manifest)),
+        &at(T0 + HOUR),
+    )
+    .await
+    .expect("second backup");
+    assert_eq!(second.manifest.outcome, Outcome::Complete);
+    assert_eq!(not_visible(&second.coverage), None);
+    let versions = second
+        .objects
+        .iter()
+        .find(|r| r.object == "ContentVersion")
+        .expect("versions fetched");
+    assert!(versions.full, "{versions:?}");
+    let held = bodies(&store, &second.manifest, "ContentVersion.VersionData");
+    assert_eq!(held.get(&private).map(|b| b.size), Some(5000));
+    assert!(held[&private].is_held());
+
+    // The permission taken away again: the file is out of sight, not deleted, so the file
+    // objects stay as the last backup had them and the run says why it is partial.
+    common::org::admin(
+        &sim,
+        Method::PUT,
+        "permissions",
+        json!({"queryAllFiles": false}),
+    )
+    .await;
+    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let third = backup(
+        &client,
+        &store,
+        &options(FilesOptions::default()),
+        Some((&second.snapshot, &second.manifest)),
+        &at(T0 + 2 * HOUR),
+    )
+    .await
+    .expect("third backup");
+    let Outcome::Partial { reason } = &third.manifest.outcome else {
+        panic!("a partial backup: {:?}", third.manifest.outcome);
+    };
+    assert!(
+        reason.contains("ContentVersion") && reason.contains("Query All Files"),
+        "{reason}"
+    );
+    assert!(!third.objects.iter().any(|r| r.object == "ContentVersion"));
+    let held = bodies(&store, &third.manifest, "ContentVersion.VersionData");
+    assert!(held.contains_key(&private), "kept, not taken for deleted");
+    assert_eq!(
+        third.manifest.objects["ContentVersion"].records,
+        second.manifest.objects["ContentVersion"].records
     );
 }

@@ -374,10 +374,10 @@ async fn files_created_again_get_their_bodies_back() {
                 .get(format!(
                     "{}/services/data/v62.0/sobjects/{object}/{id}/{}",
                     sim.url(),
-                    if object == "Attachment" {
-                        "Body"
-                    } else {
+                    if object == "ContentVersion" {
                         "VersionData"
+                    } else {
+                        "Body"
                     }
                 ))
                 .bearer_auth(&sim.credentials.access_token)
@@ -410,9 +410,17 @@ async fn files_created_again_get_their_bodies_back() {
         .as_str()
         .expect("published on a record")
         .to_string();
+    let tab_document = soql(&sim, "SELECT Id, FolderId FROM Document LIMIT 1").await;
+    let document_id = tab_document[0]["Id"].as_str().expect("Id").to_string();
+    let folder = tab_document[0]["FolderId"]
+        .as_str()
+        .expect("a folder")
+        .to_string();
     let attachment_bytes = body("Attachment", attachment_id.clone()).await;
     let version_bytes = body("ContentVersion", version_id.clone()).await;
+    let document_bytes = body("Document", document_id.clone()).await;
     assert!(!attachment_bytes.is_empty() && !version_bytes.is_empty());
+    assert!(!document_bytes.is_empty());
 
     admin(
         &sim,
@@ -428,11 +436,19 @@ async fn files_created_again_get_their_bodies_back() {
         json!({}),
     )
     .await;
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Document/{document_id}"),
+        json!({}),
+    )
+    .await;
     admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
 
     for (object, id, bytes) in [
         ("Attachment", &attachment_id, &attachment_bytes),
         ("ContentVersion", &version_id, &version_bytes),
+        ("Document", &document_id, &document_bytes),
     ] {
         let applied = run(&fleet, &["restore", "--task", "acme", "--id", id, "--yes"]).await;
         assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
@@ -456,6 +472,14 @@ async fn files_created_again_get_their_bodies_back() {
                 )
                 .await;
                 assert_eq!(again[0]["ParentId"].as_str(), Some(parent.as_str()));
+            }
+            "Document" => {
+                let again = soql(
+                    &sim,
+                    &format!("SELECT FolderId FROM Document WHERE Id = '{new_id}'"),
+                )
+                .await;
+                assert_eq!(again[0]["FolderId"].as_str(), Some(folder.as_str()));
             }
             _ => {
                 let again = soql(
@@ -504,10 +528,14 @@ async fn export_files_writes_every_body_and_an_index() {
     )
     .await;
     let attachments = soql(&sim, "SELECT Id, Name FROM Attachment").await;
+    let documents = soql(&sim, "SELECT Id FROM Document").await;
     let index = std::fs::read_to_string(out.path().join("files.csv")).expect("files.csv");
     let mut rows = csv::Reader::from_reader(index.as_bytes());
     let rows: Vec<csv::StringRecord> = rows.records().map(|r| r.expect("a row")).collect();
-    assert_eq!(rows.len(), versions.len() + attachments.len());
+    assert_eq!(
+        rows.len(),
+        versions.len() + attachments.len() + documents.len()
+    );
     assert!(
         exported
             .stdout
@@ -527,4 +555,264 @@ async fn export_files_writes_every_body_and_an_index() {
         );
         assert!(row[6].ends_with(version["PathOnClient"].as_str().expect("name")));
     }
+}
+
+/// A deleted account, gone from the recycle bin, comes back with its files: its attachments
+/// created again with their bytes, and every file that was shared with it (not only the ones
+/// first published on it) linked to the new account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_comes_back_with_its_files_and_links() {
+    use crate::common::org::admin;
+    use reqwest::Method;
+    use serde_json::json;
+    use std::collections::BTreeSet;
+    let sim = simulator_of(41, 600).await;
+    // An account with an attachment and a file published elsewhere, shared with it too.
+    let attachments = soql(&sim, "SELECT Id, ParentId FROM Attachment").await;
+    let account = attachments
+        .iter()
+        .find_map(|a| a["ParentId"].as_str().filter(|p| p.starts_with("001")))
+        .expect("an account with an attachment")
+        .to_string();
+    let version = soql(
+        &sim,
+        "SELECT ContentDocumentId, FirstPublishLocationId FROM ContentVersion WHERE IsLatest = true LIMIT 1",
+    )
+    .await;
+    let shared_document = version[0]["ContentDocumentId"]
+        .as_str()
+        .expect("a document")
+        .to_string();
+    assert_ne!(
+        version[0]["FirstPublishLocationId"].as_str(),
+        Some(account.as_str())
+    );
+    admin(
+        &sim,
+        Method::POST,
+        "records/ContentDocumentLink",
+        json!({"ContentDocumentId": shared_document, "LinkedEntityId": account, "ShareType": "V", "Visibility": "AllUsers"}),
+    )
+    .await;
+    let linked_documents = |account: String| {
+        let sim = &sim;
+        async move {
+            soql(
+                sim,
+                &format!(
+                    "SELECT ContentDocumentId FROM ContentDocumentLink WHERE LinkedEntityId = '{account}'"
+                ),
+            )
+            .await
+            .iter()
+            .filter_map(|l| l["ContentDocumentId"].as_str().map(str::to_string))
+            .collect::<BTreeSet<String>>()
+        }
+    };
+    let documents = linked_documents(account.clone()).await;
+    assert!(documents.contains(&shared_document), "{documents:?}");
+    let names = |parent: String| {
+        let sim = &sim;
+        async move {
+            soql(
+                sim,
+                &format!("SELECT Name, BodyLength FROM Attachment WHERE ParentId = '{parent}'"),
+            )
+            .await
+            .iter()
+            .map(|a| (a["Name"].to_string(), a["BodyLength"].to_string()))
+            .collect::<BTreeSet<(String, String)>>()
+        }
+    };
+    let attached = names(account.clone()).await;
+    assert!(!attached.is_empty());
+
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/Account/{account}"),
+        json!({}),
+    )
+    .await;
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    assert!(linked_documents(account.clone()).await.is_empty());
+
+    let applied = run(
+        &fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            &account,
+            "--with-children",
+            "1",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let new_account = applied
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("created Account {account} -> ")))
+        .unwrap_or_else(|| panic!("a new account:\n{}", applied.stdout))
+        .trim()
+        .to_string();
+    assert_eq!(
+        names(new_account.clone()).await,
+        attached,
+        "its attachments"
+    );
+    assert_eq!(
+        linked_documents(new_account).await,
+        documents,
+        "every file it was linked to"
+    );
+}
+
+/// A deleted file, gone from the recycle bin, comes back whole from its document: every version
+/// in one new document, shared again with every record it was shared with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_file_comes_back_with_its_versions_and_links() {
+    use crate::common::org::admin;
+    use reqwest::Method;
+    use serde_json::json;
+    use std::collections::BTreeSet;
+    let sim = simulator_of(43, 600).await;
+    let accounts: Vec<String> = soql(&sim, "SELECT Id FROM Account LIMIT 2")
+        .await
+        .iter()
+        .filter_map(|a| a["Id"].as_str().map(str::to_string))
+        .collect();
+    let added = admin(
+        &sim,
+        Method::POST,
+        "files",
+        json!({"size": 300_000, "name": "contract.pdf", "parentId": accounts[0]}),
+    )
+    .await;
+    let document = added["contentDocumentId"]
+        .as_str()
+        .expect("a document")
+        .to_string();
+    admin(
+        &sim,
+        Method::POST,
+        &format!("files/{document}/versions"),
+        json!({}),
+    )
+    .await;
+    admin(
+        &sim,
+        Method::POST,
+        "records/ContentDocumentLink",
+        json!({"ContentDocumentId": document, "LinkedEntityId": accounts[1], "ShareType": "V", "Visibility": "AllUsers"}),
+    )
+    .await;
+    let versions_of = |document: String| {
+        let sim = &sim;
+        async move {
+            soql(
+                sim,
+                &format!(
+                    "SELECT Checksum FROM ContentVersion WHERE ContentDocumentId = '{document}' ORDER BY VersionNumber"
+                ),
+            )
+            .await
+            .iter()
+            .filter_map(|v| v["Checksum"].as_str().map(str::to_string))
+            .collect::<Vec<String>>()
+        }
+    };
+    let linked_to = |document: String| {
+        let sim = &sim;
+        async move {
+            soql(
+                sim,
+                &format!(
+                    "SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = '{document}'"
+                ),
+            )
+            .await
+            .iter()
+            .filter_map(|l| l["LinkedEntityId"].as_str().map(str::to_string))
+            .collect::<BTreeSet<String>>()
+        }
+    };
+    let versions = versions_of(document.clone()).await;
+    assert_eq!(versions.len(), 2);
+    let links = linked_to(document.clone()).await;
+    assert_eq!(links.len(), 3, "its owner and two accounts: {links:?}");
+
+    let fleet = fleet_with_acme(&sim).await;
+    assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
+    admin(
+        &sim,
+        Method::DELETE,
+        &format!("records/ContentDocument/{document}"),
+        json!({}),
+    )
+    .await;
+    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    assert!(versions_of(document.clone()).await.is_empty());
+
+    let applied = run(
+        &fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            &document,
+            "--with-children",
+            "1",
+            "--yes",
+        ],
+    )
+    .await;
+    let new_versions: Vec<&str> = applied
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("created ContentVersion "))
+        .collect();
+    assert_eq!(
+        new_versions.len(),
+        2,
+        "{}{}",
+        applied.stdout,
+        applied.stderr
+    );
+    let new_version = new_versions[0]
+        .split(" -> ")
+        .nth(1)
+        .expect("a new Id")
+        .trim();
+    let made = soql(
+        &sim,
+        &format!("SELECT ContentDocumentId FROM ContentVersion WHERE Id = '{new_version}'"),
+    )
+    .await;
+    let new_document = made[0]["ContentDocumentId"]
+        .as_str()
+        .expect("a document")
+        .to_string();
+    assert_eq!(
+        versions_of(new_document.clone()).await,
+        versions,
+        "one document, both versions:\n{}",
+        applied.stdout
+    );
+    assert_eq!(linked_to(new_document).await, links, "shared as it was");
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(!applied.stdout.contains("FAILED"), "{}", applied.stdout);
+    assert!(
+        applied
+            .stdout
+            .contains("the ContentVersion records restored with it make a new one"),
+        "{}",
+        applied.stdout
+    );
 }

@@ -217,6 +217,16 @@ pub(super) fn render_plan(plan: &RestorePlan, out: &mut String) {
             Step::Unchanged { .. } | Step::Skipped { .. } => {}
         }
     }
+    // Skips by their reason (a mode's, or an object a restore does not create), counted.
+    let mut skipped: std::collections::BTreeMap<&str, usize> = Default::default();
+    for step in &plan.steps {
+        if let Step::Skipped { why, .. } = step {
+            *skipped.entry(why.as_str()).or_default() += 1;
+        }
+    }
+    for (why, n) in &skipped {
+        let _ = writeln!(out, "\n- skip {n}: {why}");
+    }
     for (object, fields) in &plan.not_restorable {
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         let _ = writeln!(
@@ -248,7 +258,7 @@ pub(super) fn render_plan(plan: &RestorePlan, out: &mut String) {
     };
     let skipped = match plan.count("skipped") {
         0 => String::new(),
-        n => format!(", {n} skipped by --mode"),
+        n => format!(", {n} skipped"),
     };
     let _ = writeln!(
         out,

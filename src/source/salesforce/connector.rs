@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::client::SalesforceClient;
 use super::discovery::discover;
 use super::fetch::{FetchSettings, fetch, full_soql, org_count, select, url_encode};
+use super::links::{LINK_OBJECT, fetch_links};
 use super::{metadata, restore};
 use crate::snapshot::components::Component;
 use crate::source::{
@@ -19,11 +20,29 @@ use crate::source::{
 pub struct SalesforceConnector {
     client: SalesforceClient,
     settings: FetchSettings,
+    /// Documents a restore made anew for versions whose document was gone.
+    documents: std::sync::Mutex<MadeDocuments>,
+}
+
+/// Old document Id -> the new one made for its versions; and the pairs not yet handed to the
+/// restore engine.
+#[derive(Default)]
+struct MadeDocuments {
+    made: BTreeMap<String, String>,
+    unreported: Vec<(String, String)>,
 }
 
 impl SalesforceConnector {
     pub fn new(client: SalesforceClient, settings: FetchSettings) -> SalesforceConnector {
-        SalesforceConnector { client, settings }
+        SalesforceConnector {
+            client,
+            settings,
+            documents: Default::default(),
+        }
+    }
+
+    fn made_documents(&self) -> std::sync::MutexGuard<'_, MadeDocuments> {
+        self.documents.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn client(&self) -> &SalesforceClient {
@@ -42,17 +61,27 @@ impl SalesforceConnector {
         self.client.call(Method::GET, &path, None).await
     }
 
-    /// A version comes back as a new version of its document while the org has the document,
-    /// and as a new document (published on its record again) once the document is gone; a
-    /// version names one or the other, never both.
-    async fn place_version(&self, fields: &mut Map<String, Value>) -> Result<(), SourceError> {
+    /// A version comes back as a new version of its document while the org has the document
+    /// (or the one this restore made in its place), and as a new document (published on its
+    /// record again) once the document is gone; a version names one or the other, never both.
+    /// The gone document's Id when a new one is to be made.
+    async fn place_version(
+        &self,
+        fields: &mut Map<String, Value>,
+    ) -> Result<Option<String>, SourceError> {
         let Some(document) = fields
             .get("ContentDocumentId")
             .and_then(Value::as_str)
             .map(str::to_string)
         else {
-            return Ok(());
+            return Ok(None);
         };
+        let made = self.made_documents().made.get(&document).cloned();
+        if let Some(made) = made {
+            fields.insert("ContentDocumentId".into(), Value::String(made));
+            fields.remove("FirstPublishLocationId");
+            return Ok(None);
+        }
         let soql = format!(
             "SELECT Id FROM ContentDocument WHERE Id = '{}'",
             document.replace(['\\', '\''], "")
@@ -60,10 +89,77 @@ impl SalesforceConnector {
         let found = self.query(&soql).await?;
         if found["totalSize"].as_u64().unwrap_or(0) > 0 {
             fields.remove("FirstPublishLocationId");
+            Ok(None)
         } else {
             fields.remove("ContentDocumentId");
+            Ok(Some(document))
         }
-        Ok(())
+    }
+
+    /// Notes the document the org made for a version created in place of `gone`'s.
+    async fn note_made_document(&self, gone: String, version: &str) {
+        let soql = format!(
+            "SELECT ContentDocumentId FROM ContentVersion WHERE Id = '{}'",
+            version.replace(['\\', '\''], "")
+        );
+        // Without the answer the version still stands; links to the gone document then fail
+        // with the org's own error, each reported.
+        let Ok(found) = self.query(&soql).await else {
+            return;
+        };
+        if let Some(new) = found["records"][0]["ContentDocumentId"].as_str() {
+            let mut documents = self.made_documents();
+            documents.made.insert(gone.clone(), new.to_string());
+            documents.unreported.push((gone, new.to_string()));
+        }
+    }
+
+    /// A link the org already has stands for the one a restore would create again: its Id.
+    async fn existing_link(&self, fields: &Map<String, Value>) -> Option<String> {
+        let quoted = |name: &str| {
+            fields
+                .get(name)
+                .and_then(Value::as_str)
+                .map(|id| id.replace(['\\', '\''], ""))
+        };
+        let soql = format!(
+            "SELECT Id FROM {LINK_OBJECT} WHERE ContentDocumentId = '{}' AND LinkedEntityId = '{}'",
+            quoted("ContentDocumentId")?,
+            quoted("LinkedEntityId")?
+        );
+        let found = self.query(&soql).await.ok()?;
+        found["records"][0]["Id"].as_str().map(str::to_string)
+    }
+}
+
+/// The coverage entry for files the running user cannot see.
+pub const FILES_NOT_VISIBLE: &str = "not visible";
+
+/// Why some files may be out of the running user's sight, or None when it sees them all.
+/// Salesforce leaves files out of queries without an error when the user lacks "Query All
+/// Files"; the same permission lifts the filter ContentDocumentLink queries otherwise need,
+/// so one query of links without a filter tells (one call).
+async fn files_out_of_sight(
+    connector: &SalesforceConnector,
+) -> Result<Option<String>, SourceError> {
+    match connector
+        .query(&format!("SELECT Id FROM {LINK_OBJECT} LIMIT 1"))
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(SourceError::Api { status, message, .. })
+            if status == 400 && message.contains("requires a filter") =>
+        {
+            Ok(Some(
+                "the backup user lacks the Query All Files permission, so files it neither owns nor sees through a record (private files, libraries it is not a member of) are not listed to it and are not in the backup; give it Query All Files (which needs View All Data) to back up every file".into(),
+            ))
+        }
+        Err(SourceError::Api {
+            status, message, ..
+        }) if (400..500).contains(&status) && status != 401 => Ok(Some(format!(
+            "whether the backup user sees every file could not be told ({message}); without the Query All Files permission, files it cannot see are not in the backup"
+        ))),
+        Err(e) => Err(e),
     }
 }
 
@@ -107,6 +203,34 @@ impl Connector for SalesforceConnector {
         {
             plans.push(plan);
         }
+        let is_file_object =
+            |name: &str| matches!(name, "ContentVersion" | "ContentDocument" | LINK_OBJECT);
+        if plans.iter().any(|p| is_file_object(&p.name)) {
+            // What the file objects' rows cover is recorded: a backup after the permission is
+            // granted fetches them in full (files come into sight whatever their last change),
+            // and one after it is taken away keeps them as they were.
+            let out_of_sight = match files_out_of_sight(self).await {
+                // Nothing more is fetched this run: what the rows would cover is moot.
+                Err(
+                    SourceError::BudgetExhausted { .. } | SourceError::DailyLimitReached { .. },
+                ) => return Ok((plans, coverage)),
+                other => other?,
+            };
+            for plan in plans.iter_mut().filter(|p| is_file_object(&p.name)) {
+                plan.scope = Some(match out_of_sight {
+                    None => "every file".into(),
+                    Some(_) => "the files the backup user can see".into(),
+                });
+                plan.narrowed = out_of_sight.as_ref().map(|_| {
+                    "the backup user lacks Query All Files, so the org lists only the files it can see".into()
+                });
+            }
+            if let Some(why) = out_of_sight {
+                coverage
+                    .files_left_out
+                    .push((FILES_NOT_VISIBLE.to_string(), why));
+            }
+        }
         Ok((plans, coverage))
     }
 
@@ -130,6 +254,9 @@ impl Connector for SalesforceConnector {
             )
             .await;
         }
+        if object.name == LINK_OBJECT {
+            return fetch_links(&self.client, &self.settings, object, sink).await;
+        }
         let soql = match window {
             FetchWindow::Full => full_soql(object),
             FetchWindow::Changes { from_ms, to, .. } => format!(
@@ -151,7 +278,8 @@ impl Connector for SalesforceConnector {
 
     async fn count(&self, object: &ObjectPlan, at: &str) -> Result<Option<u64>, SourceError> {
         // Every metadata fetch lists all components: its deletions need no count to be found.
-        if object.name == METADATA_OBJECT {
+        // Neither are links, read in full by document (and not countable without a filter).
+        if object.name == METADATA_OBJECT || object.name == LINK_OBJECT {
             return Ok(None);
         }
         org_count(&self.client, &self.settings, object, at).await
@@ -197,9 +325,10 @@ impl Connector for SalesforceConnector {
         upload: &Upload,
     ) -> Result<WriteOutcome, SourceError> {
         let mut fields = fields.clone();
-        if object == "ContentVersion" {
-            self.place_version(&mut fields).await?;
-        }
+        let gone_document = match object {
+            "ContentVersion" => self.place_version(&mut fields).await?,
+            _ => None,
+        };
         let path = format!(
             "/services/data/v{}/sobjects/{}/",
             self.settings.api_version,
@@ -207,11 +336,16 @@ impl Connector for SalesforceConnector {
         );
         match self
             .client
-            .create_with_body(&path, &Value::Object(fields), upload)
+            .create_with_body(object, &path, &Value::Object(fields), upload)
             .await
         {
             Ok(answer) => Ok(match answer["id"].as_str() {
-                Some(id) => Ok(id.to_string()),
+                Some(id) => {
+                    if let Some(gone) = gone_document {
+                        self.note_made_document(gone, id).await;
+                    }
+                    Ok(id.to_string())
+                }
                 None => Err(format!("the org answered without an Id: {answer}")),
             }),
             // The org refused this record (a 4xx with its error): the others go on.
@@ -263,7 +397,30 @@ impl Connector for SalesforceConnector {
         &self,
         writes: &[RecordWrite],
     ) -> Result<Vec<WriteOutcome>, SourceError> {
-        restore::write(&self.client, &self.settings.api_version, writes).await
+        let mut outcomes = restore::write(&self.client, &self.settings.api_version, writes).await?;
+        for (write, outcome) in writes.iter().zip(outcomes.iter_mut()) {
+            if write.object == LINK_OBJECT
+                && write.id.is_none()
+                && outcome
+                    .as_ref()
+                    .is_err_and(|why| why.contains("DUPLICATE_VALUE"))
+                && let Some(id) = self.existing_link(&write.fields).await
+            {
+                *outcome = Ok(id);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn makes(&self, object: &str) -> Vec<String> {
+        match object {
+            "ContentVersion" => vec!["ContentDocument".to_string()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn take_made(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.made_documents().unreported)
     }
 
     fn write_batch(&self) -> usize {

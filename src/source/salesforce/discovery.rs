@@ -5,6 +5,7 @@
 use reqwest::Method;
 
 use super::client::SalesforceClient;
+use super::links::LINK_OBJECT;
 use crate::source::{BodyField, Coverage, Field, ObjectPlan, SourceError};
 use crate::text::glob::glob;
 
@@ -52,13 +53,6 @@ fn body_field(object: &str, field: &str) -> BodyField {
     }
 }
 
-/// Objects Salesforce lists only under a filter a backup of the whole object cannot give, with
-/// why they are left out.
-const NEEDS_A_FILTER: &[(&str, &str)] = &[(
-    "ContentDocumentLink",
-    "Salesforce lists links between files and records only by a document's or a record's Id; they are not backed up yet",
-)];
-
 pub async fn discover(
     client: &SalesforceClient,
     version: &str,
@@ -100,10 +94,6 @@ pub async fn discover(
             coverage
                 .skipped
                 .push((name, "not queryable through the API".into()));
-            continue;
-        }
-        if let Some((_, why)) = NEEDS_A_FILTER.iter().find(|(object, _)| *object == name) {
-            coverage.skipped.push((name, why.to_string()));
             continue;
         }
         let describe = client
@@ -162,13 +152,19 @@ pub async fn discover(
             }
         }
         schema_fields.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        let incremental = fields.iter().any(|f| f.name == "SystemModstamp");
+        // Links are listed by document, all of them each time: no window can find their changes.
+        let incremental = name != LINK_OBJECT && fields.iter().any(|f| f.name == "SystemModstamp");
+        let always_full = (name == LINK_OBJECT).then(|| {
+            "Salesforce lists links only by document, with no trace of a removed one".to_string()
+        });
         coverage.backed_up.push(name.clone());
         plans.push(ObjectPlan {
             schema: serde_json::json!({"name": name, "label": describe["label"], "custom": describe["custom"], "fields": schema_fields}),
             name,
             fields,
             incremental,
+            always_full,
+            narrowed: None,
             scope: None,
             bodies,
         });

@@ -190,6 +190,34 @@ pub(super) async fn fetch<S: RowSink>(
     }
 }
 
+/// Every record a SOQL query returns over REST `query` (live records only), page by page, into
+/// `into`: for queries neither Bulk nor queryAll takes (ContentDocumentLink's, by Id).
+pub(super) async fn query_pages<S: RowSink>(
+    client: &SalesforceClient,
+    options: &FetchSettings,
+    plan: &ObjectPlan,
+    soql: &str,
+    mut into: S,
+) -> Result<S, FetchError> {
+    let batch_header = format!("batchSize={}", options.batch_size);
+    let headers = [("Sforce-Query-Options", batch_header.as_str())];
+    let mut path = format!(
+        "/services/data/v{}/query?q={}",
+        options.api_version,
+        url_encode(soql)
+    );
+    loop {
+        let body = rest_page(client, &path, &headers).await?;
+        let head: PageHead = serde_json::from_slice(&body)
+            .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
+        push_records(&body, &plan.fields, None, &mut into)?;
+        match head.next_records_url.filter(|_| !head.done) {
+            Some(next) => path = next,
+            None => return Ok(into),
+        }
+    }
+}
+
 /// What a REST query page says besides its records (skipped unread here).
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,6 +10,7 @@ pub mod client;
 pub mod connector;
 pub mod discovery;
 pub mod fetch;
+pub mod links;
 pub mod metadata;
 pub mod rest_page;
 pub mod restore;

@@ -156,6 +156,8 @@ impl Connector for JsonFiles {
                 name: name.clone(),
                 fields,
                 incremental: true,
+                always_full: None,
+                narrowed: None,
                 scope: None,
                 bodies: Vec::new(),
             });

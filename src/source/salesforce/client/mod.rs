@@ -35,6 +35,8 @@ enum Payload<'a> {
     /// A record's fields as JSON and a file body, as `multipart/form-data`.
     Parts {
         boundary: &'a str,
+        /// The name of the fields' part (`entity_content`, `entity_document`).
+        entity: &'a str,
         json: &'a Value,
         upload: &'a crate::source::Upload,
     },
@@ -314,10 +316,11 @@ impl SalesforceClient {
                     )),
                 Payload::Parts {
                     boundary,
+                    entity,
                     json,
                     upload,
                 } => {
-                    let (length, body) = parts::multipart_body(boundary, json, upload);
+                    let (length, body) = parts::multipart_body(boundary, entity, json, upload);
                     request
                         .bearer_auth(&session.access_token)
                         .header(

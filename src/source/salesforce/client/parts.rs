@@ -9,9 +9,10 @@ use super::{Payload, SalesforceClient};
 use crate::source::SourceError;
 
 impl SalesforceClient {
-    /// Creates a record with a file body in one multipart call; the answer's JSON.
+    /// Creates a record of `object` with a file body in one multipart call; the answer's JSON.
     pub async fn create_with_body(
         &self,
+        object: &str,
         path: &str,
         json: &Value,
         upload: &crate::source::Upload,
@@ -26,6 +27,7 @@ impl SalesforceClient {
                 path,
                 Payload::Parts {
                     boundary: &boundary,
+                    entity: &entity_part(object),
                     json,
                     upload,
                 },
@@ -39,10 +41,20 @@ impl SalesforceClient {
     }
 }
 
-/// The request body of a multipart insert: the fields (`entity_content`), then the file in a
-/// part named by its field, streamed.
+/// The name of the fields' part as Salesforce documents it: `entity_content` for a
+/// ContentVersion, `entity_document` for a Document, and so on.
+fn entity_part(object: &str) -> String {
+    match object {
+        "ContentVersion" => "entity_content".to_string(),
+        other => format!("entity_{}", other.to_ascii_lowercase()),
+    }
+}
+
+/// The request body of a multipart insert: the fields (`entity`), then the file in a part
+/// named by its field, streamed.
 pub(super) fn multipart_body(
     boundary: &str,
+    entity: &str,
     json: &Value,
     upload: &crate::source::Upload,
 ) -> (u64, reqwest::Body) {
@@ -53,7 +65,7 @@ pub(super) fn multipart_body(
         .map(|c| if c == '"' || c.is_control() { '_' } else { c })
         .collect();
     let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"entity_content\"\r\nContent-Type: application/json\r\n\r\n{json}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{entity}\"\r\nContent-Type: application/json\r\n\r\n{json}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
         upload.field
     );
     let tail = format!("\r\n--{boundary}--\r\n");

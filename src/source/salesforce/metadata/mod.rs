@@ -84,6 +84,8 @@ pub async fn plan(
             })
             .collect(),
         incremental: true,
+        always_full: None,
+        narrowed: None,
         // A type newly chosen has components older than any window: a change of types is a
         // full pass.
         scope: Some(coverage.metadata_types.join(",")),
