@@ -542,6 +542,18 @@ async fn links_are_kept_whole_every_run(query_all_files: bool) {
     );
 }
 
+/// Grants or withdraws the backup user's "Query All Files", then lets an hour pass.
+async fn query_all_files(sim: &Simulator, on: bool) {
+    common::org::admin(
+        sim,
+        Method::PUT,
+        "permissions",
+        json!({"queryAllFiles": on}),
+    )
+    .await;
+    common::org::admin(sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+}
+
 /// Without "Query All Files" the org lists only the files the backup user can see, with no
 /// error: coverage says so, and once the permission is granted the next backup fetches the
 /// file objects in full and finds what was out of sight.
@@ -594,14 +606,7 @@ async fn files_out_of_the_users_sight_are_said_so_and_come_once_visible() {
     let held = bodies(&store, &first.manifest, "ContentVersion.VersionData");
     assert!(!held.contains_key(&private));
 
-    common::org::admin(
-        &sim,
-        Method::PUT,
-        "permissions",
-        json!({"queryAllFiles": true}),
-    )
-    .await;
-    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    query_all_files(&sim, true).await;
     let second = backup(
         &client,
         &store,
@@ -625,14 +630,7 @@ async fn files_out_of_the_users_sight_are_said_so_and_come_once_visible() {
 
     // The permission taken away again: the file is out of sight, not deleted, so the file
     // objects stay as the last backup had them and the run says why it is partial.
-    common::org::admin(
-        &sim,
-        Method::PUT,
-        "permissions",
-        json!({"queryAllFiles": false}),
-    )
-    .await;
-    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    query_all_files(&sim, false).await;
     let third = backup(
         &client,
         &store,

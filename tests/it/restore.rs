@@ -557,6 +557,39 @@ async fn export_files_writes_every_body_and_an_index() {
     }
 }
 
+/// Deletes a record and empties the recycle bin: it is gone for good, as after 15 days.
+async fn purge(sim: &cairn_sim::server::Simulator, object: &str, id: &str) {
+    use crate::common::org::admin;
+    use reqwest::Method;
+    use serde_json::json;
+    admin(
+        sim,
+        Method::DELETE,
+        &format!("records/{object}/{id}"),
+        json!({}),
+    )
+    .await;
+    admin(sim, Method::POST, "recycle-bin/empty", json!({})).await;
+}
+
+/// `cairn restore --id ID --with-children 1 --yes` for task acme.
+async fn restore_with_children(fleet: &Fleet, id: &str) -> crate::gitops::Ran {
+    run(
+        fleet,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            id,
+            "--with-children",
+            "1",
+            "--yes",
+        ],
+    )
+    .await
+}
+
 /// A deleted account, gone from the recycle bin, comes back with its files: its attachments
 /// created again with their bytes, and every file that was shared with it (not only the ones
 /// first published on it) linked to the new account.
@@ -629,30 +662,10 @@ async fn a_deleted_account_comes_back_with_its_files_and_links() {
 
     let fleet = fleet_with_acme(&sim).await;
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
-    admin(
-        &sim,
-        Method::DELETE,
-        &format!("records/Account/{account}"),
-        json!({}),
-    )
-    .await;
-    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    purge(&sim, "Account", &account).await;
     assert!(linked_documents(account.clone()).await.is_empty());
 
-    let applied = run(
-        &fleet,
-        &[
-            "restore",
-            "--task",
-            "acme",
-            "--id",
-            &account,
-            "--with-children",
-            "1",
-            "--yes",
-        ],
-    )
-    .await;
+    let applied = restore_with_children(&fleet, &account).await;
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
     let new_account = applied
         .stdout
@@ -749,30 +762,10 @@ async fn a_deleted_file_comes_back_with_its_versions_and_links() {
 
     let fleet = fleet_with_acme(&sim).await;
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
-    admin(
-        &sim,
-        Method::DELETE,
-        &format!("records/ContentDocument/{document}"),
-        json!({}),
-    )
-    .await;
-    admin(&sim, Method::POST, "recycle-bin/empty", json!({})).await;
+    purge(&sim, "ContentDocument", &document).await;
     assert!(versions_of(document.clone()).await.is_empty());
 
-    let applied = run(
-        &fleet,
-        &[
-            "restore",
-            "--task",
-            "acme",
-            "--id",
-            &document,
-            "--with-children",
-            "1",
-            "--yes",
-        ],
-    )
-    .await;
+    let applied = restore_with_children(&fleet, &document).await;
     let new_versions: Vec<&str> = applied
         .stdout
         .lines()
