@@ -53,16 +53,23 @@ pub enum FileSizes {
     #[default]
     Small,
     /// As a real org spreads them: most under a MB, some of tens of MB, one in a thousand of
-    /// hundreds of MB (about 0.8 MB a file on average).
+    /// hundreds of MB, and one in ten thousand files near Salesforce's 2 GB (about 1 MB a file
+    /// on average); never over what the object takes.
     Realistic,
 }
 
 const KB: u64 = 1024;
 const MB: u64 = 1024 * 1024;
 
-/// A body's size as files in an org are spread: most are small, a few are large.
-fn file_size(rng: &mut Rng, sizes: FileSizes) -> u64 {
-    match sizes {
+/// The largest body each kind of file takes: a ContentVersion up to 2 GB, an Attachment
+/// 25 MB, a Document 5 MB.
+const VERSION_MAX: u64 = 2048 * MB;
+const ATTACHMENT_MAX: u64 = 25 * MB;
+const DOCUMENT_MAX: u64 = 5 * MB;
+
+/// A body's size as files in an org are spread: most are small, a few are large; at most `max`.
+fn file_size(rng: &mut Rng, sizes: FileSizes, max: u64) -> u64 {
+    let size = match sizes {
         FileSizes::Small => match rng.below(100) {
             0..70 => 200 + rng.below(8 * KB),
             70..95 => 8 * KB + rng.below(120 * KB),
@@ -72,9 +79,13 @@ fn file_size(rng: &mut Rng, sizes: FileSizes) -> u64 {
             0..700 => KB + rng.below(63 * KB),
             700..950 => 64 * KB + rng.below(960 * KB),
             950..999 => MB + rng.below(15 * MB),
-            _ => 100 * MB + rng.below(200 * MB),
+            _ => match rng.below(10) {
+                0 => 1536 * MB + rng.below(511 * MB),
+                _ => 100 * MB + rng.below(200 * MB),
+            },
         },
-    }
+    };
+    size.min(max)
 }
 
 /// A later version of `base`: the same file with a few bytes inserted somewhere, as an edit
@@ -120,7 +131,7 @@ pub(crate) fn generate(
         // Each later version an edit of the one before.
         let mut bodies: Vec<Arc<Blob>> = vec![Arc::new(Blob::Generated {
             seed: rng.next_u64(),
-            len: file_size(rng, sizes),
+            len: file_size(rng, sizes, VERSION_MAX),
         })];
         while bodies.len() < versions {
             let before = bodies[bodies.len() - 1].clone();
@@ -181,7 +192,7 @@ pub(crate) fn generate(
         let (extension, _, mime) = KINDS[rng.below(KINDS.len() as u64) as usize];
         let body = Arc::new(Blob::Generated {
             seed: rng.next_u64(),
-            len: file_size(rng, sizes),
+            len: file_size(rng, sizes, ATTACHMENT_MAX),
         });
         let parent = parents[rng.below(parents.len() as u64) as usize].clone();
         let owner = users[rng.below(users.len() as u64) as usize].clone();
@@ -221,7 +232,7 @@ pub(crate) fn generate(
         let (extension, _, mime) = KINDS[rng.below(KINDS.len() as u64) as usize];
         let body = Arc::new(Blob::Generated {
             seed: rng.next_u64(),
-            len: file_size(rng, sizes),
+            len: file_size(rng, sizes, DOCUMENT_MAX),
         });
         let author = users[rng.below(users.len() as u64) as usize].clone();
         let folder = match rng.below(5) {
