@@ -9,6 +9,7 @@ use super::client::SalesforceClient;
 use super::discovery::discover;
 use super::fetch::{FetchSettings, fetch, full_soql, org_count, select, url_encode};
 use super::links::{LINK_OBJECT, fetch_links};
+use super::restore::is_id;
 use super::{metadata, restore};
 use crate::snapshot::components::Component;
 use crate::source::{
@@ -82,12 +83,14 @@ impl SalesforceConnector {
             fields.remove("FirstPublishLocationId");
             return Ok(None);
         }
-        let soql = format!(
-            "SELECT Id FROM ContentDocument WHERE Id = '{}'",
-            document.replace(['\\', '\''], "")
-        );
-        let found = self.query(&soql).await?;
-        if found["totalSize"].as_u64().unwrap_or(0) > 0 {
+        let found = match is_id(&document) {
+            true => {
+                let soql = format!("SELECT Id FROM ContentDocument WHERE Id = '{document}'");
+                self.query(&soql).await?["totalSize"].as_u64().unwrap_or(0) > 0
+            }
+            false => false,
+        };
+        if found {
             fields.remove("FirstPublishLocationId");
             Ok(None)
         } else {
@@ -98,12 +101,12 @@ impl SalesforceConnector {
 
     /// Notes the document the org made for a version created in place of `gone`'s.
     async fn note_made_document(&self, gone: String, version: &str) {
-        let soql = format!(
-            "SELECT ContentDocumentId FROM ContentVersion WHERE Id = '{}'",
-            version.replace(['\\', '\''], "")
-        );
         // Without the answer the version still stands; links to the gone document then fail
         // with the org's own error, each reported.
+        if !is_id(version) {
+            return;
+        }
+        let soql = format!("SELECT ContentDocumentId FROM ContentVersion WHERE Id = '{version}'");
         let Ok(found) = self.query(&soql).await else {
             return;
         };
@@ -120,7 +123,7 @@ impl SalesforceConnector {
             fields
                 .get(name)
                 .and_then(Value::as_str)
-                .map(|id| id.replace(['\\', '\''], ""))
+                .filter(|id| is_id(id))
         };
         let soql = format!(
             "SELECT Id FROM {LINK_OBJECT} WHERE ContentDocumentId = '{}' AND LinkedEntityId = '{}'",

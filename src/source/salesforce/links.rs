@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::client::SalesforceClient;
 use super::fetch::{FetchSettings, query_pages, select, url_encode};
+use super::restore::is_id;
 use crate::source::{FetchError, ObjectPlan, RowSink, SourceError};
 
 /// The object whose records are listed by document.
@@ -58,11 +59,9 @@ async fn document_ids(
         let page = client.call(Method::GET, &path, None).await?;
         for record in page["records"].as_array().into_iter().flatten() {
             match record["Id"].as_str() {
-                // An Id goes into the next query's text: anything but letters and digits would
-                // change its meaning.
-                Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                    ids.push(id.to_string())
-                }
+                // An Id goes into the next query's text: anything but an Id would change its
+                // meaning.
+                Some(id) if is_id(id) => ids.push(id.to_string()),
                 _ => {
                     return Err(SourceError::Network(format!(
                         "the org listed a document without a usable Id: {record}"

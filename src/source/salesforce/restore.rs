@@ -42,7 +42,7 @@ pub fn field_infos(document: &Value) -> BTreeMap<String, FieldInfo> {
 
 /// An Id as Salesforce writes them: 15 or 18 letters and digits. Anything else cannot be put
 /// into a SOQL literal.
-fn is_id(value: &str) -> bool {
+pub(super) fn is_id(value: &str) -> bool {
     (value.len() == 15 || value.len() == 18) && value.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
