@@ -18,6 +18,7 @@ pub mod manifest;
 pub(crate) mod notify;
 pub mod ops;
 pub(crate) mod plan;
+pub mod progress;
 pub mod project;
 pub(crate) mod reconcile;
 pub mod restore;

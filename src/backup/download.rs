@@ -45,6 +45,8 @@ pub(super) struct Download<'a, C> {
     pub seed: u64,
     pub object: &'a str,
     pub field: &'a str,
+    /// Told of the bytes as they arrive.
+    pub meter: &'a crate::progress::Meter,
 }
 
 impl<C: Connector> Download<'_, C> {
@@ -68,6 +70,7 @@ impl<C: Connector> Download<'_, C> {
             seed,
             object,
             field,
+            meter,
         } = *self;
         let failed = |error: SourceError| {
             let error = BackupError::Source(error);
@@ -87,6 +90,7 @@ impl<C: Connector> Download<'_, C> {
         let mut chunks = Vec::new();
         while let Some(piece) = pieces.next().await {
             let piece = piece.map_err(failed)?;
+            meter.add_bytes(piece.len() as u64);
             for chunk in cutter.push(&piece) {
                 chunks.push(seal(store, chunk).await?);
             }

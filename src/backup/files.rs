@@ -242,6 +242,12 @@ pub(super) async fn back_up_bodies<C: Connector>(
         };
         let previous = parent.and_then(|m| m.objects.get(&name)).cloned();
         let full = run.full || previous.is_none() || backup.full_because.contains_key(&name);
+        let step = backup.progress.start(
+            &backup.task,
+            &name,
+            crate::progress::Unit::Files,
+            if full { "every file" } else { "changed files" },
+        );
         let mut pass = Pass {
             connector,
             store,
@@ -254,8 +260,12 @@ pub(super) async fn back_up_bodies<C: Connector>(
             sink: SegmentSink::new(store, &name),
             counts: Counts::default(),
             left_out: Default::default(),
+            meter: step.meter().clone(),
         };
         if full {
+            if let Some(total) = records.records {
+                pass.meter.expect(total);
+            }
             let mut batch = Vec::new();
             for record in ObjectReader::new(store, &plan.name, &records) {
                 let (id, json) = record?;
@@ -273,6 +283,7 @@ pub(super) async fn back_up_bodies<C: Connector>(
                 parent.and_then(|m| m.objects.get(&plan.name)),
                 previous.as_ref(),
             )?;
+            pass.meter.expect(candidates.len() as u64);
             for batch in candidates.chunks(BATCH) {
                 pass.run_batch(batch.to_vec(), &allowance, false).await?;
             }
@@ -305,6 +316,16 @@ pub(super) async fn back_up_bodies<C: Connector>(
                 (before + counts.waiting).saturating_sub(counts.resolved),
             );
         }
+        step.finish(&match (counts.downloaded, counts.unchanged) {
+            (0, 0) => "no change".to_string(),
+            (0, unchanged) => format!("{} unchanged", super::plural(unchanged, "file")),
+            (downloaded, unchanged) => format!(
+                "{} downloaded ({}), {} unchanged",
+                super::plural(downloaded, "file"),
+                crate::text::size(counts.downloaded_bytes),
+                crate::text::count(unchanged)
+            ),
+        });
         report.downloaded += counts.downloaded;
         report.downloaded_bytes += counts.downloaded_bytes;
         report.unchanged += counts.unchanged;
@@ -406,6 +427,8 @@ struct Pass<'a, C> {
     counts: Counts,
     /// Bodies left out this run, by reason.
     left_out: std::collections::BTreeMap<String, u64>,
+    /// Counts the records looked at and the bytes downloaded, for whoever watches.
+    meter: crate::progress::Meter,
 }
 
 impl<C: Connector> Pass<'_, C> {
@@ -436,6 +459,7 @@ impl<C: Connector> Pass<'_, C> {
         allowance: &Allowance,
         full: bool,
     ) -> Result<(), BackupError> {
+        let looked_at = batch.len() as u64;
         let mut decisions = Vec::with_capacity(batch.len());
         // Whether each decision's row is new to the body object, in the decisions' order.
         let mut new_rows = Vec::with_capacity(batch.len());
@@ -493,6 +517,7 @@ impl<C: Connector> Pass<'_, C> {
                     seed: self.seed,
                     object: self.plan.name.as_str(),
                     field: self.body.field.as_str(),
+                    meter: &self.meter,
                 };
                 async move {
                     let described = match decision {
@@ -542,6 +567,7 @@ impl<C: Connector> Pass<'_, C> {
                 }
             }
         }
+        self.meter.add(looked_at);
         Ok(())
     }
 

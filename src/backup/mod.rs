@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::progress::{Meter, Reporter, Running, Unit};
 use crate::snapshot::base::BaseWriter;
 use crate::snapshot::delta::DeltaWriter;
 use crate::snapshot::reader::ObjectReader;
@@ -59,6 +60,8 @@ pub struct BackupOptions {
     /// Chunks of the parent's file bodies that are damaged or missing: the bodies naming them
     /// are downloaded again (their body objects are in `full_because`).
     pub damaged_chunks: BTreeSet<String>,
+    /// Told of each object's fetch and file pass as they go.
+    pub progress: Reporter,
 }
 
 /// The file bodies a backup keeps.
@@ -98,6 +101,7 @@ impl BackupOptions {
             full_because: std::collections::BTreeMap::new(),
             files: None,
             damaged_chunks: BTreeSet::new(),
+            progress: Reporter::default(),
         }
     }
 }
@@ -176,6 +180,8 @@ impl BackupError {
 /// Where an object's fetched rows go, and what the source said of the rest.
 struct Fetched {
     into: Writing,
+    /// Counts the rows for whoever watches.
+    meter: Meter,
     /// Every Id the source lists now, when it lists rather than reports deletions.
     listed: Option<BTreeSet<String>>,
     /// Rows the source could not give in full, and why.
@@ -190,9 +196,10 @@ enum Writing {
 }
 
 impl Fetched {
-    fn new(into: Writing) -> Fetched {
+    fn new(into: Writing, meter: Meter) -> Fetched {
         Fetched {
             into,
+            meter,
             listed: None,
             left_out: Vec::new(),
         }
@@ -201,6 +208,7 @@ impl Fetched {
 
 impl RowSink for Fetched {
     fn push(&mut self, row: Row) -> Result<(), StoreError> {
+        self.meter.add(1);
         match &mut self.into {
             Writing::Full(full) => full.push(row),
             Writing::Changes(delta) => delta.push(row),
@@ -213,6 +221,10 @@ impl RowSink for Fetched {
 
     fn left_out(&mut self, what: String, why: String) {
         self.left_out.push((what, why));
+    }
+
+    fn expect(&mut self, total: u64) {
+        self.meter.expect(total);
     }
 }
 
@@ -304,6 +316,38 @@ fn write_incremental(
         records: writer.records(&plan.name),
     };
     Ok((run, delta.recent))
+}
+
+/// Ends an object's step with what its run did, in a few words.
+fn finish_step(step: Running, run: &ObjectRun) {
+    use crate::text::count;
+    let summary = match (run.full, run.records) {
+        (true, Some(records)) if records == run.fetched => {
+            format!("full, {}", plural(records, "record"))
+        }
+        (true, Some(records)) => format!(
+            "full, {} fetched, {} live",
+            plural(run.fetched, "record"),
+            count(records)
+        ),
+        (true, None) => format!("full, {} fetched", plural(run.fetched, "record")),
+        (false, _) if run.added + run.modified + run.deleted == 0 => "no change".to_string(),
+        (false, _) => format!(
+            "{} added, {} modified, {} deleted",
+            count(run.added),
+            count(run.modified),
+            count(run.deleted)
+        ),
+    };
+    step.finish(&summary);
+}
+
+/// `1 record`, `12,000 records`.
+pub(crate) fn plural(n: u64, word: &str) -> String {
+    match n {
+        1 => format!("1 {word}"),
+        n => format!("{} {word}s", crate::text::count(n)),
+    }
 }
 
 /// Why the org's count disagrees with the store's, if it does.
@@ -404,24 +448,50 @@ pub async fn backup<C: Connector>(
             plan_job(plan, previous, snapshot_until, now, now_ms, options)
         })
         .collect();
+    let full = jobs.iter().filter(|j| j.full_reason.is_some()).count();
+    options.progress.detail(
+        &options.task,
+        &format!(
+            "{} objects to back up: {full} in full, {} incrementally{}",
+            jobs.len(),
+            jobs.len() - full,
+            match held_back.len() {
+                0 => String::new(),
+                n => format!(", {n} kept as the last snapshot has them"),
+            }
+        ),
+    );
     // What the next incremental will fetch again: versions stamped in its overlap.
     let recent_from = now_ms - WINDOW_OVERLAP_MS;
     let mut fetches = futures_util::stream::iter(jobs.iter().map(|job| {
-        let into = Fetched::new(match job.full_reason {
-            Some(_) => Writing::Full(Box::new(FullFetch::new(
-                store,
-                job.plan,
-                options,
-                recent_from,
-            ))),
-            None => Writing::Changes(Box::new(DeltaWriter::new(
-                store,
-                &job.plan.name,
-                parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
-                recent_from,
-                options.sort_memory,
-            ))),
-        });
+        let step = options.progress.start(
+            &options.task,
+            &job.plan.name,
+            Unit::Records,
+            match &job.full_reason {
+                Some(reason) => format!("full: {reason}"),
+                None => "incremental".to_string(),
+            },
+        );
+        let meter = step.meter().clone();
+        let into = Fetched::new(
+            match job.full_reason {
+                Some(_) => Writing::Full(Box::new(FullFetch::new(
+                    store,
+                    job.plan,
+                    options,
+                    recent_from,
+                ))),
+                None => Writing::Changes(Box::new(DeltaWriter::new(
+                    store,
+                    &job.plan.name,
+                    parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
+                    recent_from,
+                    options.sort_memory,
+                ))),
+            },
+            meter,
+        );
         // An incremental's count check is asked alongside its fetch: the org counts while
         // the rows arrive.
         let count = job.full_reason.is_none() && options.count_check;
@@ -432,7 +502,9 @@ pub async fn backup<C: Connector>(
                     false => None,
                 }
             };
-            tokio::join!(connector.fetch(job.plan, &job.window, into), counted)
+            let (fetched, counted) =
+                tokio::join!(connector.fetch(job.plan, &job.window, into), counted);
+            (fetched, counted, step)
         }
     }))
     .buffered(options.concurrency.max(1));
@@ -440,7 +512,7 @@ pub async fn backup<C: Connector>(
     let mut components_left_out = Vec::new();
     let mut out_of_budget: Option<String> = None;
     let mut next_job = jobs.iter();
-    while let Some((result, counted)) = fetches.next().await {
+    while let Some((result, counted, step)) = fetches.next().await {
         let Some(job) = next_job.next() else { break };
         let name = &job.plan.name;
         let fetched = match result {
@@ -450,6 +522,7 @@ pub async fn backup<C: Connector>(
                 match budget_reason(&e, name) {
                     Some(reason) => {
                         out_of_budget.get_or_insert(reason);
+                        step.finish("left for the next run: the API budget ran out");
                         continue;
                     }
                     None => return Err(e),
@@ -460,6 +533,7 @@ pub async fn backup<C: Connector>(
             into,
             listed,
             left_out,
+            ..
         } = fetched;
         components_left_out.extend(left_out);
         let (mut run, mut recent) = match into {
@@ -480,12 +554,15 @@ pub async fn backup<C: Connector>(
             let checked = match counted.map(|org| count_mismatch(org, run.records)) {
                 Ok(None) => Ok(None),
                 Ok(Some(reason)) => {
-                    let into = Fetched::new(Writing::Full(Box::new(FullFetch::new(
-                        store,
-                        job.plan,
-                        options,
-                        recent_from,
-                    ))));
+                    let into = Fetched::new(
+                        Writing::Full(Box::new(FullFetch::new(
+                            store,
+                            job.plan,
+                            options,
+                            recent_from,
+                        ))),
+                        step.meter().clone(),
+                    );
                     match connector.fetch(job.plan, &FetchWindow::Full, into).await {
                         Ok(Fetched {
                             into: Writing::Full(full),
@@ -523,6 +600,7 @@ pub async fn backup<C: Connector>(
         )?;
         writer.mark_synced(name, now, run.full);
         writer.set_recent(name, recent.finish().as_ref())?;
+        finish_step(step, &run);
         runs.push(run);
     }
     drop(fetches);

@@ -21,8 +21,21 @@ pub use super::groups::{
 pub struct Cli {
     #[command(flatten)]
     pub project: ProjectArgs,
+    #[command(flatten)]
+    pub talk: Talk,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How much a command says on stderr while it works.
+#[derive(Debug, Args)]
+pub struct Talk {
+    /// Say nothing while working: no progress, only the outcome and errors.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Say more while working: a line as each object ends, and why it is fetched as it is.
+    #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
 }
 
 /// Where the config repository is, for every subcommand that reads one.

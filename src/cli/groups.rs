@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// Milliseconds a Bulk API 2.0 query job takes to complete.
     #[arg(long, default_value_t = 0)]
     pub bulk_delay_ms: u64,
+    /// Milliseconds every answer takes beyond its work, as a distant org's do (100 to 300
+    /// from a CI runner).
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
     /// The org's daily API request allocation.
     #[arg(long, default_value_t = 100_000)]
     pub api_limit: u64,

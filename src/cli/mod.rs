@@ -4,6 +4,7 @@
 
 pub mod args;
 mod groups;
+mod progress;
 mod signals;
 mod terminal;
 
@@ -121,14 +122,22 @@ fn parse_at(at: Option<&str>) -> Result<Option<i64>, Error> {
 /// Carries out the command; what it prints goes to stdout, and the error (if any) is the
 /// caller's to show.
 pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
-    let Cli { project, command } = cli;
+    let Cli {
+        project,
+        talk,
+        command,
+    } = cli;
+    let progress =
+        |json: bool| progress::reporter(progress::Style::choose(talk.quiet, json), talk.verbose);
     let env = &process_env;
     let no_dir = || LegacyDir { dir: None };
     match command {
         Command::Demo(args) => {
+            let (progress, _sampling) = progress(false);
             let options = DemoOptions {
                 records: args.records,
                 keep: args.keep,
+                progress,
             };
             let mut stdout = std::io::stdout();
             runtime()?.block_on(demo(&options, &mut stdout))?;
@@ -216,7 +225,9 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(plan.exit_status())
         }
         Command::Apply(args) => {
+            let (progress, sampling) = progress(args.output.format == OutputFormat::Json);
             let options = ApplyOptions {
+                progress,
                 allow_dirty: args.allow_dirty,
                 wait: args.wait.wait,
                 interrupt: interrupt.clone(),
@@ -227,8 +238,10 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 at: parse_at(args.at.as_deref())?,
                 fail_on_alert: args.fail_on_alert,
             };
-            let outcome = runtime()?.block_on(apply(&options, env))?;
-            Ok(show(&outcome, args.output.format))
+            let outcome = runtime()?.block_on(apply(&options, env));
+            // The bars are gone before the outcome is printed.
+            drop(sampling);
+            Ok(show(&outcome?, args.output.format))
         }
         Command::Status(args) => {
             let options = StatusOptions {
@@ -510,6 +523,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 extra_metadata: args.extra_metadata,
                 sandbox: args.sandbox,
                 bulk_delay_ms: args.bulk_delay_ms,
+                latency_ms: args.latency_ms,
                 api_limit: args.api_limit,
                 jwt_certificate: args.jwt_cert,
                 tls: args.tls,

@@ -25,6 +25,8 @@ pub struct DemoOptions {
     pub records: usize,
     /// Keep the config repository and store here (must not exist yet, or be empty).
     pub keep: Option<PathBuf>,
+    /// Told of the backups' progress.
+    pub progress: crate::progress::Reporter,
 }
 
 const PASSPHRASE: &str = "demo passphrase: not for real data";
@@ -216,6 +218,7 @@ pub async fn demo(
         fail_on_alert: false,
         wait: std::time::Duration::ZERO,
         interrupt: Default::default(),
+        progress: options.progress.clone(),
     };
     stage(out, 3, "cairn apply: the first, full backup");
     let first = apply(&apply_options, &env).await?;

@@ -12,6 +12,7 @@ pub struct ServeOptions {
     pub extra_metadata: usize,
     pub sandbox: bool,
     pub bulk_delay_ms: u64,
+    pub latency_ms: u64,
     pub api_limit: u64,
     /// The connected app's certificate (PEM), which JWT assertions are verified against.
     pub jwt_certificate: Option<std::path::PathBuf>,
@@ -88,6 +89,7 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
                 ..OrgOptions::default()
             },
             bulk_delay_ms: options.bulk_delay_ms,
+            latency_ms: options.latency_ms,
         },
         options.port,
     )

@@ -62,6 +62,7 @@ pub(super) async fn run_backup(
     status: &mut TaskStatus,
 ) -> Result<BackupRun, TaskFailure> {
     let now = context.now.clone();
+    context.progress.task_started(&task.id);
     let connector = connect::connector(task, context.env)?;
     let word = connector.account_word();
     match connector.check_connection().await {
@@ -88,6 +89,9 @@ pub(super) async fn run_backup(
                 status.set_condition("Connected", false, "WrongOrg", &failure.to_string(), &now);
                 return Err(failure);
             }
+            context
+                .progress
+                .detail(&task.id, &format!("connected to the {word} {org_id}"));
             status.org_id = Some(org_id);
             status.set_condition("Connected", true, "Connected", "", &now);
         }
@@ -182,6 +186,7 @@ pub(super) async fn run_backup(
     let options = crate::backup::BackupOptions {
         full_because: refetch,
         damaged_chunks,
+        progress: context.progress.clone(),
         ..connect::backup_options(task)
     };
     let outcome = backup(
@@ -420,6 +425,20 @@ pub(super) fn summarise(
     } else {
         None
     };
+    let step = context.progress.start(
+        &task.id,
+        if index.is_some() {
+            "changes and search index"
+        } else {
+            "changes"
+        },
+        crate::progress::Unit::Indexed,
+        match parent {
+            Some(_) => "compared with the last snapshot",
+            None => "the first snapshot",
+        },
+    );
+    let meter = step.meter().clone();
     let mut indexing = index.as_ref().map(|(index, writer)| {
         index::Indexing::new(
             context.store,
@@ -436,6 +455,7 @@ pub(super) fn summarise(
             None,
             false,
             &mut |c| {
+                meter.add(1);
                 if let Some(indexing) = indexing.as_mut() {
                     indexing.change(&c);
                 }
@@ -453,6 +473,7 @@ pub(super) fn summarise(
         if let Some(indexing) = &indexing {
             for (object, entry) in &outcome.manifest.objects {
                 indexing.whole_object(object, entry)?;
+                meter.add(entry.records.unwrap_or(entry.base_records));
             }
         }
         // The first snapshot: everything is new; no need to read it back.
@@ -481,6 +502,13 @@ pub(super) fn summarise(
     if let Some((index, writer)) = index {
         index.save(context.store, &task.id, writer)?;
     }
+    step.finish(&crate::backup::plural(
+        stats
+            .values()
+            .map(|s| s.added + s.modified + s.deleted)
+            .sum(),
+        "changed record",
+    ));
     let alerts = crate::diff::summary::alerts(&task.alerts, &stats, &components);
     let text = crate::diff::summary::render(&crate::diff::summary::Summary {
         title: &task.name,

@@ -57,6 +57,8 @@ pub struct ApplyOptions {
     pub wait: std::time::Duration,
     /// Set by Ctrl-C or SIGTERM: the running backup stops and is recorded as interrupted.
     pub interrupt: Interrupt,
+    /// Told of each task's objects, file bodies and search index as they go.
+    pub progress: crate::progress::Reporter,
 }
 
 /// A run's context: what every task shares.
@@ -70,6 +72,7 @@ struct Context<'a> {
     env: Env<'a>,
     wait: std::time::Duration,
     interrupt: &'a Interrupt,
+    progress: &'a crate::progress::Reporter,
     /// The run's shared lock on the store, taken by the first task that works: held from
     /// before any parent is read until the state naming the new data is pushed, so a prune or
     /// forget never removes what this run builds on or has just written.
@@ -161,6 +164,7 @@ pub(crate) async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyO
         env,
         wait: options.wait,
         interrupt: &options.interrupt,
+        progress: &options.progress,
         store_lock: std::sync::OnceLock::new(),
     };
     let mut changes = Vec::new();

@@ -110,6 +110,12 @@ pub trait RowSink: Send + 'static {
     fn left_out(&mut self, what: String, why: String) {
         let _ = (what, why);
     }
+
+    /// How many rows the source says are coming, once it says (for progress only: the
+    /// rows that arrive are what counts).
+    fn expect(&mut self, total: u64) {
+        let _ = total;
+    }
 }
 
 /// A fetch that failed: at the source, or writing what it had fetched.

@@ -33,6 +33,19 @@ pub fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A count as people read it: `1,440`, `300,000`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// The text with every control character (C0, DEL, C1) written as `\u{1b}`.
 pub fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
@@ -51,6 +64,15 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_group_their_thousands() {
+        assert_eq!(super::count(0), "0");
+        assert_eq!(super::count(999), "999");
+        assert_eq!(super::count(1440), "1,440");
+        assert_eq!(super::count(300_000), "300,000");
+        assert_eq!(super::count(12_345_678), "12,345,678");
+    }
+
     #[test]
     fn sizes_read_in_the_largest_unit_under_1024() {
         assert_eq!(super::size(0), "0 bytes");

@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may import from its own layer and every layer below it.
 const LAYERS: &[&[&str]] = &[
-    &["time", "text", "git_process", "templates", "exit"],
+    &[
+        "time",
+        "text",
+        "git_process",
+        "templates",
+        "exit",
+        "progress",
+    ],
     &["store"],
     &["snapshot"],
     &["search", "source"],

@@ -25,6 +25,7 @@ mod fuzz;
 mod gitops;
 mod jsonfile;
 mod metadata;
+mod progress;
 mod restore;
 mod schema;
 mod store;

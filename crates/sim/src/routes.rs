@@ -237,12 +237,15 @@ fn ingest_routes() -> Router<Arc<State>> {
 
 /// Every response carries the org's own time in `Date`, as Salesforce's do: clients bound
 /// their windows by it, and a simulated clock (fixed, moved by tests) must be the one they
-/// see, not the machine's.
+/// see, not the machine's. Answers take `latency_ms` longer, as a distant org's do.
 async fn server_date(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if state.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(state.latency_ms)).await;
+    }
     let now = state.org.read().map(|org| org.clock.now()).ok();
     let mut response = next.run(request).await;
     if let Some(date) = now

@@ -41,6 +41,9 @@ pub struct SimOptions {
     pub tls: bool,
     /// How long a Bulk API 2.0 query job takes to complete, in milliseconds.
     pub bulk_delay_ms: u64,
+    /// How long every answer takes beyond the work, in milliseconds: a real org's round trip
+    /// from a CI runner is 100 to 300.
+    pub latency_ms: u64,
 }
 
 pub struct Session {
@@ -100,6 +103,7 @@ pub struct State {
     pub client_secret: String,
     pub base_url: RwLock<String>,
     pub bulk_delay_ms: u64,
+    pub latency_ms: u64,
     /// Marks the requests a composite call makes of the org's own routes (the
     /// [`SUBREQUEST_HEADER`]): they are part of that one call, not calls of their own. Random
     /// per process, so no client can claim it.
@@ -363,6 +367,7 @@ impl Simulator {
                 if options.tls { "https" } else { "http" }
             )),
             bulk_delay_ms: options.bulk_delay_ms,
+            latency_ms: options.latency_ms,
             subrequest_key: {
                 use std::hash::{BuildHasher, Hasher};
                 let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();

@@ -144,7 +144,10 @@ pub(super) async fn fetch<S: RowSink>(
             .map_err(|e| SourceError::Network(format!("unreadable query page: {e}")))?;
         if first && head.total_size > options.bulk_threshold {
             match bulk_job(client, &options.api_version, soql).await? {
-                Some(id) => {
+                Some((id, processed)) => {
+                    if let Some(total) = processed {
+                        into.expect(total);
+                    }
                     return bulk_results(client, &options.api_version, &id, plan, since_ms, into)
                         .await;
                 }
@@ -161,6 +164,9 @@ pub(super) async fn fetch<S: RowSink>(
                     continue;
                 }
             }
+        }
+        if first {
+            into.expect(head.total_size);
         }
         first = false;
         let next = head.next_records_url.filter(|_| !head.done);
@@ -271,13 +277,14 @@ fn push_records<S: RowSink>(
 /// second failure says Bulk is not working for this query today.
 const BULK_JOB_ATTEMPTS: u32 = 2;
 
-/// A Bulk API 2.0 queryAll job run to completion: its id, or None when every attempt ended
-/// Failed or Aborted (the caller reads the records over REST then).
+/// A Bulk API 2.0 queryAll job run to completion: its id and the records it says it found,
+/// or None when every attempt ended Failed or Aborted (the caller reads the records over REST
+/// then).
 async fn bulk_job(
     client: &SalesforceClient,
     version: &str,
     soql: &str,
-) -> Result<Option<String>, FetchError> {
+) -> Result<Option<(String, Option<u64>)>, FetchError> {
     let jobs = format!("/services/data/v{version}/jobs/query");
     let request = serde_json::json!({"operation": "queryAll", "query": soql, "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"});
     'attempts: for _ in 0..BULK_JOB_ATTEMPTS {
@@ -292,7 +299,9 @@ async fn bulk_job(
                 .call(Method::GET, &format!("{jobs}/{id}"), None)
                 .await?;
             match info["state"].as_str().unwrap_or_default() {
-                "JobComplete" => return Ok(Some(id)),
+                "JobComplete" => {
+                    return Ok(Some((id, info["numberRecordsProcessed"].as_u64())));
+                }
                 "Failed" | "Aborted" => continue 'attempts,
                 _ => {
                     tokio::time::sleep(wait).await;
