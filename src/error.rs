@@ -13,7 +13,7 @@ pub enum Error {
     #[error("{} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
     #[error("{} is not inside a git repository", path.display())]
-    NotAGitRepository { path: PathBuf },
+    NotAGitRepository { path: PathBuf, needs: GitNeed },
     #[error("revision `{rev}` does not exist in the git repository of {}", path.display())]
     RevisionNotFound { rev: String, path: PathBuf },
     #[error("the config directory `{}` does not exist at revision `{rev}`", path.display())]
@@ -72,6 +72,17 @@ pub enum Error {
     Restore(#[from] crate::restore::RestoreError),
 }
 
+/// What a command needed git for, when the directory is not in a git repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitNeed {
+    /// `--rev`: manifests as committed.
+    Revision,
+    /// `plan`'s base revision.
+    Base,
+    /// The state branch (apply, status, diff, ...).
+    State,
+}
+
 impl Error {
     /// What the user can do about it.
     pub fn guidance(&self) -> String {
@@ -82,9 +93,12 @@ impl Error {
             Error::NotADirectory { .. } => {
                 "pass the directory that holds cairn.yaml, not a file in it".to_string()
             }
-            Error::NotAGitRepository { .. } => {
-                "--rev reads manifests from git history; run it inside a git repository, or drop --rev to read the files on disk".to_string()
+            Error::NotAGitRepository { needs, .. } => match needs {
+                GitNeed::Revision => "--rev reads manifests from git history; run it inside a git repository, or drop --rev to read the files on disk",
+                GitNeed::Base => "plan compares the manifests with a base revision in git; run it in the config repository's git clone (a new one: `git init`, then `git add -A && git commit`)",
+                GitNeed::State => "cairn records each task's state on a branch of the config repository; run it in the repository's git clone (a new one: `git init`, then `git add -A && git commit`)",
             }
+            .to_string(),
             Error::RevisionNotFound { .. } => {
                 "give a branch, tag or commit that exists (see `git log --oneline`); in a shallow CI clone, fetch more history first".to_string()
             }

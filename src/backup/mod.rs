@@ -156,6 +156,10 @@ pub enum BackupError {
         if *expected_sandbox { "a production org (Organization.IsSandbox is false)" } else { "a sandbox (Organization.IsSandbox is true)" }
     )]
     WrongEnvironment { expected_sandbox: bool },
+    /// The budget ran out before any object was backed up: no snapshot is written (one would
+    /// only repeat the last), and the last one stands.
+    #[error("{reason}")]
+    NothingBackedUp { reason: String },
 }
 
 impl From<FetchError> for BackupError {
@@ -173,6 +177,7 @@ impl BackupError {
             BackupError::Source(e) => e.guidance(),
             BackupError::Store(e) => e.guidance(),
             BackupError::WrongEnvironment { .. } => "point the credentials (and loginUrl) at the org the task is for; an org of the other kind needs a task of its own".into(),
+            BackupError::NothingBackedUp { .. } => "the last snapshot stands; the next run starts where this one could not, once the org's usage is below the ceiling (it counts over the last 24 hours); raise source.apiUsageLimitPercent to allow more".into(),
         }
     }
 }
@@ -604,6 +609,11 @@ pub async fn backup<C: Connector>(
         runs.push(run);
     }
     drop(fetches);
+    if let (true, false, Some(reason)) = (runs.is_empty(), jobs.is_empty(), &out_of_budget) {
+        return Err(BackupError::NothingBackedUp {
+            reason: reason.clone(),
+        });
+    }
     let mut coverage = coverage;
     // Bodies after every record: a large library never holds up the data backup.
     // With the budget spent, no body can be fetched: the records' bodies are written waiting,

@@ -181,7 +181,7 @@ pub async fn login(
         .form(&form)
         .send()
         .await
-        .map_err(|e| Error::Source(SourceError::Network(e.to_string())))?;
+        .map_err(|e| Error::Source(SourceError::Network(crate::text::error_chain(&e))))?;
     let status = response.status();
     let body: Value = response.json().await.map_err(|e| {
         Error::Source(SourceError::Network(format!(
@@ -215,7 +215,7 @@ pub async fn login(
         .bearer_auth(&access)
         .send()
         .await
-        .map_err(|e| Error::Source(SourceError::Network(e.to_string())))?
+        .map_err(|e| Error::Source(SourceError::Network(crate::text::error_chain(&e))))?
         .json()
         .await
         .map_err(|e| Error::Source(SourceError::Network(format!("unreadable userinfo: {e}"))))?;

@@ -47,10 +47,19 @@ pub fn diff(options: &DiffOptions, env: Env<'_>) -> Result<String, Error> {
         &task.status.snapshots,
         options.from.as_deref().unwrap_or("latest~1"),
     )?;
-    let to = resolve(
-        &task.status.snapshots,
-        options.to.as_deref().unwrap_or("latest"),
-    )?;
+    let to_spec = options.to.as_deref().unwrap_or("latest");
+    let to = resolve(&task.status.snapshots, to_spec)?;
+    if from.id == to.id {
+        return Err(super::snapshot_access::usage(
+            format!(
+                "{} and {to_spec} are the same snapshot, {} ({}): there is nothing to compare",
+                options.from.as_deref().unwrap_or("latest~1"),
+                super::snapshot_access::short_id(&from.id),
+                from.time
+            ),
+            "a date names the newest snapshot taken on or before it; give an earlier date, latest~N or an id for the older end (`cairn snapshots` lists them)",
+        ));
+    }
     let store = project.store()?;
     let older = load_manifest(store, &from.id)?;
     let newer = load_manifest(store, &to.id)?;

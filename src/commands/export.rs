@@ -140,7 +140,7 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
             ),
         ));
     }
-    std::fs::create_dir_all(&options.out).map_err(io(&options.out))?;
+    private_dirs(&options.out).map_err(io(&options.out))?;
     if options.format == ExportFormat::Metadata {
         return export_metadata(store, &manifest, options, snapshot);
     }
@@ -166,7 +166,7 @@ pub fn export(options: &ExportOptions, env: Env<'_>) -> Result<ExportOutcome, Er
             ExportFormat::Jsonl | ExportFormat::Metadata | ExportFormat::Files => "jsonl",
         };
         let path = options.out.join(format!("{object}.{extension}"));
-        let file = File::create(&path).map_err(io(&path))?;
+        let file = private_file(&path).map_err(io(&path))?;
         let mut count = 0u64;
         match options.format {
             ExportFormat::Jsonl | ExportFormat::Metadata | ExportFormat::Files => {
@@ -257,7 +257,7 @@ fn export_files(
         ));
     }
     let index_path = options.out.join(FILES_INDEX);
-    let index_file = File::create(&index_path).map_err(io(&index_path))?;
+    let index_file = private_file(&index_path).map_err(io(&index_path))?;
     let mut index = csv::Writer::from_writer(BufWriter::new(index_file));
     let csv_error = |e: csv::Error| Error::Io {
         path: index_path.clone(),
@@ -283,9 +283,9 @@ fn export_files(
                 );
                 let target = options.out.join(&relative);
                 if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                    private_dirs(parent).map_err(io(parent))?;
                 }
-                let mut out = BufWriter::new(File::create(&target).map_err(io(&target))?);
+                let mut out = BufWriter::new(private_file(&target).map_err(io(&target))?);
                 for chunk in BodyReader::new(store, &body) {
                     out.write_all(&chunk?).map_err(io(&target))?;
                 }
@@ -347,16 +347,20 @@ fn export_metadata(
         for (path, bytes) in files {
             let target = options.out.join(&path);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
+                private_dirs(parent).map_err(io(parent))?;
             }
-            std::fs::write(&target, bytes).map_err(io(&target))?;
+            private_file(&target)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(io(&target))?;
         }
         written.push(component.clone());
     }
     let package = options.out.join("package.xml");
     let xml =
         crate::source::salesforce::metadata::package_xml_of(&written, &manifest.source.api_version);
-    std::fs::write(&package, xml).map_err(io(&package))?;
+    private_file(&package)
+        .and_then(|mut f| f.write_all(xml.as_bytes()))
+        .map_err(io(&package))?;
     Ok(ExportOutcome {
         snapshot: snapshot.id.clone(),
         time: snapshot.time.clone(),
@@ -366,4 +370,36 @@ fn export_metadata(
             records: written.len() as u64,
         }],
     })
+}
+
+/// A file of the export: it holds the org's data decrypted, so only its owner may read it
+/// (0600), whatever the umask, and also when it was there before.
+fn private_file(path: &std::path::Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
+/// Directories the export creates: only their owner may enter them (0700). One that exists
+/// keeps its mode: the user chose it.
+fn private_dirs(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
 }

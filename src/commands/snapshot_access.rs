@@ -46,6 +46,11 @@ pub fn usage(message: String, next: &str) -> Error {
     }
 }
 
+/// The first 12 characters of a snapshot id, as lists show it.
+pub fn short_id(id: &str) -> &str {
+    &id[..crate::text::floor_char_boundary(id, id.len().min(12))]
+}
+
 /// Finds a snapshot in a task's list (newest first).
 pub fn resolve<'a>(snapshots: &'a [SnapshotRow], spec: &str) -> Result<&'a SnapshotRow, Error> {
     let missing = || {
@@ -70,7 +75,17 @@ pub fn resolve<'a>(snapshots: &'a [SnapshotRow], spec: &str) -> Result<&'a Snaps
         return snapshots
             .iter()
             .find(|s| crate::time::parse_datetime(&s.time).is_some_and(|t| t <= until))
-            .ok_or_else(missing);
+            .ok_or_else(|| match snapshots.last() {
+                Some(oldest) => usage(
+                    format!(
+                        "no snapshot was taken on or before {spec}: the oldest is {} ({})",
+                        short_id(&oldest.id),
+                        oldest.time
+                    ),
+                    "a date names the newest snapshot taken on or before it; give a later one, latest~N or an id (`cairn snapshots` lists them)",
+                ),
+                None => missing(),
+            });
     }
     let matches: Vec<&SnapshotRow> = snapshots
         .iter()

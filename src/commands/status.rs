@@ -45,7 +45,8 @@ pub struct StatusRow {
 #[derive(Debug, Clone)]
 pub struct StatusOutcome {
     pub rows: Vec<StatusRow>,
-    pub disconnected: Vec<String>,
+    /// Each task a live check found not connected, with why and what to do.
+    pub disconnected: Vec<(String, String)>,
 }
 
 impl Serialize for StatusOutcome {
@@ -85,12 +86,8 @@ impl Report for StatusOutcome {
                 let _ = writeln!(out, "    {message}");
             }
         }
-        if !self.disconnected.is_empty() {
-            let _ = writeln!(
-                out,
-                "error: {} not connected: run `cairn auth login --task ID` for a Disconnected task, or fix the connected app; an Unreachable org may answer again later",
-                self.disconnected.join(", ")
-            );
+        for (task, problem) in &self.disconnected {
+            let _ = writeln!(out, "error: {task} is not connected: {problem}");
         }
         out
     }
@@ -141,19 +138,33 @@ pub async fn status(options: &StatusOptions, env: Env<'_>) -> Result<StatusOutco
         if options.check_connection
             && let Some(task) = task
         {
-            connection = match crate::project::connect::connector(task, env) {
+            let (live, problem) = match crate::project::connect::connector(task, env) {
                 Ok(connector) => match connector.check_connection().await {
-                    Connection::Connected { .. } => "Connected".to_string(),
+                    Connection::Connected { .. } => ("Connected".to_string(), None),
                     Connection::Disconnected {
                         reason: crate::source::DisconnectReason::Unreachable,
-                        ..
-                    } => "Unreachable".to_string(),
-                    Connection::Disconnected { reason, .. } => format!("Disconnected ({reason:?})"),
+                        detail,
+                    } => (
+                        "Unreachable".to_string(),
+                        Some(format!(
+                            "the org could not be reached ({detail}); check the network and source.loginUrl (the credentials were not tried)"
+                        )),
+                    ),
+                    Connection::Disconnected { reason, detail } => (
+                        format!("Disconnected ({reason:?})"),
+                        Some(format!(
+                            "{detail}; run `cairn auth login --task {id}`, or fix the connected app"
+                        )),
+                    ),
                 },
-                Err(e) => format!("Disconnected ({e})"),
+                Err(e) => (
+                    "Disconnected (Config)".to_string(),
+                    Some(format!("{e}; {}", e.guidance())),
+                ),
             };
-            if connection != "Connected" {
-                disconnected.push(id.clone());
+            connection = live;
+            if let Some(problem) = problem {
+                disconnected.push((id.clone(), problem));
             }
         }
         let mut health = status.health(stale).to_string();

@@ -83,6 +83,7 @@ impl StateBranch {
     pub fn open(dir: &Path, branch: &str, remote: &str) -> Result<StateBranch, Error> {
         let repo = Repository::discover(dir).map_err(|_| Error::NotAGitRepository {
             path: dir.to_path_buf(),
+            needs: crate::error::GitNeed::State,
         })?;
         let workdir = repo
             .workdir()

@@ -76,7 +76,7 @@ pub fn load(tree: &ConfigTree) -> Result<LoadedConfig, Error> {
                 },
             )
             .help(format!(
-                "a config repository has {REPOSITORY_FILE} at its root (kind: Repository) and one file per task in {TASKS_DIR}/; pass its directory, or start from examples/quickstart"
+                "a config repository has {REPOSITORY_FILE} at its root (kind: Repository) and one file per task in {TASKS_DIR}/; pass its directory with -C DIR, or run `cairn init` here to create one"
             )),
         ),
         None => {}
@@ -296,7 +296,7 @@ fn yaml_diagnostic(error: YamlError, file: String) -> Diagnostic {
         }
         YamlError::Empty => Diagnostic::error("yaml/empty", file, "the file holds no manifest")
             .at(Some(Span::point(Pos::START)))
-            .help("write a manifest here (see examples/quickstart), or delete the file"),
+            .help("write a manifest here (`cairn add salesforce` writes a task), or delete the file"),
         YamlError::MultipleDocuments { at } => Diagnostic::error(
             "yaml/multiple-documents",
             file,

@@ -56,6 +56,7 @@ impl ConfigTree {
         };
         let repo = git2::Repository::discover(root).map_err(|_| Error::NotAGitRepository {
             path: root.to_path_buf(),
+            needs: crate::error::GitNeed::Revision,
         })?;
         let tree = {
             let object = repo

@@ -133,17 +133,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// lettre's error with its causes; server replies are kept, credentials are never in them.
 fn describe(error: &lettre::transport::smtp::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::text::error_chain(error)
 }
 
 #[cfg(test)]

@@ -197,6 +197,7 @@ const DEFAULT_BRANCHES: [&str; 5] = [
 fn resolve_base(dir: &Path, base: Option<&str>) -> Result<Option<String>, Error> {
     let repo = git2::Repository::discover(dir).map_err(|_| Error::NotAGitRepository {
         path: dir.to_path_buf(),
+        needs: crate::error::GitNeed::Base,
     })?;
     let fail = |e: git2::Error| Error::Git {
         path: dir.to_path_buf(),

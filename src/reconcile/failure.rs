@@ -54,3 +54,22 @@ pub(super) enum TaskFailure {
     #[error("{0}")]
     Refused(String),
 }
+
+impl TaskFailure {
+    /// The API budget (cairn's ceiling, or the org's allocation) ran out before anything was
+    /// backed up: the run did none of its work, and the next one does it, so it is partial,
+    /// not failed.
+    pub(super) fn out_of_budget(&self) -> bool {
+        let spent = |e: &SourceError| {
+            matches!(
+                e,
+                SourceError::BudgetExhausted { .. } | SourceError::DailyLimitReached { .. }
+            )
+        };
+        match self {
+            TaskFailure::Source(e) | TaskFailure::Backup(BackupError::Source(e)) => spent(e),
+            TaskFailure::Backup(BackupError::NothingBackedUp { .. }) => true,
+            _ => false,
+        }
+    }
+}

@@ -166,20 +166,35 @@ pub(super) fn finish_failed(
     failure: &TaskFailure,
     context: &Context<'_>,
 ) -> (TaskResult, Vec<Change>) {
-    let message = failure.to_string();
-    status.set_condition("Ready", false, "Failed", &message, &context.now);
+    let (outcome, message) = match failure.out_of_budget() {
+        true => (
+            RunOutcome::Partial,
+            format!("nothing was backed up and no snapshot was written: {failure}"),
+        ),
+        false => (RunOutcome::Failed, failure.to_string()),
+    };
+    let reason = match outcome {
+        RunOutcome::Partial => "Partial",
+        _ => "Failed",
+    };
+    status.set_condition("Ready", false, reason, &message, &context.now);
     status.record(Run {
         time: context.now.clone(),
-        outcome: RunOutcome::Failed,
+        outcome,
         revision: context.revision.clone(),
         snapshot: None,
         api_calls: 0,
         files_downloaded: 0,
         files_downloaded_bytes: 0,
         records: 0,
-        message: Some(message),
+        message: Some(message.clone()),
     });
-    (failed(&task.id, failure), status_change(&status))
+    let result = TaskResult {
+        outcome: Some(outcome),
+        message,
+        ..failed(&task.id, failure)
+    };
+    (result, status_change(&status))
 }
 
 pub(super) fn status_change(status: &TaskStatus) -> Vec<Change> {

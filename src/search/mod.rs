@@ -306,7 +306,8 @@ impl SearchIndex {
     ) -> Result<Vec<Hit>, StoreError> {
         let reader = self.index.reader().map_err(failed)?;
         let searcher = reader.searcher();
-        let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
+        // A record's Id finds its versions too: it is what restore asks for.
+        let parser = QueryParser::for_index(&self.index, vec![self.fields.text, self.fields.id]);
         let (text_query, _) = parser.parse_query_lenient(query);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query)];
         let term = |field: Field, value: &str| -> Box<dyn Query> {

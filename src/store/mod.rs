@@ -114,7 +114,7 @@ impl StoreError {
                 "check the passphrase (CAIRN_PASSPHRASE); `cairn key list` shows the store's key files".into()
             }
             StoreError::EmptyPassphrase => "choose a passphrase; it is the only way to open the key file".into(),
-            StoreError::BadRawKey => "give the key exactly as `cairn init` printed it (base64 of 32 bytes)".into(),
+            StoreError::BadRawKey => "give the key exactly as `cairn key raw` prints it (base64 of 32 bytes), or unset it and give the passphrase instead".into(),
             StoreError::BadKeyFile { .. } => "restore the key file from a copy, or use another key file".into(),
             StoreError::LastKeyFile { .. } => "add another key file first (`cairn key add`), then remove this one".into(),
             StoreError::KeyInUse { .. } => "removing it would lock this passphrase out; run the command with another key's passphrase (or the raw key, CAIRN_KEY), or add a key file first".into(),

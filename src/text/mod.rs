@@ -33,6 +33,22 @@ pub fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// An error with every cause under it (`error sending request: client error (Connect):
+/// Connection refused`): libraries often say what failed at the top and why only below.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A count as people read it: `1,440`, `300,000`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();

@@ -24,6 +24,7 @@ mod files;
 mod fuzz;
 mod gitops;
 mod jsonfile;
+mod messages;
 mod metadata;
 mod progress;
 mod restore;

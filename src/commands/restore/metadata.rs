@@ -130,10 +130,7 @@ pub async fn restore_metadata(
     let account = match connector.check_connection().await {
         Connection::Connected { org_id, .. } => org_id,
         Connection::Disconnected { reason, detail } => {
-            return Err(usage(
-                format!("task {target_id} is Disconnected ({reason:?}): {detail}"),
-                &format!("run `cairn auth login --task {target_id}` or fix its connected app"),
-            ));
+            return Err(super::not_connected(&target_id, reason, &detail));
         }
     };
     let source_error = |e: crate::source::SourceError| usage(e.to_string(), &e.guidance());

@@ -196,9 +196,22 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         }
     }
     if chosen.is_empty() {
+        let task = &options.task;
+        let find = match options.ids.first() {
+            Some(id) => format!(
+                "`cairn search {id} --deleted --task {task}` names the snapshots that hold it"
+            ),
+            None => format!("`cairn snapshots --task {task}` lists them"),
+        };
         return Err(usage(
-            format!("no record of snapshot {} matches", &snapshot.id),
-            "check the Ids and filters; `cairn export` shows what the snapshot holds",
+            format!(
+                "no record of snapshot {} ({}) matches",
+                &snapshot.id,
+                options.snapshot.as_deref().unwrap_or("latest")
+            ),
+            &format!(
+                "a record deleted before that backup is not in it: choose an earlier snapshot with --snapshot latest~1 or a date ({find}); otherwise check the Ids and filters (`cairn export` shows what a snapshot holds)"
+            ),
         ));
     }
     // Children: records of any object whose lookups point at a chosen record, as they were in
@@ -271,10 +284,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
     let account = match connector.check_connection().await {
         Connection::Connected { org_id, .. } => org_id,
         Connection::Disconnected { reason, detail } => {
-            return Err(usage(
-                format!("task {target_id} is Disconnected ({reason:?}): {detail}"),
-                &format!("run `cairn auth login --task {target_id}` or fix its connected app"),
-            ));
+            return Err(not_connected(&target_id, reason, &detail));
         }
     };
     let same_account = connector.same_account(&account, &manifest.source.account);
@@ -408,4 +418,23 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
         false => None,
     };
     Ok(outcome(notes, plan, result, None, run_name))
+}
+
+/// Why a restore cannot reach its org, pointing the right way: an org that does not answer is
+/// a network or loginUrl matter, not the credentials'.
+pub(super) fn not_connected(
+    task: &str,
+    reason: crate::source::DisconnectReason,
+    detail: &str,
+) -> Error {
+    match reason {
+        crate::source::DisconnectReason::Unreachable => usage(
+            format!("the org of task {task} could not be reached: {detail}"),
+            "check the network and the task's source.loginUrl, then run the restore again; the credentials were not tried, and nothing was written",
+        ),
+        reason => usage(
+            format!("task {task} is Disconnected ({reason:?}): {detail}"),
+            &format!("run `cairn auth login --task {task}` or fix its connected app"),
+        ),
+    }
 }

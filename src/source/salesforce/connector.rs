@@ -313,7 +313,10 @@ impl Connector for SalesforceConnector {
                 Ok(Some(piece)) => Some((Ok(piece), Some(response))),
                 Ok(None) => None,
                 Err(e) => Some((
-                    Err(SourceError::Network(format!("the download broke off: {e}"))),
+                    Err(SourceError::Network(format!(
+                        "the download broke off: {}",
+                        crate::text::error_chain(&e)
+                    ))),
                     None,
                 )),
             }

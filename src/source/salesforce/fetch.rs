@@ -250,7 +250,11 @@ async fn rest_page(
             Ok(bytes) => return Ok(bytes),
             Err(_) if attempt < PAGE_ATTEMPTS => {}
             Err(e) => {
-                return Err(SourceError::Network(format!("a query page broke off: {e}")).into());
+                return Err(SourceError::Network(format!(
+                    "a query page broke off: {}",
+                    crate::text::error_chain(&e)
+                ))
+                .into());
             }
         }
     }
@@ -395,7 +399,10 @@ async fn bulk_page<S: RowSink>(
             Ok(None) => break,
             Err(e) => {
                 let _ = sender
-                    .send(Err(format!("a Bulk results page broke off: {e}")))
+                    .send(Err(format!(
+                        "a Bulk results page broke off: {}",
+                        crate::text::error_chain(&e)
+                    )))
                     .await;
                 break;
             }

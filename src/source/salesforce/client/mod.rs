@@ -145,7 +145,7 @@ impl SalesforceClient {
                 Ok(r) if transient(r.status(), "") && attempt + 1 < MAX_ATTEMPTS => {}
                 Ok(r) => break r,
                 Err(e) if attempt + 1 >= MAX_ATTEMPTS => {
-                    return Err(SourceError::Network(e.to_string()));
+                    return Err(SourceError::Network(crate::text::error_chain(&e)));
                 }
                 Err(_) => {}
             }
@@ -357,7 +357,7 @@ impl SalesforceClient {
                     // A create that may have been carried out is never sent again: the caller
                     // finds out what it made (a restore's journal), or it would be made twice.
                     if attempt >= MAX_ATTEMPTS || !replayable(&method, path) {
-                        return Err(SourceError::Network(e.to_string()));
+                        return Err(SourceError::Network(crate::text::error_chain(&e)));
                     }
                     tokio::time::sleep(Self::backoff(attempt)).await;
                     continue;
@@ -374,7 +374,7 @@ impl SalesforceClient {
                 Err(e) => {
                     attempt += 1;
                     if attempt >= MAX_ATTEMPTS {
-                        return Err(SourceError::Network(e.to_string()));
+                        return Err(SourceError::Network(crate::text::error_chain(&e)));
                     }
                     tokio::time::sleep(Self::backoff(attempt)).await;
                     continue;
