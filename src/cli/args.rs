@@ -15,7 +15,7 @@ pub use super::groups::{
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "cairn",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CAIRN_COMMIT"), " ", env!("CAIRN_COMMIT_DATE"), ")"),
     about = "Backup-as-code for SaaS data, Salesforce first"
 )]
 pub struct Cli {
@@ -61,6 +61,23 @@ pub enum Command {
     ///
     /// A simulated org, apply, changes, apply, diff, search, restore.
     Demo(DemoArgs),
+    /// Create the encrypted store of a config repository and its first key file.
+    ///
+    /// In a directory without cairn.yaml, writes a new config repository first, with the store
+    /// chosen by --store (asked on a terminal). The passphrase comes from the variable named by
+    /// `encryption.passphraseEnv` (CAIRN_PASSPHRASE); a raw key in `encryption.keyEnv`
+    /// (CAIRN_KEY) becomes the master key. A git store is pushed to the remote at once.
+    Init(InitArgs),
+    /// Add a backup task to the config repository.
+    Add {
+        #[command(subcommand)]
+        source: AddCommand,
+    },
+    /// Connect a task to its org.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Check a config repository's manifests against the schemas and rules.
     ///
     /// Exits 0 when every manifest is valid, 1 with diagnostics otherwise.
@@ -74,12 +91,6 @@ pub enum Command {
     /// Exits 0 with no changes, 2 with changes (a pending restore is one), 1 on errors, a
     /// refused change or a restore that cannot run as written.
     Plan(PlanArgs),
-    /// Post a plan's comment parts on a pull request, one sticky comment per part.
-    ///
-    /// Edits cairn's comments in place, adds missing parts and deletes parts a longer, older
-    /// plan left. Reads GITHUB_TOKEN, and GITHUB_API_URL (default https://api.github.com).
-    /// The GitHub Action runs it after `plan`.
-    PlanComment(PlanCommentArgs),
     /// Back up the due tasks and commit the observed state to the state branch.
     ///
     /// Applies retention after each backup; one task failing never stops the others. Then
@@ -92,6 +103,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// One row per task: connection, health, last backup, next due, API calls.
     Status(StatusArgs),
+    /// List snapshots with time, outcome and record count.
+    Snapshots(SnapshotsArgs),
     /// What changed between two snapshots: + added, - deleted, M modified records.
     ///
     /// FROM and TO are snapshot ids (or prefixes), latest, latest~N, or dates; by default
@@ -108,29 +121,10 @@ pub enum Command {
     ///
     /// Exits 0 when done (or planned), 3 when some records failed, 1 when all did.
     Restore(RestoreArgs),
-    /// Write a self-contained HTML report of a task: records over time, changes, API calls.
-    Report(ReportArgs),
     /// Write a snapshot's records to files, one per object, as CSV or JSON lines.
     Export(ExportArgs),
-    /// List snapshots with time, outcome and record count.
-    Snapshots(SnapshotsArgs),
-    /// Create the encrypted store of a config repository and its first key file.
-    ///
-    /// In a directory without cairn.yaml, writes a new config repository first, with the store
-    /// chosen by --store (asked on a terminal). The passphrase comes from the variable named by
-    /// `encryption.passphraseEnv` (CAIRN_PASSPHRASE); a raw key in `encryption.keyEnv`
-    /// (CAIRN_KEY) becomes the master key. A git store is pushed to the remote at once.
-    Init(InitArgs),
-    /// Add a backup task to the config repository.
-    Add {
-        #[command(subcommand)]
-        source: AddCommand,
-    },
-    /// Manage the key files that open the store.
-    Key {
-        #[command(subcommand)]
-        command: KeyCommand,
-    },
+    /// Write a self-contained HTML report of a task: records over time, changes, API calls.
+    Report(ReportArgs),
     /// Verify the store: its structure, and with --read-data its data.
     ///
     /// Exits 0 when no errors are found, 1 otherwise.
@@ -151,11 +145,17 @@ pub enum Command {
     /// Stale locks are also taken over by the next command that needs them; live locks are
     /// removed only with --force.
     Unlock(UnlockArgs),
-    /// Connect a task to its org.
-    Auth {
+    /// Manage the key files that open the store.
+    Key {
         #[command(subcommand)]
-        command: AuthCommand,
+        command: KeyCommand,
     },
+    /// Post a plan's comment parts on a pull request, one sticky comment per part.
+    ///
+    /// Edits cairn's comments in place, adds missing parts and deletes parts a longer, older
+    /// plan left. Reads GITHUB_TOKEN, and GITHUB_API_URL (default https://api.github.com).
+    /// The GitHub Action runs it after `plan`.
+    PlanComment(PlanCommentArgs),
     /// Print an embedded JSON Schema (for editors and other tools).
     Schema {
         #[arg(value_enum)]
@@ -165,6 +165,27 @@ pub enum Command {
     Sim {
         #[command(subcommand)]
         command: SimCommand,
+    },
+    /// Print a shell's completion script: `cairn completions bash > /etc/bash_completion.d/cairn`.
+    ///
+    /// zsh: into a directory on $fpath as _cairn; fish: ~/.config/fish/completions/cairn.fish;
+    /// PowerShell: dot-source it from $PROFILE.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command into --out.
+    ///
+    /// `cairn man | man -l -` reads it; `cairn man --out /usr/local/share/man/man1` installs it.
+    Man {
+        /// Write cairn.1 and a page per command (cairn-apply.1, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// The version, the commit it was built from and the target: what a bug report needs.
+    Version {
+        #[command(flatten)]
+        output: Output,
     },
 }
 

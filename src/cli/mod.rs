@@ -508,6 +508,43 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             let outcome = runtime()?.block_on(login(&options, env, &show))?;
             Ok(self::show(&outcome, output.format))
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "cairn", &mut out);
+            print(&String::from_utf8_lossy(&out));
+            Ok(ExitStatus::Success)
+        }
+        Command::Man { out } => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match out {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    clap_mangen::generate_to(command, &dir).map_err(|source| Error::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    print(&format!("wrote the manual pages into {}\n", dir.display()));
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(command)
+                        .render(&mut page)
+                        .map_err(|source| Error::Io {
+                            path: PathBuf::from("stdout"),
+                            source,
+                        })?;
+                    print(&String::from_utf8_lossy(&page));
+                }
+            }
+            Ok(ExitStatus::Success)
+        }
+        Command::Version { output } => {
+            Ok(show(&crate::commands::version::version(), output.format))
+        }
         Command::Schema { kind } => {
             print(&schema(kind));
             Ok(ExitStatus::Success)

@@ -24,6 +24,7 @@ pub mod snapshot_access;
 pub mod snapshots;
 pub mod status;
 pub mod validate;
+pub mod version;
 
 use crate::exit::ExitStatus;
 

@@ -320,31 +320,89 @@ fn help_lists_only_commands_that_work() {
         commands,
         [
             "demo",
+            "init",
+            "add",
+            "auth",
             "validate",
             "plan",
-            "plan-comment",
             "apply",
             "status",
+            "snapshots",
             "diff",
             "search",
             "restore",
-            "report",
             "export",
-            "snapshots",
-            "init",
-            "add",
-            "key",
+            "report",
             "check",
             "repair",
             "forget",
             "prune",
             "unlock",
-            "auth",
+            "key",
+            "plan-comment",
             "schema",
             "sim",
+            "completions",
+            "man",
+            "version",
             "help"
         ]
     );
+}
+
+#[test]
+fn completions_man_pages_and_version_come_from_the_command_line_itself() {
+    let bash = Test::new().run_with(&["completions", "bash"]).status(0);
+    // The script is one bash accepts, and it completes the subcommands.
+    let checked = std::process::Command::new("bash")
+        .args(["-n", "-c", &bash.stdout])
+        .status()
+        .expect("bash");
+    assert!(checked.success(), "bash -n rejected the completion script");
+    assert!(bash.stdout.contains("restore") && bash.stdout.contains("--read-data"));
+    let zsh = Test::new().run_with(&["completions", "zsh"]).status(0);
+    assert!(
+        zsh.stdout.starts_with("#compdef cairn"),
+        "{}",
+        &zsh.stdout[..40]
+    );
+    for shell in ["fish", "powershell"] {
+        let ran = Test::new().run_with(&["completions", shell]).status(0);
+        assert!(ran.stdout.contains("apply"), "{shell}");
+    }
+    Test::new()
+        .run_with(&["completions", "tcsh"])
+        .status(1)
+        .stderr_has("possible values: bash, elvish, fish, powershell, zsh");
+
+    let man = Test::new().run_with(&["man"]).status(0);
+    assert!(man.stdout.contains(".TH cairn 1"), "{}", man.stdout);
+    let pages = Test::new();
+    pages.run_with(&["man", "--out", "pages"]).status(0);
+    for page in [
+        "cairn.1",
+        "cairn-apply.1",
+        "cairn-restore.1",
+        "cairn-key-add.1",
+    ] {
+        let text = std::fs::read_to_string(pages.path().join("pages").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+
+    let version = Test::new()
+        .run_with(&["version", "--format", "json"])
+        .status(0);
+    let version: serde_json::Value = serde_json::from_str(&version.stdout).expect("JSON");
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    let commit = version["commit"].as_str().expect("commit");
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    let flag = Test::new().run_with(&["--version"]).status(0);
+    assert!(flag.stdout.contains(commit), "{}", flag.stdout);
 }
 
 #[test]
