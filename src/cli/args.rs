@@ -434,14 +434,13 @@ pub struct ExportArgs {
     /// Only this object.
     #[arg(long, value_name = "NAME")]
     pub object: Option<String>,
-    /// Records as CSV or JSON lines, one file per object.
-    #[arg(
-        long,
-        value_enum,
-        required_unless_present_any = ["metadata", "files"],
-        conflicts_with_all = ["metadata", "files"]
-    )]
-    pub format: Option<ExportFormatArg>,
+    /// Records as JSON lines (the default) or CSV, one file per object.
+    #[arg(long = "as", value_enum, value_name = "FORMAT", conflicts_with_all = ["metadata", "files"])]
+    pub records_as: Option<ExportFormatArg>,
+    /// What is said of the export: text for people, json for scripts. (csv and jsonl are
+    /// read as --as, as scripts written before --as give them.)
+    #[arg(long, value_enum, default_value_t = ExportOutputArg::Text)]
+    pub format: ExportOutputArg,
     /// The metadata components instead, as files in Salesforce's metadata format with a
     /// package.xml (what `sf project deploy start --metadata-dir` deploys).
     #[arg(long, conflicts_with_all = ["object", "files"])]
@@ -580,6 +579,18 @@ pub enum DiffFormatArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormatArg {
     Csv,
+    Jsonl,
+}
+
+/// `export --format`: how the outcome is said, or (hidden, as before `--as`) the records'
+/// format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportOutputArg {
+    Text,
+    Json,
+    #[value(hide = true)]
+    Csv,
+    #[value(hide = true)]
     Jsonl,
 }
 

@@ -48,7 +48,8 @@ use terminal::{confirm_on_terminal, store_choice};
 
 use args::{
     AddCommand, AuthCommand, Cli, Command, DiffFormatArg, EnvironmentArg, ExportFormatArg,
-    KeyCommand, LegacyDir, ModeArg, OutputFormat, PlanFormat, ProjectArgs, SimCommand,
+    ExportOutputArg, KeyCommand, LegacyDir, ModeArg, OutputFormat, PlanFormat, ProjectArgs,
+    SimCommand,
 };
 
 /// Parses the command line, runs the command, and ends with its exit status.
@@ -340,12 +341,32 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(show(&html_report(&options, env)?, args.output.format))
         }
         Command::Export(args) => {
+            let legacy = match args.format {
+                ExportOutputArg::Csv => Some(ExportFormatArg::Csv),
+                ExportOutputArg::Jsonl => Some(ExportFormatArg::Jsonl),
+                ExportOutputArg::Text | ExportOutputArg::Json => None,
+            };
+            let records_as = match (args.records_as, legacy) {
+                (Some(given), Some(old)) if given != old => {
+                    return Err(usage(
+                        "--as and --format name two record formats".into(),
+                        "give the records' format once, as --as csv or --as jsonl",
+                    ));
+                }
+                (Some(_), Some(_)) | (None, Some(_)) if args.metadata || args.files => {
+                    return Err(usage(
+                        "a record format was given with --metadata or --files".into(),
+                        "those export files as they are; leave out --format csv/jsonl",
+                    ));
+                }
+                (given, old) => given.or(old),
+            };
             let options = ExportOptions {
                 dir: project_dir(&project, no_dir())?,
                 task: args.of.task,
                 snapshot: args.snapshot,
                 object: args.object,
-                format: match args.format {
+                format: match records_as {
                     _ if args.metadata => ExportFormat::Metadata,
                     _ if args.files => ExportFormat::Files,
                     Some(ExportFormatArg::Csv) => ExportFormat::Csv,
@@ -353,8 +374,11 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 },
                 out: args.out,
             };
-            // --format names the files' format here; what was written is said as text.
-            Ok(show(&export(&options, env)?, OutputFormat::Text))
+            let said = match args.format {
+                ExportOutputArg::Json => OutputFormat::Json,
+                _ => OutputFormat::Text,
+            };
+            Ok(show(&export(&options, env)?, said))
         }
         Command::Snapshots(args) => {
             let list = snapshots(

@@ -21,6 +21,7 @@ mod demo;
 mod deploy;
 mod diff;
 mod files;
+mod formats;
 mod fuzz;
 mod gitops;
 mod jsonfile;
