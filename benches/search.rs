@@ -57,7 +57,7 @@ fn main() {
             _ => format!("{:04}", rng.below(10_000)),
         };
         let started = Instant::now();
-        let hits = index
+        let (hits, _) = index
             .search(&query, Some("Account"), None, 20)
             .expect("search");
         times.push(started.elapsed().as_secs_f64() * 1000.0);

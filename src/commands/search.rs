@@ -31,11 +31,16 @@ pub struct SearchOptions {
     pub limit: usize,
 }
 
-/// What a search found; as JSON, the array of hits.
+/// What a search found: the hits shown, and how many matched in all.
 #[derive(Debug, Clone, Serialize)]
-#[serde(transparent)]
+#[serde(rename_all = "camelCase")]
 pub struct SearchHits {
     pub hits: Vec<Found>,
+    /// Record versions the query matched, before --limit (and before --deleted and --field,
+    /// which are applied to what the index returns: `matched_exactly` is false then).
+    pub matched: usize,
+    pub matched_exactly: bool,
+    pub limit: usize,
 }
 
 impl Report for SearchHits {
@@ -58,12 +63,22 @@ impl Report for SearchHits {
             }
             out.push('\n');
         }
-        let _ = writeln!(
-            out,
-            "{} hit{}",
-            self.hits.len(),
-            if self.hits.len() == 1 { "" } else { "s" }
-        );
+        let shown = self.hits.len();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let _ = match (self.matched_exactly, shown < self.matched) {
+            (true, true) => writeln!(
+                out,
+                "{shown} of {} hits (--limit {}; raise it to see more)",
+                self.matched, self.limit
+            ),
+            (true, false) => writeln!(out, "{shown} hit{}", plural(shown)),
+            (false, _) if shown == self.limit => writeln!(
+                out,
+                "{shown} hits shown (--limit {}); more may match: raise --limit",
+                self.limit
+            ),
+            (false, _) => writeln!(out, "{shown} hit{}", plural(shown)),
+        };
         out
     }
 }
@@ -92,37 +107,63 @@ fn words(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// The first field (or the given one) whose value holds a query word, and the value around it.
+/// The field (or the given one) a query word matched, and its value around the match. The
+/// index matches whole words, so a field holding the word as a word wins over one holding it
+/// inside another (`Lee` is the LastName of jlee@acme.example, not its Email); a word found
+/// only inside others (a phrase, an address) falls back to the first field holding it.
 fn snippet(body: &[u8], words: &[String], only: Option<&str>) -> Option<(String, String)> {
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
-    for (field, value) in &map {
-        if only.is_some_and(|o| !o.eq_ignore_ascii_case(field)) {
-            continue;
-        }
-        let text = match value {
-            Value::Null => continue,
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+    let values: Vec<(&String, String)> = map
+        .iter()
+        .filter(|(field, _)| only.is_none_or(|o| o.eq_ignore_ascii_case(field)))
+        .filter_map(|(field, value)| match value {
+            Value::Null => None,
+            Value::String(s) => Some((field, s.clone())),
+            other => Some((field, other.to_string())),
+        })
+        .collect();
+    let as_word = values.iter().find_map(|(field, text)| {
         let lower = text.to_lowercase();
-        if let Some(at) = words.iter().find_map(|w| lower.find(w.as_str())) {
-            let chars: Vec<char> = text.chars().collect();
-            let position = lower[..at].chars().count();
-            let start = position.saturating_sub(30);
-            let end = (position + 50).min(chars.len());
-            let mut cut: String = chars[start..end].iter().collect();
-            if start > 0 {
-                cut.insert(0, '…');
-            }
-            if end < chars.len() {
-                cut.push('…');
-            }
-            return Some((field.clone(), cut));
-        }
+        lower
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|token| words.iter().any(|w| w == token))
+            // The token's byte offset in `lower`: a slice of it.
+            .map(|token| {
+                (
+                    *field,
+                    text,
+                    token.as_ptr() as usize - lower.as_ptr() as usize,
+                )
+            })
+    });
+    let (field, text, at) = as_word.or_else(|| {
+        values.iter().find_map(|(field, text)| {
+            let lower = text.to_lowercase();
+            words
+                .iter()
+                .find_map(|w| lower.find(w.as_str()))
+                .map(|at| (*field, text, at))
+        })
+    })?;
+    let lower = text.to_lowercase();
+    let chars: Vec<char> = text.chars().collect();
+    // Lower-casing can change a text's length; positions are counted in the lower-cased text.
+    let position = lower
+        .get(..at)
+        .map_or(0, |before| before.chars().count())
+        .min(chars.len());
+    let start = position.saturating_sub(30);
+    let end = (position + 50).min(chars.len());
+    let mut cut: String = chars[start..end].iter().collect();
+    if start > 0 {
+        cut.insert(0, '…');
     }
-    None
+    if end < chars.len() {
+        cut.push('…');
+    }
+    Some((field.clone(), cut))
 }
 
 pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error> {
@@ -164,12 +205,14 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error
     } else {
         limit
     };
-    let hits = index.search(
+    let (hits, matched) = index.search(
         &options.query,
         options.object.as_deref(),
         snapshot.as_deref(),
         wanted,
     )?;
+    // Versions in forgotten snapshots are shown as the next snapshot's, or not at all:
+    // counted exactly only when every snapshot the index knows still exists.
     let words = words(&options.query);
     let mut manifests: BTreeMap<String, Option<SnapshotManifest>> = BTreeMap::new();
     let mut found = Vec::new();
@@ -188,7 +231,9 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error
         })
         .collect();
     existing.sort();
+    let mut hits_seen = 0;
     for mut hit in hits {
+        hits_seen += 1;
         if options.deleted && hit.deleted_at.is_none() {
             continue;
         }
@@ -229,5 +274,49 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error
             break;
         }
     }
-    Ok(SearchHits { hits: found })
+    let exact = !options.deleted && options.field.is_none() && found.len() == hits_seen;
+    Ok(SearchHits {
+        matched: if exact {
+            matched
+        } else {
+            matched.max(found.len())
+        },
+        matched_exactly: exact,
+        limit,
+        hits: found,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{snippet, words};
+
+    #[test]
+    fn the_snippet_names_the_field_that_holds_the_word_as_a_word() {
+        let record = br#"{"Email":"jlee@acme.example","FirstName":"Jo","LastName":"Lee"}"#;
+        assert_eq!(
+            snippet(record, &words("lee"), None),
+            Some(("LastName".into(), "Lee".into()))
+        );
+        // Inside another word only: the first field holding it.
+        assert_eq!(
+            snippet(record, &words("jlee@acme"), None),
+            Some(("Email".into(), "jlee@acme.example".into()))
+        );
+        assert_eq!(
+            snippet(record, &words("lee"), Some("email")),
+            Some(("Email".into(), "jlee@acme.example".into()))
+        );
+        assert_eq!(snippet(record, &words("smith"), None), None);
+    }
+
+    #[test]
+    fn a_long_value_is_cut_around_the_word_between_chars() {
+        let value = format!("{}Wombat{}", "é—".repeat(40), "x".repeat(80));
+        let record = serde_json::to_vec(&serde_json::json!({ "Description": value })).unwrap();
+        let (field, cut) = snippet(&record, &words("wombat"), None).expect("a snippet");
+        assert_eq!(field, "Description");
+        assert!(cut.starts_with('…') && cut.ends_with('…'), "{cut}");
+        assert!(cut.contains("Wombat"), "{cut}");
+    }
 }

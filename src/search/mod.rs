@@ -296,14 +296,14 @@ impl SearchIndex {
     }
 
     /// The records matching `query`, best first: `limit` hits after the object and snapshot
-    /// filters. Deleted records carry the time of their deletion.
+    /// filters, and how many match in all. Deleted records carry the time of their deletion.
     pub fn search(
         &self,
         query: &str,
         object: Option<&str>,
         snapshot: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Hit>, StoreError> {
+    ) -> Result<(Vec<Hit>, usize), StoreError> {
         let reader = self.index.reader().map_err(failed)?;
         let searcher = reader.searcher();
         // A record's Id finds its versions too: it is what restore asks for.
@@ -324,10 +324,13 @@ impl SearchIndex {
             clauses.push((Occur::Must, term(self.fields.snapshot, snapshot)));
         }
         let combined = BooleanQuery::new(clauses);
-        let top = searcher
+        let (top, matched) = searcher
             .search(
                 &combined,
-                &TopDocs::with_limit(limit.max(1)).order_by_score(),
+                &(
+                    TopDocs::with_limit(limit.max(1)).order_by_score(),
+                    tantivy::collector::Count,
+                ),
             )
             .map_err(failed)?;
         let mut hits = Vec::new();
@@ -372,7 +375,7 @@ impl SearchIndex {
                 }
             }
         }
-        Ok(hits)
+        Ok((hits, matched))
     }
 }
 

@@ -1599,9 +1599,11 @@ async fn search_finds_records_across_backups_including_deleted_ones() {
         ],
     )
     .await;
-    let hits: Value = serde_json::from_str(&wombat.stdout).expect("JSON");
-    assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
+    let found: Value = serde_json::from_str(&wombat.stdout).expect("JSON");
+    let hits = &found["hits"];
+    assert_eq!(hits.as_array().map(Vec::len), Some(1), "{found}");
     assert_eq!(hits[0]["snippet"], "Wombat Freight");
+    assert_eq!(hits[0]["field"], "Name");
     // The index is in the store, sealed: no readable copy of the text.
     let mut blobs = Vec::new();
     for entry in walk(&fleet.root.path().join("store")) {

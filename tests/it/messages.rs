@@ -185,6 +185,26 @@ fn after_a_deletion_restore_diff_and_export_point_the_right_way() {
         "{}",
         text(&search.stdout)
     );
+    // Search says how many matched when --limit cut the list.
+    let limited = deployment.cairn("a", &["search", "Round", "--limit", "1"]);
+    succeeded(&limited, "search --limit 1");
+    assert!(
+        text(&limited.stdout).ends_with("1 of 2 hits (--limit 1; raise it to see more)\n"),
+        "{}",
+        text(&limited.stdout)
+    );
+    let json = deployment.cairn(
+        "a",
+        &["search", "Round", "--limit", "1", "--format", "json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(
+        (
+            json["matched"].as_u64(),
+            json["hits"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(1))
+    );
     let earlier = deployment.cairn(
         "a",
         &[

@@ -157,8 +157,8 @@ async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_sam
     }
     let mut writer = writer;
     writer.commit().expect("commit");
-    let hits = index.search("maidenhair", None, None, 10).expect("search");
-    assert_eq!(hits.len(), 1);
+    let (hits, matched) = index.search("maidenhair", None, None, 10).expect("search");
+    assert_eq!((hits.len(), matched), (1, 1));
     assert_eq!(
         (hits[0].object.as_str(), hits[0].id.as_str()),
         ("Plant", "p1")
