@@ -318,10 +318,10 @@ pub(super) async fn back_up_bodies<C: Connector>(
         }
         step.finish(&match (counts.downloaded, counts.unchanged) {
             (0, 0) => "no change".to_string(),
-            (0, unchanged) => format!("{} unchanged", super::plural(unchanged, "file")),
+            (0, unchanged) => format!("{} unchanged", crate::text::plural(unchanged, "file")),
             (downloaded, unchanged) => format!(
                 "{} downloaded ({}), {} unchanged",
-                super::plural(downloaded, "file"),
+                crate::text::plural(downloaded, "file"),
                 crate::text::size(counts.downloaded_bytes),
                 crate::text::count(unchanged)
             ),

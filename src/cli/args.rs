@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use crate::commands::schema::SchemaKind;
 use crate::manifest::Format;
@@ -11,6 +11,7 @@ use crate::manifest::Format;
 pub use super::groups::{
     AddCommand, AuthCommand, EnvironmentArg, KeyCommand, ServeArgs, SimCommand,
 };
+pub use super::values::*;
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -272,6 +273,15 @@ pub struct OfTask {
     pub task: Option<String>,
 }
 
+/// Whether a command that deletes may go ahead without asking: on a terminal it shows what it
+/// will do and asks; scripts and CI, with no one to ask, go ahead as invoked.
+#[derive(Debug, Args)]
+pub struct Confirm {
+    /// Go ahead without asking on a terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
 /// How long a command waits for others holding the store.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
@@ -508,6 +518,8 @@ pub struct RepairArgs {
     #[command(flatten)]
     pub wait: WaitArgs,
     #[command(flatten)]
+    pub confirm: Confirm,
+    #[command(flatten)]
     pub output: Output,
 }
 
@@ -527,6 +539,8 @@ pub struct ForgetArgs {
     #[command(flatten)]
     pub wait: WaitArgs,
     #[command(flatten)]
+    pub confirm: Confirm,
+    #[command(flatten)]
     pub output: Output,
 }
 
@@ -539,6 +553,8 @@ pub struct PruneArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub confirm: Confirm,
     #[command(flatten)]
     pub output: Output,
 }
@@ -555,77 +571,9 @@ pub struct UnlockArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
+    pub confirm: Confirm,
+    #[command(flatten)]
     pub output: Output,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PlanFormat {
-    Text,
-    /// A pull-request comment (with a hidden marker; parts split by a line of `---`).
-    Markdown,
-    Json,
-    /// The due tasks as a GitHub Actions matrix.
-    Matrix,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DiffFormatArg {
-    Text,
-    /// JSON lines: one per changed record, then the statistics.
-    Json,
-    Markdown,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormatArg {
-    Csv,
-    Jsonl,
-}
-
-/// `export --format`: how the outcome is said, or (hidden, as before `--as`) the records'
-/// format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportOutputArg {
-    Text,
-    Json,
-    #[value(hide = true)]
-    Csv,
-    #[value(hide = true)]
-    Jsonl,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    Both,
-    CreateMissing,
-    UpdateExisting,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Color {
-    /// Colour when writing to a terminal and NO_COLOR is unset.
-    Auto,
-    Always,
-    Never,
-}
-
-impl Color {
-    pub fn enabled(self) -> bool {
-        use std::io::IsTerminal;
-        match self {
-            Color::Always => true,
-            Color::Never => false,
-            Color::Auto => {
-                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-            }
-        }
-    }
 }
 
 /// `--wait`'s durations: 90s, 5m, 1h, or seconds.

@@ -32,6 +32,8 @@ pub enum KeyCommand {
         #[command(flatten)]
         legacy: LegacyDir,
         #[command(flatten)]
+        confirm: super::args::Confirm,
+        #[command(flatten)]
         output: Output,
     },
     /// Print the raw master key, for a CI secret (CAIRN_KEY). Handle it like the passphrase.

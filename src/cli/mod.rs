@@ -4,12 +4,15 @@
 
 pub mod args;
 mod groups;
+mod manual;
+mod output;
 mod progress;
 mod signals;
 mod terminal;
+mod values;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -44,6 +47,7 @@ use crate::plan::{PlanOptions, plan, render as plan_render};
 use crate::project::store_access::process_env;
 use crate::reconcile::Interrupt;
 use crate::store::keys::KdfParams;
+use output::{declined, fail, go_ahead, print, printed, show, write_parts};
 use terminal::{confirm_on_terminal, store_choice};
 
 use args::{
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    terminal::install_passphrase_prompts();
     let interrupt = Interrupt::default();
     // The simulator's server stops on Ctrl-C by itself.
     if !matches!(cli.command, Command::Sim { .. }) {
@@ -341,26 +346,9 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(show(&html_report(&options, env)?, args.output.format))
         }
         Command::Export(args) => {
-            let legacy = match args.format {
-                ExportOutputArg::Csv => Some(ExportFormatArg::Csv),
-                ExportOutputArg::Jsonl => Some(ExportFormatArg::Jsonl),
-                ExportOutputArg::Text | ExportOutputArg::Json => None,
-            };
-            let records_as = match (args.records_as, legacy) {
-                (Some(given), Some(old)) if given != old => {
-                    return Err(usage(
-                        "--as and --format name two record formats".into(),
-                        "give the records' format once, as --as csv or --as jsonl",
-                    ));
-                }
-                (Some(_), Some(_)) | (None, Some(_)) if args.metadata || args.files => {
-                    return Err(usage(
-                        "a record format was given with --metadata or --files".into(),
-                        "those export files as they are; leave out --format csv/jsonl",
-                    ));
-                }
-                (given, old) => given.or(old),
-            };
+            let records_as = args
+                .format
+                .records_format(args.records_as, args.metadata || args.files)?;
             let options = ExportOptions {
                 dir: project_dir(&project, no_dir())?,
                 task: args.of.task,
@@ -445,10 +433,22 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 )?,
                 output.format,
             )),
-            KeyCommand::Remove { id, legacy, output } => Ok(show(
-                &key::remove(&project_dir(&project, legacy)?, &id, env)?,
-                output.format,
-            )),
+            KeyCommand::Remove {
+                id,
+                legacy,
+                confirm,
+                output,
+            } => {
+                let dir = project_dir(&project, legacy)?;
+                if !go_ahead(confirm.yes, || {
+                    Ok(format!(
+                        "Key file {id} will be removed: its passphrase will no longer open the store."
+                    ))
+                })? {
+                    return Ok(declined());
+                }
+                Ok(show(&key::remove(&dir, &id, env)?, output.format))
+            }
             KeyCommand::Raw { legacy, output } => Ok(show(
                 &key::raw(&project_dir(&project, legacy)?, env)?,
                 output.format,
@@ -473,29 +473,43 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(show(&outcome, args.output.format))
         }
         Command::Forget(args) => {
-            let options = ForgetOptions {
+            let mut options = ForgetOptions {
                 dir: project_dir(&project, args.legacy)?,
                 tasks: args.only.tasks,
-                dry_run: args.dry_run,
+                dry_run: true,
                 snapshots: args.snapshots,
                 wait: args.wait.wait,
             };
+            if !args.dry_run && !go_ahead(args.confirm.yes, || Ok(forget(&options, env)?.text()))? {
+                return Ok(declined());
+            }
+            options.dry_run = args.dry_run;
             Ok(show(&forget(&options, env)?, args.output.format))
         }
         Command::Repair(args) => {
-            let options = RepairOptions {
+            let mut options = RepairOptions {
                 dir: project_dir(&project, args.legacy)?,
-                dry_run: args.dry_run,
+                dry_run: true,
                 wait: args.wait.wait,
             };
+            if !args.dry_run && !go_ahead(args.confirm.yes, || Ok(repair(&options, env)?.text()))? {
+                return Ok(declined());
+            }
+            options.dry_run = args.dry_run;
             Ok(show(&repair(&options, env)?, args.output.format))
         }
         Command::Prune(args) => {
-            let options = PruneOptions {
+            let mut options = PruneOptions {
                 dir: project_dir(&project, args.legacy)?,
-                dry_run: args.dry_run,
+                dry_run: true,
                 wait: args.wait.wait,
             };
+            if !args.dry_run
+                && !go_ahead(args.confirm.yes, || Ok(prune::prune(&options, env)?.text()))?
+            {
+                return Ok(declined());
+            }
+            options.dry_run = args.dry_run;
             Ok(show(&prune::prune(&options, env)?, args.output.format))
         }
         Command::Unlock(args) => {
@@ -504,6 +518,14 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 lock: args.lock,
                 force: args.force,
             };
+            // Stale locks are safe to remove; live ones fail the runs holding them.
+            if args.force
+                && !go_ahead(args.confirm.yes, || {
+                    Ok("--force removes live locks too: the runs holding them will fail rather than commit.".into())
+                })?
+            {
+                return Ok(declined());
+            }
             Ok(show(&prune::unlock(&options, env)?, args.output.format))
         }
         Command::Auth {
@@ -533,39 +555,10 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(self::show(&outcome, output.format))
         }
         Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            let mut out = Vec::new();
-            clap_complete::generate(shell, &mut command, "cairn", &mut out);
-            print(&String::from_utf8_lossy(&out));
+            print(&manual::completions(shell));
             Ok(ExitStatus::Success)
         }
-        Command::Man { out } => {
-            let command = <Cli as clap::CommandFactory>::command();
-            match out {
-                Some(dir) => {
-                    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-                        path: dir.clone(),
-                        source,
-                    })?;
-                    clap_mangen::generate_to(command, &dir).map_err(|source| Error::Io {
-                        path: dir.clone(),
-                        source,
-                    })?;
-                    print(&format!("wrote the manual pages into {}\n", dir.display()));
-                }
-                None => {
-                    let mut page = Vec::new();
-                    clap_mangen::Man::new(command)
-                        .render(&mut page)
-                        .map_err(|source| Error::Io {
-                            path: PathBuf::from("stdout"),
-                            source,
-                        })?;
-                    print(&String::from_utf8_lossy(&page));
-                }
-            }
-            Ok(ExitStatus::Success)
-        }
+        Command::Man { out } => manual::man(out.as_deref()),
         Command::Version { output } => {
             Ok(show(&crate::commands::version::version(), output.format))
         }
@@ -601,54 +594,4 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             Ok(ExitStatus::Success)
         }
     }
-}
-
-fn print(text: &str) {
-    // A closed pipe (`cairn validate | head`) is not an error worth a panic.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-/// Prints a command's outcome in the format asked for; its exit status follows.
-fn show(report: &impl Report, format: OutputFormat) -> ExitStatus {
-    match format {
-        OutputFormat::Text => print(&report.text()),
-        OutputFormat::Json => print(&report.json()),
-    }
-    report.exit_status()
-}
-
-/// Prints a command's text output: the commands that have nothing else to say.
-fn printed(result: Result<String, Error>) -> Result<ExitStatus, Error> {
-    print(&result?);
-    Ok(ExitStatus::Success)
-}
-
-/// Each comment part in its own file, numbered so they sort in order; parts of an earlier,
-/// longer plan in the directory are removed.
-fn write_parts(dir: &Path, parts: &[String]) -> Result<(), Error> {
-    let io = |path: PathBuf| move |source| Error::Io { path, source };
-    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-    for entry in std::fs::read_dir(dir).map_err(io(dir.to_path_buf()))? {
-        let path = entry.map_err(io(dir.to_path_buf()))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("part-") && name.ends_with(".md") {
-            std::fs::remove_file(&path).map_err(io(path.clone()))?;
-        }
-    }
-    for (i, part) in parts.iter().enumerate() {
-        let path = dir.join(format!("part-{:03}.md", i + 1));
-        std::fs::write(&path, part).map_err(io(path.clone()))?;
-    }
-    Ok(())
-}
-
-/// Shows an error with what to do next; the run fails.
-fn fail(error: &Error) -> ExitStatus {
-    // Not eprintln: a closed stderr must not turn an error into a panic.
-    let _ = writeln!(
-        std::io::stderr(),
-        "error: {error}\n  help: {}",
-        error.guidance()
-    );
-    ExitStatus::Failure
 }

@@ -1,5 +1,6 @@
-//! What the command line asks on a terminal: where a new store goes, and whether to carry out
-//! a restore. Scripts never reach these (they give --store and --yes).
+//! What the command line asks on a terminal: where a new store goes, whether to carry out a
+//! restore or a deletion, and passphrases the environment does not give. Scripts never reach
+//! these (they give --store, --yes and the variables).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -52,10 +53,52 @@ pub(super) fn store_choice(
 
 /// Shows what is about to be done on stderr and asks; only "y" or "yes" goes ahead.
 pub(super) fn confirm_on_terminal(summary: &str) -> bool {
-    let _ = write!(std::io::stderr(), "{summary}\nCarry out this plan? [y/N] ");
+    confirm(summary, "Carry out this plan?")
+}
+
+/// Shows `summary` on stderr and asks `question`; only "y" or "yes" goes ahead.
+pub(super) fn confirm(summary: &str, question: &str) -> bool {
+    let _ = write!(
+        std::io::stderr(),
+        "{}\n{question} [y/N] ",
+        summary.trim_end()
+    );
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
         return false;
     }
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Asks passphrases on the terminal, without echo, when both ends of it are one: installed
+/// for the library (`project::ask`), which asks only when the environment gives none.
+pub(super) fn install_passphrase_prompts() {
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return;
+    }
+    crate::project::ask::install(Box::new(|question| {
+        use crate::project::ask::Question;
+        let read = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map_err(|e| format!("the passphrase could not be read: {e}"))
+        };
+        match question {
+            Question::Passphrase { store } => {
+                let given = read(&format!("Passphrase for the store at {store}: "))?;
+                Ok((!given.is_empty()).then_some(given))
+            }
+            Question::NewPassphrase { for_what } => {
+                let first = read(&format!("New passphrase for {for_what}: "))?;
+                if first.is_empty() {
+                    return Err("a passphrase cannot be empty".into());
+                }
+                let again = read("The same passphrase again: ")?;
+                if again != first {
+                    return Err("the two passphrases differ; nothing was written".into());
+                }
+                Ok(Some(first))
+            }
+        }
+    }));
 }

@@ -154,9 +154,15 @@ pub fn init(options: &InitOptions, env: Env<'_>) -> Result<InitOutcome, Error> {
 }
 
 fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<InitOutcome, Error> {
-    // An empty (or new) directory becomes a config repository first.
+    // An empty (or new) directory becomes a config repository first; the passphrase is had
+    // before anything is written, so a missing one leaves nothing half made.
     let mut wrote = Vec::new();
+    let mut passphrase = None;
     if !options.dir.join("cairn.yaml").exists() {
+        passphrase = Some(first_passphrase(
+            &crate::manifest::model::Encryption::default(),
+            env,
+        )?);
         let store = options
             .store
             .clone()
@@ -181,10 +187,10 @@ fn init_repository_and_store(options: &InitOptions, env: Env<'_>) -> Result<Init
         Some(raw) => (keys::raw_key(&raw)?, true),
         None => (MasterKey::generate()?, false),
     };
-    let passphrase = env(&encryption.passphrase_env).ok_or_else(|| Error::MissingVariable {
-        name: encryption.passphrase_env.clone(),
-        purpose: "the passphrase that will open the store's first key file".into(),
-    })?;
+    let passphrase = match passphrase {
+        Some(had) => had,
+        None => first_passphrase(encryption, env)?,
+    };
     let store = Store::init(backend, master)?;
     // A store that is not a local directory has nothing to keep out of git.
     let ignored = match store_access::local_store_dir(&options.dir, repository) {
@@ -233,4 +239,22 @@ fn applies_in_ci(dir: &std::path::Path) -> Result<bool, Error> {
     Ok(crate::manifest::workflows::read(&tree)?
         .iter()
         .any(|w| w.runs_apply))
+}
+
+/// The passphrase of the store's first key file: from the environment, else asked (twice) on a
+/// terminal.
+fn first_passphrase(
+    encryption: &crate::manifest::model::Encryption,
+    env: Env<'_>,
+) -> Result<String, Error> {
+    if let Some(passphrase) = env(&encryption.passphrase_env) {
+        return Ok(passphrase);
+    }
+    crate::project::ask::ask(crate::project::ask::Question::NewPassphrase {
+        for_what: "the store's first key file",
+    })?
+    .ok_or_else(|| Error::MissingVariable {
+        name: encryption.passphrase_env.clone(),
+        purpose: "the passphrase that will open the store's first key file".into(),
+    })
 }

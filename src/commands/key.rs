@@ -68,10 +68,16 @@ pub fn add(dir: &Path, label: &str, kdf: KdfParams, env: Env<'_>) -> Result<KeyA
     let project = Project::open(dir, env)?;
     project.require_valid()?;
     let store = project.store()?;
-    let passphrase = env(NEW_PASSPHRASE_ENV).ok_or_else(|| Error::MissingVariable {
-        name: NEW_PASSPHRASE_ENV.into(),
-        purpose: "the passphrase of the new key file".into(),
-    })?;
+    let passphrase = match env(NEW_PASSPHRASE_ENV) {
+        Some(given) => given,
+        None => crate::project::ask::ask(crate::project::ask::Question::NewPassphrase {
+            for_what: "the new key file",
+        })?
+        .ok_or_else(|| Error::MissingVariable {
+            name: NEW_PASSPHRASE_ENV.into(),
+            purpose: "the passphrase of the new key file".into(),
+        })?,
+    };
     let created = crate::time::format_datetime_z(crate::time::now_ms());
     let file = store.add_key_file(&passphrase, label, kdf, &created)?;
     Ok(KeyAdded {

@@ -76,11 +76,7 @@ impl Summary {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
+    crate::text::plural(n as u64, word)
 }
 
 pub fn render(

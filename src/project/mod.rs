@@ -2,6 +2,7 @@
 //! store it names, opened from the environment. Used by the commands and by reconcile; each
 //! part is opened once, when first asked for, and a task's status is read one way everywhere.
 
+pub mod ask;
 pub mod connect;
 pub mod store_access;
 

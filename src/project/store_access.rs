@@ -170,6 +170,12 @@ fn open_backend(
     if let Some(passphrase) = env(&encryption.passphrase_env) {
         return Ok(Store::open_with_passphrase(backend, &passphrase)?);
     }
+    let location = backend.location();
+    if let Some(passphrase) =
+        super::ask::ask(super::ask::Question::Passphrase { store: &location })?
+    {
+        return Ok(Store::open_with_passphrase(backend, &passphrase)?);
+    }
     Err(Error::NoKey {
         key_env: encryption.key_env.clone(),
         passphrase_env: encryption.passphrase_env.clone(),

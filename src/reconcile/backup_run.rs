@@ -502,7 +502,7 @@ pub(super) fn summarise(
     if let Some((index, writer)) = index {
         index.save(context.store, &task.id, writer)?;
     }
-    step.finish(&crate::backup::plural(
+    step.finish(&crate::text::plural(
         stats
             .values()
             .map(|s| s.added + s.modified + s.deleted)

@@ -62,6 +62,14 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `1 record`, `12,000 records`.
+pub fn plural(n: u64, word: &str) -> String {
+    match n {
+        1 => format!("1 {word}"),
+        n => format!("{} {word}s", count(n)),
+    }
+}
+
 /// The text with every control character (C0, DEL, C1) written as `\u{1b}`.
 pub fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {

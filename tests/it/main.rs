@@ -28,6 +28,7 @@ mod jsonfile;
 mod messages;
 mod metadata;
 mod progress;
+mod prompts;
 mod restore;
 mod schema;
 mod store;
