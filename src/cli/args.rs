@@ -37,6 +37,10 @@ pub struct Talk {
     /// Say more while working: a line as each object ends, and why it is fetched as it is.
     #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Colour what is printed for people: auto (on a terminal, unless NO_COLOR is set),
+    /// always or never.
+    #[arg(long, value_enum, global = true, default_value_t = Color::Auto, value_name = "WHEN")]
+    pub color: Color,
 }
 
 /// Where the config repository is, for every subcommand that reads one.
@@ -211,9 +215,6 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Colour the text output.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    pub color: Color,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod args;
 mod groups;
 mod manual;
 mod output;
+mod paint;
 mod progress;
 mod signals;
 mod terminal;
@@ -47,7 +48,7 @@ use crate::plan::{PlanOptions, plan, render as plan_render};
 use crate::project::store_access::process_env;
 use crate::reconcile::Interrupt;
 use crate::store::keys::KdfParams;
-use output::{declined, fail, go_ahead, print, printed, show, write_parts};
+use output::{declined, fail, go_ahead, print, print_for_people, show, write_parts};
 use terminal::{confirm_on_terminal, store_choice};
 
 use args::{
@@ -69,6 +70,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    paint::choose(cli.talk.color.enabled(), cli.talk.color.enabled_on_stderr());
     terminal::install_passphrase_prompts();
     let interrupt = Interrupt::default();
     // The simulator's server stops on Ctrl-C by itself.
@@ -154,7 +156,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 dir: project_dir(&project, args.legacy)?,
                 rev: args.rev,
                 format: args.format,
-                color: args.color.enabled(),
+                color: talk.color.enabled(),
             };
             let outcome = validate(&options)?;
             print(&outcome.output);
@@ -208,7 +210,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 return Ok(ExitStatus::Failure);
             }
             match args.format {
-                PlanFormat::Text => print(&plan_render::text(&plan)),
+                PlanFormat::Text => print_for_people(&plan_render::text(&plan)),
                 PlanFormat::Markdown => {
                     let parts = plan_render::markdown(&plan, &dir).map_err(|problem| {
                         usage(
@@ -259,22 +261,30 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
             let outcome = runtime()?.block_on(status(&options, env))?;
             Ok(show(&outcome, args.output.format))
         }
-        Command::Diff(args) => printed(diff(
-            &DiffOptions {
-                dir: project_dir(&project, no_dir())?,
-                task: args.of.task,
-                from: args.from,
-                to: args.to,
-                object: args.object,
-                values: args.values,
-                format: match args.format {
-                    DiffFormatArg::Text => DiffFormat::Text,
-                    DiffFormatArg::Json => DiffFormat::Json,
-                    DiffFormatArg::Markdown => DiffFormat::Markdown,
+        Command::Diff(args) => {
+            let for_people = args.format == DiffFormatArg::Text;
+            let text = diff(
+                &DiffOptions {
+                    dir: project_dir(&project, no_dir())?,
+                    task: args.of.task,
+                    from: args.from,
+                    to: args.to,
+                    object: args.object,
+                    values: args.values,
+                    format: match args.format {
+                        DiffFormatArg::Text => DiffFormat::Text,
+                        DiffFormatArg::Json => DiffFormat::Json,
+                        DiffFormatArg::Markdown => DiffFormat::Markdown,
+                    },
                 },
-            },
-            env,
-        )),
+                env,
+            )?;
+            match for_people {
+                true => print_for_people(&text),
+                false => print(&text),
+            }
+            Ok(ExitStatus::Success)
+        }
         Command::Search(args) => {
             let hits = search(
                 &SearchOptions {

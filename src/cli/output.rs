@@ -15,19 +15,21 @@ pub(super) fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+/// Prints text for people: painted when stdout takes colour.
+pub(super) fn print_for_people(text: &str) {
+    match super::paint::stdout_painted() {
+        true => print(&super::paint::paint(text)),
+        false => print(text),
+    }
+}
+
 /// Prints a command's outcome in the format asked for; its exit status follows.
 pub(super) fn show(report: &impl Report, format: OutputFormat) -> ExitStatus {
     match format {
-        OutputFormat::Text => print(&report.text()),
+        OutputFormat::Text => print_for_people(&report.text()),
         OutputFormat::Json => print(&report.json()),
     }
     report.exit_status()
-}
-
-/// Prints a command's text output: the commands that have nothing else to say.
-pub(super) fn printed(result: Result<String, Error>) -> Result<ExitStatus, Error> {
-    print(&result?);
-    Ok(ExitStatus::Success)
 }
 
 /// Each comment part in its own file, numbered so they sort in order; parts of an earlier,
@@ -71,11 +73,12 @@ pub(super) fn declined() -> ExitStatus {
 
 /// Shows an error with what to do next; the run fails.
 pub(super) fn fail(error: &Error) -> ExitStatus {
+    let text = format!("error: {error}\n  help: {}\n", error.guidance());
+    let text = match super::paint::stderr_painted() {
+        true => super::paint::paint(&text),
+        false => text,
+    };
     // Not eprintln: a closed stderr must not turn an error into a panic.
-    let _ = writeln!(
-        std::io::stderr(),
-        "error: {error}\n  help: {}",
-        error.guidance()
-    );
+    let _ = std::io::stderr().write_all(text.as_bytes());
     ExitStatus::Failure
 }

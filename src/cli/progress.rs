@@ -367,16 +367,30 @@ fn timestamp() -> String {
     crate::time::format_datetime_z(ms - ms.rem_euclid(1000)).replace(".000Z", "Z")
 }
 
+/// A template without its colours when colour is off (`--color never`, NO_COLOR).
+fn coloured(template: &str) -> String {
+    match super::paint::stderr_painted() {
+        true => template.to_string(),
+        false => template
+            .replace(":.cyan/blue}", "}")
+            .replace(":30.cyan/blue}", ":30}")
+            .replace(":.cyan}", "}")
+            .replace(":.bold}", "}"),
+    }
+}
+
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {pos} {msg} {elapsed}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+    ProgressStyle::with_template(&coloured(
+        "{spinner:.cyan} {prefix:.bold} {pos} {msg} {elapsed}",
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn bar_style(unit: Unit) -> ProgressStyle {
-    let template = format!(
+    let template = coloured(&format!(
         "{{spinner:.cyan}} {{prefix:.bold}} [{{bar:30.cyan/blue}}] {{human_pos}}/{{human_len}} {} {{msg}} ETA {{eta}}",
         unit.word()
-    );
+    ));
     ProgressStyle::with_template(&template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")

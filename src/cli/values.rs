@@ -63,14 +63,24 @@ pub enum Color {
 }
 
 impl Color {
+    /// Whether to colour what goes to stdout.
     pub fn enabled(self) -> bool {
         use std::io::IsTerminal;
+        self.for_stream(std::io::stdout().is_terminal())
+    }
+
+    /// Whether to colour what goes to stderr.
+    pub fn enabled_on_stderr(self) -> bool {
+        use std::io::IsTerminal;
+        self.for_stream(std::io::stderr().is_terminal())
+    }
+
+    fn for_stream(self, terminal: bool) -> bool {
         match self {
             Color::Always => true,
             Color::Never => false,
-            Color::Auto => {
-                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-            }
+            // NO_COLOR set to anything but the empty string turns colour off (no-color.org).
+            Color::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
 }

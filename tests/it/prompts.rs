@@ -139,3 +139,29 @@ fn a_deletion_at_a_terminal_shows_what_it_will_do_and_waits_for_yes() {
     assert_eq!(code, 0, "{shown}");
     assert!(!shown.contains("Go ahead?"), "{shown}");
 }
+
+#[test]
+fn colour_follows_the_terminal_no_color_and_the_color_flag() {
+    let test = Test::new();
+    let red_error = "\u{1b}[1m\u{1b}[31merror:\u{1b}[0m";
+    // On a terminal: painted, unless NO_COLOR is set or --color never.
+    let (shown, code) = at_terminal(test.path(), "diff", "");
+    assert_eq!(code, 1);
+    assert!(shown.contains(red_error), "{shown:?}");
+    let (shown, _) = at_terminal(test.path(), "diff --color never", "");
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    let command = format!("{} diff", env!("CARGO_BIN_EXE_cairn"));
+    let no_color = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .current_dir(test.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    assert!(!String::from_utf8_lossy(&no_color.stdout).contains('\u{1b}'));
+    // Piped: plain, unless --color always.
+    let piped = test.run_with(&["diff"]).status(1);
+    assert!(piped.stderr.starts_with("error:"), "{:?}", piped.stderr);
+    let forced = test.run_with(&["diff", "--color", "always"]).status(1);
+    assert!(forced.stderr.starts_with(red_error), "{:?}", forced.stderr);
+}
