@@ -350,10 +350,91 @@ fn files_section(stats: &BTreeMap<String, ObjectStats>) -> String {
     out
 }
 
+/// What a committed summary says in figures: each changed object's added, modified and
+/// deleted records, and the alerts that fired. Read back from [`render`]'s text (the state
+/// branch keeps no other record of a run's changes); lines it does not know are skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub changes: Vec<(String, u64, u64, u64)>,
+    pub alerts: Vec<String>,
+}
+
+pub fn figures(markdown: &str) -> Figures {
+    let mut figures = Figures::default();
+    let mut section = "";
+    for line in markdown.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            section = if heading == "Alerts" {
+                "alerts"
+            } else {
+                "other"
+            };
+            continue;
+        }
+        if section == "alerts"
+            && let Some(alert) = line.strip_prefix("- **").and_then(|l| l.strip_suffix("**"))
+        {
+            figures.alerts.push(alert.to_string());
+            continue;
+        }
+        let cells: Vec<&str> = line
+            .strip_prefix('|')
+            .and_then(|l| l.strip_suffix('|'))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .unwrap_or_default();
+        if let [object, added, modified, deleted, ..] = cells.as_slice()
+            && let (Ok(a), Ok(m), Ok(d)) = (added.parse(), modified.parse(), deleted.parse())
+        {
+            figures.changes.push((object.to_string(), a, m, d));
+        }
+    }
+    figures
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::model::default_alerts;
+
+    #[test]
+    fn a_rendered_summary_reads_back_as_its_figures() {
+        let stats: BTreeMap<String, ObjectStats> = [
+            (
+                "Account".to_string(),
+                ObjectStats {
+                    before: 100,
+                    added: 2,
+                    modified: 3,
+                    ..ObjectStats::default()
+                },
+            ),
+            stats("Contact", 1440, 20),
+            stats("Lead", 10, 0),
+        ]
+        .into();
+        let alerts = vec![Triggered {
+            object: "Contact".into(),
+            message: "Contact: 20 of 1440 deleted | more than 1%".into(),
+        }];
+        let text = render(&Summary {
+            title: "Acme",
+            snapshot: "0123456789abcdef",
+            time: "2026-12-01T03:00:00.000Z",
+            previous: Some("fedcba9876543210"),
+            stats: &stats,
+            schema_diff: "",
+            alerts: &alerts,
+            ids: None,
+            components: &[],
+        });
+        assert_eq!(
+            figures(&text),
+            Figures {
+                changes: vec![("Account".into(), 2, 3, 0), ("Contact".into(), 0, 0, 20)],
+                alerts: vec!["Contact: 20 of 1440 deleted | more than 1%".into()],
+            }
+        );
+    }
 
     fn rule(yaml: &str) -> Alert {
         serde_yaml::from_str(yaml).expect("an alert")

@@ -385,7 +385,10 @@ async fn a_disconnected_task_fails_alone_and_says_why() {
     let checked = run(&fleet, &["status", "--check-connection"]).await;
     assert_eq!(checked.code, 1, "{}{}", checked.stdout, checked.stderr);
     assert!(
-        checked.stdout.contains("error: broken not connected"),
+        checked
+            .stdout
+            .contains("error: broken is not connected: invalid_grant")
+            && checked.stdout.contains("cairn auth login --task broken"),
         "{}",
         checked.stdout
     );
@@ -1986,10 +1989,12 @@ async fn email_reaches_a_real_smtp_server_over_starttls_with_auth() {
     );
 }
 
-/// The HTML report: self-contained (no scripts, no network), one chart series per object, the
-/// latest change summary and the API calls of each run.
+/// The HTML report: self-contained (no scripts, no network); what needs attention first (an
+/// alert that fired), then changes per run with dates and a mark on the alerting run, one
+/// series per object for the totals, the runs, and the latest summary and coverage rendered as
+/// HTML, not dumped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_html_report_charts_one_series_per_object() {
+async fn the_html_report_shows_what_needs_attention_first_then_change_over_time() {
     let sim = simulator(17).await;
     let fleet = fleet_with_acme(&sim).await;
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
@@ -2000,14 +2005,76 @@ async fn the_html_report_charts_one_series_per_object() {
         json!({"LastName": "Later", "Company": "L", "Status": "Open - Not Contacted"}),
     )
     .await;
+    // A tenth of the leads deleted: the default alert (5%) fires.
+    let leads: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/services/data/v62.0/query", sim.url()))
+        .query(&[("q", "SELECT Id FROM Lead")])
+        .bearer_auth(&sim.credentials.access_token)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    let lead_ids: Vec<String> = leads["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["Id"].as_str().expect("Id").to_string())
+        .collect();
+    let doomed = (leads["totalSize"].as_u64().expect("count") as usize / 10).max(2);
+    for id in lead_ids.iter().take(doomed) {
+        admin(
+            &sim,
+            Method::DELETE,
+            &format!("records/Lead/{id}"),
+            json!({}),
+        )
+        .await;
+    }
     admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
-    assert_eq!(run(&fleet, &["apply", "--at", &at(T0 + DAY)]).await.code, 0);
+    let second = run(&fleet, &["apply", "--at", &at(T0 + DAY)]).await;
+    assert!(second.stdout.contains("ALERT  Lead:"), "{}", second.stdout);
     let out = fleet.root.path().join("out/report.html");
     let made = run(&fleet, &["report", "--out", &out.to_string_lossy()]).await;
     assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(made.stdout.contains("2 runs, 1 alert"), "{}", made.stdout);
     let html = std::fs::read_to_string(&out).expect("report");
-    // One series for every object the org lets a backup query: describe marks some not, and
-    // ContentDocumentLink Salesforce lists only by Id.
+
+    // What a reader sees first: the header's counts, then the alert.
+    assert!(
+        html.contains("2 snapshots kept · 2 runs recorded"),
+        "{html}"
+    );
+    let order: Vec<usize> = [
+        "<h2>Needs attention</h2>",
+        "<h2>Changes per run</h2>",
+        "<h2>Records per object</h2>",
+        "<h2>Runs</h2>",
+        "<h2>Latest changes</h2>",
+        "<h2>Coverage</h2>",
+    ]
+    .iter()
+    .map(|h| html.find(h).unwrap_or_else(|| panic!("{h} missing")))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    let attention = &html[order[0]..order[1]];
+    assert!(
+        attention.contains("<strong>ALERT</strong> 2025-06-16") && attention.contains("Lead:"),
+        "{attention}"
+    );
+    // Change over time: a run's deletions as a bar of their own, the alert marked, dates.
+    assert!(
+        html.contains(&format!(
+            "class=\"bar deleted\" data-run=\"06-16 12:00\" data-count=\"{doomed}\""
+        )),
+        "{html}"
+    );
+    assert_eq!(html.matches("class=\"alert-mark\"").count(), 1);
+    assert!(html.contains("class=\"date\"") && html.contains(">06-15 12:00</text>"));
+    assert!(html.contains(&format!("<span class=\"del\">−{doomed}</span>")));
+    // Totals second: one series for every object the org lets a backup query (describe
+    // marks some not, and ContentDocumentLink Salesforce lists only by Id), and Metadata.
     let global: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/services/data/v62.0/sobjects", sim.url()))
         .bearer_auth(&sim.credentials.access_token)
@@ -2025,19 +2092,22 @@ async fn the_html_report_charts_one_series_per_object() {
         .count();
     let state = admin(&sim, Method::GET, "state", json!({})).await;
     assert!(state["records"].as_object().expect("objects").len() > queryable);
-    // And one for the org's metadata components.
     assert_eq!(
         html.matches("<polyline class=\"series\"").count(),
         queryable + 1,
         "{html}"
     );
     assert!(html.contains("data-object=\"Metadata\""));
-    assert!(html.contains("data-object=\"Lead\""));
-    let leads = state["records"]["Lead"].as_u64().expect("Lead count");
+    // The leads the query listed (the one added among them), less those deleted.
+    let leads_now = lead_ids.len() - doomed;
     assert!(
-        html.contains(&format!(">Lead {leads}</text>")),
-        "the legend gives the latest count"
+        html.contains(&format!(">Lead {leads_now}</text>")),
+        "the legend gives the latest count, {leads_now}: {html}"
     );
+    // Rendered, not dumped: the summary's table and headings, the coverage as a sentence.
+    assert!(html.contains(&format!("<tr><td>Lead</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">{doomed}</td>")), "{html}");
+    assert!(!html.contains("| Lead |") && !html.contains("\n## ") && !html.contains("backedUp:"));
+    assert!(html.contains("<p>Backed up: "));
     assert!(!html.contains("<script"), "no scripts");
     assert!(
         !html
@@ -2045,11 +2115,9 @@ async fn the_html_report_charts_one_series_per_object() {
             .contains("http"),
         "no network references"
     );
-    assert!(html.contains("| Lead | 1 | 0 | 0 |"), "the latest changes");
-    assert!(html.contains("<h2>API calls per run</h2>"));
 
-    // In a real browser: the DOM it built has one drawn series per object, and the screenshot
-    // (kept in target/tmp for a look) shows the lines.
+    // In a real browser: the DOM it built has the series, the bars and the alert mark, and the
+    // screenshot (kept in target/tmp for a look) shows the lines and the mark.
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");
     let dom = chromium(&out, &screenshot);
     let series: Vec<&str> = dom
@@ -2067,12 +2135,27 @@ async fn the_html_report_charts_one_series_per_object() {
             "one point per snapshot: {drawn}"
         );
     }
+    assert_eq!(
+        dom.matches("<rect class=\"bar ").count(),
+        6,
+        "three bars a run"
+    );
+    assert!(
+        dom.contains("<td>Lead</td>"),
+        "the rendered table in the DOM"
+    );
     let line_pixels = pixels_in_colours(&screenshot, &cairn::commands::report::COLOURS);
-    // Each line spans the plot, 512 px wide and 2 px thick; the coloured legend text alone is a
+    // Each line spans the plot, 500 px wide and 2 px thick; the coloured legend text alone is a
     // few dozen pixels.
     assert!(
         line_pixels >= 600,
         "only {line_pixels} pixels in series colours: see {}",
+        screenshot.display()
+    );
+    let mark_pixels = pixels_in_colours(&screenshot, &[cairn::commands::report::ALERT_MARK]);
+    assert!(
+        mark_pixels >= 30,
+        "the alert mark is not drawn ({mark_pixels} pixels): see {}",
         screenshot.display()
     );
     println!("screenshot: {}", screenshot.display());
