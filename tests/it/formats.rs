@@ -108,3 +108,34 @@ fn every_reporting_command_prints_json_with_format_json() {
     let init: serde_json::Value = serde_json::from_str(&init.stdout).expect("init JSON");
     assert!(init.is_object(), "{init}");
 }
+
+#[test]
+fn the_readme_table_lists_every_command_with_its_json_and_exit_codes() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `cairn "))
+        .collect();
+    let listed: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|l| l["| `cairn ".len()..].split([' ', '`']).next())
+        .collect();
+    let help = Test::new().run_with(&["--help"]).status(0);
+    let commands: std::collections::BTreeSet<&str> = help
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert_eq!(listed, commands, "the README's table and `cairn --help` differ");
+    for row in rows {
+        // command | what it does | --format json | exit codes
+        let cells = row.replace("\\|", "").matches(" | ").count();
+        assert_eq!(cells, 3, "four columns: {row}");
+    }
+}
