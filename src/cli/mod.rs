@@ -71,6 +71,13 @@ pub fn main() -> ExitCode {
         }
     };
     paint::choose(cli.talk.color.enabled(), cli.talk.color.enabled_on_stderr());
+    // Clap has checked the arguments: `--format json` here is the option, whatever the command.
+    let arguments: Vec<String> = std::env::args().collect();
+    let json = arguments
+        .windows(2)
+        .any(|pair| pair[0] == "--format" && pair[1] == "json")
+        || arguments.iter().any(|a| a == "--format=json");
+    output::errors_as_json(json);
     terminal::install_passphrase_prompts();
     let interrupt = Interrupt::default();
     // The simulator's server stops on Ctrl-C by itself.

@@ -71,8 +71,25 @@ pub(super) fn declined() -> ExitStatus {
     ExitStatus::Failure
 }
 
-/// Shows an error with what to do next; the run fails.
+/// Whether errors are said as JSON (`--format json`), for the script that asked for it.
+static JSON_ERRORS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+pub(super) fn errors_as_json(json: bool) {
+    let _ = JSON_ERRORS.set(json);
+}
+
+/// Shows an error with what to do next (on stderr; as `{"error", "help", "exitCode"}` with
+/// `--format json`); the run fails.
 pub(super) fn fail(error: &Error) -> ExitStatus {
+    if JSON_ERRORS.get().copied().unwrap_or(false) {
+        let value = serde_json::json!({
+            "error": error.to_string(),
+            "help": error.guidance(),
+            "exitCode": 1,
+        });
+        let _ = writeln!(std::io::stderr(), "{value}");
+        return ExitStatus::Failure;
+    }
     let text = format!("error: {error}\n  help: {}\n", error.guidance());
     let text = match super::paint::stderr_painted() {
         true => super::paint::paint(&text),

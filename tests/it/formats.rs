@@ -96,6 +96,18 @@ fn every_reporting_command_prints_json_with_format_json() {
         .collect();
     assert!(lines.len() >= 2, "a change and the statistics: {lines:?}");
 
+    // An error, asked for as JSON, is JSON too (on stderr; stdout stays empty).
+    let failed = deployment.cairn("a", &["diff", "latest", "latest", "--format", "json"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(failed.stdout.is_empty());
+    let error: serde_json::Value = serde_json::from_slice(&failed.stderr).expect("error JSON");
+    assert!(
+        error["error"].as_str().is_some_and(|e| e.contains("same snapshot"))
+            && error["help"].is_string()
+            && error["exitCode"] == 1,
+        "{error}"
+    );
+
     // init, in a directory of its own.
     let fresh = Test::new()
         .file(
