@@ -114,6 +114,24 @@ pub trait Progress: Send + Sync {
     }
 }
 
+/// Where notices go: things a command's user should hear while it waits (a lock held by
+/// another run, a stale lock taken over), said outside any step. The command line installs
+/// one; a library user who installs none hears nothing.
+type NoticeSink = Box<dyn Fn(&str) + Send + Sync>;
+
+static NOTICES: std::sync::OnceLock<NoticeSink> = std::sync::OnceLock::new();
+
+/// Makes `sink` the process's; the first one installed stays.
+pub fn install_notices(sink: NoticeSink) {
+    let _ = NOTICES.set(sink);
+}
+
+pub fn notice(text: &str) {
+    if let Some(sink) = NOTICES.get() {
+        sink(text);
+    }
+}
+
 /// Progress nobody watches.
 pub struct Silent;
 

@@ -8,12 +8,12 @@ mod manual;
 mod output;
 mod paint;
 mod progress;
+mod shared;
 mod signals;
 mod terminal;
 mod values;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -49,12 +49,12 @@ use crate::project::store_access::process_env;
 use crate::reconcile::Interrupt;
 use crate::store::keys::KdfParams;
 use output::{declined, fail, go_ahead, print, print_for_people, show, write_parts};
+use shared::{parse_at, project_dir, runtime, usage};
 use terminal::{confirm_on_terminal, store_choice};
 
 use args::{
     AddCommand, AuthCommand, Cli, Command, DiffFormatArg, EnvironmentArg, ExportFormatArg,
-    ExportOutputArg, KeyCommand, LegacyDir, ModeArg, OutputFormat, PlanFormat, ProjectArgs,
-    SimCommand,
+    ExportOutputArg, KeyCommand, LegacyDir, ModeArg, OutputFormat, PlanFormat, SimCommand,
 };
 
 /// Parses the command line, runs the command, and ends with its exit status.
@@ -78,6 +78,7 @@ pub fn main() -> ExitCode {
         .any(|pair| pair[0] == "--format" && pair[1] == "json")
         || arguments.iter().any(|a| a == "--format=json");
     output::errors_as_json(json);
+    progress::install_notices(cli.talk.quiet, json);
     terminal::install_passphrase_prompts();
     let interrupt = Interrupt::default();
     // The simulator's server stops on Ctrl-C by itself.
@@ -89,49 +90,6 @@ pub fn main() -> ExitCode {
     // Locks still held by threads that outlived the command (a stopped backup's sealers).
     crate::store::lock::release_all();
     status.into()
-}
-
-/// The config directory: `--dir`, or the positional one older scripts give, or `.`.
-fn project_dir(project: &ProjectArgs, legacy: LegacyDir) -> Result<PathBuf, Error> {
-    match (&project.dir, legacy.dir) {
-        (Some(flag), Some(positional)) if *flag != positional => Err(Error::Usage {
-            message: format!(
-                "two config directories given: --dir {} and {}",
-                flag.display(),
-                positional.display()
-            ),
-            next: "give it once, as --dir DIR".into(),
-        }),
-        (Some(flag), _) => Ok(flag.clone()),
-        (None, Some(positional)) => Ok(positional),
-        (None, None) => Ok(PathBuf::from(".")),
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Runtime::new().map_err(|e| Error::Io {
-        path: PathBuf::from("tokio runtime"),
-        source: e,
-    })
-}
-
-fn usage(message: String, next: &str) -> Error {
-    Error::Usage {
-        message,
-        next: next.to_string(),
-    }
-}
-
-fn parse_at(at: Option<&str>) -> Result<Option<i64>, Error> {
-    at.map(|text| {
-        crate::time::parse_datetime(text).ok_or_else(|| {
-            usage(
-                format!("--at {text:?} is not an ISO 8601 time"),
-                "write it like 2026-01-31T03:00:00Z",
-            )
-        })
-    })
-    .transpose()
 }
 
 /// Carries out the command; what it prints goes to stdout, and the error (if any) is the
@@ -600,7 +558,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 tls: args.tls,
                 ca_file: args.ca_file,
             };
-            runtime()?.block_on(serve(options)).map_err(|e| {
+            runtime()?.block_on(serve(options, print)).map_err(|e| {
                 usage(
                     format!("the simulator could not start: {e}"),
                     &format!(

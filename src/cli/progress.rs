@@ -51,6 +51,25 @@ fn line_interval() -> Duration {
         })
 }
 
+/// Notices (a lock waited for, a stale one taken over) on stderr: as they are, as JSON events
+/// with `--format json`, or not at all with `-q`.
+pub(super) fn install_notices(quiet: bool, json: bool) {
+    if quiet {
+        return;
+    }
+    crate::progress::install_notices(Box::new(move |text| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = match json {
+            true => writeln!(
+                stderr,
+                "{}",
+                serde_json::json!({"event": "notice", "text": text, "time": timestamp()})
+            ),
+            false => writeln!(stderr, "{}", crate::text::printable(text)),
+        };
+    }));
+}
+
 /// A reporter drawing in `style`, and the guard that stops its sampler (drop it when the
 /// command is done).
 pub(super) fn reporter(style: Style, verbose: bool) -> (Reporter, Option<Sampling>) {

@@ -66,7 +66,7 @@ pub fn banner(sim: &Simulator, options: &ServeOptions) -> String {
     )
 }
 
-pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
+pub async fn serve(options: ServeOptions, announce: impl FnOnce(&str)) -> std::io::Result<()> {
     let jwt_certificate = match &options.jwt_certificate {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             std::io::Error::new(
@@ -105,7 +105,7 @@ pub async fn serve(options: ServeOptions) -> std::io::Result<()> {
             )
         })?;
     }
-    print!("{}", banner(&sim, &options));
+    announce(&banner(&sim, &options));
     tokio::signal::ctrl_c().await?;
     sim.stop().await;
     Ok(())

@@ -182,16 +182,16 @@ fn open_backend(
     })
 }
 
-/// Takes a lock on the store, waiting up to `wait` for a conflicting one, and says on stderr
-/// what it waits for and which stale locks it took over.
+/// Takes a lock on the store, waiting up to `wait` for a conflicting one, and says (as
+/// notices, `progress::notice`) what it waits for and which stale locks it took over.
 pub fn lock(
     store: &Store,
     kind: crate::store::lock::LockKind,
     wait: std::time::Duration,
 ) -> Result<crate::store::lock::Lock, Error> {
-    let lock = store.lock_waiting(kind, wait, &mut |line| eprintln!("{line}"))?;
+    let lock = store.lock_waiting(kind, wait, &mut |line| crate::progress::notice(line))?;
     for line in &lock.took_over {
-        eprintln!("note: {line}");
+        crate::progress::notice(&format!("note: {line}"));
     }
     Ok(lock)
 }

@@ -17,7 +17,7 @@ use crate::snapshot::writer::load_manifest;
 use crate::source::{Connection, Connector as _, DisconnectReason};
 use crate::state::decision::forgotten;
 use crate::state::status::{self, Phase, Run, RunOutcome, SnapshotRow, TaskStatus};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 pub(super) fn describe(outcome: &BackupOutcome) -> String {
     let records: u64 = outcome.objects.iter().filter_map(|o| o.records).sum();
@@ -145,7 +145,7 @@ pub(super) async fn run_backup(
     let mut refetch = BTreeMap::new();
     let parent = match parent {
         Some((id, mut manifest)) => {
-            let unsound = unsound_blobs(context.store, &manifest)?;
+            let unsound = super::chunk_audit::unsound_blobs(context.store, &manifest)?;
             if !unsound.is_empty() {
                 let objects: Vec<String> = unsound
                     .iter()
@@ -532,56 +532,6 @@ pub(super) type Summarised = (
     Vec<String>,
     Vec<crate::diff::summary::ComponentChange>,
 );
-
-/// How many of the blobs a snapshot names are missing or damaged: an incremental takes its
-/// parent's data as it is, so it is read and authenticated first (on two threads; AES-GCM
-/// without decompression, a fraction of what the fetch costs).
-/// The objects of a snapshot with blobs that are missing or do not verify, and how many each.
-pub(super) fn unsound_blobs(
-    store: &Store,
-    manifest: &crate::snapshot::SnapshotManifest,
-) -> Result<BTreeMap<String, usize>, StoreError> {
-    let mut users: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (object, entry) in &manifest.objects {
-        for blob in entry.blobs() {
-            users.entry(blob).or_default().push(object);
-        }
-    }
-    let named: Vec<&str> = users.keys().copied().collect();
-    let half = named.len().div_ceil(2).max(1);
-    let unsound: Vec<&str> = std::thread::scope(|scope| {
-        let workers: Vec<_> = named
-            .chunks(half)
-            .map(|chunk| {
-                scope.spawn(move || -> Result<Vec<&str>, StoreError> {
-                    let mut unsound = Vec::new();
-                    for blob in chunk {
-                        match store.verify_blob(blob) {
-                            Ok(()) => {}
-                            Err(
-                                StoreError::MissingBlob { .. } | StoreError::CorruptBlob { .. },
-                            ) => unsound.push(*blob),
-                            Err(other) => return Err(other),
-                        }
-                    }
-                    Ok(unsound)
-                })
-            })
-            .collect();
-        workers.into_iter().try_fold(Vec::new(), |mut all, worker| {
-            all.extend(worker.join().map_err(|_| StoreError::Backend {
-                location: store.location(),
-                message: "a thread verifying the last snapshot stopped".into(),
-            })??);
-            Ok::<_, StoreError>(all)
-        })
-    })?;
-    let mut objects = BTreeMap::new();
-    for object in unsound.iter().filter_map(|blob| users.get(blob)).flatten() {
-        *objects.entry(object.to_string()).or_insert(0) += 1;
-    }
-    Ok(objects)
-}
 
 pub(super) fn coverage_file(outcome: &BackupOutcome) -> status::CoverageFile {
     let coverage = &outcome.coverage;

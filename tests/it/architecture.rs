@@ -245,6 +245,43 @@ fn the_modules_imports_form_no_cycle() {
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
 }
 
+/// The library says what it does through what it returns, `Progress` and notices; only the
+/// command line (and the binary) print.
+#[test]
+fn only_the_command_line_prints() {
+    let mut files = Vec::new();
+    sources(&root().join("src"), &mut files);
+    let mut printing = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(root()).unwrap_or(&file).to_path_buf();
+        if relative.starts_with("src/cli") || relative == Path::new("src/main.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("source");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if [
+                "println!",
+                "eprintln!",
+                "print!(",
+                "eprint!(",
+                "io::stdout()",
+                "io::stderr()",
+            ]
+            .iter()
+            .any(|p| code.contains(p))
+            {
+                printing.push(format!("{}:{}: {}", relative.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        printing.is_empty(),
+        "printing outside src/cli:\n{}",
+        printing.join("\n")
+    );
+}
+
 #[test]
 fn no_file_is_long_without_a_reason_at_its_top() {
     let mut files = Vec::new();

@@ -102,7 +102,9 @@ fn every_reporting_command_prints_json_with_format_json() {
     assert!(failed.stdout.is_empty());
     let error: serde_json::Value = serde_json::from_slice(&failed.stderr).expect("error JSON");
     assert!(
-        error["error"].as_str().is_some_and(|e| e.contains("same snapshot"))
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("same snapshot"))
             && error["help"].is_string()
             && error["exitCode"] == 1,
         "{error}"
@@ -144,7 +146,10 @@ fn the_readme_table_lists_every_command_with_its_json_and_exit_codes() {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .collect();
-    assert_eq!(listed, commands, "the README's table and `cairn --help` differ");
+    assert_eq!(
+        listed, commands,
+        "the README's table and `cairn --help` differ"
+    );
     for row in rows {
         // command | what it does | --format json | exit codes
         let cells = row.replace("\\|", "").matches(" | ").count();
