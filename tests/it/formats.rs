@@ -135,15 +135,10 @@ fn the_readme_table_lists_every_command_with_its_json_and_exit_codes() {
         .iter()
         .filter_map(|l| l["| `cairn ".len()..].split([' ', '`']).next())
         .collect();
-    let help = Test::new().run_with(&["--help"]).status(0);
+    let help = common::help_commands();
     let commands: std::collections::BTreeSet<&str> = help
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter(|l| !l.starts_with("   "))
-        .filter_map(|l| l.split_whitespace().next())
+        .iter()
+        .map(String::as_str)
         .filter(|c| *c != "help")
         .collect();
     assert_eq!(

@@ -651,41 +651,10 @@ async fn mass_deletes_raise_an_alert_and_diff_shows_the_change() {
     assert_eq!(run(&fleet, &["apply", "--at", &at(T0)]).await.code, 0);
     let leads = admin(&sim, Method::GET, "state", json!({})).await;
     let lead_count = leads["records"]["Lead"].as_u64().expect("lead count");
-    let query = |soql: &str| {
-        let url = format!("{}/services/data/v62.0/query", sim.url());
-        let token = sim.credentials.access_token.clone();
-        let soql = soql.to_string();
-        async move {
-            let page: Value = reqwest::Client::new()
-                .get(url)
-                .query(&[("q", soql)])
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("query")
-                .json()
-                .await
-                .expect("JSON");
-            page["records"]
-                .as_array()
-                .expect("records")
-                .iter()
-                .map(|r| r["Id"].as_str().expect("Id").to_string())
-                .collect::<Vec<_>>()
-        }
-    };
     let doomed = (lead_count as usize / 10).max(2);
-    let lead_ids = query("SELECT Id FROM Lead").await;
-    for id in lead_ids.iter().take(doomed) {
-        admin(
-            &sim,
-            Method::DELETE,
-            &format!("records/Lead/{id}"),
-            json!({}),
-        )
-        .await;
-    }
-    let account = query("SELECT Id FROM Account").await.remove(0);
+    let lead_ids = query_ids(&sim, "SELECT Id FROM Lead").await;
+    delete_records(&sim, "Lead", &lead_ids[..doomed]).await;
+    let account = query_ids(&sim, "SELECT Id FROM Account").await.remove(0);
     admin(
         &sim,
         Method::PATCH,
@@ -2006,32 +1975,9 @@ async fn the_html_report_shows_what_needs_attention_first_then_change_over_time(
     )
     .await;
     // A tenth of the leads deleted: the default alert (5%) fires.
-    let leads: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/services/data/v62.0/query", sim.url()))
-        .query(&[("q", "SELECT Id FROM Lead")])
-        .bearer_auth(&sim.credentials.access_token)
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("JSON");
-    let lead_ids: Vec<String> = leads["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|r| r["Id"].as_str().expect("Id").to_string())
-        .collect();
-    let doomed = (leads["totalSize"].as_u64().expect("count") as usize / 10).max(2);
-    for id in lead_ids.iter().take(doomed) {
-        admin(
-            &sim,
-            Method::DELETE,
-            &format!("records/Lead/{id}"),
-            json!({}),
-        )
-        .await;
-    }
+    let lead_ids = query_ids(&sim, "SELECT Id FROM Lead").await;
+    let doomed = (lead_ids.len() / 10).max(2);
+    delete_records(&sim, "Lead", &lead_ids[..doomed]).await;
     admin(&sim, Method::POST, "clock", json!({"advanceMs": DAY})).await;
     let second = run(&fleet, &["apply", "--at", &at(T0 + DAY)]).await;
     assert!(second.stdout.contains("ALERT  Lead:"), "{}", second.stdout);
@@ -2159,6 +2105,39 @@ async fn the_html_report_shows_what_needs_attention_first_then_change_over_time(
         screenshot.display()
     );
     println!("screenshot: {}", screenshot.display());
+}
+
+/// The Ids a SOQL query returns (one page), as any API client reads them.
+async fn query_ids(sim: &Simulator, soql: &str) -> Vec<String> {
+    let page: Value = reqwest::Client::new()
+        .get(format!("{}/services/data/v62.0/query", sim.url()))
+        .query(&[("q", soql)])
+        .bearer_auth(&sim.credentials.access_token)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    page["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["Id"].as_str().expect("Id").to_string())
+        .collect()
+}
+
+/// Deletes records as a user would (into the Recycle Bin).
+async fn delete_records(sim: &Simulator, object: &str, ids: &[String]) {
+    for id in ids {
+        admin(
+            sim,
+            Method::DELETE,
+            &format!("records/{object}/{id}"),
+            json!({}),
+        )
+        .await;
+    }
 }
 
 /// Opens a page in headless Chromium (Debian's `chromium`, installed by

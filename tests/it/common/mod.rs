@@ -136,6 +136,21 @@ impl Ran {
 
 /// Runs git in `dir` as an admin would (an identity for commits); it must succeed. Returns
 /// what it printed.
+/// The commands `cairn --help` lists, in its order (`help` included).
+pub fn help_commands() -> Vec<String> {
+    let ran = Test::new().run_with(&["--help"]).status(0);
+    ran.stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A description that wraps goes on under its own column, not at a command's indent.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .arg("-C")
