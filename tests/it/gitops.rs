@@ -2107,21 +2107,10 @@ async fn the_html_report_shows_what_needs_attention_first_then_change_over_time(
     println!("screenshot: {}", screenshot.display());
 }
 
-/// The Ids a SOQL query returns (one page), as any API client reads them.
-async fn query_ids(sim: &Simulator, soql: &str) -> Vec<String> {
-    let page: Value = reqwest::Client::new()
-        .get(format!("{}/services/data/v62.0/query", sim.url()))
-        .query(&[("q", soql)])
-        .bearer_auth(&sim.credentials.access_token)
-        .send()
+/// The Ids a SOQL query returns (one page).
+async fn query_ids(sim: &Simulator, query: &str) -> Vec<String> {
+    soql(sim, query)
         .await
-        .expect("query")
-        .json()
-        .await
-        .expect("JSON");
-    page["records"]
-        .as_array()
-        .expect("records")
         .iter()
         .map(|r| r["Id"].as_str().expect("Id").to_string())
         .collect()
