@@ -840,24 +840,9 @@ pub(crate) async fn delete_family(
     contacts: &[String],
     opportunities: &[String],
 ) {
-    for (object, ids) in [("Contact", contacts), ("Opportunity", opportunities)] {
-        for id in ids {
-            admin(
-                sim,
-                Method::DELETE,
-                &format!("records/{object}/{id}"),
-                json!({}),
-            )
-            .await;
-        }
-    }
-    admin(
-        sim,
-        Method::DELETE,
-        &format!("records/Account/{account}"),
-        json!({}),
-    )
-    .await;
+    delete_records(sim, "Contact", contacts).await;
+    delete_records(sim, "Opportunity", opportunities).await;
+    delete_records(sim, "Account", &[account.to_string()]).await;
 }
 
 async fn delete_contacts(sim: &Simulator, contacts: &[String]) {
@@ -2117,7 +2102,7 @@ async fn query_ids(sim: &Simulator, query: &str) -> Vec<String> {
 }
 
 /// Deletes records as a user would (into the Recycle Bin).
-async fn delete_records(sim: &Simulator, object: &str, ids: &[String]) {
+pub(crate) async fn delete_records(sim: &Simulator, object: &str, ids: &[String]) {
     for id in ids {
         admin(
             sim,

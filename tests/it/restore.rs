@@ -559,17 +559,14 @@ async fn export_files_writes_every_body_and_an_index() {
 
 /// Deletes a record and empties the recycle bin: it is gone for good, as after 15 days.
 async fn purge(sim: &cairn_sim::server::Simulator, object: &str, id: &str) {
-    use crate::common::org::admin;
-    use reqwest::Method;
-    use serde_json::json;
-    admin(
+    crate::gitops::delete_records(sim, object, &[id.to_string()]).await;
+    crate::common::org::admin(
         sim,
-        Method::DELETE,
-        &format!("records/{object}/{id}"),
-        json!({}),
+        reqwest::Method::POST,
+        "recycle-bin/empty",
+        serde_json::json!({}),
     )
     .await;
-    admin(sim, Method::POST, "recycle-bin/empty", json!({})).await;
 }
 
 /// `cairn restore --id ID --with-children 1 --yes` for task acme.
