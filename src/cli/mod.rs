@@ -289,6 +289,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 let outcome = runtime()?.block_on(restore_metadata(&options, env))?;
                 return Ok(show(&outcome, args.output.format));
             }
+            let (restore_progress, _sampling) = progress(args.output.format == OutputFormat::Json);
             let options = RestoreOptions {
                 dir: project_dir(&project, no_dir())?,
                 task: args.task,
@@ -308,6 +309,7 @@ pub fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitStatus, Error> {
                 wait: args.wait.wait,
                 confirm: ask.then_some(confirm_on_terminal as fn(&str) -> bool),
                 manifest: None,
+                progress: restore_progress,
             };
             let outcome = runtime()?.block_on(restore(&options, env))?;
             Ok(show(&outcome, args.output.format))

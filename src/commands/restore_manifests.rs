@@ -19,6 +19,7 @@ pub(crate) fn restore_options(
     dir: &std::path::Path,
     wait: std::time::Duration,
     apply: bool,
+    progress: &crate::progress::Reporter,
 ) -> RestoreOptions {
     let manifest = &loaded.restore;
     RestoreOptions {
@@ -36,6 +37,7 @@ pub(crate) fn restore_options(
         wait,
         confirm: None,
         manifest: Some(manifest.id.clone()),
+        progress: progress.clone(),
     }
 }
 
@@ -95,7 +97,8 @@ pub(crate) async fn carry_out(
             ));
             continue;
         }
-        let restore_options = restore_options(loaded, &options.dir, options.wait, true);
+        let restore_options =
+            restore_options(loaded, &options.dir, options.wait, true, &options.progress);
         match restore(&restore_options, env).await {
             Ok(done) => {
                 let record = record_of(loaded, &done, revision.clone(), crate::time::now_ms());
@@ -294,7 +297,13 @@ pub(crate) async fn preview(
             entry.problem = Some(format!("{e}; {}", e.guidance()));
             continue;
         }
-        let options = restore_options(loaded, dir, std::time::Duration::ZERO, false);
+        let options = restore_options(
+            loaded,
+            dir,
+            std::time::Duration::ZERO,
+            false,
+            &crate::progress::Reporter::default(),
+        );
         match restore(&options, env).await {
             Ok(planned) => entry.preview = Some(counted(&planned)),
             Err(e) => entry.no_preview = Some(format!("{e}")),

@@ -185,6 +185,9 @@ pub struct RestoreResult {
     pub updated: Vec<(String, String)>,
     /// (object, Id in the snapshot, why)
     pub failed: Vec<(String, String, String)>,
+    /// Counts the records written as they are, for whoever watches.
+    #[serde(skip)]
+    pub(crate) progress: crate::progress::Meter,
 }
 
 /// Values equal as a source means them: datetimes in any offset, numbers in any form.
@@ -379,6 +382,7 @@ pub async fn plan<C: Connector>(
 async fn write<C: Connector>(
     connector: &C,
     writes: Vec<RecordWrite>,
+    progress: Option<&crate::progress::Meter>,
 ) -> Result<Vec<WriteOutcome>, SourceError> {
     let mut outcomes = Vec::with_capacity(writes.len());
     for batch in writes.chunks(connector.write_batch().max(1)) {
@@ -387,8 +391,24 @@ async fn write<C: Connector>(
             Err("no result returned for this record".into())
         });
         outcomes.extend(answers);
+        if let Some(meter) = progress {
+            meter.add(batch.len() as u64);
+        }
     }
     Ok(outcomes)
+}
+
+/// The record writes a plan makes (an undelete that also sets fields back is two): what a
+/// restore's progress counts to.
+pub fn writes(plan: &RestorePlan) -> u64 {
+    plan.steps
+        .iter()
+        .map(|step| match step {
+            Step::Undelete { changes, .. } => 1 + u64::from(!changes.is_empty()),
+            Step::Update { .. } | Step::Create { .. } => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Executes a plan. An error from the source (its budget spent, say) stops it; what was done
@@ -400,7 +420,23 @@ pub async fn apply<C: Connector>(
     bodies: Option<&SnapshotBodies<'_>>,
     journal: &mut RunJournal<'_>,
 ) -> Result<RestoreResult, RestoreError> {
-    let mut result = RestoreResult::default();
+    let progress = crate::progress::Meter::default();
+    apply_watched(connector, plan, schemas, bodies, journal, &progress).await
+}
+
+/// [`apply`], counting the records written on `progress` (to [`writes`] of the plan).
+pub async fn apply_watched<C: Connector>(
+    connector: &C,
+    plan: &RestorePlan,
+    schemas: &Schemas,
+    bodies: Option<&SnapshotBodies<'_>>,
+    journal: &mut RunJournal<'_>,
+    progress: &crate::progress::Meter,
+) -> Result<RestoreResult, RestoreError> {
+    let mut result = RestoreResult {
+        progress: progress.clone(),
+        ..RestoreResult::default()
+    };
     let empty = BTreeMap::new();
 
     // Undeletes first, parents before children: a child comes back only with its parent, and
@@ -439,7 +475,7 @@ pub async fn apply<C: Connector>(
     }
     for ((object, id), outcome) in updated_ids
         .into_iter()
-        .zip(write(connector, updates).await?)
+        .zip(write(connector, updates, Some(progress)).await?)
     {
         match outcome {
             Ok(_) if back.contains(&id) => {}
@@ -571,7 +607,7 @@ pub async fn apply<C: Connector>(
             )
         })
         .unzip();
-    for ((object, new_id), outcome) in keys.into_iter().zip(write(connector, writes).await?) {
+    for ((object, new_id), outcome) in keys.into_iter().zip(write(connector, writes, None).await?) {
         if let Err(why) = outcome {
             result.failed.push((
                 object,

@@ -103,6 +103,7 @@ fn settle(
     result: &mut RestoreResult,
     journal: &mut RunJournal<'_>,
 ) -> Result<(), RestoreError> {
+    result.progress.add(outcomes.len() as u64);
     let mut made = Vec::new();
     for (old_id, outcome) in outcomes {
         match outcome {

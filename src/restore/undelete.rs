@@ -46,6 +46,7 @@ pub(super) async fn undelete<C: Connector>(
             answers.resize_with(batch.len(), || {
                 Err("no result returned for this record".into())
             });
+            result.progress.add(batch.len() as u64);
             for (id, answer) in batch.iter().zip(answers) {
                 match answer {
                     Ok(_) => {

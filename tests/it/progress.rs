@@ -195,3 +195,37 @@ fn quiet_says_nothing_and_json_says_it_in_events_beside_a_json_outcome() {
     succeeded(&quiet, "apply -q");
     assert_eq!(text(&quiet.stderr), "", "-q prints nothing while working");
 }
+
+#[test]
+fn a_restore_says_how_many_records_it_wrote_as_it_goes() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = common::deployment::simulator(&runtime, 41);
+    let deployment = Deployment::new(&sim, StoreKind::Shared);
+    let mut account = None;
+    common::deployment::edit_org(&runtime, &sim, 0, &mut account);
+    let gone = account.clone().expect("an account");
+    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
+    common::deployment::edit_org(&runtime, &sim, 1, &mut account);
+    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
+    let (restored, _) = apply(
+        &deployment,
+        &[
+            "restore",
+            "--task",
+            "acme",
+            "--id",
+            &gone,
+            "--snapshot",
+            "latest~1",
+            "--yes",
+        ],
+        &[("CI", "true")],
+    );
+    succeeded(&restored, "restore");
+    let stderr = text(&restored.stderr);
+    assert!(
+        stderr.lines().any(|l| timestamped(l)
+            && l[21..].starts_with("acme restore: 1 undeleted, 0 created, 0 updated, 0 failed")),
+        "{stderr}"
+    );
+}

@@ -57,6 +57,8 @@ pub struct RestoreOptions {
     /// The restore manifest (`restores/<id>.yaml`) carried out: it runs once, so a finished
     /// run of it in the store's journal means there is nothing to do.
     pub manifest: Option<String>,
+    /// Told of the records written as they are.
+    pub progress: crate::progress::Reporter,
 }
 
 /// A restore's plan, and with `--apply` what became of each record.
@@ -396,8 +398,32 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
                 run.for_manifest(manifest)?;
             }
             let bodies = restore::SnapshotBodies::new(store, &manifest);
-            let result =
-                restore::apply(&connector, &plan, &schemas, Some(&bodies), &mut run).await?;
+            let step = options.progress.start(
+                &target_id,
+                "restore",
+                crate::progress::Unit::Records,
+                format!(
+                    "from snapshot {}",
+                    &snapshot.id[..snapshot.id.len().min(12)]
+                ),
+            );
+            step.meter().expect(restore::writes(&plan));
+            let result = restore::apply_watched(
+                &connector,
+                &plan,
+                &schemas,
+                Some(&bodies),
+                &mut run,
+                step.meter(),
+            )
+            .await?;
+            step.finish(&format!(
+                "{} undeleted, {} created, {} updated, {} failed",
+                result.undeleted.len(),
+                result.created.len(),
+                result.updated.len(),
+                result.failed.len()
+            ));
             run.finish(restore::Finished {
                 at: crate::time::now_ms(),
                 undeleted: result.undeleted.len(),
