@@ -45,11 +45,12 @@ fn role(line: &str) -> Option<(Style, usize)> {
     if let Some((word, style)) = WORDS.iter().find(|(w, _)| line.starts_with(w)) {
         return Some((*style, word.len()));
     }
-    // A diff's record lines: `+ Id`, `- Id`, `M Id  fields`.
+    // A diff's record lines (`+ Id`, `- Id`, `M Id  fields`) and a plan's (`+ create`,
+    // `~ update`, `- archive`).
     match line.as_bytes() {
         [b'+', b' ', ..] => Some((GREEN, 1)),
         [b'-', b' ', ..] => Some((RED, 1)),
-        [b'M', b' ', ..] => Some((YELLOW, 1)),
+        [b'M' | b'~', b' ', ..] => Some((YELLOW, 1)),
         _ => None,
     }
 }
@@ -79,7 +80,7 @@ mod tests {
 
     #[test]
     fn markers_are_painted_and_data_is_left_as_it_is() {
-        let text = "FAILED   acme  the org could not be reached\n  ALERT  Contact: 1440 deleted\n+ 001A\nM 001B  Phone\nplain line\n";
+        let text = "FAILED   acme  the org could not be reached\n  ALERT  Contact: 1440 deleted\n+ 001A\nM 001B  Phone\n  ~ update acme\nplain line\n";
         let painted = paint(text);
         assert!(
             painted.starts_with("\u{1b}[1m\u{1b}[31mFAILED\u{1b}[0m   acme"),
@@ -94,6 +95,7 @@ mod tests {
             painted.contains("\u{1b}[33mM\u{1b}[0m 001B  Phone"),
             "{painted:?}"
         );
+        assert!(painted.contains("  \u{1b}[33m~\u{1b}[0m update acme"), "{painted:?}");
         assert!(painted.ends_with("plain line\n"));
         // Unpainted, the text is byte for byte the same.
         let stripped = painted
