@@ -95,7 +95,10 @@ mod tests {
             painted.contains("\u{1b}[33mM\u{1b}[0m 001B  Phone"),
             "{painted:?}"
         );
-        assert!(painted.contains("  \u{1b}[33m~\u{1b}[0m update acme"), "{painted:?}");
+        assert!(
+            painted.contains("  \u{1b}[33m~\u{1b}[0m update acme"),
+            "{painted:?}"
+        );
         assert!(painted.ends_with("plain line\n"));
         // Unpainted, the text is byte for byte the same.
         let stripped = painted
