@@ -42,7 +42,7 @@ impl Meter {
     }
 
     /// How many the step expects in all, once the source has said.
-    pub fn expect(&self, total: u64) {
+    pub fn set_total(&self, total: u64) {
         self.0.total.store(total, Ordering::Relaxed);
     }
 
@@ -241,7 +241,7 @@ mod tests {
         let recorded = Arc::new(Recorded::default());
         let reporter = Reporter::new(recorded.clone());
         let step = reporter.start("t", "Account", Unit::Records, "full");
-        step.meter().expect(10);
+        step.meter().set_total(10);
         step.meter().add(3);
         drop(step);
         let done = reporter.start("t", "Contact", Unit::Records, "incremental");

@@ -61,8 +61,8 @@ impl RowSink for Fetched {
         self.left_out.push((what, why));
     }
 
-    fn expect(&mut self, total: u64) {
-        self.meter.expect(total);
+    fn announced(&mut self, total: u64) {
+        self.meter.set_total(total);
     }
 }
 

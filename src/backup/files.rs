@@ -264,7 +264,7 @@ pub(super) async fn back_up_bodies<C: Connector>(
         };
         if full {
             if let Some(total) = records.records {
-                pass.meter.expect(total);
+                pass.meter.set_total(total);
             }
             let mut batch = Vec::new();
             for record in ObjectReader::new(store, &plan.name, &records) {
@@ -283,7 +283,7 @@ pub(super) async fn back_up_bodies<C: Connector>(
                 parent.and_then(|m| m.objects.get(&plan.name)),
                 previous.as_ref(),
             )?;
-            pass.meter.expect(candidates.len() as u64);
+            pass.meter.set_total(candidates.len() as u64);
             for batch in candidates.chunks(BATCH) {
                 pass.run_batch(batch.to_vec(), &allowance, false).await?;
             }

@@ -57,8 +57,7 @@ pub(super) fn go_ahead(
     yes: bool,
     preview: impl FnOnce() -> Result<String, Error>,
 ) -> Result<bool, Error> {
-    use std::io::IsTerminal;
-    if yes || !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    if yes || !terminal::attended() {
         return Ok(true);
     }
     let preview = preview()?;

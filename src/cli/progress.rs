@@ -143,6 +143,13 @@ struct Active {
     last_done: u64,
 }
 
+impl Active {
+    /// Rows (or files) a second since the step started.
+    fn rate(&self, done: u64) -> f64 {
+        done as f64 / self.started.elapsed().as_secs_f64().max(0.001)
+    }
+}
+
 impl Progress for Drawer {
     fn task_started(&self, task: &str) {
         let shared = &self.0;
@@ -287,8 +294,7 @@ impl Shared {
                 }
                 bar.set_position(done);
                 if total.is_some() {
-                    let rate = done as f64 / a.started.elapsed().as_secs_f64().max(0.001);
-                    let mut message = format!("{}/s", crate::text::count(rate as u64));
+                    let mut message = format!("{}/s", crate::text::count(a.rate(done) as u64));
                     if a.meter.bytes() > 0 {
                         message.push_str(&format!(", {}", crate::text::size(a.meter.bytes())));
                     }
@@ -299,7 +305,7 @@ impl Shared {
             if now.duration_since(a.last_line) < self.interval || done == a.last_done {
                 continue;
             }
-            let rate = done as f64 / a.started.elapsed().as_secs_f64().max(0.001);
+            let rate = a.rate(done);
             a.last_line = now;
             a.last_done = done;
             match self.style {
@@ -422,7 +428,7 @@ mod tests {
     #[test]
     fn a_progress_line_says_how_far_how_fast_and_how_long_is_left() {
         let meter = Meter::default();
-        meter.expect(300_000);
+        meter.set_total(300_000);
         let active = Active {
             step: Step {
                 task: "acme".into(),

@@ -70,11 +70,16 @@ pub(super) fn confirm(summary: &str, question: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-/// Asks passphrases on the terminal, without echo, when both ends of it are one: installed
-/// for the library (`project::ask`), which asks only when the environment gives none.
-pub(super) fn install_passphrase_prompts() {
+/// Whether a person is there to answer: questions go to stderr, answers come from stdin.
+pub(super) fn attended() -> bool {
     use std::io::IsTerminal;
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks passphrases on the terminal, without echo, when a person is there: installed for the
+/// library (`project::ask`), which asks only when the environment gives none.
+pub(super) fn install_passphrase_prompts() {
+    if !attended() {
         return;
     }
     crate::project::ask::install(Box::new(|question| {

@@ -115,17 +115,22 @@ fn snippet(body: &[u8], words: &[String], only: Option<&str>) -> Option<(String,
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
-    let values: Vec<(&String, String)> = map
+    // Each value with its lower-cased text, which positions are counted in (lower-casing can
+    // change a text's length).
+    let values: Vec<(&String, String, String)> = map
         .iter()
         .filter(|(field, _)| only.is_none_or(|o| o.eq_ignore_ascii_case(field)))
-        .filter_map(|(field, value)| match value {
-            Value::Null => None,
-            Value::String(s) => Some((field, s.clone())),
-            other => Some((field, other.to_string())),
+        .filter_map(|(field, value)| {
+            let text = match value {
+                Value::Null => return None,
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let lower = text.to_lowercase();
+            Some((field, text, lower))
         })
         .collect();
-    let as_word = values.iter().find_map(|(field, text)| {
-        let lower = text.to_lowercase();
+    let as_word = values.iter().find_map(|(field, text, lower)| {
         lower
             .split(|c: char| !c.is_alphanumeric())
             .find(|token| words.iter().any(|w| w == token))
@@ -134,22 +139,20 @@ fn snippet(body: &[u8], words: &[String], only: Option<&str>) -> Option<(String,
                 (
                     *field,
                     text,
+                    lower,
                     token.as_ptr() as usize - lower.as_ptr() as usize,
                 )
             })
     });
-    let (field, text, at) = as_word.or_else(|| {
-        values.iter().find_map(|(field, text)| {
-            let lower = text.to_lowercase();
+    let (field, text, lower, at) = as_word.or_else(|| {
+        values.iter().find_map(|(field, text, lower)| {
             words
                 .iter()
                 .find_map(|w| lower.find(w.as_str()))
-                .map(|at| (*field, text, at))
+                .map(|at| (*field, text, lower, at))
         })
     })?;
-    let lower = text.to_lowercase();
     let chars: Vec<char> = text.chars().collect();
-    // Lower-casing can change a text's length; positions are counted in the lower-cased text.
     let position = lower
         .get(..at)
         .map_or(0, |before| before.chars().count())

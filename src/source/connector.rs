@@ -113,7 +113,7 @@ pub trait RowSink: Send + 'static {
 
     /// How many rows the source says are coming, once it says (for progress only: the
     /// rows that arrive are what counts).
-    fn expect(&mut self, total: u64) {
+    fn announced(&mut self, total: u64) {
         let _ = total;
     }
 }

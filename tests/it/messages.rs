@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use cairn_sim::org::{OrgOptions, Population};
 use cairn_sim::server::{SimOptions, Simulator};
-use common::deployment::{Deployment, StoreKind, edit_org, simulator, succeeded, text};
+use common::deployment::{Deployment, StoreKind, back_up_a_deletion, simulator, succeeded, text};
 use common::{Test, git};
 
 const REPOSITORY: &str =
@@ -161,12 +161,7 @@ fn after_a_deletion_restore_diff_and_export_point_the_right_way() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let sim = simulator(&runtime, 27);
     let deployment = Deployment::new(&sim, StoreKind::Shared);
-    let mut created = None;
-    edit_org(&runtime, &sim, 0, &mut created);
-    let gone = created.clone().expect("an account");
-    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
-    edit_org(&runtime, &sim, 1, &mut created);
-    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
+    let gone = back_up_a_deletion(&runtime, &sim, &deployment);
 
     // The deleted record is not in latest: the error says where it is, and that is true.
     let restore = deployment.cairn("a", &["restore", "--task", "acme", "--id", &gone]);

@@ -201,12 +201,7 @@ fn a_restore_says_how_many_records_it_wrote_as_it_goes() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let sim = common::deployment::simulator(&runtime, 41);
     let deployment = Deployment::new(&sim, StoreKind::Shared);
-    let mut account = None;
-    common::deployment::edit_org(&runtime, &sim, 0, &mut account);
-    let gone = account.clone().expect("an account");
-    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
-    common::deployment::edit_org(&runtime, &sim, 1, &mut account);
-    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
+    let gone = common::deployment::back_up_a_deletion(&runtime, &sim, &deployment);
     let (restored, _) = apply(
         &deployment,
         &[

@@ -34,7 +34,7 @@ pub(super) struct RunBar {
 }
 
 /// `12-01 03:00`: a run's date and time, short enough for an axis.
-fn short_time(ms: i64) -> String {
+pub(super) fn short_time(ms: i64) -> String {
     let full = crate::time::format_datetime_z(ms);
     full.get(5..16).unwrap_or(&full).replace('T', " ")
 }

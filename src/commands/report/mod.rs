@@ -319,12 +319,8 @@ fn changes_table(
     let shown: Vec<usize> = (runs.len().saturating_sub(12)..runs.len()).collect();
     let mut html = String::from("<table class=\"per-object\"><tr><th>object</th>");
     for i in &shown {
-        let when = crate::time::format_datetime_z(runs[*i].time_ms);
-        let _ = write!(
-            html,
-            "<th class=\"n\">{}</th>",
-            escape(when.get(5..16).unwrap_or(&when))
-        );
+        let when = chart::short_time(runs[*i].time_ms);
+        let _ = write!(html, "<th class=\"n\">{}</th>", escape(&when));
     }
     html.push_str("</tr>\n");
     for (object, cells) in per_object {

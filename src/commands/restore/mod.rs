@@ -407,7 +407,7 @@ pub async fn restore(options: &RestoreOptions, env: Env<'_>) -> Result<RestoreOu
                     &snapshot.id[..snapshot.id.len().min(12)]
                 ),
             );
-            step.meter().expect(restore::writes(&plan));
+            step.meter().set_total(restore::writes(&plan));
             let result = restore::apply_watched(
                 &connector,
                 &plan,

@@ -146,7 +146,7 @@ pub(super) async fn fetch<S: RowSink>(
             match bulk_job(client, &options.api_version, soql).await? {
                 Some((id, processed)) => {
                     if let Some(total) = processed {
-                        into.expect(total);
+                        into.announced(total);
                     }
                     return bulk_results(client, &options.api_version, &id, plan, since_ms, into)
                         .await;
@@ -166,7 +166,7 @@ pub(super) async fn fetch<S: RowSink>(
             }
         }
         if first {
-            into.expect(head.total_size);
+            into.announced(head.total_size);
         }
         first = false;
         let next = head.next_records_url.filter(|_| !head.done);

@@ -252,6 +252,22 @@ pub fn edit_org(
     });
 }
 
+/// Two applies in clone a: the first backs up a new Account, the second its deletion. The
+/// deleted Account's Id: in `latest~1`, gone from `latest`.
+pub fn back_up_a_deletion(
+    runtime: &tokio::runtime::Runtime,
+    sim: &Simulator,
+    deployment: &Deployment,
+) -> String {
+    let mut created = None;
+    edit_org(runtime, sim, 0, &mut created);
+    let gone = created.clone().expect("an account");
+    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
+    edit_org(runtime, sim, 1, &mut created);
+    succeeded(&deployment.cairn("a", &["apply", "--now", "-q"]), "apply");
+    gone
+}
+
 /// The newest snapshot the remote's state names holds exactly what a fault-free full backup
 /// of the org reads now.
 pub fn newest_snapshot_is_the_org(
