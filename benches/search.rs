@@ -30,7 +30,7 @@ fn main() {
     let text_time = started.elapsed().as_secs_f64();
     let before = common::dir_bytes(dir.path());
     let started = Instant::now();
-    let index = SearchIndex::open(&store, "bench").expect("index");
+    let index = SearchIndex::empty(&store).expect("index");
     let writer = index.writer().expect("writer");
     for n in 0..records {
         index

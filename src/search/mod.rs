@@ -2,35 +2,40 @@
 //! captured (object, Id, snapshot, time, and the text of every field), plus a marker for each
 //! deletion, so searches also find records deleted since. Each backup adds only its change.
 //!
-//! At rest the index is in the store like any data: every index file a sealed blob (keyed ids,
-//! so unchanged segment files are stored once), a sealed list of them, and a pointer
-//! `search/<task>` naming that list. It is unpacked for use into a private temporary directory
-//! that is removed afterwards; only Ids and pointers are stored in the index, never record
-//! text, which is read back from the snapshot for snippets.
+//! At rest the index is in the store like any data: every index file as sealed pieces (keyed
+//! ids, so unchanged segment files are stored once), a sealed list of them, and a pointer
+//! `search/<task>` naming that list. It is read in place, lazily (`stored_directory`): a query
+//! unseals the pieces it reads into memory. Adding to it writes the new segments into a private
+//! temporary directory, removed afterwards. Only Ids and pointers are stored in the index,
+//! never record text, which is read back from the snapshot for snippets.
 
 mod record_text;
 pub mod scratch;
+mod stored_directory;
 
 pub use record_text::record_text;
+pub use stored_directory::{PIECE_BYTES, StoredFile};
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value as _,
+    Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value as _,
 };
-use tantivy::{Index, IndexWriter, Term};
+use tantivy::{Index, IndexWriter, ReloadPolicy, Term};
+
+use stored_directory::StoredDirectory;
 
 use crate::store::{Store, StoreError};
 
-/// The index writer's memory budget (tantivy wants at least 15 MB per thread): fewer, larger
-/// segments index about 1.6x faster than at 64 MiB on 2 cores (benches/search.rs).
-const WRITER_MEMORY: usize = 256 * 1024 * 1024;
+/// The index writer's memory budget, shared by its threads (tantivy wants at least 15 MB per
+/// thread): bounded so an apply's memory does not grow with the org; larger budgets index a
+/// little faster (fewer segments to merge) but hold hundreds of MiB at a million records.
+const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 
-fn failed(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend {
         location: "search index".into(),
         message: e.to_string(),
@@ -62,33 +67,60 @@ fn schema() -> (Schema, Fields) {
         object: builder.add_text_field("object", STRING | STORED),
         id: builder.add_text_field("id", STRING | STORED),
         snapshot: builder.add_text_field("snapshot", STRING | STORED),
-        time: builder.add_i64_field("time", INDEXED | STORED),
-        kind: builder.add_text_field("kind", STRING | STORED),
+        // Read from the hits, never searched: stored only.
+        time: builder.add_i64_field("time", STORED),
+        // Only deletion markers carry it (`deleted`): a term fewer for every record version.
+        kind: builder.add_text_field("kind", STRING),
         text: builder.add_text_field("text", TEXT),
     };
     (builder.build(), fields)
 }
 
+/// The version of the list and the index it names: 2 since index files are stored as pieces
+/// and the term dictionary is block-indexed (an older index is rebuilt, not read).
+const FORMAT: u32 = 2;
+
 /// The sealed list of a task's index files.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Packed {
-    files: BTreeMap<String, String>,
+    format: u32,
+    /// The size the files were cut into pieces at (all but each file's last piece).
+    #[serde(rename = "pieceBytes")]
+    piece_bytes: usize,
+    files: BTreeMap<String, StoredFile>,
     /// The task whose blobs these are: written under a kind of the task's own
     /// (`search-file:<task>`), so no other index shares them and a superseded one can be
-    /// deleted as soon as the next list replaces it. Absent in lists from before: their blobs
-    /// may be shared and are left to prune.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    task: Option<String>,
+    /// deleted as soon as the next list replaces it.
+    task: String,
 }
 
-/// A task's index, unpacked into a private temporary directory.
+impl Packed {
+    fn read(store: &Store, list: &str) -> Result<Packed, StoreError> {
+        let bytes = store.get_blob(list)?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(failed)?;
+        if value.get("format").and_then(serde_json::Value::as_u64) != Some(u64::from(FORMAT)) {
+            return Err(failed(
+                "it was written by an earlier version of cairn, which stored it whole; the task's next `cairn apply` rebuilds it from the snapshots",
+            ));
+        }
+        serde_json::from_value(value).map_err(failed)
+    }
+
+    fn blobs(&self) -> impl Iterator<Item = &String> {
+        self.files.values().flat_map(|file| file.pieces.iter())
+    }
+}
+
+/// A task's index, read from the store as it is used.
 pub struct SearchIndex {
-    /// Removed (with the unsealed files) when the index is dropped.
-    dir: scratch::Scratch,
+    /// Where new segments are written, for an index being added to; removed (with the
+    /// unsealed files) when the index is dropped.
+    scratch: Option<scratch::Scratch>,
+    directory: StoredDirectory,
     index: Index,
     fields: Fields,
-    /// The blobs of the stored index this one was opened from (its list and, when they are
-    /// the task's own, its files): what saving a new version supersedes.
+    /// The blobs of the stored index this one was opened from (its list and its pieces):
+    /// what saving a new version supersedes.
     superseded: Vec<String>,
 }
 
@@ -113,22 +145,23 @@ impl SearchIndex {
         store.backend().exists(&pointer(task))
     }
 
-    /// The task's index, or a new empty one with why it is empty when there should have been
-    /// one: an unreadable index is derived data, rebuilt rather than a reason to fail a run.
+    /// The task's index to add to, or a new empty one with why it is empty when there should
+    /// have been one: an unreadable index is derived data, rebuilt rather than a reason to fail
+    /// a run.
     pub fn open_or_new(
         store: &Store,
         task: &str,
     ) -> Result<(SearchIndex, Option<String>), StoreError> {
         if !SearchIndex::exists(store, task)? {
-            let empty = SearchIndex::empty()?;
+            let empty = SearchIndex::empty(store)?;
             return Ok((empty, Some("the task had no search index".into())));
         }
-        match SearchIndex::open(store, task) {
+        match SearchIndex::open_version(store, task, true) {
             Ok(index) => Ok((index, None)),
             // Storage that does not answer is not damage: the run fails and the index stays.
             Err(e @ StoreError::Backend { .. }) if !is_index_error(&e) => Err(e),
             Err(e) => {
-                let mut empty = SearchIndex::empty()?;
+                let mut empty = SearchIndex::empty(store)?;
                 // The unreadable list goes with the rebuild (its files are not known: prune's).
                 if let Some(id) = store.backend().get(&pointer(task))? {
                     empty.superseded = vec![String::from_utf8_lossy(&id).trim().to_string()];
@@ -141,31 +174,57 @@ impl SearchIndex {
         }
     }
 
-    /// A new, empty index.
-    pub fn empty() -> Result<SearchIndex, StoreError> {
-        let dir = scratch::Scratch::new().map_err(failed)?;
+    /// A new, empty index to add to.
+    pub fn empty(store: &Store) -> Result<SearchIndex, StoreError> {
+        SearchIndex::empty_cut_at(store, PIECE_BYTES)
+    }
+
+    /// A new, empty index whose files are stored in pieces of `piece_bytes`.
+    fn empty_cut_at(store: &Store, piece_bytes: usize) -> Result<SearchIndex, StoreError> {
+        let scratch = scratch::Scratch::new().map_err(failed)?;
+        let directory =
+            StoredDirectory::new(store, (BTreeMap::new(), piece_bytes), Some(scratch.path()))?;
         let (schema, fields) = schema();
-        let index = Index::create_in_dir(dir.path(), schema).map_err(failed)?;
+        let index = Index::create(directory.clone(), schema, tantivy::IndexSettings::default())
+            .map_err(failed)?;
         Ok(SearchIndex {
-            dir,
+            scratch: Some(scratch),
+            directory,
             index,
             fields,
             superseded: Vec::new(),
         })
     }
 
-    /// The task's index from the store, or a new empty one.
+    /// The task's index from the store, to search: nothing is read until a query needs it.
     pub fn open(store: &Store, task: &str) -> Result<SearchIndex, StoreError> {
-        // An apply of the task may replace the index (and delete the files it supersedes)
+        SearchIndex::open_version(store, task, false)
+    }
+
+    fn open_version(store: &Store, task: &str, writable: bool) -> Result<SearchIndex, StoreError> {
+        // An apply of the task may replace the index (and delete the pieces it supersedes)
         // while it is read: then the pointer has moved, and the new version is read instead.
         let mut attempts = 0;
         loop {
-            let before = store.backend().get(&pointer(task))?;
-            match SearchIndex::open_version(store, task, before.as_deref()) {
+            let pointed = store.backend().get(&pointer(task))?;
+            let opened = match &pointed {
+                Some(id) => SearchIndex::open_list(
+                    store,
+                    task,
+                    String::from_utf8_lossy(id).trim(),
+                    writable,
+                ),
+                None if writable => SearchIndex::empty(store),
+                None => Err(StoreError::Backend {
+                    location: format!("search/{task}"),
+                    message: "the task has no search index".into(),
+                }),
+            };
+            match opened {
                 Err(e @ StoreError::MissingBlob { .. }) => {
                     attempts += 1;
                     let now = store.backend().get(&pointer(task))?;
-                    if attempts >= 3 || now == before {
+                    if attempts >= 3 || now == pointed {
                         return Err(e);
                     }
                 }
@@ -174,43 +233,58 @@ impl SearchIndex {
         }
     }
 
-    fn open_version(
+    fn open_list(
         store: &Store,
         task: &str,
-        pointed: Option<&[u8]>,
+        list: &str,
+        writable: bool,
     ) -> Result<SearchIndex, StoreError> {
-        let dir = scratch::Scratch::new().map_err(failed)?;
-        let (schema, fields) = schema();
-        let mut superseded = Vec::new();
-        let index = match pointed {
-            Some(id) => {
-                let list_id = String::from_utf8_lossy(id).trim().to_string();
-                let list = store.get_blob(&list_id)?;
-                let packed: Packed = serde_json::from_slice(&list).map_err(failed)?;
-                for (name, blob) in &packed.files {
-                    let safe = Path::new(name)
-                        .file_name()
-                        .filter(|n| n.to_string_lossy() == *name)
-                        .ok_or_else(|| {
-                            failed(format!("an index file has an unsafe name: {name}"))
-                        })?;
-                    dir.write(Path::new(safe), &store.get_blob(blob)?)
-                        .map_err(failed)?;
-                }
-                if packed.task.as_deref() == Some(task) {
-                    superseded.extend(packed.files.into_values());
-                }
-                superseded.push(list_id);
-                Index::open_in_dir(dir.path()).map_err(failed)?
+        let packed = Packed::read(store, list)?;
+        if writable {
+            // An apply reads little of the index it adds to, so a damaged or missing piece
+            // would be carried into every later version: each is checked (read and
+            // authenticated, not unsealed), and an index that fails is rebuilt.
+            for blob in packed.blobs() {
+                store.verify_blob(blob).map_err(|e| match e {
+                    // Gone because another apply replaced the index (`open_version` retries), or
+                    // storage that does not answer: not damage.
+                    e @ (StoreError::MissingBlob { .. } | StoreError::Backend { .. }) => e,
+                    e => failed(format!("its piece {blob}: {e}")),
+                })?;
             }
-            None => Index::create_in_dir(dir.path(), schema).map_err(failed)?,
+        }
+        let mut superseded: Vec<String> = Vec::new();
+        if packed.task == task {
+            superseded.extend(packed.blobs().cloned());
+        }
+        superseded.push(list.to_string());
+        let scratch = if writable {
+            Some(scratch::Scratch::new().map_err(failed)?)
+        } else {
+            None
         };
+        let directory = StoredDirectory::new(
+            store,
+            (packed.files, packed.piece_bytes),
+            scratch.as_ref().map(scratch::Scratch::path),
+        )?;
+        let index = Index::open(directory.clone()).map_err(failed)?;
+        let (_, fields) = schema();
+        if index.schema() != schema().0 {
+            return Err(failed("its fields are not the ones this cairn indexes"));
+        }
         Ok(SearchIndex {
-            dir,
+            scratch,
+            directory,
             index,
             fields,
             superseded,
         })
+    }
+
+    /// How many pieces of the stored index have been read so far.
+    pub fn pieces_read(&self) -> usize {
+        self.directory.unsealed()
     }
 
     pub fn writer(&self) -> Result<IndexWriter, StoreError> {
@@ -231,7 +305,6 @@ impl SearchIndex {
         doc.add_text(self.fields.id, id);
         doc.add_text(self.fields.snapshot, snapshot);
         doc.add_i64(self.fields.time, time);
-        doc.add_text(self.fields.kind, "record");
         doc.add_text(self.fields.text, record_text(body));
         writer.add_document(doc).map_err(failed)?;
         Ok(())
@@ -255,9 +328,9 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Commits the writer and seals every index file into the store; files already there
-    /// (unchanged segments) are not written again, and those of the version this one
-    /// replaces that it no longer uses are deleted, once the pointer names the new version
+    /// Commits the writer and seals the index files it wrote into the store (files already
+    /// there, unchanged segments, are not written again), and deletes the pieces of the
+    /// version this one replaces that it no longer uses, once the pointer names the new version
     /// (a run killed before leaves them to prune, which `check` counts).
     pub fn save(
         self,
@@ -267,31 +340,20 @@ impl SearchIndex {
     ) -> Result<(), StoreError> {
         writer.commit().map_err(failed)?;
         writer.wait_merging_threads().map_err(failed)?;
-        let mut packed = Packed {
-            files: BTreeMap::new(),
-            task: Some(task.to_string()),
+        let packed = Packed {
+            format: FORMAT,
+            piece_bytes: self.directory.piece_bytes(),
+            files: self.directory.save(&format!("search-file:{task}"))?,
+            task: task.to_string(),
         };
-        let file_kind = format!("search-file:{task}");
-        for entry in std::fs::read_dir(self.dir.path()).map_err(failed)? {
-            let entry = entry.map_err(failed)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // Lock files are the writer's, not the index's.
-            if name.ends_with(".lock") || !entry.path().is_file() {
-                continue;
-            }
-            let bytes = std::fs::read(entry.path()).map_err(failed)?;
-            packed
-                .files
-                .insert(name, store.put_blob(&file_kind, &bytes)?);
-        }
         let list = serde_json::to_vec(&packed).map_err(failed)?;
         let id = store.put_blob(&format!("search-list:{task}"), &list)?;
         store.backend().put(&pointer(task), id.as_bytes())?;
-        let kept: std::collections::BTreeSet<&String> =
-            packed.files.values().chain([&id]).collect();
+        let kept: std::collections::BTreeSet<&String> = packed.blobs().chain([&id]).collect();
         for blob in self.superseded.iter().filter(|b| !kept.contains(b)) {
             store.backend().delete(&crate::store::blob_path(blob))?;
         }
+        drop(self.scratch);
         Ok(())
     }
 
@@ -304,7 +366,12 @@ impl SearchIndex {
         snapshot: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Hit>, usize), StoreError> {
-        let reader = self.index.reader().map_err(failed)?;
+        let reader = self
+            .index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(failed)?;
         let searcher = reader.searcher();
         // A record's Id finds its versions too: it is what restore asks for.
         let parser = QueryParser::for_index(&self.index, vec![self.fields.text, self.fields.id]);
@@ -316,7 +383,7 @@ impl SearchIndex {
                 IndexRecordOption::Basic,
             ))
         };
-        clauses.push((Occur::Must, term(self.fields.kind, "record")));
+        clauses.push((Occur::MustNot, term(self.fields.kind, "deleted")));
         if let Some(object) = object {
             clauses.push((Occur::Must, term(self.fields.object, object)));
         }
@@ -379,7 +446,7 @@ impl SearchIndex {
     }
 }
 
-/// Each task's index as stored: the task, and its list blob with the files it names, or why
+/// Each task's index as stored: the task, and its list blob with the blobs it names, or why
 /// the list could not be read (an unreadable index is rebuilt by the task's next apply).
 pub fn stored_indexes(store: &Store) -> Result<Vec<StoredIndex>, StoreError> {
     let mut indexes = Vec::new();
@@ -389,11 +456,7 @@ pub fn stored_indexes(store: &Store) -> Result<Vec<StoredIndex>, StoreError> {
         };
         let task = path.trim_start_matches("search/").to_string();
         let list = String::from_utf8_lossy(&id).trim().to_string();
-        let files = store.get_blob(&list).and_then(|bytes| {
-            serde_json::from_slice::<Packed>(&bytes)
-                .map(|packed| packed.files.into_values().collect())
-                .map_err(failed)
-        });
+        let files = Packed::read(store, &list).map(|packed| packed.blobs().cloned().collect());
         indexes.push(StoredIndex { task, list, files });
     }
     Ok(indexes)
@@ -402,6 +465,7 @@ pub fn stored_indexes(store: &Store) -> Result<Vec<StoredIndex>, StoreError> {
 pub struct StoredIndex {
     pub task: String,
     pub list: String,
+    /// The blobs of the index's files (their pieces).
     pub files: Result<Vec<String>, StoreError>,
 }
 
@@ -416,4 +480,169 @@ pub fn referenced_blobs(store: &Store) -> Result<Vec<String>, StoreError> {
         }
     }
     Ok(blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::backend::LocalBackend;
+    use crate::store::crypto::MasterKey;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::init(
+            Box::new(LocalBackend::new(dir.path())),
+            MasterKey::generate().expect("key"),
+        )
+        .expect("store");
+        (dir, store)
+    }
+
+    fn record(n: u64) -> Vec<u8> {
+        format!(
+            r#"{{"Id":"001{n:015}","Name":"Account {n} Holdings","Phone":"+1 555 {n:07}","City":"{}"}}"#,
+            ["Oslo", "Lima", "Pune"][(n % 3) as usize]
+        )
+        .into_bytes()
+    }
+
+    fn add(index: &SearchIndex, writer: &IndexWriter, range: std::ops::Range<u64>, snapshot: &str) {
+        for n in range {
+            index
+                .add_record(
+                    writer,
+                    "Account",
+                    &format!("001{n:015}"),
+                    snapshot,
+                    n as i64,
+                    &record(n),
+                )
+                .expect("add");
+        }
+    }
+
+    fn list(store: &Store, task: &str) -> Packed {
+        let id = store
+            .backend()
+            .get(&pointer(task))
+            .expect("get")
+            .expect("pointer");
+        Packed::read(store, String::from_utf8_lossy(&id).trim()).expect("list")
+    }
+
+    #[test]
+    fn a_query_reads_a_few_pieces_of_the_stored_index_not_all_of_it() {
+        let (_dir, store) = store();
+        // Small pieces, so that a test-sized index is many of them.
+        let index = SearchIndex::empty_cut_at(&store, 4096).expect("index");
+        let writer = index.writer().expect("writer");
+        add(&index, &writer, 0..60_000, "s1");
+        index.save(&store, "t", writer).expect("save");
+        let pieces = list(&store, "t").blobs().count();
+        assert!(pieces > 200, "the index is many pieces: {pieces}");
+
+        let index = SearchIndex::open(&store, "t").expect("open");
+        assert!(
+            index.pieces_read() <= 2,
+            "opening reads only the meta files"
+        );
+        let (hits, matched) = index
+            .search("\"Account 4242 Holdings\"", None, None, 10)
+            .expect("search");
+        assert_eq!(matched, 1);
+        assert_eq!(hits[0].id, format!("001{:015}", 4242));
+        let read = index.pieces_read();
+        assert!(read * 4 < pieces, "a query read {read} of {pieces} pieces");
+        // What was read is plaintext in memory only: nothing was unpacked to disk.
+        assert!(index.scratch.is_none());
+    }
+
+    #[test]
+    fn adding_to_a_stored_index_writes_only_the_new_segments() {
+        let (_dir, store) = store();
+        let index = SearchIndex::empty(&store).expect("index");
+        let writer = index.writer().expect("writer");
+        add(&index, &writer, 0..20_000, "s1");
+        index.save(&store, "t", writer).expect("save");
+        let first = list(&store, "t");
+
+        let (index, missing) = SearchIndex::open_or_new(&store, "t").expect("open");
+        assert_eq!(missing, None);
+        let writer = index.writer().expect("writer");
+        add(&index, &writer, 20_000..20_010, "s2");
+        index.save(&store, "t", writer).expect("save");
+        let second = list(&store, "t");
+        // The first segment's files are kept as they were stored; the new ones are small.
+        for (name, file) in first.files.iter().filter(|(n, _)| !n.ends_with(".json")) {
+            assert_eq!(second.files.get(name), Some(file), "{name}");
+        }
+        let new: u64 = second
+            .files
+            .iter()
+            .filter(|(name, _)| !first.files.contains_key(*name))
+            .map(|(_, file)| file.len)
+            .sum();
+        let old: u64 = first.files.values().map(|file| file.len).sum();
+        assert!(new * 20 < old, "wrote {new} bytes anew beside {old}");
+        // The superseded list is gone; every piece the new list names is there.
+        for blob in second.blobs() {
+            assert!(store.blob_exists(blob).expect("exists"), "{blob}");
+        }
+        let index = SearchIndex::open(&store, "t").expect("open");
+        let (_, matched) = index.search("Holdings", None, None, 1).expect("search");
+        assert_eq!(matched, 20_010);
+    }
+
+    #[test]
+    fn a_damaged_piece_fails_the_query_that_reads_it_and_makes_the_next_apply_rebuild() {
+        let (_dir, store) = store();
+        let index = SearchIndex::empty_cut_at(&store, 4096).expect("index");
+        let writer = index.writer().expect("writer");
+        add(&index, &writer, 0..5_000, "s1");
+        index.save(&store, "t", writer).expect("save");
+        let packed = list(&store, "t");
+        let segment_pieces = packed
+            .files
+            .iter()
+            .filter(|(name, _)| !name.ends_with(".json"))
+            .flat_map(|(_, file)| file.pieces.iter());
+        for blob in segment_pieces {
+            let path = crate::store::blob_path(blob);
+            let mut sealed = store.backend().get(&path).expect("get").expect("piece");
+            let middle = sealed.len() / 2;
+            sealed[middle] ^= 0x20;
+            store.backend().put(&path, &sealed).expect("put");
+        }
+        let index = SearchIndex::open(&store, "t").expect("opened lazily");
+        let error = index
+            .search("Holdings", None, None, 10)
+            .expect_err("unreadable");
+        assert!(is_index_error(&error), "{error}");
+        let (_, missing) = SearchIndex::open_or_new(&store, "t").expect("rebuilt");
+        assert!(missing.expect("why").contains("its piece"));
+    }
+
+    #[test]
+    fn an_index_of_an_earlier_version_is_rebuilt_not_read() {
+        let (_dir, store) = store();
+        // The list format before pieces: file name to one blob.
+        let list = store
+            .put_blob(
+                "search-list:t",
+                br#"{"files":{"meta.json":"00"},"task":"t"}"#,
+            )
+            .expect("list");
+        store
+            .backend()
+            .put(&pointer("t"), list.as_bytes())
+            .expect("pointer");
+        let error = SearchIndex::open(&store, "t").err().expect("not read");
+        assert!(
+            error.to_string().contains("earlier version of cairn"),
+            "{error}"
+        );
+        let (index, missing) = SearchIndex::open_or_new(&store, "t").expect("rebuilt");
+        assert!(missing.expect("why").contains("earlier version"));
+        assert_eq!(index.superseded, vec![list]);
+    }
 }

@@ -1,6 +1,6 @@
-//! Where an index is unsealed to work on it: record text in plaintext, so it lives in a private
-//! directory (0700, its files 0600) for as long as the process needs it and no longer. The
-//! directory goes when the index is dropped, when Ctrl-C ends the process (`remove_all`), and,
+//! Where an apply writes the segments it adds to an index before sealing them: record text in
+//! plaintext, so it lives in a private directory (0700, its files 0600) for as long as the
+//! process needs it and no longer. The directory goes when the index is dropped, when Ctrl-C ends the process (`remove_all`), and,
 //! after a crash or SIGKILL, at the next start of any cairn on this machine: the directory
 //! names its process, and one whose process is gone is removed.
 

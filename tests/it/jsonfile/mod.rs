@@ -145,7 +145,7 @@ async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_sam
     assert_eq!(stats["Pot"].changed(), 0);
 
     // Search finds what the backups hold.
-    let index = SearchIndex::empty().expect("index");
+    let index = SearchIndex::empty(&store).expect("index");
     let writer = index.writer().expect("writer");
     for (object, entry) in &second.manifest.objects {
         for record in ObjectReader::new(&store, object, entry) {
