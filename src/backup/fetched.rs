@@ -82,7 +82,7 @@ impl FullFetch {
         recent_from: i64,
     ) -> Self {
         FullFetch {
-            base: BaseWriter::new(store, &plan.name, options.sort_memory),
+            base: BaseWriter::new(store, &plan.name, options.sort_memory_per_object()),
             recent: RecentVersions::since(recent_from),
             fetched: 0,
         }

@@ -42,7 +42,8 @@ pub struct BackupOptions {
     pub full_every_days: u32,
     /// Compare record counts with the org after each incremental.
     pub count_check: bool,
-    /// Bytes of fetched rows one object holds in memory before sorting spills to disk.
+    /// Bytes of fetched rows held in memory before sorting spills to disk, shared by the
+    /// objects fetched at once (each holds an equal part), so memory does not grow with them.
     pub sort_memory: usize,
     /// Objects fetched at once.
     pub concurrency: usize,
@@ -85,6 +86,11 @@ impl Default for FilesOptions {
 }
 
 impl BackupOptions {
+    /// Each object's part of the sort memory.
+    fn sort_memory_per_object(&self) -> usize {
+        self.sort_memory / self.concurrency.max(1)
+    }
+
     pub fn new(task: &str) -> BackupOptions {
         BackupOptions {
             task: task.to_string(),
@@ -316,7 +322,7 @@ pub async fn backup<C: Connector>(
                     &job.plan.name,
                     parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
                     recent_from,
-                    options.sort_memory,
+                    options.sort_memory_per_object(),
                 ))),
             },
             meter,

@@ -44,6 +44,15 @@ impl SegmentBuilder {
 impl SegmentBuilder {
     /// Adds a record (body) or a tombstone (None). Ids must ascend; the writer checks.
     pub fn push(&mut self, id: &str, body: Option<&[u8]>) {
+        let adding = 8 + id.len() + body.map_or(0, <[u8]>::len);
+        let needed = self.buf.len() + adding;
+        if needed > self.buf.capacity() {
+            // Doubling would take the last step from 4 MiB to 8 for the record that fills
+            // the segment: grow to just past the target instead (the segment ends there).
+            let doubled = (self.buf.capacity() * 2).max(needed);
+            let wanted = doubled.min(needed.max(TARGET_BYTES + 64 * 1024));
+            self.buf.reserve_exact(wanted - self.buf.len());
+        }
         self.buf.extend_from_slice(&(id.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(id.as_bytes());
         match body {

@@ -14,8 +14,9 @@ use crate::store::{Store, StoreError};
 pub const MAX_DELTAS: usize = 8;
 
 /// Segments handed to the sealing thread and not yet sealed, at most: room for the records to
-/// keep coming while it works through a slow one.
-const SEALING_DEPTH: usize = 2;
+/// keep coming while it works through one (each is a segment's worth of memory, per object
+/// fetched at once).
+const SEALING_DEPTH: usize = 1;
 
 /// One change since the parent snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -374,7 +374,9 @@ async fn bulk_page<S: RowSink>(
         .get("Sforce-Locator")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    // Chunks of up to hyper's read buffer each, per object fetched at once: a few keep the
+    // parser fed without holding a page's worth.
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
     let fields = plan.fields.clone();
     let parser = tokio::task::spawn_blocking(move || {
         let mut into = into;
