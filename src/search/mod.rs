@@ -30,9 +30,9 @@ use stored_directory::StoredDirectory;
 
 use crate::store::{Store, StoreError};
 
-/// The index writer's memory budget, shared by its threads (tantivy wants at least 15 MB per
-/// thread): bounded so an apply's memory does not grow with the org; larger budgets index a
-/// little faster (fewer segments to merge) but hold hundreds of MiB at a million records.
+/// The index writer's memory budget, for its one thread: bounded so an apply's memory does not
+/// grow with the org. On 2 cores one indexing thread with the whole budget indexes as fast as
+/// two with half each (fewer, larger segments to merge) and holds less (benches/apply.rs).
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 
 pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -288,7 +288,7 @@ impl SearchIndex {
     }
 
     pub fn writer(&self) -> Result<IndexWriter, StoreError> {
-        self.index.writer(WRITER_MEMORY).map_err(failed)
+        self.index.writer_with_num_threads(1, WRITER_MEMORY).map_err(failed)
     }
 
     pub fn add_record(
