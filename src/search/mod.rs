@@ -288,7 +288,9 @@ impl SearchIndex {
     }
 
     pub fn writer(&self) -> Result<IndexWriter, StoreError> {
-        self.index.writer_with_num_threads(1, WRITER_MEMORY).map_err(failed)
+        self.index
+            .writer_with_num_threads(1, WRITER_MEMORY)
+            .map_err(failed)
     }
 
     pub fn add_record(
