@@ -1,8 +1,9 @@
 //! Where an apply writes the segments it adds to an index before sealing them: record text in
-//! plaintext, so it lives in a private directory (0700, its files 0600) for as long as the
-//! process needs it and no longer. The directory goes when the index is dropped, when Ctrl-C ends the process (`remove_all`), and,
-//! after a crash or SIGKILL, at the next start of any cairn on this machine: the directory
-//! names its process, and one whose process is gone is removed.
+//! plaintext, so it lives in a private directory (0700: no one else can reach its files) for as
+//! long as the process needs it and no longer. The directory goes when the index is dropped,
+//! when Ctrl-C ends the process (`remove_all`), and, after a crash or SIGKILL, at the next start
+//! of any cairn on this machine: the directory names its process, and one whose process is gone
+//! is removed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,19 +37,6 @@ impl Scratch {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// Writes a file only this user can read.
-    pub fn write(&self, name: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        options.open(self.dir.path().join(name))?.write_all(bytes)
     }
 }
 
@@ -100,13 +88,13 @@ mod tests {
     #[test]
     fn scratch_is_private_and_abandoned_ones_are_removed() {
         let scratch = Scratch::new().expect("scratch");
-        scratch.write(Path::new("f"), b"plaintext").expect("write");
+        std::fs::write(scratch.path().join("f"), b"plaintext").expect("write");
+        // Whatever the mode of the files tantivy writes, no one else can reach them.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode(scratch.path()), 0o700);
-            assert_eq!(mode(&scratch.path().join("f")), 0o600);
         }
         // A directory left by a process that no longer runs (no pid is this large).
         let temp = tempfile::tempdir().expect("temp");

@@ -177,19 +177,28 @@ impl StoredDirectory {
         let Some((dir, _)) = &self.shared.scratch else {
             return Ok(files);
         };
+        // A piece at a time: a merged segment's postings can be hundreds of MiB.
+        let mut piece = vec![0; self.shared.piece_bytes];
         for file in written.iter().filter(|f| !f.ends_with(".lock")) {
-            let bytes = std::fs::read(dir.join(file)).map_err(super::failed)?;
-            let pieces = bytes
-                .chunks(self.shared.piece_bytes)
-                .map(|piece| self.shared.store.put_blob(kind, piece))
-                .collect::<Result<Vec<_>, _>>()?;
-            files.insert(
-                file.clone(),
-                StoredFile {
-                    len: bytes.len() as u64,
-                    pieces,
-                },
-            );
+            let mut reading = std::fs::File::open(dir.join(file)).map_err(super::failed)?;
+            let mut stored = StoredFile {
+                len: 0,
+                pieces: Vec::new(),
+            };
+            loop {
+                let filled = fill(&mut reading, &mut piece).map_err(super::failed)?;
+                if filled == 0 {
+                    break;
+                }
+                stored
+                    .pieces
+                    .push(self.shared.store.put_blob(kind, &piece[..filled])?);
+                stored.len += filled as u64;
+                if filled < piece.len() {
+                    break;
+                }
+            }
+            files.insert(file.clone(), stored);
         }
         Ok(files)
     }
@@ -218,6 +227,21 @@ impl StoredDirectory {
         }
         Ok(bytes)
     }
+}
+
+/// Reads until `buf` is full or the file ends; how many bytes it holds.
+fn fill(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// A stored file, read piece by piece.
