@@ -1,0 +1,162 @@
+//! The index at rest: read in place, added to in place, rebuilt when damaged or old.
+use super::*;
+use crate::store::backend::LocalBackend;
+use crate::store::crypto::MasterKey;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::init(
+        Box::new(LocalBackend::new(dir.path())),
+        MasterKey::generate().expect("key"),
+    )
+    .expect("store");
+    (dir, store)
+}
+
+fn record(n: u64) -> Vec<u8> {
+    format!(
+        r#"{{"Id":"001{n:015}","Name":"Account {n} Holdings","Phone":"+1 555 {n:07}","City":"{}"}}"#,
+        ["Oslo", "Lima", "Pune"][(n % 3) as usize]
+    )
+    .into_bytes()
+}
+
+fn add(index: &SearchIndex, writer: &IndexWriter, range: std::ops::Range<u64>, snapshot: &str) {
+    for n in range {
+        index
+            .add_record(
+                writer,
+                "Account",
+                &format!("001{n:015}"),
+                snapshot,
+                n as i64,
+                &record(n),
+            )
+            .expect("add");
+    }
+}
+
+fn list(store: &Store, task: &str) -> Packed {
+    let id = store
+        .backend()
+        .get(&pointer(task))
+        .expect("get")
+        .expect("pointer");
+    Packed::read(store, String::from_utf8_lossy(&id).trim()).expect("list")
+}
+
+#[test]
+fn a_query_reads_a_few_pieces_of_the_stored_index_not_all_of_it() {
+    let (_dir, store) = store();
+    // Small pieces, so that a test-sized index is many of them.
+    let index = SearchIndex::empty_cut_at(&store, 4096).expect("index");
+    let writer = index.writer().expect("writer");
+    add(&index, &writer, 0..60_000, "s1");
+    index.save(&store, "t", writer).expect("save");
+    let pieces = list(&store, "t").blobs().count();
+    assert!(pieces > 200, "the index is many pieces: {pieces}");
+
+    let index = SearchIndex::open(&store, "t").expect("open");
+    assert!(
+        index.pieces_read() <= 2,
+        "opening reads only the meta files"
+    );
+    let (hits, matched) = index
+        .search("\"Account 4242 Holdings\"", None, None, 10)
+        .expect("search");
+    assert_eq!(matched, 1);
+    assert_eq!(hits[0].id, format!("001{:015}", 4242));
+    let read = index.pieces_read();
+    assert!(read * 4 < pieces, "a query read {read} of {pieces} pieces");
+    // What was read is plaintext in memory only: nothing was unpacked to disk.
+    assert!(index.scratch.is_none());
+}
+
+#[test]
+fn adding_to_a_stored_index_writes_only_the_new_segments() {
+    let (_dir, store) = store();
+    let index = SearchIndex::empty(&store).expect("index");
+    let writer = index.writer().expect("writer");
+    add(&index, &writer, 0..20_000, "s1");
+    index.save(&store, "t", writer).expect("save");
+    let first = list(&store, "t");
+
+    let (index, missing) = SearchIndex::open_or_new(&store, "t").expect("open");
+    assert_eq!(missing, None);
+    let writer = index.writer().expect("writer");
+    add(&index, &writer, 20_000..20_010, "s2");
+    index.save(&store, "t", writer).expect("save");
+    let second = list(&store, "t");
+    // The first segment's files are kept as they were stored; the new ones are small.
+    for (name, file) in first.files.iter().filter(|(n, _)| !n.ends_with(".json")) {
+        assert_eq!(second.files.get(name), Some(file), "{name}");
+    }
+    let new: u64 = second
+        .files
+        .iter()
+        .filter(|(name, _)| !first.files.contains_key(*name))
+        .map(|(_, file)| file.len)
+        .sum();
+    let old: u64 = first.files.values().map(|file| file.len).sum();
+    assert!(new * 20 < old, "wrote {new} bytes anew beside {old}");
+    // The superseded list is gone; every piece the new list names is there.
+    for blob in second.blobs() {
+        assert!(store.blob_exists(blob).expect("exists"), "{blob}");
+    }
+    let index = SearchIndex::open(&store, "t").expect("open");
+    let (_, matched) = index.search("Holdings", None, None, 1).expect("search");
+    assert_eq!(matched, 20_010);
+}
+
+#[test]
+fn a_damaged_piece_fails_the_query_that_reads_it_and_makes_the_next_apply_rebuild() {
+    let (_dir, store) = store();
+    let index = SearchIndex::empty_cut_at(&store, 4096).expect("index");
+    let writer = index.writer().expect("writer");
+    add(&index, &writer, 0..5_000, "s1");
+    index.save(&store, "t", writer).expect("save");
+    let packed = list(&store, "t");
+    let segment_pieces = packed
+        .files
+        .iter()
+        .filter(|(name, _)| !name.ends_with(".json"))
+        .flat_map(|(_, file)| file.pieces.iter());
+    for blob in segment_pieces {
+        let path = crate::store::blob_path(blob);
+        let mut sealed = store.backend().get(&path).expect("get").expect("piece");
+        let middle = sealed.len() / 2;
+        sealed[middle] ^= 0x20;
+        store.backend().put(&path, &sealed).expect("put");
+    }
+    let index = SearchIndex::open(&store, "t").expect("opened lazily");
+    let error = index
+        .search("Holdings", None, None, 10)
+        .expect_err("unreadable");
+    assert!(is_index_error(&error), "{error}");
+    let (_, missing) = SearchIndex::open_or_new(&store, "t").expect("rebuilt");
+    assert!(missing.expect("why").contains("its piece"));
+}
+
+#[test]
+fn an_index_of_an_earlier_version_is_rebuilt_not_read() {
+    let (_dir, store) = store();
+    // The list format before pieces: file name to one blob.
+    let list = store
+        .put_blob(
+            "search-list:t",
+            br#"{"files":{"meta.json":"00"},"task":"t"}"#,
+        )
+        .expect("list");
+    store
+        .backend()
+        .put(&pointer("t"), list.as_bytes())
+        .expect("pointer");
+    let error = SearchIndex::open(&store, "t").err().expect("not read");
+    assert!(
+        error.to_string().contains("earlier version of cairn"),
+        "{error}"
+    );
+    let (index, missing) = SearchIndex::open_or_new(&store, "t").expect("rebuilt");
+    assert!(missing.expect("why").contains("earlier version"));
+    assert_eq!(index.superseded, vec![list]);
+}
