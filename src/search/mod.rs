@@ -269,8 +269,8 @@ impl SearchIndex {
             scratch.as_ref().map(scratch::Scratch::path),
         )?;
         let index = Index::open(directory.clone()).map_err(failed)?;
-        let (_, fields) = schema();
-        if index.schema() != schema().0 {
+        let (expected, fields) = schema();
+        if index.schema() != expected {
             return Err(failed("its fields are not the ones this cairn indexes"));
         }
         Ok(SearchIndex {
