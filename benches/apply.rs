@@ -299,11 +299,13 @@ async fn main() {
         some_id,
     ];
     let mut search_times = Vec::new();
+    let mut each_query = vec![Vec::new(); queries.len()];
     let mut search_peak: f64 = 0.0;
     for _ in 0..3 {
-        for query in &queries {
+        for (n, query) in queries.iter().enumerate() {
             let searched = run(cairn(&with_search, &sim).args(["search", "--limit", "10", query]));
             search_times.push(searched.seconds);
+            each_query[n].push(searched.seconds);
             search_peak = search_peak.max(searched.peak_mib);
         }
     }
@@ -364,6 +366,9 @@ async fn main() {
         search_peak
     );
     if std::env::var_os("CAIRN_BENCH_SHOW").is_some() {
+        for (query, times) in queries.iter().zip(each_query) {
+            println!("search {query}: median {:.0} ms", 1000.0 * median(times));
+        }
         println!("\nthe full apply said:\n{}", full.stdout);
         println!("the incremental said:\n{}", incremental.stdout);
     }

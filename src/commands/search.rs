@@ -1,7 +1,6 @@
 //! `cairn search`: full-text search across a task's backups, including records deleted since.
 //! Hits come from the encrypted index; snippets from the snapshots, decrypted here.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -13,10 +12,7 @@ use super::snapshot_access::{TaskSnapshots, resolve, usage};
 use crate::error::Error;
 use crate::project::Project;
 use crate::project::store_access::Env;
-use crate::search::SearchIndex;
-use crate::snapshot::SnapshotManifest;
-use crate::snapshot::reader::find_record;
-use crate::snapshot::writer::load_manifest;
+use crate::search::{SearchIndex, SearchRequest, SnapshotVersions};
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchOptions {
@@ -208,59 +204,37 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error
     } else {
         limit
     };
-    let (hits, matched) = index.search(
-        &options.query,
-        options.object.as_deref(),
-        snapshot.as_deref(),
-        wanted,
-    )?;
-    // Versions in forgotten snapshots are shown as the next snapshot's, or not at all:
-    // counted exactly only when every snapshot the index knows still exists.
-    let words = words(&options.query);
-    let mut manifests: BTreeMap<String, Option<SnapshotManifest>> = BTreeMap::new();
-    let mut found = Vec::new();
-    // The task's snapshots, oldest first: a hit indexed in a snapshot that retention has
-    // forgotten is the same version in the next snapshot that still exists (a later change
-    // or deletion would have its own hit).
-    let mut existing: Vec<(i64, &str)> = task
+    // Versions in forgotten snapshots are read from the next snapshot that still exists.
+    let existing = task
         .status
         .snapshots
         .iter()
         .map(|row| {
             (
                 crate::time::parse_datetime(&row.time).unwrap_or(0),
-                row.id.as_str(),
+                row.id.clone(),
             )
         })
         .collect();
-    existing.sort();
+    let mut versions = SnapshotVersions::new(store, existing);
+    let result = index.search(
+        &SearchRequest {
+            query: &options.query,
+            object: options.object.as_deref(),
+            snapshot: snapshot.as_deref(),
+            limit: wanted,
+        },
+        &mut versions,
+    )?;
+    let words = words(&options.query);
+    let mut found = Vec::new();
     let mut hits_seen = 0;
-    for mut hit in hits {
+    for hit in result.hits {
         hits_seen += 1;
         if options.deleted && hit.deleted_at.is_none() {
             continue;
         }
-        if !existing.is_empty() && !existing.iter().any(|(_, id)| *id == hit.snapshot) {
-            match existing.iter().find(|(time, _)| *time >= hit.time) {
-                // Deleted by then: no snapshot that still exists holds this version.
-                Some((time, _)) if hit.deleted_at.is_some_and(|at| at <= *time) => continue,
-                Some((time, id)) => {
-                    hit.snapshot = id.to_string();
-                    hit.time = *time;
-                }
-                None => continue,
-            }
-        }
-        let manifest = manifests
-            .entry(hit.snapshot.clone())
-            .or_insert_with(|| load_manifest(store, &hit.snapshot).ok());
-        let body = match manifest.as_ref().and_then(|m| m.objects.get(&hit.object)) {
-            Some(entry) => find_record(store, entry, &hit.id)?,
-            None => None,
-        };
-        let cut = body
-            .as_deref()
-            .and_then(|b| snippet(b, &words, options.field.as_deref()));
+        let cut = snippet(&hit.body, &words, options.field.as_deref());
         if options.field.is_some() && cut.is_none() {
             continue;
         }
@@ -277,12 +251,13 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error
             break;
         }
     }
-    let exact = !options.deleted && options.field.is_none() && found.len() == hits_seen;
+    let exact =
+        result.exactly && !options.deleted && options.field.is_none() && found.len() == hits_seen;
     Ok(SearchHits {
         matched: if exact {
-            matched
+            result.matched
         } else {
-            matched.max(found.len())
+            result.matched.max(found.len())
         },
         matched_exactly: exact,
         limit,

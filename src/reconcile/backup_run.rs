@@ -397,13 +397,13 @@ pub(super) fn summarise(
     // The search index takes the same change: one pass over it for both. An index that is
     // gone or unreadable is first rebuilt from the task's earlier snapshots.
     let mut notes = Vec::new();
-    let index = if task.search.index {
+    let mut index = if task.search.index {
         let (index, missing) = crate::search::SearchIndex::open_or_new(context.store, &task.id)?;
-        let writer = index.writer()?;
+        let mut writer = index.writer()?;
         if let (Some(why), Some((parent_id, parent))) = (missing, parent) {
             let rebuilt = index::rebuild_from_history(
                 context.store,
-                (&index, &writer),
+                (&index, &mut writer),
                 history,
                 (parent_id, parent),
             )?;
@@ -439,14 +439,15 @@ pub(super) fn summarise(
         },
     );
     let meter = step.meter().clone();
-    let mut indexing = index.as_ref().map(|(index, writer)| {
-        index::Indexing::new(
+    let mut indexing = match &mut index {
+        Some((index, writer)) => Some(index::Indexing::new(
             context.store,
             (index, writer),
             &outcome.snapshot,
             &outcome.manifest,
-        )
-    });
+        )?),
+        None => None,
+    };
     let stats = if parent.is_some() {
         let stats = crate::diff::diff(
             context.store,
@@ -465,12 +466,12 @@ pub(super) fn summarise(
                 }
             },
         )?;
-        if let Some(indexing) = &indexing {
+        if let Some(indexing) = &mut indexing {
             indexing.entered(&outcome.manifest, &stats)?;
         }
         stats
     } else {
-        if let Some(indexing) = &indexing {
+        if let Some(indexing) = &mut indexing {
             for (object, entry) in &outcome.manifest.objects {
                 indexing.whole_object(object, entry)?;
                 meter.add(entry.records.unwrap_or(entry.base_records));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tantivy::IndexWriter;
 
 use crate::diff::{CoverageChange, Kind, ObjectStats, RecordChange};
-use crate::search::SearchIndex;
+use crate::search::{BlockWriter, SearchIndex};
 use crate::snapshot::writer::load_manifest;
 use crate::snapshot::{ObjectEntry, ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
@@ -17,28 +17,25 @@ use crate::state::status::SnapshotRow;
 /// Adds one snapshot's versions to an index: every change against the snapshot before it.
 pub(super) struct Indexing<'a> {
     store: &'a Store,
-    index: &'a SearchIndex,
-    writer: &'a IndexWriter,
-    snapshot: &'a str,
-    time: i64,
+    writer: &'a mut IndexWriter,
+    blocks: BlockWriter,
     error: Option<StoreError>,
 }
 
 impl<'a> Indexing<'a> {
     pub(super) fn new(
         store: &'a Store,
-        (index, writer): (&'a SearchIndex, &'a IndexWriter),
+        (index, writer): (&'a SearchIndex, &'a mut IndexWriter),
         snapshot: &'a str,
         manifest: &SnapshotManifest,
-    ) -> Indexing<'a> {
-        Indexing {
+    ) -> Result<Indexing<'a>, StoreError> {
+        let time = crate::time::parse_datetime(&manifest.time).unwrap_or(0);
+        Ok(Indexing {
             store,
-            index,
             writer,
-            snapshot,
-            time: crate::time::parse_datetime(&manifest.time).unwrap_or(0),
+            blocks: index.blocks(snapshot, time)?,
             error: None,
-        }
+        })
     }
 
     /// One record's change, as the diff reports it; the first failure is kept for
@@ -50,21 +47,13 @@ impl<'a> Indexing<'a> {
             return;
         }
         let added = match (&change.change, &change.body) {
-            (Kind::Deleted, _) => self.index.add_deletion(
-                self.writer,
-                &change.object,
-                &change.id,
-                self.snapshot,
-                self.time,
-            ),
-            (_, Some(body)) => self.index.add_record(
-                self.writer,
-                &change.object,
-                &change.id,
-                self.snapshot,
-                self.time,
-                body,
-            ),
+            (Kind::Deleted, _) => self
+                .blocks
+                .add_deletion(self.writer, &change.object, &change.id),
+            (_, Some(body)) => {
+                self.blocks
+                    .add_record(self.writer, &change.object, &change.id, body)
+            }
             (_, None) => Ok(()),
         };
         if let Err(e) = added {
@@ -73,14 +62,17 @@ impl<'a> Indexing<'a> {
     }
 
     /// Every record of an object, as of this snapshot.
-    pub(super) fn whole_object(&self, object: &str, entry: &ObjectEntry) -> Result<(), StoreError> {
+    pub(super) fn whole_object(
+        &mut self,
+        object: &str,
+        entry: &ObjectEntry,
+    ) -> Result<(), StoreError> {
         if crate::snapshot::files::is_body_object(object) {
             return Ok(());
         }
         for record in ObjectReader::new(self.store, object, entry) {
             let (id, body) = record?;
-            self.index
-                .add_record(self.writer, object, &id, self.snapshot, self.time, &body)?;
+            self.blocks.add_record(self.writer, object, &id, &body)?;
         }
         Ok(())
     }
@@ -88,7 +80,7 @@ impl<'a> Indexing<'a> {
     /// Objects that entered the backup bring records that are not new in the org, but are
     /// new to search.
     pub(super) fn entered(
-        &self,
+        &mut self,
         manifest: &SnapshotManifest,
         stats: &BTreeMap<String, ObjectStats>,
     ) -> Result<(), StoreError> {
@@ -102,20 +94,22 @@ impl<'a> Indexing<'a> {
         Ok(())
     }
 
+    /// Writes the last block, or says the first failure.
     pub(super) fn finish(self) -> Result<(), StoreError> {
-        self.error.map_or(Ok(()), Err)
+        self.error.map_or(Ok(()), Err)?;
+        self.blocks.finish(self.writer)
     }
 }
 
 /// Indexes `manifest` on top of `older` (the snapshot indexed before it), or whole.
 fn index_snapshot(
     store: &Store,
-    target: (&SearchIndex, &IndexWriter),
+    target: (&SearchIndex, &mut IndexWriter),
     older: Option<&SnapshotManifest>,
     id: &str,
     manifest: &SnapshotManifest,
 ) -> Result<(), StoreError> {
-    let mut indexing = Indexing::new(store, target, id, manifest);
+    let mut indexing = Indexing::new(store, target, id, manifest)?;
     match older {
         None => {
             for (object, entry) in &manifest.objects {
@@ -144,7 +138,7 @@ pub(super) struct Rebuilt {
 /// did: derived data never fails a backup for the history it cannot recover.
 pub(super) fn rebuild_from_history(
     store: &Store,
-    target: (&SearchIndex, &IndexWriter),
+    (index, writer): (&SearchIndex, &mut IndexWriter),
     rows: &[SnapshotRow],
     (parent_id, parent): (&str, &SnapshotManifest),
 ) -> Result<Rebuilt, StoreError> {
@@ -174,7 +168,7 @@ pub(super) fn rebuild_from_history(
                 continue;
             }
         };
-        match index_snapshot(store, target, last.as_ref(), id, &manifest) {
+        match index_snapshot(store, (index, &mut *writer), last.as_ref(), id, &manifest) {
             Ok(()) => {
                 rebuilt.snapshots += 1;
                 last = Some(manifest);
@@ -182,9 +176,17 @@ pub(super) fn rebuild_from_history(
             Err(e) => rebuilt.unreadable.push(format!("{id} ({e})")),
         }
     }
-    if index_snapshot(store, target, last.as_ref(), parent_id, parent).is_err() {
+    if index_snapshot(
+        store,
+        (index, &mut *writer),
+        last.as_ref(),
+        parent_id,
+        parent,
+    )
+    .is_err()
+    {
         // Against a damaged older snapshot the change cannot be read; the parent itself can.
-        index_snapshot(store, target, None, parent_id, parent)?;
+        index_snapshot(store, (index, writer), None, parent_id, parent)?;
     }
     rebuilt.snapshots += 1;
     Ok(rebuilt)

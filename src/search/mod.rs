@@ -1,18 +1,25 @@
 //! "Index all data for search": a tantivy index per task of every record version the backups
-//! captured (object, Id, snapshot, time, and the text of every field), plus a marker for each
-//! deletion, so searches also find records deleted since. Each backup adds only its change.
+//! captured, plus a marker for each deletion, so searches also find records deleted since.
+//! Each backup adds only its change. The index holds blocks of versions (`block`): each
+//! block's Ids and the distinct words of their text; a search reads the candidate blocks'
+//! records back from the snapshots and checks them exactly (`query`, `read_back`).
 //!
 //! At rest the index is in the store like any data: every index file as sealed pieces (keyed
 //! ids, so unchanged segment files are stored once), a sealed list of them, and a pointer
 //! `search/<task>` naming that list. It is read in place, lazily (`stored_directory`): a query
 //! unseals the pieces it reads into memory. Adding to it writes the new segments into a private
 //! temporary directory, removed afterwards. Only Ids and pointers are stored in the index,
-//! never record text, which is read back from the snapshot for snippets.
+//! never record text.
 
+mod block;
+mod query;
+mod read_back;
 mod record_text;
 pub mod scratch;
 mod stored_directory;
 
+pub use block::{BLOCK_RECORDS, BlockWriter};
+pub use read_back::{SnapshotVersions, VersionSource, Versions};
 pub use record_text::record_text;
 pub use stored_directory::{PIECE_BYTES, StoredFile};
 
@@ -20,9 +27,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value as _,
+    Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing,
+    TextOptions, Value as _,
 };
 use tantivy::{Index, IndexWriter, ReloadPolicy, Term};
 
@@ -58,27 +66,51 @@ struct Fields {
     snapshot: Field,
     time: Field,
     kind: Field,
+    /// A block's Ids, in the order written (`block::decode_ids`).
+    records: Field,
     text: Field,
 }
 
+/// How words are cut, in the index and in queries (lower-cased, long tokens dropped).
+const TOKENIZER: &str = "default";
+
+/// Candidate blocks a search may read per hit asked for: a query whose words are common but
+/// whose matches are rare stops there and says more may match.
+const BLOCKS_PER_HIT: usize = 16;
+
+/// Candidate blocks a search reads even when the first ones held the hits asked for, so that
+/// the count is exact when the candidates are few (neighbouring blocks share segments).
+const BLOCKS_COUNTED: usize = 32;
+
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
+    // Each word of a block once: no frequencies or positions (the exact check has them). No
+    // lengths either: blocks that hold the same words of a query score the same, so they are
+    // read in the order they were indexed, neighbours together (they share segments).
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    );
     let fields = Fields {
         object: builder.add_text_field("object", STRING | STORED),
-        id: builder.add_text_field("id", STRING | STORED),
+        // Every Id of a block, and a deletion marker's: searched, never read back.
+        id: builder.add_text_field("id", STRING),
         snapshot: builder.add_text_field("snapshot", STRING | STORED),
         // Read from the hits, never searched: stored only.
         time: builder.add_i64_field("time", STORED),
-        // Only deletion markers carry it (`deleted`): a term fewer for every record version.
+        // Only deletion markers carry it (`deleted`).
         kind: builder.add_text_field("kind", STRING),
-        text: builder.add_text_field("text", TEXT),
+        records: builder.add_bytes_field("records", STORED),
+        text: builder.add_text_field("text", words),
     };
     (builder.build(), fields)
 }
 
-/// The version of the list and the index it names: 2 since index files are stored as pieces
-/// and the term dictionary is block-indexed (an older index is rebuilt, not read).
-const FORMAT: u32 = 2;
+/// The version of the list and the index it names: 3 since the index holds blocks of versions
+/// (2: index files stored as pieces; an older index is rebuilt, not read).
+const FORMAT: u32 = 3;
 
 /// The sealed list of a task's index files.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -100,7 +132,7 @@ impl Packed {
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(failed)?;
         if value.get("format").and_then(serde_json::Value::as_u64) != Some(u64::from(FORMAT)) {
             return Err(failed(
-                "it was written by an earlier version of cairn, which stored it whole; the task's next `cairn apply` rebuilds it from the snapshots",
+                "it was written by an earlier version of cairn, in a form this one does not read; the task's next `cairn apply` rebuilds it from the snapshots",
             ));
         }
         serde_json::from_value(value).map_err(failed)
@@ -137,6 +169,9 @@ pub struct Hit {
     /// When the record was deleted after this version (the deleting snapshot's time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<i64>,
+    /// The version's stored JSON, as read back to check it.
+    #[serde(skip)]
+    pub body: Vec<u8>,
 }
 
 impl SearchIndex {
@@ -293,41 +328,21 @@ impl SearchIndex {
             .map_err(failed)
     }
 
-    pub fn add_record(
-        &self,
-        writer: &IndexWriter,
-        object: &str,
-        id: &str,
-        snapshot: &str,
-        time: i64,
-        body: &[u8],
-    ) -> Result<(), StoreError> {
-        let mut doc = TantivyDocument::default();
-        doc.add_text(self.fields.object, object);
-        doc.add_text(self.fields.id, id);
-        doc.add_text(self.fields.snapshot, snapshot);
-        doc.add_i64(self.fields.time, time);
-        doc.add_text(self.fields.text, record_text(body));
-        writer.add_document(doc).map_err(failed)?;
-        Ok(())
+    /// A writer of one snapshot's versions into blocks (`snapshot` captured them at `time`).
+    pub fn blocks(&self, snapshot: &str, time: i64) -> Result<BlockWriter, StoreError> {
+        Ok(BlockWriter::new(
+            self.fields,
+            self.analyzer()?,
+            snapshot,
+            time,
+        ))
     }
 
-    pub fn add_deletion(
-        &self,
-        writer: &IndexWriter,
-        object: &str,
-        id: &str,
-        snapshot: &str,
-        time: i64,
-    ) -> Result<(), StoreError> {
-        let mut doc = TantivyDocument::default();
-        doc.add_text(self.fields.object, object);
-        doc.add_text(self.fields.id, id);
-        doc.add_text(self.fields.snapshot, snapshot);
-        doc.add_i64(self.fields.time, time);
-        doc.add_text(self.fields.kind, "deleted");
-        writer.add_document(doc).map_err(failed)?;
-        Ok(())
+    fn analyzer(&self) -> Result<tantivy::tokenizer::TextAnalyzer, StoreError> {
+        self.index
+            .tokenizers()
+            .get(TOKENIZER)
+            .ok_or_else(|| failed("its tokenizer is missing"))
     }
 
     /// Commits the writer and seals the index files it wrote into the store (files already
@@ -359,15 +374,13 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// The records matching `query`, best first: `limit` hits after the object and snapshot
-    /// filters, and how many match in all. Deleted records carry the time of their deletion.
+    /// The record versions matching `request.query`, best first, read back through
+    /// `versions`; and how many match, exactly when every candidate block was read.
     pub fn search(
         &self,
-        query: &str,
-        object: Option<&str>,
-        snapshot: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<Hit>, usize), StoreError> {
+        request: &SearchRequest<'_>,
+        versions: &mut dyn VersionSource,
+    ) -> Result<Found, StoreError> {
         let reader = self
             .index
             .reader_builder()
@@ -375,53 +388,103 @@ impl SearchIndex {
             .try_into()
             .map_err(failed)?;
         let searcher = reader.searcher();
-        // A record's Id finds its versions too: it is what restore asks for.
-        let parser = QueryParser::for_index(&self.index, vec![self.fields.text, self.fields.id]);
-        let (text_query, _) = parser.parse_query_lenient(query);
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text_query)];
+        let (ast, _) = tantivy::query_grammar::parse_query_lenient(request.query);
+        let mut analyzer = self.analyzer()?;
         let term = |field: Field, value: &str| -> Box<dyn Query> {
             Box::new(TermQuery::new(
                 Term::from_field_text(field, value),
                 IndexRecordOption::Basic,
             ))
         };
-        clauses.push((Occur::MustNot, term(self.fields.kind, "deleted")));
-        if let Some(object) = object {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (
+                Occur::Must,
+                query::loosened(&ast, self.fields, &mut analyzer),
+            ),
+            (Occur::MustNot, term(self.fields.kind, "deleted")),
+        ];
+        if let Some(object) = request.object {
             clauses.push((Occur::Must, term(self.fields.object, object)));
         }
-        if let Some(snapshot) = snapshot {
+        if let Some(snapshot) = request.snapshot {
             clauses.push((Occur::Must, term(self.fields.snapshot, snapshot)));
         }
-        let combined = BooleanQuery::new(clauses);
-        let (top, matched) = searcher
+        let limit = request.limit.max(1);
+        let (blocks, candidate_blocks) = searcher
             .search(
-                &combined,
+                &BooleanQuery::new(clauses),
                 &(
-                    TopDocs::with_limit(limit.max(1)).order_by_score(),
+                    TopDocs::with_limit((limit * BLOCKS_PER_HIT).max(BLOCKS_COUNTED))
+                        .order_by_score(),
                     tantivy::collector::Count,
                 ),
             )
             .map_err(failed)?;
-        let mut hits = Vec::new();
-        for (score, address) in top {
-            let doc: TantivyDocument = searcher.doc(address).map_err(failed)?;
-            let text = |field: Field| {
-                doc.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
+        let mut exact = query::Exact::new(request.query)?;
+        let mut every_block_read = blocks.len() == candidate_blocks;
+        let mut batch = BLOCKS_COUNTED.min(blocks.len());
+        let mut next = 0;
+        let (best, matched) = loop {
+            for (_, address) in &blocks[next..next + batch] {
+                let doc: TantivyDocument = searcher.doc(*address).map_err(failed)?;
+                let text = |field: Field| {
+                    doc.get_first(field)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let object = text(self.fields.object);
+                let ids = doc
+                    .get_first(self.fields.records)
+                    .and_then(|v| v.as_bytes())
+                    .and_then(block::decode_ids)
+                    .ok_or_else(|| failed("a block's record Ids do not read"))?;
+                let time = doc
+                    .get_first(self.fields.time)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(0);
+                let Some((snapshot, time)) = versions.locate(&text(self.fields.snapshot), time)
+                else {
+                    continue;
+                };
+                let mut sorted = ids;
+                sorted.sort();
+                let Some(read) = versions.read(&snapshot, &object, &sorted)? else {
+                    every_block_read = false;
+                    continue;
+                };
+                for (id, body) in read {
+                    exact.add(query::Candidate {
+                        object: object.clone(),
+                        id,
+                        snapshot: snapshot.clone(),
+                        time,
+                        body,
+                    })?;
+                }
+            }
+            next += batch;
+            let (best, matched) = exact.matches(limit)?;
+            if next >= blocks.len() || matched >= limit {
+                every_block_read &= next >= blocks.len();
+                break (best, matched);
+            }
+            // Twice as many blocks each round: a rare match costs a few rounds, not one per block.
+            batch = (batch * 2).min(blocks.len() - next);
+        };
+        let mut hits = Vec::with_capacity(best.len());
+        for (score, key) in best {
+            let Some(found) = exact.take(key) else {
+                continue;
             };
-            let time = doc
-                .get_first(self.fields.time)
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0);
             hits.push(Hit {
-                object: text(self.fields.object),
-                id: text(self.fields.id),
-                snapshot: text(self.fields.snapshot),
-                time,
+                object: found.object,
+                id: found.id,
+                snapshot: found.snapshot,
+                time: found.time,
                 score,
                 deleted_at: None,
+                body: found.body,
             });
         }
         // Was each record deleted after the version found?
@@ -444,8 +507,43 @@ impl SearchIndex {
                 }
             }
         }
-        Ok((hits, matched))
+        Ok(Found {
+            hits,
+            matched,
+            exactly: every_block_read,
+        })
     }
+}
+
+/// What to look for.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchRequest<'a> {
+    pub query: &'a str,
+    pub object: Option<&'a str>,
+    /// Only versions this snapshot captured.
+    pub snapshot: Option<&'a str>,
+    pub limit: usize,
+}
+
+impl<'a> SearchRequest<'a> {
+    pub fn new(query: &'a str, limit: usize) -> Self {
+        SearchRequest {
+            query,
+            object: None,
+            snapshot: None,
+            limit,
+        }
+    }
+}
+
+/// What a search found.
+#[derive(Debug)]
+pub struct Found {
+    pub hits: Vec<Hit>,
+    /// The versions matching among the blocks read.
+    pub matched: usize,
+    /// Whether every block that may hold a match was read: `matched` is then the count.
+    pub exactly: bool,
 }
 
 /// Each task's index as stored: the task, and its list blob with the blobs it names, or why

@@ -21,19 +21,49 @@ fn record(n: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-fn add(index: &SearchIndex, writer: &IndexWriter, range: std::ops::Range<u64>, snapshot: &str) {
+fn id(n: u64) -> String {
+    format!("001{n:015}")
+}
+
+fn add(index: &SearchIndex, writer: &mut IndexWriter, range: std::ops::Range<u64>, snapshot: &str) {
+    let mut blocks = index.blocks(snapshot, 0).expect("blocks");
     for n in range {
-        index
-            .add_record(
-                writer,
-                "Account",
-                &format!("001{n:015}"),
-                snapshot,
-                n as i64,
-                &record(n),
-            )
+        blocks
+            .add_record(writer, "Account", &id(n), &record(n))
             .expect("add");
     }
+    blocks.finish(writer).expect("finish");
+}
+
+/// Versions kept in memory, as the snapshots would hold them: every record `record(n)`.
+struct Records;
+
+impl VersionSource for Records {
+    fn locate(&self, snapshot: &str, time: i64) -> Option<(String, i64)> {
+        Some((snapshot.to_string(), time))
+    }
+
+    fn read(
+        &mut self,
+        _snapshot: &str,
+        _object: &str,
+        ids: &[String],
+    ) -> Result<Option<Versions>, StoreError> {
+        Ok(Some(
+            ids.iter()
+                .map(|id| {
+                    let n: u64 = id[3..].parse().expect("a test Id");
+                    (id.clone(), record(n))
+                })
+                .collect(),
+        ))
+    }
+}
+
+fn search(index: &SearchIndex, query: &str, limit: usize) -> Found {
+    index
+        .search(&SearchRequest::new(query, limit), &mut Records)
+        .expect("search")
 }
 
 fn list(store: &Store, task: &str) -> Packed {
@@ -50,22 +80,20 @@ fn a_query_reads_a_few_pieces_of_the_stored_index_not_all_of_it() {
     let (_dir, store) = store();
     // Small pieces, so that a test-sized index is many of them.
     let index = SearchIndex::empty_cut_at(&store, 4096).expect("index");
-    let writer = index.writer().expect("writer");
-    add(&index, &writer, 0..60_000, "s1");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 0..60_000, "s1");
     index.save(&store, "t", writer).expect("save");
     let pieces = list(&store, "t").blobs().count();
-    assert!(pieces > 200, "the index is many pieces: {pieces}");
+    assert!(pieces > 100, "the index is many pieces: {pieces}");
 
     let index = SearchIndex::open(&store, "t").expect("open");
     assert!(
         index.pieces_read() <= 2,
         "opening reads only the meta files"
     );
-    let (hits, matched) = index
-        .search("\"Account 4242 Holdings\"", None, None, 10)
-        .expect("search");
-    assert_eq!(matched, 1);
-    assert_eq!(hits[0].id, format!("001{:015}", 4242));
+    let found = search(&index, "\"Account 4242 Holdings\"", 10);
+    assert_eq!((found.matched, found.exactly), (1, true));
+    assert_eq!(found.hits[0].id, id(4242));
     let read = index.pieces_read();
     assert!(read * 4 < pieces, "a query read {read} of {pieces} pieces");
     // What was read is plaintext in memory only: nothing was unpacked to disk.
@@ -76,15 +104,15 @@ fn a_query_reads_a_few_pieces_of_the_stored_index_not_all_of_it() {
 fn adding_to_a_stored_index_writes_only_the_new_segments() {
     let (_dir, store) = store();
     let index = SearchIndex::empty(&store).expect("index");
-    let writer = index.writer().expect("writer");
-    add(&index, &writer, 0..20_000, "s1");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 0..20_000, "s1");
     index.save(&store, "t", writer).expect("save");
     let first = list(&store, "t");
 
     let (index, missing) = SearchIndex::open_or_new(&store, "t").expect("open");
     assert_eq!(missing, None);
-    let writer = index.writer().expect("writer");
-    add(&index, &writer, 20_000..20_010, "s2");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 20_000..20_010, "s2");
     index.save(&store, "t", writer).expect("save");
     let second = list(&store, "t");
     // The first segment's files are kept as they were stored; the new ones are small.
@@ -104,16 +132,16 @@ fn adding_to_a_stored_index_writes_only_the_new_segments() {
         assert!(store.blob_exists(blob).expect("exists"), "{blob}");
     }
     let index = SearchIndex::open(&store, "t").expect("open");
-    let (_, matched) = index.search("Holdings", None, None, 1).expect("search");
-    assert_eq!(matched, 20_010);
+    let found = search(&index, "Holdings", 30_000);
+    assert_eq!((found.matched, found.exactly), (20_010, true));
 }
 
 #[test]
 fn a_damaged_piece_fails_the_query_that_reads_it_and_makes_the_next_apply_rebuild() {
     let (_dir, store) = store();
     let index = SearchIndex::empty_cut_at(&store, 4096).expect("index");
-    let writer = index.writer().expect("writer");
-    add(&index, &writer, 0..5_000, "s1");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 0..5_000, "s1");
     index.save(&store, "t", writer).expect("save");
     let packed = list(&store, "t");
     let segment_pieces = packed
@@ -130,7 +158,7 @@ fn a_damaged_piece_fails_the_query_that_reads_it_and_makes_the_next_apply_rebuil
     }
     let index = SearchIndex::open(&store, "t").expect("opened lazily");
     let error = index
-        .search("Holdings", None, None, 10)
+        .search(&SearchRequest::new("Holdings", 10), &mut Records)
         .expect_err("unreadable");
     assert!(is_index_error(&error), "{error}");
     let (_, missing) = SearchIndex::open_or_new(&store, "t").expect("rebuilt");
@@ -159,4 +187,79 @@ fn an_index_of_an_earlier_version_is_rebuilt_not_read() {
     let (index, missing) = SearchIndex::open_or_new(&store, "t").expect("rebuilt");
     assert!(missing.expect("why").contains("earlier version"));
     assert_eq!(index.superseded, vec![list]);
+}
+
+#[test]
+fn a_block_holding_the_words_in_different_records_is_not_a_match() {
+    let (_dir, store) = store();
+    let index = SearchIndex::empty(&store).expect("index");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 0..1_000, "s1");
+    index.save(&store, "t", writer).expect("save");
+    let index = SearchIndex::open(&store, "t").expect("open");
+    // Record 4 is in Lima; its block holds Oslo records too.
+    let found = search(&index, "\"0000004 Oslo\"", 10);
+    assert_eq!((found.matched, found.exactly), (0, true));
+    assert!(found.hits.is_empty());
+    let found = search(&index, "\"0000003 Oslo\"", 10);
+    assert_eq!(found.matched, 1);
+    assert_eq!(found.hits[0].id, id(3));
+    // Both words in the record, not next to each other: a match without the quotes.
+    let found = search(&index, "0000004 Lima", 10);
+    assert_eq!(found.hits[0].id, id(4));
+    // Excluded words rule out records, not blocks.
+    let found = search(&index, "Holdings -Oslo", 1_000);
+    assert_eq!((found.matched, found.exactly), (666, true));
+    assert!(
+        found
+            .hits
+            .iter()
+            .all(|hit| !hit.body.ends_with(b"\"Oslo\"}"))
+    );
+    // An Id finds its record; a field names where to look.
+    let found = search(&index, &id(777), 10);
+    assert_eq!(
+        (found.matched, found.hits[0].id.as_str()),
+        (1, id(777).as_str())
+    );
+    let found = search(&index, "object:Account AND Pune", 1_000);
+    assert_eq!(found.matched, 333);
+}
+
+#[test]
+fn a_common_word_reads_a_few_blocks_and_says_more_may_match() {
+    let (_dir, store) = store();
+    let index = SearchIndex::empty(&store).expect("index");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 0..50_000, "s1");
+    index.save(&store, "t", writer).expect("save");
+    let index = SearchIndex::open(&store, "t").expect("open");
+
+    /// Counts the records read back.
+    struct Counting(usize);
+    impl VersionSource for Counting {
+        fn locate(&self, snapshot: &str, time: i64) -> Option<(String, i64)> {
+            Records.locate(snapshot, time)
+        }
+        fn read(
+            &mut self,
+            snapshot: &str,
+            object: &str,
+            ids: &[String],
+        ) -> Result<Option<Versions>, StoreError> {
+            self.0 += ids.len();
+            Records.read(snapshot, object, ids)
+        }
+    }
+    let mut counting = Counting(0);
+    let found = index
+        .search(&SearchRequest::new("Holdings", 20), &mut counting)
+        .expect("search");
+    assert_eq!(found.hits.len(), 20);
+    assert!(!found.exactly && found.matched >= 20);
+    assert!(
+        counting.0 <= BLOCKS_COUNTED * BLOCK_RECORDS,
+        "read {} records for 20 hits",
+        counting.0
+    );
 }

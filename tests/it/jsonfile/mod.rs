@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use cairn::backup::{BackupOptions, backup};
 use cairn::diff::Kind;
 use cairn::restore::{self, Chosen, Schemas};
-use cairn::search::SearchIndex;
+use cairn::search::{SearchIndex, SearchRequest, SnapshotVersions};
 use cairn::snapshot::ObjectReader;
 use cairn::snapshot::reader::find_record;
 use cairn::source::Connector;
@@ -146,19 +146,26 @@ async fn a_second_connector_backs_up_diffs_searches_and_restores_through_the_sam
 
     // Search finds what the backups hold.
     let index = SearchIndex::empty(&store).expect("index");
-    let writer = index.writer().expect("writer");
+    let mut writer = index.writer().expect("writer");
+    let mut blocks = index.blocks(&second.snapshot, T0).expect("blocks");
     for (object, entry) in &second.manifest.objects {
         for record in ObjectReader::new(&store, object, entry) {
             let (id, body) = record.expect("record");
-            index
-                .add_record(&writer, object, &id, &second.snapshot, T0, &body)
+            blocks
+                .add_record(&mut writer, object, &id, &body)
                 .expect("add");
         }
     }
-    let mut writer = writer;
+    blocks.finish(&mut writer).expect("blocks");
     writer.commit().expect("commit");
-    let (hits, matched) = index.search("maidenhair", None, None, 10).expect("search");
-    assert_eq!((hits.len(), matched), (1, 1));
+    let found = index
+        .search(
+            &SearchRequest::new("maidenhair", 10),
+            &mut SnapshotVersions::new(&store, Vec::new()),
+        )
+        .expect("search");
+    let hits = found.hits;
+    assert_eq!((hits.len(), found.matched), (1, 1));
     assert_eq!(
         (hits[0].object.as_str(), hits[0].id.as_str()),
         ("Plant", "p1")
