@@ -80,7 +80,7 @@ const BLOCKS_PER_HIT: usize = 16;
 
 /// Candidate blocks a search reads even when the first ones held the hits asked for, so that
 /// the count is exact when the candidates are few (neighbouring blocks share segments).
-const BLOCKS_COUNTED: usize = 32;
+const BLOCKS_COUNTED: usize = 8;
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
