@@ -380,7 +380,7 @@ impl SearchIndex {
         &self,
         request: &SearchRequest<'_>,
         versions: &mut dyn VersionSource,
-    ) -> Result<Found, StoreError> {
+    ) -> Result<SearchOutcome, StoreError> {
         let reader = self
             .index
             .reader_builder()
@@ -507,7 +507,7 @@ impl SearchIndex {
                 }
             }
         }
-        Ok(Found {
+        Ok(SearchOutcome {
             hits,
             matched,
             exactly: every_block_read,
@@ -538,7 +538,7 @@ impl<'a> SearchRequest<'a> {
 
 /// What a search found.
 #[derive(Debug)]
-pub struct Found {
+pub struct SearchOutcome {
     pub hits: Vec<Hit>,
     /// The versions matching among the blocks read.
     pub matched: usize,

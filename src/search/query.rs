@@ -129,7 +129,8 @@ pub(super) struct Exact {
     snapshot: Field,
     text: Field,
     key: Field,
-    candidates: Vec<Candidate>,
+    /// Taken out as they become hits.
+    candidates: Vec<Option<Candidate>>,
     seen: HashSet<(String, String, String)>,
 }
 
@@ -179,7 +180,7 @@ impl Exact {
         doc.add_text(self.text, record_text(&candidate.body));
         doc.add_u64(self.key, self.candidates.len() as u64);
         self.writer.add_document(doc).map_err(failed)?;
-        self.candidates.push(candidate);
+        self.candidates.push(Some(candidate));
         Ok(())
     }
 
@@ -213,12 +214,6 @@ impl Exact {
     }
 
     pub(super) fn take(&mut self, key: usize) -> Option<Candidate> {
-        self.candidates.get_mut(key).map(|c| Candidate {
-            object: std::mem::take(&mut c.object),
-            id: std::mem::take(&mut c.id),
-            snapshot: std::mem::take(&mut c.snapshot),
-            time: c.time,
-            body: std::mem::take(&mut c.body),
-        })
+        self.candidates.get_mut(key).and_then(Option::take)
     }
 }

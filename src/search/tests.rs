@@ -60,7 +60,7 @@ impl VersionSource for Records {
     }
 }
 
-fn search(index: &SearchIndex, query: &str, limit: usize) -> Found {
+fn search(index: &SearchIndex, query: &str, limit: usize) -> SearchOutcome {
     index
         .search(&SearchRequest::new(query, limit), &mut Records)
         .expect("search")

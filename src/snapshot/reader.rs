@@ -211,3 +211,91 @@ impl RecordLookup {
             .map(|at| self.records[at].1.as_slice()))
     }
 }
+
+/// Decoded segments an [`IdsLookup`] keeps for the next lookup: neighbouring Ids share them.
+const SEGMENTS_KEPT: usize = 4;
+
+struct Decoded {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl Decoded {
+    fn id(&self, entry: &Entry) -> &[u8] {
+        &self.bytes[entry.id.0..entry.id.1]
+    }
+}
+
+/// Lookups of chosen Ids as an object entry holds them, the newest layer first: the first
+/// layer holding an Id says what it is, so Ids an incremental captured are read from its own
+/// small delta, not the base under it. The last few segments read stay decoded.
+#[derive(Default)]
+pub struct IdsLookup {
+    segments: Vec<(String, std::rc::Rc<Decoded>)>,
+}
+
+impl IdsLookup {
+    fn segment(&mut self, store: &Store, blob: &str) -> Result<std::rc::Rc<Decoded>, StoreError> {
+        if let Some(at) = self.segments.iter().position(|(b, _)| b == blob) {
+            let kept = self.segments.remove(at);
+            let decoded = kept.1.clone();
+            self.segments.push(kept);
+            return Ok(decoded);
+        }
+        let bytes = store.get_blob(blob)?;
+        let entries = segment::index(blob, &bytes)?;
+        let decoded = std::rc::Rc::new(Decoded { bytes, entries });
+        if self.segments.len() >= SEGMENTS_KEPT {
+            self.segments.remove(0);
+        }
+        self.segments.push((blob.to_string(), decoded.clone()));
+        Ok(decoded)
+    }
+
+    /// The bodies of `ids` in `entry`, in Id order; an Id it does not hold, or holds as a
+    /// deletion, is left out.
+    pub fn read(
+        &mut self,
+        store: &Store,
+        entry: &ObjectEntry,
+        ids: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let layers = entry
+            .deltas
+            .iter()
+            .rev()
+            .map(|delta| &delta.segments)
+            .chain([&entry.base]);
+        let mut remaining: Vec<&String> = ids.iter().collect();
+        let mut found = Vec::new();
+        for segment in layers.flatten() {
+            if remaining.is_empty() {
+                break;
+            }
+            let within = |id: &&String| {
+                id.as_str() >= segment.first.as_str() && id.as_str() <= segment.last.as_str()
+            };
+            if !remaining.iter().any(within) {
+                continue;
+            }
+            let decoded = self.segment(store, &segment.blob)?;
+            remaining.retain(|id| {
+                if !within(id) {
+                    return true;
+                }
+                let at = decoded
+                    .entries
+                    .binary_search_by(|e| decoded.id(e).cmp(id.as_bytes()));
+                let Ok(at) = at else {
+                    return true;
+                };
+                if let Some((start, end)) = decoded.entries[at].body {
+                    found.push(((*id).clone(), decoded.bytes[start..end].to_vec()));
+                }
+                false
+            });
+        }
+        found.sort();
+        Ok(found)
+    }
+}
