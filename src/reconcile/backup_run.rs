@@ -472,10 +472,7 @@ pub(super) fn summarise(
         stats
     } else {
         if let Some(indexing) = &mut indexing {
-            for (object, entry) in &outcome.manifest.objects {
-                indexing.whole_object(object, entry)?;
-                meter.add(entry.records.unwrap_or(entry.base_records));
-            }
+            indexing.whole_objects(&index::every_object(&outcome.manifest), Some(&meter))?;
         }
         // The first snapshot: everything is new; no need to read it back.
         outcome

@@ -3,21 +3,30 @@
 //! search keeps finding records deleted long ago.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tantivy::IndexWriter;
 
 use crate::diff::{CoverageChange, Kind, ObjectStats, RecordChange};
-use crate::search::{BlockWriter, SearchIndex};
+use crate::progress::Meter;
+use crate::search::{BlockChannel, BlockWriter, SearchIndex, ThrottledWriter};
 use crate::snapshot::writer::load_manifest;
 use crate::snapshot::{ObjectEntry, ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
 
 use crate::state::status::SnapshotRow;
 
+/// Blocks made and waiting for the thread that hands them to the index writer: enough to keep
+/// it busy, few enough (about 6 KiB each) that they hold little.
+const BLOCKS_WAITING: usize = 64;
+
 /// Adds one snapshot's versions to an index: every change against the snapshot before it.
 pub(super) struct Indexing<'a> {
     store: &'a Store,
-    writer: &'a mut IndexWriter,
+    index: &'a SearchIndex,
+    sink: ThrottledWriter<'a>,
+    snapshot: &'a str,
+    time: i64,
     blocks: BlockWriter,
     error: Option<StoreError>,
 }
@@ -32,7 +41,10 @@ impl<'a> Indexing<'a> {
         let time = crate::time::parse_datetime(&manifest.time).unwrap_or(0);
         Ok(Indexing {
             store,
-            writer,
+            index,
+            sink: ThrottledWriter::new(writer),
+            snapshot,
+            time,
             blocks: index.blocks(snapshot, time)?,
             error: None,
         })
@@ -47,12 +59,13 @@ impl<'a> Indexing<'a> {
             return;
         }
         let added = match (&change.change, &change.body) {
-            (Kind::Deleted, _) => self
-                .blocks
-                .add_deletion(self.writer, &change.object, &change.id),
+            (Kind::Deleted, _) => {
+                self.blocks
+                    .add_deletion(&mut self.sink, &change.object, &change.id)
+            }
             (_, Some(body)) => {
                 self.blocks
-                    .add_record(self.writer, &change.object, &change.id, body)
+                    .add_record(&mut self.sink, &change.object, &change.id, body)
             }
             (_, None) => Ok(()),
         };
@@ -61,20 +74,78 @@ impl<'a> Indexing<'a> {
         }
     }
 
-    /// Every record of an object, as of this snapshot.
-    pub(super) fn whole_object(
+    /// Every record of these objects, as of this snapshot. The objects are read back and cut
+    /// into blocks on a thread per core, one object at a time each, while this thread hands
+    /// their blocks to the index writer (whose own thread indexes them): reading, parsing and
+    /// cutting words is most of what indexing costs, and objects do not depend on each other.
+    pub(super) fn whole_objects(
         &mut self,
-        object: &str,
-        entry: &ObjectEntry,
+        objects: &[(&str, &ObjectEntry)],
+        meter: Option<&Meter>,
     ) -> Result<(), StoreError> {
-        if crate::snapshot::files::is_body_object(object) {
-            return Ok(());
-        }
-        for record in ObjectReader::new(self.store, object, entry) {
-            let (id, body) = record?;
-            self.blocks.add_record(self.writer, object, &id, &body)?;
-        }
-        Ok(())
+        let objects: Vec<&(&str, &ObjectEntry)> = objects
+            .iter()
+            .filter(|(object, _)| !crate::snapshot::files::is_body_object(object))
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(objects.len());
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (blocks, made) = std::sync::mpsc::sync_channel(BLOCKS_WAITING);
+        let store = self.store;
+        std::thread::scope(|scope| {
+            let mut threads = Vec::new();
+            for _ in 0..workers {
+                let writer = self.index.blocks(self.snapshot, self.time)?;
+                let mut blocks: BlockChannel = blocks.clone();
+                let (next, stop, objects) = (&next, &stop, &objects);
+                let spawned = std::thread::Builder::new()
+                    .name("cairn-index".into())
+                    .spawn_scoped(scope, move || {
+                        let made =
+                            index_objects(store, objects, next, stop, meter, writer, &mut blocks);
+                        if made.is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        made
+                    })
+                    .map_err(|e| StoreError::Backend {
+                        location: "the search index".into(),
+                        message: format!("could not start a thread to index records: {e}"),
+                    });
+                match spawned {
+                    Ok(thread) => threads.push(thread),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+            drop(blocks);
+            let mut handed = Ok(());
+            for (block, bytes) in made {
+                handed = crate::search::BlockSink::take(&mut self.sink, block, bytes);
+                if handed.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            // The writer's failure first: a thread that stopped because of it says less.
+            let mut result = handed;
+            for thread in threads {
+                let made = thread.join().unwrap_or_else(|_| {
+                    Err(StoreError::Backend {
+                        location: "the search index".into(),
+                        message: "a thread indexing records stopped unexpectedly".into(),
+                    })
+                });
+                if result.is_ok() {
+                    result = made;
+                }
+            }
+            result
+        })
     }
 
     /// Objects that entered the backup bring records that are not new in the org, but are
@@ -84,21 +155,50 @@ impl<'a> Indexing<'a> {
         manifest: &SnapshotManifest,
         stats: &BTreeMap<String, ObjectStats>,
     ) -> Result<(), StoreError> {
-        for (object, s) in stats {
-            if matches!(s.coverage, Some(CoverageChange::Entered { .. }))
-                && let Some(entry) = manifest.objects.get(object)
-            {
-                self.whole_object(object, entry)?;
-            }
-        }
-        Ok(())
+        let entered: Vec<(&str, &ObjectEntry)> = stats
+            .iter()
+            .filter(|(_, s)| matches!(s.coverage, Some(CoverageChange::Entered { .. })))
+            .filter_map(|(object, _)| {
+                manifest
+                    .objects
+                    .get(object)
+                    .map(|entry| (object.as_str(), entry))
+            })
+            .collect();
+        self.whole_objects(&entered, None)
     }
 
     /// Writes the last block, or says the first failure.
-    pub(super) fn finish(self) -> Result<(), StoreError> {
+    pub(super) fn finish(mut self) -> Result<(), StoreError> {
         self.error.map_or(Ok(()), Err)?;
-        self.blocks.finish(self.writer)
+        self.blocks.finish(&mut self.sink)
     }
+}
+
+/// One thread's part of [`Indexing::whole_objects`]: the next object not taken yet, until
+/// none is left or another thread failed.
+fn index_objects(
+    store: &Store,
+    objects: &[&(&str, &ObjectEntry)],
+    next: &AtomicUsize,
+    stop: &AtomicBool,
+    meter: Option<&Meter>,
+    mut writer: BlockWriter,
+    blocks: &mut BlockChannel,
+) -> Result<(), StoreError> {
+    while let Some((object, entry)) = objects.get(next.fetch_add(1, Ordering::Relaxed)) {
+        for record in ObjectReader::new(store, object, entry) {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let (id, body) = record?;
+            writer.add_record(blocks, object, &id, &body)?;
+        }
+        if let Some(meter) = meter {
+            meter.add(entry.records.unwrap_or(entry.base_records));
+        }
+    }
+    writer.finish(blocks)
 }
 
 /// Indexes `manifest` on top of `older` (the snapshot indexed before it), or whole.
@@ -111,11 +211,7 @@ fn index_snapshot(
 ) -> Result<(), StoreError> {
     let mut indexing = Indexing::new(store, target, id, manifest)?;
     match older {
-        None => {
-            for (object, entry) in &manifest.objects {
-                indexing.whole_object(object, entry)?;
-            }
-        }
+        None => indexing.whole_objects(&every_object(manifest), None)?,
         Some(older) => {
             let stats = crate::diff::diff(store, older, manifest, None, false, &mut |c| {
                 indexing.change(&c)
@@ -124,6 +220,15 @@ fn index_snapshot(
         }
     }
     indexing.finish()
+}
+
+/// A snapshot's objects, for indexing whole.
+pub(super) fn every_object(manifest: &SnapshotManifest) -> Vec<(&str, &ObjectEntry)> {
+    manifest
+        .objects
+        .iter()
+        .map(|(object, entry)| (object.as_str(), entry))
+        .collect()
 }
 
 /// What a rebuild read: the snapshots indexed, and those it could not read (with why).

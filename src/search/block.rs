@@ -9,12 +9,66 @@ use rustc_hash::FxHashSet;
 use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
 use tantivy::{IndexWriter, TantivyDocument};
 
+use super::plain_record::plain_values;
 use super::{Fields, failed, record_text};
 use crate::store::StoreError;
+
+/// Where finished blocks go: the index writer, or a channel to the thread that feeds it.
+pub trait BlockSink {
+    /// Takes a block's document; `bytes` is about what it holds.
+    fn take(&mut self, block: TantivyDocument, bytes: usize) -> Result<(), StoreError>;
+}
+
+impl BlockSink for IndexWriter {
+    fn take(&mut self, block: TantivyDocument, _: usize) -> Result<(), StoreError> {
+        self.add_document(block).map_err(failed)?;
+        Ok(())
+    }
+}
+
+/// Blocks made on other threads, on their way to the one that feeds the writer.
+pub type BlockChannel = std::sync::mpsc::SyncSender<(TantivyDocument, usize)>;
+
+impl BlockSink for BlockChannel {
+    fn take(&mut self, block: TantivyDocument, bytes: usize) -> Result<(), StoreError> {
+        self.send((block, bytes))
+            .map_err(|_| failed("the thread feeding the index writer stopped"))
+    }
+}
+
+/// The index writer, committed now and then. The writer queues what it is handed (up to
+/// thousands of documents) and indexes on its own thread, slower than blocks are made:
+/// committing waits for it, so the queue never holds much of the org.
+pub struct ThrottledWriter<'w> {
+    writer: &'w mut IndexWriter,
+    /// Bytes of blocks handed to the writer since it last committed.
+    handed: usize,
+}
+
+impl<'w> ThrottledWriter<'w> {
+    pub fn new(writer: &'w mut IndexWriter) -> Self {
+        ThrottledWriter { writer, handed: 0 }
+    }
+}
+
+impl BlockSink for ThrottledWriter<'_> {
+    fn take(&mut self, block: TantivyDocument, bytes: usize) -> Result<(), StoreError> {
+        self.writer.add_document(block).map_err(failed)?;
+        self.handed += bytes;
+        if self.handed >= HANDED_BEFORE_COMMIT {
+            self.writer.commit().map_err(failed)?;
+            self.handed = 0;
+        }
+        Ok(())
+    }
+}
 
 /// Versions per block: small enough that a block holding a word seldom holds it only in
 /// records the query rules out, large enough that its words repeat (benches/apply.rs).
 pub const BLOCK_RECORDS: usize = 128;
+
+/// Words this long or longer are left out, as the index's analyzer does (`RemoveLongFilter`).
+pub(super) const LONGEST_WORD: usize = 40;
 
 /// Text handed to the index writer between commits.
 const HANDED_BEFORE_COMMIT: usize = 16 * 1024 * 1024;
@@ -29,8 +83,8 @@ pub struct BlockWriter {
     object: String,
     ids: Vec<String>,
     words: FxHashSet<String>,
-    /// Bytes of blocks handed to the writer since it last committed.
-    handed: usize,
+    /// A word being lowercased, kept between records.
+    word: String,
 }
 
 impl BlockWriter {
@@ -43,34 +97,40 @@ impl BlockWriter {
             object: String::new(),
             ids: Vec::new(),
             words: FxHashSet::default(),
-            handed: 0,
+            word: String::new(),
         }
     }
 
     /// A version of a record, its body the record's stored JSON.
     pub fn add_record(
         &mut self,
-        writer: &mut IndexWriter,
+        sink: &mut dyn BlockSink,
         object: &str,
         id: &str,
         body: &[u8],
     ) -> Result<(), StoreError> {
         if object != self.object {
-            self.flush(writer)?;
+            self.flush(sink)?;
             object.clone_into(&mut self.object);
         }
         self.ids.push(id.to_string());
-        let text = record_text(body);
-        let mut stream = self.analyzer.token_stream(&text);
-        while stream.advance() {
-            let token = stream.token_mut();
-            if !self.words.contains(token.text.as_str()) {
-                self.words.insert(std::mem::take(&mut token.text));
+        let (words, word) = (&mut self.words, &mut self.word);
+        if !plain_values(body, &mut |value| note_ascii_words(words, word, value)) {
+            let text = record_text(body);
+            if text.is_ascii() {
+                note_ascii_words(words, word, &text);
+            } else {
+                let mut stream = self.analyzer.token_stream(&text);
+                while stream.advance() {
+                    let token = stream.token_mut();
+                    if !words.contains(token.text.as_str()) {
+                        words.insert(std::mem::take(&mut token.text));
+                    }
+                }
             }
         }
-        drop(stream);
         if self.ids.len() >= BLOCK_RECORDS {
-            self.flush(writer)?;
+            self.flush(sink)?;
         }
         Ok(())
     }
@@ -79,7 +139,7 @@ impl BlockWriter {
     /// hit on an earlier version of the record is checked against.
     pub fn add_deletion(
         &mut self,
-        writer: &mut IndexWriter,
+        sink: &mut dyn BlockSink,
         object: &str,
         id: &str,
     ) -> Result<(), StoreError> {
@@ -89,12 +149,11 @@ impl BlockWriter {
         doc.add_text(self.fields.snapshot, &self.snapshot);
         doc.add_i64(self.fields.time, self.time);
         doc.add_text(self.fields.kind, "deleted");
-        writer.add_document(doc).map_err(failed)?;
-        Ok(())
+        sink.take(doc, object.len() + id.len())
     }
 
     /// Writes the block being gathered, if any.
-    fn flush(&mut self, writer: &mut IndexWriter) -> Result<(), StoreError> {
+    fn flush(&mut self, sink: &mut dyn BlockSink) -> Result<(), StoreError> {
         if self.ids.is_empty() {
             return Ok(());
         }
@@ -102,34 +161,62 @@ impl BlockWriter {
         doc.add_text(self.fields.object, &self.object);
         doc.add_text(self.fields.snapshot, &self.snapshot);
         doc.add_i64(self.fields.time, self.time);
-        for id in &self.ids {
-            doc.add_text(self.fields.id, id);
+        let mut keys: Vec<&str> = self.ids.iter().map(|id| id_key(id)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            doc.add_text(self.fields.id, key);
         }
         doc.add_bytes(self.fields.records, &encode_ids(&self.ids));
-        // Each word once, as text the indexer cuts again into the same words: a block waiting
-        // in the indexer's queue holds one string, not a token (and its allocation) per word.
+        // Each word once, as text the index cuts at its spaces only (`WORDS_TOKENIZER`): a
+        // block waiting in the indexer's queue holds one string, not a token (and its
+        // allocation) per word, and its words are not cut and lowercased a second time.
         let mut text = String::with_capacity(self.words.iter().map(|w| w.len() + 1).sum());
         for word in self.words.drain() {
             text.push_str(&word);
             text.push(' ');
         }
-        self.handed += text.len() + self.ids.iter().map(|id| id.len() + 4).sum::<usize>();
+        let bytes = text.len() + self.ids.iter().map(|id| id.len() + 4).sum::<usize>();
         doc.add_text(self.fields.text, text);
         self.ids.clear();
-        writer.add_document(doc).map_err(failed)?;
-        // The writer queues what it is handed (up to thousands of documents) and indexes on
-        // its own thread, slower than blocks are made: committing now and then waits for it,
-        // so the queue never holds much of the org.
-        if self.handed >= HANDED_BEFORE_COMMIT {
-            writer.commit().map_err(failed)?;
-            self.handed = 0;
-        }
-        Ok(())
+        sink.take(doc, bytes)
     }
 
     /// Writes the last block: the snapshot's versions are all in the writer.
-    pub fn finish(mut self, writer: &mut IndexWriter) -> Result<(), StoreError> {
-        self.flush(writer)
+    pub fn finish(mut self, sink: &mut dyn BlockSink) -> Result<(), StoreError> {
+        self.flush(sink)
+    }
+}
+
+/// Adds the words of ASCII text to `words`, lowercased in `word` (a buffer kept between calls).
+fn note_ascii_words(words: &mut FxHashSet<String>, word: &mut String, text: &str) {
+    for run in ascii_words(text) {
+        word.clear();
+        word.push_str(run);
+        word.make_ascii_lowercase();
+        if !words.contains(word.as_str()) {
+            words.insert(word.clone());
+        }
+    }
+}
+
+/// The words of ASCII text exactly as the index's analyzer cuts them (runs of letters and
+/// digits under [`LONGEST_WORD`] bytes), before lowercasing, without its per-token machinery:
+/// most records are ASCII, and cutting their words is most of what building a block costs.
+pub(super) fn ascii_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|run| !run.is_empty() && run.len() < LONGEST_WORD)
+}
+
+/// The term a block indexes an Id under: an Id of 15 characters or more (a Salesforce Id,
+/// whose last three are a checksum) without its last four, so that the up to 62 Ids a source
+/// numbered in a row share one term; an Id's query finds the block by it, and the exact check
+/// tells the neighbours apart. A block of 128 such Ids holds a few terms, not 128. Shorter Ids
+/// are their own term.
+pub(super) fn id_key(id: &str) -> &str {
+    match id.len() >= 15 && id.is_ascii() {
+        true => &id[..id.len() - 4],
+        false => id,
     }
 }
 

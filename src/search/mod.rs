@@ -12,13 +12,14 @@
 //! never record text.
 
 mod block;
+mod plain_record;
 mod query;
 mod read_back;
 mod record_text;
 pub mod scratch;
 mod stored_directory;
 
-pub use block::{BLOCK_RECORDS, BlockWriter};
+pub use block::{BLOCK_RECORDS, BlockChannel, BlockSink, BlockWriter, ThrottledWriter};
 pub use read_back::{SnapshotVersions, VersionSource, Versions};
 pub use record_text::record_text;
 pub use stored_directory::{PIECE_BYTES, StoredFile};
@@ -40,8 +41,10 @@ use crate::store::{Store, StoreError};
 
 /// The index writer's memory budget, for its one thread: bounded so an apply's memory does not
 /// grow with the org. On 2 cores one indexing thread with the whole budget indexes as fast as
-/// two with half each (fewer, larger segments to merge) and holds less (benches/apply.rs).
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+/// two with half each (fewer, larger segments to merge) and holds less; blocks index few terms,
+/// so 32 MiB index a 1M-record org as fast as 64 did, 10-15 MiB lower at the peak
+/// (benches/apply.rs).
+const WRITER_MEMORY: usize = 32 * 1024 * 1024;
 
 pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend {
@@ -71,8 +74,11 @@ struct Fields {
     text: Field,
 }
 
-/// How words are cut, in the index and in queries (lower-cased, long tokens dropped).
+/// How words are cut, in blocks and in queries (lower-cased, long tokens dropped).
 const TOKENIZER: &str = "default";
+
+/// How the index reads a block's text: words `TOKENIZER` cut already, one space apart.
+const WORDS_TOKENIZER: &str = "whitespace";
 
 /// Candidate blocks a search may read per hit asked for: a query whose words are common but
 /// whose matches are rare stops there and says more may match.
@@ -89,13 +95,14 @@ fn schema() -> (Schema, Fields) {
     // read in the order they were indexed, neighbours together (they share segments).
     let words = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer(TOKENIZER)
+            .set_tokenizer(WORDS_TOKENIZER)
             .set_index_option(IndexRecordOption::Basic)
             .set_fieldnorms(false),
     );
     let fields = Fields {
         object: builder.add_text_field("object", STRING | STORED),
-        // Every Id of a block, and a deletion marker's: searched, never read back.
+        // A block's Ids by their keys (`block::id_key`), and a deletion marker's whole Id:
+        // searched, never read back.
         id: builder.add_text_field("id", STRING),
         snapshot: builder.add_text_field("snapshot", STRING | STORED),
         // Read from the hits, never searched: stored only.
@@ -108,9 +115,10 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
-/// The version of the list and the index it names: 3 since the index holds blocks of versions
-/// (2: index files stored as pieces; an older index is rebuilt, not read).
-const FORMAT: u32 = 3;
+/// The version of the list and the index it names: 4 since blocks index their Ids by key and
+/// their words as cut (3: blocks of versions; 2: index files stored as pieces; an older index
+/// is rebuilt, not read).
+const FORMAT: u32 = 4;
 
 /// The sealed list of a task's index files.
 #[derive(Debug, Default, Serialize, Deserialize)]

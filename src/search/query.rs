@@ -55,16 +55,17 @@ fn literal_in_blocks(
     fields: Fields,
     analyzer: &mut TextAnalyzer,
 ) -> Box<dyn Query> {
-    let raw = |field: Field| -> Box<dyn Query> {
+    let raw = |field: Field, value: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(
-            Term::from_field_text(field, &literal.phrase),
+            Term::from_field_text(field, value),
             IndexRecordOption::Basic,
         ))
     };
+    let id = || raw(fields.id, super::block::id_key(&literal.phrase));
     match literal.field_name.as_deref() {
-        Some("id") => return raw(fields.id),
-        Some("object") => return raw(fields.object),
-        Some("snapshot") => return raw(fields.snapshot),
+        Some("id") => return id(),
+        Some("object") => return raw(fields.object, &literal.phrase),
+        Some("snapshot") => return raw(fields.snapshot, &literal.phrase),
         Some("text") | None => {}
         // A field this index does not know: left to the exact check.
         Some(_) => return Box::new(AllQuery),
@@ -103,7 +104,7 @@ fn literal_in_blocks(
     // The default fields: the text, and the Id as written.
     Box::new(BooleanQuery::new(vec![
         (Occur::Should, text),
-        (Occur::Should, raw(fields.id)),
+        (Occur::Should, id()),
     ]))
 }
 

@@ -3,7 +3,7 @@
 
 /// A value worth tokenizing: text people search for. Record Ids (18 characters, letters and
 /// digits) and timestamps are left out: Ids have their own field, and neither is words.
-fn searchable(text: &str) -> bool {
+pub(super) fn searchable(text: &str) -> bool {
     let id_like = text.len() == 18 && text.bytes().all(|b| b.is_ascii_alphanumeric());
     let timestamp = text.len() >= 20 && crate::time::parse_datetime(text).is_some();
     // Encoded bytes (a binary file's base64): one endless word nobody searches for.

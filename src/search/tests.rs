@@ -216,12 +216,17 @@ fn a_block_holding_the_words_in_different_records_is_not_a_match() {
             .iter()
             .all(|hit| !hit.body.ends_with(b"\"Oslo\"}"))
     );
-    // An Id finds its record; a field names where to look.
-    let found = search(&index, &id(777), 10);
-    assert_eq!(
-        (found.matched, found.hits[0].id.as_str()),
-        (1, id(777).as_str())
-    );
+    // An Id finds its record, not the neighbours indexed under the same key; a field names
+    // where to look.
+    assert_eq!(block::id_key(&id(777)), block::id_key(&id(778)));
+    for query in [id(777), format!("id:{}", id(777))] {
+        let found = search(&index, &query, 10);
+        assert_eq!(
+            (found.matched, found.exactly, found.hits[0].id.as_str()),
+            (1, true, id(777).as_str()),
+            "{query}"
+        );
+    }
     let found = search(&index, "object:Account AND Pune", 1_000);
     assert_eq!(found.matched, 333);
 }
@@ -262,4 +267,52 @@ fn a_common_word_reads_a_few_blocks_and_says_more_may_match() {
         "read {} records for 20 hits",
         counting.0
     );
+}
+
+#[test]
+fn ascii_text_is_cut_into_the_words_the_analyzer_makes() {
+    let (_dir, store) = store();
+    let (index, _) = SearchIndex::open_or_new(&store, "acme").expect("index");
+    let mut analyzer = index.analyzer().expect("analyzer");
+    // Text of every kind a record holds: letters of both cases, digits, punctuation, and runs
+    // either side of the longest word the analyzer keeps.
+    let alphabet = b"aZ9 .,-_'\"@/\n\tqQ0";
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..2000 {
+        let mut text = String::new();
+        for _ in 0..next() % 12 {
+            let run = match next() % 4 {
+                0 => 37 + next() % 6,
+                _ => next() % 8,
+            };
+            for _ in 0..run {
+                text.push(alphabet[(next() % alphabet.len() as u64) as usize] as char);
+            }
+            text.push(alphabet[(next() % 6) as usize + 3] as char);
+        }
+        let mut expected = Vec::new();
+        let mut stream = analyzer.token_stream(&text);
+        while stream.advance() {
+            expected.push(stream.token().text.clone());
+        }
+        let cut: Vec<String> = block::ascii_words(&text)
+            .map(|word| word.to_ascii_lowercase())
+            .collect();
+        assert_eq!(cut, expected, "{text:?}");
+    }
+}
+
+#[test]
+fn an_id_is_indexed_under_its_first_characters_when_it_is_long() {
+    assert_eq!(block::id_key("0015g00000ABCDEFGH"), "0015g00000ABCD");
+    assert_eq!(block::id_key("0015g00000ABCDE"), "0015g00000A");
+    // Short Ids, or Ids of other letters, are their own key.
+    assert_eq!(block::id_key("42"), "42");
+    assert_eq!(block::id_key("0015g00000ABCDÉFG"), "0015g00000ABCDÉFG");
 }
