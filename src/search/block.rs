@@ -68,7 +68,7 @@ impl BlockSink for ThrottledWriter<'_> {
 pub const BLOCK_RECORDS: usize = 128;
 
 /// Words this long or longer are left out, as the index's analyzer does (`RemoveLongFilter`).
-pub(super) const LONGEST_WORD: usize = 40;
+const LONGEST_WORD: usize = 40;
 
 /// Text handed to the index writer between commits.
 const HANDED_BEFORE_COMMIT: usize = 16 * 1024 * 1024;
