@@ -9,7 +9,7 @@ use tantivy::IndexWriter;
 
 use crate::diff::{CoverageChange, Kind, ObjectStats, RecordChange};
 use crate::progress::Meter;
-use crate::search::{BlockChannel, BlockWriter, SearchIndex, ThrottledWriter};
+use crate::search::{BlockChannel, BlockWriter, SearchIndex, ThrottledWriter, failed};
 use crate::snapshot::writer::load_manifest;
 use crate::snapshot::{ObjectEntry, ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
@@ -110,10 +110,7 @@ impl<'a> Indexing<'a> {
                         }
                         made
                     })
-                    .map_err(|e| StoreError::Backend {
-                        location: "the search index".into(),
-                        message: format!("could not start a thread to index records: {e}"),
-                    });
+                    .map_err(|e| failed(format!("could not start a thread to index records: {e}")));
                 match spawned {
                     Ok(thread) => threads.push(thread),
                     Err(e) => {
@@ -135,10 +132,7 @@ impl<'a> Indexing<'a> {
             let mut result = handed;
             for thread in threads {
                 let made = thread.join().unwrap_or_else(|_| {
-                    Err(StoreError::Backend {
-                        location: "the search index".into(),
-                        message: "a thread indexing records stopped unexpectedly".into(),
-                    })
+                    Err(failed("a thread indexing records stopped unexpectedly"))
                 });
                 if result.is_ok() {
                     result = made;

@@ -53,7 +53,7 @@ impl<'w> ThrottledWriter<'w> {
 
 impl BlockSink for ThrottledWriter<'_> {
     fn take(&mut self, block: TantivyDocument, bytes: usize) -> Result<(), StoreError> {
-        self.writer.add_document(block).map_err(failed)?;
+        self.writer.take(block, bytes)?;
         self.handed += bytes;
         if self.handed >= HANDED_BEFORE_COMMIT {
             self.writer.commit().map_err(failed)?;

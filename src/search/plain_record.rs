@@ -33,13 +33,13 @@ impl<'a> Scan<'a> {
         None
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
     /// A string's contents (no escapes in a plain record), past its closing quote.
     fn string(&mut self) -> Option<&'a str> {
-        self.expect(b'"')?;
+        self.eat(b'"')?;
         let length = memchr::memchr(b'"', &self.body[self.at..])?;
         let text = &self.body[self.at..self.at + length];
         self.at += length + 1;
@@ -54,14 +54,14 @@ impl<'a> Scan<'a> {
 
     /// An object's fields, each value read by `value`.
     fn fields(&mut self, value: &mut dyn FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.expect(b'{')?;
+        self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
             return Some(());
         }
         loop {
             self.string()?;
-            self.expect(b':')?;
+            self.eat(b':')?;
             value(self)?;
             match self.peek()? {
                 b',' => self.at += 1,
