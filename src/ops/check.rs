@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use crate::snapshot::columns;
 use crate::snapshot::manifest::SegmentRef;
-use crate::snapshot::segment;
 use crate::snapshot::writer::load_manifest;
 use crate::store::lock::Liveness;
 use crate::store::{Store, StoreError};
@@ -411,11 +411,13 @@ fn derived_problem(
 
 /// Decrypts a segment and checks its records against the manifest's description of it.
 fn verify_segment(store: &Store, blob: &str, segment: &SegmentRef) -> Result<(), String> {
-    let bytes = store.get_blob(blob).map_err(|e| match e {
-        StoreError::CorruptBlob { reason, .. } => reason,
-        other => other.to_string(),
-    })?;
-    let entries = segment::index(blob, &bytes).map_err(|e| e.to_string())?;
+    let (bytes, entries) = store
+        .get_blob(blob)
+        .and_then(|bytes| columns::open(blob, bytes))
+        .map_err(|e| match e {
+            StoreError::CorruptBlob { reason, .. } => reason,
+            other => other.to_string(),
+        })?;
     if entries.len() as u64 != segment.records {
         return Err(format!(
             "holds {} records where the manifest says {}",

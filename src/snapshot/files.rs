@@ -295,8 +295,7 @@ pub fn segment_bodies(
     object: &str,
     blob: &str,
 ) -> Result<Vec<FileBody>, StoreError> {
-    let bytes = store.get_blob(blob)?;
-    let entries = super::segment::index(blob, &bytes)?;
+    let (bytes, entries) = super::columns::open(blob, store.get_blob(blob)?)?;
     let mut bodies = Vec::with_capacity(entries.len());
     for entry in entries {
         let id = String::from_utf8_lossy(&bytes[entry.id.0..entry.id.1]);

@@ -4,6 +4,7 @@
 
 pub mod arrival;
 pub mod base;
+pub mod columns;
 pub mod components;
 pub mod delta;
 pub mod files;

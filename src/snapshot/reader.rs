@@ -1,8 +1,9 @@
 //! Reading an object's records back: the base and its deltas merged in Id order, the newest
 //! layer winning, tombstones removing. One segment per layer is held at a time.
 
+use super::columns;
 use super::manifest::{ObjectEntry, SegmentRef};
-use super::segment::{self, Entry};
+use super::segment::Entry;
 use crate::store::{Store, StoreError};
 
 /// A layer (the base or one delta): its segments, read one at a time.
@@ -31,8 +32,8 @@ impl Layer {
             let Some(segment) = self.segments.get(self.next_segment) else {
                 return Ok(None);
             };
-            self.bytes = store.get_blob(&segment.blob)?;
-            self.entries = segment::index(&segment.blob, &self.bytes)?;
+            (self.bytes, self.entries) =
+                columns::open(&segment.blob, store.get_blob(&segment.blob)?)?;
             self.at = 0;
             self.next_segment += 1;
         }
@@ -242,8 +243,7 @@ impl IdsLookup {
             self.segments.push(kept);
             return Ok(decoded);
         }
-        let bytes = store.get_blob(blob)?;
-        let entries = segment::index(blob, &bytes)?;
+        let (bytes, entries) = columns::open(blob, store.get_blob(blob)?)?;
         let decoded = std::rc::Rc::new(Decoded { bytes, entries });
         if self.segments.len() >= SEGMENTS_KEPT {
             self.segments.remove(0);

@@ -102,10 +102,25 @@ pub struct Entry {
 
 /// Checks a segment's framing and indexes its entries.
 pub fn index(blob: &str, bytes: &[u8]) -> Result<Vec<Entry>, StoreError> {
-    let corrupt = |reason: &str| StoreError::CorruptBlob {
+    let entries = frames(bytes).map_err(|reason| StoreError::CorruptBlob {
         id: blob.to_string(),
         reason: reason.to_string(),
-    };
+    })?;
+    match entries
+        .iter()
+        .all(|e| std::str::from_utf8(&bytes[e.id.0..e.id.1]).is_ok())
+    {
+        true => Ok(entries),
+        false => Err(StoreError::CorruptBlob {
+            id: blob.to_string(),
+            reason: "a record id is not UTF-8".to_string(),
+        }),
+    }
+}
+
+/// A segment's entries, its Ids not checked (as a segment just built needs).
+pub fn frames(bytes: &[u8]) -> Result<Vec<Entry>, &'static str> {
+    let corrupt = |reason: &'static str| reason;
     if bytes.get(..4) != Some(MAGIC) {
         return Err(corrupt("not a record segment"));
     }
@@ -123,9 +138,6 @@ pub fn index(blob: &str, bytes: &[u8]) -> Result<Vec<Entry>, StoreError> {
             .checked_add(id_len)
             .filter(|&e| e <= bytes.len())
             .ok_or_else(|| corrupt("truncated record id"))?;
-        if std::str::from_utf8(&bytes[id_start..id_end]).is_err() {
-            return Err(corrupt("a record id is not UTF-8"));
-        }
         let body_len = read_u32(id_end).ok_or_else(|| corrupt("truncated record length"))?;
         let body_start = id_end + 4;
         let (body, next) = if body_len == TOMBSTONE {

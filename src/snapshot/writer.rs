@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::columns;
 use super::manifest::{Delta, ObjectEntry, Outcome, SegmentRef, SnapshotManifest, Source, Window};
 use super::reader::ObjectReader;
 use super::recent::RecentVersions;
@@ -75,7 +76,8 @@ impl Sealer {
             .name("cairn-seal".into())
             .spawn(move || {
                 for mut bytes in incoming {
-                    let blob = store.put_blob("segment", &bytes);
+                    let blob =
+                        columns::with_stored(&bytes, |stored| store.put_blob("segment", stored));
                     bytes.clear();
                     // A sink that stopped listening (abandoned) still has every segment it
                     // handed over land before it lets go: see its Drop.
@@ -197,7 +199,9 @@ impl SegmentSink {
         if !builder.is_empty() {
             let (bytes, records, first, last) = builder.finish();
             self.written.push(SegmentRef {
-                blob: self.store.put_blob("segment", &bytes)?,
+                blob: columns::with_stored(&bytes, |stored| {
+                    self.store.put_blob("segment", stored)
+                })?,
                 records,
                 first,
                 last,
