@@ -227,12 +227,19 @@ pub(crate) async fn apply(options: &ApplyOptions, env: Env<'_>) -> Result<ApplyO
         }
     }
     let mut deliveries = Vec::new();
-    if let Ok(http) = connect::http_client() {
-        for (task, index, status) in &to_notify {
-            for context in notification_contexts(task, &results[*index], status.as_ref(), &now) {
-                deliveries
-                    .extend(crate::notify::notify(&options.dir, task, &context, env, &http).await);
+    // Made for the first notification only: a client reads the system's root certificates,
+    // tens of milliseconds that an apply notifying nobody need not spend.
+    let mut http = None;
+    for (task, index, status) in to_notify
+        .iter()
+        .filter(|(t, ..)| !t.notifications.is_empty())
+    {
+        for context in notification_contexts(task, &results[*index], status.as_ref(), &now) {
+            if http.is_none() {
+                http = connect::http_client().ok();
             }
+            let Some(http) = &http else { break };
+            deliveries.extend(crate::notify::notify(&options.dir, task, &context, env, http).await);
         }
     }
     let (store_published, committed) = finished?;
