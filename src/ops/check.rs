@@ -411,13 +411,11 @@ fn derived_problem(
 
 /// Decrypts a segment and checks its records against the manifest's description of it.
 fn verify_segment(store: &Store, blob: &str, segment: &SegmentRef) -> Result<(), String> {
-    let (bytes, entries) = store
-        .get_blob(blob)
-        .and_then(|bytes| columns::open(blob, bytes))
-        .map_err(|e| match e {
-            StoreError::CorruptBlob { reason, .. } => reason,
-            other => other.to_string(),
-        })?;
+    let bytes = store.get_blob(blob).map_err(|e| match e {
+        StoreError::CorruptBlob { reason, .. } => reason,
+        other => other.to_string(),
+    })?;
+    let (bytes, entries) = columns::open(blob, bytes).map_err(|e| e.to_string())?;
     if entries.len() as u64 != segment.records {
         return Err(format!(
             "holds {} records where the manifest says {}",
