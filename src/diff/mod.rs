@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::snapshot::manifest::ObjectEntry;
+use crate::snapshot::reader::IdsLookup;
 use crate::snapshot::{ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
 
@@ -198,6 +199,10 @@ fn extends(older: &ObjectEntry, newer: &ObjectEntry) -> bool {
         && newer.deltas[..older.deltas.len()] == older.deltas[..]
 }
 
+/// Changed records whose older versions are looked up together: a few segments' worth when
+/// changes are spread, and bounded memory when an incremental changed most of an object.
+const CHANGES_LOOKED_UP_AT_ONCE: usize = 1024;
+
 /// Diffs one object between two snapshots, calling `each` for every changed record (with
 /// field values when `values`, else with the changed field names and null values).
 pub fn diff_object(
@@ -305,30 +310,28 @@ pub fn diff_object(
             };
             let changes: Vec<(String, Option<Vec<u8>>)> =
                 ObjectReader::changes(store, &extra).collect::<Result<_, _>>()?;
-            let ids: Vec<String> = changes.iter().map(|(id, _)| id.clone()).collect();
-            let mut previous =
-                ObjectReader::new(store, object, &older.restricted_to(&ids)).peekable();
-            for (id, after) in changes {
-                // Advance the older side to this Id.
-                let mut before = None;
-                while let Some(next) = previous.peek() {
-                    match next {
-                        Err(_) => {
-                            if let Some(Err(e)) = previous.next() {
-                                return Err(e);
+            // The older versions of just the changed Ids, a batch at a time: the segments
+            // holding them are read, but not every record of them copied out.
+            let mut lookup = IdsLookup::default();
+            for batch in changes.chunks(CHANGES_LOOKED_UP_AT_ONCE) {
+                let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+                let mut previous = lookup.read(store, older, &ids)?.into_iter().peekable();
+                for (id, after) in batch {
+                    let mut before = None;
+                    while let Some((other, _)) = previous.peek() {
+                        match other.as_str().cmp(id.as_str()) {
+                            std::cmp::Ordering::Less => {
+                                previous.next();
                             }
+                            std::cmp::Ordering::Equal => {
+                                before = previous.next().map(|(_, body)| body);
+                                break;
+                            }
+                            std::cmp::Ordering::Greater => break,
                         }
-                        Ok((other, _)) if other.as_str() < id.as_str() => {
-                            previous.next();
-                        }
-                        Ok((other, _)) if *other == id => {
-                            before = previous.next().and_then(Result::ok).map(|(_, b)| b);
-                            break;
-                        }
-                        Ok(_) => break,
                     }
+                    emit(id.clone(), before.as_deref(), after.as_deref(), &mut stats);
                 }
-                emit(id, before.as_deref(), after.as_deref(), &mut stats);
             }
         }
         (Some(older), Some(newer)) if extends(newer, older) => {

@@ -10,6 +10,7 @@ use tantivy::IndexWriter;
 use crate::diff::{CoverageChange, Kind, ObjectStats, RecordChange};
 use crate::progress::Meter;
 use crate::search::{BlockChannel, BlockWriter, SearchIndex, ThrottledWriter, failed};
+use crate::snapshot::columns::{self, Record};
 use crate::snapshot::writer::load_manifest;
 use crate::snapshot::{ObjectEntry, ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
@@ -181,12 +182,32 @@ fn index_objects(
     blocks: &mut BlockChannel,
 ) -> Result<(), StoreError> {
     while let Some((object, entry)) = objects.get(next.fetch_add(1, Ordering::Relaxed)) {
-        for record in ObjectReader::new(store, object, entry) {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
+        if entry.deltas.is_empty() {
+            // Its base alone: each segment's records as they lie, their values read straight
+            // from the columns.
+            for segment in &entry.base {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let bytes = store.get_blob(&segment.blob)?;
+                columns::for_each_record(&segment.blob, &bytes, &mut |id, record| match record {
+                    Record::Fields {
+                        keys,
+                        values,
+                        plain,
+                    } => writer.add_fields(blocks, object, id, (keys, values, plain)),
+                    Record::Body(body) => writer.add_record(blocks, object, id, body),
+                    Record::Deleted => Ok(()),
+                })?;
             }
-            let (id, body) = record?;
-            writer.add_record(blocks, object, &id, &body)?;
+        } else {
+            for record in ObjectReader::new(store, object, entry) {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let (id, body) = record?;
+                writer.add_record(blocks, object, &id, &body)?;
+            }
         }
         if let Some(meter) = meter {
             meter.add(entry.records.unwrap_or(entry.base_records));

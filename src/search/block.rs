@@ -9,7 +9,7 @@ use rustc_hash::FxHashSet;
 use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
 use tantivy::{IndexWriter, TantivyDocument};
 
-use super::plain_record::plain_values;
+use super::plain_record::{plain_value, plain_values};
 use super::{Fields, failed, record_text};
 use crate::store::StoreError;
 
@@ -109,30 +109,77 @@ impl BlockWriter {
         id: &str,
         body: &[u8],
     ) -> Result<(), StoreError> {
+        self.start_record(sink, object, id)?;
+        let (words, word) = (&mut self.words, &mut self.word);
+        if !plain_values(body, &mut |value| note_ascii_words(words, word, value)) {
+            self.note_record_text(body);
+        }
+        self.end_record(sink)
+    }
+
+    /// A version of a record as a segment in columns holds it: its keys and values, each as
+    /// written in JSON, and which of its values' columns are ASCII without a backslash. Its
+    /// words are those of [`BlockWriter::add_record`] with the record's JSON, read from the
+    /// values without the JSON put back together.
+    pub fn add_fields(
+        &mut self,
+        sink: &mut dyn BlockSink,
+        object: &str,
+        id: &str,
+        (keys, values, plain): (&[&[u8]], &[&[u8]], &[bool]),
+    ) -> Result<(), StoreError> {
+        self.start_record(sink, object, id)?;
+        let (words, word) = (&mut self.words, &mut self.word);
+        let read = values.iter().zip(plain).all(|(value, &plain)| {
+            (plain || (value.is_ascii() && memchr::memchr(b'\\', value).is_none()))
+                && plain_value(value, &mut |value| note_ascii_words(words, word, value))
+        });
+        if !read {
+            let mut body = Vec::new();
+            crate::snapshot::columns::body_of(keys, values, &mut body);
+            self.note_record_text(&body);
+        }
+        self.end_record(sink)
+    }
+
+    /// A record of `object` joins the block (a new one when the object changes).
+    fn start_record(
+        &mut self,
+        sink: &mut dyn BlockSink,
+        object: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
         if object != self.object {
             self.flush(sink)?;
             object.clone_into(&mut self.object);
         }
         self.ids.push(id.to_string());
+        Ok(())
+    }
+
+    /// Writes the block if the record just added filled it.
+    fn end_record(&mut self, sink: &mut dyn BlockSink) -> Result<(), StoreError> {
+        match self.ids.len() >= BLOCK_RECORDS {
+            true => self.flush(sink),
+            false => Ok(()),
+        }
+    }
+
+    /// The words of a record that is not plain, as the index's analyzer cuts its text.
+    fn note_record_text(&mut self, body: &[u8]) {
         let (words, word) = (&mut self.words, &mut self.word);
-        if !plain_values(body, &mut |value| note_ascii_words(words, word, value)) {
-            let text = record_text(body);
-            if text.is_ascii() {
-                note_ascii_words(words, word, &text);
-            } else {
-                let mut stream = self.analyzer.token_stream(&text);
-                while stream.advance() {
-                    let token = stream.token_mut();
-                    if !words.contains(token.text.as_str()) {
-                        words.insert(std::mem::take(&mut token.text));
-                    }
+        let text = record_text(body);
+        if text.is_ascii() {
+            note_ascii_words(words, word, &text);
+        } else {
+            let mut stream = self.analyzer.token_stream(&text);
+            while stream.advance() {
+                let token = stream.token_mut();
+                if !words.contains(token.text.as_str()) {
+                    words.insert(std::mem::take(&mut token.text));
                 }
             }
         }
-        if self.ids.len() >= BLOCK_RECORDS {
-            self.flush(sink)?;
-        }
-        Ok(())
     }
 
     /// A record deleted in this snapshot: a document of its own (deletions are few), which a

@@ -216,40 +216,34 @@ impl RecordLookup {
 /// Decoded segments an [`IdsLookup`] keeps for the next lookup: neighbouring Ids share them.
 const SEGMENTS_KEPT: usize = 4;
 
-struct Decoded {
-    bytes: Vec<u8>,
-    entries: Vec<Entry>,
-}
-
-impl Decoded {
-    fn id(&self, entry: &Entry) -> &[u8] {
-        &self.bytes[entry.id.0..entry.id.1]
-    }
-}
-
 /// Lookups of chosen Ids as an object entry holds them, the newest layer first: the first
 /// layer holding an Id says what it is, so Ids an incremental captured are read from its own
 /// small delta, not the base under it. The last few segments read stay decoded.
 #[derive(Default)]
 pub struct IdsLookup {
-    segments: Vec<(String, std::rc::Rc<Decoded>)>,
+    segments: Vec<(String, columns::Picker)>,
 }
 
 impl IdsLookup {
-    fn segment(&mut self, store: &Store, blob: &str) -> Result<std::rc::Rc<Decoded>, StoreError> {
+    /// The segment `blob`, opened, last in the list of those kept.
+    fn segment(&mut self, store: &Store, blob: &str) -> Result<&mut columns::Picker, StoreError> {
         if let Some(at) = self.segments.iter().position(|(b, _)| b == blob) {
             let kept = self.segments.remove(at);
-            let decoded = kept.1.clone();
             self.segments.push(kept);
-            return Ok(decoded);
+        } else {
+            let opened = columns::Picker::open(blob, store.get_blob(blob)?)?;
+            if self.segments.len() >= SEGMENTS_KEPT {
+                self.segments.remove(0);
+            }
+            self.segments.push((blob.to_string(), opened));
         }
-        let (bytes, entries) = columns::open(blob, store.get_blob(blob)?)?;
-        let decoded = std::rc::Rc::new(Decoded { bytes, entries });
-        if self.segments.len() >= SEGMENTS_KEPT {
-            self.segments.remove(0);
-        }
-        self.segments.push((blob.to_string(), decoded.clone()));
-        Ok(decoded)
+        let (_, opened) = self
+            .segments
+            .last_mut()
+            .ok_or_else(|| StoreError::MissingBlob {
+                id: blob.to_string(),
+            })?;
+        Ok(opened)
     }
 
     /// The bodies of `ids` in `entry`, in Id order; an Id it does not hold, or holds as a
@@ -278,22 +272,30 @@ impl IdsLookup {
             if !remaining.iter().any(within) {
                 continue;
             }
-            let decoded = self.segment(store, &segment.blob)?;
+            let opened = self.segment(store, &segment.blob)?;
+            let mut damaged = None;
             remaining.retain(|id| {
-                if !within(id) {
+                if !within(id) || damaged.is_some() {
                     return true;
                 }
-                let at = decoded
-                    .entries
-                    .binary_search_by(|e| decoded.id(e).cmp(id.as_bytes()));
-                let Ok(at) = at else {
-                    return true;
-                };
-                if let Some((start, end)) = decoded.entries[at].body {
-                    found.push(((*id).clone(), decoded.bytes[start..end].to_vec()));
+                match opened.pick(id.as_bytes()) {
+                    Ok(None) => true,
+                    Ok(Some(body)) => {
+                        found.extend(body.map(|body| ((*id).clone(), body)));
+                        false
+                    }
+                    Err(reason) => {
+                        damaged = Some(reason);
+                        true
+                    }
                 }
-                false
             });
+            if let Some(reason) = damaged {
+                return Err(StoreError::CorruptBlob {
+                    id: segment.blob.clone(),
+                    reason: reason.to_string(),
+                });
+            }
         }
         found.sort();
         Ok(found)
