@@ -199,9 +199,11 @@ fn extends(older: &ObjectEntry, newer: &ObjectEntry) -> bool {
         && newer.deltas[..older.deltas.len()] == older.deltas[..]
 }
 
-/// Changed records whose older versions are looked up together: a few segments' worth when
-/// changes are spread, and bounded memory when an incremental changed most of an object.
-const CHANGES_LOOKED_UP_AT_ONCE: usize = 1024;
+/// Changed records whose older versions are looked up together: each batch opens the older
+/// entry's segments that hold them once per layer (the lookup keeps only a few open, so small
+/// batches would open a delta again for each), and the bodies of a batch (a few MiB) are all
+/// that is held when an incremental changed most of an object.
+const CHANGES_LOOKED_UP_AT_ONCE: usize = 16 * 1024;
 
 /// Diffs one object between two snapshots, calling `each` for every changed record (with
 /// field values when `values`, else with the changed field names and null values).
