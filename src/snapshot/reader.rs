@@ -213,12 +213,12 @@ impl RecordLookup {
     }
 }
 
-/// Decoded segments an [`IdsLookup`] keeps for the next lookup: neighbouring Ids share them.
+/// Open segments an [`IdsLookup`] keeps for the next lookup: neighbouring Ids share them.
 const SEGMENTS_KEPT: usize = 4;
 
 /// Lookups of chosen Ids as an object entry holds them, the newest layer first: the first
 /// layer holding an Id says what it is, so Ids an incremental captured are read from its own
-/// small delta, not the base under it. The last few segments read stay decoded.
+/// small delta, not the base under it. The last few segments read stay open.
 #[derive(Default)]
 pub struct IdsLookup {
     segments: Vec<(String, columns::Picker)>,
