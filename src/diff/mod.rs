@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::snapshot::ids_lookup::IdsLookup;
 use crate::snapshot::manifest::ObjectEntry;
-use crate::snapshot::reader::IdsLookup;
 use crate::snapshot::{ObjectReader, SnapshotManifest};
 use crate::store::{Store, StoreError};
 

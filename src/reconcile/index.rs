@@ -199,6 +199,7 @@ fn index_objects(
                     Record::Body(body) => writer.add_record(blocks, object, id, body),
                     Record::Deleted => Ok(()),
                 })?;
+                crate::store::buffers::give_back(bytes);
             }
         } else {
             for record in ObjectReader::new(store, object, entry) {

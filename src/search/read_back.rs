@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::snapshot::SnapshotManifest;
-use crate::snapshot::reader::IdsLookup;
+use crate::snapshot::ids_lookup::IdsLookup;
 use crate::snapshot::writer::load_manifest;
 use crate::store::{Store, StoreError};
 

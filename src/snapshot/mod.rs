@@ -8,6 +8,7 @@ pub mod columns;
 pub mod components;
 pub mod delta;
 pub mod files;
+pub mod ids_lookup;
 mod json_fields;
 pub mod manifest;
 pub mod reader;

@@ -15,6 +15,12 @@ struct Layer {
     at: usize,
 }
 
+impl Drop for Layer {
+    fn drop(&mut self) {
+        crate::store::buffers::give_back(std::mem::take(&mut self.bytes));
+    }
+}
+
 impl Layer {
     fn new(segments: Vec<SegmentRef>) -> Self {
         Layer {
@@ -32,6 +38,7 @@ impl Layer {
             let Some(segment) = self.segments.get(self.next_segment) else {
                 return Ok(None);
             };
+            crate::store::buffers::give_back(std::mem::take(&mut self.bytes));
             (self.bytes, self.entries) =
                 columns::open(&segment.blob, store.get_blob(&segment.blob)?)?;
             self.at = 0;
@@ -210,94 +217,5 @@ impl RecordLookup {
             .binary_search_by(|(found, _)| found.as_str().cmp(id))
             .ok()
             .map(|at| self.records[at].1.as_slice()))
-    }
-}
-
-/// Open segments an [`IdsLookup`] keeps for the next lookup: neighbouring Ids share them.
-const SEGMENTS_KEPT: usize = 4;
-
-/// Lookups of chosen Ids as an object entry holds them, the newest layer first: the first
-/// layer holding an Id says what it is, so Ids an incremental captured are read from its own
-/// small delta, not the base under it. The last few segments read stay open.
-#[derive(Default)]
-pub struct IdsLookup {
-    segments: Vec<(String, columns::Picker)>,
-}
-
-impl IdsLookup {
-    /// The segment `blob`, opened, last in the list of those kept.
-    fn segment(&mut self, store: &Store, blob: &str) -> Result<&mut columns::Picker, StoreError> {
-        if let Some(at) = self.segments.iter().position(|(b, _)| b == blob) {
-            let kept = self.segments.remove(at);
-            self.segments.push(kept);
-        } else {
-            let opened = columns::Picker::open(blob, store.get_blob(blob)?)?;
-            if self.segments.len() >= SEGMENTS_KEPT {
-                self.segments.remove(0);
-            }
-            self.segments.push((blob.to_string(), opened));
-        }
-        let (_, opened) = self
-            .segments
-            .last_mut()
-            .ok_or_else(|| StoreError::MissingBlob {
-                id: blob.to_string(),
-            })?;
-        Ok(opened)
-    }
-
-    /// The bodies of `ids` in `entry`, in Id order; an Id it does not hold, or holds as a
-    /// deletion, is left out.
-    pub fn read(
-        &mut self,
-        store: &Store,
-        entry: &ObjectEntry,
-        ids: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let layers = entry
-            .deltas
-            .iter()
-            .rev()
-            .map(|delta| &delta.segments)
-            .chain([&entry.base]);
-        let mut remaining: Vec<&String> = ids.iter().collect();
-        let mut found = Vec::new();
-        for segment in layers.flatten() {
-            if remaining.is_empty() {
-                break;
-            }
-            let within = |id: &&String| {
-                id.as_str() >= segment.first.as_str() && id.as_str() <= segment.last.as_str()
-            };
-            if !remaining.iter().any(within) {
-                continue;
-            }
-            let opened = self.segment(store, &segment.blob)?;
-            let mut damaged = None;
-            remaining.retain(|id| {
-                if !within(id) || damaged.is_some() {
-                    return true;
-                }
-                match opened.pick(id.as_bytes()) {
-                    Ok(None) => true,
-                    Ok(Some(body)) => {
-                        found.extend(body.map(|body| ((*id).clone(), body)));
-                        false
-                    }
-                    Err(reason) => {
-                        damaged = Some(reason);
-                        true
-                    }
-                }
-            });
-            if let Some(reason) = damaged {
-                return Err(StoreError::CorruptBlob {
-                    id: segment.blob.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-        found.sort();
-        Ok(found)
     }
 }

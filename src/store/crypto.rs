@@ -33,6 +33,9 @@ thread_local! {
     /// compressing a small blob.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+    /// Likewise for opening blobs, which a diff or a rebuilt index does by the thousand.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Compresses a blob's plaintext as the store keeps it.
@@ -187,10 +190,31 @@ impl BlobCipher {
     /// fails authentication.
     pub fn open(&self, id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let compressed = self.decrypt(id, sealed)?;
-        zstd::bulk::decompress(&compressed, MAX_PLAINTEXT).map_err(|e| StoreError::CorruptBlob {
+        let corrupt = |reason: String| StoreError::CorruptBlob {
             id: id.to_string(),
-            reason: format!("decompression failed: {e}"),
-        })
+            reason: format!("decompression failed: {reason}"),
+        };
+        // A blob `seal` made records its size: it opens into a kept buffer.
+        let Some(size) = zstd::bulk::Decompressor::upper_bound(&compressed) else {
+            return zstd::bulk::decompress(&compressed, MAX_PLAINTEXT)
+                .map_err(|e| corrupt(e.to_string()));
+        };
+        if size > MAX_PLAINTEXT {
+            return Err(corrupt(format!(
+                "it says it holds {size} bytes, more than a blob can ({MAX_PLAINTEXT})"
+            )));
+        }
+        let mut plain = super::buffers::take(size);
+        DECOMPRESSOR
+            .with_borrow_mut(|decompressor| {
+                let decompressor = match decompressor {
+                    Some(decompressor) => decompressor,
+                    None => decompressor.insert(zstd::bulk::Decompressor::new()?),
+                };
+                decompressor.decompress_to_buffer(&compressed, &mut plain)
+            })
+            .map_err(|e| corrupt(e.to_string()))?;
+        Ok(plain)
     }
 
     /// The compressed content of a sealed blob, authenticated.

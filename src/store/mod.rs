@@ -11,6 +11,7 @@
 //! ```
 
 pub mod backend;
+pub mod buffers;
 pub mod crypto;
 pub mod git;
 pub mod keys;

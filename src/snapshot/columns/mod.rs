@@ -126,10 +126,14 @@ fn in_columns(framed: &[u8], scratch: &mut Scratch) -> Option<()> {
 /// entries.
 pub fn open(blob: &str, bytes: Vec<u8>) -> Result<(Vec<u8>, Vec<Entry>), StoreError> {
     let framed = match bytes.get(..4) == Some(MAGIC) {
-        true => framed(&bytes).map_err(|reason| StoreError::CorruptBlob {
-            id: blob.to_string(),
-            reason: reason.to_string(),
-        })?,
+        true => {
+            let framed = framed(&bytes);
+            crate::store::buffers::give_back(bytes);
+            framed.map_err(|reason| StoreError::CorruptBlob {
+                id: blob.to_string(),
+                reason: reason.to_string(),
+            })?
+        }
         false => bytes,
     };
     let entries = segment::index(blob, &framed)?;
@@ -336,7 +340,7 @@ fn framed(bytes: &[u8]) -> Result<Vec<u8>, &'static str> {
         + in_columns * keys_bytes
         + values.saturating_sub(in_columns * parsed.keys.len())
         + (bytes.len() - parsed.whole.at).saturating_sub(4 * whole);
-    let mut out = Vec::with_capacity(framed_bytes);
+    let mut out = crate::store::buffers::take(framed_bytes);
     out.extend_from_slice(b"CRS1");
     walk(parsed, |id, record| {
         push_u32(&mut out, id.len());

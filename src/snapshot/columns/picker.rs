@@ -145,6 +145,12 @@ impl Picker {
     }
 }
 
+impl Drop for Picker {
+    fn drop(&mut self) {
+        crate::store::buffers::give_back(std::mem::take(&mut self.bytes));
+    }
+}
+
 /// Where the value `skip` values after the one at `at` starts, each value ended by a 0:
 /// whole 64-byte chunks are counted (which the compiler does many bytes at a time) while they
 /// hold fewer 0s than are left to pass.
