@@ -5,7 +5,10 @@
 //! (`query`): the index stays a fraction of a per-record one to build and to store, since
 //! most words repeat between neighbouring records.
 
-use rustc_hash::FxHashSet;
+use std::hash::BuildHasher as _;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
 use tantivy::{IndexWriter, TantivyDocument};
 
@@ -82,9 +85,7 @@ pub struct BlockWriter {
     time: i64,
     object: String,
     ids: Vec<String>,
-    words: FxHashSet<String>,
-    /// A word being lowercased, kept between records.
-    word: String,
+    words: BlockWords,
 }
 
 impl BlockWriter {
@@ -96,8 +97,7 @@ impl BlockWriter {
             time,
             object: String::new(),
             ids: Vec::new(),
-            words: FxHashSet::default(),
-            word: String::new(),
+            words: BlockWords::default(),
         }
     }
 
@@ -110,8 +110,8 @@ impl BlockWriter {
         body: &[u8],
     ) -> Result<(), StoreError> {
         self.start_record(sink, object, id)?;
-        let (words, word) = (&mut self.words, &mut self.word);
-        if !plain_values(body, &mut |value| note_ascii_words(words, word, value)) {
+        let words = &mut self.words;
+        if !plain_values(body, &mut |value| words.note_ascii(value)) {
             self.note_record_text(body);
         }
         self.end_record(sink)
@@ -129,10 +129,10 @@ impl BlockWriter {
         (keys, values, plain): (&[&[u8]], &[&[u8]], &[bool]),
     ) -> Result<(), StoreError> {
         self.start_record(sink, object, id)?;
-        let (words, word) = (&mut self.words, &mut self.word);
+        let words = &mut self.words;
         let read = values.iter().zip(plain).all(|(value, &plain)| {
             (plain || (value.is_ascii() && memchr::memchr(b'\\', value).is_none()))
-                && plain_value(value, &mut |value| note_ascii_words(words, word, value))
+                && plain_value(value, &mut |value| words.note_ascii(value))
         });
         if !read {
             let mut body = Vec::new();
@@ -167,17 +167,13 @@ impl BlockWriter {
 
     /// The words of a record that is not plain, as the index's analyzer cuts its text.
     fn note_record_text(&mut self, body: &[u8]) {
-        let (words, word) = (&mut self.words, &mut self.word);
         let text = record_text(body);
         if text.is_ascii() {
-            note_ascii_words(words, word, &text);
+            self.words.note_ascii(&text);
         } else {
             let mut stream = self.analyzer.token_stream(&text);
             while stream.advance() {
-                let token = stream.token_mut();
-                if !words.contains(token.text.as_str()) {
-                    words.insert(std::mem::take(&mut token.text));
-                }
+                self.words.note(stream.token().text.as_bytes());
             }
         }
     }
@@ -215,14 +211,7 @@ impl BlockWriter {
             doc.add_text(self.fields.id, key);
         }
         doc.add_bytes(self.fields.records, &encode_ids(&self.ids));
-        // Each word once, as text the index cuts at its spaces only (`WORDS_TOKENIZER`): a
-        // block waiting in the indexer's queue holds one string, not a token (and its
-        // allocation) per word, and its words are not cut and lowercased a second time.
-        let mut text = String::with_capacity(self.words.iter().map(|w| w.len() + 1).sum());
-        for word in self.words.drain() {
-            text.push_str(&word);
-            text.push(' ');
-        }
+        let text = self.words.take_text();
         let bytes = text.len() + self.ids.iter().map(|id| id.len() + 4).sum::<usize>();
         doc.add_text(self.fields.text, text);
         self.ids.clear();
@@ -235,15 +224,55 @@ impl BlockWriter {
     }
 }
 
-/// Adds the words of ASCII text to `words`, lowercased in `word` (a buffer kept between calls).
-fn note_ascii_words(words: &mut FxHashSet<String>, word: &mut String, text: &str) {
-    for run in ascii_words(text) {
-        word.clear();
-        word.push_str(run);
-        word.make_ascii_lowercase();
-        if !words.contains(word.as_str()) {
-            words.insert(word.clone());
+/// The distinct words of a block, gathered as the text the index is handed: each word once,
+/// followed by a space, for the index to cut at its spaces only (`WORDS_TOKENIZER`), so that a
+/// block waiting in the indexer's queue holds one string, not a token (and its allocation) per
+/// word, and its words are not cut and lowercased a second time. Words already there are
+/// found by a table of where they lie in the text: no word is allocated on its own.
+#[derive(Default)]
+struct BlockWords {
+    text: String,
+    /// Where each word lies in `text`: its start and length.
+    seen: HashTable<(usize, usize)>,
+    hasher: FxBuildHasher,
+}
+
+impl BlockWords {
+    /// Adds the words of ASCII text, lowercased, as the index's analyzer cuts them.
+    fn note_ascii(&mut self, text: &str) {
+        let mut lowered = [0u8; LONGEST_WORD];
+        for run in ascii_words(text) {
+            let word = &mut lowered[..run.len()];
+            word.copy_from_slice(run.as_bytes());
+            word.make_ascii_lowercase();
+            self.note(word);
         }
+    }
+
+    /// Adds a word as the index's analyzer gives it (cut and lowercased), unless it is there.
+    fn note(&mut self, word: &[u8]) {
+        let Ok(word) = std::str::from_utf8(word) else {
+            return;
+        };
+        let hash = self.hasher.hash_one(word);
+        let text = &self.text;
+        let at = |&(start, length): &(usize, usize)| &text[start..start + length];
+        if self.seen.find(hash, |place| at(place) == word).is_some() {
+            return;
+        }
+        let place = (self.text.len(), word.len());
+        self.text.push_str(word);
+        self.text.push(' ');
+        let (text, hasher) = (&self.text, &self.hasher);
+        self.seen.insert_unique(hash, place, |&(start, length)| {
+            hasher.hash_one(&text[start..start + length])
+        });
+    }
+
+    /// The block's words as one text, leaving the set empty for the next block.
+    fn take_text(&mut self) -> String {
+        self.seen.clear();
+        std::mem::take(&mut self.text)
     }
 }
 
