@@ -37,6 +37,9 @@ pub struct SearchHits {
     pub matched: usize,
     pub matched_exactly: bool,
     pub limit: usize,
+    /// Why a search found nothing, when the query holds no word the index keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Report for SearchHits {
@@ -75,6 +78,9 @@ impl Report for SearchHits {
             ),
             (false, _) => writeln!(out, "{shown} hit{}", plural(shown)),
         };
+        if let Some(note) = &self.note {
+            let _ = writeln!(out, "note: {note}");
+        }
         out
     }
 }
@@ -261,13 +267,36 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error
         },
         matched_exactly: exact,
         limit,
+        note: (found.is_empty() && only_numbers(&words)).then(|| NUMBERS_NOT_INDEXED.into()),
         hits: found,
     })
 }
 
+const NUMBERS_NOT_INDEXED: &str = "number and date fields are not indexed, only text fields: \
+    a number is found where text holds it (a phone, an address, a name)";
+
+/// Whether a query's words are all numbers or dates, which only text fields' words can match.
+fn only_numbers(words: &[String]) -> bool {
+    !words.is_empty()
+        && words.iter().all(|word| {
+            word.chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{snippet, words};
+    use super::{only_numbers, snippet, words};
+
+    #[test]
+    fn a_query_of_numbers_or_dates_is_told_why_it_may_find_nothing() {
+        for query in ["136950000", "1.5", "2025-06-15", "\"42 17\""] {
+            assert!(only_numbers(&words(query)), "{query}");
+        }
+        for query in ["Acme 42", "v1.5", "", "jlee@acme"] {
+            assert!(!only_numbers(&words(query)), "{query}");
+        }
+    }
 
     #[test]
     fn the_snippet_names_the_field_that_holds_the_word_as_a_word() {

@@ -81,8 +81,8 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// One value: a string passed on when searchable, a number when not `nested`; a map's
-    /// strings one level down; anything else passed over.
+    /// One value: a string passed on when searchable; a map's strings one level down;
+    /// anything else passed over.
     fn value(&mut self, nested: bool, each: &mut dyn FnMut(&str)) -> Option<()> {
         match self.peek()? {
             b'"' => {
@@ -96,12 +96,7 @@ impl<'a> Scan<'a> {
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
             b'n' => self.literal(b"null")?,
-            _ => {
-                let number = self.number()?;
-                if !nested {
-                    each(&number);
-                }
-            }
+            _ => self.number()?,
         }
         Some(())
     }
@@ -112,28 +107,33 @@ impl<'a> Scan<'a> {
             .then(|| self.at += word.len())
     }
 
-    /// A number as `record_text` writes it: an integer as it is, anything else as serde_json
-    /// reads and writes it (`1.50` is `1.5`).
-    fn number(&mut self) -> Option<std::borrow::Cow<'a, str>> {
-        let start = self.at;
-        let length = self.body[start..]
-            .iter()
-            .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-            .unwrap_or(self.body.len() - start);
-        let literal = std::str::from_utf8(&self.body[start..start + length]).ok()?;
-        self.at += length;
-        let digits = literal.strip_prefix('-').unwrap_or(literal);
-        // A plain integer: no sign but a leading minus, no leading zero, within i64.
-        let plain = !digits.is_empty()
-            && digits.len() <= 18
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && (digits == "0" || !digits.starts_with('0'))
-            && literal != "-0";
-        if plain {
-            return Some(literal.into());
+    /// A number, passed over (numbers are not words: `record_text`), when it is one as JSON
+    /// writes it: `-`, an integer without a leading zero, a fraction, an exponent.
+    fn number(&mut self) -> Option<()> {
+        let digits = |scan: &mut Self| {
+            let length = scan.body[scan.at..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(scan.body.len() - scan.at);
+            scan.at += length;
+            (length > 0).then_some(length)
+        };
+        self.literal(b"-");
+        let leading_zero = self.body.get(self.at) == Some(&b'0');
+        if digits(self)? > 1 && leading_zero {
+            return None;
         }
-        let number: serde_json::Number = serde_json::from_str(literal).ok()?;
-        Some(number.to_string().into())
+        if self.literal(b".").is_some() {
+            digits(self)?;
+        }
+        if matches!(self.body.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.body.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            digits(self)?;
+        }
+        Some(())
     }
 
     /// A list, or a map below the first level: passed over, strings and all.
