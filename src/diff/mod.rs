@@ -5,12 +5,15 @@
 //! not the size of the org. Otherwise (after a compaction or a full fetch) both are read in
 //! full. Schema changes come from the objects' schema documents, as a unified diff.
 
+mod fields;
 pub mod summary;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
+
+use fields::{all_fields, changed_fields, parse};
 
 use crate::snapshot::ids_lookup::IdsLookup;
 use crate::snapshot::manifest::ObjectEntry;
@@ -119,77 +122,6 @@ impl ObjectStats {
             )),
         }
     }
-}
-
-fn parse(body: &[u8]) -> Value {
-    serde_json::from_slice(body).unwrap_or(Value::Null)
-}
-
-/// A record's fields, with a field whose value is a map (a metadata component's files by
-/// path) taken apart into its entries, each named by its key: a change names the file.
-fn flattened(map: serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
-    let mut out = serde_json::Map::new();
-    for (field, value) in map {
-        match value {
-            Value::Object(entries) => out.extend(entries),
-            value => {
-                out.insert(field, value);
-            }
-        }
-    }
-    out
-}
-
-fn all_fields(body: &[u8], before: bool) -> Vec<FieldChange> {
-    match parse(body) {
-        Value::Object(map) => flattened(map)
-            .into_iter()
-            .map(|(field, value)| {
-                let (before_value, after_value) = if before {
-                    (value, Value::Null)
-                } else {
-                    (Value::Null, value)
-                };
-                FieldChange {
-                    field,
-                    before: before_value,
-                    after: after_value,
-                }
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn changed_fields(before: &[u8], after: &[u8]) -> Vec<FieldChange> {
-    let (Value::Object(a), Value::Object(b)) = (parse(before), parse(after)) else {
-        return Vec::new();
-    };
-    let (a, b) = (flattened(a), flattened(b));
-    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let (x, y) = (a.get(name), b.get(name));
-            // Canonical records hold every field the object had, so a field on one side only
-            // was added or removed between the snapshots: a schema change, shown once by the
-            // schema diff. Its empty value (or a checkbox's usual default, false) in a record
-            // is not a change of that record.
-            let schema_only = |present: Option<&Value>, absent: Option<&Value>| {
-                absent.is_none() && matches!(present, Some(Value::Null | Value::Bool(false)))
-            };
-            if schema_only(x, y) || schema_only(y, x) {
-                return None;
-            }
-            (x != y).then(|| FieldChange {
-                field: name.clone(),
-                before: x.cloned().unwrap_or(Value::Null),
-                after: y.cloned().unwrap_or(Value::Null),
-            })
-        })
-        .collect()
 }
 
 /// Whether `newer` is `older` plus more deltas on the same base.

@@ -4,7 +4,7 @@
 
 /// The keys (quotes included) of a body written exactly as `{"key":value,...}`, or None when
 /// it is not (white space between tokens, not an object, a 0 byte anywhere).
-pub(super) fn keys_of<'b>(body: &'b [u8], keys: &mut Vec<&'b [u8]>) -> Option<()> {
+pub(crate) fn keys_of<'b>(body: &'b [u8], keys: &mut Vec<&'b [u8]>) -> Option<()> {
     keys.clear();
     if memchr::memchr(0, body).is_some() || body.first() != Some(&b'{') {
         return None;
@@ -30,7 +30,7 @@ pub(super) fn keys_of<'b>(body: &'b [u8], keys: &mut Vec<&'b [u8]>) -> Option<()
 
 /// Where the values of a body written exactly as `{` `keys[0]` `:` value `,` … `}` lie, or None
 /// when it is not.
-pub(super) fn split_as(
+pub(crate) fn split_as(
     body: &[u8],
     keys: &[&[u8]],
     values: &mut Vec<(usize, usize)>,

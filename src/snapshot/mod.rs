@@ -9,7 +9,7 @@ pub mod components;
 pub mod delta;
 pub mod files;
 pub mod ids_lookup;
-mod json_fields;
+pub(crate) mod json_fields;
 pub mod manifest;
 pub mod reader;
 pub mod recent;
