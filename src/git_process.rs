@@ -2,7 +2,8 @@
 //! transports. A git that was stopped mid-update (its cairn killed, a runner cancelled) may
 //! still be finishing, or may have left its ref lock file behind; either way the next command
 //! must not fail on it, so a held lock is waited for and, once it is old, removed, and a ref
-//! it moved under this command is read again.
+//! it moved under this command is read again. Refs moved through git2 get the same treatment
+//! (`past_ref_lock`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -43,24 +44,63 @@ pub(crate) fn run(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
         let Some(lock) = held_lock(&stderr) else {
             return Ok(output);
         };
-        let abandoned = std::fs::metadata(&lock)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > STALE_LOCK);
-        // Only a lock inside this repository's own git directory, and only once.
-        let ours =
-            std::fs::canonicalize(dir).is_ok_and(|d| lock.starts_with(d)) || lock.starts_with(dir);
-        if abandoned && !removed && ours && std::fs::remove_file(&lock).is_ok() {
-            removed = true;
-            continue;
-        }
-        if started.elapsed() >= LOCK_WAIT {
+        if !wait_out_lock(dir, &lock, started, &mut removed, &mut pause) {
             return Ok(output);
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_secs(1));
     }
+}
+
+/// Runs `update`, a git2 move of the ref `reference` of the repository whose git directory is
+/// `git_dir`, past a lock file left behind by a git or a cairn killed while moving that ref: as
+/// for the command, a held lock is waited for and, once old, removed.
+pub(crate) fn past_ref_lock<T>(
+    git_dir: &Path,
+    reference: &str,
+    mut update: impl FnMut() -> Result<T, git2::Error>,
+) -> Result<T, git2::Error> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    let mut removed = false;
+    loop {
+        match update() {
+            Err(e) if e.code() == git2::ErrorCode::Locked => {
+                let lock = git_dir.join(format!("{reference}.lock"));
+                if !wait_out_lock(git_dir, &lock, started, &mut removed, &mut pause) {
+                    return Err(e);
+                }
+            }
+            done => return done,
+        }
+    }
+}
+
+/// What a command that found `lock` held does next: true to try again (the lock was abandoned
+/// and is removed now, or there is time left to wait for it), false to give up. Only a lock
+/// inside the repository at `dir` is removed, and only once.
+fn wait_out_lock(
+    dir: &Path,
+    lock: &Path,
+    started: Instant,
+    removed: &mut bool,
+    pause: &mut Duration,
+) -> bool {
+    let abandoned = std::fs::metadata(lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age > STALE_LOCK);
+    let ours =
+        std::fs::canonicalize(dir).is_ok_and(|d| lock.starts_with(d)) || lock.starts_with(dir);
+    if abandoned && !*removed && ours && std::fs::remove_file(lock).is_ok() {
+        *removed = true;
+        return true;
+    }
+    if started.elapsed() >= LOCK_WAIT {
+        return false;
+    }
+    std::thread::sleep(*pause);
+    *pause = (*pause * 2).min(Duration::from_secs(1));
+    true
 }
 
 /// git's "cannot lock ref 'R': is at X but expected Y": R changed while this git ran.
@@ -131,6 +171,43 @@ mod tests {
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(!lock.exists());
+    }
+
+    /// The same for a ref moved through git2, as the state branch and the git store do.
+    #[test]
+    fn an_abandoned_ref_lock_does_not_fail_a_move_through_git2() {
+        let dir = tempfile::tempdir().expect("dir");
+        let repo = git2::Repository::init(dir.path()).expect("repo");
+        let tree = repo
+            .treebuilder(None)
+            .and_then(|b| b.write())
+            .expect("tree");
+        let tree = repo.find_tree(tree).expect("tree");
+        let signature = git2::Signature::now("t", "t@t").expect("signature");
+        let commit = repo
+            .commit(None, &signature, &signature, "one", &tree, &[])
+            .expect("commit");
+        let reference = "refs/remotes/origin/cairn-state";
+        let lock = repo.path().join(format!("{reference}.lock"));
+        std::fs::create_dir_all(lock.parent().expect("parent")).expect("dirs");
+        let held = std::fs::File::create(&lock).expect("lock");
+        let move_it = || repo.reference(reference, commit, true, "test");
+        assert_eq!(
+            move_it().map(|_| ()).map_err(|e| e.code()),
+            Err(git2::ErrorCode::Locked),
+            "git2 does not move a ref whose lock is held"
+        );
+        held.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+            .expect("age the lock");
+        let moved = super::past_ref_lock(repo.path(), reference, move_it).expect("moved");
+        assert_eq!(moved.target(), Some(commit));
+        assert!(!lock.exists());
+        // Any other failure is said at once.
+        let started = std::time::Instant::now();
+        let invalid = super::past_ref_lock(repo.path(), "refs/heads/a..b", || {
+            repo.reference("refs/heads/a..b", commit, true, "test")
+        });
+        assert!(invalid.is_err() && started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -361,10 +361,18 @@ impl StateBranch {
         {
             return Ok(None);
         }
-        self.repo
-            .reference(&self.local_ref(), oid, true, "cairn apply")
-            .map_err(fail)?;
+        self.set_ref(&self.local_ref(), oid, "cairn apply")?;
         Ok(Some(oid))
+    }
+
+    /// Points `name` at `oid`, past a lock file that a git or a cairn killed while moving the
+    /// ref left behind.
+    fn set_ref(&self, name: &str, oid: Oid, message: &str) -> Result<(), Error> {
+        crate::git_process::past_ref_lock(self.repo.path(), name, || {
+            self.repo.reference(name, oid, true, message)
+        })
+        .map(|_| ())
+        .map_err(|e| git_error(&self.workdir, e))
     }
 
     /// Pushes the branch. A rejection (someone pushed first) fetches their state and replays
@@ -389,12 +397,9 @@ impl StateBranch {
         for _ in 0..PUSH_ATTEMPTS {
             let output = self.git(&["push", "--quiet", &self.remote, &refspec])?;
             if output.status.success() {
-                let fail = |e: git2::Error| git_error(&self.workdir, e);
                 // The remote now has our tip: record it as seen.
                 if let Some(tip) = self.commit_at(&self.local_ref()) {
-                    self.repo
-                        .reference(&self.tracking_ref(), tip.id(), true, "cairn push")
-                        .map_err(fail)?;
+                    self.set_ref(&self.tracking_ref(), tip.id(), "cairn push")?;
                 }
                 return Ok(());
             }
@@ -405,9 +410,7 @@ impl StateBranch {
             };
             let merged = self.merge_changes(base, &theirs, changes)?;
             let oid = self.build_commit(Some(&theirs), &merged, message)?;
-            self.repo
-                .reference(&self.local_ref(), oid, true, "cairn apply (replayed)")
-                .map_err(|e| git_error(&self.workdir, e))?;
+            self.set_ref(&self.local_ref(), oid, "cairn apply (replayed)")?;
         }
         Err(git_error(
             &self.workdir,

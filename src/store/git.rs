@@ -303,8 +303,10 @@ impl GitBackend {
             let output = self.git(&["push", "--quiet", &remote.name, &refspec])?;
             if output.status.success() {
                 let repo = self.repo()?;
-                repo.reference(&tracking, local, true, "cairn store: pushed")
-                    .map_err(|e| self.error(e))?;
+                crate::git_process::past_ref_lock(repo.path(), &tracking, || {
+                    repo.reference(&tracking, local, true, "cairn store: pushed")
+                })
+                .map_err(|e| self.error(e))?;
                 return Ok(Some(remote.name.clone()));
             }
             last = String::from_utf8_lossy(&output.stderr).trim().to_string();
