@@ -231,7 +231,8 @@ impl BlockWriter {
 /// found by a table of where they lie in the text: no word is allocated on its own.
 #[derive(Default)]
 struct BlockWords {
-    text: String,
+    /// The words so far, each followed by a space; UTF-8, as every word noted is.
+    text: Vec<u8>,
     /// Where each word lies in `text`: its start and length.
     seen: HashTable<(usize, usize)>,
     hasher: FxBuildHasher,
@@ -249,11 +250,9 @@ impl BlockWords {
         }
     }
 
-    /// Adds a word as the index's analyzer gives it (cut and lowercased), unless it is there.
+    /// Adds a word as the index's analyzer gives it (cut and lowercased, UTF-8), unless it is
+    /// there. Words are kept as bytes: the text is checked once, when the block is written.
     fn note(&mut self, word: &[u8]) {
-        let Ok(word) = std::str::from_utf8(word) else {
-            return;
-        };
         let hash = self.hasher.hash_one(word);
         let text = &self.text;
         let at = |&(start, length): &(usize, usize)| &text[start..start + length];
@@ -261,8 +260,8 @@ impl BlockWords {
             return;
         }
         let place = (self.text.len(), word.len());
-        self.text.push_str(word);
-        self.text.push(' ');
+        self.text.extend_from_slice(word);
+        self.text.push(b' ');
         let (text, hasher) = (&self.text, &self.hasher);
         self.seen.insert_unique(hash, place, |&(start, length)| {
             hasher.hash_one(&text[start..start + length])
@@ -272,7 +271,8 @@ impl BlockWords {
     /// The block's words as one text, leaving the set empty for the next block.
     fn take_text(&mut self) -> String {
         self.seen.clear();
-        std::mem::take(&mut self.text)
+        String::from_utf8(std::mem::take(&mut self.text))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
