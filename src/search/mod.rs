@@ -12,6 +12,7 @@
 //! never record text.
 
 mod block;
+mod merge_policy;
 mod plain_record;
 mod query;
 mod read_back;
@@ -331,9 +332,12 @@ impl SearchIndex {
     }
 
     pub fn writer(&self) -> Result<IndexWriter, StoreError> {
-        self.index
+        let writer = self
+            .index
             .writer_with_num_threads(1, WRITER_MEMORY)
-            .map_err(failed)
+            .map_err(failed)?;
+        writer.set_merge_policy(Box::new(merge_policy::by_like_size()));
+        Ok(writer)
     }
 
     /// A writer of one snapshot's versions into blocks (`snapshot` captured them at `time`).

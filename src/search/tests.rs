@@ -137,6 +137,39 @@ fn adding_to_a_stored_index_writes_only_the_new_segments() {
 }
 
 #[test]
+fn small_additions_are_merged_with_each_other_never_with_the_large_segment() {
+    let (_dir, store) = store();
+    let index = SearchIndex::empty(&store).expect("index");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 0..20_000, "s0");
+    index.save(&store, "t", writer).expect("save");
+    let first = list(&store, "t");
+    let segments = |list: &Packed| list.files.keys().filter(|n| n.ends_with(".idx")).count();
+    assert_eq!(segments(&first), 1);
+    // As many backups of a few records each as it takes to merge them (tantivy merges eight
+    // segments of a level), and one more.
+    for round in 1..=9u64 {
+        let (index, _) = SearchIndex::open_or_new(&store, "t").expect("open");
+        let mut writer = index.writer().expect("writer");
+        let from = 20_000 + round * 10;
+        add(&index, &mut writer, from..from + 10, &format!("s{round}"));
+        index.save(&store, "t", writer).expect("save");
+    }
+    let last = list(&store, "t");
+    for (name, file) in first.files.iter().filter(|(n, _)| !n.ends_with(".json")) {
+        assert_eq!(last.files.get(name), Some(file), "{name} was merged again");
+    }
+    assert!(
+        segments(&last) < 1 + 9,
+        "the small segments were merged: {} segments",
+        segments(&last)
+    );
+    let index = SearchIndex::open(&store, "t").expect("open");
+    let found = search(&index, "Holdings", 30_000);
+    assert_eq!((found.matched, found.exactly), (20_090, true));
+}
+
+#[test]
 fn a_damaged_piece_fails_the_query_that_reads_it_and_makes_the_next_apply_rebuild() {
     let (_dir, store) = store();
     let index = SearchIndex::empty_cut_at(&store, 4096).expect("index");
