@@ -1,9 +1,10 @@
 //! What changed between two snapshots, record by record: a sorted merge-join by Id. When the
-//! newer snapshot extends the older (same base, the older one's deltas plus more: adjacent
-//! incrementals, or any two of a chain), only the extra deltas are read, and of the older one
-//! only the segments whose Id ranges hold a changed record; so the cost follows the change,
-//! not the size of the org. Otherwise (after a compaction or a full fetch) both are read in
-//! full. Schema changes come from the objects' schema documents, as a unified diff.
+//! newer snapshot is the older plus deltas (`ObjectEntry::changes_over`: the older one's
+//! layers and more deltas, as adjacent incrementals or any two of a chain have, or a compaction
+//! of the older one's layers under the newer deltas), only those deltas are read, and of the
+//! older one only the segments whose Id ranges hold a changed record; so the cost follows the
+//! change, not the size of the org. Otherwise (a full fetch, snapshots far apart across a
+//! compaction) both are read in full. Schema changes come from the objects' schema documents, as a unified diff.
 
 mod fields;
 pub mod summary;
@@ -124,13 +125,6 @@ impl ObjectStats {
     }
 }
 
-/// Whether `newer` is `older` plus more deltas on the same base.
-fn extends(older: &ObjectEntry, newer: &ObjectEntry) -> bool {
-    older.base == newer.base
-        && newer.deltas.len() >= older.deltas.len()
-        && newer.deltas[..older.deltas.len()] == older.deltas[..]
-}
-
 /// Changed records whose older versions are looked up together: each batch opens the older
 /// entry's segments that hold them once per layer (the lookup keeps only a few open, so small
 /// batches would open a delta again for each), and the bodies of a batch (a few MiB) are all
@@ -235,11 +229,11 @@ pub fn diff_object(
             }
         }
         (Some(older), Some(newer)) if older == newer => {}
-        (Some(older), Some(newer)) if extends(older, newer) => {
+        (Some(older), Some(newer)) if newer.changes_over(older).is_some() => {
             stats.incremental = true;
             let extra = ObjectEntry {
                 base: Vec::new(),
-                deltas: newer.deltas[older.deltas.len()..].to_vec(),
+                deltas: newer.changes_over(older).unwrap_or_default().to_vec(),
                 ..newer.clone()
             };
             let changes: Vec<(String, Option<Vec<u8>>)> =
@@ -268,7 +262,7 @@ pub fn diff_object(
                 }
             }
         }
-        (Some(older), Some(newer)) if extends(newer, older) => {
+        (Some(older), Some(newer)) if older.changes_over(newer).is_some() => {
             // Going back in time: the same walk, with the roles swapped.
             let mut swapped = Vec::new();
             let reverse = diff_object(store, object, Some(newer), Some(older), values, &mut |c| {

@@ -26,8 +26,18 @@ pub struct Delta {
     pub segments: Vec<SegmentRef>,
 }
 
+/// What a compaction folded: the parent's layers, whose records the entry's base and first
+/// `deltas` deltas now hold exactly; the deltas after them are the change since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Folded {
+    /// [`ObjectEntry::layers_digest`] of the layers folded.
+    pub from: String,
+    pub deltas: usize,
+}
+
 /// One object's records: a base plus deltas, oldest first. Reading merges them; compaction
-/// folds the deltas into a new base when there are too many.
+/// folds the deltas (into one delta, or with the base into a new base) when there are too many.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectEntry {
@@ -65,6 +75,10 @@ pub struct ObjectEntry {
     /// fetches (`snapshot::files::FileBody::waiting`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pending: u64,
+    /// Set by the compaction that made the layers under the newest deltas: a diff against the
+    /// snapshot whose layers it folded reads only the deltas after (`diff::changes_over`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded: Option<Folded>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -72,6 +86,45 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl ObjectEntry {
+    /// Names the entry's layers (its base's and deltas' segments, in order): equal digests,
+    /// equal layers.
+    pub fn layers_digest(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for segment in &self.base {
+            hasher.update(b"base ");
+            hasher.update(segment.blob.as_bytes());
+            hasher.update(b"\n");
+        }
+        for delta in &self.deltas {
+            hasher.update(b"delta\n");
+            for segment in &delta.segments {
+                hasher.update(segment.blob.as_bytes());
+                hasher.update(b"\n");
+            }
+        }
+        crate::store::crypto::hex(&hasher.finalize().as_bytes()[..16])
+    }
+
+    /// Whether this entry is `older` plus more deltas on the same layers.
+    pub fn extends(&self, older: &ObjectEntry) -> bool {
+        older.base == self.base
+            && self.deltas.len() >= older.deltas.len()
+            && self.deltas[..older.deltas.len()] == older.deltas[..]
+    }
+
+    /// This entry's deltas that hold its change from `older`, when it is `older` plus them:
+    /// more deltas on the same layers, or deltas over a compaction of `older`'s layers.
+    pub fn changes_over(&self, older: &ObjectEntry) -> Option<&[Delta]> {
+        if self.extends(older) {
+            return self.deltas.get(older.deltas.len()..);
+        }
+        let folded = self.folded.as_ref()?;
+        if folded.from != older.layers_digest() {
+            return None;
+        }
+        self.deltas.get(folded.deltas..)
+    }
+
     /// Every blob the entry needs: its segments, schema document and recent-versions list.
     pub fn blobs(&self) -> impl Iterator<Item = &str> {
         self.segments()

@@ -278,10 +278,16 @@ async fn diffs_equal_a_brute_force_comparison() {
     assert_eq!(lines, brute_force(&r3, &records(&store, &s4.manifest)));
 }
 
-/// A chain of small deltas folded into a new base by compaction: diffs that cross the
-/// compaction (different bases) and diffs within the chain equal the brute-force comparison.
-#[test]
-fn diffs_across_a_compaction_equal_a_brute_force_comparison() {
+/// A chain of deltas folded by compaction, into one delta (small changes) or with the base
+/// into a new base (large ones): every diff within the chain equals the brute-force
+/// comparison, and a snapshot against its parent reads only its own change across a fold.
+#[rstest::rstest]
+#[case::small_changes_fold_into_one_delta(50, false)]
+#[case::large_changes_fold_into_a_new_base(2, true)]
+fn diffs_across_a_compaction_equal_a_brute_force_comparison(
+    #[case] every: u32,
+    #[case] new_base: bool,
+) {
     use cairn::snapshot::{Change, Outcome, SnapshotWriter, Source};
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::init(
@@ -313,7 +319,7 @@ fn diffs_across_a_compaction_equal_a_brute_force_comparison() {
             .expect("writer")
             .max_deltas(2);
         let mut changes: Vec<Change> = (0..3000)
-            .filter(|n| n % (50 + generation) == 0)
+            .filter(|n| n % (every + generation) == 0)
             .map(|n| Change::Upsert(id(n), body(n, generation)))
             .collect();
         changes.extend(
@@ -350,11 +356,17 @@ fn diffs_across_a_compaction_equal_a_brute_force_comparison() {
         parent_id = id_next;
         parent = next;
     }
-    // max_deltas(2): the third delta compacted the object into a new base.
-    assert_ne!(
-        chain[0].objects["Account"].base,
-        chain[4].objects["Account"].base
-    );
+    // max_deltas(2): the third delta folded the two before it.
+    let folded = &chain[3].objects["Account"];
+    assert!(folded.folded.is_some(), "generation 3 was a compaction");
+    assert_eq!(folded.base != chain[2].objects["Account"].base, new_base);
+    for pair in chain.windows(2) {
+        let (_, incremental) = fast(&store, &pair[0], &pair[1]);
+        assert!(
+            incremental,
+            "a snapshot against its parent reads only its change"
+        );
+    }
     let all: Vec<Records> = chain.iter().map(|m| records(&store, m)).collect();
     for i in 0..chain.len() {
         for j in 0..chain.len() {
