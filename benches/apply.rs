@@ -6,8 +6,10 @@
 //!     CAIRN_BENCH_RECORDS=10000000 cargo bench --bench apply
 //!
 //! Runs, each as its own `cairn` process (so its peak memory is its own; the simulator is
-//! `cairn sim serve` in another): a full apply with search on, one with `search.index: false` (into a second store,
-//! for the index's share), then 1% of the records changed and an incremental apply, then
+//! `cairn sim serve` in another): a full apply with search on, one with `search.index: false`
+//! (into a second store, for the index's share), then 1% of the records changed and an
+//! incremental apply, then ten more (`CAIRN_BENCH_DAYS`), each a day later in the org after
+//! another 1% changed (every eighth or ninth folds deltas or merges index segments), then
 //! `cairn search` end to end for a few queries. With `restic` installed (Debian package), the
 //! same records, exported as JSON lines, are backed up with it in the same run for the ratios.
 //! File bodies and metadata are off, so both tools hold the same records.
@@ -196,9 +198,9 @@ fn apply(config: &Path, sim: &Sim) -> Run {
     run(cairn(config, sim).args(["apply", "--now", "-q"]))
 }
 
-/// Changes every hundredth record of the export (each object's records, by Id), through the
-/// REST API as an integration would, 200 to a call.
-async fn change_records(sim: &Sim, exported: &Path) -> usize {
+/// Changes every hundredth record of the export (each object's records, by Id, from the
+/// `day`th), through the REST API as an integration would, 200 to a call.
+async fn change_records(sim: &Sim, exported: &Path, day: usize) -> usize {
     use std::io::BufRead;
     let http = reqwest::Client::new();
     let mut changed = 0;
@@ -216,6 +218,7 @@ async fn change_records(sim: &Sim, exported: &Path) -> usize {
         };
         let ids: Vec<String> = std::io::BufReader::new(file)
             .lines()
+            .skip(day % 100)
             .step_by(100)
             .map(|line| {
                 let record: serde_json::Value =
@@ -256,6 +259,18 @@ async fn change_records(sim: &Sim, exported: &Path) -> usize {
     changed
 }
 
+/// Moves the simulator's clock a day on (its admin endpoint).
+async fn advance_a_day(sim: &Sim) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/__sim/clock", sim.url))
+        .bearer_auth(&sim.access_token)
+        .json(&serde_json::json!({"advance_ms": 86_400_000}))
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert!(answer.status().is_success(), "the clock moves: {answer:?}");
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
@@ -287,8 +302,20 @@ async fn main() {
     run(cairn(&with_search, &sim)
         .args(["export", "-q", "--out"])
         .arg(&exported));
-    let changed = change_records(&sim, &exported).await;
+    let changed = change_records(&sim, &exported, 0).await;
     let incremental = apply(&with_search, &sim);
+    // Days after, each changing another 1%: what a schedule pays, folds and merges included.
+    let days: usize = std::env::var("CAIRN_BENCH_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut daily = Vec::new();
+    for day in 1..=days {
+        // A day later in the org: the records changed before are outside the next window.
+        advance_a_day(&sim).await;
+        change_records(&sim, &exported, day).await;
+        daily.push(apply(&with_search, &sim));
+    }
 
     // Search as a user runs it: a word, two words, a phrase, an Id.
     let some_id = first_id(&exported.join("Account.jsonl"));
@@ -358,6 +385,18 @@ async fn main() {
         100.0 * incremental.seconds / full.seconds,
         incremental.peak_mib
     );
+    if !daily.is_empty() {
+        let seconds: Vec<f64> = daily.iter().map(|run| run.seconds).collect();
+        let slowest = seconds.iter().cloned().fold(0.0, f64::max);
+        println!(
+            "| {days} incremental applies after it, another 1% each: median (slowest) | {:.2} s = {:.1}% ({:.2} s = {:.1}%); peak {:.0} MiB | | ≤ 10% |",
+            median(seconds.clone()),
+            100.0 * median(seconds.clone()) / full.seconds,
+            slowest,
+            100.0 * slowest / full.seconds,
+            daily.iter().map(|run| run.peak_mib).fold(0.0, f64::max)
+        );
+    }
     println!(
         "| `cairn search` end to end, median of {} (slowest) | {:.0} ms ({:.0} ms); peak {:.0} MiB | | ≤ 100 ms at 10M, within 20% of 1M |",
         search_times.len(),
