@@ -4,7 +4,8 @@
 //! of the older one's layers under the newer deltas), only those deltas are read, and of the
 //! older one only the segments whose Id ranges hold a changed record; so the cost follows the
 //! change, not the size of the org. Otherwise (a full fetch, snapshots far apart across a
-//! compaction) both are read in full. Schema changes come from the objects' schema documents, as a unified diff.
+//! compaction) both are read in full. Schema changes come from the objects' schema
+//! documents, as a unified diff.
 
 mod fields;
 pub mod summary;

@@ -5,6 +5,7 @@
 pub mod arrival;
 pub mod base;
 pub mod columns;
+mod compaction;
 pub mod components;
 pub mod delta;
 pub mod files;

@@ -4,10 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::columns;
-use super::manifest::{
-    Delta, Folded, ObjectEntry, Outcome, SegmentRef, SnapshotManifest, Source, Window,
-};
-use super::reader::ObjectReader;
+use super::manifest::{Delta, ObjectEntry, Outcome, SegmentRef, SnapshotManifest, Source, Window};
 use super::recent::RecentVersions;
 use super::segment::{self, SegmentBuilder};
 use crate::store::lock::{Lock, LockKind};
@@ -15,11 +12,6 @@ use crate::store::{Store, StoreError};
 
 /// Deltas an object may carry before they are folded (`SnapshotWriter::compact`).
 pub const MAX_DELTAS: usize = 8;
-
-/// The parent's deltas are folded with the base into a new base once they hold this fraction
-/// of the base's records (1/4): below, rewriting the base would cost the size of the object for a
-/// change of a fraction of it.
-const FOLD_INTO_BASE_AT: u64 = 4;
 
 /// Segments handed to the sealing thread and not yet sealed, at most: room for the records to
 /// keep coming while it works through one (each is a segment's worth of memory, per object
@@ -416,73 +408,19 @@ impl<'s> SnapshotWriter<'s> {
         self.objects.remove(object);
     }
 
-    /// Folds an object's layers when it has too many deltas. What the parent held is folded
-    /// and this run's deltas stay on top of it, marked (`Folded`), so the diff against the
-    /// parent still reads only the change. The parent's deltas are folded into one delta while
-    /// they hold fewer records than a [`FOLD_INTO_BASE_AT`]th of the base (a cost that follows
-    /// the change), else with the base into a new base. Without the parent's layers under this
-    /// run's (a full fetch, no parent), everything becomes one new base.
+    /// Folds an object's layers when it has too many deltas (`compaction::fold`).
     fn compact(&mut self, object: &str) -> Result<(), StoreError> {
-        let Some(entry) = self.objects.get(object).cloned() else {
+        let Some(entry) = self.objects.get(object) else {
             return Ok(());
         };
-        let parent = self.parent_objects.get(object).filter(|parent| {
-            entry.extends(parent)
-                && !parent.deltas.is_empty()
-                && entry.deltas.len() - parent.deltas.len() < self.max_deltas
-        });
-        let Some(parent) = parent.cloned() else {
-            let records = ObjectReader::new(self.store, object, &entry);
-            self.full_object(object, records)?;
-            return Ok(());
-        };
-        let in_deltas: u64 = parent.deltas.iter().map(|d| d.upserts + d.deletes).sum();
-        let mut sink = SegmentSink::new(self.store, object);
-        let (base, base_records, mut deltas) =
-            if in_deltas.saturating_mul(FOLD_INTO_BASE_AT) < parent.base_records {
-                let deltas_only = ObjectEntry {
-                    base: Vec::new(),
-                    ..parent.clone()
-                };
-                let (mut upserts, mut deletes) = (0, 0);
-                for change in ObjectReader::changes(self.store, &deltas_only) {
-                    let (id, body) = change?;
-                    sink.push(&id, body.as_deref())?;
-                    match body {
-                        Some(_) => upserts += 1,
-                        None => deletes += 1,
-                    }
-                }
-                let folded = Delta {
-                    upserts,
-                    deletes,
-                    segments: sink.finish()?,
-                };
-                (parent.base.clone(), parent.base_records, vec![folded])
-            } else {
-                let mut count = 0;
-                for record in ObjectReader::new(self.store, object, &parent) {
-                    let (id, body) = record?;
-                    sink.push(&id, Some(&body))?;
-                    count += 1;
-                }
-                (sink.finish()?, count, Vec::new())
-            };
-        let folded = Folded {
-            from: parent.layers_digest(),
-            deltas: deltas.len(),
-        };
-        deltas.extend_from_slice(&entry.deltas[parent.deltas.len()..]);
-        self.objects.insert(
-            object.to_string(),
-            ObjectEntry {
-                base,
-                base_records,
-                deltas,
-                folded: Some(folded),
-                ..entry
-            },
-        );
+        let folded = super::compaction::fold(
+            self.store,
+            object,
+            entry,
+            self.parent_objects.get(object),
+            self.max_deltas,
+        )?;
+        self.objects.insert(object.to_string(), folded);
         Ok(())
     }
 
@@ -574,6 +512,7 @@ pub fn verify_written(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::ObjectReader;
 
     #[test]
     fn segments_sealed_on_the_side_come_back_complete_and_in_order() {
