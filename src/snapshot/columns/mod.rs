@@ -228,6 +228,39 @@ struct Parsed<'a> {
 }
 
 fn parse(bytes: &[u8]) -> Result<Parsed<'_>, &'static str> {
+    let mut records = Vec::with_capacity(record_count(bytes));
+    let Parts {
+        keys,
+        columns,
+        whole,
+    } = parse_with(bytes, |id, shape| records.push((id, shape)))?;
+    Ok(Parsed {
+        keys,
+        records,
+        columns,
+        whole,
+    })
+}
+
+/// A `CRS2` segment's parts other than its records.
+struct Parts<'a> {
+    keys: Vec<&'a [u8]>,
+    columns: Vec<&'a [u8]>,
+    whole: Cursor<'a>,
+}
+
+/// How many records a `CRS2` segment says it holds, no more than its bytes could (an Id's
+/// length and a shape take 5 bytes): room to make for them.
+fn record_count(bytes: &[u8]) -> usize {
+    let said = Cursor { bytes, at: 4 }.u32().unwrap_or(0);
+    said.min(bytes.len() / 5)
+}
+
+/// Parses a `CRS2` segment, handing each record's Id and shape to `each` in order.
+fn parse_with<'a>(
+    bytes: &'a [u8],
+    mut each: impl FnMut(&'a [u8], u8),
+) -> Result<Parts<'a>, &'static str> {
     let mut at = Cursor { bytes, at: 4 };
     let records = at.u32().ok_or("truncated segment header")?;
     let field_count = at.u32().ok_or("truncated segment header")?;
@@ -238,7 +271,6 @@ fn parse(bytes: &[u8]) -> Result<Parsed<'_>, &'static str> {
         keys.push(at.take(length).ok_or("truncated field key")?);
         column_lengths.push(at.u32().ok_or("truncated field key")?);
     }
-    let mut ids = Vec::new();
     for _ in 0..records {
         let length = at.u32().ok_or("truncated record id")?;
         let id = at.take(length).ok_or("truncated record id")?;
@@ -246,15 +278,14 @@ fn parse(bytes: &[u8]) -> Result<Parsed<'_>, &'static str> {
         if shape > TOMBSTONE {
             return Err("a record of no known shape");
         }
-        ids.push((id, shape));
+        each(id, shape);
     }
     let mut columns = Vec::with_capacity(keys.len());
     for length in column_lengths {
         columns.push(at.take(length).ok_or("truncated column")?);
     }
-    Ok(Parsed {
+    Ok(Parts {
         keys,
-        records: ids,
         columns,
         whole: at,
     })

@@ -1,7 +1,9 @@
 //! Reading a few records of a stored segment by Id (`IdsLookup`: a diff's older versions,
 //! search's candidates) without putting the whole segment back together.
 
-use super::{MAGIC, TOMBSTONE, WHOLE, body_of, parse};
+use std::sync::Mutex;
+
+use super::{MAGIC, TOMBSTONE, WHOLE, body_of, parse_with, record_count};
 use crate::snapshot::segment::{self, Entry};
 use crate::store::StoreError;
 
@@ -51,37 +53,50 @@ impl Picker {
             let start = part.as_ptr() as usize - base;
             (start, start + part.len())
         };
-        let parsed = parse(&bytes).map_err(corrupt)?;
-        let keys = parsed.keys.iter().map(|key| range(key)).collect();
-        let columns = parsed.columns.iter().map(|c| (range(c), (0, 0))).collect();
-        let mut whole = parsed.whole;
-        let mut in_columns = 0;
-        let mut records = Vec::with_capacity(parsed.records.len());
-        for (id, shape) in &parsed.records {
-            if std::str::from_utf8(id).is_err() {
-                return Err(corrupt("a record id is not UTF-8"));
-            }
-            let place = match *shape {
+        let mut records = spare_table();
+        records.reserve(record_count(&bytes));
+        let (mut in_columns, mut ids_are_text) = (0, true);
+        let parsed = parse_with(&bytes, |id, shape| {
+            ids_are_text &= std::str::from_utf8(id).is_ok();
+            let place = match shape {
                 TOMBSTONE => Place::Deleted,
-                WHOLE => {
-                    let length = whole
-                        .u32()
-                        .ok_or_else(|| corrupt("truncated whole record"))?;
-                    let body = whole
-                        .take(length)
-                        .ok_or_else(|| corrupt("truncated whole record"))?;
-                    let (start, end) = range(body);
-                    Place::Whole(start, end)
-                }
+                // Found below, where the whole records lie.
+                WHOLE => Place::Whole(0, 0),
                 _ => {
                     in_columns += 1;
                     Place::Values(in_columns - 1)
                 }
             };
             records.push((range(id), place));
+        });
+        let parsed = match parsed {
+            Ok(parsed) if ids_are_text => parsed,
+            failed => {
+                give_back_table(records);
+                return Err(corrupt(failed.err().unwrap_or("a record id is not UTF-8")));
+            }
+        };
+        let keys = parsed.keys.iter().map(|key| range(key)).collect();
+        let columns = parsed.columns.iter().map(|c| (range(c), (0, 0))).collect();
+        let mut whole = parsed.whole;
+        let mut damage = None;
+        for (_, place) in records.iter_mut() {
+            if let Place::Whole(start, end) = place {
+                match whole.u32().and_then(|length| whole.take(length)) {
+                    Some(body) => (*start, *end) = range(body),
+                    None => {
+                        damage = Some("truncated whole record");
+                        break;
+                    }
+                }
+            }
         }
-        if whole.at != bytes.len() {
-            return Err(corrupt("bytes left over after the last record"));
+        if damage.is_none() && whole.at != bytes.len() {
+            damage = Some("bytes left over after the last record");
+        }
+        if let Some(reason) = damage {
+            give_back_table(records);
+            return Err(corrupt(reason));
         }
         Ok(Picker {
             layout: Layout::Columns {
@@ -148,6 +163,36 @@ impl Picker {
 impl Drop for Picker {
     fn drop(&mut self) {
         crate::store::buffers::give_back(std::mem::take(&mut self.bytes));
+        if let Layout::Columns { records, .. } = &mut self.layout {
+            give_back_table(std::mem::take(records));
+        }
+    }
+}
+
+/// A segment's table of records (`Layout::Columns`): tens of KiB, made for every segment a
+/// diff opens; freed memory goes back to the system at once (`main.rs`), so a fresh table
+/// costs a page fault per 4 KiB. Tables of dropped pickers are kept for the next.
+type Table = Vec<((usize, usize), Place)>;
+
+static SPARE_TABLES: Mutex<Vec<Table>> = Mutex::new(Vec::new());
+
+/// Tables kept: one per picker that may be open at once beyond those kept open.
+const TABLES_KEPT: usize = 4;
+
+fn spare_table() -> Table {
+    SPARE_TABLES
+        .lock()
+        .ok()
+        .and_then(|mut spare| spare.pop())
+        .unwrap_or_default()
+}
+
+fn give_back_table(mut table: Table) {
+    table.clear();
+    if let Ok(mut spare) = SPARE_TABLES.lock()
+        && spare.len() < TABLES_KEPT
+    {
+        spare.push(table);
     }
 }
 
@@ -157,7 +202,8 @@ impl Drop for Picker {
 fn skip_values(column: &[u8], mut at: usize, mut skip: usize) -> Option<usize> {
     while skip > 0 {
         while let Some(chunk) = column.get(at..at + 64) {
-            let ends = chunk.iter().filter(|&&b| b == 0).count();
+            // Summed as bytes (64 at most), which vectorises: counted as usize it did not.
+            let ends = usize::from(chunk.iter().map(|&b| u8::from(b == 0)).sum::<u8>());
             if ends >= skip {
                 break;
             }

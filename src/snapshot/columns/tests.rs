@@ -101,13 +101,32 @@ fn damaged_column_segments_are_errors_not_panics() {
     let stored = with_stored(&framed, <[u8]>::to_vec);
     for cut in 4..stored.len() {
         assert!(open("b", stored[..cut].to_vec()).is_err(), "cut at {cut}");
+        assert!(
+            Picker::open("b", stored[..cut].to_vec()).is_err(),
+            "picker, cut at {cut}"
+        );
     }
     for at in 4..stored.len() {
         let mut flipped = stored.clone();
         flipped[at] ^= 0x5a;
         // Any answer but a panic: a flipped value byte still frames.
-        let _ = open("b", flipped);
+        let _ = open("b", flipped.clone());
+        if let Ok(mut picker) = Picker::open("b", flipped) {
+            for id in ["001A", "001B", "001C"] {
+                let _ = picker.pick(id.as_bytes());
+            }
+        }
     }
+    let mut not_text = stored.clone();
+    let at = not_text
+        .windows(4)
+        .position(|w| w == b"001B")
+        .expect("an Id");
+    not_text[at + 3] = 0xff;
+    assert!(
+        Picker::open("b", not_text).is_err(),
+        "an Id that is not UTF-8"
+    );
 }
 
 fn value() -> impl Strategy<Value = String> {
