@@ -264,7 +264,7 @@ async fn advance_a_day(sim: &Sim) {
     let answer = reqwest::Client::new()
         .post(format!("{}/__sim/clock", sim.url))
         .bearer_auth(&sim.access_token)
-        .json(&serde_json::json!({"advance_ms": 86_400_000}))
+        .json(&serde_json::json!({"advanceMs": 86_400_000}))
         .send()
         .await
         .expect("the simulator answers");

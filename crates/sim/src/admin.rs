@@ -88,8 +88,10 @@ async fn state_info(Shared(state): Shared<Arc<State>>) -> Result<Response> {
     })))
 }
 
+/// Unknown fields are refused: every field is optional, so a misspelt one (`advance_ms`)
+/// would otherwise be a request that does nothing and says it succeeded.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ClockChange {
     set: Option<String>,
     advance_ms: Option<i64>,
@@ -389,8 +391,9 @@ async fn expire_sessions(Shared(state): Shared<Arc<State>>) -> Result<Response> 
     Ok(ok(json!({"expired": expired})))
 }
 
+/// Unknown fields are refused, as for [`ClockChange`].
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SessionLifetime {
     /// Calls each session serves before it expires; 0 or null: no limit.
     calls: Option<u32>,
@@ -452,7 +455,9 @@ async fn revoke_refresh_tokens(Shared(state): Shared<Arc<State>>) -> Result<Resp
     Ok(ok(json!({"revoked": revoked})))
 }
 
+/// Unknown fields are refused, as for [`ClockChange`].
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Usage {
     used: Option<u64>,
     max: Option<u64>,

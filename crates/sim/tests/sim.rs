@@ -403,6 +403,37 @@ async fn soql_errors_carry_the_documented_codes() {
     }
 }
 
+/// An admin request with a misspelt field is refused, not taken as a request to do nothing.
+#[tokio::test]
+async fn a_misspelt_admin_field_is_refused() {
+    let sim = start(10, 100_000).await;
+    let client = Client::new(&sim);
+    let post = |body: Value| {
+        client
+            .http
+            .post(format!("{}/__sim/clock", client.base))
+            .json(&body)
+            .send()
+    };
+    let misspelt = post(serde_json::json!({"advance_ms": 86_400_000}))
+        .await
+        .expect("clock");
+    assert_eq!(misspelt.status(), 400);
+    let before: Value = post(serde_json::json!({}))
+        .await
+        .expect("clock")
+        .json()
+        .await
+        .expect("JSON");
+    let moved: Value = post(serde_json::json!({"advanceMs": 86_400_000}))
+        .await
+        .expect("clock")
+        .json()
+        .await
+        .expect("JSON");
+    assert_ne!(before["now"], moved["now"], "{before} {moved}");
+}
+
 /// A cursor can be read for two days of the org's time, however many others are open.
 #[tokio::test]
 async fn cursors_last_two_days_without_a_cap_on_how_many_are_open() {
