@@ -291,6 +291,7 @@ async fn empty_recycle_bin(Shared(state): Shared<Arc<State>>) -> Result<Response
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewField {
     name: String,
     #[serde(rename = "type")]
@@ -339,6 +340,7 @@ async fn add_field(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewType {
     #[serde(rename = "type")]
     field_type: String,

@@ -45,8 +45,10 @@ pub enum FaultKind {
     OperationTooLarge,
 }
 
+/// Unknown fields are refused (a misspelt `delayMs` would otherwise be a fault that is set
+/// and does not do what the test meant).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fault {
     pub kind: FaultKind,
     /// Share of matching requests hit, 0.0 to 1.0.
