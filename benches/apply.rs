@@ -9,7 +9,8 @@
 //! `cairn sim serve` in another): a full apply with search on, one with `search.index: false`
 //! (into a second store, for the index's share), then 1% of the records changed and an
 //! incremental apply, then ten more (`CAIRN_BENCH_DAYS`), each a day (of the org's clock)
-//! after another 1% changed, folds of deltas and merges of index segments included; then
+//! after another 1% changed, folds of deltas and merges of index segments included (the
+//! seventh day's is the weekly full pass, `fullBackup.everyDays`: the slowest); then
 //! `cairn search` end to end for a few queries. With `restic` installed (Debian package), the
 //! same records, exported as JSON lines, are backed up with it in the same run for the ratios.
 //! File bodies and metadata are off, so both tools hold the same records.
