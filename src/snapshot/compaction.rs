@@ -7,7 +7,7 @@
 
 use super::manifest::{Delta, Folded, ObjectEntry};
 use super::reader::ObjectReader;
-use super::writer::SegmentSink;
+use super::writer::{SegmentSink, write_base};
 use crate::store::{Store, StoreError};
 
 /// The parent's deltas are folded with the base into a new base once they hold this fraction
@@ -29,16 +29,10 @@ pub(super) fn fold(
             && !parent.deltas.is_empty()
             && entry.deltas.len() - parent.deltas.len() < max_deltas
     });
-    let mut sink = SegmentSink::new(store, object);
     let Some(parent) = parent else {
-        let mut count = 0;
-        for record in ObjectReader::new(store, object, entry) {
-            let (id, body) = record?;
-            sink.push(&id, Some(&body))?;
-            count += 1;
-        }
+        let (base, count) = write_base(store, object, ObjectReader::new(store, object, entry))?;
         return Ok(ObjectEntry {
-            base: sink.finish()?,
+            base,
             base_records: count,
             deltas: Vec::new(),
             records: Some(count),
@@ -47,36 +41,33 @@ pub(super) fn fold(
         });
     };
     let in_deltas: u64 = parent.deltas.iter().map(|d| d.upserts + d.deletes).sum();
-    let (base, base_records, mut deltas) =
-        if in_deltas.saturating_mul(FOLD_INTO_BASE_AT) < parent.base_records {
-            let deltas_only = ObjectEntry {
-                base: Vec::new(),
-                ..parent.clone()
-            };
-            let (mut upserts, mut deletes) = (0, 0);
-            for change in ObjectReader::changes(store, &deltas_only) {
-                let (id, body) = change?;
-                sink.push(&id, body.as_deref())?;
-                match body {
-                    Some(_) => upserts += 1,
-                    None => deletes += 1,
-                }
-            }
-            let folded = Delta {
-                upserts,
-                deletes,
-                segments: sink.finish()?,
-            };
-            (parent.base.clone(), parent.base_records, vec![folded])
-        } else {
-            let mut count = 0;
-            for record in ObjectReader::new(store, object, parent) {
-                let (id, body) = record?;
-                sink.push(&id, Some(&body))?;
-                count += 1;
-            }
-            (sink.finish()?, count, Vec::new())
+    let (base, base_records, mut deltas) = if in_deltas.saturating_mul(FOLD_INTO_BASE_AT)
+        < parent.base_records
+    {
+        let deltas_only = ObjectEntry {
+            base: Vec::new(),
+            ..parent.clone()
         };
+        let mut sink = SegmentSink::new(store, object);
+        let (mut upserts, mut deletes) = (0, 0);
+        for change in ObjectReader::changes(store, &deltas_only) {
+            let (id, body) = change?;
+            sink.push(&id, body.as_deref())?;
+            match body {
+                Some(_) => upserts += 1,
+                None => deletes += 1,
+            }
+        }
+        let folded = Delta {
+            upserts,
+            deletes,
+            segments: sink.finish()?,
+        };
+        (parent.base.clone(), parent.base_records, vec![folded])
+    } else {
+        let (base, count) = write_base(store, object, ObjectReader::new(store, object, parent))?;
+        (base, count, Vec::new())
+    };
     let folded = Folded {
         from: parent.layers_digest(),
         deltas: deltas.len(),

@@ -254,14 +254,8 @@ impl<'s> SnapshotWriter<'s> {
     where
         I: IntoIterator<Item = Result<(String, Vec<u8>), StoreError>>,
     {
-        let mut sink = SegmentSink::new(self.store, object);
-        let mut count = 0;
-        for record in records {
-            let (id, body) = record?;
-            sink.push(&id, Some(&body))?;
-            count += 1;
-        }
-        self.set_base(object, sink.finish()?, count);
+        let (base, count) = write_base(self.store, object, records)?;
+        self.set_base(object, base, count);
         Ok(count)
     }
 
@@ -461,6 +455,26 @@ impl<'s> SnapshotWriter<'s> {
         let id = self.store.put_snapshot(&json)?;
         Ok((id, manifest))
     }
+}
+
+/// Writes records (ascending Ids) as base segments of `object`; the segments and how many
+/// records they hold.
+pub(super) fn write_base<I>(
+    store: &Store,
+    object: &str,
+    records: I,
+) -> Result<(Vec<SegmentRef>, u64), StoreError>
+where
+    I: IntoIterator<Item = Result<(String, Vec<u8>), StoreError>>,
+{
+    let mut sink = SegmentSink::new(store, object);
+    let mut count = 0;
+    for record in records {
+        let (id, body) = record?;
+        sink.push(&id, Some(&body))?;
+        count += 1;
+    }
+    Ok((sink.finish()?, count))
 }
 
 static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
