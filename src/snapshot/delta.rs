@@ -79,6 +79,9 @@ struct Comparison {
     store: Store,
     parent: Option<Parent>,
     recent: RecentVersions,
+    /// The object's rows say nothing of when a record was made (it has no CreatedDate): the
+    /// parent tells whether each record is new.
+    creation_unstamped: bool,
 }
 
 impl Comparison {
@@ -91,13 +94,13 @@ impl Comparison {
         // A version from the overlap the parent's window did not hold may be of a record made
         // in the very moment that window ended, after it was read: the parent says whether it
         // is new (else the live count would come out one short).
+        // So may any version of an object whose rows carry no creation date.
         let created = row.created
-            || (row.revisit
-                && !row.deleted
+            || ((row.revisit && !row.deleted) || self.creation_unstamped)
                 && match self.parent.as_mut() {
                     Some(parent) => parent.lookup.find(&row.id)?.is_none(),
                     None => false,
-                });
+                };
         Ok(Some(match (row.deleted, created) {
             (false, true) => Kind::Added,
             (false, false) => Kind::Modified,
@@ -172,11 +175,19 @@ impl DeltaWriter {
                     listed: None,
                 }),
                 recent: RecentVersions::since(recent_from),
+                creation_unstamped: false,
             },
             direct: SegmentSink::new(store, object),
             kinds: Vec::new(),
             order: ArrivalOrder::new(sort_memory),
         }
+    }
+
+    /// For an object whose rows carry no creation date (`Row::created` is always false): each
+    /// row's record is looked up in the parent to tell an addition from a modification.
+    pub fn creation_unstamped(mut self) -> Self {
+        self.comparison.creation_unstamped = true;
+        self
     }
 
     /// Takes one fetched row (a deleted one is a tombstone).
@@ -341,6 +352,54 @@ mod tests {
             changes.push((id.to_string(), (!row.deleted).then(|| row.body.clone())));
         }
         (changes, counts)
+    }
+
+    /// Rows of an object with no CreatedDate say nothing of creation: the parent does.
+    #[rstest]
+    fn without_creation_dates_the_parent_tells_an_addition_from_a_modification(
+        #[values(false, true)] unstamped: bool,
+    ) {
+        let (_dir, store) = crate::store::temporary();
+        let mut sink = SegmentSink::new(&store, "Link");
+        for n in [1, 2] {
+            sink.push(&id(n), Some(&body(n, 1))).expect("parent record");
+        }
+        let parent = ObjectEntry {
+            base: sink.finish().expect("parent"),
+            ..ObjectEntry::default()
+        };
+        let row = |n: u64, deleted: bool| Row {
+            id: id(n),
+            deleted,
+            created: false,
+            revisit: false,
+            stamp: 2,
+            body: body(n, 2),
+        };
+        let writer = DeltaWriter::new(&store, "Link", Some(&parent), 0, usize::MAX);
+        let mut writer = match unstamped {
+            true => writer.creation_unstamped(),
+            false => writer,
+        };
+        // Edited, deleted, made since, made and deleted since.
+        for r in [row(1, false), row(2, true), row(3, false), row(4, true)] {
+            writer.push(r).expect("push");
+        }
+        let counts = writer.finish().expect("finish").counts;
+        let expected = match unstamped {
+            true => (1, 1, 2, 1),
+            // Rows are taken at their word: every one a change to a record the parent held.
+            false => (0, 2, 2, 2),
+        };
+        assert_eq!(
+            (
+                counts.added,
+                counts.modified,
+                counts.deleted,
+                counts.removed
+            ),
+            expected
+        );
     }
 
     #[rstest]
