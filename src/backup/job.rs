@@ -39,6 +39,10 @@ pub(super) fn plan_job<'a>(
                 .clone()
                 .unwrap_or_else(|| "the object has no SystemModstamp".to_string()),
         )
+    } else if plan.removals_unseen && !options.count_check {
+        Some(
+            "its removals leave no trace but a lower count, and the count check is off".to_string(),
+        )
     } else if previous.is_none() || since_ms.is_none() {
         Some("first backup of the object".to_string())
     } else if previous.is_some_and(|p| p.fields != field_names) {

@@ -317,13 +317,21 @@ pub async fn backup<C: Connector>(
                     options,
                     recent_from,
                 ))),
-                None => Writing::Changes(Box::new(DeltaWriter::new(
-                    store,
-                    &job.plan.name,
-                    parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
-                    recent_from,
-                    options.sort_memory_per_object(),
-                ))),
+                None => {
+                    let delta = DeltaWriter::new(
+                        store,
+                        &job.plan.name,
+                        parent.and_then(|(_, m)| m.objects.get(&job.plan.name)),
+                        recent_from,
+                        options.sort_memory_per_object(),
+                    );
+                    Writing::Changes(Box::new(
+                        match job.plan.fields.iter().any(|f| f.name == "CreatedDate") {
+                            true => delta,
+                            false => delta.creation_unstamped(),
+                        },
+                    ))
+                }
             },
             meter,
         );

@@ -23,6 +23,10 @@ pub struct ObjectPlan {
     /// Why every backup of it is a full one, when the source says more than "no
     /// SystemModstamp" (links listed whole by document).
     pub always_full: Option<String>,
+    /// Whether a removed record leaves no trace a window's query can see (no tombstone): an
+    /// incremental then finds removals only through the count check, so without that check
+    /// every backup of the object is a full one.
+    pub removals_unseen: bool,
     /// Why the source may list only some of its records (the user's sight is narrowed): a
     /// full pass then cannot tell a record out of sight from a deleted one.
     pub narrowed: Option<String>,

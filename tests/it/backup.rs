@@ -290,7 +290,7 @@ async fn records_fetched_again_by_overlapping_windows_are_changes_only_when_new(
         let expected = if run.object == "Account" { 1 } else { 0 };
         assert_eq!(
             (run.full, run.added, run.modified, run.deleted),
-            (listed_whole(&run.object), 0, expected, 0),
+            (false, 0, expected, 0),
             "{}",
             run.object
         );
@@ -415,11 +415,7 @@ async fn the_periodic_full_fetch_comes_when_due() {
     )
     .await
     .expect("day 6");
-    assert!(
-        second.full.iter().all(|o| listed_whole(o)),
-        "{:?}",
-        second.full
-    );
+    assert!(second.full.is_empty(), "{:?}", second.full);
     admin(&sim, Method::POST, "clock", json!({"advanceMs": day})).await;
     let third = backup(
         &client,
@@ -434,7 +430,6 @@ async fn the_periodic_full_fetch_comes_when_due() {
     assert!(third.objects.iter().all(
         |o| o.reason.as_deref().is_some_and(|r| r.contains("periodic"))
             || o.object == "Organization" && o.reason.is_some()
-            || listed_whole(&o.object)
     ));
     assert_eq!(
         records(&store, &third.manifest),
@@ -498,12 +493,6 @@ async fn simulator(seed: u64) -> Simulator {
 }
 
 /// A simulated org of about `records` records with this daily API allocation, its clock at T0.
-/// Objects every backup fetches whole: Salesforce lists links between files and records only
-/// by document, with no trace of a removed one.
-pub(crate) fn listed_whole(object: &str) -> bool {
-    object == "ContentDocumentLink"
-}
-
 async fn simulator_of(seed: u64, records: usize, api_max: u64) -> Simulator {
     Simulator::start(
         SimOptions {
@@ -823,11 +812,7 @@ async fn windows_follow_the_orgs_clock_whatever_the_runners_says() {
         )
         .await
         .expect("second");
-        assert!(
-            second.full.iter().all(|o| listed_whole(o)),
-            "skew {skew}: {:?}",
-            second.full
-        );
+        assert!(second.full.is_empty(), "skew {skew}: {:?}", second.full);
         let body = records(&store, &second.manifest)["Account"][&account].clone();
         assert!(
             String::from_utf8_lossy(&body).contains("Edited ten minutes later"),

@@ -37,7 +37,7 @@ fn the_demo_runs_the_whole_loop() {
     );
     assert!(stage(4).contains("contacts deleted"));
     assert!(
-        stage(5).contains("1 full, 15 incremental") && stage(5).contains("ALERT  Contact:"),
+        stage(5).contains("0 full, 16 incremental") && stage(5).contains("ALERT  Contact:"),
         "{}",
         stage(5)
     );

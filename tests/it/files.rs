@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::common;
 
 use base64::Engine as _;
-use cairn::backup::{BackupOptions, FilesOptions, backup};
+use cairn::backup::{BackupOptions, BackupOutcome, FilesOptions, backup};
 use cairn::snapshot::files::{BodyReader, FileBody};
 use cairn::snapshot::{ObjectReader, Outcome, SnapshotManifest};
 use cairn::source::salesforce::{FetchSettings, SalesforceConnector};
@@ -412,17 +412,21 @@ fn held_links(store: &Store, manifest: &SnapshotManifest) -> BTreeMap<String, Va
         .collect()
 }
 
+/// With "Query All Files" the org lists links without a filter: a backup asks only for the
+/// links changed since the last one, and finds a removed link (which leaves no trace) by the
+/// count check, which then reads them all.
 #[tokio::test]
-async fn links_are_kept_whole_every_run_with_query_all_files() {
-    links_are_kept_whole_every_run(true).await;
+async fn links_follow_each_change_with_query_all_files() {
+    links_follow_each_change(true).await;
 }
 
+/// Without it, links are listed only by document: every backup reads them all.
 #[tokio::test]
-async fn links_are_kept_whole_every_run_listed_by_document() {
-    links_are_kept_whole_every_run(false).await;
+async fn links_follow_each_change_listed_by_document() {
+    links_follow_each_change(false).await;
 }
 
-async fn links_are_kept_whole_every_run(query_all_files: bool) {
+async fn links_follow_each_change(query_all_files: bool) {
     let sim = simulator_with(OrgOptions {
         seed: 4,
         population: Population::spread(1500),
@@ -465,8 +469,16 @@ async fn links_are_kept_whole_every_run(query_all_files: bool) {
         assert_eq!(held[id]["LinkedEntityId"], link["LinkedEntityId"], "{id}");
         assert_eq!(held[id]["ContentDocumentId"], link["ContentDocumentId"]);
     }
+    let links_run = |outcome: &BackupOutcome| {
+        outcome
+            .objects
+            .iter()
+            .find(|r| r.object == "ContentDocumentLink")
+            .expect("links were fetched")
+            .clone()
+    };
 
-    // One document shared with one more account, one link taken away.
+    // One document shared with one more account.
     let (document, account) = {
         let any = links.values().next().expect("a link");
         let accounts = org_records(&sim, "SELECT Id FROM Account LIMIT 50").await;
@@ -496,6 +508,41 @@ async fn links_are_kept_whole_every_run(query_all_files: bool) {
     )
     .await;
     let shared = shared["id"].as_str().expect("a new link").to_string();
+    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let second = backup(
+        &client,
+        &store,
+        &options,
+        Some((&first.snapshot, &first.manifest)),
+        &at(T0 + HOUR),
+    )
+    .await
+    .expect("second backup");
+    assert_eq!(second.manifest.outcome, Outcome::Complete);
+    let held = held_links(&store, &second.manifest);
+    assert!(held.contains_key(&shared), "the new link is kept");
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        org_links(&sim).await.keys().collect::<Vec<_>>()
+    );
+    let run = links_run(&second);
+    match query_all_files {
+        true => assert_eq!(
+            (run.full, run.fetched, run.added),
+            (false, 1, 1),
+            "only the new link is fetched: {run:?}"
+        ),
+        false => assert!(
+            run.full
+                && run
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("by document")),
+            "{run:?}"
+        ),
+    }
+
+    // One link taken away: no query shows it, but the org counts one link fewer.
     let unshared = links
         .iter()
         .find(|(_, l)| l["ShareType"] == "V" && l["ContentDocumentId"] != document.as_str())
@@ -509,7 +556,57 @@ async fn links_are_kept_whole_every_run(query_all_files: bool) {
     )
     .await;
     common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let third = backup(
+        &client,
+        &store,
+        &options,
+        Some((&second.snapshot, &second.manifest)),
+        &at(T0 + 2 * HOUR),
+    )
+    .await
+    .expect("third backup");
+    assert_eq!(third.manifest.outcome, Outcome::Complete);
+    let held = held_links(&store, &third.manifest);
+    assert!(held.contains_key(&shared), "the new link is still kept");
+    assert!(!held.contains_key(&unshared), "the removed link is gone");
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        org_links(&sim).await.keys().collect::<Vec<_>>()
+    );
+    let run = links_run(&third);
+    let expected_reason = match query_all_files {
+        true => "count check",
+        false => "by document",
+    };
+    assert!(
+        run.full
+            && run
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains(expected_reason)),
+        "{run:?}"
+    );
+}
 
+/// A removed link shows only in the count: with the count check off, each backup reads them
+/// all rather than keep a removed one.
+#[tokio::test]
+async fn links_are_read_whole_when_the_count_check_is_off() {
+    let sim = simulator(1500, 1_000_000).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = new_store(dir.path());
+    let client = connector(&sim);
+    let options = BackupOptions {
+        include: ["ContentDocument", "ContentDocumentLink"]
+            .map(String::from)
+            .to_vec(),
+        count_check: false,
+        ..BackupOptions::new("acme")
+    };
+    let first = backup(&client, &store, &options, None, &at(T0))
+        .await
+        .expect("first backup");
+    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
     let second = backup(
         &client,
         &store,
@@ -518,27 +615,16 @@ async fn links_are_kept_whole_every_run(query_all_files: bool) {
         &at(T0 + HOUR),
     )
     .await
-    .expect("incremental");
-    assert_eq!(second.manifest.outcome, Outcome::Complete);
-    let held = held_links(&store, &second.manifest);
-    assert!(held.contains_key(&shared), "the new link is kept");
-    assert!(!held.contains_key(&unshared), "the removed link is gone");
-    assert_eq!(
-        held.keys().collect::<Vec<_>>(),
-        org_links(&sim).await.keys().collect::<Vec<_>>()
-    );
-    let run = second
+    .expect("second backup");
+    let reasons: BTreeMap<&str, Option<&str>> = second
         .objects
         .iter()
-        .find(|r| r.object == "ContentDocumentLink")
-        .expect("links were fetched");
+        .map(|r| (r.object.as_str(), r.reason.as_deref()))
+        .collect();
+    assert_eq!(reasons["ContentDocument"], None, "{reasons:?}");
     assert!(
-        run.full
-            && run
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("by document")),
-        "{run:?}"
+        reasons["ContentDocumentLink"].is_some_and(|r| r.contains("count check is off")),
+        "{reasons:?}"
     );
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::client::SalesforceClient;
 use super::discovery::discover;
-use super::fetch::{FetchSettings, fetch, full_soql, org_count, select, url_encode};
+use super::fetch::{FetchSettings, fetch, full_soql, org_count, query_pages, select, url_encode};
 use super::links::{LINK_OBJECT, fetch_links};
 use super::restore::is_id;
 use super::{metadata, restore};
@@ -227,6 +227,14 @@ impl Connector for SalesforceConnector {
                 plan.narrowed = out_of_sight.as_ref().map(|_| {
                     "the backup user lacks Query All Files, so the org lists only the files it can see".into()
                 });
+                // Without the permission links are listed only under a document's Id: no
+                // window of changes can be asked for, so each backup reads them all.
+                if plan.name == LINK_OBJECT && out_of_sight.is_some() {
+                    plan.incremental = false;
+                    plan.always_full = Some(
+                        "without Query All Files, Salesforce lists links only by document, with no trace of a removed one".into(),
+                    );
+                }
             }
             if let Some(why) = out_of_sight {
                 coverage
@@ -257,9 +265,6 @@ impl Connector for SalesforceConnector {
             )
             .await;
         }
-        if object.name == LINK_OBJECT {
-            return fetch_links(&self.client, &self.settings, object, sink).await;
-        }
         let soql = match window {
             FetchWindow::Full => full_soql(object),
             FetchWindow::Changes { from_ms, to, .. } => format!(
@@ -268,6 +273,15 @@ impl Connector for SalesforceConnector {
                 crate::time::format_datetime_z(*from_ms)
             ),
         };
+        if object.name == LINK_OBJECT {
+            return match window {
+                FetchWindow::Full => fetch_links(&self.client, &self.settings, object, sink).await,
+                // A window is planned only when the org lists links without a filter.
+                FetchWindow::Changes { .. } => {
+                    query_pages(&self.client, &self.settings, object, &soql, sink).await
+                }
+            };
+        }
         fetch(
             &self.client,
             &self.settings,
@@ -281,8 +295,9 @@ impl Connector for SalesforceConnector {
 
     async fn count(&self, object: &ObjectPlan, at: &str) -> Result<Option<u64>, SourceError> {
         // Every metadata fetch lists all components: its deletions need no count to be found.
-        // Neither are links, read in full by document (and not countable without a filter).
-        if object.name == METADATA_OBJECT || object.name == LINK_OBJECT {
+        // Neither do links read whole by document (and not countable without a filter).
+        if object.name == METADATA_OBJECT || object.name == LINK_OBJECT && object.narrowed.is_some()
+        {
             return Ok(None);
         }
         org_count(&self.client, &self.settings, object, at).await

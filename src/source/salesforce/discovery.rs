@@ -152,18 +152,17 @@ pub async fn discover(
             }
         }
         schema_fields.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        // Links are listed by document, all of them each time: no window can find their changes.
-        let incremental = name != LINK_OBJECT && fields.iter().any(|f| f.name == "SystemModstamp");
-        let always_full = (name == LINK_OBJECT).then(|| {
-            "Salesforce lists links only by document, with no trace of a removed one".to_string()
-        });
+        let incremental = fields.iter().any(|f| f.name == "SystemModstamp");
+        // A removed link is gone from every query (no recycle bin, no queryAll).
+        let removals_unseen = name == LINK_OBJECT;
         coverage.backed_up.push(name.clone());
         plans.push(ObjectPlan {
             schema: serde_json::json!({"name": name, "label": describe["label"], "custom": describe["custom"], "fields": schema_fields}),
             name,
             fields,
             incremental,
-            always_full,
+            always_full: None,
+            removals_unseen,
             narrowed: None,
             scope: None,
             bodies,

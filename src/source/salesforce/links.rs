@@ -1,9 +1,10 @@
-//! Links between files and records (ContentDocumentLink). A query shows no link's deletion (no
-//! queryAll, no tombstones), so every backup reads them all. With "Query All Files" the org
-//! lists them without a filter (one call per 2,000 links); without it, only under a filter on
-//! a document's or a record's Id, so a backup lists the documents the running user can see
-//! and asks for their links a batch of Ids at a time: one call per `DOCUMENTS_PER_QUERY`
-//! documents, plus one per 2,000 documents listed.
+//! Links between files and records (ContentDocumentLink), read whole. With "Query All Files"
+//! the org lists them without a filter (one call per 2,000 links), and a backup after the
+//! first asks only for the links changed since the last (the connector's window; a removed
+//! link leaves no trace, so removals are found by the count check, which then reads them all
+//! here). Without it, only under a filter on a document's or a record's Id, so every backup
+//! lists the documents the running user can see and asks for their links a batch of Ids at a
+//! time: one call per `DOCUMENTS_PER_QUERY` documents, plus one per 2,000 documents listed.
 
 use reqwest::Method;
 use serde_json::Value;

@@ -157,6 +157,7 @@ impl Connector for JsonFiles {
                 fields,
                 incremental: true,
                 always_full: None,
+                removals_unseen: false,
                 narrowed: None,
                 scope: None,
                 bodies: Vec::new(),

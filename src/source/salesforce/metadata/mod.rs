@@ -85,6 +85,7 @@ pub async fn plan(
             .collect(),
         incremental: true,
         always_full: None,
+        removals_unseen: false,
         narrowed: None,
         // A type newly chosen has components older than any window: a change of types is a
         // full pass.
