@@ -412,6 +412,28 @@ fn held_links(store: &Store, manifest: &SnapshotManifest) -> BTreeMap<String, Va
         .collect()
 }
 
+/// The org's clock moved on an hour (to `T0 + hours` hours), then a backup on `parent`.
+async fn backup_hours_later(
+    sim: &Simulator,
+    store: &Store,
+    options: &BackupOptions,
+    parent: &BackupOutcome,
+    hours: i64,
+) -> BackupOutcome {
+    common::org::admin(sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
+    let outcome = backup(
+        &connector(sim),
+        store,
+        options,
+        Some((&parent.snapshot, &parent.manifest)),
+        &at(T0 + hours * HOUR),
+    )
+    .await
+    .expect("a backup on the last one");
+    assert_eq!(outcome.manifest.outcome, Outcome::Complete);
+    outcome
+}
+
 /// With "Query All Files" the org lists links without a filter: a backup asks only for the
 /// links changed since the last one, and finds a removed link (which leaves no trace) by the
 /// count check, which then reads them all.
@@ -508,17 +530,7 @@ async fn links_follow_each_change(query_all_files: bool) {
     )
     .await;
     let shared = shared["id"].as_str().expect("a new link").to_string();
-    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
-    let second = backup(
-        &client,
-        &store,
-        &options,
-        Some((&first.snapshot, &first.manifest)),
-        &at(T0 + HOUR),
-    )
-    .await
-    .expect("second backup");
-    assert_eq!(second.manifest.outcome, Outcome::Complete);
+    let second = backup_hours_later(&sim, &store, &options, &first, 1).await;
     let held = held_links(&store, &second.manifest);
     assert!(held.contains_key(&shared), "the new link is kept");
     assert_eq!(
@@ -555,17 +567,7 @@ async fn links_follow_each_change(query_all_files: bool) {
         json!({}),
     )
     .await;
-    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
-    let third = backup(
-        &client,
-        &store,
-        &options,
-        Some((&second.snapshot, &second.manifest)),
-        &at(T0 + 2 * HOUR),
-    )
-    .await
-    .expect("third backup");
-    assert_eq!(third.manifest.outcome, Outcome::Complete);
+    let third = backup_hours_later(&sim, &store, &options, &second, 2).await;
     let held = held_links(&store, &third.manifest);
     assert!(held.contains_key(&shared), "the new link is still kept");
     assert!(!held.contains_key(&unshared), "the removed link is gone");
@@ -595,7 +597,6 @@ async fn links_are_read_whole_when_the_count_check_is_off() {
     let sim = simulator(1500, 1_000_000).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = new_store(dir.path());
-    let client = connector(&sim);
     let options = BackupOptions {
         include: ["ContentDocument", "ContentDocumentLink"]
             .map(String::from)
@@ -603,19 +604,10 @@ async fn links_are_read_whole_when_the_count_check_is_off() {
         count_check: false,
         ..BackupOptions::new("acme")
     };
-    let first = backup(&client, &store, &options, None, &at(T0))
+    let first = backup(&connector(&sim), &store, &options, None, &at(T0))
         .await
         .expect("first backup");
-    common::org::admin(&sim, Method::POST, "clock", json!({"advanceMs": HOUR})).await;
-    let second = backup(
-        &client,
-        &store,
-        &options,
-        Some((&first.snapshot, &first.manifest)),
-        &at(T0 + HOUR),
-    )
-    .await
-    .expect("second backup");
+    let second = backup_hours_later(&sim, &store, &options, &first, 1).await;
     let reasons: BTreeMap<&str, Option<&str>> = second
         .objects
         .iter()

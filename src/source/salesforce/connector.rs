@@ -296,7 +296,8 @@ impl Connector for SalesforceConnector {
     async fn count(&self, object: &ObjectPlan, at: &str) -> Result<Option<u64>, SourceError> {
         // Every metadata fetch lists all components: its deletions need no count to be found.
         // Neither do links read whole by document (and not countable without a filter).
-        if object.name == METADATA_OBJECT || object.name == LINK_OBJECT && object.narrowed.is_some()
+        if object.name == METADATA_OBJECT
+            || (object.name == LINK_OBJECT && object.narrowed.is_some())
         {
             return Ok(None);
         }

@@ -1,4 +1,4 @@
-//! Links between files and records (ContentDocumentLink), read whole. With "Query All Files"
+//! Links between files and records (ContentDocumentLink), read in full. With "Query All Files"
 //! the org lists them without a filter (one call per 2,000 links), and a backup after the
 //! first asks only for the links changed since the last (the connector's window; a removed
 //! link leaves no trace, so removals are found by the count check, which then reads them all
