@@ -48,7 +48,7 @@ pub(super) fn fold(
             base: Vec::new(),
             ..parent.clone()
         };
-        let mut sink = SegmentSink::new(store, object);
+        let mut sink = SegmentSink::for_delta(store, object);
         let (mut upserts, mut deletes) = (0, 0);
         for change in ObjectReader::changes(store, &deltas_only) {
             let (id, body) = change?;

@@ -177,7 +177,7 @@ impl DeltaWriter {
                 recent: RecentVersions::since(recent_from),
                 creation_unstamped: false,
             },
-            direct: SegmentSink::new(store, object),
+            direct: SegmentSink::for_delta(store, object),
             kinds: Vec::new(),
             order: ArrivalOrder::new(sort_memory),
         }
@@ -235,7 +235,7 @@ impl DeltaWriter {
         let mut earlier = ObjectReader::changes(&store, &written);
         let mut earlier_kinds = kinds.into_iter();
         let mut later = late.finish()?;
-        let mut out = SegmentSink::new(&store, &object);
+        let mut out = SegmentSink::for_delta(&store, &object);
         let mut counts = ChangeCounts::default();
         let mut a = earlier.next().transpose()?;
         let mut b = later.next().transpose()?;
@@ -352,6 +352,34 @@ mod tests {
             changes.push((id.to_string(), (!row.deleted).then(|| row.body.clone())));
         }
         (changes, counts)
+    }
+
+    /// A delta is cut into segments of about a MiB, whatever the run changed: a search reads
+    /// a block of its records back from one segment.
+    #[test]
+    fn a_delta_is_cut_at_the_delta_segment_size() {
+        let (_dir, store) = crate::store::temporary();
+        let mut writer = DeltaWriter::new(&store, "Account", None, 0, usize::MAX);
+        let text = "x".repeat(1000);
+        for n in 0..3000 {
+            writer
+                .push(Row {
+                    id: id(n),
+                    deleted: false,
+                    created: true,
+                    revisit: false,
+                    stamp: 2,
+                    body: format!("{{\"n\":{n},\"text\":\"{text}\"}}").into_bytes(),
+                })
+                .expect("push");
+        }
+        let segments = writer.finish().expect("finish").segments;
+        let largest = segments.iter().map(|s| s.bytes).max().unwrap_or(0);
+        assert!(segments.len() >= 3, "{} segments", segments.len());
+        assert!(
+            largest <= (crate::snapshot::segment::DELTA_TARGET_BYTES + 2048) as u64,
+            "{largest}"
+        );
     }
 
     /// Rows of an object with no CreatedDate say nothing of creation: the parent does.

@@ -10,6 +10,11 @@ const TOMBSTONE: u32 = u32::MAX;
 /// Segments are cut at about this many plaintext bytes: large enough to compress well, small
 /// enough that reading holds little in memory.
 pub const TARGET_BYTES: usize = 4 * 1024 * 1024;
+/// A delta's segments are cut smaller: a search reads a delta's records back a block (128
+/// Ids spread over its whole range) at a time, from one segment per delta, so a smaller cut
+/// keeps what that read decompresses the same as the org grows (at 1M a day's delta of an
+/// object is about 1 MiB in all; at 10M 4 MiB segments made each read four times the work).
+pub const DELTA_TARGET_BYTES: usize = 1024 * 1024;
 
 /// Collects records into a segment.
 pub struct SegmentBuilder {
@@ -73,8 +78,9 @@ impl SegmentBuilder {
         last.push_str(id);
     }
 
-    pub fn is_full(&self) -> bool {
-        self.buf.len() >= TARGET_BYTES
+    /// Plaintext bytes so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -44,6 +44,8 @@ pub struct SnapshotWriter<'s> {
 pub struct SegmentSink {
     store: Store,
     object: String,
+    /// Plaintext bytes a segment is cut at.
+    target: usize,
     builder: SegmentBuilder,
     written: Vec<SegmentRef>,
     previous: Option<String>,
@@ -98,12 +100,20 @@ impl SegmentSink {
         SegmentSink {
             store: store.clone(),
             object: object.to_string(),
+            target: segment::TARGET_BYTES,
             builder: SegmentBuilder::default(),
             written: Vec::new(),
             previous: None,
             sealer: None,
             in_flight: std::collections::VecDeque::new(),
         }
+    }
+
+    /// A sink for a delta: its segments are cut at [`segment::DELTA_TARGET_BYTES`].
+    pub fn for_delta(store: &Store, object: &str) -> Self {
+        let mut sink = SegmentSink::new(store, object);
+        sink.target = segment::DELTA_TARGET_BYTES;
+        sink
     }
 
     /// Adds a record (or, with no body, a tombstone); Ids must ascend.
@@ -121,7 +131,7 @@ impl SegmentSink {
         previous.clear();
         previous.push_str(id);
         self.builder.push(id, body);
-        if self.builder.is_full() {
+        if self.builder.len() >= self.target {
             self.hand_over()?;
         }
         Ok(())
