@@ -78,8 +78,8 @@ impl SegmentBuilder {
         last.push_str(id);
     }
 
-    /// Plaintext bytes so far.
-    pub fn len(&self) -> usize {
+    /// Plaintext bytes so far (the frame's header included).
+    pub fn plaintext_bytes(&self) -> usize {
         self.buf.len()
     }
 

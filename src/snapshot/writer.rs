@@ -131,7 +131,7 @@ impl SegmentSink {
         previous.clear();
         previous.push_str(id);
         self.builder.push(id, body);
-        if self.builder.len() >= self.target {
+        if self.builder.plaintext_bytes() >= self.target {
             self.hand_over()?;
         }
         Ok(())
