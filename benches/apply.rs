@@ -283,6 +283,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let records: usize = std::env::var("CAIRN_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -22,6 +22,7 @@ const T0: i64 = 1_749_988_800_000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let records: usize = std::env::var("CAIRN_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())

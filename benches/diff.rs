@@ -41,6 +41,7 @@ fn time_diff(store: &Store, a: &SnapshotManifest, b: &SnapshotManifest) -> (f64,
 }
 
 fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let records: u64 = std::env::var("CAIRN_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -107,6 +107,7 @@ fn report(label: &str, outcome: &BackupOutcome, seconds: f64, stored: u64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let documents: usize = std::env::var("CAIRN_BENCH_DOCUMENTS")
         .ok()
         .and_then(|v| v.parse().ok())

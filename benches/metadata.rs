@@ -34,6 +34,7 @@ fn delta(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let extra: usize = std::env::var("CAIRN_BENCH_COMPONENTS")
         .ok()
         .and_then(|v| v.parse().ok())

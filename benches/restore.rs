@@ -20,6 +20,7 @@ use cairn_sim::server::{SimOptions, Simulator};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let wanted: usize = std::env::var("CAIRN_BENCH_RESTORE")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -42,6 +42,7 @@ impl VersionSource for Generated {
 }
 
 fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let records: u64 = std::env::var("CAIRN_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -17,6 +17,7 @@ use cairn_sim::org::Rng;
 use common::{account, id};
 
 fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let records: u64 = std::env::var("CAIRN_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -119,6 +119,7 @@ fn measure(dir: &Path, format: Format) -> (Vec<Duration>, usize, usize) {
 }
 
 fn main() {
+    cairn::store::buffers::return_freed_memory_promptly();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-validate");
     for (name, broken) in [("valid", false), ("invalid", true)] {
         let dir = root.join(name);

@@ -4,7 +4,8 @@
 
 use cairn_sim::org::Rng;
 
-/// The allocator the `cairn` binary runs with (src/main.rs), so benchmarks measure the same.
+/// The allocator the `cairn` binary runs with (src/main.rs), so benchmarks measure the same;
+/// each benchmark's `main` sets its options as the binary does, first thing.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -133,7 +133,12 @@ async fn seal(store: &Store, chunk: Vec<u8>) -> Result<ChunkRef, Failure> {
     let size = chunk.len() as u64;
     let location = store.location();
     let store = store.clone();
-    let sealed = tokio::task::spawn_blocking(move || store.put_blob(CHUNK_KIND, &chunk)).await;
+    let sealed = tokio::task::spawn_blocking(move || {
+        let stored = store.put_blob(CHUNK_KIND, &chunk);
+        crate::store::buffers::give_back(chunk);
+        stored
+    })
+    .await;
     match sealed {
         Ok(Ok(blob)) => Ok(ChunkRef { blob, size }),
         Ok(Err(e)) => Err(Failure::Store(e)),

@@ -287,7 +287,9 @@ fn export_files(
                 }
                 let mut out = BufWriter::new(private_file(&target).map_err(io(&target))?);
                 for chunk in BodyReader::new(store, &body) {
-                    out.write_all(&chunk?).map_err(io(&target))?;
+                    let chunk = chunk?;
+                    out.write_all(&chunk).map_err(io(&target))?;
+                    crate::store::buffers::give_back(chunk);
                 }
                 out.flush().map_err(io(&target))?;
                 written += 1;

@@ -112,7 +112,11 @@ impl FileBody {
 /// most one maximal chunk and the piece that arrived.
 pub struct BodyCutter {
     seed: u64,
+    /// Bytes not cut yet, from `start` on. Cut chunks are only stepped over; the rest moves to
+    /// the front when the buffer is full, so a body reuses one buffer (a kept one,
+    /// `store::buffers`) instead of a new one per chunk.
     buffer: Vec<u8>,
+    start: usize,
     md5: Md5,
     size: u64,
 }
@@ -122,20 +126,23 @@ impl BodyCutter {
         BodyCutter {
             seed,
             buffer: Vec::new(),
+            start: 0,
             md5: Md5::new(),
             size: 0,
         }
     }
 
-    /// Takes the next piece; returns the chunks it completed, in order.
+    /// Takes the next piece; returns the chunks it completed, in order (each in a kept
+    /// buffer: hand it back to `store::buffers` once stored).
     pub fn push(&mut self, piece: &[u8]) -> Vec<Vec<u8>> {
         self.md5.update(piece);
         self.size += piece.len() as u64;
+        self.make_room(piece.len());
         self.buffer.extend_from_slice(piece);
         let mut chunks = Vec::new();
         // A cut is final only when a whole maximal chunk lies ahead of it: with less, more
         // bytes could move it.
-        while self.buffer.len() >= MAX_CHUNK {
+        while self.buffer.len() - self.start >= MAX_CHUNK {
             chunks.push(self.cut_one());
         }
         chunks
@@ -144,17 +151,37 @@ impl BodyCutter {
     /// The last chunks, the body's size and its MD5 in lowercase hex.
     pub fn finish(mut self) -> (Vec<Vec<u8>>, u64, String) {
         let mut chunks = Vec::new();
-        while !self.buffer.is_empty() {
+        while self.start < self.buffer.len() {
             chunks.push(self.cut_one());
         }
+        crate::store::buffers::give_back(self.buffer);
         let md5 = crate::store::crypto::hex(&self.md5.finalize());
         (chunks, self.size, md5)
     }
 
+    /// Room for `more` bytes: what was cut is dropped from the front first, and a body past
+    /// the smallest chunk moves to a kept buffer that holds a maximal chunk and a piece.
+    fn make_room(&mut self, more: usize) {
+        if self.buffer.len() + more <= self.buffer.capacity() {
+            return;
+        }
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        let needed = self.buffer.len() + more;
+        if needed > self.buffer.capacity() && needed > MIN_CHUNK {
+            let mut larger = crate::store::buffers::take(needed.max(2 * MAX_CHUNK));
+            larger.extend_from_slice(&self.buffer);
+            crate::store::buffers::give_back(std::mem::replace(&mut self.buffer, larger));
+        }
+    }
+
     fn cut_one(&mut self) -> Vec<u8> {
-        let end = cut_point(&self.buffer, self.seed);
-        let rest = self.buffer.split_off(end);
-        std::mem::replace(&mut self.buffer, rest)
+        let rest = &self.buffer[self.start..];
+        let end = cut_point(rest, self.seed);
+        let mut chunk = crate::store::buffers::take(end);
+        chunk.extend_from_slice(&rest[..end]);
+        self.start += end;
+        chunk
     }
 }
 
@@ -251,9 +278,10 @@ impl BodyReader {
             })
             .await;
             match read {
-                Ok((Some(Ok(bytes)), reader)) => {
-                    Some((Ok(bytes::Bytes::from(bytes)), Some(reader)))
-                }
+                Ok((Some(Ok(bytes)), reader)) => Some((
+                    Ok(bytes::Bytes::from_owner(crate::store::buffers::Kept(bytes))),
+                    Some(reader),
+                )),
                 Ok((Some(Err(e)), _)) => Some((Err(e), None)),
                 Ok((None, _)) => None,
                 Err(e) => Some((

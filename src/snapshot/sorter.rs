@@ -257,7 +257,7 @@ impl RunReader {
                 .read_exact(&mut sealed)
                 .map_err(|e| io_error("read a sort run", e))?;
             let id = chunk_id(self.index, self.chunk);
-            let plain = cipher.open(&id, &sealed)?;
+            let plain = cipher.open(&id, sealed)?;
             self.chunk += 1;
             self.rows = decode(&plain)
                 .ok_or_else(|| StoreError::CorruptBlob {

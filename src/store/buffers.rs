@@ -29,6 +29,43 @@ pub fn give_back(buffer: Vec<u8>) {
     KEPT_BUFFERS.give_back(buffer);
 }
 
+/// A buffer handed back when dropped: for one given away as `bytes::Bytes::from_owner`
+/// (an upload's chunk), which frees it wherever the HTTP client is done with it.
+pub struct Kept(pub Vec<u8>);
+
+impl AsRef<[u8]> for Kept {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.0));
+    }
+}
+
+/// mimalloc's defaults keep freed pages resident for a second, and (built without `no_thp`)
+/// back its arenas with transparent huge pages, of which a freed 64 KiB leaves the whole 2 MiB
+/// resident. An apply frees tens of MiB a second (segments read back, blocks handed to the
+/// index), so its resident memory was about three times its heap: 210 MiB for a 72 MiB heap at
+/// 1M records; 120 MiB with huge pages off (Cargo.toml) and freed pages returned at once
+/// (benches/apply.rs, issue 28). Returned at once, a freed buffer costs a page fault per 4 KiB
+/// when the next is made: what streams through large buffers takes kept ones from here.
+/// The binary calls this first thing, and the benchmarks too, so that they measure the same.
+#[allow(unsafe_code)]
+pub fn return_freed_memory_promptly() {
+    // mimalloc.h, `enum mi_option_e`.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // Set for mimalloc in the environment, it is the operator's choice.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: one of mimalloc's documented options, a plain integer it reads when it next
+    // purges; no pointers. Only the memory it keeps changes, not what any pointer means.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
+}
+
 struct Pool(Mutex<Vec<Vec<u8>>>);
 
 impl Pool {

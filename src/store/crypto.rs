@@ -5,7 +5,7 @@
 //! associated data (so a blob cannot be passed off as another).
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadCore, AeadInOut, KeyInit, Payload};
 
 type GcmNonce = aes_gcm::aead::Nonce<Aes256Gcm>;
 use hkdf::Hkdf;
@@ -38,22 +38,52 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Compresses a blob's plaintext as the store keeps it.
-pub fn compress(plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let failed = |e: std::io::Error| StoreError::Compression(e.to_string());
-    COMPRESSOR.with_borrow_mut(|slot| {
-        let compressor = match slot {
-            Some(compressor) => compressor,
-            None => {
-                let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(failed)?;
-                compressor
-                    .set_parameter(zstd::zstd_safe::CParameter::HashLog(ZSTD_HASH_LOG))
-                    .map_err(failed)?;
-                slot.insert(compressor)
-            }
-        };
-        compressor.compress(plaintext).map_err(failed)
-    })
+/// Bytes a sealed blob holds before its ciphertext: the magic, then the nonce.
+const HEADER: usize = MAGIC.len() + NONCE_LEN;
+/// Bytes of the tag after the ciphertext.
+const TAG: usize = 16;
+
+/// A blob's plaintext compressed as the store keeps it, in a buffer with room for the header
+/// before it and the tag after it: sealing encrypts it where it lies. One buffer per blob
+/// (kept ones, `buffers`) instead of one for each of compressing, encrypting and framing: at
+/// file-download speed those were gigabytes a second handed to and back from the allocator.
+pub struct Compressed(Vec<u8>);
+
+impl Compressed {
+    pub fn new(plaintext: &[u8]) -> Result<Compressed, StoreError> {
+        let failed = |e: std::io::Error| StoreError::Compression(e.to_string());
+        let mut buffer =
+            super::buffers::take(HEADER + zstd::zstd_safe::compress_bound(plaintext.len()) + TAG);
+        buffer.resize(HEADER, 0);
+        COMPRESSOR.with_borrow_mut(|slot| {
+            let compressor = match slot {
+                Some(compressor) => compressor,
+                None => {
+                    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(failed)?;
+                    compressor
+                        .set_parameter(zstd::zstd_safe::CParameter::HashLog(ZSTD_HASH_LOG))
+                        .map_err(failed)?;
+                    slot.insert(compressor)
+                }
+            };
+            let mut after_header = std::io::Cursor::new(&mut buffer);
+            after_header.set_position(HEADER as u64);
+            compressor
+                .compress_to_buffer(plaintext, &mut after_header)
+                .map_err(failed)
+        })?;
+        Ok(Compressed(buffer))
+    }
+
+    /// The compressed bytes (what a blob's id is made from).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0[HEADER..]
+    }
+
+    /// Hands its buffer back for the next blob.
+    pub fn give_back(self) {
+        super::buffers::give_back(self.0);
+    }
 }
 
 /// The 256-bit key everything in a store is derived from.
@@ -157,28 +187,27 @@ impl BlobCipher {
     }
 
     pub fn seal(&self, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.seal_compressed(id, &compress(plaintext)?)
+        self.seal_compressed(id, Compressed::new(plaintext)?)
     }
 
-    /// Seals what [`compress`] made of a blob's plaintext.
-    pub fn seal_compressed(&self, id: &str, compressed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// Seals a compressed blob in its own buffer, which it returns (hand it back to
+    /// `buffers` once written).
+    pub fn seal_compressed(&self, id: &str, compressed: Compressed) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| StoreError::Random(e.to_string()))?;
-        let sealed = self
+        let Compressed(mut sealed) = compressed;
+        sealed[..MAGIC.len()].copy_from_slice(MAGIC);
+        sealed[MAGIC.len()..HEADER].copy_from_slice(&nonce);
+        let tag = self
             .aead
-            .encrypt(
+            .encrypt_inout_detached(
                 <&GcmNonce>::from(&nonce),
-                Payload {
-                    msg: compressed,
-                    aad: id.as_bytes(),
-                },
+                id.as_bytes(),
+                (&mut sealed[HEADER..]).into(),
             )
             .map_err(|_| StoreError::Compression("encryption failed".into()))?;
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        sealed.extend_from_slice(&tag);
+        Ok(sealed)
     }
 
     /// Whether a sealed blob is intact (authenticates under `id`), without decompressing it.
@@ -187,16 +216,22 @@ impl BlobCipher {
     }
 
     /// Opens a blob stored under `id`; any change to it, or a blob stored under another id,
-    /// fails authentication.
-    pub fn open(&self, id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let compressed = self.decrypt(id, sealed)?;
+    /// fails authentication. Decrypted where it lies; its buffer is then kept for the next.
+    pub fn open(&self, id: &str, mut sealed: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let opened = self.open_in_place(id, &mut sealed);
+        super::buffers::give_back(sealed);
+        opened
+    }
+
+    fn open_in_place(&self, id: &str, sealed: &mut [u8]) -> Result<Vec<u8>, StoreError> {
+        let compressed = self.decrypt_in_place(id, sealed)?;
         let corrupt = |reason: String| StoreError::CorruptBlob {
             id: id.to_string(),
             reason: format!("decompression failed: {reason}"),
         };
         // A blob `seal` made records its size: it opens into a kept buffer.
-        let Some(size) = zstd::bulk::Decompressor::upper_bound(&compressed) else {
-            return zstd::bulk::decompress(&compressed, MAX_PLAINTEXT)
+        let Some(size) = zstd::bulk::Decompressor::upper_bound(compressed) else {
+            return zstd::bulk::decompress(compressed, MAX_PLAINTEXT)
                 .map_err(|e| corrupt(e.to_string()));
         };
         if size > MAX_PLAINTEXT {
@@ -211,10 +246,32 @@ impl BlobCipher {
                     Some(decompressor) => decompressor,
                     None => decompressor.insert(zstd::bulk::Decompressor::new()?),
                 };
-                decompressor.decompress_to_buffer(&compressed, &mut plain)
+                decompressor.decompress_to_buffer(compressed, &mut plain)
             })
             .map_err(|e| corrupt(e.to_string()))?;
         Ok(plain)
+    }
+
+    /// The compressed content of a sealed blob, authenticated and decrypted in its place.
+    fn decrypt_in_place<'b>(&self, id: &str, sealed: &'b mut [u8]) -> Result<&'b [u8], StoreError> {
+        let corrupt = |reason: &str| StoreError::CorruptBlob {
+            id: id.to_string(),
+            reason: reason.to_string(),
+        };
+        if sealed.len() < HEADER + TAG || &sealed[..MAGIC.len()] != MAGIC {
+            return Err(corrupt("not a cairn blob (bad header)"));
+        }
+        let (header, rest) = sealed.split_at_mut(HEADER);
+        let nonce: [u8; NONCE_LEN] = header[MAGIC.len()..]
+            .try_into()
+            .map_err(|_| corrupt("truncated nonce"))?;
+        let (body, tag) = rest.split_at_mut(rest.len() - TAG);
+        let tag = aes_gcm::Tag::<<Aes256Gcm as AeadCore>::TagSize>::try_from(&*tag)
+            .map_err(|_| corrupt("truncated tag"))?;
+        self.aead
+            .decrypt_inout_detached(<&GcmNonce>::from(&nonce), id.as_bytes(), (&mut *body).into(), &tag)
+            .map_err(|_| corrupt("authentication failed: the blob was changed, or belongs to another store or key"))?;
+        Ok(body)
     }
 
     /// The compressed content of a sealed blob, authenticated.
@@ -260,16 +317,19 @@ mod tests {
             cipher.seal(&id, &data).expect("seal"),
             "fresh nonce every time"
         );
-        assert_eq!(cipher.open(&id, &sealed).expect("open"), data);
+        assert_eq!(cipher.open(&id, sealed.clone()).expect("open"), data);
         for at in [0, 5, 20, sealed.len() - 1] {
             let mut flipped = sealed.clone();
             flipped[at] ^= 1;
-            assert!(cipher.open(&id, &flipped).is_err(), "byte {at} flipped");
+            assert!(cipher.open(&id, flipped).is_err(), "byte {at} flipped");
         }
         let other_id = cipher.blob_id("segment", b"other");
-        assert!(cipher.open(&other_id, &sealed).is_err(), "bound to its id");
+        assert!(
+            cipher.open(&other_id, sealed.clone()).is_err(),
+            "bound to its id"
+        );
         let other_key = BlobCipher::new(&MasterKey::generate().expect("random"));
-        assert!(other_key.open(&id, &sealed).is_err(), "bound to its key");
+        assert!(other_key.open(&id, sealed).is_err(), "bound to its key");
         assert_ne!(other_key.blob_id("segment", &data), id, "ids are keyed");
     }
 }

@@ -303,8 +303,8 @@ impl Store {
     pub fn put_blob(&self, kind: &str, plaintext: &[u8]) -> Result<String, StoreError> {
         // The id is keyed to the compressed content: as unique as the plaintext (compression
         // is deterministic and reversible) and a tenth of the bytes to hash.
-        let compressed = crypto::compress(plaintext)?;
-        let id = self.cipher.blob_id(kind, &compressed);
+        let compressed = crypto::Compressed::new(plaintext)?;
+        let id = self.cipher.blob_id(kind, compressed.bytes());
         let path = blob_path(&id);
         // A copy that is there but does not verify (a flipped byte, a truncated file) is
         // replaced: damage heals with the next write of the same content instead of every new
@@ -313,9 +313,13 @@ impl Store {
             Some(existing) => self.cipher.authenticate(&id, &existing).is_ok(),
             None => false,
         };
-        if !sound {
-            let sealed = self.cipher.seal_compressed(&id, &compressed)?;
-            self.backend.put(&path, &sealed)?;
+        if sound {
+            compressed.give_back();
+        } else {
+            let sealed = self.cipher.seal_compressed(&id, compressed)?;
+            let written = self.backend.put(&path, &sealed);
+            buffers::give_back(sealed);
+            written?;
         }
         Ok(id)
     }
@@ -325,7 +329,7 @@ impl Store {
             .backend
             .get(&blob_path(id))?
             .ok_or_else(|| StoreError::MissingBlob { id: id.to_string() })?;
-        self.cipher.open(id, &sealed)
+        self.cipher.open(id, sealed)
     }
 
     /// Fails when the blob is missing or does not authenticate (changed, truncated, swapped).
@@ -370,7 +374,7 @@ impl Store {
             .backend
             .get(&snapshot_path(id))?
             .ok_or_else(|| StoreError::MissingSnapshot { id: id.to_string() })?;
-        self.cipher.open(id, &sealed).map_err(|e| match e {
+        self.cipher.open(id, sealed).map_err(|e| match e {
             StoreError::CorruptBlob { reason, .. } => StoreError::BadManifest {
                 id: id.to_string(),
                 reason,
@@ -392,7 +396,7 @@ impl Store {
     pub fn get_document(&self, dir: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = format!("{dir}/{name}");
         match self.backend.get(&path)? {
-            Some(sealed) => self.cipher.open(&path, &sealed).map(Some),
+            Some(sealed) => self.cipher.open(&path, sealed).map(Some),
             None => Ok(None),
         }
     }
