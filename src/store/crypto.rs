@@ -28,14 +28,43 @@ pub const MAX_PLAINTEXT: usize = 512 * 1024 * 1024;
 const ZSTD_LEVEL: i32 = 1;
 const ZSTD_HASH_LOG: u32 = 14;
 
-thread_local! {
-    /// This thread's compression context: made once, as one per blob costs more than
-    /// compressing a small blob.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-    /// Likewise for opening blobs, which a diff or a rebuilt index does by the thousand.
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
+/// Compression contexts kept for the process's next blob: made once, as one per blob costs
+/// more than compressing a small blob, and kept here rather than per thread because many
+/// threads live for one job (a lookup's threads per layer, the blocking pool's), and a context
+/// made per thread cost a search 1.6% of its time (`ZSTD_createDCtx`, at 1M records).
+static COMPRESSORS: Kept<zstd::bulk::Compressor<'static>> = Kept::new();
+/// Likewise for opening blobs, which a diff or a rebuilt index does by the thousand.
+static DECOMPRESSORS: Kept<zstd::bulk::Decompressor<'static>> = Kept::new();
+
+/// Contexts kept: one per thread that reads or writes at once, and spares.
+const CONTEXTS_KEPT: usize = 8;
+
+struct Kept<T>(std::sync::Mutex<Vec<T>>);
+
+impl<T> Kept<T> {
+    const fn new() -> Kept<T> {
+        Kept(std::sync::Mutex::new(Vec::new()))
+    }
+
+    /// Runs `work` with a kept context, or a new one `make` makes, and keeps it after.
+    fn with<R>(
+        &self,
+        make: impl FnOnce() -> std::io::Result<T>,
+        work: impl FnOnce(&mut T) -> std::io::Result<R>,
+    ) -> std::io::Result<R> {
+        let kept = self.0.lock().ok().and_then(|mut kept| kept.pop());
+        let mut context = match kept {
+            Some(context) => context,
+            None => make()?,
+        };
+        let done = work(&mut context);
+        if let Ok(mut kept) = self.0.lock()
+            && kept.len() < CONTEXTS_KEPT
+        {
+            kept.push(context);
+        }
+        done
+    }
 }
 
 /// Bytes a sealed blob holds before its ciphertext: the magic, then the nonce.
@@ -55,23 +84,21 @@ impl Compressed {
         let mut buffer =
             super::buffers::take(HEADER + zstd::zstd_safe::compress_bound(plaintext.len()) + TAG);
         buffer.resize(HEADER, 0);
-        COMPRESSOR.with_borrow_mut(|slot| {
-            let compressor = match slot {
-                Some(compressor) => compressor,
-                None => {
-                    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(failed)?;
+        COMPRESSORS
+            .with(
+                || {
+                    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
                     compressor
-                        .set_parameter(zstd::zstd_safe::CParameter::HashLog(ZSTD_HASH_LOG))
-                        .map_err(failed)?;
-                    slot.insert(compressor)
-                }
-            };
-            let mut after_header = std::io::Cursor::new(&mut buffer);
-            after_header.set_position(HEADER as u64);
-            compressor
-                .compress_to_buffer(plaintext, &mut after_header)
-                .map_err(failed)
-        })?;
+                        .set_parameter(zstd::zstd_safe::CParameter::HashLog(ZSTD_HASH_LOG))?;
+                    Ok(compressor)
+                },
+                |compressor| {
+                    let mut after_header = std::io::Cursor::new(&mut buffer);
+                    after_header.set_position(HEADER as u64);
+                    compressor.compress_to_buffer(plaintext, &mut after_header)
+                },
+            )
+            .map_err(failed)?;
         Ok(Compressed(buffer))
     }
 
@@ -240,12 +267,8 @@ impl BlobCipher {
             )));
         }
         let mut plain = super::buffers::take(size);
-        DECOMPRESSOR
-            .with_borrow_mut(|decompressor| {
-                let decompressor = match decompressor {
-                    Some(decompressor) => decompressor,
-                    None => decompressor.insert(zstd::bulk::Decompressor::new()?),
-                };
+        DECOMPRESSORS
+            .with(zstd::bulk::Decompressor::new, |decompressor| {
                 decompressor.decompress_to_buffer(compressed, &mut plain)
             })
             .map_err(|e| corrupt(e.to_string()))?;
