@@ -3,9 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::snapshot::SnapshotManifest;
 use crate::snapshot::ids_lookup::IdsLookup;
-use crate::snapshot::writer::load_manifest;
+use crate::snapshot::{ObjectEntry, SnapshotManifest};
 use crate::store::{Store, StoreError};
 
 /// Record versions read back: each Id with its body, in Id order.
@@ -35,7 +34,10 @@ pub struct SnapshotVersions<'s> {
     /// The snapshots that exist, oldest first, with their times; empty when not known (then
     /// every snapshot is taken to exist).
     existing: Vec<(i64, String)>,
-    manifests: HashMap<String, Option<SnapshotManifest>>,
+    /// Each snapshot's manifest as JSON (None: it does not open), of which only the entries
+    /// of objects searched are parsed: at 10M records a manifest is half a megabyte.
+    manifests: HashMap<String, Option<Vec<u8>>>,
+    entries: HashMap<(String, String), Option<ObjectEntry>>,
     lookup: IdsLookup,
 }
 
@@ -46,6 +48,7 @@ impl<'s> SnapshotVersions<'s> {
             store,
             existing,
             manifests: HashMap::new(),
+            entries: HashMap::new(),
             lookup: IdsLookup::default(),
         }
     }
@@ -69,11 +72,19 @@ impl VersionSource for SnapshotVersions<'_> {
         ids: &[String],
     ) -> Result<Option<Versions>, StoreError> {
         let store = self.store;
-        let manifest = self
-            .manifests
-            .entry(snapshot.to_string())
-            .or_insert_with(|| load_manifest(store, snapshot).ok());
-        let Some(entry) = manifest.as_ref().and_then(|m| m.objects.get(object)) else {
+        let manifests = &mut self.manifests;
+        let entry = self
+            .entries
+            .entry((snapshot.to_string(), object.to_string()))
+            .or_insert_with(|| {
+                let json = manifests
+                    .entry(snapshot.to_string())
+                    .or_insert_with(|| store.get_snapshot(snapshot).ok());
+                json.as_deref()
+                    .and_then(|json| SnapshotManifest::object_entry(json, object).ok())
+                    .flatten()
+            });
+        let Some(entry) = entry.as_ref() else {
             return Ok(None);
         };
         self.lookup.read(store, entry, ids).map(Some)

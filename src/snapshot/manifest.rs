@@ -221,3 +221,127 @@ pub struct SnapshotManifest {
     pub outcome: Outcome,
     pub objects: BTreeMap<String, ObjectEntry>,
 }
+
+impl SnapshotManifest {
+    /// One object's entry of a manifest's JSON, the rest skipped over unparsed: a manifest
+    /// grows with the org (a segment listed per 4 MiB of records), and a search that reads a
+    /// block of one object needs that object's entry alone.
+    pub fn object_entry(json: &[u8], object: &str) -> serde_json::Result<Option<ObjectEntry>> {
+        use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+        /// The manifest's top level: `objects` read by the seed below, the rest skipped.
+        struct Manifest<'a>(&'a str);
+        /// The `objects` map: the one entry parsed, the others skipped.
+        struct Objects<'a>(&'a str);
+
+        impl<'de> Visitor<'de> for Manifest<'_> {
+            type Value = Option<ObjectEntry>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a snapshot manifest")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "objects" {
+                        found = map.next_value_seed(Objects(self.0))?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(found)
+            }
+        }
+
+        impl<'de> DeserializeSeed<'de> for Objects<'_> {
+            type Value = Option<ObjectEntry>;
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<Self::Value, D::Error> {
+                deserializer.deserialize_map(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for Objects<'_> {
+            type Value = Option<ObjectEntry>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a manifest's objects")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == self.0 {
+                        found = Some(map.next_value::<ObjectEntry>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(found)
+            }
+        }
+
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let found = serde::Deserializer::deserialize_map(&mut deserializer, Manifest(object))?;
+        deserializer.end()?;
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(object: &str, segments: usize) -> ObjectEntry {
+        ObjectEntry {
+            fields: vec!["Id".into(), "Name".into()],
+            base_records: segments as u64 * 10,
+            base: (0..segments)
+                .map(|n| SegmentRef {
+                    blob: format!("{object}-{n}"),
+                    records: 10,
+                    first: format!("{object}{n:03}a"),
+                    last: format!("{object}{n:03}z"),
+                    bytes: 4096,
+                })
+                .collect(),
+            until: Some("2026-12-02T00:00:00.000Z".into()),
+            ..ObjectEntry::default()
+        }
+    }
+
+    #[test]
+    fn one_object_entry_reads_as_the_whole_manifest_has_it() {
+        let manifest = SnapshotManifest {
+            version: 1,
+            task: "acme".into(),
+            time: "2026-12-02T00:00:00Z".into(),
+            parent: None,
+            source: Source::default(),
+            window: None,
+            outcome: Outcome::Partial {
+                reason: "objects: {\"Account\": …}".into(),
+            },
+            objects: ["Account", "Contact", "Opportunity"]
+                .iter()
+                .enumerate()
+                .map(|(n, name)| (name.to_string(), entry(name, n + 1)))
+                .collect(),
+        };
+        let json = serde_json::to_vec(&manifest).expect("JSON");
+        for (name, whole) in &manifest.objects {
+            assert_eq!(
+                SnapshotManifest::object_entry(&json, name)
+                    .expect("parses")
+                    .as_ref(),
+                Some(whole),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            SnapshotManifest::object_entry(&json, "Lead").expect("parses"),
+            None
+        );
+        assert!(SnapshotManifest::object_entry(&json[..json.len() - 1], "Account").is_err());
+        assert!(SnapshotManifest::object_entry(b"[]", "Account").is_err());
+    }
+}
