@@ -227,62 +227,53 @@ impl SnapshotManifest {
     /// grows with the org (a segment listed per 4 MiB of records), and a search that reads a
     /// block of one object needs that object's entry alone.
     pub fn object_entry(json: &[u8], object: &str) -> serde_json::Result<Option<ObjectEntry>> {
-        use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-
-        /// The manifest's top level: `objects` read by the seed below, the rest skipped.
-        struct Manifest<'a>(&'a str);
-        /// The `objects` map: the one entry parsed, the others skipped.
-        struct Objects<'a>(&'a str);
-
-        impl<'de> Visitor<'de> for Manifest<'_> {
-            type Value = Option<ObjectEntry>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a snapshot manifest")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut found = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == "objects" {
-                        found = map.next_value_seed(Objects(self.0))?;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(found)
-            }
-        }
-
-        impl<'de> DeserializeSeed<'de> for Objects<'_> {
-            type Value = Option<ObjectEntry>;
-            fn deserialize<D: serde::Deserializer<'de>>(
-                self,
-                deserializer: D,
-            ) -> Result<Self::Value, D::Error> {
-                deserializer.deserialize_map(self)
-            }
-        }
-
-        impl<'de> Visitor<'de> for Objects<'_> {
-            type Value = Option<ObjectEntry>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a manifest's objects")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut found = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == self.0 {
-                        found = Some(map.next_value::<ObjectEntry>()?);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(found)
-            }
-        }
-
+        let entry = OnlyKey {
+            key: object,
+            seed: std::marker::PhantomData::<ObjectEntry>,
+        };
+        let objects = OnlyKey {
+            key: "objects",
+            seed: entry,
+        };
         let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let found = serde::Deserializer::deserialize_map(&mut deserializer, Manifest(object))?;
+        let found = serde::de::DeserializeSeed::deserialize(objects, &mut deserializer)?;
         deserializer.end()?;
+        Ok(found.flatten())
+    }
+}
+
+/// A map of which the value at `key` is read by `seed`, every other value skipped unparsed.
+struct OnlyKey<'k, S> {
+    key: &'k str,
+    seed: S,
+}
+
+impl<'de, S: serde::de::DeserializeSeed<'de>> serde::de::DeserializeSeed<'de> for OnlyKey<'_, S> {
+    type Value = Option<S::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, S: serde::de::DeserializeSeed<'de>> serde::de::Visitor<'de> for OnlyKey<'_, S> {
+    type Value = Option<S::Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a map with {:?}", self.key)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seed = Some(self.seed);
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match seed.take_if(|_| key == self.key) {
+                Some(seed) => found = Some(map.next_value_seed(seed)?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
         Ok(found)
     }
 }

@@ -5,7 +5,7 @@
 //! associated data (so a blob cannot be passed off as another).
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, AeadCore, AeadInOut, KeyInit, Payload};
+use aes_gcm::aead::{AeadCore, AeadInOut, KeyInit};
 
 type GcmNonce = aes_gcm::aead::Nonce<Aes256Gcm>;
 use hkdf::Hkdf;
@@ -32,18 +32,18 @@ const ZSTD_HASH_LOG: u32 = 14;
 /// more than compressing a small blob, and kept here rather than per thread because many
 /// threads live for one job (a lookup's threads per layer, the blocking pool's), and a context
 /// made per thread cost a search 1.6% of its time (`ZSTD_createDCtx`, at 1M records).
-static COMPRESSORS: Kept<zstd::bulk::Compressor<'static>> = Kept::new();
+static COMPRESSORS: ContextPool<zstd::bulk::Compressor<'static>> = ContextPool::new();
 /// Likewise for opening blobs, which a diff or a rebuilt index does by the thousand.
-static DECOMPRESSORS: Kept<zstd::bulk::Decompressor<'static>> = Kept::new();
+static DECOMPRESSORS: ContextPool<zstd::bulk::Decompressor<'static>> = ContextPool::new();
 
 /// Contexts kept: one per thread that reads or writes at once, and spares.
 const CONTEXTS_KEPT: usize = 8;
 
-struct Kept<T>(std::sync::Mutex<Vec<T>>);
+struct ContextPool<T>(std::sync::Mutex<Vec<T>>);
 
-impl<T> Kept<T> {
-    const fn new() -> Kept<T> {
-        Kept(std::sync::Mutex::new(Vec::new()))
+impl<T> ContextPool<T> {
+    const fn new() -> ContextPool<T> {
+        ContextPool(std::sync::Mutex::new(Vec::new()))
     }
 
     /// Runs `work` with a kept context, or a new one `make` makes, and keeps it after.
@@ -238,8 +238,10 @@ impl BlobCipher {
     }
 
     /// Whether a sealed blob is intact (authenticates under `id`), without decompressing it.
-    pub fn authenticate(&self, id: &str, sealed: &[u8]) -> Result<(), StoreError> {
-        self.decrypt(id, sealed).map(|_| ())
+    pub fn authenticate(&self, id: &str, mut sealed: Vec<u8>) -> Result<(), StoreError> {
+        let checked = self.decrypt_in_place(id, &mut sealed).map(|_| ());
+        super::buffers::give_back(sealed);
+        checked
     }
 
     /// Opens a blob stored under `id`; any change to it, or a blob stored under another id,
@@ -295,24 +297,6 @@ impl BlobCipher {
             .decrypt_inout_detached(<&GcmNonce>::from(&nonce), id.as_bytes(), (&mut *body).into(), &tag)
             .map_err(|_| corrupt("authentication failed: the blob was changed, or belongs to another store or key"))?;
         Ok(body)
-    }
-
-    /// The compressed content of a sealed blob, authenticated.
-    fn decrypt(&self, id: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let corrupt = |reason: &str| StoreError::CorruptBlob {
-            id: id.to_string(),
-            reason: reason.to_string(),
-        };
-        if sealed.len() < MAGIC.len() + NONCE_LEN + 16 || &sealed[..4] != MAGIC {
-            return Err(corrupt("not a cairn blob (bad header)"));
-        }
-        let nonce: [u8; NONCE_LEN] = sealed[4..4 + NONCE_LEN]
-            .try_into()
-            .map_err(|_| corrupt("truncated nonce"))?;
-        let nonce = <&GcmNonce>::from(&nonce);
-        self.aead
-            .decrypt(nonce, Payload { msg: &sealed[4 + NONCE_LEN..], aad: id.as_bytes() })
-            .map_err(|_| corrupt("authentication failed: the blob was changed, or belongs to another store or key"))
     }
 }
 

@@ -310,7 +310,7 @@ impl Store {
         // replaced: damage heals with the next write of the same content instead of every new
         // snapshot pointing at it.
         let sound = match self.backend.get(&path)? {
-            Some(existing) => self.cipher.authenticate(&id, &existing).is_ok(),
+            Some(existing) => self.cipher.authenticate(&id, existing).is_ok(),
             None => false,
         };
         if sound {
@@ -338,7 +338,7 @@ impl Store {
             .backend
             .get(&blob_path(id))?
             .ok_or_else(|| StoreError::MissingBlob { id: id.to_string() })?;
-        self.cipher.authenticate(id, &sealed)
+        self.cipher.authenticate(id, sealed)
     }
 
     pub fn blob_exists(&self, id: &str) -> Result<bool, StoreError> {
