@@ -25,7 +25,7 @@ pub use read_back::{SnapshotVersions, VersionSource, Versions};
 pub use record_text::record_text;
 pub use stored_directory::{PIECE_BYTES, StoredFile};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
@@ -163,6 +163,8 @@ pub struct SearchIndex {
     /// The blobs of the stored index this one was opened from (its list and its pieces):
     /// what saving a new version supersedes.
     superseded: Vec<String>,
+    /// Its segments when opened: those a writer adds in this run are the others.
+    opened_with: HashSet<tantivy::index::SegmentId>,
 }
 
 /// One match.
@@ -237,6 +239,7 @@ impl SearchIndex {
             index,
             fields,
             superseded: Vec::new(),
+            opened_with: HashSet::new(),
         })
     }
 
@@ -317,12 +320,21 @@ impl SearchIndex {
         if index.schema() != expected {
             return Err(failed("its fields are not the ones this cairn indexes"));
         }
+        let opened_with = match writable {
+            true => index
+                .searchable_segment_ids()
+                .map_err(failed)?
+                .into_iter()
+                .collect(),
+            false => HashSet::new(),
+        };
         Ok(SearchIndex {
             scratch,
             directory,
             index,
             fields,
             superseded,
+            opened_with,
         })
     }
 
@@ -367,6 +379,9 @@ impl SearchIndex {
         task: &str,
         mut writer: IndexWriter,
     ) -> Result<(), StoreError> {
+        writer.set_merge_policy(Box::new(merge_policy::RunIntoOne::new(
+            self.opened_with.clone(),
+        )));
         writer.commit().map_err(failed)?;
         writer.wait_merging_threads().map_err(failed)?;
         let packed = Packed {

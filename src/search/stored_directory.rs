@@ -151,6 +151,14 @@ impl StoredDirectory {
             .is_ok_and(|written| written.contains(&name(path)))
     }
 
+    fn scratch_path(&self, path: &Path) -> io::Result<PathBuf> {
+        self.shared
+            .scratch
+            .as_ref()
+            .map(|(dir, _)| dir.join(path))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::PermissionDenied, "read-only index"))
+    }
+
     fn scratch(&self) -> io::Result<&MmapDirectory> {
         self.shared
             .scratch
@@ -247,6 +255,53 @@ fn fill(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// A file written in this process, read a range at a time into memory of its own. Mapped (as
+/// tantivy's own directory reads), the pages a merge read of its inputs stayed resident until
+/// the merge ended: merging a full backup's segments at 10M records took an apply from 128 to
+/// 168 MiB.
+#[derive(Debug)]
+struct ScratchHandle {
+    file: Mutex<std::fs::File>,
+    len: usize,
+}
+
+impl ScratchHandle {
+    fn open(path: PathBuf) -> io::Result<ScratchHandle> {
+        let file = std::fs::File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len()).map_err(io_error)?;
+        Ok(ScratchHandle {
+            file: Mutex::new(file),
+            len,
+        })
+    }
+}
+
+impl HasLen for ScratchHandle {
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl FileHandle for ScratchHandle {
+    fn read_bytes(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
+        use std::io::{Read, Seek};
+        if range.end > self.len || range.start > range.end {
+            return Err(io_error(format!(
+                "a read of bytes {range:?} is past the end of a {}-byte file",
+                self.len
+            )));
+        }
+        let mut bytes = vec![0; range.len()];
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| io_error("a scratch file's handle is poisoned"))?;
+        file.seek(io::SeekFrom::Start(range.start as u64))?;
+        file.read_exact(&mut bytes)?;
+        Ok(OwnedBytes::new(bytes))
+    }
+}
+
 /// A stored file, read piece by piece.
 #[derive(Debug)]
 struct StoredHandle {
@@ -314,10 +369,14 @@ impl FileHandle for StoredHandle {
 impl Directory for StoredDirectory {
     fn get_file_handle(&self, path: &Path) -> Result<Arc<dyn FileHandle>, OpenReadError> {
         if self.is_written(path) {
-            let scratch = self
-                .scratch()
-                .map_err(|e| OpenReadError::wrap_io_error(e, path.into()))?;
-            return scratch.get_file_handle(path);
+            let opened = self.scratch_path(path).and_then(ScratchHandle::open);
+            return match opened {
+                Ok(handle) => Ok(Arc::new(handle)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(OpenReadError::FileDoesNotExist(path.to_path_buf()))
+                }
+                Err(e) => Err(OpenReadError::wrap_io_error(e, path.into())),
+            };
         }
         match self.stored(path) {
             Some(file) => Ok(Arc::new(StoredHandle {
