@@ -13,6 +13,7 @@
 
 mod block;
 mod merge_policy;
+mod packed;
 mod plain_record;
 mod query;
 mod read_back;
@@ -27,7 +28,7 @@ pub use stored_directory::{PIECE_BYTES, StoredFile};
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
@@ -36,6 +37,7 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexWriter, ReloadPolicy, Term};
 
+use packed::{FORMAT, Packed};
 use stored_directory::StoredDirectory;
 
 use crate::store::{Store, StoreError};
@@ -114,42 +116,6 @@ fn schema() -> (Schema, Fields) {
         text: builder.add_text_field("text", words),
     };
     (builder.build(), fields)
-}
-
-/// The version of the list and the index it names: 4 since blocks index their Ids by key and
-/// their words as cut (3: blocks of versions; 2: index files stored as pieces; an older index
-/// is rebuilt, not read).
-const FORMAT: u32 = 4;
-
-/// The sealed list of a task's index files.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Packed {
-    format: u32,
-    /// The size the files were cut into pieces at (all but each file's last piece).
-    #[serde(rename = "pieceBytes")]
-    piece_bytes: usize,
-    files: BTreeMap<String, StoredFile>,
-    /// The task whose blobs these are: written under a kind of the task's own
-    /// (`search-file:<task>`), so no other index shares them and a superseded one can be
-    /// deleted as soon as the next list replaces it.
-    task: String,
-}
-
-impl Packed {
-    fn read(store: &Store, list: &str) -> Result<Packed, StoreError> {
-        let bytes = store.get_blob(list)?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(failed)?;
-        if value.get("format").and_then(serde_json::Value::as_u64) != Some(u64::from(FORMAT)) {
-            return Err(failed(
-                "it was written by an earlier version of cairn, in a form this one does not read; the task's next `cairn apply` rebuilds it from the snapshots",
-            ));
-        }
-        serde_json::from_value(value).map_err(failed)
-    }
-
-    fn blobs(&self) -> impl Iterator<Item = &String> {
-        self.files.values().flat_map(|file| file.pieces.iter())
-    }
 }
 
 /// A task's index, read from the store as it is used.
