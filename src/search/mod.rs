@@ -335,10 +335,11 @@ impl SearchIndex {
             .ok_or_else(|| failed("its tokenizer is missing"))
     }
 
-    /// Commits the writer and seals the index files it wrote into the store (files already
-    /// there, unchanged segments, are not written again), and deletes the pieces of the
-    /// version this one replaces that it no longer uses, once the pointer names the new version
-    /// (a run killed before leaves them to prune, which `check` counts).
+    /// Commits the writer (its run's segments merged into one, `merge_policy::RunIntoOne`),
+    /// seals the index files it wrote into the store (files already there, unchanged segments,
+    /// are not written again), and deletes the pieces of the version this one replaces that it
+    /// no longer uses, once the pointer names the new version (a run killed before leaves them
+    /// to prune, which `check` counts).
     pub fn save(
         self,
         store: &Store,

@@ -151,20 +151,16 @@ impl StoredDirectory {
             .is_ok_and(|written| written.contains(&name(path)))
     }
 
-    fn scratch_path(&self, path: &Path) -> io::Result<PathBuf> {
+    /// The scratch directory's path and tantivy's directory over it.
+    fn scratch_dir(&self) -> io::Result<&(PathBuf, MmapDirectory)> {
         self.shared
             .scratch
             .as_ref()
-            .map(|(dir, _)| dir.join(path))
             .ok_or_else(|| io::Error::new(io::ErrorKind::PermissionDenied, "read-only index"))
     }
 
     fn scratch(&self) -> io::Result<&MmapDirectory> {
-        self.shared
-            .scratch
-            .as_ref()
-            .map(|(_, dir)| dir)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::PermissionDenied, "read-only index"))
+        self.scratch_dir().map(|(_, dir)| dir)
     }
 
     /// Seals the files written since the directory was opened, and returns the index's files
@@ -255,6 +251,16 @@ fn fill(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// Fails a read of `range` that does not lie within a file of `len` bytes.
+fn within(range: &Range<usize>, len: usize, file: &str) -> io::Result<()> {
+    if range.end > len || range.start > range.end {
+        return Err(io_error(format!(
+            "a read of bytes {range:?} is past the end of {file} ({len} bytes)"
+        )));
+    }
+    Ok(())
+}
+
 /// A file written in this process, read a range at a time into memory of its own. Mapped (as
 /// tantivy's own directory reads), the pages a merge read of its inputs stayed resident until
 /// the merge ended: merging a full backup's segments at 10M records took an apply from 128 to
@@ -285,12 +291,7 @@ impl HasLen for ScratchHandle {
 impl FileHandle for ScratchHandle {
     fn read_bytes(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
         use std::io::{Read, Seek};
-        if range.end > self.len || range.start > range.end {
-            return Err(io_error(format!(
-                "a read of bytes {range:?} is past the end of a {}-byte file",
-                self.len
-            )));
-        }
+        within(&range, self.len, "a scratch file")?;
         let mut bytes = vec![0; range.len()];
         let mut file = self
             .file
@@ -318,12 +319,7 @@ impl HasLen for StoredHandle {
 
 impl FileHandle for StoredHandle {
     fn read_bytes(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
-        if range.end > self.file.len as usize || range.start > range.end {
-            return Err(io_error(format!(
-                "a read of bytes {range:?} is past the end of {} ({} bytes)",
-                self.name, self.file.len
-            )));
-        }
+        within(&range, self.file.len as usize, &self.name)?;
         if range.is_empty() {
             return Ok(OwnedBytes::empty());
         }
@@ -369,7 +365,9 @@ impl FileHandle for StoredHandle {
 impl Directory for StoredDirectory {
     fn get_file_handle(&self, path: &Path) -> Result<Arc<dyn FileHandle>, OpenReadError> {
         if self.is_written(path) {
-            let opened = self.scratch_path(path).and_then(ScratchHandle::open);
+            let opened = self
+                .scratch_dir()
+                .and_then(|(dir, _)| ScratchHandle::open(dir.join(path)));
             return match opened {
                 Ok(handle) => Ok(Arc::new(handle)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
