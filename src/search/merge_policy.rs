@@ -1,9 +1,6 @@
 //! Which segments of an index are merged as backups add theirs.
 
-use std::collections::HashSet;
-
-use tantivy::index::{SegmentId, SegmentMeta};
-use tantivy::merge_policy::{LogMergePolicy, MergeCandidate, MergePolicy};
+use tantivy::merge_policy::LogMergePolicy;
 
 /// Segments of fewer blocks than this are of one size when merging.
 const SMALLEST_MERGE_LEVEL: u32 = 64;
@@ -17,41 +14,4 @@ pub(super) fn by_like_size() -> LogMergePolicy {
     let mut policy = LogMergePolicy::default();
     policy.set_min_layer_size(SMALLEST_MERGE_LEVEL);
     policy
-}
-
-/// When a run's writer commits: the segments it wrote become one, and the earlier ones merge
-/// by like size. A query opens every segment (the tables at each file's end), and a run that
-/// indexes a whole org commits a segment per 16 MiB of text (`block::HANDED_BEFORE_COMMIT`):
-/// at 10M records the index had about twenty, and a one-word query opened 156 blobs of the
-/// store where at 1M it opened 51; with each run's segments merged, 37 and 24.
-#[derive(Debug)]
-pub(super) struct RunIntoOne {
-    earlier: HashSet<SegmentId>,
-    like_size: LogMergePolicy,
-}
-
-impl RunIntoOne {
-    /// `earlier`: the segments the index had before the run.
-    pub(super) fn new(earlier: HashSet<SegmentId>) -> RunIntoOne {
-        RunIntoOne {
-            earlier,
-            like_size: by_like_size(),
-        }
-    }
-}
-
-impl MergePolicy for RunIntoOne {
-    fn compute_merge_candidates(&self, segments: &[SegmentMeta]) -> Vec<MergeCandidate> {
-        let (earlier, this_run): (Vec<SegmentMeta>, Vec<SegmentMeta>) = segments
-            .iter()
-            .cloned()
-            .partition(|segment| self.earlier.contains(&segment.id()));
-        let mut candidates = self.like_size.compute_merge_candidates(&earlier);
-        if this_run.len() > 1 {
-            candidates.push(MergeCandidate(
-                this_run.iter().map(SegmentMeta::id).collect(),
-            ));
-        }
-        candidates
-    }
 }

@@ -26,7 +26,7 @@ pub use read_back::{SnapshotVersions, VersionSource, Versions};
 pub use record_text::record_text;
 pub use stored_directory::{PIECE_BYTES, StoredFile};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tantivy::collector::TopDocs;
@@ -129,8 +129,6 @@ pub struct SearchIndex {
     /// The blobs of the stored index this one was opened from (its list and its pieces):
     /// what saving a new version supersedes.
     superseded: Vec<String>,
-    /// Its segments when opened: those a writer adds in this run are the others.
-    opened_with: HashSet<tantivy::index::SegmentId>,
 }
 
 /// One match.
@@ -205,7 +203,6 @@ impl SearchIndex {
             index,
             fields,
             superseded: Vec::new(),
-            opened_with: HashSet::new(),
         })
     }
 
@@ -286,21 +283,12 @@ impl SearchIndex {
         if index.schema() != expected {
             return Err(failed("its fields are not the ones this cairn indexes"));
         }
-        let opened_with = match writable {
-            true => index
-                .searchable_segment_ids()
-                .map_err(failed)?
-                .into_iter()
-                .collect(),
-            false => HashSet::new(),
-        };
         Ok(SearchIndex {
             scratch,
             directory,
             index,
             fields,
             superseded,
-            opened_with,
         })
     }
 
@@ -335,20 +323,16 @@ impl SearchIndex {
             .ok_or_else(|| failed("its tokenizer is missing"))
     }
 
-    /// Commits the writer (its run's segments merged into one, `merge_policy::RunIntoOne`),
-    /// seals the index files it wrote into the store (files already there, unchanged segments,
-    /// are not written again), and deletes the pieces of the version this one replaces that it
-    /// no longer uses, once the pointer names the new version (a run killed before leaves them
-    /// to prune, which `check` counts).
+    /// Commits the writer and seals the index files it wrote into the store (files already
+    /// there, unchanged segments, are not written again), and deletes the pieces of the
+    /// version this one replaces that it no longer uses, once the pointer names the new version
+    /// (a run killed before leaves them to prune, which `check` counts).
     pub fn save(
         self,
         store: &Store,
         task: &str,
         mut writer: IndexWriter,
     ) -> Result<(), StoreError> {
-        writer.set_merge_policy(Box::new(merge_policy::RunIntoOne::new(
-            self.opened_with.clone(),
-        )));
         writer.commit().map_err(failed)?;
         writer.wait_merging_threads().map_err(failed)?;
         let packed = Packed {
@@ -454,7 +438,7 @@ impl SearchIndex {
                         snapshot: snapshot.clone(),
                         time,
                         body,
-                    })?;
+                    });
                 }
             }
             next += batch;

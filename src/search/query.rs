@@ -6,11 +6,12 @@
 
 use std::collections::HashSet;
 
+use tantivy::directory::RamDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::query_grammar::{Occur as UserOccur, UserInputAst, UserInputLeaf, UserInputLiteral};
 use tantivy::schema::{Field, IndexRecordOption, STORED, STRING, Schema, TEXT};
-use tantivy::tokenizer::{TextAnalyzer, TokenStream as _};
-use tantivy::{Index, IndexWriter, TantivyDocument, Term};
+use tantivy::tokenizer::{TextAnalyzer, TokenStream as _, TokenizerManager};
+use tantivy::{Index, ReloadPolicy, TantivyDocument, Term};
 
 use super::{Fields, failed, record_text};
 use crate::store::StoreError;
@@ -108,8 +109,9 @@ fn literal_in_blocks(
     ]))
 }
 
-/// The in-memory index's budget: tantivy's least (candidates are a few thousand records).
-const EXACT_WRITER_MEMORY: usize = 15_000_000;
+/// The in-memory index's starting budget: sized for a few thousand candidate records (its
+/// table grows if they need more).
+const EXACT_WRITER_MEMORY: usize = 1_000_000;
 
 /// One record version read back from a candidate block.
 pub(super) struct Candidate {
@@ -122,8 +124,7 @@ pub(super) struct Candidate {
 
 /// The query as written, run over the candidates' records in memory.
 pub(super) struct Exact {
-    index: Index,
-    writer: IndexWriter,
+    schema: Schema,
     query: Box<dyn Query>,
     object: Field,
     id: Field,
@@ -132,6 +133,8 @@ pub(super) struct Exact {
     key: Field,
     /// Taken out as they become hits.
     candidates: Vec<Option<Candidate>>,
+    /// Each candidate's searchable text, tokenized again each round.
+    texts: Vec<String>,
     seen: HashSet<(String, String, String)>,
 }
 
@@ -143,15 +146,11 @@ impl Exact {
         let snapshot = builder.add_text_field("snapshot", STRING);
         let text = builder.add_text_field("text", TEXT);
         let key = builder.add_u64_field("key", STORED);
-        let index = Index::create_in_ram(builder.build());
-        let writer = index
-            .writer_with_num_threads(1, EXACT_WRITER_MEMORY)
-            .map_err(failed)?;
-        let parser = QueryParser::for_index(&index, vec![text, id]);
+        let schema = builder.build();
+        let parser = QueryParser::new(schema.clone(), vec![text, id], TokenizerManager::default());
         let (query, _) = parser.parse_query_lenient(query);
         Ok(Exact {
-            index,
-            writer,
+            schema,
             query,
             object,
             id,
@@ -159,39 +158,55 @@ impl Exact {
             text,
             key,
             candidates: Vec::new(),
+            texts: Vec::new(),
             seen: HashSet::new(),
         })
     }
 
     /// Adds a version, once: a forgotten snapshot's versions are read from the next one, which
     /// may also have been a candidate itself.
-    pub(super) fn add(&mut self, candidate: Candidate) -> Result<(), StoreError> {
+    pub(super) fn add(&mut self, candidate: Candidate) {
         let key = (
             candidate.object.clone(),
             candidate.id.clone(),
             candidate.snapshot.clone(),
         );
         if !self.seen.insert(key) {
-            return Ok(());
+            return;
         }
-        let mut doc = TantivyDocument::default();
-        doc.add_text(self.object, &candidate.object);
-        doc.add_text(self.id, &candidate.id);
-        doc.add_text(self.snapshot, &candidate.snapshot);
-        doc.add_text(self.text, record_text(&candidate.body));
-        doc.add_u64(self.key, self.candidates.len() as u64);
-        self.writer.add_document(doc).map_err(failed)?;
+        self.texts.push(record_text(&candidate.body));
         self.candidates.push(Some(candidate));
-        Ok(())
     }
 
     /// The versions matching so far, best first (up to `limit`), and how many match.
+    ///
+    /// Each round indexes every candidate so far in one segment, written in this thread: a
+    /// round reads twice the blocks of the last, so all rounds tokenize at most twice what the
+    /// last one does, and no indexing threads are started for a query.
     pub(super) fn matches(
         &mut self,
         limit: usize,
     ) -> Result<(Vec<(f32, usize)>, usize), StoreError> {
-        self.writer.commit().map_err(failed)?;
-        let reader = self.index.reader().map_err(failed)?;
+        let mut writer = Index::builder()
+            .schema(self.schema.clone())
+            .single_segment_index_writer(RamDirectory::create(), EXACT_WRITER_MEMORY)
+            .map_err(failed)?;
+        for (key, (candidate, text)) in self.candidates.iter().zip(&self.texts).enumerate() {
+            let Some(candidate) = candidate else { continue };
+            let mut doc = TantivyDocument::default();
+            doc.add_text(self.object, &candidate.object);
+            doc.add_text(self.id, &candidate.id);
+            doc.add_text(self.snapshot, &candidate.snapshot);
+            doc.add_text(self.text, text);
+            doc.add_u64(self.key, key as u64);
+            writer.add_document(doc).map_err(failed)?;
+        }
+        let index = writer.finalize().map_err(failed)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(failed)?;
         let searcher = reader.searcher();
         let (top, count) = searcher
             .search(
