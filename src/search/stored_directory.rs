@@ -35,11 +35,49 @@ pub const PIECE_BYTES: usize = 64 * 1024;
 /// Unsealed pieces kept in memory for reuse, at most this many bytes.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
-/// One index file as stored: its length and the blobs of its pieces, in order.
+/// The last bytes of each file kept in the index's list as well as in its pieces. Opening a
+/// segment reads every file's footer and the tables before it, and most of a query's reads
+/// are there: at 10M records (17 segments) a one-word query made 628 reads that unsealed 141
+/// pieces; with each file's last 4 KiB at hand, 53.
+pub(super) const TAIL_BYTES: usize = 4 * 1024;
+
+/// One index file as stored: its length, the blobs of its pieces, in order, and its last bytes
+/// (none in a list written before they were kept: read from its last piece then).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredFile {
     pub len: u64,
     pub pieces: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "base64_bytes"
+    )]
+    pub tail: Option<Vec<u8>>,
+}
+
+/// Bytes as base64 text in the list's JSON.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Option<Vec<u8>>,
+        to: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => to.serialize_str(&STANDARD.encode(bytes)),
+            None => to.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        from: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        let text: Option<String> = Option::deserialize(from)?;
+        text.map(|text| STANDARD.decode(text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// The stored files and the pieces read from them, shared by every clone of the directory.
@@ -187,6 +225,7 @@ impl StoredDirectory {
             let mut stored = StoredFile {
                 len: 0,
                 pieces: Vec::new(),
+                tail: None,
             };
             loop {
                 let filled = fill(&mut reading, &mut piece).map_err(super::failed)?;
@@ -201,6 +240,7 @@ impl StoredDirectory {
                     break;
                 }
             }
+            stored.tail = Some(read_tail(&mut reading, stored.len).map_err(super::failed)?);
             files.insert(file.clone(), stored);
         }
         Ok(files)
@@ -257,12 +297,24 @@ fn within(range: &Range<usize>, len: usize, file: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The last [`TAIL_BYTES`] of a file `len` bytes long (all of a shorter one).
+fn read_tail(file: &mut std::fs::File, len: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let start = len.saturating_sub(TAIL_BYTES as u64);
+    file.seek(io::SeekFrom::Start(start))?;
+    let mut tail = vec![0; (len - start) as usize];
+    file.read_exact(&mut tail)?;
+    Ok(tail)
+}
+
 /// A stored file, read piece by piece.
 #[derive(Debug)]
 struct StoredHandle {
     directory: StoredDirectory,
     name: String,
     file: StoredFile,
+    /// The file's tail as kept in the list, read without unsealing a piece.
+    tail: Option<OwnedBytes>,
 }
 
 impl HasLen for StoredHandle {
@@ -276,6 +328,12 @@ impl FileHandle for StoredHandle {
         within(&range, self.file.len as usize, &self.name)?;
         if range.is_empty() {
             return Ok(OwnedBytes::empty());
+        }
+        if let Some(tail) = &self.tail {
+            let tail_start = self.file.len as usize - tail.len();
+            if range.start >= tail_start {
+                return Ok(tail.slice(range.start - tail_start..range.end - tail_start));
+            }
         }
         let size = self.directory.shared.piece_bytes;
         let first = range.start / size;
@@ -325,11 +383,19 @@ impl Directory for StoredDirectory {
             return scratch.get_file_handle(path);
         }
         match self.stored(path) {
-            Some(file) => Ok(Arc::new(StoredHandle {
-                directory: self.clone(),
-                name: name(path),
-                file,
-            })),
+            Some(mut file) => {
+                let tail = file
+                    .tail
+                    .take()
+                    .filter(|tail| tail.len() as u64 <= file.len)
+                    .map(OwnedBytes::new);
+                Ok(Arc::new(StoredHandle {
+                    directory: self.clone(),
+                    name: name(path),
+                    file,
+                    tail,
+                }))
+            }
             None => Err(OpenReadError::FileDoesNotExist(path.to_path_buf())),
         }
     }

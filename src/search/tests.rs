@@ -370,3 +370,60 @@ fn a_match_found_in_the_first_blocks_read_is_still_a_match_after_every_block_is_
     let found = search(&index, "Oslo -Holdings", 30);
     assert_eq!((found.matched, found.exactly), (0, true));
 }
+
+#[test]
+fn each_files_last_bytes_are_in_the_list_and_a_list_without_them_still_reads() {
+    let (_dir, store) = store();
+    // Pieces smaller than the tail kept, so that a tail spans several.
+    let index = SearchIndex::empty_cut_at(&store, 1024).expect("index");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, 0..20_000, "s1");
+    index.save(&store, "t", writer).expect("save");
+    let mut packed = list(&store, "t");
+    for (name, file) in &packed.files {
+        let tail = file
+            .tail
+            .as_deref()
+            .expect("every file written has its tail");
+        let mut whole = Vec::new();
+        for piece in &file.pieces {
+            whole.extend(store.get_blob(piece).expect("piece"));
+        }
+        assert_eq!(whole.len() as u64, file.len, "{name}");
+        let start = whole.len().saturating_sub(stored_directory::TAIL_BYTES);
+        assert_eq!(tail, &whole[start..], "{name}");
+    }
+
+    // Footers and the tables before them are read from the list: opening unseals no piece.
+    let index = SearchIndex::open(&store, "t").expect("open");
+    assert_eq!(index.pieces_read(), 0);
+    let found = search(&index, "\"Account 4242 Holdings\"", 10);
+    assert_eq!(
+        (found.matched, found.hits[0].id.as_str()),
+        (1, id(4242).as_str())
+    );
+    let read_with_tails = index.pieces_read();
+
+    // A list written before tails were kept: the same answer, read from the pieces.
+    for file in packed.files.values_mut() {
+        file.tail = None;
+    }
+    let without = serde_json::to_vec(&packed).expect("json");
+    assert!(!String::from_utf8_lossy(&without).contains("tail"));
+    let blob = store.put_blob("search-list:t", &without).expect("put");
+    store
+        .backend()
+        .put(&pointer("t"), blob.as_bytes())
+        .expect("pointer");
+    let index = SearchIndex::open(&store, "t").expect("open");
+    let found = search(&index, "\"Account 4242 Holdings\"", 10);
+    assert_eq!(
+        (found.matched, found.hits[0].id.as_str()),
+        (1, id(4242).as_str())
+    );
+    assert!(
+        index.pieces_read() > read_with_tails,
+        "{} pieces without tails, {read_with_tails} with",
+        index.pieces_read()
+    );
+}
