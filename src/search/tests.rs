@@ -66,6 +66,15 @@ fn search(index: &SearchIndex, query: &str, limit: usize) -> SearchOutcome {
         .expect("search")
 }
 
+/// An index of records `records` from snapshot s1, saved as task t and opened again.
+fn saved(store: &Store, records: std::ops::Range<u64>) -> SearchIndex {
+    let index = SearchIndex::empty(store).expect("index");
+    let mut writer = index.writer().expect("writer");
+    add(&index, &mut writer, records, "s1");
+    index.save(store, "t", writer).expect("save");
+    SearchIndex::open(store, "t").expect("open")
+}
+
 fn list(store: &Store, task: &str) -> Packed {
     let id = store
         .backend()
@@ -225,11 +234,7 @@ fn an_index_of_an_earlier_version_is_rebuilt_not_read() {
 #[test]
 fn a_block_holding_the_words_in_different_records_is_not_a_match() {
     let (_dir, store) = store();
-    let index = SearchIndex::empty(&store).expect("index");
-    let mut writer = index.writer().expect("writer");
-    add(&index, &mut writer, 0..1_000, "s1");
-    index.save(&store, "t", writer).expect("save");
-    let index = SearchIndex::open(&store, "t").expect("open");
+    let index = saved(&store, 0..1_000);
     // Record 4 is in Lima; its block holds Oslo records too.
     let found = search(&index, "\"0000004 Oslo\"", 10);
     assert_eq!((found.matched, found.exactly), (0, true));
@@ -267,11 +272,7 @@ fn a_block_holding_the_words_in_different_records_is_not_a_match() {
 #[test]
 fn a_common_word_reads_a_few_blocks_and_says_more_may_match() {
     let (_dir, store) = store();
-    let index = SearchIndex::empty(&store).expect("index");
-    let mut writer = index.writer().expect("writer");
-    add(&index, &mut writer, 0..50_000, "s1");
-    index.save(&store, "t", writer).expect("save");
-    let index = SearchIndex::open(&store, "t").expect("open");
+    let index = saved(&store, 0..50_000);
 
     /// Counts the records read back.
     struct Counting(usize);
@@ -353,11 +354,7 @@ fn an_id_is_indexed_under_its_first_characters_when_it_is_long() {
 #[test]
 fn a_match_found_in_the_first_blocks_read_is_still_a_match_after_every_block_is_read() {
     let (_dir, store) = store();
-    let index = SearchIndex::empty(&store).expect("index");
-    let mut writer = index.writer().expect("writer");
-    add(&index, &mut writer, 0..50_000, "s1");
-    index.save(&store, "t", writer).expect("save");
-    let index = SearchIndex::open(&store, "t").expect("open");
+    let index = saved(&store, 0..50_000);
     // Every block holds Oslo, the block of record 3 ranks first, and no record matches the
     // other clause: fewer hits than asked for, so every block is read (391, under the 480 a
     // limit of 30 reads), a round at a time.
