@@ -256,7 +256,11 @@ pub fn check(store: &Store, read_data: ReadData) -> Result<CheckReport, StoreErr
         index.insert(stored_index.list.clone());
         let files = match stored_index.files {
             // Index files with the same content are one blob.
-            Ok(files) => files.into_iter().collect::<std::collections::BTreeSet<_>>(),
+            Ok(files) => {
+                // The list itself was read and authenticated to know them.
+                report.blobs_read += 1;
+                files.into_iter().collect::<std::collections::BTreeSet<_>>()
+            }
             Err(e) => {
                 report.findings.push(Finding {
                     severity: Severity::Warning,

@@ -356,6 +356,14 @@ fn three_runs_then_read_from_the_remote(
     assert!(plan.stdout.contains("Plan:"), "{}", plan.stdout);
     let checked = cairn(&dir, &["check", "--read-data"], &env).ok("check --read-data");
     assert!(checked.stdout.contains("no errors"), "{}", checked.stdout);
+    // Every blob was read: the snapshots' and the search index's, its list among them.
+    let counts = checked
+        .stdout
+        .split_once(" blobs (")
+        .and_then(|(_, rest)| rest.split_once(" blobs decrypted"))
+        .and_then(|(counts, _)| counts.split_once(" of "))
+        .unwrap_or_else(|| panic!("no count of blobs read: {}", checked.stdout));
+    assert_eq!(counts.0, counts.1, "{}", checked.stdout);
 }
 
 #[test]
