@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::{StoredFile, failed};
 use crate::store::{Store, StoreError};
 
-/// The version of the list and the index it names: 4 since blocks index their Ids by key and
-/// their words as cut (3: blocks of versions; 2: index files stored as pieces; an older index
-/// is rebuilt, not read).
-pub(super) const FORMAT: u32 = 4;
+/// The version of the list and the index it names: 5 since term dictionaries are written
+/// without compressing their blocks (4: blocks index their Ids by key and their words as cut;
+/// 3: blocks of versions; 2: index files stored as pieces; an older index is rebuilt, not
+/// read).
+pub(super) const FORMAT: u32 = 5;
 
 /// The sealed list of a task's index files.
 #[derive(Debug, Default, Serialize, Deserialize)]
