@@ -465,16 +465,18 @@ impl SearchIndex {
                 body: found.body,
             });
         }
-        // Was each record deleted after the version found?
+        // Was each record deleted after the version found? Unscored (no statistics gathered
+        // from every segment), the marker's term first: a segment without deletions is left as
+        // soon as it is found to have none, its Ids not looked up.
         for hit in &mut hits {
             let deletions = BooleanQuery::new(vec![
-                (Occur::Must, term(self.fields.id, &hit.id)),
                 (Occur::Must, term(self.fields.kind, "deleted")),
+                (Occur::Must, term(self.fields.id, &hit.id)),
             ]);
             let found = searcher
-                .search(&deletions, &TopDocs::with_limit(16).order_by_score())
+                .search(&deletions, &tantivy::collector::DocSetCollector)
                 .map_err(failed)?;
-            for (_, address) in found {
+            for address in found {
                 let doc: TantivyDocument = searcher.doc(address).map_err(failed)?;
                 let at = doc
                     .get_first(self.fields.time)
