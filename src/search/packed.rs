@@ -30,13 +30,25 @@ pub(super) struct Packed {
 impl Packed {
     pub(super) fn read(store: &Store, list: &str) -> Result<Packed, StoreError> {
         let bytes = store.get_blob(list)?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(failed)?;
-        if value.get("format").and_then(serde_json::Value::as_u64) != Some(u64::from(FORMAT)) {
+        // Read straight into the list (it is read before every search, and holds every file's
+        // tail); only a list that does not read as this format is looked at for its version.
+        let read = serde_json::from_slice::<Packed>(&bytes);
+        if let Ok(packed) = &read
+            && packed.format == FORMAT
+        {
+            return read.map_err(failed);
+        }
+        #[derive(Deserialize)]
+        struct Version {
+            format: Option<serde_json::Value>,
+        }
+        let version = serde_json::from_slice::<Version>(&bytes).map_err(failed)?;
+        if version.format.as_ref().and_then(serde_json::Value::as_u64) != Some(u64::from(FORMAT)) {
             return Err(failed(
                 "it was written by an earlier version of cairn, in a form this one does not read; the task's next `cairn apply` rebuilds it from the snapshots",
             ));
         }
-        serde_json::from_value(value).map_err(failed)
+        read.map_err(failed)
     }
 
     pub(super) fn blobs(&self) -> impl Iterator<Item = &String> {
