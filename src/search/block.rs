@@ -169,7 +169,7 @@ impl BlockWriter {
     fn note_record_text(&mut self, body: &[u8]) {
         let text = record_text(body);
         if text.is_ascii() {
-            self.words.note_ascii(&text);
+            self.words.note_ascii(text.as_bytes());
         } else {
             let mut stream = self.analyzer.token_stream(&text);
             while stream.advance() {
@@ -240,11 +240,11 @@ struct BlockWords {
 
 impl BlockWords {
     /// Adds the words of ASCII text, lowercased, as the index's analyzer cuts them.
-    fn note_ascii(&mut self, text: &str) {
+    fn note_ascii(&mut self, text: &[u8]) {
         let mut lowered = [0u8; LONGEST_WORD];
         for run in ascii_words(text) {
             let word = &mut lowered[..run.len()];
-            word.copy_from_slice(run.as_bytes());
+            word.copy_from_slice(run);
             word.make_ascii_lowercase();
             self.note(word);
         }
@@ -279,8 +279,8 @@ impl BlockWords {
 /// The words of ASCII text exactly as the index's analyzer cuts them (runs of letters and
 /// digits under [`LONGEST_WORD`] bytes), before lowercasing, without its per-token machinery:
 /// most records are ASCII, and cutting their words is most of what building a block costs.
-pub(super) fn ascii_words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_ascii_alphanumeric())
+pub(super) fn ascii_words(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|b| !b.is_ascii_alphanumeric())
         .filter(|run| !run.is_empty() && run.len() < LONGEST_WORD)
 }
 

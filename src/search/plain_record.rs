@@ -7,7 +7,7 @@
 /// the same order. False when the record is not plain (or not a JSON object): the caller reads
 /// it with `record_text` instead; values passed before that are the record's too, so the
 /// words of a block are never fewer than its records'.
-pub(super) fn plain_values(body: &[u8], each: &mut dyn FnMut(&str)) -> bool {
+pub(super) fn plain_values(body: &[u8], each: &mut dyn FnMut(&[u8])) -> bool {
     if !body.is_ascii() || memchr::memchr(b'\\', body).is_some() {
         return false;
     }
@@ -17,7 +17,7 @@ pub(super) fn plain_values(body: &[u8], each: &mut dyn FnMut(&str)) -> bool {
 
 /// Calls `each` with what [`plain_values`] gives for one field's value, as written in JSON
 /// (ASCII without a backslash: the caller checks). False when it is not one whole value.
-pub(super) fn plain_value(value: &[u8], each: &mut dyn FnMut(&str)) -> bool {
+pub(super) fn plain_value(value: &[u8], each: &mut dyn FnMut(&[u8])) -> bool {
     let mut scan = Scan { body: value, at: 0 };
     scan.value(false, each).is_some() && scan.peek().is_none()
 }
@@ -44,18 +44,18 @@ impl<'a> Scan<'a> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
-    /// A string's contents (no escapes in a plain record), past its closing quote.
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string's contents (no escapes in a plain record), past its closing quote: ASCII
+    /// (checked before scanning), so its bytes are its text.
+    fn string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let length = memchr::memchr(b'"', &self.body[self.at..])?;
         let text = &self.body[self.at..self.at + length];
         self.at += length + 1;
-        // ASCII throughout (checked before scanning): always UTF-8.
-        std::str::from_utf8(text).ok()
+        Some(text)
     }
 
     /// The top-level object: each field's value.
-    fn record(&mut self, each: &mut dyn FnMut(&str)) -> Option<()> {
+    fn record(&mut self, each: &mut dyn FnMut(&[u8])) -> Option<()> {
         self.fields(&mut |scan| scan.value(false, each))
     }
 
@@ -83,7 +83,7 @@ impl<'a> Scan<'a> {
 
     /// One value: a string passed on when searchable; a map's strings one level down;
     /// anything else passed over.
-    fn value(&mut self, nested: bool, each: &mut dyn FnMut(&str)) -> Option<()> {
+    fn value(&mut self, nested: bool, each: &mut dyn FnMut(&[u8])) -> Option<()> {
         match self.peek()? {
             b'"' => {
                 let text = self.string()?;
@@ -168,7 +168,7 @@ mod tests {
     fn values(body: &[u8]) -> Option<String> {
         let mut text = String::new();
         plain_values(body, &mut |value| {
-            text.push_str(value);
+            text.push_str(std::str::from_utf8(value).expect("plain values are ASCII"));
             text.push('\n');
         })
         .then_some(text)
@@ -185,8 +185,8 @@ mod tests {
         columns::for_each_record("b", &stored, &mut |_, record| {
             if let Record::Fields { values, plain, .. } = record {
                 let mut read = String::new();
-                let each = &mut |value: &str| {
-                    read.push_str(value);
+                let each = &mut |value: &[u8]| {
+                    read.push_str(std::str::from_utf8(value).expect("plain values are ASCII"));
                     read.push('\n');
                 };
                 let all = values

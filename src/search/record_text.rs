@@ -3,12 +3,12 @@
 
 /// A value worth tokenizing: text people search for. Record Ids (18 characters, letters and
 /// digits), dates and timestamps are left out: Ids have their own field, and none is words.
-pub(super) fn searchable(text: &str) -> bool {
-    let id_like = text.len() == 18 && text.bytes().all(|b| b.is_ascii_alphanumeric());
-    let date = text.len() == 10 && crate::time::parse_date(text).is_some();
-    let timestamp = text.len() >= 20 && crate::time::parse_datetime(text).is_some();
+pub(super) fn searchable(text: &[u8]) -> bool {
+    let id_like = text.len() == 18 && text.iter().all(u8::is_ascii_alphanumeric);
+    let date = text.len() == 10 && date_shaped(text);
+    let timestamp = text.len() >= 20 && timestamp_shaped(text);
     // Encoded bytes (a binary file's base64): one endless word nobody searches for.
-    let encoded = text.len() > 256 && !text.bytes().any(|b| b.is_ascii_whitespace());
+    let encoded = text.len() > 256 && !text.iter().any(u8::is_ascii_whitespace);
     !id_like && !date && !timestamp && !encoded
 }
 
@@ -18,6 +18,41 @@ pub(super) fn searchable(text: &str) -> bool {
 /// booleans and nulls are not words people search for; leaving numbers out takes a quarter of
 /// the words a spread org's index holds (benches/apply.rs), most of them found in one record.
 /// Read straight from the JSON without building a `Value`: this runs once per record indexed.
+/// `YYYY-MM-DD` at the start, a month and day in range. No more is checked (not whether the
+/// day is in its month): a record holds several dates and timestamps, and parsing each was a
+/// share of indexing.
+fn date_shaped(text: &[u8]) -> bool {
+    let number = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(|d| d.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    number(0..4).is_some()
+        && text.get(4) == Some(&b'-')
+        && number(5..7).is_some_and(|month| (1..=12).contains(&month))
+        && text.get(7) == Some(&b'-')
+        && number(8..10).is_some_and(|day| (1..=31).contains(&day))
+}
+
+/// `YYYY-MM-DDThh:mm:ss` at the start, then fractions and a zone (the value is 20 bytes or
+/// more).
+fn timestamp_shaped(text: &[u8]) -> bool {
+    let digits = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    date_shaped(text)
+        && text.get(10) == Some(&b'T')
+        && digits(11..13)
+        && text.get(13) == Some(&b':')
+        && digits(14..16)
+        && text.get(16) == Some(&b':')
+        && digits(17..19)
+        && text[19..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || b".+-:Z".contains(b))
+}
+
 pub fn record_text(body: &[u8]) -> String {
     let mut text = String::with_capacity(body.len());
     let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -71,7 +106,7 @@ impl<'de> serde::de::Visitor<'de> for FieldText<'_> {
     }
 
     fn visit_str<E>(self, value: &str) -> Result<(), E> {
-        if searchable(value) {
+        if searchable(value.as_bytes()) {
             self.text.push_str(value);
             self.text.push('\n');
         }
@@ -129,10 +164,10 @@ mod tests {
         if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
             for value in map.values() {
                 match value {
-                    Value::String(s) if searchable(s) => text.push_str(s),
+                    Value::String(s) if searchable(s.as_bytes()) => text.push_str(s),
                     Value::Object(nested) => {
                         for s in nested.values().filter_map(Value::as_str) {
-                            if searchable(s) {
+                            if searchable(s.as_bytes()) {
                                 text.push_str(s);
                                 text.push('\n');
                             }
@@ -180,6 +215,14 @@ mod tests {
                 br#"{"Id":"001000000000001AAA","Name":"Acme","N":7,"Close":"2025-06-15","Seen":"2025-06-15T08:09:10.000+0000","Note":"2025-99-15"}"#
             ),
             "Acme\n2025-99-15\n"
+        );
+        // Dates and timestamps are known by their shape: text that only starts like one is
+        // searched.
+        assert_eq!(
+            record_text(
+                br#"{"At":"2025-06-15T08:09:10Z","Off":"2025-06-15T08:09:10-07:00","Day":"2025-06-32","Said":"2025-06-15T08:09:10 on the phone"}"#
+            ),
+            "2025-06-32\n2025-06-15T08:09:10 on the phone\n"
         );
     }
 }
