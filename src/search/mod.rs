@@ -56,9 +56,17 @@ pub(crate) fn failed(e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// An error of the index itself (its list or files do not parse or open), not of the storage.
+/// An error of the index itself (its list or files do not parse or open), not of the storage:
+/// what is wrong with it, if so.
+pub fn index_error(e: &StoreError) -> Option<&str> {
+    match e {
+        StoreError::Backend { location, message } if location == "search index" => Some(message),
+        _ => None,
+    }
+}
+
 fn is_index_error(e: &StoreError) -> bool {
-    matches!(e, StoreError::Backend { location, .. } if location == "search index")
+    index_error(e).is_some()
 }
 
 fn pointer(task: &str) -> String {

@@ -45,7 +45,7 @@ impl Packed {
         let version = serde_json::from_slice::<Version>(&bytes).map_err(failed)?;
         if version.format.as_ref().and_then(serde_json::Value::as_u64) != Some(u64::from(FORMAT)) {
             return Err(failed(
-                "it was written by an earlier version of cairn, in a form this one does not read; the task's next `cairn apply` rebuilds it from the snapshots",
+                "it was written by an earlier version of cairn, in a form this one does not read",
             ));
         }
         read.map_err(failed)
