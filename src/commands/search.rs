@@ -204,13 +204,18 @@ pub fn search(options: &SearchOptions, env: Env<'_>) -> Result<SearchHits, Error
     };
     // An index that does not open is derived data gone bad, not a storage fault: the next
     // apply rebuilds it from the snapshots.
-    let index = SearchIndex::open(store, &task.id).map_err(|e| match crate::search::index_error(&e) {
-        Some(wrong) => usage(
-            format!("task {}'s search index cannot be read: {wrong}", task.id),
-            "the task's next `cairn apply` rebuilds it from the task's snapshots; nothing was lost",
-        ),
-        None => e.into(),
-    })?;
+    let index = match SearchIndex::open(store, &task.id) {
+        Ok(index) => index,
+        Err(e) => match crate::search::index_error(&e) {
+            Some(wrong) => {
+                return Err(usage(
+                    format!("task {}'s search index cannot be read: {wrong}", task.id),
+                    "the task's next `cairn apply` rebuilds it from its snapshots; nothing was lost",
+                ));
+            }
+            None => return Err(e.into()),
+        },
+    };
     let limit = options.limit.max(1);
     // Filters applied after the query need more candidates.
     let wanted = if options.field.is_some() || options.deleted {
