@@ -1602,6 +1602,33 @@ async fn search_finds_records_across_backups_including_deleted_ones() {
         quokka_gone.stdout
     );
 
+    // An index an earlier version wrote (after an upgrade) is not read: search says so, and
+    // what rebuilds it.
+    let store = cairn::store::Store::open_with_passphrase(
+        Box::new(cairn::store::backend::LocalBackend::new(
+            fleet.root.path().join("store"),
+        )),
+        "correct horse",
+    )
+    .expect("store");
+    let list = store
+        .put_blob(
+            "search-list:acme",
+            br#"{"format":4,"pieceBytes":65536,"files":{},"task":"acme"}"#,
+        )
+        .expect("list");
+    store
+        .backend()
+        .put("search/acme", list.as_bytes())
+        .expect("pointer");
+    let earlier = run(&fleet, &["search", "quokka"]).await;
+    assert_eq!(earlier.code, 1, "{}", earlier.stderr);
+    assert_eq!(
+        earlier.stderr,
+        "error: task acme's search index cannot be read: it was written by an earlier version of cairn, in a form this one does not read\n  \
+         help: the task's next `cairn apply` rebuilds it from its snapshots; nothing was lost\n"
+    );
+
     fleet.write(
         "tasks/acme.yaml",
         &task("acme", &sim, "search:\n  index: false\n"),
