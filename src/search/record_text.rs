@@ -12,47 +12,44 @@ pub(super) fn searchable(text: &[u8]) -> bool {
     !id_like && !date && !timestamp && !encoded
 }
 
+/// `YYYY-MM-DD` at the start, a month and day in range. No more is checked (not whether the
+/// day is in its month): a record holds several dates and timestamps, and parsing each was a
+/// share of indexing.
+fn date_shaped(text: &[u8]) -> bool {
+    number(text, 0..4).is_some()
+        && text.get(4) == Some(&b'-')
+        && number(text, 5..7).is_some_and(|month| (1..=12).contains(&month))
+        && text.get(7) == Some(&b'-')
+        && number(text, 8..10).is_some_and(|day| (1..=31).contains(&day))
+}
+
+/// `YYYY-MM-DDThh:mm:ss` at the start, then only fractions and a zone.
+fn timestamp_shaped(text: &[u8]) -> bool {
+    date_shaped(text)
+        && text.get(10) == Some(&b'T')
+        && number(text, 11..13).is_some()
+        && text.get(13) == Some(&b':')
+        && number(text, 14..16).is_some()
+        && text.get(16) == Some(&b':')
+        && number(text, 17..19).is_some()
+        && text[19..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || b".+-:Z".contains(b))
+}
+
+/// The decimal number the bytes in `range` spell, if they are all digits.
+fn number(text: &[u8], range: std::ops::Range<usize>) -> Option<u32> {
+    text.get(range)
+        .filter(|digits| digits.iter().all(u8::is_ascii_digit))
+        .map(|digits| digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
 /// The text values of a record as one text: what the index tokenizes. Top-level strings, one
 /// per line, and the strings of a map one level down (a metadata component's files by path).
 /// Numbers (amounts, counts, percentages: a field typed as one), deeper values, lists,
 /// booleans and nulls are not words people search for; leaving numbers out takes a quarter of
 /// the words a spread org's index holds (benches/apply.rs), most of them found in one record.
 /// Read straight from the JSON without building a `Value`: this runs once per record indexed.
-/// `YYYY-MM-DD` at the start, a month and day in range. No more is checked (not whether the
-/// day is in its month): a record holds several dates and timestamps, and parsing each was a
-/// share of indexing.
-fn date_shaped(text: &[u8]) -> bool {
-    let number = |range: std::ops::Range<usize>| {
-        text.get(range)
-            .filter(|d| d.iter().all(u8::is_ascii_digit))
-            .map(|d| d.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    number(0..4).is_some()
-        && text.get(4) == Some(&b'-')
-        && number(5..7).is_some_and(|month| (1..=12).contains(&month))
-        && text.get(7) == Some(&b'-')
-        && number(8..10).is_some_and(|day| (1..=31).contains(&day))
-}
-
-/// `YYYY-MM-DDThh:mm:ss` at the start, then fractions and a zone (the value is 20 bytes or
-/// more).
-fn timestamp_shaped(text: &[u8]) -> bool {
-    let digits = |range: std::ops::Range<usize>| {
-        text.get(range)
-            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-    };
-    date_shaped(text)
-        && text.get(10) == Some(&b'T')
-        && digits(11..13)
-        && text.get(13) == Some(&b':')
-        && digits(14..16)
-        && text.get(16) == Some(&b':')
-        && digits(17..19)
-        && text[19..]
-            .iter()
-            .all(|b| b.is_ascii_digit() || b".+-:Z".contains(b))
-}
-
 pub fn record_text(body: &[u8]) -> String {
     let mut text = String::with_capacity(body.len());
     let mut deserializer = serde_json::Deserializer::from_slice(body);
